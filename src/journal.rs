@@ -1,0 +1,410 @@
+//! The run's journal: the one source of truth about what happened.
+//!
+//! Every action and observation is an [`Event`] with a monotonic offset from the run's start (µs)
+//! and a UTC wall time. Events are appended in offset order, kept in memory for the checks and, when
+//! a report folder is given, streamed to `journal.jsonl` one line per event (flushed each time), so a
+//! crash leaves a readable partial history. This module knows nothing of Docker, checks or reports.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+
+/// Version of the `journal.jsonl` line format; bumped on incompatible changes.
+pub const JOURNAL_FORMAT_VERSION: u32 = 1;
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the journal, from 0.
+    pub seq: u64,
+    /// Microseconds since the run started (monotonic clock).
+    pub offset_us: u64,
+    /// UTC wall time when the event was recorded.
+    pub wall: jiff::Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Run phases, in the order they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Sweeping leftovers, building or checking images.
+    Prepare,
+    /// Network and containers up, health checks passing.
+    BringUp,
+    /// Steady-state probes before the first step.
+    SteadyBefore,
+    /// The timeline.
+    Steps,
+    /// Steady-state probes after the last step.
+    SteadyAfter,
+    /// Removing what the run created.
+    Teardown,
+}
+
+/// Where a probe result belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ProbeContext {
+    /// A steady-state probe, before or after the steps.
+    SteadyState {
+        /// `before` or `after`.
+        phase: crate::scenario::model::SteadyPhase,
+    },
+    /// A `probe` step.
+    Step {
+        /// Step name.
+        step: String,
+    },
+}
+
+/// How a step, phase or run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Did what it should.
+    Ok,
+    /// Failed (the event says why).
+    Failed,
+    /// Stopped by Ctrl-C or a signal before it finished.
+    Interrupted,
+}
+
+/// Everything the journal records. Tagged by `event` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// First event of every run.
+    RunStarted {
+        /// Run id, also the `firedrill.run` label.
+        run_id: String,
+        /// Scenario name.
+        scenario: String,
+        /// Scenario file.
+        file: String,
+        /// Journal line format.
+        format_version: u32,
+        /// firedrill's version.
+        firedrill_version: String,
+    },
+    /// A phase began.
+    PhaseStarted {
+        /// Which.
+        phase: Phase,
+    },
+    /// A phase ended.
+    PhaseEnded {
+        /// Which.
+        phase: Phase,
+        /// How.
+        outcome: Outcome,
+        /// Why it failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Leftovers of dead runs removed at start.
+    Swept {
+        /// Containers removed.
+        containers: Vec<String>,
+        /// Networks removed.
+        networks: Vec<String>,
+    },
+    /// An image was present or has been built.
+    ImageReady {
+        /// Image reference.
+        image: String,
+        /// Whether this run built it.
+        built: bool,
+        /// Time spent building, µs (0 when present).
+        build_us: u64,
+    },
+    /// The run's network exists.
+    NetworkCreated {
+        /// Network name.
+        network: String,
+    },
+    /// A service's container was created and started.
+    ServiceStarted {
+        /// Service.
+        service: String,
+        /// Container id.
+        container: String,
+        /// Image it runs.
+        image: String,
+    },
+    /// The first healthy observation of a service at bring-up.
+    ServiceReady {
+        /// Service.
+        service: String,
+        /// µs from container start to ready.
+        startup_us: u64,
+    },
+    /// A health observation that differs from the previous one for that service (the first
+    /// observation is always recorded).
+    HealthChanged {
+        /// Service.
+        service: String,
+        /// The new state.
+        healthy: bool,
+        /// What the check saw (status, error, exit code).
+        detail: String,
+    },
+    /// A step began.
+    StepStarted {
+        /// Position in `steps`.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// The step's action key (`wait`, `probe`, `kill`, ...).
+        action: String,
+    },
+    /// A step ended.
+    StepEnded {
+        /// Position in `steps`.
+        index: usize,
+        /// Step name.
+        step: String,
+        /// How.
+        outcome: Outcome,
+        /// Why it failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The harness did something to a container (or undid it, after `for`).
+    ContainerAction {
+        /// Service.
+        service: String,
+        /// `kill`, `stop`, `start`, `restart`, `pause`, `unpause`.
+        action: String,
+        /// Signal, for `kill`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+        /// Whether this undoes an earlier action of the same step.
+        undo: bool,
+        /// Whether Docker accepted it.
+        ok: bool,
+        /// Docker's error, when it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// What Docker reported about a container of the run (from the engine's event stream).
+    ContainerEvent {
+        /// Service.
+        service: String,
+        /// Docker's action: `start`, `die`, `oom`, `pause`, `unpause`, `stop`, `kill`, ...
+        action: String,
+        /// Exit code, for `die`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
+    },
+    /// One probe observation.
+    ProbeResult {
+        /// Probe name.
+        probe: String,
+        /// Why it ran.
+        context: ProbeContext,
+        /// Target service.
+        service: String,
+        /// Whether it met its expectation.
+        ok: bool,
+        /// HTTP status, for HTTP probes that got an answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Time to answer, µs.
+        latency_us: u64,
+        /// What was wrong, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The run was interrupted (Ctrl-C or SIGTERM); `second` for the escalation.
+    Interrupted {
+        /// Whether this is the second signal (skip graceful teardown).
+        second: bool,
+    },
+    /// A service's last log lines, captured when something failed.
+    ServiceLogs {
+        /// Service.
+        service: String,
+        /// The lines.
+        lines: String,
+    },
+    /// Last event of a run that reached teardown.
+    RunEnded {
+        /// Ok when the harness could run everything (checks are judged separately).
+        outcome: Outcome,
+    },
+}
+
+impl EventKind {
+    /// The service an event is about, if any.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            EventKind::ServiceStarted { service, .. }
+            | EventKind::ServiceReady { service, .. }
+            | EventKind::HealthChanged { service, .. }
+            | EventKind::ContainerAction { service, .. }
+            | EventKind::ContainerEvent { service, .. }
+            | EventKind::ProbeResult { service, .. }
+            | EventKind::ServiceLogs { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+}
+
+/// Errors writing or reading a journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file could not be created or written.
+    #[error("failed to write journal")]
+    Io(#[from] std::io::Error),
+    /// A line did not parse.
+    #[error("line {line} of the journal is not a valid event: {message}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// serde_json's message.
+        message: String,
+    },
+}
+
+struct Inner {
+    events: Vec<Event>,
+    file: Option<std::io::BufWriter<fs_err::File>>,
+    write_failed: bool,
+}
+
+/// The journal of one run. Cheap to clone; every clone appends to the same history.
+#[derive(Clone)]
+pub struct Journal {
+    clock: Arc<dyn Clock>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("events", &self.len()).finish()
+    }
+}
+
+impl Journal {
+    /// A journal kept in memory only.
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Self {
+        Journal {
+            clock,
+            inner: Arc::new(Mutex::new(Inner { events: Vec::new(), file: None, write_failed: false })),
+        }
+    }
+
+    /// A journal that also streams every event to `path` (created or truncated).
+    pub fn to_file(clock: Arc<dyn Clock>, path: &Path) -> Result<Self, JournalError> {
+        let file = fs_err::File::create(path)?;
+        let journal = Self::in_memory(clock);
+        journal.inner.lock().expect("journal lock poisoned").file =
+            Some(std::io::BufWriter::new(file));
+        Ok(journal)
+    }
+
+    /// Append an event stamped with the clock's current time; returns it.
+    ///
+    /// A failing disk write is logged once and does not stop the run: the in-memory journal still
+    /// feeds the checks (a reporter failure never aborts a rehearsal).
+    pub fn record(&self, kind: EventKind) -> Event {
+        let mut inner = self.inner.lock().expect("journal lock poisoned");
+        // Stamp under the lock, so offsets are in journal order.
+        let offset_us = self.clock.offset().as_micros() as u64;
+        let event =
+            Event { seq: inner.events.len() as u64, offset_us, wall: self.clock.wall(), kind };
+        if let Some(file) = inner.file.as_mut() {
+            let line = serde_json::to_string(&event).expect("events always serialize");
+            let written = writeln!(file, "{line}").and_then(|()| file.flush());
+            if let Err(error) = written
+                && !inner.write_failed
+            {
+                tracing::warn!(%error, "failed to append to journal.jsonl; continuing in memory");
+                inner.write_failed = true;
+            }
+        }
+        inner.events.push(event.clone());
+        event
+    }
+
+    /// A copy of every event so far.
+    pub fn snapshot(&self) -> Vec<Event> {
+        self.inner.lock().expect("journal lock poisoned").events.clone()
+    }
+
+    /// Number of events so far.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("journal lock poisoned").events.len()
+    }
+
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Read a `journal.jsonl` back. A truncated last line (a crash mid-write) is ignored; any other
+/// bad line is an error.
+pub fn read_journal(path: &Path) -> Result<Vec<Event>, JournalError> {
+    let file = std::io::BufReader::new(fs_err::File::open(path)?);
+    let lines: Vec<String> = file.lines().collect::<Result<_, _>>()?;
+    let mut events = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(event) => events.push(event),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => return Err(JournalError::Parse { line: i + 1, message: e.to_string() }),
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn streams_lines_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let clock = Arc::new(ManualClock::new());
+        let journal = Journal::to_file(clock.clone(), &path).unwrap();
+        journal.record(EventKind::PhaseStarted { phase: Phase::BringUp });
+        clock.advance(std::time::Duration::from_millis(5));
+        journal.record(EventKind::HealthChanged {
+            service: "billing".into(),
+            healthy: false,
+            detail: "status 503".into(),
+        });
+        let back = read_journal(&path).unwrap();
+        assert_eq!(back, journal.snapshot());
+        assert_eq!(back[1].offset_us, 5_000);
+        assert_eq!(back[1].seq, 1);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_but_a_torn_middle_line_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::to_file(Arc::new(ManualClock::new()), &path).unwrap();
+        journal.record(EventKind::PhaseStarted { phase: Phase::Steps });
+        let mut text = fs_err::read_to_string(&path).unwrap();
+        text.push_str("{\"seq\":1,\"offs");
+        fs_err::write(&path, &text).unwrap();
+        assert_eq!(read_journal(&path).unwrap().len(), 1);
+        text.push_str("\n{\"seq\":2}\n");
+        fs_err::write(&path, &text).unwrap();
+        assert!(matches!(read_journal(&path), Err(JournalError::Parse { line: 2, .. })));
+    }
+}

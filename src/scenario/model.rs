@@ -1,0 +1,406 @@
+//! The validated, immutable scenario: what the engine, stack and checks read.
+//!
+//! Everything here has been checked by `validate`: references point at declared services, ports and
+//! steps; durations are positive; defaults are filled in. Paths are absolute (resolved against the
+//! scenario file's folder). Nothing in this module parses YAML or talks to Docker.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+/// A scenario that passed validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// `name`: also the `firedrill.scenario` label value.
+    pub name: String,
+    /// `description`, free text for the report.
+    pub description: Option<String>,
+    /// The file this scenario was read from.
+    pub source: PathBuf,
+    /// The services to bring up.
+    pub stack: Stack,
+    /// `steady-state`: probes run before the first step and after the last one.
+    pub steady_state: Vec<Probe>,
+    /// `steps`: the timeline, run in order.
+    pub steps: Vec<Step>,
+    /// `expect`: the checks evaluated over the journal after the run.
+    pub expect: Vec<Expectation>,
+}
+
+/// `stack`: the services of the system under rehearsal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stack {
+    /// Services in declaration order.
+    pub services: IndexMap<String, Service>,
+}
+
+impl Stack {
+    /// Services in an order where every service comes after everything it depends on (validation
+    /// guarantees there is no cycle). Ties keep declaration order.
+    pub fn start_order(&self) -> Vec<&Service> {
+        let mut placed: Vec<&Service> = Vec::with_capacity(self.services.len());
+        while placed.len() < self.services.len() {
+            let before = placed.len();
+            for service in self.services.values() {
+                let done = |name: &str| placed.iter().any(|s| s.name == name);
+                if !done(&service.name) && service.depends_on.iter().all(|d| done(d)) {
+                    placed.push(service);
+                }
+            }
+            assert!(placed.len() > before, "validation rejects dependency cycles");
+        }
+        placed
+    }
+}
+
+/// One service of the stack: one container, reachable by its name on the run's network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    /// The key under `stack.services`; also the container's network alias.
+    pub name: String,
+    /// Where the image comes from.
+    pub image: ImageSource,
+    /// `env`, values possibly templated (`{{ services.db.host }}`).
+    pub env: IndexMap<String, Template>,
+    /// `command`: replaces the image's CMD when set.
+    pub command: Option<Vec<String>>,
+    /// `ports`: container ports, published on 127.0.0.1 for the harness.
+    pub ports: Vec<u16>,
+    /// `health`: how readiness and health are observed. Without one, a service is ready once its
+    /// container runs.
+    pub health: Option<HealthCheck>,
+    /// `depends-on`: started (and healthy) before this one.
+    pub depends_on: Vec<String>,
+    /// `startup-timeout`: how long bring-up waits for the first healthy answer (default 60s).
+    #[serde(with = "duration_serde")]
+    pub startup_timeout: Duration,
+}
+
+/// `image:` or `build:`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// `image: NAME:TAG`, which must exist locally (no registry is assumed).
+    Image(String),
+    /// `build: { context, tag, ... }`, built when the tag is missing.
+    Build(BuildSpec),
+}
+
+impl ImageSource {
+    /// The image reference a container is created from.
+    pub fn reference(&self) -> &str {
+        match self {
+            ImageSource::Image(name) => name,
+            ImageSource::Build(build) => &build.tag,
+        }
+    }
+}
+
+/// `build:`: a local Docker build.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildSpec {
+    /// `context`: absolute path of the build context.
+    pub context: PathBuf,
+    /// `dockerfile`: relative to the context (default `Dockerfile`).
+    pub dockerfile: String,
+    /// `tag`: the image reference to build and run.
+    pub tag: String,
+    /// `args`: build arguments.
+    pub args: IndexMap<String, String>,
+    /// `prepare`: a command (argv) run on the host, in the context folder, before the build; for
+    /// example one that compiles a binary the Dockerfile copies. It must exit 0.
+    pub prepare: Option<Vec<String>>,
+}
+
+/// A string with `{{ ... }}` references, resolved by the engine when the stack comes up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Template {
+    /// Literal text and references, in order.
+    pub parts: Vec<TemplatePart>,
+}
+
+impl Template {
+    /// A template without references.
+    pub fn literal(text: impl Into<String>) -> Self {
+        Template { parts: vec![TemplatePart::Literal(text.into())] }
+    }
+}
+
+/// One piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemplatePart {
+    /// Text copied as is.
+    Literal(String),
+    /// A `{{ ... }}` reference.
+    Ref(Reference),
+}
+
+/// What a `{{ ... }}` may name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reference {
+    /// `{{ services.NAME.host }}`: the name other containers reach the service by.
+    ServiceHost(String),
+    /// `{{ services.NAME.port }}`: the service's first declared port.
+    ServicePort(String),
+    /// `{{ services.NAME.addr }}`: `host:port` with the first declared port.
+    ServiceAddr(String),
+    /// `{{ run.id }}`: the run id.
+    RunId,
+}
+
+/// `health:`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    /// Which check.
+    pub kind: HealthKind,
+    /// `interval`: time between two checks (default 500ms).
+    #[serde(with = "duration_serde")]
+    pub interval: Duration,
+    /// `timeout`: one check's limit (default 2s).
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+}
+
+/// The kinds of health check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthKind {
+    /// `http: { port, path, status }`: a GET from the harness through the published port.
+    Http {
+        /// Container port (declared in `ports`).
+        port: u16,
+        /// Request path, starting with `/`.
+        path: String,
+        /// Expected status (default 200).
+        status: u16,
+    },
+    /// `tcp: { port }`: a TCP connect from the harness through the published port.
+    Tcp {
+        /// Container port (declared in `ports`).
+        port: u16,
+    },
+    /// `exec: [argv]`: run inside the container, healthy on exit 0.
+    Exec {
+        /// The command.
+        command: Vec<String>,
+    },
+    /// `log: TEXT`: ready once a log line contains the text. Only says "ready"; after that the
+    /// service counts as healthy while its container runs.
+    Log {
+        /// The text to look for.
+        contains: String,
+    },
+}
+
+/// One entry of `steps`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// Position in `steps`, from 0.
+    pub index: usize,
+    /// `name`, or a generated one (`kill billing`, `wait 5s`); unique within the scenario.
+    pub name: String,
+    /// What the step does.
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// `wait: 5s`.
+    Wait(#[serde(with = "duration_serde")] Duration),
+    /// `probe: { http: ... }` or `probe: { tcp: ... }`: one observation, recorded.
+    Probe(Probe),
+    /// A container action on a service, undone after `for` when given.
+    Container(ContainerAction),
+}
+
+/// `kill` / `stop` / `start` / `restart` / `pause` / `unpause` on a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerAction {
+    /// The target service.
+    pub service: String,
+    /// The operation.
+    pub op: ContainerOp,
+    /// `for`: undo after this long (`kill`/`stop` → start, `pause` → unpause). The step ends when
+    /// the undo is done.
+    #[serde(with = "option_duration_serde")]
+    pub undo_after: Option<Duration>,
+}
+
+/// Container operations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerOp {
+    /// Send a signal (default `SIGKILL`), e.g. `SIGTERM`.
+    Kill {
+        /// Signal name as Docker takes it.
+        signal: String,
+    },
+    /// Graceful stop: SIGTERM, then SIGKILL after `timeout` (default 10s).
+    Stop {
+        /// Grace period.
+        #[serde(with = "duration_serde")]
+        timeout: Duration,
+    },
+    /// Start a stopped container.
+    Start,
+    /// Stop then start.
+    Restart,
+    /// Freeze every process of the container (cgroup freezer).
+    Pause,
+    /// Thaw it.
+    Unpause,
+}
+
+impl ContainerOp {
+    /// The operation's YAML key.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ContainerOp::Kill { .. } => "kill",
+            ContainerOp::Stop { .. } => "stop",
+            ContainerOp::Start => "start",
+            ContainerOp::Restart => "restart",
+            ContainerOp::Pause => "pause",
+            ContainerOp::Unpause => "unpause",
+        }
+    }
+}
+
+/// A probe: one request from the harness to a service, judged against an expectation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    /// `name`, or generated (`http billing:8080/health`).
+    pub name: String,
+    /// What to send and expect.
+    pub kind: ProbeKind,
+    /// `timeout`: how long one attempt may take (default 2s).
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+}
+
+/// The kinds of probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    /// `http: { service, port, method, path, status, body-contains }`.
+    Http {
+        /// Target service.
+        service: String,
+        /// Container port (declared in the service's `ports`).
+        port: u16,
+        /// HTTP method (default `GET`).
+        method: String,
+        /// Path, starting with `/`.
+        path: String,
+        /// Expected status (default 200).
+        status: u16,
+        /// Text the body must contain, when set.
+        body_contains: Option<String>,
+    },
+    /// `tcp: { service, port }`: the connection is accepted.
+    Tcp {
+        /// Target service.
+        service: String,
+        /// Container port (declared in the service's `ports`).
+        port: u16,
+    },
+}
+
+impl ProbeKind {
+    /// The service a probe targets.
+    pub fn service(&self) -> &str {
+        match self {
+            ProbeKind::Http { service, .. } | ProbeKind::Tcp { service, .. } => service,
+        }
+    }
+}
+
+/// One entry of `expect`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expectation {
+    /// `name`, or generated from the kind (`healthy-within billing after "start billing"`).
+    pub name: String,
+    /// What must hold.
+    pub kind: ExpectationKind,
+}
+
+/// The checks `expect` can ask for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectationKind {
+    /// `steady-state: before | after`: every steady-state probe passed in that phase.
+    SteadyState(SteadyPhase),
+    /// `healthy-within: { service, after: STEP, within }`: the service was observed healthy
+    /// within `within` of the end of step `after`.
+    HealthyWithin {
+        /// Service.
+        service: String,
+        /// Step name.
+        after: String,
+        /// Deadline from the step's end.
+        #[serde(with = "duration_serde")]
+        within: Duration,
+    },
+    /// `healthy-throughout: { service, step }`: no unhealthy observation while the step ran.
+    HealthyThroughout {
+        /// Service.
+        service: String,
+        /// Step name.
+        step: String,
+    },
+    /// `unhealthy-during: { service, step }`: at least one unhealthy observation while the step ran
+    /// (the fault was seen by the health check).
+    UnhealthyDuring {
+        /// Service.
+        service: String,
+        /// Step name.
+        step: String,
+    },
+    /// `probe-passed: STEP`: the probe step's observation met its expectation.
+    ProbePassed {
+        /// Step name (a `probe` step).
+        step: String,
+    },
+}
+
+/// When steady state is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SteadyPhase {
+    /// Before the first step.
+    Before,
+    /// After the last step.
+    After,
+}
+
+/// Durations serialize as humane strings (`250ms`, `30s`) in reports.
+pub mod duration_serde {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    /// Serialize a duration as `format_duration` writes it.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::scenario::format_duration(*d))
+    }
+}
+
+/// [`duration_serde`] for `Option<Duration>`.
+pub mod option_duration_serde {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    /// Serialize `Some` as a humane string, `None` as null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&crate::scenario::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}
