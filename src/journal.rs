@@ -234,6 +234,17 @@ pub enum EventKind {
         /// The lines.
         lines: String,
     },
+    /// Where the run's time went, recorded just before `run-ended`; the harness's own overhead is
+    /// the total minus these.
+    TimeAccounting {
+        /// Time spent awaiting Docker calls (image checks and builds, create, start, actions,
+        /// exec, inspect, removal).
+        docker_us: u64,
+        /// Time spent in declared waits (`wait` steps and `for` durations).
+        declared_wait_us: u64,
+        /// Time spent waiting on services: health polls until ready, probes.
+        service_wait_us: u64,
+    },
     /// Last event of a run that reached teardown.
     RunEnded {
         /// Ok when the harness could run everything (checks are judged separately).
