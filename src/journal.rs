@@ -16,8 +16,9 @@ use crate::clock::Clock;
 /// Version of the `journal.jsonl` line format; bumped on incompatible changes.
 pub const JOURNAL_FORMAT_VERSION: u32 = 1;
 
-/// One journal line.
+/// One journal line. Keys are kebab-case, like the scenario format and `report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Event {
     /// Position in the journal, from 0.
     pub seq: u64,
@@ -50,7 +51,7 @@ pub enum Phase {
 
 /// Where a probe result belongs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "kebab-case")]
 pub enum ProbeContext {
     /// A steady-state probe, before or after the steps.
     SteadyState {
@@ -78,7 +79,7 @@ pub enum Outcome {
 
 /// Everything the journal records. Tagged by `event` in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[serde(tag = "event", rename_all = "kebab-case", rename_all_fields = "kebab-case")]
 pub enum EventKind {
     /// First event of every run.
     RunStarted {
@@ -284,8 +285,13 @@ pub enum JournalError {
     },
 }
 
+/// A function told about every event as it is recorded (progress display). It runs under the
+/// journal's lock, so it must be quick and must not record events itself.
+pub type Listener = Box<dyn Fn(&Event) + Send + Sync>;
+
 struct Inner {
     events: Vec<Event>,
+    listeners: Vec<Listener>,
     file: Option<std::io::BufWriter<fs_err::File>>,
     write_failed: bool,
 }
@@ -308,7 +314,12 @@ impl Journal {
     pub fn in_memory(clock: Arc<dyn Clock>) -> Self {
         Journal {
             clock,
-            inner: Arc::new(Mutex::new(Inner { events: Vec::new(), file: None, write_failed: false })),
+            inner: Arc::new(Mutex::new(Inner {
+                events: Vec::new(),
+                listeners: Vec::new(),
+                file: None,
+                write_failed: false,
+            })),
         }
     }
 
@@ -341,8 +352,16 @@ impl Journal {
                 inner.write_failed = true;
             }
         }
+        for listener in &inner.listeners {
+            listener(&event);
+        }
         inner.events.push(event.clone());
         event
+    }
+
+    /// Call `listener` for every event recorded from now on.
+    pub fn subscribe(&self, listener: Listener) {
+        self.inner.lock().expect("journal lock poisoned").listeners.push(listener);
     }
 
     /// A copy of every event so far.
