@@ -1,1 +1,13 @@
-//! (being written)
+//! The command line: arguments, rendering diagnostics and progress, signals, exit codes.
+//!
+//! The only module that reads the environment, prints to the terminal or decides the process's
+//! exit code. Data (verdict summaries, validation results) goes to stdout; progress, logs and
+//! errors go to stderr.
+
+mod app;
+pub mod args;
+mod errors;
+mod progress;
+
+pub use app::main;
+pub use errors::{ExitStatus, ExpectedError};

@@ -1,1 +1,106 @@
-//! (being written)
+//! The engine: turns a validated scenario into a run — prepare, bring-up, steady state, steps,
+//! steady state again, teardown — recording everything in the journal, then judges the journal.
+//!
+//! It owns cancellation (first signal: stop the timeline, undo what is undone quickly, tear down;
+//! second: force-remove at once) and the time accounting behind the overhead figure. It reaches
+//! Docker only through `stack`, and never prints: progress is a journal listener the CLI installs.
+//! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
+
+mod health;
+mod run;
+mod steps;
+mod template;
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+pub use run::run;
+pub use template::render_env;
+
+use crate::checks::Verdict;
+use crate::journal::Event;
+use crate::report::RunStatus;
+use crate::stack::StackError;
+
+/// How a run is carried out.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--report DIR`: stream `journal.jsonl` there and write `report.json` at the end.
+    pub report_dir: Option<PathBuf>,
+    /// `--keep`: leave the stack up (labelled as kept) for debugging.
+    pub keep: bool,
+}
+
+/// The two escalation steps of Ctrl-C, owned by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// First signal: stop the timeline, tear down gracefully.
+    pub interrupt: CancellationToken,
+    /// Second signal: skip graceful steps, force-remove at once.
+    pub kill_fast: CancellationToken,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Run id (`firedrill.run` label).
+    pub run_id: String,
+    /// How it ended overall.
+    pub status: RunStatus,
+    /// One verdict per `expect` entry.
+    pub verdicts: Vec<Verdict>,
+    /// The whole journal.
+    pub events: Vec<Event>,
+    /// Why the harness could not finish the run, when it could not.
+    pub error: Option<EngineError>,
+    /// `report.json`, when written.
+    pub report_path: Option<PathBuf>,
+}
+
+/// Why a run could not be carried out (as opposed to a check failing).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A Docker operation failed.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// A service did not become ready.
+    #[error("service `{service}` did not become ready: {reason}")]
+    Startup {
+        /// Service.
+        service: String,
+        /// What was last seen.
+        reason: String,
+    },
+    /// A step could not be carried out.
+    #[error("step `{step}` could not be carried out: {reason}")]
+    Step {
+        /// Step name.
+        step: String,
+        /// Docker's error.
+        reason: String,
+    },
+    /// The report folder could not be written.
+    #[error("failed to write to report folder `{}`: {source}", path.display())]
+    ReportDir {
+        /// The folder or file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// A one-line hint for the user, when there is a likely fix.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Stack(error) => error.hint(),
+            EngineError::Startup { .. } => Some(
+                "the service's last log lines are in the journal (`service-logs`); run with --keep to inspect it".into(),
+            ),
+            EngineError::Step { .. } => None,
+            EngineError::ReportDir { .. } => Some("check the path and its permissions".into()),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Dispatching subcommands and mapping their results to exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use super::args::{Args, Command};
+use super::errors::{ExitStatus, ExpectedError};
+use super::progress::Progress;
+use crate::engine::{self, RunOptions, Signals};
+use crate::report::{self, RunStatus};
+use crate::scenario::{self, LoadError, Scenario};
+use crate::stack::{Docker, ImageStatus, SweepScope};
+
+/// Entry point of the binary: parse arguments, run, return the exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let color = use_color();
+    init_tracing(color);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("failed to start the tokio runtime");
+    let status = runtime.block_on(dispatch(args, color));
+    // Tasks blocked on Docker must not hold the exit hostage.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    status.into()
+}
+
+fn use_color() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+fn init_tracing(color: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(args: Args, color: bool) -> ExitStatus {
+    let result = match args.command {
+        Command::Validate { files } => validate(&files, color),
+        Command::Run { report, keep, files } => run(&files, report, keep, color).await,
+        Command::Images { rebuild, files } => images(files, rebuild, color).await,
+        Command::Gc { run, all } => gc(run, all).await,
+    };
+    match result {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("{}", error.render());
+            ExitStatus::Error
+        }
+    }
+}
+
+/// Load every file, printing every diagnostic of every file; `None` if any failed.
+fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
+    let mut scenarios = Vec::with_capacity(files.len());
+    let mut failed = false;
+    for file in files {
+        match scenario::load(file) {
+            Ok(scenario) => scenarios.push(scenario),
+            Err(LoadError::Invalid(invalid)) => {
+                eprint!("{}", scenario::render(&invalid, color));
+                failed = true;
+            }
+            Err(error) => {
+                eprintln!("{}", ExpectedError::from(error).render());
+                failed = true;
+            }
+        }
+    }
+    (!failed).then_some(scenarios)
+}
+
+fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError> {
+    let Some(scenarios) = load_all(files, color) else {
+        return Ok(ExitStatus::Error);
+    };
+    for (file, scenario) in files.iter().zip(&scenarios) {
+        println!(
+            "ok: {} (`{}`: {} service(s), {} step(s), {} check(s))",
+            file.display(),
+            scenario.name,
+            scenario.stack.services.len(),
+            scenario.steps.len(),
+            scenario.expect.len()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn run(files: &[PathBuf], report_dir: Option<PathBuf>, keep: bool, color: bool) -> Result<ExitStatus, ExpectedError> {
+    let Some(scenarios) = load_all(files, color) else {
+        return Ok(ExitStatus::Error);
+    };
+    let docker = Docker::connect().await?;
+    let signals = Signals::default();
+    let watcher = tokio::spawn(watch_signals(signals.clone()));
+
+    let mut worst = ExitStatus::Success;
+    for scenario in &scenarios {
+        if signals.interrupt.is_cancelled() {
+            break;
+        }
+        let dir = report_dir.as_ref().map(|dir| {
+            if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() }
+        });
+        let progress = Arc::new(Progress::new(color, scenario.steps.len()));
+        let listener = {
+            let progress = progress.clone();
+            Box::new(move |event: &crate::journal::Event| progress.show(event))
+        };
+        let options = RunOptions { report_dir: dir, keep };
+        let result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
+        progress.finish();
+
+        let source = scenario.source.display().to_string();
+        let built = report::build_report(&scenario.name, &source, &result.events, &result.verdicts, result.status);
+        print!("{}", report::render_summary_text(&built, color && std::io::stdout().is_terminal()));
+        if let Some(path) = &result.report_path {
+            eprintln!("report: {}", path.display());
+        }
+        if keep && result.error.is_none() {
+            eprintln!(
+                "kept: the stack of run {id} is still up (network firedrill-{id}); remove it with `firedrill gc --run {id}`",
+                id = result.run_id
+            );
+        }
+        let status = match result.status {
+            RunStatus::Completed => ExitStatus::Success,
+            RunStatus::Deviated => ExitStatus::CheckFailed,
+            RunStatus::Aborted => ExitStatus::Error,
+            RunStatus::Interrupted => ExitStatus::Interrupted,
+        };
+        if let Some(error) = result.error {
+            eprintln!("{}", ExpectedError::from(error).render());
+        }
+        worst = worst.max(status);
+    }
+    watcher.abort();
+    Ok(worst)
+}
+
+/// First Ctrl-C or SIGTERM: interrupt; second: kill fast.
+async fn watch_signals(signals: Signals) {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    next_signal(&mut terminate).await;
+    signals.interrupt.cancel();
+    next_signal(&mut terminate).await;
+    signals.kill_fast.cancel();
+}
+
+async fn next_signal(terminate: &mut Option<tokio::signal::unix::Signal>) {
+    match terminate.as_mut() {
+        Some(terminate) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn default_scenarios() -> Result<Vec<PathBuf>, ExpectedError> {
+    let dir = Path::new("scenarios");
+    let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
+        .map_err(|_| ExpectedError::NoScenarios)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ExpectedError::NoScenarios);
+    }
+    Ok(files)
+}
+
+async fn images(files: Vec<PathBuf>, rebuild: bool, color: bool) -> Result<ExitStatus, ExpectedError> {
+    let files = if files.is_empty() { default_scenarios()? } else { files };
+    let Some(scenarios) = load_all(&files, color) else {
+        return Ok(ExitStatus::Error);
+    };
+    let docker = Docker::connect().await?;
+    let mut seen = std::collections::HashSet::new();
+    for scenario in &scenarios {
+        for service in scenario.stack.services.values() {
+            let reference = service.image.reference().to_string();
+            if !seen.insert(reference.clone()) {
+                continue;
+            }
+            let mut progress = |line: &str| eprintln!("  | {line}");
+            let status = match (&service.image, rebuild) {
+                (scenario::model::ImageSource::Build(spec), true) => {
+                    eprintln!("building {reference}");
+                    docker.build_image(spec, &mut progress).await?;
+                    ImageStatus::Built
+                }
+                (source, _) => {
+                    if !docker.image_exists(&reference).await? {
+                        eprintln!("building {reference}");
+                    }
+                    docker.ensure_image(source, &mut progress).await?
+                }
+            };
+            match status {
+                ImageStatus::Built => println!("built   {reference}"),
+                ImageStatus::Present => println!("present {reference}"),
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError> {
+    let docker = Docker::connect().await?;
+    let scope = match (run, all) {
+        (Some(id), _) => SweepScope::Run(id),
+        (None, true) => SweepScope::AllButLive,
+        (None, false) => SweepScope::Dead,
+    };
+    let report = docker.sweep(scope).await?;
+    println!(
+        "removed {} container(s) and {} network(s)",
+        report.containers.len(),
+        report.networks.len()
+    );
+    for name in report.containers.iter().chain(&report.networks) {
+        println!("  {name}");
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,60 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Rehearse upgrades and outages of a containerised stack before they happen for real.
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about, propagate_version = true)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, bring up the stack, run the timeline, check, report, tear down.
+    ///
+    /// Exit codes: 0 every check held, 1 a check failed, 2 invalid input or environment error,
+    /// 130 interrupted.
+    Run {
+        /// Write `journal.jsonl` (streamed during the run) and `report.json` into this folder
+        /// (one subfolder per scenario when several files are given).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Leave the stack up after the run for debugging; remove it later with
+        /// `firedrill gc --run ID`.
+        #[arg(long)]
+        keep: bool,
+        /// Scenario files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Check scenario files and report every mistake with its position. Exit 0 valid, 2 invalid.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Build every image the scenarios need, locally, skipping the ones that exist.
+    Images {
+        /// Rebuild images that exist already.
+        #[arg(long)]
+        rebuild: bool,
+        /// Scenario files (default: every `*.yaml` in `scenarios/`).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Remove containers and networks that dead runs left behind.
+    Gc {
+        /// Remove this run (for example one left up with `--keep`), whatever its state.
+        #[arg(long, value_name = "ID", conflicts_with = "all")]
+        run: Option<String>,
+        /// Also remove kept stacks of runs whose process is gone.
+        #[arg(long)]
+        all: bool,
+    },
+}

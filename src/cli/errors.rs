@@ -1,0 +1,88 @@
+//! User and environment failures, and the exit codes the README documents.
+
+use std::process::ExitCode;
+
+use crate::engine::EngineError;
+use crate::scenario::LoadError;
+use crate::stack::StackError;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExitStatus {
+    /// 0: everything held (or the command succeeded).
+    Success,
+    /// 1: the rehearsal ran and a check failed.
+    CheckFailed,
+    /// 2: invalid input or an environment error; the harness could not do its job.
+    Error,
+    /// 130: interrupted by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::CheckFailed => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.code())
+    }
+}
+
+/// Failures the user can act on. Each maps to exit code 2 and renders as `error: ...` with an
+/// optional `hint: ...` line.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectedError {
+    /// A scenario could not be read or is invalid (diagnostics already printed).
+    #[error(transparent)]
+    Scenario(#[from] LoadError),
+    /// Docker trouble.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// The engine could not carry out a run.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `images` found nothing to do with.
+    #[error("no scenario files given and no `scenarios/*.yaml` here")]
+    NoScenarios,
+}
+
+impl ExpectedError {
+    /// A one-line hint, when there is a likely fix.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExpectedError::Scenario(_) => None,
+            ExpectedError::Stack(error) => error.hint(),
+            ExpectedError::Engine(error) => error.hint(),
+            ExpectedError::NoScenarios => Some("pass scenario files: `firedrill images FILE...`".into()),
+        }
+    }
+
+    /// Render as `error: ...` (with causes) and `hint: ...` lines.
+    pub fn render(&self) -> String {
+        let mut message = format!("error: {self}");
+        let mut source = std::error::Error::source(self);
+        // `transparent` wrappers repeat their inner message as the first source; skip repeats.
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        if let Some(hint) = self.hint() {
+            message.push_str("\nhint: ");
+            message.push_str(&hint);
+        }
+        message
+    }
+}

@@ -1,0 +1,136 @@
+//! Progress on stderr: one line per phase, image, service, step and observation worth seeing, with
+//! the run's elapsed time, and a spinner while waiting on a service's health when stderr is a
+//! terminal. Built as a journal listener: it shows the journal, nothing else.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::journal::{Event, EventKind, Outcome, Phase, ProbeContext};
+
+/// Shows journal events as progress lines.
+pub struct Progress {
+    bar: ProgressBar,
+    color: bool,
+    steps: usize,
+}
+
+impl Progress {
+    /// A progress display for a scenario with `steps` steps.
+    pub fn new(color: bool, steps: usize) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress { bar, color, steps }
+    }
+
+    /// Show one event, if it is worth a line.
+    pub fn show(&self, event: &Event) {
+        let t = format!("{:>7.1}s", event.offset_us as f64 / 1e6);
+        let line = match &event.kind {
+            EventKind::RunStarted { run_id, scenario, .. } => Some(format!("{t}  run {run_id}: scenario `{scenario}`")),
+            EventKind::PhaseStarted { phase } => Some(format!("{t}  {}", phase_title(*phase))),
+            EventKind::PhaseEnded { phase, outcome: Outcome::Failed, error } => Some(format!(
+                "{t}  {} {} failed: {}",
+                self.mark(false),
+                phase_title(*phase),
+                error.as_deref().unwrap_or("unknown error")
+            )),
+            EventKind::Swept { containers, networks } => Some(format!(
+                "{t}    swept {} container(s) and {} network(s) left by dead runs",
+                containers.len(),
+                networks.len()
+            )),
+            EventKind::ImageReady { image, built, build_us } => Some(if *built {
+                format!("{t}    built image {image} in {:.1}s", *build_us as f64 / 1e6)
+            } else {
+                format!("{t}    image {image} present")
+            }),
+            EventKind::ServiceStarted { service, .. } => {
+                self.bar.set_message(format!("waiting for `{service}` to be healthy"));
+                self.bar.enable_steady_tick(Duration::from_millis(120));
+                Some(format!("{t}    started `{service}`"))
+            }
+            EventKind::ServiceReady { service, startup_us } => {
+                self.bar.disable_steady_tick();
+                self.bar.set_message("");
+                Some(format!("{t}    `{service}` healthy after {:.1}s", *startup_us as f64 / 1e6))
+            }
+            EventKind::HealthChanged { service, healthy, detail } => {
+                Some(format!("{t}    health of `{service}`: {} ({detail})", if *healthy { "healthy" } else { "UNHEALTHY" }))
+            }
+            EventKind::StepStarted { index, step, .. } => {
+                Some(format!("{t}    step {}/{}: {step}", index + 1, self.steps))
+            }
+            EventKind::StepEnded { step, outcome: Outcome::Failed, error, .. } => Some(format!(
+                "{t}    {} step `{step}` failed: {}",
+                self.mark(false),
+                error.as_deref().unwrap_or("unknown error")
+            )),
+            EventKind::ContainerAction { service, action, signal, undo, ok, error } => {
+                let what = match signal {
+                    Some(signal) => format!("{action} {signal}"),
+                    None => action.clone(),
+                };
+                let undo = if *undo { " (undo)" } else { "" };
+                Some(match error {
+                    None if *ok => format!("{t}      {what} `{service}`{undo}"),
+                    _ => format!("{t}      {} {what} `{service}`{undo}: {}", self.mark(false), error.as_deref().unwrap_or("")),
+                })
+            }
+            EventKind::ContainerEvent { service, action, exit_code } if action == "die" || action == "oom" => {
+                let code = exit_code.map_or(String::new(), |c| format!(" with code {c}"));
+                Some(format!("{t}      docker: `{service}` {action}{code}"))
+            }
+            EventKind::ProbeResult { probe, context, ok, error, latency_us, .. } => {
+                let context = match context {
+                    ProbeContext::SteadyState { .. } => "steady state",
+                    ProbeContext::Step { .. } => "probe",
+                };
+                let detail = match error {
+                    Some(error) => format!(": {error}"),
+                    None => format!(" in {:.1}ms", *latency_us as f64 / 1e3),
+                };
+                Some(format!("{t}      {} {context} `{probe}`{detail}", self.mark(*ok)))
+            }
+            EventKind::Interrupted { second: false } => Some(format!(
+                "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"
+            )),
+            EventKind::Interrupted { second: true } => Some(format!("{t}  interrupted again: removing everything at once")),
+            _ => None,
+        };
+        if let Some(line) = line {
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+    }
+
+    /// Clear the spinner.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn mark(&self, ok: bool) -> &'static str {
+        match (ok, self.color) {
+            (true, true) => "\x1b[32mok\x1b[0m",
+            (true, false) => "ok",
+            (false, true) => "\x1b[31mFAIL\x1b[0m",
+            (false, false) => "FAIL",
+        }
+    }
+}
+
+fn phase_title(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepare => "prepare: sweep leftovers, images",
+        Phase::BringUp => "bring-up",
+        Phase::SteadyBefore => "steady state before",
+        Phase::Steps => "steps",
+        Phase::SteadyAfter => "steady state after",
+        Phase::Teardown => "teardown",
+    }
+}

@@ -1,0 +1,150 @@
+//! Health monitors: one task per service that observes its health on the service's interval from
+//! container start to teardown, recording every change in the journal and publishing the latest
+//! state for bring-up to wait on.
+//!
+//! A service without a `health` check counts as healthy while its container runs unpaused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{RwLock, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock;
+use crate::journal::{EventKind, Journal};
+use crate::probe::{self, HttpExpectation};
+use crate::scenario::model::{HealthKind, Service};
+use crate::stack::StackHandle;
+
+/// The latest observation of a service: `None` before the first check.
+pub type HealthState = Option<Observation>;
+
+/// One health observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Healthy or not.
+    pub healthy: bool,
+    /// What the check saw.
+    pub detail: String,
+}
+
+/// Interval of services without a health check.
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Start observing `service`; returns the receiver of its state and the task's handle.
+pub fn spawn_monitor(
+    service: Service,
+    stack: Arc<RwLock<StackHandle>>,
+    journal: Journal,
+    http: reqwest::Client,
+    stop: CancellationToken,
+) -> (watch::Receiver<HealthState>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        let interval = service.health.as_ref().map_or(DEFAULT_INTERVAL, |h| h.interval);
+        let mut log_seen = false;
+        let mut last: Option<bool> = None;
+        loop {
+            let check = observe(&service, &stack, &http, &mut log_seen);
+            let observation = tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                observation = check => observation,
+            };
+            if last != Some(observation.healthy) {
+                last = Some(observation.healthy);
+                journal.record(EventKind::HealthChanged {
+                    service: service.name.clone(),
+                    healthy: observation.healthy,
+                    detail: observation.detail.clone(),
+                });
+            }
+            tx.send_replace(Some(observation));
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = clock::sleep(interval) => {}
+            }
+        }
+    });
+    (rx, task)
+}
+
+async fn observe(
+    service: &Service,
+    stack: &RwLock<StackHandle>,
+    http: &reqwest::Client,
+    log_seen: &mut bool,
+) -> Observation {
+    let stack = stack.read().await;
+    let name = service.name.as_str();
+    let Some(health) = &service.health else {
+        return container_running(&stack, name).await;
+    };
+    match &health.kind {
+        HealthKind::Http { port, path, status } => match stack.host_port(name, *port).await {
+            Err(error) => unhealthy(format!("no published port: {error}")),
+            Ok(host_port) => {
+                let expect = HttpExpectation { method: "GET", path, status: *status, body_contains: None };
+                let outcome = probe::http(http, host_port, &expect, health.timeout).await;
+                match (outcome.ok, outcome.status) {
+                    (true, Some(code)) => healthy(format!("status {code}")),
+                    (true, None) => healthy("answered".into()),
+                    (false, _) => unhealthy(outcome.error.unwrap_or_default()),
+                }
+            }
+        },
+        HealthKind::Tcp { port } => match stack.host_port(name, *port).await {
+            Err(error) => unhealthy(format!("no published port: {error}")),
+            Ok(host_port) => {
+                let outcome = probe::tcp(host_port, health.timeout).await;
+                if outcome.ok {
+                    healthy(format!("port {port} accepts connections"))
+                } else {
+                    unhealthy(outcome.error.unwrap_or_default())
+                }
+            }
+        },
+        HealthKind::Exec { command } => match stack.exec(name, command, health.timeout).await {
+            Err(error) => unhealthy(format!("exec failed: {error}")),
+            Ok(outcome) if outcome.exit_code == Some(0) => healthy("exit 0".into()),
+            Ok(outcome) => {
+                let code = outcome.exit_code.map_or("no exit code".to_string(), |c| format!("exit {c}"));
+                let output = outcome.output.trim();
+                let tail: String = output.lines().last().unwrap_or_default().chars().take(160).collect();
+                unhealthy(if tail.is_empty() { code } else { format!("{code}: {tail}") })
+            }
+        },
+        HealthKind::Log { contains } => {
+            if !*log_seen {
+                match stack.logs_contain(name, contains).await {
+                    Ok(true) => *log_seen = true,
+                    Ok(false) => return unhealthy(format!("no log line contains `{contains}` yet")),
+                    Err(error) => return unhealthy(format!("reading logs failed: {error}")),
+                }
+            }
+            container_running(&stack, name).await
+        }
+    }
+}
+
+async fn container_running(stack: &StackHandle, name: &str) -> Observation {
+    match stack.state(name).await {
+        Err(error) => unhealthy(format!("inspect failed: {error}")),
+        Ok(state) if state.paused => unhealthy("container paused".into()),
+        Ok(state) if state.running => healthy("container running".into()),
+        Ok(state) => unhealthy(match state.exit_code {
+            Some(code) if state.oom_killed => format!("container exited with code {code} (out of memory)"),
+            Some(code) => format!("container exited with code {code}"),
+            None => "container not running".into(),
+        }),
+    }
+}
+
+fn healthy(detail: String) -> Observation {
+    Observation { healthy: true, detail }
+}
+
+fn unhealthy(detail: String) -> Observation {
+    Observation { healthy: false, detail }
+}

@@ -1,0 +1,481 @@
+//! The run's phases, in order, each bracketed by `phase-started` / `phase-ended` events.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{RwLock, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::health::{HealthState, spawn_monitor};
+use super::steps::{StepEnd, run_probe, run_step};
+use super::{EngineError, RunOptions, RunResult, Signals, render_env};
+use crate::clock::{self, SystemClock};
+use crate::journal::{
+    EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
+};
+use crate::report::{self, RunStatus};
+use crate::scenario::model::{Scenario, SteadyPhase};
+use crate::stack::{Docker, ImageStatus, RunIdentity, StackHandle, SweepScope};
+
+/// Where the main path's time went, in µs (background monitors are not counted).
+#[derive(Debug, Default)]
+pub struct Accounting {
+    /// Awaiting Docker calls.
+    pub docker: AtomicU64,
+    /// Declared waits.
+    pub declared_wait: AtomicU64,
+    /// Waiting on services (readiness, probes).
+    pub service_wait: AtomicU64,
+}
+
+impl Accounting {
+    /// Add `duration` to a counter.
+    pub fn add(counter: &AtomicU64, duration: Duration) {
+        counter.fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// What every phase and step needs.
+pub struct Context {
+    /// The run's journal.
+    pub journal: Journal,
+    /// Ctrl-C escalation.
+    pub signals: Signals,
+    /// Client for HTTP probes and health checks.
+    pub http: reqwest::Client,
+    /// Time accounting.
+    pub accounting: Accounting,
+}
+
+impl Context {
+    /// Run `future` unless the first signal arrives first.
+    pub async fn interruptible<F: Future>(&self, future: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            () = self.signals.interrupt.cancelled() => None,
+            output = future => Some(output),
+        }
+    }
+
+    /// A declared wait; false when interrupted.
+    pub async fn declared_wait(&self, duration: Duration) -> bool {
+        let started = clock::instant_now();
+        let done = self.interruptible(clock::sleep(duration)).await.is_some();
+        Accounting::add(
+            &self.accounting.declared_wait,
+            clock::instant_now().saturating_duration_since(started),
+        );
+        done
+    }
+
+    /// Await a Docker call, counting its time.
+    pub async fn docker_call<F: Future>(&self, future: F) -> F::Output {
+        let started = clock::instant_now();
+        let output = future.await;
+        Accounting::add(&self.accounting.docker, clock::instant_now().saturating_duration_since(started));
+        output
+    }
+}
+
+/// Why a phase stopped early.
+enum Stop {
+    Error(EngineError),
+    Interrupted,
+}
+
+impl From<EngineError> for Stop {
+    fn from(error: EngineError) -> Self {
+        Stop::Error(error)
+    }
+}
+
+/// Carry out `scenario` on `docker`. Never panics on Docker trouble: every failure ends up in the
+/// result (and the journal), and teardown always runs.
+pub async fn run(
+    scenario: &Scenario,
+    docker: &Docker,
+    options: &RunOptions,
+    signals: &Signals,
+    listener: Option<Listener>,
+) -> RunResult {
+    let clock = Arc::new(SystemClock::start());
+    let run_id = new_run_id();
+    let journal = match open_journal(clock, options) {
+        Ok(journal) => journal,
+        Err(error) => {
+            return RunResult {
+                run_id,
+                status: RunStatus::Aborted,
+                verdicts: Vec::new(),
+                events: Vec::new(),
+                error: Some(error),
+                report_path: None,
+            };
+        }
+    };
+    if let Some(listener) = listener {
+        journal.subscribe(listener);
+    }
+    journal.record(EventKind::RunStarted {
+        run_id: run_id.clone(),
+        scenario: scenario.name.clone(),
+        file: scenario.source.display().to_string(),
+        format_version: JOURNAL_FORMAT_VERSION,
+        firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let signal_journal = journal.clone();
+    let signal_watch = signals.clone();
+    let signal_recorder = tokio::spawn(async move {
+        signal_watch.interrupt.cancelled().await;
+        signal_journal.record(EventKind::Interrupted { second: false });
+        signal_watch.kill_fast.cancelled().await;
+        signal_journal.record(EventKind::Interrupted { second: true });
+    });
+    let ctx = Context {
+        journal: journal.clone(),
+        signals: signals.clone(),
+        http: crate::probe::http_client(),
+        accounting: Accounting::default(),
+    };
+    let identity = RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
+
+    let mut stop = phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, docker)).await.err();
+
+    let mut up = Up::default();
+    if stop.is_none() {
+        stop = phase(&ctx, Phase::BringUp, bring_up(&ctx, scenario, docker, identity, &mut up)).await.err();
+    }
+    if let (None, Some(stack)) = (&stop, &up.stack)
+        && !scenario.steady_state.is_empty()
+    {
+        stop = phase(&ctx, Phase::SteadyBefore, steady_state(&ctx, scenario, stack, SteadyPhase::Before)).await.err();
+    }
+    if let (None, Some(stack)) = (&stop, &up.stack)
+        && !scenario.steps.is_empty()
+    {
+        stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack)).await.err();
+    }
+    if let (None, Some(stack)) = (&stop, &up.stack)
+        && !scenario.steady_state.is_empty()
+    {
+        stop = phase(&ctx, Phase::SteadyAfter, steady_state(&ctx, scenario, stack, SteadyPhase::After)).await.err();
+    }
+    if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
+        stop = Some(Stop::Interrupted);
+    }
+    let teardown_error = phase(&ctx, Phase::Teardown, teardown(&ctx, up)).await.err();
+    let mut error = match stop {
+        Some(Stop::Error(error)) => Some(error),
+        _ => None,
+    };
+    if let (None, Some(Stop::Error(teardown_error))) = (&error, teardown_error) {
+        error = Some(teardown_error);
+    }
+
+    signal_recorder.abort();
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    journal.record(EventKind::TimeAccounting {
+        docker_us: load(&ctx.accounting.docker),
+        declared_wait_us: load(&ctx.accounting.declared_wait),
+        service_wait_us: load(&ctx.accounting.service_wait),
+    });
+    let interrupted = ctx.signals.interrupt.is_cancelled();
+    journal.record(EventKind::RunEnded {
+        outcome: if interrupted {
+            Outcome::Interrupted
+        } else if error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        },
+    });
+
+    let events = journal.snapshot();
+    let verdicts = crate::checks::evaluate(scenario, &events);
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if error.is_some() {
+        RunStatus::Aborted
+    } else if verdicts.iter().all(|v| v.status == crate::checks::CheckStatus::Passed) {
+        RunStatus::Completed
+    } else {
+        RunStatus::Deviated
+    };
+    let mut report_path = None;
+    if let Some(dir) = &options.report_dir {
+        let source = scenario.source.display().to_string();
+        let built = report::build_report(&scenario.name, &source, &events, &verdicts, status);
+        match report::write_json(&built, dir) {
+            Ok(path) => report_path = Some(path),
+            Err(write_error) => tracing::warn!(error = %write_error, "failed to write report.json"),
+        }
+    }
+    RunResult { run_id, status, verdicts, events, error, report_path }
+}
+
+fn open_journal(clock: Arc<SystemClock>, options: &RunOptions) -> Result<Journal, EngineError> {
+    let Some(dir) = &options.report_dir else {
+        return Ok(Journal::in_memory(clock));
+    };
+    fs_err::create_dir_all(dir)
+        .map_err(|source| EngineError::ReportDir { path: dir.clone(), source })?;
+    let path = dir.join("journal.jsonl");
+    Journal::to_file(clock, &path).map_err(|error| EngineError::ReportDir {
+        path,
+        source: match error {
+            crate::journal::JournalError::Io(source) => source,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
+/// `fd-` and 8 hex digits from the process's random hasher keys.
+fn new_run_id() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("fd-{:08x}", hasher.finish() as u32)
+}
+
+async fn phase<F>(ctx: &Context, phase: Phase, body: F) -> Result<(), Stop>
+where
+    F: Future<Output = Result<(), Stop>>,
+{
+    ctx.journal.record(EventKind::PhaseStarted { phase });
+    let result = body.await;
+    let (outcome, error) = match &result {
+        Ok(()) => (Outcome::Ok, None),
+        Err(Stop::Interrupted) => (Outcome::Interrupted, None),
+        Err(Stop::Error(error)) => (Outcome::Failed, Some(error.to_string())),
+    };
+    ctx.journal.record(EventKind::PhaseEnded { phase, outcome, error });
+    result
+}
+
+async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<(), Stop> {
+    let swept = ctx.interruptible(ctx.docker_call(docker.sweep(SweepScope::Dead))).await.ok_or(Stop::Interrupted)?;
+    match swept {
+        Ok(report) if !report.containers.is_empty() || !report.networks.is_empty() => {
+            ctx.journal.record(EventKind::Swept { containers: report.containers, networks: report.networks });
+        }
+        Ok(_) => {}
+        // A failed sweep must not stop today's rehearsal; it is retried at the next start.
+        Err(error) => tracing::warn!(%error, "failed to sweep leftovers of earlier runs"),
+    }
+    let mut seen = std::collections::HashSet::new();
+    for service in scenario.stack.services.values() {
+        let image = service.image.reference().to_string();
+        if !seen.insert(image.clone()) {
+            continue;
+        }
+        let started = clock::instant_now();
+        let mut progress = |line: &str| tracing::debug!(target: "firedrill::build", "{line}");
+        let status = ctx
+            .interruptible(ctx.docker_call(docker.ensure_image(&service.image, &mut progress)))
+            .await
+            .ok_or(Stop::Interrupted)?
+            .map_err(EngineError::from)?;
+        let built = status == ImageStatus::Built;
+        ctx.journal.record(EventKind::ImageReady {
+            image,
+            built,
+            build_us: if built { clock::instant_now().saturating_duration_since(started).as_micros() as u64 } else { 0 },
+        });
+    }
+    Ok(())
+}
+
+/// What bring-up created, for the later phases and teardown.
+#[derive(Default)]
+struct Up {
+    stack: Option<Arc<RwLock<StackHandle>>>,
+    health: HashMap<String, watch::Receiver<HealthState>>,
+    monitors: Vec<tokio::task::JoinHandle<()>>,
+    monitors_stop: CancellationToken,
+    events_pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn bring_up(
+    ctx: &Context,
+    scenario: &Scenario,
+    docker: &Docker,
+    identity: RunIdentity,
+    up: &mut Up,
+) -> Result<(), Stop> {
+    let run_id = identity.run_id.clone();
+    let stack = ctx
+        .interruptible(ctx.docker_call(StackHandle::create(docker, identity)))
+        .await
+        .ok_or(Stop::Interrupted)?
+        .map_err(EngineError::from)?;
+    ctx.journal.record(EventKind::NetworkCreated { network: stack.network().to_string() });
+    let mut events = stack.events();
+    let journal = ctx.journal.clone();
+    let pump_stop = up.monitors_stop.clone();
+    up.events_pump = Some(tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = pump_stop.cancelled() => return,
+                next = events.next() => next,
+            };
+            match next {
+                Some(Ok(event)) => {
+                    journal.record(EventKind::ContainerEvent {
+                        service: event.service,
+                        action: event.action,
+                        exit_code: event.exit_code,
+                    });
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "docker event stream failed");
+                    return;
+                }
+                None => return,
+            }
+        }
+    }));
+    let stack = Arc::new(RwLock::new(stack));
+    up.stack = Some(stack.clone());
+
+    for service in scenario.stack.start_order() {
+        let env = render_env(scenario, service, &run_id);
+        let started = clock::instant_now();
+        let container = ctx
+            .interruptible(ctx.docker_call(async { stack.write().await.start_service(service, &env).await }))
+            .await
+            .ok_or(Stop::Interrupted)?
+            .map_err(EngineError::from)?;
+        ctx.journal.record(EventKind::ServiceStarted {
+            service: service.name.clone(),
+            container,
+            image: service.image.reference().to_string(),
+        });
+        let (rx, task) = spawn_monitor(
+            service.clone(),
+            stack.clone(),
+            ctx.journal.clone(),
+            ctx.http.clone(),
+            up.monitors_stop.clone(),
+        );
+        up.monitors.push(task);
+        up.health.insert(service.name.clone(), rx.clone());
+
+        let waited = ctx.interruptible(wait_ready(rx, &stack, &service.name, service.startup_timeout)).await;
+        Accounting::add(&ctx.accounting.service_wait, clock::instant_now().saturating_duration_since(started));
+        match waited {
+            None => return Err(Stop::Interrupted),
+            Some(Ok(())) => {
+                ctx.journal.record(EventKind::ServiceReady {
+                    service: service.name.clone(),
+                    startup_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
+                });
+            }
+            Some(Err(reason)) => {
+                let logs = ctx.docker_call(async { stack.read().await.logs_tail(&service.name, 30).await }).await;
+                if let Ok(lines) = logs {
+                    ctx.journal.record(EventKind::ServiceLogs { service: service.name.clone(), lines });
+                }
+                return Err(EngineError::Startup { service: service.name.clone(), reason }.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wait for the first healthy observation, failing early when the container is gone.
+async fn wait_ready(
+    mut rx: watch::Receiver<HealthState>,
+    stack: &RwLock<StackHandle>,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = clock::instant_now() + timeout;
+    let mut last_detail = String::from("no health observation yet");
+    loop {
+        if let Some(observation) = rx.borrow_and_update().clone() {
+            if observation.healthy {
+                return Ok(());
+            }
+            last_detail = observation.detail;
+        }
+        let remaining = deadline.saturating_duration_since(clock::instant_now());
+        if remaining.is_zero() {
+            return Err(format!(
+                "not healthy within {} (last check: {last_detail})",
+                crate::scenario::format_duration(timeout)
+            ));
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() {
+                return Err(format!("health monitor stopped (last check: {last_detail})"));
+            },
+            () = clock::sleep(remaining.min(Duration::from_secs(1))) => {
+                if let Ok(state) = stack.read().await.state(service).await
+                    && !state.running
+                {
+                    let code = state.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
+                    let oom = if state.oom_killed { " (out of memory)" } else { "" };
+                    return Err(format!("container exited{code}{oom} before becoming healthy"));
+                }
+            }
+        }
+    }
+}
+
+async fn steady_state(
+    ctx: &Context,
+    scenario: &Scenario,
+    stack: &Arc<RwLock<StackHandle>>,
+    phase: SteadyPhase,
+) -> Result<(), Stop> {
+    for probe in &scenario.steady_state {
+        ctx.interruptible(run_probe(ctx, stack, probe, ProbeContext::SteadyState { phase }))
+            .await
+            .ok_or(Stop::Interrupted)?;
+    }
+    Ok(())
+}
+
+async fn steps(ctx: &Context, scenario: &Scenario, stack: &Arc<RwLock<StackHandle>>) -> Result<(), Stop> {
+    for step in &scenario.steps {
+        match run_step(ctx, stack, step).await {
+            StepEnd::Done => {}
+            StepEnd::Interrupted => return Err(Stop::Interrupted),
+            StepEnd::Failed(reason) => {
+                return Err(EngineError::Step { step: step.name.clone(), reason }.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
+    up.monitors_stop.cancel();
+    for monitor in up.monitors {
+        let _ = monitor.await;
+    }
+    drop(up.health);
+    let Some(stack) = up.stack else {
+        return Ok(());
+    };
+    let stack = match Arc::try_unwrap(stack) {
+        Ok(stack) => stack.into_inner(),
+        Err(_) => unreachable!("monitors are joined, so the engine holds the only reference"),
+    };
+    let graceful = !ctx.signals.kill_fast.is_cancelled();
+    // A second signal during a graceful shutdown drops it; the handle's Drop then force-removes.
+    let result = tokio::select! {
+        result = ctx.docker_call(stack.shutdown(graceful)) => result,
+        () = ctx.signals.kill_fast.cancelled() => Ok(()),
+    };
+    if let Some(pump) = up.events_pump {
+        pump.abort();
+        let _ = pump.await;
+    }
+    result.map_err(|error| Stop::Error(error.into()))
+}

@@ -1,0 +1,176 @@
+//! Carrying out one step of the timeline, and the probes of steps and steady state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::RwLock;
+
+use super::run::{Accounting, Context};
+use crate::clock;
+use crate::journal::{EventKind, Outcome, ProbeContext};
+use crate::probe::{self, HttpExpectation, ProbeOutcome};
+use crate::scenario::model::{Action, ContainerAction, ContainerOp, Probe, ProbeKind, Step};
+use crate::stack::{StackError, StackHandle};
+
+/// How a step ended.
+pub enum StepEnd {
+    /// Carried out.
+    Done,
+    /// Docker refused an action: the timeline stops.
+    Failed(String),
+    /// A signal arrived while it ran.
+    Interrupted,
+}
+
+/// Run one step, recording its start, its actions and its end.
+pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &Step) -> StepEnd {
+    let action = match &step.action {
+        Action::Wait(_) => "wait",
+        Action::Probe(_) => "probe",
+        Action::Container(container) => container.op.key(),
+    };
+    ctx.journal.record(EventKind::StepStarted {
+        index: step.index,
+        step: step.name.clone(),
+        action: action.to_string(),
+    });
+    let end = match &step.action {
+        Action::Wait(duration) => {
+            if ctx.declared_wait(*duration).await { StepEnd::Done } else { StepEnd::Interrupted }
+        }
+        Action::Probe(probe) => {
+            let context = ProbeContext::Step { step: step.name.clone() };
+            match ctx.interruptible(run_probe(ctx, stack, probe, context)).await {
+                Some(()) => StepEnd::Done,
+                None => StepEnd::Interrupted,
+            }
+        }
+        Action::Container(container) => run_container_action(ctx, stack, container).await,
+    };
+    let (outcome, error) = match &end {
+        StepEnd::Done => (Outcome::Ok, None),
+        StepEnd::Failed(reason) => (Outcome::Failed, Some(reason.clone())),
+        StepEnd::Interrupted => (Outcome::Interrupted, None),
+    };
+    ctx.journal.record(EventKind::StepEnded { index: step.index, step: step.name.clone(), outcome, error });
+    end
+}
+
+async fn run_container_action(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, action: &ContainerAction) -> StepEnd {
+    let applied = ctx.interruptible(apply(ctx, stack, &action.service, &action.op, false)).await;
+    match applied {
+        None => return StepEnd::Interrupted,
+        Some(Err(reason)) => return StepEnd::Failed(reason),
+        Some(Ok(())) => {}
+    }
+    let Some(undo_after) = action.undo_after else {
+        return StepEnd::Done;
+    };
+    let waited = ctx.declared_wait(undo_after).await;
+    // Undo even when interrupted, so a `--keep` stack is not left paused; a second signal skips it.
+    if ctx.signals.kill_fast.is_cancelled() {
+        return StepEnd::Interrupted;
+    }
+    let undo = match action.op {
+        ContainerOp::Kill { .. } | ContainerOp::Stop { .. } => ContainerOp::Start,
+        ContainerOp::Pause => ContainerOp::Unpause,
+        ContainerOp::Start | ContainerOp::Restart | ContainerOp::Unpause => {
+            unreachable!("validation allows `for` only on kill, stop and pause")
+        }
+    };
+    let undone = tokio::select! {
+        result = apply(ctx, stack, &action.service, &undo, true) => result,
+        () = ctx.signals.kill_fast.cancelled() => return StepEnd::Interrupted,
+    };
+    match (waited, undone) {
+        (_, Err(reason)) => StepEnd::Failed(reason),
+        (false, Ok(())) => StepEnd::Interrupted,
+        (true, Ok(())) => StepEnd::Done,
+    }
+}
+
+async fn apply(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    op: &ContainerOp,
+    undo: bool,
+) -> Result<(), String> {
+    let result: Result<(), StackError> = ctx
+        .docker_call(async {
+            let stack = stack.read().await;
+            match op {
+                ContainerOp::Kill { signal } => stack.kill(service, signal).await,
+                ContainerOp::Stop { timeout } => stack.stop(service, *timeout).await,
+                ContainerOp::Start => stack.start(service).await,
+                ContainerOp::Restart => stack.restart(service).await,
+                ContainerOp::Pause => stack.pause(service).await,
+                ContainerOp::Unpause => stack.unpause(service).await,
+            }
+        })
+        .await;
+    let signal = match op {
+        ContainerOp::Kill { signal } => Some(signal.clone()),
+        _ => None,
+    };
+    let error = result.as_ref().err().map(|e| e.to_string());
+    ctx.journal.record(EventKind::ContainerAction {
+        service: service.to_string(),
+        action: op.key().to_string(),
+        signal,
+        undo,
+        ok: error.is_none(),
+        error: error.clone(),
+    });
+    match error {
+        None => Ok(()),
+        Some(error) => Err(error),
+    }
+}
+
+/// Run one probe and record its result. Time spent counts as waiting on services.
+pub async fn run_probe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe, context: ProbeContext) {
+    let started = clock::instant_now();
+    let service = probe.kind.service().to_string();
+    let outcome = observe(ctx, stack, probe).await;
+    Accounting::add(&ctx.accounting.service_wait, clock::instant_now().saturating_duration_since(started));
+    ctx.journal.record(EventKind::ProbeResult {
+        probe: probe.name.clone(),
+        context,
+        service,
+        ok: outcome.ok,
+        status: outcome.status,
+        latency_us: outcome.latency.as_micros() as u64,
+        error: outcome.error,
+    });
+}
+
+async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe) -> ProbeOutcome {
+    let (service, port) = match &probe.kind {
+        ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port } => (service, *port),
+    };
+    let host_port = stack.read().await.host_port(service, port).await;
+    let host_port = match host_port {
+        Ok(host_port) => host_port,
+        Err(error) => {
+            return ProbeOutcome {
+                ok: false,
+                status: None,
+                latency: Duration::ZERO,
+                error: Some(format!("port {port} of `{service}` is not reachable: {error}")),
+            };
+        }
+    };
+    match &probe.kind {
+        ProbeKind::Http { method, path, status, body_contains, .. } => {
+            let expect = HttpExpectation {
+                method,
+                path,
+                status: *status,
+                body_contains: body_contains.as_deref(),
+            };
+            probe::http(&ctx.http, host_port, &expect, probe.timeout).await
+        }
+        ProbeKind::Tcp { .. } => probe::tcp(host_port, probe.timeout).await,
+    }
+}

@@ -1,0 +1,225 @@
+//! `firedrill run` end to end against the real Docker engine: verdicts and exit codes, reports,
+//! Ctrl-C, crash leftovers and their sweep, an unreachable engine.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{
+    demo_images, describe, firedrill, leftovers, report, run_id_of, stack_lock, wait_for_journal_line,
+};
+
+fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .expect("checks is a list")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn run_scenario(file: &str) -> (std::process::Output, tempfile::TempDir) {
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let output = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg(file)
+        .output()
+        .expect("failed to run firedrill");
+    (output, dir)
+}
+
+#[test]
+fn smoke_passes_and_leaves_nothing_behind() {
+    let _serial = stack_lock();
+    let (output, dir) = run_scenario("scenarios/smoke.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = report(dir.path());
+    assert_eq!(report["status"], "completed");
+    let checks = checks_by_name(&report);
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
+    let run_id = report["run-id"].as_str().unwrap();
+    assert_eq!(leftovers(run_id), Vec::<String>::new());
+
+    // The fault really happened: Docker reported billing's death, and the harness saw billing down.
+    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains(r#""event":"container-event","service":"billing","action":"die""#), "{journal}");
+    assert!(journal.contains(r#""event":"health-changed","service":"billing","healthy":false"#), "{journal}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("smoke"), "{stdout}");
+}
+
+#[test]
+fn db_pause_makes_billing_unhealthy_then_it_recovers() {
+    let _serial = stack_lock();
+    let (output, dir) = run_scenario("scenarios/db-pause.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = report(dir.path());
+    let checks = checks_by_name(&report);
+    assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
+    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains(r#""event":"container-event","service":"db","action":"pause""#), "{journal}");
+    assert!(journal.contains(r#""event":"container-event","service":"db","action":"unpause""#), "{journal}");
+    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn a_failed_check_exits_1_and_the_report_names_it_with_evidence() {
+    let _serial = stack_lock();
+    let (output, dir) = run_scenario("tests/scenarios/fail/db-pause-expects-healthy.yaml");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = report(dir.path());
+    assert_eq!(report["status"], "deviated");
+    let failed: Vec<&serde_json::Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["kind"], "healthy-throughout");
+    assert!(!failed[0]["evidence"].as_array().unwrap().is_empty(), "{report:#}");
+    assert!(failed[0]["observed"].as_str().unwrap().contains("unhealthy"), "{report:#}");
+    // The recovery check in the same file still passes: one failure does not hide the rest.
+    let passed = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "passed").count();
+    assert_eq!(passed, 1, "{report:#}");
+    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_mid_timeline_exits_130_and_removes_everything() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("tests/scenarios/slow/long-wait.yaml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = run_id_of(dir.path());
+    // The pause is applied: the timeline is under way, with a paused container to undo.
+    wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
+        v["event"] == "container-action" && v["action"] == "pause"
+    });
+    assert!(!leftovers(&run_id).is_empty());
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    let report = report(dir.path());
+    assert_eq!(report["status"], "interrupted");
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_swept_by_gc_and_by_the_next_run() {
+    let _serial = stack_lock();
+    demo_images();
+    let mut killed = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = firedrill()
+            .args(["run", "--report"])
+            .arg(dir.path())
+            .arg("tests/scenarios/slow/long-wait.yaml")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let run_id = run_id_of(dir.path());
+        wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
+            v["event"] == "container-action" && v["action"] == "pause"
+        });
+        child.kill().unwrap(); // SIGKILL: no cleanup code runs.
+        child.wait().unwrap();
+        assert!(!leftovers(&run_id).is_empty(), "a SIGKILLed run leaves its stack");
+        killed.push(run_id);
+    }
+
+    // `firedrill gc` removes the first run's leftovers (paused container included)...
+    let output = firedrill().args(["gc", "--run", &killed[0]]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&killed[0]), Vec::<String>::new());
+
+    // ... and the next run's start sweeps the second's, recording what it removed.
+    let (output, dir) = run_scenario("scenarios/db-pause.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&killed[1]), Vec::<String>::new());
+    let swept = wait_for_journal_line(dir.path(), Duration::from_secs(1), |v| v["event"] == "swept");
+    let swept = swept.to_string();
+    assert!(swept.contains(&killed[1]), "{swept}");
+}
+
+#[test]
+fn gc_without_arguments_removes_dead_runs_only() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("tests/scenarios/slow/long-wait.yaml")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_id = run_id_of(dir.path());
+    wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
+        v["event"] == "container-action" && v["action"] == "pause"
+    });
+    // The run is alive: gc must not touch it.
+    let output = firedrill().arg("gc").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(!leftovers(&run_id).is_empty(), "gc removed a live run's stack");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = firedrill().arg("gc").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreachable_docker_engine_is_one_clear_error_with_exit_2() {
+    let output = firedrill()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["run", "scenarios/smoke.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one error line and one hint line: {stderr}");
+    assert!(lines[0].starts_with("error: cannot reach the Docker engine"), "{stderr}");
+    assert!(lines[0].contains("/nonexistent/docker.sock"), "{stderr}");
+    assert!(lines[1].starts_with("hint: "), "{stderr}");
+}
+
+#[test]
+fn an_invalid_scenario_starts_nothing_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    fs_err::write(&file, "name: bad\nstack:\n  services:\n    web:\n      image: nothing:here\nsteps:\n  - kill: { service: wbe }\n").unwrap();
+    let output = firedrill().arg("run").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
+    assert!(stderr.contains("wbe"), "{stderr}");
+}
+
+#[test]
+fn a_missing_image_is_named_with_a_hint_and_nothing_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("missing.yaml");
+    fs_err::write(
+        &file,
+        "name: missing-image\nstack:\n  services:\n    web:\n      image: firedrill-test/does-not-exist:1\n",
+    )
+    .unwrap();
+    let output = firedrill().args(["run", "--report"]).arg(dir.path().join("r")).arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("firedrill-test/does-not-exist:1"), "{stderr}");
+    assert!(stderr.contains("hint: "), "{stderr}");
+    let report = report(&dir.path().join("r"));
+    assert_eq!(report["status"], "aborted");
+}

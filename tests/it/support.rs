@@ -1,0 +1,105 @@
+//! Shared helpers for the integration tests: the real CLI, the demo images (built once per test
+//! binary), Docker leftovers by label, and waiting on journal lines (readiness is data).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `firedrill` binary under test, run from the repository root with colour off.
+pub fn firedrill() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_firedrill"));
+    command.current_dir(root()).env("NO_COLOR", "1").env_remove("FIREDRILL_LOG");
+    command
+}
+
+/// Build the demo images once for this test binary (`firedrill images`), panicking with the
+/// builder's output if that fails.
+pub fn demo_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = firedrill()
+            .args(["images", "scenarios/smoke.yaml"])
+            .output()
+            .expect("failed to run firedrill images");
+        assert!(
+            output.status.success(),
+            "firedrill images failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// Full-stack runs share two cores: one at a time keeps health timings meaningful.
+pub fn stack_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Names of containers and networks carrying `firedrill.run=RUN`.
+pub fn leftovers(run_id: &str) -> Vec<String> {
+    let filter = format!("label=firedrill.run={run_id}");
+    let mut names = Vec::new();
+    for args in [
+        vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+    ] {
+        let output = Command::new("docker").args(&args).output().expect("failed to run docker");
+        assert!(output.status.success(), "docker {args:?} failed");
+        names.extend(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned));
+    }
+    names
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The parsed `report.json` in `dir`.
+pub fn report(dir: &Path) -> serde_json::Value {
+    let text = fs_err::read_to_string(dir.join("report.json")).expect("report.json is written");
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
+
+/// Poll `journal.jsonl` until a line satisfies `predicate`, or panic after `limit`. Polling a file
+/// the harness streams is how a test waits on what the run did, not on time passing.
+pub fn wait_for_journal_line(dir: &Path, limit: Duration, predicate: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let path = dir.join("journal.jsonl");
+    let attempts = limit.as_millis() / 100;
+    for _ in 0..attempts {
+        if let Ok(text) = fs_err::read_to_string(&path) {
+            for line in text.lines() {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(line)
+                    && predicate(&value)
+                {
+                    return value;
+                }
+            }
+        }
+        poll_pause();
+    }
+    panic!("no journal line matched within {limit:?} in {}", path.display());
+}
+
+#[expect(clippy::disallowed_methods, reason = "a poll interval between reads of a file, not a readiness sleep")]
+fn poll_pause() {
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// The run id from a journal's first line.
+pub fn run_id_of(dir: &Path) -> String {
+    let first = wait_for_journal_line(dir, Duration::from_secs(30), |v| v["event"] == "run-started");
+    first["run-id"].as_str().expect("run_id is a string").to_owned()
+}
