@@ -1,0 +1,500 @@
+//! [`StackHandle`]: the run's network and one container per service, and the actions the
+//! timeline takes on them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use indexmap::IndexMap;
+use testcontainers::bollard::container::LogOutput;
+use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
+use testcontainers::bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use testcontainers::bollard::query_parameters::{
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+
+use super::error::{docker_error, is_status};
+use super::owner::current_owner;
+use super::remove::{remove_all, remove_all_blocking, remove_container};
+use super::{
+    ContainerEvent, ContainerState, Docker, ExecOutcome, RunIdentity, StackError, container_name,
+    labels, network_name,
+};
+use crate::clock::{self, Clock};
+use crate::scenario::model::Service;
+
+/// Grace period of a graceful shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Grace period of [`StackHandle::restart`].
+const RESTART_GRACE_SECONDS: i32 = 10;
+
+/// How much exec output is kept.
+const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// The name containers reach the harness by (the run network's gateway).
+pub const HARNESS_HOST: &str = "host.docker.internal";
+
+/// The run's Docker objects: one network, one container per service. Remove with
+/// [`StackHandle::shutdown`]; dropping it without doing so removes the containers and network on a
+/// best-effort basis (panics, early returns) unless the run is kept.
+#[must_use = "a stack must be shut down, or its containers outlive the run"]
+#[derive(Debug)]
+pub struct StackHandle {
+    docker: Docker,
+    identity: RunIdentity,
+    network_id: String,
+    network_name: String,
+    gateway: Option<IpAddr>,
+    /// Service → container id, in start order.
+    containers: IndexMap<String, String>,
+    /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
+    finished: bool,
+}
+
+impl StackHandle {
+    /// Create the run's network (`firedrill-RUNID`, labelled).
+    pub async fn create(docker: &Docker, identity: RunIdentity) -> Result<StackHandle, StackError> {
+        let name = network_name(&identity.run_id);
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(run_labels(&identity)),
+            ..Default::default()
+        };
+        let client = docker.client();
+        let created =
+            client.create_network(request).await.map_err(docker_error("create network", "-"))?;
+        // From here on the handle owns the network: an error below drops it, which removes it.
+        let mut handle = StackHandle {
+            docker: docker.clone(),
+            identity,
+            network_id: created.id,
+            network_name: name,
+            gateway: None,
+            containers: IndexMap::new(),
+            finished: false,
+        };
+        let inspect = client
+            .inspect_network(&handle.network_id, None)
+            .await
+            .map_err(docker_error("inspect network", "-"))?;
+        handle.gateway = inspect
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|config| config.gateway.as_deref()?.parse::<IpAddr>().ok())
+            .find(IpAddr::is_ipv4);
+        Ok(handle)
+    }
+
+    /// The network's name.
+    pub fn network(&self) -> &str {
+        &self.network_name
+    }
+
+    /// The run's identity.
+    pub fn identity(&self) -> &RunIdentity {
+        &self.identity
+    }
+
+    /// The host side of the run's network: where a listener must bind for containers to reach
+    /// it, as `host.docker.internal` (`None` if Docker reported no IPv4 gateway).
+    pub fn gateway(&self) -> Option<IpAddr> {
+        self.gateway
+    }
+
+    /// The container id of a started service.
+    pub fn container_id(&self, service: &str) -> Result<&str, StackError> {
+        self.containers
+            .get(service)
+            .map(String::as_str)
+            .ok_or_else(|| StackError::UnknownService(service.to_owned()))
+    }
+
+    /// Create and start the service's container: on the run's network with the service name as
+    /// alias, labelled, `ports` published on 127.0.0.1 (random host ports), `env` already rendered.
+    /// Returns the container id. Does not wait for health.
+    ///
+    /// A service that already has a container gets a new one (the old one is removed first): this
+    /// is how an upgrade swaps the image.
+    pub async fn start_service(
+        &mut self,
+        service: &Service,
+        env: &BTreeMap<String, String>,
+    ) -> Result<String, StackError> {
+        let client = self.docker.client();
+        let name = &service.name;
+        if let Some(old) = self.containers.get(name) {
+            remove_container(client, old, None)
+                .await
+                .map_err(docker_error("remove the previous container", name))?;
+            self.containers.shift_remove(name);
+        }
+
+        let mut labels = run_labels(&self.identity);
+        labels.insert(labels::SERVICE.to_owned(), name.clone());
+        let port_keys: Vec<String> =
+            service.ports.iter().map(|port| format!("{port}/tcp")).collect();
+        let bindings = port_keys
+            .iter()
+            .map(|key| {
+                // An empty host port asks Docker for a free one.
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(String::new()),
+                };
+                (key.clone(), Some(vec![binding]))
+            })
+            .collect();
+        let extra_hosts = self.gateway.map(|gateway| vec![format!("{HARNESS_HOST}:{gateway}")]);
+        let endpoint = EndpointSettings { aliases: Some(vec![name.clone()]), ..Default::default() };
+        let body = ContainerCreateBody {
+            image: Some(service.image.reference().to_owned()),
+            env: Some(env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
+            cmd: service.command.clone(),
+            labels: Some(labels),
+            exposed_ports: Some(port_keys),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.network_name.clone()),
+                port_bindings: Some(bindings),
+                publish_all_ports: Some(false),
+                extra_hosts,
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(self.network_name.clone(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&container_name(&self.identity.run_id, name))
+            .build();
+        let created = match client.create_container(Some(options), body).await {
+            Ok(created) => created,
+            // Creating never pulls (only the CLI does); 404 is the image.
+            Err(error) if is_status(&error, 404) => {
+                return Err(StackError::ImageMissing {
+                    image: service.image.reference().to_owned(),
+                });
+            }
+            Err(error) => return Err(docker_error("create container", name)(error)),
+        };
+        // Owned from here on, even if starting fails.
+        self.containers.insert(name.clone(), created.id.clone());
+        client
+            .start_container(&created.id, None)
+            .await
+            .map_err(docker_error("start container", name))?;
+        Ok(created.id)
+    }
+
+    /// The 127.0.0.1 host port currently published for a container port (looked up each time:
+    /// it changes when the container restarts).
+    pub async fn host_port(&self, service: &str, port: u16) -> Result<u16, StackError> {
+        let id = self.container_id(service)?;
+        let inspect = self
+            .docker
+            .client()
+            .inspect_container(id, None)
+            .await
+            .map_err(docker_error("inspect container", service))?;
+        let port_error = |reason: &str| StackError::Port {
+            service: service.to_owned(),
+            port,
+            reason: reason.to_owned(),
+        };
+        let bindings = inspect
+            .network_settings
+            .and_then(|settings| settings.ports)
+            .and_then(|mut ports| ports.remove(&format!("{port}/tcp")))
+            .ok_or_else(|| {
+                port_error("the port is not published (is it in the service's `ports`?)")
+            })?
+            .unwrap_or_default();
+        bindings
+            .iter()
+            .filter(|binding| binding.host_ip.as_deref() == Some("127.0.0.1"))
+            .find_map(|binding| binding.host_port.as_deref()?.parse::<u16>().ok())
+            .ok_or_else(|| port_error("no host port is bound; the container is not running"))
+    }
+
+    /// Run a command in the service's container. When `timeout` runs out first, the outcome has
+    /// no exit code and the output so far (Docker cannot kill an exec; it runs on inside).
+    pub async fn exec(
+        &self,
+        service: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome, StackError> {
+        let id = self.container_id(service)?;
+        let client = self.docker.client();
+        let mut output: Vec<u8> = Vec::new();
+        let run = async {
+            let exec = client
+                .create_exec(
+                    id,
+                    CreateExecOptions {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        cmd: Some(command.to_vec()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(docker_error("create exec", service))?;
+            let started = client
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(docker_error("start exec", service))?;
+            if let StartExecResults::Attached { output: mut stream, .. } = started {
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(docker_error("read exec output", service))?;
+                    output.extend_from_slice(&chunk.into_bytes());
+                    if output.len() > 2 * EXEC_OUTPUT_LIMIT {
+                        output.drain(..output.len() - EXEC_OUTPUT_LIMIT);
+                    }
+                }
+            }
+            // The output closes as the process ends; Docker records the exit code an instant later.
+            loop {
+                let inspect = client
+                    .inspect_exec(&exec.id)
+                    .await
+                    .map_err(docker_error("inspect exec", service))?;
+                if inspect.running != Some(true) {
+                    return Ok::<_, StackError>(inspect.exit_code);
+                }
+                clock::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let exit_code = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => None,
+        };
+        Ok(ExecOutcome { exit_code, output: tail_text(&output, EXEC_OUTPUT_LIMIT) })
+    }
+
+    /// Send a signal (`SIGKILL`, `SIGTERM`, `9`...).
+    ///
+    /// Docker thaws a paused container after signalling it, so a kill also ends a pause.
+    pub async fn kill(&self, service: &str, signal: &str) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        let options = KillContainerOptionsBuilder::new().signal(signal).build();
+        self.docker
+            .client()
+            .kill_container(id, Some(options))
+            .await
+            .map_err(docker_error("kill container", service))
+    }
+
+    /// Graceful stop with a grace period.
+    pub async fn stop(&self, service: &str, timeout: Duration) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        let seconds = i32::try_from(seconds).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::new().t(seconds).build();
+        self.docker
+            .client()
+            .stop_container(id, Some(options))
+            .await
+            .map_err(docker_error("stop container", service))
+    }
+
+    /// Start a stopped container.
+    pub async fn start(&self, service: &str) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        self.docker
+            .client()
+            .start_container(id, None)
+            .await
+            .map_err(docker_error("start container", service))
+    }
+
+    /// Restart (stop with a 10 s grace, then start).
+    pub async fn restart(&self, service: &str) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        let options = RestartContainerOptionsBuilder::new().t(RESTART_GRACE_SECONDS).build();
+        self.docker
+            .client()
+            .restart_container(id, Some(options))
+            .await
+            .map_err(docker_error("restart container", service))
+    }
+
+    /// Freeze the container.
+    pub async fn pause(&self, service: &str) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        self.docker
+            .client()
+            .pause_container(id)
+            .await
+            .map_err(docker_error("pause container", service))
+    }
+
+    /// Thaw it.
+    pub async fn unpause(&self, service: &str) -> Result<(), StackError> {
+        let id = self.container_id(service)?;
+        self.docker
+            .client()
+            .unpause_container(id)
+            .await
+            .map_err(docker_error("unpause container", service))
+    }
+
+    /// The container's state.
+    pub async fn state(&self, service: &str) -> Result<ContainerState, StackError> {
+        let id = self.container_id(service)?;
+        let inspect = self
+            .docker
+            .client()
+            .inspect_container(id, None)
+            .await
+            .map_err(docker_error("inspect container", service))?;
+        let state = inspect.state.unwrap_or_default();
+        Ok(ContainerState {
+            running: state.running.unwrap_or(false),
+            paused: state.paused.unwrap_or(false),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
+    }
+
+    /// The last `lines` lines of the container's stdout and stderr.
+    pub async fn logs_tail(&self, service: &str, lines: usize) -> Result<String, StackError> {
+        let id = self.container_id(service)?;
+        let options =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = self.docker.client().logs(id, Some(options));
+        let mut text: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(docker_error("read logs", service))?;
+            text.extend_from_slice(&chunk.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// Whether any log line so far contains `text` (for `log` health checks).
+    pub async fn logs_contain(&self, service: &str, text: &str) -> Result<bool, StackError> {
+        let id = self.container_id(service)?;
+        let needle = text.as_bytes();
+        if needle.is_empty() {
+            return Ok(true);
+        }
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+        let mut stream = self.docker.client().logs(id, Some(options));
+        // The text may straddle two chunks: keep the end of the previous one.
+        let mut window: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk: LogOutput = chunk.map_err(docker_error("read logs", service))?;
+            window.extend_from_slice(&chunk.into_bytes());
+            if window.windows(needle.len()).any(|w| w == needle) {
+                return Ok(true);
+            }
+            let keep = needle.len() - 1;
+            if window.len() > keep {
+                window.drain(..window.len() - keep);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Docker's container events for this run (label filter), from now on, as a stream.
+    pub fn events(
+        &self,
+    ) -> futures_util::stream::BoxStream<'static, Result<ContainerEvent, StackError>> {
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("label", vec![format!("{}={}", labels::RUN, self.identity.run_id)]),
+        ]);
+        // The request only goes out when the stream is first polled: `since` makes "from now on"
+        // mean the time of this call, not of that poll (the engine and daemon share a clock).
+        let now = clock::SystemClock::start().wall();
+        let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
+        let options = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
+        let client = self.docker.client().clone();
+        let stream: BoxStream<'static, _> = client.events(Some(options)).boxed();
+        stream
+            .filter_map(|message| async move {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => return Some(Err(docker_error("watch events", "-")(error))),
+                };
+                let action = message.action?;
+                if action.starts_with("exec_") {
+                    return None;
+                }
+                let attributes =
+                    message.actor.and_then(|actor| actor.attributes).unwrap_or_default();
+                let service = attributes.get(labels::SERVICE)?.clone();
+                let exit_code = attributes.get("exitCode").and_then(|code| code.parse().ok());
+                Some(Ok(ContainerEvent { service, action, exit_code }))
+            })
+            .boxed()
+    }
+
+    /// Remove every container and the network. `graceful`: stop containers with a short grace
+    /// period first; otherwise kill at once (second Ctrl-C). With `keep`, leaves everything up.
+    /// Idempotent; returns the first error after trying everything.
+    pub async fn shutdown(mut self, graceful: bool) -> Result<(), StackError> {
+        if self.identity.keep {
+            self.finished = true;
+            return Ok(());
+        }
+        let services: Vec<String> = self.containers.keys().cloned().collect();
+        let ids: Vec<String> = self.containers.values().cloned().collect();
+        let grace = graceful.then_some(SHUTDOWN_GRACE);
+        let errors = remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
+        // Whatever failed is left to the sweep; `Drop` would only fail the same way.
+        self.finished = true;
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some((index, source)) => Err(StackError::Docker {
+                operation: if index < services.len() {
+                    "remove container"
+                } else {
+                    "remove network"
+                },
+                service: services.get(index).cloned().unwrap_or_else(|| "-".to_owned()),
+                source,
+            }),
+        }
+    }
+}
+
+impl Drop for StackHandle {
+    fn drop(&mut self) {
+        if self.finished || self.identity.keep {
+            return;
+        }
+        remove_all_blocking(
+            self.docker.endpoint().to_owned(),
+            self.containers.values().cloned().collect(),
+            Some(self.network_id.clone()),
+        );
+    }
+}
+
+/// Labels every object of the run carries.
+fn run_labels(identity: &RunIdentity) -> HashMap<String, String> {
+    HashMap::from([
+        (labels::RUN.to_owned(), identity.run_id.clone()),
+        (labels::SCENARIO.to_owned(), identity.scenario.clone()),
+        (labels::OWNER.to_owned(), current_owner().to_owned()),
+        (labels::KEEP.to_owned(), identity.keep.to_string()),
+    ])
+}
+
+/// The last `limit` bytes as text, starting on a character boundary.
+fn tail_text(bytes: &[u8], limit: usize) -> String {
+    let start = bytes.len().saturating_sub(limit);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    text.trim_start_matches('\u{FFFD}').to_owned()
+}
