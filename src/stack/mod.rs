@@ -132,9 +132,10 @@ pub enum SweepScope {
     AllButLive,
 }
 
-/// The container name of a service in a run: `fd-RUNID-SERVICE`.
+/// The container name of a service in a run: `RUNID-SERVICE` (run ids start with `fd-`).
 pub fn container_name(run_id: &str, service: &str) -> String {
-    format!("fd-{run_id}-{service}")
+    // Run ids start with `fd-` already: `fd-1a2b3c4d-billing`.
+    format!("{run_id}-{service}")
 }
 
 /// The network name of a run: `firedrill-RUNID`.
