@@ -2,32 +2,52 @@
 //! mistake at once as [`Diagnostic`]s with file:line:col.
 //!
 //! Depends on nothing else in the crate; everyone else reads it.
+//!
+//! The pipeline: [`tree`] turns YAML into nodes that keep their byte spans (syntax errors and
+//! duplicate keys stop here), [`validate`] walks the nodes into the [`model`] with the typed reads
+//! of [`read`], collecting problems, and [`report`] turns problems into diagnostics.
 
+mod duration;
 pub mod model;
+mod read;
+mod report;
+mod suggest;
+mod template;
+mod tree;
+mod validate;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use model::Scenario;
+pub use report::render;
 
 /// Read and validate a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
-    todo!("scenario helper: {path:?}")
+    let source = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    Ok(parse(&source, path)?)
 }
 
 /// Validate scenario text that came from `path` (used in messages and to resolve relative paths).
+///
+/// Build contexts are resolved against `path`'s folder and must exist.
 pub fn parse(source: &str, path: &Path) -> Result<Scenario, Invalid> {
-    todo!("scenario helper: {source} {path:?}")
+    let file = path.display().to_string();
+    let root = tree::parse(source).map_err(|problems| problems.into_invalid(source, &file))?;
+    validate::scenario(root.as_ref(), source, path)
+        .map_err(|problems| problems.into_invalid(source, &file))
 }
 
-/// Parse `250ms`, `30s`, `5m`, `1h`, `1m30s`.
+/// Parse a positive duration: `250ms`, `30s`, `5m`, `1h`, `1m30s` (units largest first, each once;
+/// `us` and `ns` are read too). Zero is an error.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    todo!("scenario helper: {text}")
+    duration::parse(text)
 }
 
 /// Write a duration the way `parse_duration` reads it (`1.5s` → `1500ms`, `90s` → `1m30s`).
 pub fn format_duration(duration: Duration) -> String {
-    todo!("scenario helper: {duration:?}")
+    duration::format(duration)
 }
 
 /// Why a scenario file could not be loaded.

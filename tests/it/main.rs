@@ -1,2 +1,3 @@
 
 mod stack;
+mod validate;

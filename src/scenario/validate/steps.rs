@@ -1,0 +1,418 @@
+//! `steady-state` probes and `steps`: shapes, signals, probe targets, and settling names
+//! (explicit ones unique, generated ones numbered).
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::walk::{Naming, Services, StepDraft, StepTable, Walk};
+use crate::scenario::model::{Action, ContainerAction, ContainerOp, Probe, ProbeKind, Step};
+use crate::scenario::read::Fields;
+use crate::scenario::report::Span;
+use crate::scenario::tree::Node;
+use crate::scenario::{duration, suggest};
+
+/// The kinds of probe; a probe has exactly one.
+const PROBE_KINDS: &[&str] = &["http", "tcp"];
+/// Keys of an `http` probe.
+const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method", "body-contains"];
+/// HTTP methods a probe may send.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+/// Step actions; a step has exactly one.
+pub(super) const ACTIONS: &[&str] =
+    &["kill", "stop", "start", "restart", "pause", "unpause", "wait", "probe"];
+/// Signals by name (without `SIG`) and Linux number.
+const SIGNALS: &[(&str, i64)] = &[
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("TERM", 15),
+    ("CONT", 18),
+    ("STOP", 19),
+];
+
+impl Walk<'_> {
+    pub(super) fn steady_state(&mut self, node: &Node, services: &Services) -> Option<Vec<Probe>> {
+        let items = self.r.list(node, "a list of probes")?;
+        let mut probes = Vec::with_capacity(items.len());
+        let mut namings = Vec::with_capacity(items.len());
+        for item in items {
+            let at = self.r.head(item);
+            let Some(fields) = self.r.fields(
+                item,
+                at,
+                "a steady-state probe",
+                "a probe such as `{ tcp: { service: db, port: 5432 } }`",
+                &["name", "http", "tcp", "timeout"],
+            ) else {
+                probes.push(None);
+                namings.push(Naming { explicit: None, generated: None });
+                continue;
+            };
+            let explicit = self.explicit_name(&fields);
+            let probe = self.probe(&fields, services);
+            namings.push(Naming { explicit, generated: probe.as_ref().map(|p| p.name.clone()) });
+            probes.push(probe);
+        }
+        let names = self.settle_names(namings, "probe");
+        probes
+            .into_iter()
+            .zip(names)
+            .map(|(probe, name)| Some(Probe { name: name?, ..probe? }))
+            .collect()
+    }
+
+    pub(super) fn explicit_name(&mut self, fields: &Fields<'_>) -> Option<(String, Span)> {
+        let node = fields.get("name")?;
+        self.r.non_empty_text(node, "a name").map(|name| (name, node.span))
+    }
+
+    /// A probe from a mapping holding `http` or `tcp` and `timeout`; named with its generated name.
+    pub(super) fn probe(&mut self, fields: &Fields<'_>, services: &Services) -> Option<Probe> {
+        let kind = match fields.present(PROBE_KINDS).as_slice() {
+            [] => {
+                self.r
+                    .error(
+                        fields.at,
+                        format!("missing `http` or `tcp` in {}", fields.context),
+                        "needs a probe",
+                    )
+                    .help("add `http: { service, port, path }` or `tcp: { service, port }`");
+                None
+            }
+            [(kind, entry)] => self.probe_kind(kind, &entry.value, entry.key.span, services),
+            [_, (_, entry), ..] => {
+                self.r
+                    .error(
+                        entry.key.span,
+                        format!("{} has both `http` and `tcp`", fields.context),
+                        "second probe",
+                    )
+                    .help("a probe is exactly one of `http` or `tcp`");
+                None
+            }
+        };
+        let timeout =
+            fields.get("timeout").map_or(Some(Duration::from_secs(2)), |n| self.r.duration(n));
+        let kind = kind?;
+        let name = match &kind {
+            ProbeKind::Http { service, port, method, path, .. } if method == "GET" => {
+                format!("http {service}:{port}{path}")
+            }
+            ProbeKind::Http { service, port, method, path, .. } => {
+                format!("http {method} {service}:{port}{path}")
+            }
+            ProbeKind::Tcp { service, port } => format!("tcp {service}:{port}"),
+        };
+        Some(Probe { name, kind, timeout: timeout? })
+    }
+
+    pub(super) fn probe_kind(
+        &mut self,
+        kind: &str,
+        node: &Node,
+        key: Span,
+        services: &Services,
+    ) -> Option<ProbeKind> {
+        let (context, keys) = if kind == "http" {
+            ("an `http` probe", HTTP_PROBE_KEYS)
+        } else {
+            ("a `tcp` probe", &["service", "port"][..])
+        };
+        let fields =
+            self.r.fields(node, key, context, "a mapping with `service` and `port`", keys)?;
+        let service_node = self.r.require(&fields, "service");
+        let service = service_node.and_then(|n| self.r.text(n, "a service name"));
+        let info = match (&service, service_node) {
+            (Some(name), Some(node)) => self.known_service(services, name, node.span),
+            _ => None,
+        };
+        let port_node = self.r.require(&fields, "port");
+        let port = port_node.and_then(|n| self.r.port(n));
+        if let (Some(name), Some(info), Some(port), Some(node)) = (&service, info, port, port_node)
+        {
+            self.declared_port(name, info, port, node.span);
+        }
+        if kind == "tcp" {
+            return Some(ProbeKind::Tcp { service: service?, port: port? });
+        }
+        let path = self.http_path(fields.get("path"));
+        let status = fields.get("status").map_or(Some(200), |n| self.r.status(n));
+        let method = match fields.get("method") {
+            None => Some("GET".to_owned()),
+            Some(node) => self.method(node),
+        };
+        let body_contains = match fields.get("body-contains") {
+            None => Some(None),
+            Some(node) => self.r.non_empty_text(node, "the text the body must contain").map(Some),
+        };
+        Some(ProbeKind::Http {
+            service: service?,
+            port: port?,
+            method: method?,
+            path: path?,
+            status: status?,
+            body_contains: body_contains?,
+        })
+    }
+
+    pub(super) fn method(&mut self, node: &Node) -> Option<String> {
+        let method = self.r.text(node, "an HTTP method")?.to_ascii_uppercase();
+        if METHODS.contains(&method.as_str()) {
+            return Some(method);
+        }
+        self.r
+            .error(node.span, format!("unknown HTTP method `{method}`"), "unknown method")
+            .help(format!("use {}", suggest::list(METHODS.iter().copied())));
+        None
+    }
+
+    // ----- steps ---------------------------------------------------------------------------------
+
+    pub(super) fn steps(
+        &mut self,
+        node: &Node,
+        services: &Services,
+    ) -> (Option<Vec<Step>>, StepTable) {
+        let Some(items) = self.r.list(node, "a list of steps") else {
+            return (None, StepTable { names: IndexMap::new(), incomplete: true });
+        };
+        let mut drafts = Vec::with_capacity(items.len());
+        for item in items {
+            drafts.push(self.step(item, services));
+        }
+        let namings = drafts
+            .iter()
+            .map(|d| Naming { explicit: d.explicit.clone(), generated: d.generated.clone() })
+            .collect();
+        let names = self.settle_names(namings, "step");
+        let mut table = StepTable { names: IndexMap::new(), incomplete: false };
+        let mut steps = Some(Vec::with_capacity(drafts.len()));
+        for (index, (draft, name)) in drafts.into_iter().zip(names).enumerate() {
+            match &name {
+                Some(name) => {
+                    table.names.insert(name.clone(), draft.is_probe);
+                }
+                None => table.incomplete = true,
+            }
+            match (&mut steps, name, draft.action) {
+                (Some(steps), Some(name), Some(action)) => steps.push(Step { index, name, action }),
+                _ => steps = None,
+            }
+        }
+        (steps, table)
+    }
+
+    pub(super) fn step(&mut self, node: &Node, services: &Services) -> StepDraft {
+        let mut draft = StepDraft { explicit: None, generated: None, action: None, is_probe: None };
+        let at = self.r.head(node);
+        let mut keys = ACTIONS.to_vec();
+        keys.push("name");
+        let Some(fields) = self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys)
+        else {
+            if node.scalar().is_some() {
+                self.r
+                    .last()
+                    .help("a step is a mapping with one action, e.g. `- kill: { service: db }`");
+            }
+            return draft;
+        };
+        draft.explicit = self.explicit_name(&fields);
+        let (action_key, entry) = match fields.present(ACTIONS).as_slice() {
+            [] => {
+                self.r
+                    .error(at, "missing action in step", "no action")
+                    .help(format!("add one of {}", suggest::list(ACTIONS.iter().copied())));
+                return draft;
+            }
+            [(key, entry)] => (*key, *entry),
+            [(first, _), (second, entry), ..] => {
+                self.r
+                    .error(
+                        entry.key.span,
+                        format!("a step has one action, this one has `{first}` and `{second}`"),
+                        "second action",
+                    )
+                    .help("split it into two steps");
+                return draft;
+            }
+        };
+        draft.is_probe = Some(action_key == "probe");
+        let value = &entry.value;
+        match action_key {
+            "wait" => {
+                if let Some(duration) = self.r.duration(value) {
+                    draft.generated = Some(format!("wait {}", duration::format(duration)));
+                    draft.action = Some(Action::Wait(duration));
+                }
+            }
+            "probe" => {
+                let mut probe_keys = vec!["http", "tcp", "timeout"];
+                probe_keys.push("name");
+                let Some(fields) = self.r.fields(
+                    value,
+                    entry.key.span,
+                    "`probe`",
+                    "a probe such as `{ tcp: { service: db, port: 5432 } }`",
+                    &probe_keys,
+                ) else {
+                    return draft;
+                };
+                if let Some(name) = fields.entry("name") {
+                    self.r
+                        .error(name.key.span, "unknown key `name` in `probe`", "unknown key")
+                        .help("name the step instead: `- name: ...` next to `probe:`");
+                }
+                if let Some(mut probe) = self.probe(&fields, services) {
+                    draft.generated = Some(format!("probe {}", probe.name));
+                    if let Some((name, _)) = &draft.explicit {
+                        probe.name.clone_from(name);
+                    }
+                    draft.action = Some(Action::Probe(probe));
+                }
+            }
+            op => {
+                let (service, action) = self.container_action(op, value, entry.key.span, services);
+                draft.generated = service.map(|service| format!("{op} {service}"));
+                draft.action = action.map(Action::Container);
+            }
+        }
+        draft
+    }
+
+    /// A container action; also returns the service name as written, to name the step even when the
+    /// action has other mistakes.
+    pub(super) fn container_action(
+        &mut self,
+        op: &str,
+        node: &Node,
+        key: Span,
+        services: &Services,
+    ) -> (Option<String>, Option<ContainerAction>) {
+        let keys: &[&str] = match op {
+            "kill" => &["service", "signal", "for"],
+            "stop" => &["service", "timeout", "for"],
+            "pause" => &["service", "for"],
+            _ => &["service", "for"],
+        };
+        let context = format!("`{op}`");
+        let Some(fields) = self.r.fields(node, key, context, "a mapping with `service`", keys)
+        else {
+            if let Some(scalar) = node.scalar() {
+                self.r.last().help(format!("write `{op}: {{ service: {} }}`", scalar.text));
+            }
+            return (None, None);
+        };
+        let service_node = self.r.require(&fields, "service");
+        let service = service_node.and_then(|n| self.r.text(n, "a service name"));
+        let known = match (&service, service_node) {
+            (Some(name), Some(node)) => self.known_service(services, name, node.span).is_some(),
+            _ => false,
+        };
+        let undo_after = match fields.entry("for") {
+            None => Some(None),
+            Some(entry) if matches!(op, "kill" | "stop" | "pause") => {
+                self.r.duration(&entry.value).map(Some)
+            }
+            Some(entry) => {
+                let undo = if op == "unpause" {
+                    "`pause` with `for`"
+                } else {
+                    "a `kill`, `stop` or `pause` with `for`"
+                };
+                let message = format!("`for` is not allowed on `{op}`");
+                self.r.error(entry.key.span, message, "not allowed here").help(format!(
+                    "`for` undoes a fault after a while; `{op}` is not undone, use {undo} instead"
+                ));
+                None
+            }
+        };
+        let op = match op {
+            "kill" => fields
+                .get("signal")
+                .map_or(Some("SIGKILL".to_owned()), |n| self.signal(n))
+                .map(|signal| ContainerOp::Kill { signal }),
+            "stop" => fields
+                .get("timeout")
+                .map_or(Some(Duration::from_secs(10)), |n| self.r.duration(n))
+                .map(|timeout| ContainerOp::Stop { timeout }),
+            "start" => Some(ContainerOp::Start),
+            "restart" => Some(ContainerOp::Restart),
+            "pause" => Some(ContainerOp::Pause),
+            _ => Some(ContainerOp::Unpause),
+        };
+        let action = (|| {
+            let service = service.clone().filter(|_| known)?;
+            Some(ContainerAction { service, op: op?, undo_after: undo_after? })
+        })();
+        (service, action)
+    }
+
+    pub(super) fn signal(&mut self, node: &Node) -> Option<String> {
+        let text = self.r.text(node, "a signal such as `SIGTERM`")?;
+        if let Ok(number) = text.parse::<i64>() {
+            if (1..=64).contains(&number) {
+                return Some(match SIGNALS.iter().find(|(_, n)| *n == number) {
+                    Some((name, _)) => format!("SIG{name}"),
+                    None => number.to_string(),
+                });
+            }
+        } else {
+            let upper = text.to_ascii_uppercase();
+            let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+            if SIGNALS.iter().any(|(name, _)| *name == bare) {
+                return Some(format!("SIG{bare}"));
+            }
+        }
+        let names: Vec<String> = SIGNALS.iter().map(|(name, _)| format!("SIG{name}")).collect();
+        let hint =
+            match suggest::closest(&text.to_ascii_uppercase(), names.iter().map(String::as_str)) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!(
+                    "use {}, or a number from 1 to 64",
+                    suggest::list(names.iter().map(String::as_str))
+                ),
+            };
+        self.r.error(node.span, format!("unknown signal `{text}`"), "unknown signal").help(hint);
+        None
+    }
+
+    /// Settle the names of a list: explicit names must be unique; generated names that collide get
+    /// ` #2`, ` #3`, ... in order.
+    pub(super) fn settle_names(&mut self, items: Vec<Naming>, what: &str) -> Vec<Option<String>> {
+        let mut used: IndexMap<String, Span> = IndexMap::new();
+        let mut names: Vec<Option<String>> = vec![None; items.len()];
+        for (index, item) in items.iter().enumerate() {
+            let Some((name, span)) = &item.explicit else { continue };
+            if let Some(first) = used.get(name) {
+                let line = self.r.line(*first);
+                self.r
+                    .error(*span, format!("duplicate {what} name `{name}`"), "used again here")
+                    .help(format!(
+                        "`{name}` already names the {what} on line {line}; {what} names must be unique"
+                    ));
+            } else {
+                used.insert(name.clone(), *span);
+                names[index] = Some(name.clone());
+            }
+        }
+        for (index, item) in items.into_iter().enumerate() {
+            if item.explicit.is_some() {
+                continue;
+            }
+            let Some(base) = item.generated else { continue };
+            let mut name = base.clone();
+            let mut n = 1;
+            while used.contains_key(&name) {
+                n += 1;
+                name = format!("{base} #{n}");
+            }
+            used.insert(name.clone(), Span::default());
+            names[index] = Some(name);
+        }
+        names
+    }
+}
