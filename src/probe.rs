@@ -55,7 +55,8 @@ pub async fn http(
 ) -> ProbeOutcome {
     let started = clock::instant_now();
     let url = format!("http://127.0.0.1:{port}{}", expect.path);
-    let method = reqwest::Method::from_bytes(expect.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let method =
+        reqwest::Method::from_bytes(expect.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let attempt = async {
         let response = client.request(method, &url).send().await?;
         let status = response.status().as_u16();
@@ -65,7 +66,11 @@ pub async fn http(
     let result = tokio::time::timeout(timeout, attempt).await;
     let latency = clock::instant_now().saturating_duration_since(started);
     match result {
-        Err(_) => failed(None, latency, format!("no answer within {}", crate::scenario::format_duration(timeout))),
+        Err(_) => failed(
+            None,
+            latency,
+            format!("no answer within {}", crate::scenario::format_duration(timeout)),
+        ),
         Ok(Err(error)) => failed(None, latency, describe_reqwest_error(&error)),
         Ok(Ok((status, body))) => {
             if status != expect.status {
@@ -98,8 +103,16 @@ pub async fn tcp(port: u16, timeout: Duration) -> ProbeOutcome {
         // Docker's userland proxy accepts, then closes when the backend refuses: read with a
         // short grace to tell the two apart.
         let mut buf = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(50), tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await {
-            Ok(Ok(0)) => Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "closed by peer at once")),
+        match tokio::time::timeout(
+            Duration::from_millis(50),
+            tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "closed by peer at once",
+            )),
             Ok(Err(e)) => Err(e),
             _ => {
                 let _ = stream.shutdown().await;
@@ -110,7 +123,11 @@ pub async fn tcp(port: u16, timeout: Duration) -> ProbeOutcome {
     let result = tokio::time::timeout(timeout, attempt).await;
     let latency = clock::instant_now().saturating_duration_since(started);
     match result {
-        Err(_) => failed(None, latency, format!("no connection within {}", crate::scenario::format_duration(timeout))),
+        Err(_) => failed(
+            None,
+            latency,
+            format!("no connection within {}", crate::scenario::format_duration(timeout)),
+        ),
         Ok(Err(error)) => failed(None, latency, format!("connect: {error}")),
         Ok(Ok(())) => ProbeOutcome { ok: true, status: None, latency, error: None },
     }
@@ -154,9 +171,16 @@ mod tests {
 
     #[tokio::test]
     async fn http_probe_judges_status_and_body() {
-        let port = one_shot_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        let port =
+            one_shot_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
         let client = http_client();
-        let expect = HttpExpectation { method: "GET", path: "/health", status: 200, body_contains: Some("ok") };
+        let expect = HttpExpectation {
+            method: "GET",
+            path: "/health",
+            status: 200,
+            body_contains: Some("ok"),
+        };
         let outcome = http(&client, port, &expect, Duration::from_secs(2)).await;
         assert!(outcome.ok, "{outcome:?}");
         assert_eq!(outcome.status, Some(200));
@@ -170,7 +194,8 @@ mod tests {
     #[tokio::test]
     async fn http_probe_reports_wrong_status_with_body_excerpt() {
         let port = one_shot_server("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 7\r\nconnection: close\r\n\r\ndb down").await;
-        let expect = HttpExpectation { method: "GET", path: "/health", status: 200, body_contains: None };
+        let expect =
+            HttpExpectation { method: "GET", path: "/health", status: 200, body_contains: None };
         let outcome = http(&http_client(), port, &expect, Duration::from_secs(2)).await;
         assert_eq!(outcome.status, Some(503));
         assert_eq!(outcome.error.as_deref(), Some("status 503, expected 200: db down"));

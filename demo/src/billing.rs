@@ -71,9 +71,7 @@ async fn run() -> Result<(), String> {
         .parse()
         .map_err(|error| format!("DATABASE_URL is not a valid PostgreSQL URL: {error}"))?;
     let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT is not a port number: {port:?}"))?,
+        Ok(port) => port.parse().map_err(|_| format!("PORT is not a port number: {port:?}"))?,
         Err(_) => 8080,
     };
     let version = std::env::var("BILLING_VERSION").unwrap_or_else(|_| "1.0".to_string());
@@ -106,10 +104,7 @@ async fn run() -> Result<(), String> {
         .route("/version", get(version_info))
         .route("/invoices", get(count_invoices).post(create_invoice))
         .route("/invoices/{id}", get(get_invoice))
-        .with_state(AppState {
-            db,
-            version: Arc::from(version.as_str()),
-        });
+        .with_state(AppState { db, version: Arc::from(version.as_str()) });
     let bound = listener.local_addr().unwrap_or(addr);
     println!("billing {version} listening on {bound}");
     axum::serve(listener, app)
@@ -152,11 +147,7 @@ impl Invoice {
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    match state
-        .db
-        .run(|conn| async move { conn.client.simple_query("SELECT 1").await })
-        .await
-    {
+    match state.db.run(|conn| async move { conn.client.simple_query("SELECT 1").await }).await {
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(error) => error.into_response(),
     }
@@ -171,11 +162,7 @@ async fn create_invoice(
     Json(new): Json<NewInvoice>,
 ) -> Result<Response, DbError> {
     if new.customer.trim().is_empty() {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "customer must not be empty",
-        )
-            .into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "customer must not be empty").into_response());
     }
     let sql = format!(
         "INSERT INTO invoices (customer, amount_cents) VALUES ($1, $2) RETURNING {INVOICE_COLUMNS}"
@@ -185,10 +172,7 @@ async fn create_invoice(
     let invoice = state
         .db
         .run(|conn| async move {
-            let row = conn
-                .client
-                .query_one(sql, &[&new.customer, &new.amount_cents])
-                .await?;
+            let row = conn.client.query_one(sql, &[&new.customer, &new.amount_cents]).await?;
             Invoice::from_row(&row)
         })
         .await?;
@@ -220,10 +204,7 @@ async fn count_invoices(State(state): State<AppState>) -> Result<Response, DbErr
     let count: i64 = state
         .db
         .run(|conn| async move {
-            let row = conn
-                .client
-                .query_one("SELECT count(*) FROM invoices", &[])
-                .await?;
+            let row = conn.client.query_one("SELECT count(*) FROM invoices", &[]).await?;
             row.try_get(0)
         })
         .await?;
@@ -242,17 +223,13 @@ enum DbError {
 impl IntoResponse for DbError {
     fn into_response(self) -> Response {
         match self {
-            Self::Unavailable(reason) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("database unavailable: {reason}"),
-            )
-                .into_response(),
+            Self::Unavailable(reason) => {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {reason}"))
+                    .into_response()
+            }
             Self::Failed(reason) => {
                 eprintln!("billing: database error: {reason}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("database error: {reason}"),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {reason}"))
                     .into_response()
             }
         }
@@ -280,10 +257,7 @@ struct Db {
 
 impl Db {
     fn new(config: tokio_postgres::Config) -> Self {
-        Self {
-            config,
-            current: Mutex::new(None),
-        }
+        Self { config, current: Mutex::new(None) }
     }
 
     async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
@@ -396,9 +370,7 @@ impl Db {
                 if let Some(conn) = &used {
                     self.discard(conn, "no answer in time").await;
                 }
-                Err(DbError::Unavailable(format!(
-                    "no answer within {DB_TIMEOUT:?}"
-                )))
+                Err(DbError::Unavailable(format!("no answer within {DB_TIMEOUT:?}")))
             }
         }
     }

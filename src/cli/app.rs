@@ -99,7 +99,12 @@ fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError>
     Ok(ExitStatus::Success)
 }
 
-async fn run(files: &[PathBuf], report_dir: Option<PathBuf>, keep: bool, color: bool) -> Result<ExitStatus, ExpectedError> {
+async fn run(
+    files: &[PathBuf],
+    report_dir: Option<PathBuf>,
+    keep: bool,
+    color: bool,
+) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
@@ -112,9 +117,9 @@ async fn run(files: &[PathBuf], report_dir: Option<PathBuf>, keep: bool, color: 
         if signals.interrupt.is_cancelled() {
             break;
         }
-        let dir = report_dir.as_ref().map(|dir| {
-            if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() }
-        });
+        let dir = report_dir
+            .as_ref()
+            .map(|dir| if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() });
         let progress = Arc::new(Progress::new(color, scenario.steps.len()));
         let listener = {
             let progress = progress.clone();
@@ -125,7 +130,13 @@ async fn run(files: &[PathBuf], report_dir: Option<PathBuf>, keep: bool, color: 
         progress.finish();
 
         let source = scenario.source.display().to_string();
-        let built = report::build_report(&scenario.name, &source, &result.events, &result.verdicts, result.status);
+        let built = report::build_report(
+            &scenario.name,
+            &source,
+            &result.events,
+            &result.verdicts,
+            result.status,
+        );
         print!("{}", report::render_summary_text(&built, color && std::io::stdout().is_terminal()));
         if let Some(path) = &result.report_path {
             eprintln!("report: {}", path.display());
@@ -153,7 +164,8 @@ async fn run(files: &[PathBuf], report_dir: Option<PathBuf>, keep: bool, color: 
 
 /// First Ctrl-C or SIGTERM: interrupt; second: kill fast.
 async fn watch_signals(signals: Signals) {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     next_signal(&mut terminate).await;
     signals.interrupt.cancel();
     next_signal(&mut terminate).await;
@@ -186,7 +198,11 @@ fn default_scenarios() -> Result<Vec<PathBuf>, ExpectedError> {
     Ok(files)
 }
 
-async fn images(files: Vec<PathBuf>, rebuild: bool, color: bool) -> Result<ExitStatus, ExpectedError> {
+async fn images(
+    files: Vec<PathBuf>,
+    rebuild: bool,
+    color: bool,
+) -> Result<ExitStatus, ExpectedError> {
     let files = if files.is_empty() { default_scenarios()? } else { files };
     let Some(scenarios) = load_all(&files, color) else {
         return Ok(ExitStatus::Error);

@@ -62,7 +62,9 @@ impl ExpectedError {
             ExpectedError::Scenario(_) => None,
             ExpectedError::Stack(error) => error.hint(),
             ExpectedError::Engine(error) => error.hint(),
-            ExpectedError::NoScenarios => Some("pass scenario files: `firedrill images FILE...`".into()),
+            ExpectedError::NoScenarios => {
+                Some("pass scenario files: `firedrill images FILE...`".into())
+            }
         }
     }
 

@@ -33,7 +33,9 @@ impl Progress {
     pub fn show(&self, event: &Event) {
         let t = format!("{:>7.1}s", event.offset_us as f64 / 1e6);
         let line = match &event.kind {
-            EventKind::RunStarted { run_id, scenario, .. } => Some(format!("{t}  run {run_id}: scenario `{scenario}`")),
+            EventKind::RunStarted { run_id, scenario, .. } => {
+                Some(format!("{t}  run {run_id}: scenario `{scenario}`"))
+            }
             EventKind::PhaseStarted { phase } => Some(format!("{t}  {}", phase_title(*phase))),
             EventKind::PhaseEnded { phase, outcome: Outcome::Failed, error } => Some(format!(
                 "{t}  {} {} failed: {}",
@@ -61,9 +63,10 @@ impl Progress {
                 self.bar.set_message("");
                 Some(format!("{t}    `{service}` healthy after {:.1}s", *startup_us as f64 / 1e6))
             }
-            EventKind::HealthChanged { service, healthy, detail } => {
-                Some(format!("{t}    health of `{service}`: {} ({detail})", if *healthy { "healthy" } else { "UNHEALTHY" }))
-            }
+            EventKind::HealthChanged { service, healthy, detail } => Some(format!(
+                "{t}    health of `{service}`: {} ({detail})",
+                if *healthy { "healthy" } else { "UNHEALTHY" }
+            )),
             EventKind::StepStarted { index, step, .. } => {
                 Some(format!("{t}    step {}/{}: {step}", index + 1, self.steps))
             }
@@ -80,10 +83,16 @@ impl Progress {
                 let undo = if *undo { " (undo)" } else { "" };
                 Some(match error {
                     None if *ok => format!("{t}      {what} `{service}`{undo}"),
-                    _ => format!("{t}      {} {what} `{service}`{undo}: {}", self.mark(false), error.as_deref().unwrap_or("")),
+                    _ => format!(
+                        "{t}      {} {what} `{service}`{undo}: {}",
+                        self.mark(false),
+                        error.as_deref().unwrap_or("")
+                    ),
                 })
             }
-            EventKind::ContainerEvent { service, action, exit_code } if action == "die" || action == "oom" => {
+            EventKind::ContainerEvent { service, action, exit_code }
+                if action == "die" || action == "oom" =>
+            {
                 let code = exit_code.map_or(String::new(), |c| format!(" with code {c}"));
                 Some(format!("{t}      docker: `{service}` {action}{code}"))
             }
@@ -101,7 +110,9 @@ impl Progress {
             EventKind::Interrupted { second: false } => Some(format!(
                 "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"
             )),
-            EventKind::Interrupted { second: true } => Some(format!("{t}  interrupted again: removing everything at once")),
+            EventKind::Interrupted { second: true } => {
+                Some(format!("{t}  interrupted again: removing everything at once"))
+            }
             _ => None,
         };
         if let Some(line) = line {

@@ -85,7 +85,8 @@ async fn observe(
         HealthKind::Http { port, path, status } => match stack.host_port(name, *port).await {
             Err(error) => unhealthy(format!("no published port: {error}")),
             Ok(host_port) => {
-                let expect = HttpExpectation { method: "GET", path, status: *status, body_contains: None };
+                let expect =
+                    HttpExpectation { method: "GET", path, status: *status, body_contains: None };
                 let outcome = probe::http(http, host_port, &expect, health.timeout).await;
                 match (outcome.ok, outcome.status) {
                     (true, Some(code)) => healthy(format!("status {code}")),
@@ -109,9 +110,11 @@ async fn observe(
             Err(error) => unhealthy(format!("exec failed: {error}")),
             Ok(outcome) if outcome.exit_code == Some(0) => healthy("exit 0".into()),
             Ok(outcome) => {
-                let code = outcome.exit_code.map_or("no exit code".to_string(), |c| format!("exit {c}"));
+                let code =
+                    outcome.exit_code.map_or("no exit code".to_string(), |c| format!("exit {c}"));
                 let output = outcome.output.trim();
-                let tail: String = output.lines().last().unwrap_or_default().chars().take(160).collect();
+                let tail: String =
+                    output.lines().last().unwrap_or_default().chars().take(160).collect();
                 unhealthy(if tail.is_empty() { code } else { format!("{code}: {tail}") })
             }
         },
@@ -119,7 +122,9 @@ async fn observe(
             if !*log_seen {
                 match stack.logs_contain(name, contains).await {
                     Ok(true) => *log_seen = true,
-                    Ok(false) => return unhealthy(format!("no log line contains `{contains}` yet")),
+                    Ok(false) => {
+                        return unhealthy(format!("no log line contains `{contains}` yet"));
+                    }
                     Err(error) => return unhealthy(format!("reading logs failed: {error}")),
                 }
             }
@@ -134,7 +139,9 @@ async fn container_running(stack: &StackHandle, name: &str) -> Observation {
         Ok(state) if state.paused => unhealthy("container paused".into()),
         Ok(state) if state.running => healthy("container running".into()),
         Ok(state) => unhealthy(match state.exit_code {
-            Some(code) if state.oom_killed => format!("container exited with code {code} (out of memory)"),
+            Some(code) if state.oom_killed => {
+                format!("container exited with code {code} (out of memory)")
+            }
             Some(code) => format!("container exited with code {code}"),
             None => "container not running".into(),
         }),

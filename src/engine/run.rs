@@ -77,7 +77,10 @@ impl Context {
     pub async fn docker_call<F: Future>(&self, future: F) -> F::Output {
         let started = clock::instant_now();
         let output = future.await;
-        Accounting::add(&self.accounting.docker, clock::instant_now().saturating_duration_since(started));
+        Accounting::add(
+            &self.accounting.docker,
+            clock::instant_now().saturating_duration_since(started),
+        );
         output
     }
 }
@@ -142,18 +145,27 @@ pub async fn run(
         http: crate::probe::http_client(),
         accounting: Accounting::default(),
     };
-    let identity = RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
+    let identity =
+        RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
 
     let mut stop = phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, docker)).await.err();
 
     let mut up = Up::default();
     if stop.is_none() {
-        stop = phase(&ctx, Phase::BringUp, bring_up(&ctx, scenario, docker, identity, &mut up)).await.err();
+        stop = phase(&ctx, Phase::BringUp, bring_up(&ctx, scenario, docker, identity, &mut up))
+            .await
+            .err();
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
     {
-        stop = phase(&ctx, Phase::SteadyBefore, steady_state(&ctx, scenario, stack, SteadyPhase::Before)).await.err();
+        stop = phase(
+            &ctx,
+            Phase::SteadyBefore,
+            steady_state(&ctx, scenario, stack, SteadyPhase::Before),
+        )
+        .await
+        .err();
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steps.is_empty()
@@ -163,7 +175,13 @@ pub async fn run(
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
     {
-        stop = phase(&ctx, Phase::SteadyAfter, steady_state(&ctx, scenario, stack, SteadyPhase::After)).await.err();
+        stop = phase(
+            &ctx,
+            Phase::SteadyAfter,
+            steady_state(&ctx, scenario, stack, SteadyPhase::After),
+        )
+        .await
+        .err();
     }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);
@@ -257,10 +275,16 @@ where
 }
 
 async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<(), Stop> {
-    let swept = ctx.interruptible(ctx.docker_call(docker.sweep(SweepScope::Dead))).await.ok_or(Stop::Interrupted)?;
+    let swept = ctx
+        .interruptible(ctx.docker_call(docker.sweep(SweepScope::Dead)))
+        .await
+        .ok_or(Stop::Interrupted)?;
     match swept {
         Ok(report) if !report.containers.is_empty() || !report.networks.is_empty() => {
-            ctx.journal.record(EventKind::Swept { containers: report.containers, networks: report.networks });
+            ctx.journal.record(EventKind::Swept {
+                containers: report.containers,
+                networks: report.networks,
+            });
         }
         Ok(_) => {}
         // A failed sweep must not stop today's rehearsal; it is retried at the next start.
@@ -283,7 +307,11 @@ async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<
         ctx.journal.record(EventKind::ImageReady {
             image,
             built,
-            build_us: if built { clock::instant_now().saturating_duration_since(started).as_micros() as u64 } else { 0 },
+            build_us: if built {
+                clock::instant_now().saturating_duration_since(started).as_micros() as u64
+            } else {
+                0
+            },
         });
     }
     Ok(())
@@ -346,7 +374,9 @@ async fn bring_up(
         let env = render_env(scenario, service, &run_id);
         let started = clock::instant_now();
         let container = ctx
-            .interruptible(ctx.docker_call(async { stack.write().await.start_service(service, &env).await }))
+            .interruptible(
+                ctx.docker_call(async { stack.write().await.start_service(service, &env).await }),
+            )
             .await
             .ok_or(Stop::Interrupted)?
             .map_err(EngineError::from)?;
@@ -365,20 +395,28 @@ async fn bring_up(
         up.monitors.push(task);
         up.health.insert(service.name.clone(), rx.clone());
 
-        let waited = ctx.interruptible(wait_ready(rx, &stack, &service.name, service.startup_timeout)).await;
-        Accounting::add(&ctx.accounting.service_wait, clock::instant_now().saturating_duration_since(started));
+        let waited =
+            ctx.interruptible(wait_ready(rx, &stack, &service.name, service.startup_timeout)).await;
+        Accounting::add(
+            &ctx.accounting.service_wait,
+            clock::instant_now().saturating_duration_since(started),
+        );
         match waited {
             None => return Err(Stop::Interrupted),
             Some(Ok(())) => {
                 ctx.journal.record(EventKind::ServiceReady {
                     service: service.name.clone(),
-                    startup_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
+                    startup_us: clock::instant_now().saturating_duration_since(started).as_micros()
+                        as u64,
                 });
             }
             Some(Err(reason)) => {
-                let logs = ctx.docker_call(async { stack.read().await.logs_tail(&service.name, 30).await }).await;
+                let logs = ctx
+                    .docker_call(async { stack.read().await.logs_tail(&service.name, 30).await })
+                    .await;
                 if let Ok(lines) = logs {
-                    ctx.journal.record(EventKind::ServiceLogs { service: service.name.clone(), lines });
+                    ctx.journal
+                        .record(EventKind::ServiceLogs { service: service.name.clone(), lines });
                 }
                 return Err(EngineError::Startup { service: service.name.clone(), reason }.into());
             }
@@ -441,7 +479,11 @@ async fn steady_state(
     Ok(())
 }
 
-async fn steps(ctx: &Context, scenario: &Scenario, stack: &Arc<RwLock<StackHandle>>) -> Result<(), Stop> {
+async fn steps(
+    ctx: &Context,
+    scenario: &Scenario,
+    stack: &Arc<RwLock<StackHandle>>,
+) -> Result<(), Stop> {
     for step in &scenario.steps {
         match run_step(ctx, stack, step).await {
             StepEnd::Done => {}

@@ -36,7 +36,11 @@ pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &St
     });
     let end = match &step.action {
         Action::Wait(duration) => {
-            if ctx.declared_wait(*duration).await { StepEnd::Done } else { StepEnd::Interrupted }
+            if ctx.declared_wait(*duration).await {
+                StepEnd::Done
+            } else {
+                StepEnd::Interrupted
+            }
         }
         Action::Probe(probe) => {
             let context = ProbeContext::Step { step: step.name.clone() };
@@ -52,11 +56,20 @@ pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &St
         StepEnd::Failed(reason) => (Outcome::Failed, Some(reason.clone())),
         StepEnd::Interrupted => (Outcome::Interrupted, None),
     };
-    ctx.journal.record(EventKind::StepEnded { index: step.index, step: step.name.clone(), outcome, error });
+    ctx.journal.record(EventKind::StepEnded {
+        index: step.index,
+        step: step.name.clone(),
+        outcome,
+        error,
+    });
     end
 }
 
-async fn run_container_action(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, action: &ContainerAction) -> StepEnd {
+async fn run_container_action(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    action: &ContainerAction,
+) -> StepEnd {
     let applied = ctx.interruptible(apply(ctx, stack, &action.service, &action.op, false)).await;
     match applied {
         None => return StepEnd::Interrupted,
@@ -129,11 +142,19 @@ async fn apply(
 }
 
 /// Run one probe and record its result. Time spent counts as waiting on services.
-pub async fn run_probe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe, context: ProbeContext) {
+pub async fn run_probe(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    probe: &Probe,
+    context: ProbeContext,
+) {
     let started = clock::instant_now();
     let service = probe.kind.service().to_string();
     let outcome = observe(ctx, stack, probe).await;
-    Accounting::add(&ctx.accounting.service_wait, clock::instant_now().saturating_duration_since(started));
+    Accounting::add(
+        &ctx.accounting.service_wait,
+        clock::instant_now().saturating_duration_since(started),
+    );
     ctx.journal.record(EventKind::ProbeResult {
         probe: probe.name.clone(),
         context,
@@ -147,7 +168,9 @@ pub async fn run_probe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &
 
 async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe) -> ProbeOutcome {
     let (service, port) = match &probe.kind {
-        ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port } => (service, *port),
+        ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port } => {
+            (service, *port)
+        }
     };
     let host_port = stack.read().await.host_port(service, port).await;
     let host_port = match host_port {

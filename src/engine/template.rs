@@ -6,7 +6,11 @@ use crate::scenario::model::{Reference, Scenario, Service, TemplatePart};
 
 /// The environment of `service` with every reference resolved. Containers reach each other by
 /// service name on the run's network, so `host` is the service name and `port` the container port.
-pub fn render_env(scenario: &Scenario, service: &Service, run_id: &str) -> BTreeMap<String, String> {
+pub fn render_env(
+    scenario: &Scenario,
+    service: &Service,
+    run_id: &str,
+) -> BTreeMap<String, String> {
     service
         .env
         .iter()
@@ -15,7 +19,9 @@ pub fn render_env(scenario: &Scenario, service: &Service, run_id: &str) -> BTree
             for part in &template.parts {
                 match part {
                     TemplatePart::Literal(text) => value.push_str(text),
-                    TemplatePart::Ref(reference) => value.push_str(&resolve(scenario, reference, run_id)),
+                    TemplatePart::Ref(reference) => {
+                        value.push_str(&resolve(scenario, reference, run_id))
+                    }
                 }
             }
             (key.clone(), value)

@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    demo_images, describe, firedrill, leftovers, report, run_id_of, stack_lock, wait_for_journal_line,
+    demo_images, describe, firedrill, leftovers, report, run_id_of, stack_lock,
+    wait_for_journal_line,
 };
 
 fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {
@@ -44,8 +45,14 @@ fn smoke_passes_and_leaves_nothing_behind() {
 
     // The fault really happened: Docker reported billing's death, and the harness saw billing down.
     let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    assert!(journal.contains(r#""event":"container-event","service":"billing","action":"die""#), "{journal}");
-    assert!(journal.contains(r#""event":"health-changed","service":"billing","healthy":false"#), "{journal}");
+    assert!(
+        journal.contains(r#""event":"container-event","service":"billing","action":"die""#),
+        "{journal}"
+    );
+    assert!(
+        journal.contains(r#""event":"health-changed","service":"billing","healthy":false"#),
+        "{journal}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("smoke"), "{stdout}");
 }
@@ -59,8 +66,14 @@ fn db_pause_makes_billing_unhealthy_then_it_recovers() {
     let checks = checks_by_name(&report);
     assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
     let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    assert!(journal.contains(r#""event":"container-event","service":"db","action":"pause""#), "{journal}");
-    assert!(journal.contains(r#""event":"container-event","service":"db","action":"unpause""#), "{journal}");
+    assert!(
+        journal.contains(r#""event":"container-event","service":"db","action":"pause""#),
+        "{journal}"
+    );
+    assert!(
+        journal.contains(r#""event":"container-event","service":"db","action":"unpause""#),
+        "{journal}"
+    );
     assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
 }
 
@@ -78,7 +91,8 @@ fn a_failed_check_exits_1_and_the_report_names_it_with_evidence() {
     assert!(!failed[0]["evidence"].as_array().unwrap().is_empty(), "{report:#}");
     assert!(failed[0]["observed"].as_str().unwrap().contains("unhealthy"), "{report:#}");
     // The recovery check in the same file still passes: one failure does not hide the rest.
-    let passed = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "passed").count();
+    let passed =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "passed").count();
     assert_eq!(passed, 1, "{report:#}");
     assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
 }
@@ -88,7 +102,7 @@ fn sigint_mid_timeline_exits_130_and_removes_everything() {
     let _serial = stack_lock();
     demo_images();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = firedrill()
+    let child = firedrill()
         .args(["run", "--report"])
         .arg(dir.path())
         .arg("tests/scenarios/slow/long-wait.yaml")
@@ -145,7 +159,8 @@ fn leftovers_of_a_killed_run_are_swept_by_gc_and_by_the_next_run() {
     let (output, dir) = run_scenario("scenarios/db-pause.yaml");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(leftovers(&killed[1]), Vec::<String>::new());
-    let swept = wait_for_journal_line(dir.path(), Duration::from_secs(1), |v| v["event"] == "swept");
+    let swept =
+        wait_for_journal_line(dir.path(), Duration::from_secs(1), |v| v["event"] == "swept");
     let swept = swept.to_string();
     assert!(swept.contains(&killed[1]), "{swept}");
 }
@@ -215,7 +230,12 @@ fn a_missing_image_is_named_with_a_hint_and_nothing_is_left() {
         "name: missing-image\nstack:\n  services:\n    web:\n      image: firedrill-test/does-not-exist:1\n",
     )
     .unwrap();
-    let output = firedrill().args(["run", "--report"]).arg(dir.path().join("r")).arg(&file).output().unwrap();
+    let output = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path().join("r"))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("firedrill-test/does-not-exist:1"), "{stderr}");

@@ -75,7 +75,11 @@ pub fn report(dir: &Path) -> serde_json::Value {
 
 /// Poll `journal.jsonl` until a line satisfies `predicate`, or panic after `limit`. Polling a file
 /// the harness streams is how a test waits on what the run did, not on time passing.
-pub fn wait_for_journal_line(dir: &Path, limit: Duration, predicate: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub fn wait_for_journal_line(
+    dir: &Path,
+    limit: Duration,
+    predicate: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let path = dir.join("journal.jsonl");
     let attempts = limit.as_millis() / 100;
     for _ in 0..attempts {
@@ -93,13 +97,17 @@ pub fn wait_for_journal_line(dir: &Path, limit: Duration, predicate: impl Fn(&se
     panic!("no journal line matched within {limit:?} in {}", path.display());
 }
 
-#[expect(clippy::disallowed_methods, reason = "a poll interval between reads of a file, not a readiness sleep")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a poll interval between reads of a file, not a readiness sleep"
+)]
 fn poll_pause() {
     std::thread::sleep(Duration::from_millis(100));
 }
 
 /// The run id from a journal's first line.
 pub fn run_id_of(dir: &Path) -> String {
-    let first = wait_for_journal_line(dir, Duration::from_secs(30), |v| v["event"] == "run-started");
+    let first =
+        wait_for_journal_line(dir, Duration::from_secs(30), |v| v["event"] == "run-started");
     first["run-id"].as_str().expect("run_id is a string").to_owned()
 }
