@@ -138,14 +138,14 @@ fn failed(status: Option<u16>, latency: Duration, error: String) -> ProbeOutcome
 }
 
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    // reqwest's top-level message is generic ("error sending request"); the cause says why.
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
+    // reqwest's own message is generic ("error sending request for url ..."); the innermost cause
+    // says what happened ("Connection refused (os error 111)").
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
-    message
+    let what = if error.is_connect() { "connect" } else { "request" };
+    format!("{what}: {innermost}")
 }
 
 #[cfg(test)]

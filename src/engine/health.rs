@@ -83,7 +83,7 @@ async fn observe(
     };
     match &health.kind {
         HealthKind::Http { port, path, status } => match stack.host_port(name, *port).await {
-            Err(error) => unhealthy(format!("no published port: {error}")),
+            Err(error) => unhealthy(error.to_string()),
             Ok(host_port) => {
                 let expect =
                     HttpExpectation { method: "GET", path, status: *status, body_contains: None };
@@ -96,7 +96,7 @@ async fn observe(
             }
         },
         HealthKind::Tcp { port } => match stack.host_port(name, *port).await {
-            Err(error) => unhealthy(format!("no published port: {error}")),
+            Err(error) => unhealthy(error.to_string()),
             Ok(host_port) => {
                 let outcome = probe::tcp(host_port, health.timeout).await;
                 if outcome.ok {

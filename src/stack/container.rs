@@ -211,6 +211,11 @@ impl StackHandle {
             port,
             reason: reason.to_owned(),
         };
+        // A stopped container has no port map at all; say that rather than blame `ports`.
+        let running = inspect.state.as_ref().and_then(|state| state.running).unwrap_or(false);
+        if !running {
+            return Err(port_error("the container is not running"));
+        }
         let bindings = inspect
             .network_settings
             .and_then(|settings| settings.ports)
