@@ -385,6 +385,7 @@ async fn bring_up(
             container,
             image: service.image.reference().to_string(),
         });
+        let ready_wait_started = clock::instant_now();
         let (rx, task) = spawn_monitor(
             service.clone(),
             stack.clone(),
@@ -397,9 +398,10 @@ async fn bring_up(
 
         let waited =
             ctx.interruptible(wait_ready(rx, &stack, &service.name, service.startup_timeout)).await;
+        // From container start on; the start itself is Docker time.
         Accounting::add(
             &ctx.accounting.service_wait,
-            clock::instant_now().saturating_duration_since(started),
+            clock::instant_now().saturating_duration_since(ready_wait_started),
         );
         match waited {
             None => return Err(Stop::Interrupted),

@@ -381,7 +381,7 @@ impl Walk<'_> {
     }
 
     /// Settle the names of a list: explicit names must be unique; generated names that collide get
-    /// ` #2`, ` #3`, ... in order.
+    /// ` (2)`, ` (3)`, ... in order.
     pub(super) fn settle_names(&mut self, items: Vec<Naming>, what: &str) -> Vec<Option<String>> {
         let mut used: IndexMap<String, Span> = IndexMap::new();
         let mut names: Vec<Option<String>> = vec![None; items.len()];
@@ -408,7 +408,7 @@ impl Walk<'_> {
             let mut n = 1;
             while used.contains_key(&name) {
                 n += 1;
-                name = format!("{base} #{n}");
+                name = format!("{base} ({n})");
             }
             used.insert(name.clone(), Span::default());
             names[index] = Some(name);

@@ -267,7 +267,7 @@ steps:
   - http: { service: billing, port: 8080, method: post, path: /invoices }
 steps:
   - kill: { service: billing }
-  - name: \"kill billing #2\"
+  - name: \"kill billing (2)\"
     wait: 1s
   - kill: { service: billing, signal: 15 }
   - kill: { service: billing, signal: term }
@@ -276,7 +276,7 @@ steps:
 expect:
   - healthy-within: { service: billing, after: kill billing, within: 10s }
   - healthy-throughout: { service: db, step: wait 1500ms }
-  - unhealthy-during: { service: billing, step: \"kill billing #3\" }
+  - unhealthy-during: { service: billing, step: \"kill billing (3)\" }
   - probe-passed: probe tcp db:5432
   - steady-state: before
 ",
@@ -292,9 +292,9 @@ expect:
             steps,
             [
                 "kill billing",
-                "kill billing #2",
-                "kill billing #3",
-                "kill billing #4",
+                "kill billing (2)",
+                "kill billing (3)",
+                "kill billing (4)",
                 "wait 1500ms",
                 "probe tcp db:5432"
             ]
@@ -307,7 +307,7 @@ expect:
             [
                 "healthy-within billing after \"kill billing\"",
                 "healthy-throughout db during \"wait 1500ms\"",
-                "unhealthy-during billing during \"kill billing #3\"",
+                "unhealthy-during billing during \"kill billing (3)\"",
                 "probe-passed \"probe tcp db:5432\"",
                 "steady-state before",
             ]
