@@ -452,7 +452,9 @@ pub fn render_summary_text(report: &Report, color: bool) -> String {
         };
     }
     if let Some(error) = &report.error {
-        let _ = writeln!(out, "  error: {error}");
+        // The first line only: the CLI prints the whole error, with logs and hint, on stderr.
+        let first = error.lines().next().unwrap_or_default();
+        let _ = writeln!(out, "  error: {first}");
     }
     out
 }

@@ -41,7 +41,8 @@ impl Progress {
                 "{t}  {} {} failed: {}",
                 self.mark(false),
                 phase_title(*phase),
-                error.as_deref().unwrap_or("unknown error")
+                // The whole error (with log lines and hint) follows on stderr at the end.
+                error.as_deref().and_then(|e| e.lines().next()).unwrap_or("unknown error")
             )),
             EventKind::Swept { containers, networks } => Some(format!(
                 "{t}    swept {} container(s) and {} network(s) left by dead runs",

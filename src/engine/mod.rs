@@ -65,12 +65,14 @@ pub enum EngineError {
     #[error(transparent)]
     Stack(#[from] StackError),
     /// A service did not become ready.
-    #[error("service `{service}` did not become ready: {reason}")]
+    #[error("service `{service}` did not become ready: {reason}{}", indent_logs(logs))]
     Startup {
         /// Service.
         service: String,
         /// What was last seen.
         reason: String,
+        /// The container's last log lines (empty if they could not be read).
+        logs: String,
     },
     /// A step could not be carried out.
     #[error("step `{step}` could not be carried out: {reason}")]
@@ -96,11 +98,26 @@ impl EngineError {
     pub fn hint(&self) -> Option<String> {
         match self {
             EngineError::Stack(error) => error.hint(),
-            EngineError::Startup { .. } => Some(
-                "the service's last log lines are in the journal (`service-logs`); run with --keep to inspect it".into(),
+EngineError::Startup { .. } => Some(
+                "run with --keep to inspect the container, or raise `startup-timeout` if it is just slow"
+                    .into(),
             ),
             EngineError::Step { .. } => None,
             EngineError::ReportDir { .. } => Some("check the path and its permissions".into()),
         }
     }
+}
+
+/// Log lines under an error message, indented and marked, or nothing.
+fn indent_logs(logs: &str) -> String {
+    let lines: Vec<&str> = logs.lines().filter(|line| !line.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\nlast log lines:");
+    for line in lines {
+        text.push_str("\n  | ");
+        text.push_str(line);
+    }
+    text
 }

@@ -414,13 +414,16 @@ async fn bring_up(
             }
             Some(Err(reason)) => {
                 let logs = ctx
-                    .docker_call(async { stack.read().await.logs_tail(&service.name, 30).await })
-                    .await;
-                if let Ok(lines) = logs {
-                    ctx.journal
-                        .record(EventKind::ServiceLogs { service: service.name.clone(), lines });
-                }
-                return Err(EngineError::Startup { service: service.name.clone(), reason }.into());
+                    .docker_call(async { stack.read().await.logs_tail(&service.name, 20).await })
+                    .await
+                    .unwrap_or_default();
+                ctx.journal.record(EventKind::ServiceLogs {
+                    service: service.name.clone(),
+                    lines: logs.clone(),
+                });
+                return Err(
+                    EngineError::Startup { service: service.name.clone(), reason, logs }.into()
+                );
             }
         }
     }
@@ -434,7 +437,9 @@ async fn wait_ready(
     service: &str,
     timeout: Duration,
 ) -> Result<(), String> {
+    const STATE_CHECK_EVERY: Duration = Duration::from_secs(1);
     let deadline = clock::instant_now() + timeout;
+    let mut next_state_check = clock::instant_now() + STATE_CHECK_EVERY;
     let mut last_detail = String::from("no health observation yet");
     loop {
         if let Some(observation) = rx.borrow_and_update().clone() {
@@ -443,26 +448,32 @@ async fn wait_ready(
             }
             last_detail = observation.detail;
         }
-        let remaining = deadline.saturating_duration_since(clock::instant_now());
+        let now = clock::instant_now();
+        // Health observations arrive every interval; the container's state is checked on its
+        // own schedule so a container that exited fails bring-up within a second.
+        if now >= next_state_check {
+            next_state_check = now + STATE_CHECK_EVERY;
+            if let Ok(state) = stack.read().await.state(service).await
+                && !state.running
+            {
+                let code = state.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
+                let oom = if state.oom_killed { " (out of memory)" } else { "" };
+                return Err(format!("container exited{code}{oom} before becoming healthy"));
+            }
+        }
+        let remaining = deadline.saturating_duration_since(now);
         if remaining.is_zero() {
             return Err(format!(
                 "not healthy within {} (last check: {last_detail})",
                 crate::scenario::format_duration(timeout)
             ));
         }
+        let wake = remaining.min(next_state_check.saturating_duration_since(now));
         tokio::select! {
             changed = rx.changed() => if changed.is_err() {
                 return Err(format!("health monitor stopped (last check: {last_detail})"));
             },
-            () = clock::sleep(remaining.min(Duration::from_secs(1))) => {
-                if let Ok(state) = stack.read().await.state(service).await
-                    && !state.running
-                {
-                    let code = state.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
-                    let oom = if state.oom_killed { " (out of memory)" } else { "" };
-                    return Err(format!("container exited{code}{oom} before becoming healthy"));
-                }
-            }
+            () = clock::sleep(wake) => {}
         }
     }
 }

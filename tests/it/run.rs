@@ -243,3 +243,45 @@ fn a_missing_image_is_named_with_a_hint_and_nothing_is_left() {
     let report = report(&dir.path().join("r"));
     assert_eq!(report["status"], "aborted");
 }
+
+#[test]
+fn a_service_that_exits_at_start_fails_bring_up_with_its_logs() {
+    let _serial = stack_lock();
+    let (output, dir) = run_scenario("tests/scenarios/fail/crash-on-start.yaml");
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("service `db` did not become ready"), "{stderr}");
+    assert!(stderr.contains("exited with code 3"), "{stderr}");
+    assert!(stderr.contains("FATAL: config file is broken"), "{stderr}");
+    let report = report(dir.path());
+    assert_eq!(report["status"], "aborted");
+    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn keep_leaves_the_stack_up_until_gc_removes_that_run() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let output = firedrill()
+        .args(["run", "--keep", "--report"])
+        .arg(dir.path())
+        .arg("scenarios/db-pause.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let run_id = report(dir.path())["run-id"].as_str().unwrap().to_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("firedrill gc --run {run_id}")), "{stderr}");
+    let kept = leftovers(&run_id);
+    assert_eq!(kept.len(), 3, "two containers and the network: {kept:?}");
+
+    // Its owner is gone, but it is kept: a plain gc leaves it alone.
+    let output = firedrill().arg("gc").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), kept);
+
+    let output = firedrill().args(["gc", "--run", &run_id]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+}
