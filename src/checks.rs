@@ -88,6 +88,13 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                     unhealthy_during(&journal, service, step)
                 }
                 ExpectationKind::ProbePassed { step } => probe_passed(&journal, step),
+                ExpectationKind::Restored { .. }
+                | ExpectationKind::Slo { .. }
+                | ExpectationKind::NoLostWrites { .. }
+                | ExpectationKind::UpgradeSucceeds { .. }
+                | ExpectationKind::UpgradeRolledBack { .. } => {
+                    unreachable!("the scenario parser does not produce upgrade expectations yet")
+                }
             };
             Verdict {
                 name: expectation.name.clone(),
@@ -109,6 +116,11 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::HealthyThroughout { .. } => "healthy-throughout",
         ExpectationKind::UnhealthyDuring { .. } => "unhealthy-during",
         ExpectationKind::ProbePassed { .. } => "probe-passed",
+        ExpectationKind::Restored { .. } => "restored",
+        ExpectationKind::Slo { .. } => "slo",
+        ExpectationKind::NoLostWrites { .. } => "no-lost-writes",
+        ExpectationKind::UpgradeSucceeds { .. } => "upgrade-succeeds",
+        ExpectationKind::UpgradeRolledBack { .. } => "upgrade-rolled-back",
     }
 }
 
@@ -745,6 +757,7 @@ mod tests {
             description: None,
             source: PathBuf::from("/scenarios/smoke.yaml"),
             stack: Stack { services: IndexMap::new() },
+            traffic: indexmap::IndexMap::new(),
             steady_state: vec![
                 http_probe("billing answers", "billing"),
                 http_probe("db answers", "db"),

@@ -507,6 +507,7 @@ mod tests {
             description: None,
             source: PathBuf::from("scenarios/smoke.yaml"),
             stack: Stack { services: IndexMap::new() },
+            traffic: indexmap::IndexMap::new(),
             steady_state: Vec::new(),
             steps: Vec::new(),
             expect: expect

@@ -28,6 +28,8 @@ pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &St
         Action::Wait(_) => "wait",
         Action::Probe(_) => "probe",
         Action::Container(container) => container.op.key(),
+        Action::Upgrade(_) => "upgrade",
+        Action::Rollback { .. } => "rollback",
     };
     ctx.journal.record(EventKind::StepStarted {
         index: step.index,
@@ -50,6 +52,9 @@ pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &St
             }
         }
         Action::Container(container) => run_container_action(ctx, stack, container).await,
+        Action::Upgrade(_) | Action::Rollback { .. } => {
+            unreachable!("the scenario parser does not produce upgrade steps yet")
+        }
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),

@@ -23,6 +23,8 @@ pub struct Scenario {
     pub stack: Stack,
     /// `steady-state`: probes run before the first step and after the last one.
     pub steady_state: Vec<Probe>,
+    /// `traffic`: live load kept up from the first step to the last, by name.
+    pub traffic: IndexMap<String, Traffic>,
     /// `steps`: the timeline, run in order.
     pub steps: Vec<Step>,
     /// `expect`: the checks evaluated over the journal after the run.
@@ -76,6 +78,12 @@ pub struct Service {
     /// `startup-timeout`: how long bring-up waits for the first healthy answer (default 60s).
     #[serde(with = "duration_serde")]
     pub startup_timeout: Duration,
+    /// `backup: [argv]`: run inside this service's container before an upgrade that names it in
+    /// `backup:` (e.g. `pg_dump`); must exit 0.
+    pub backup: Option<Vec<String>>,
+    /// `restore: [argv]`: run inside this service's container when that upgrade is rolled back
+    /// (e.g. `pg_restore --clean`); must exit 0.
+    pub restore: Option<Vec<String>>,
 }
 
 /// `image:` or `build:`.
@@ -217,6 +225,142 @@ pub enum Action {
     Probe(Probe),
     /// A container action on a service, undone after `for` when given.
     Container(ContainerAction),
+    /// `upgrade: { ... }`: replace a service's image, judge the new version, roll back on failure.
+    Upgrade(Upgrade),
+    /// `rollback: { service }`: roll back the latest upgrade of a service on purpose.
+    Rollback {
+        /// The service.
+        service: String,
+    },
+}
+
+/// `upgrade:` — one release of one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Upgrade {
+    /// `service`: the service to upgrade.
+    pub service: String,
+    /// `image:` or `build:`: the new version.
+    pub target: ImageSource,
+    /// `strategy`: how containers are replaced (default `recreate`).
+    pub strategy: Strategy,
+    /// `deadline`: the progress deadline; the new version must be healthy within it (default 60s).
+    #[serde(with = "duration_serde")]
+    pub deadline: Duration,
+    /// `migrate`: a one-shot container of the new image that must exit 0.
+    pub migrate: Option<Migration>,
+    /// `watch`: an SLO gate after the switch; breaching it fails the upgrade.
+    pub watch: Option<Watch>,
+    /// `backup`: a service whose `backup` hook runs before the upgrade and whose `restore` hook runs
+    /// when it is rolled back.
+    pub backup: Option<String>,
+    /// `on-failure`: what a failed upgrade leads to (default `rollback`).
+    pub on_failure: OnFailure,
+}
+
+/// Upgrade strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Stop the old container, start the new one (downtime expected).
+    Recreate,
+    /// Start the new version beside the old one, wait for health, then move the service's name
+    /// to it; the old one stays until the upgrade is verified.
+    BlueGreen,
+}
+
+/// `migrate: { command, when, deadline }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Migration {
+    /// `command`: argv run in a one-shot container of the new image, with the service's env.
+    pub command: Vec<String>,
+    /// `when`: before or after the switch (default `before`).
+    pub when: MigrateWhen,
+    /// `deadline`: it must exit 0 within this (default 60s).
+    #[serde(with = "duration_serde")]
+    pub deadline: Duration,
+}
+
+/// When a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrateWhen {
+    /// Before the new version takes traffic.
+    Before,
+    /// After the switch.
+    After,
+}
+
+/// `watch: { for, traffic, availability }`: after the switch, the named traffic must keep at
+/// least `availability` percent success over `for`, or the upgrade has failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Watch {
+    /// `for`: how long to watch.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+    /// `traffic`: which traffic entry to judge.
+    pub traffic: String,
+    /// `availability`: minimum success rate in percent (e.g. 99.0).
+    pub availability: f64,
+}
+
+/// `on-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Restore the previous image (and data, with `backup`).
+    Rollback,
+    /// Stop the timeline; the run is aborted.
+    Abort,
+    /// Record the failure and go on with the next step.
+    Continue,
+}
+
+/// One `traffic` entry: an open-loop stream of HTTP requests at a fixed rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traffic {
+    /// The key under `traffic`.
+    pub name: String,
+    /// `http: { service, port, method, path, body, status }`.
+    pub request: TrafficRequest,
+    /// `rate`: requests per second (`20/s`, `600/m`).
+    pub rate_per_second: f64,
+    /// `concurrency`: most requests in flight at once (default 64); a request due while all are
+    /// busy is counted as late, never skipped.
+    pub concurrency: usize,
+    /// `timeout`: per request (default 2s).
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+    /// `verify-writes`: read every acknowledged write back at the end.
+    pub verify_writes: Option<VerifyWrites>,
+}
+
+/// What each traffic request sends and expects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrafficRequest {
+    /// Target service.
+    pub service: String,
+    /// Container port (declared in the service's `ports`).
+    pub port: u16,
+    /// Method (default `GET`).
+    pub method: String,
+    /// Path, starting with `/`.
+    pub path: String,
+    /// `body`: sent as `application/json` when set.
+    pub body: Option<String>,
+    /// `status`: the status that means success (default 200; 201 is typical for writes).
+    pub status: u16,
+}
+
+/// `verify-writes: { id-field, read-path, status }` (or `true` for the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyWrites {
+    /// `id-field`: top-level JSON field of a successful response holding the written id
+    /// (default `id`).
+    pub id_field: String,
+    /// `read-path`: where to read a write back, `{id}` replaced (default `<path>/{id}`).
+    pub read_path: String,
+    /// `status`: the read-back status that means "still there" (default 200).
+    pub status: u16,
 }
 
 /// `kill` / `stop` / `start` / `restart` / `pause` / `unpause` on a service.
@@ -364,6 +508,61 @@ pub enum ExpectationKind {
     /// `probe-passed: STEP`: the probe step's observation met its expectation.
     ProbePassed {
         /// Step name (a `probe` step).
+        step: String,
+    },
+    /// `restored: { service, after, within, version, traffic }`: after the rollback of upgrade step
+    /// `after`, the service is healthy, reports the previous version and (with `traffic`) its
+    /// traffic succeeds at its pre-upgrade rate again, all within `within` of the rollback's start.
+    Restored {
+        /// Service.
+        service: String,
+        /// The upgrade step.
+        after: String,
+        /// Deadline from the rollback's start.
+        #[serde(with = "duration_serde")]
+        within: Duration,
+        /// `version`: the text `/version` must contain afterwards (the engine records what the
+        /// service's version probe answers after the rollback).
+        version: Option<String>,
+        /// `traffic`: whose success rate must be back to its pre-upgrade level.
+        traffic: Option<String>,
+    },
+    /// `slo: { traffic, availability, p50, p95, p99, max-outage, during }`.
+    Slo {
+        /// Traffic entry.
+        traffic: String,
+        /// Minimum success rate in percent.
+        availability: Option<f64>,
+        /// Latency percentiles limits (of successful requests).
+        #[serde(with = "option_duration_serde")]
+        p50: Option<Duration>,
+        /// 95th percentile limit.
+        #[serde(with = "option_duration_serde")]
+        p95: Option<Duration>,
+        /// 99th percentile limit.
+        #[serde(with = "option_duration_serde")]
+        p99: Option<Duration>,
+        /// Longest run of consecutive failures, measured from the first failed request's
+        /// scheduled time to the next success's.
+        #[serde(with = "option_duration_serde")]
+        max_outage: Option<Duration>,
+        /// `during`: only requests scheduled while this step ran (default: the whole traffic).
+        during: Option<String>,
+    },
+    /// `no-lost-writes: { traffic }`: every write the service acknowledged is still there at the end.
+    NoLostWrites {
+        /// Traffic entry with `verify-writes`.
+        traffic: String,
+    },
+    /// `upgrade-succeeds: STEP`: the upgrade completed without a rollback.
+    UpgradeSucceeds {
+        /// The upgrade step.
+        step: String,
+    },
+    /// `upgrade-rolled-back: STEP`: the upgrade failed and its rollback completed (the rehearsal
+    /// of a broken release passes when the rollback works).
+    UpgradeRolledBack {
+        /// The upgrade step.
         step: String,
     },
 }

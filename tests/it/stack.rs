@@ -75,6 +75,8 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         health: None,
         depends_on: Vec::new(),
         startup_timeout: Duration::from_secs(60),
+        backup: None,
+        restore: None,
     }
 }
 

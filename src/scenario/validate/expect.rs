@@ -213,5 +213,15 @@ fn expectation_name(kind: &ExpectationKind) -> String {
             format!("unhealthy-during {service} during \"{step}\"")
         }
         ExpectationKind::ProbePassed { step } => format!("probe-passed \"{step}\""),
+        ExpectationKind::Restored { service, after, .. } => {
+            format!("restored {service} after \"{after}\"")
+        }
+        ExpectationKind::Slo { traffic, during: Some(step), .. } => {
+            format!("slo {traffic} during \"{step}\"")
+        }
+        ExpectationKind::Slo { traffic, during: None, .. } => format!("slo {traffic}"),
+        ExpectationKind::NoLostWrites { traffic } => format!("no-lost-writes {traffic}"),
+        ExpectationKind::UpgradeSucceeds { step } => format!("upgrade-succeeds \"{step}\""),
+        ExpectationKind::UpgradeRolledBack { step } => format!("upgrade-rolled-back \"{step}\""),
     }
 }

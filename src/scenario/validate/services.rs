@@ -113,6 +113,9 @@ impl Walk<'_> {
                 health: health.map_or(Some(None), |h| h.map(Some))?,
                 depends_on: depends_on.unwrap_or(Some(Vec::new()))?,
                 startup_timeout: startup_timeout?,
+                // Read by the upgrade work in progress; until then these keys are unknown keys.
+                backup: None,
+                restore: None,
             })
         })();
         info
