@@ -235,6 +235,86 @@ pub enum EventKind {
         /// The lines.
         lines: String,
     },
+    /// A stage of an upgrade step (or of an explicit rollback step).
+    Upgrade {
+        /// The step.
+        step: String,
+        /// The service.
+        service: String,
+        /// Which stage.
+        stage: UpgradeStage,
+        /// Whether the stage succeeded (for stages that can fail).
+        ok: bool,
+        /// What happened (image names, exit codes, the reason of a failure).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// What a service's version endpoint answered.
+    VersionObserved {
+        /// The service.
+        service: String,
+        /// The upgrade step it belongs to.
+        step: String,
+        /// `before`, `after-switch` or `after-rollback`.
+        moment: String,
+        /// The answer's body (trimmed, at most 200 characters), or the error.
+        body: String,
+        /// Whether an answer with a success status came.
+        ok: bool,
+    },
+    /// A traffic stream started.
+    TrafficStarted {
+        /// Traffic entry.
+        traffic: String,
+        /// Requests per second.
+        rate_per_second: f64,
+    },
+    /// One traffic request's outcome.
+    TrafficRequest {
+        /// Traffic entry.
+        traffic: String,
+        /// When it was due, µs from the run's start (the schedule does not slip: late requests are
+        /// sent late and counted, never skipped).
+        scheduled_us: u64,
+        /// How late it was sent, µs.
+        lateness_us: u64,
+        /// Whether the expected status came.
+        ok: bool,
+        /// The status, when an answer came.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Time from sending to the answer, µs.
+        latency_us: u64,
+        /// The id of the write the service acknowledged (`verify-writes`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        write_id: Option<String>,
+        /// What was wrong.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A traffic stream stopped.
+    TrafficStopped {
+        /// Traffic entry.
+        traffic: String,
+        /// Requests sent.
+        sent: u64,
+        /// Requests sent more than 1 ms after they were due.
+        late: u64,
+    },
+    /// Acknowledged writes read back at the end of the run.
+    WritesVerified {
+        /// Traffic entry.
+        traffic: String,
+        /// Writes the service acknowledged.
+        acknowledged: u64,
+        /// Of those, found again.
+        found: u64,
+        /// Ids not found (lost writes).
+        lost: Vec<String>,
+        /// Ids whose read-back failed for another reason (not counted as lost).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unknown: Vec<String>,
+    },
     /// Where the run's time went, recorded just before `run-ended`; the harness's own overhead is
     /// the total minus these.
     TimeAccounting {
@@ -263,10 +343,40 @@ impl EventKind {
             | EventKind::ContainerAction { service, .. }
             | EventKind::ContainerEvent { service, .. }
             | EventKind::ProbeResult { service, .. }
-            | EventKind::ServiceLogs { service, .. } => Some(service),
+            | EventKind::ServiceLogs { service, .. }
+            | EventKind::Upgrade { service, .. }
+            | EventKind::VersionObserved { service, .. } => Some(service),
             _ => None,
         }
     }
+}
+
+/// Stages of an upgrade, in the order they can happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeStage {
+    /// The upgrade began (detail: from → to image).
+    Started,
+    /// The data service's `backup` hook ran.
+    Backup,
+    /// The migration container ran (detail: exit code).
+    Migration,
+    /// The new version took the service's name.
+    Switched,
+    /// The new version was healthy within the deadline (or not: `ok: false`).
+    Healthy,
+    /// The watch period's SLO gate (detail: observed availability).
+    Watch,
+    /// The upgrade failed (detail: why); what follows depends on `on-failure`.
+    Failed,
+    /// The upgrade completed.
+    Completed,
+    /// Rolling back began.
+    RollbackStarted,
+    /// The data service's `restore` hook ran.
+    Restore,
+    /// The previous version is healthy again (`ok: false`: the rollback itself failed).
+    RolledBack,
 }
 
 /// Errors writing or reading a journal.

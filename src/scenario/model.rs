@@ -255,6 +255,18 @@ pub struct Upgrade {
     pub backup: Option<String>,
     /// `on-failure`: what a failed upgrade leads to (default `rollback`).
     pub on_failure: OnFailure,
+    /// `version: { port, path }`: where the service reports its version; the engine records the
+    /// answer before the upgrade, after the switch and after a rollback (`version-observed`).
+    pub version: Option<VersionEndpoint>,
+}
+
+/// `version: { port, path }` of an upgrade.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionEndpoint {
+    /// Container port (declared in the service's `ports`).
+    pub port: u16,
+    /// Path (default `/version`).
+    pub path: String,
 }
 
 /// Upgrade strategies.
