@@ -469,6 +469,12 @@ impl Journal {
         event
     }
 
+    /// The journal clock's current offset from the run's start (what `offset-us` of an event
+    /// recorded now would be).
+    pub fn offset(&self) -> std::time::Duration {
+        self.clock.offset()
+    }
+
     /// Call `listener` for every event recorded from now on.
     pub fn subscribe(&self, listener: Listener) {
         self.inner.lock().expect("journal lock poisoned").listeners.push(listener);
