@@ -26,6 +26,9 @@ pub struct Observation {
     pub healthy: bool,
     /// What the check saw.
     pub detail: String,
+    /// When the check began (an observation that began before a container swap says nothing
+    /// about the new container).
+    pub started: tokio::time::Instant,
 }
 
 /// Interval of services without a health check.
@@ -45,7 +48,8 @@ pub fn spawn_monitor(
         let mut log_seen = false;
         let mut last: Option<bool> = None;
         loop {
-            let check = observe(&service, &stack, &http, &mut log_seen);
+            let check_started = clock::instant_now();
+            let check = observe(&service, &stack, &http, &mut log_seen, check_started);
             let observation = tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
@@ -71,6 +75,18 @@ pub fn spawn_monitor(
 }
 
 async fn observe(
+    service: &Service,
+    stack: &RwLock<StackHandle>,
+    http: &reqwest::Client,
+    log_seen: &mut bool,
+    started: tokio::time::Instant,
+) -> Observation {
+    let mut observation = observe_once(service, stack, http, log_seen).await;
+    observation.started = started;
+    observation
+}
+
+async fn observe_once(
     service: &Service,
     stack: &RwLock<StackHandle>,
     http: &reqwest::Client,
@@ -149,9 +165,9 @@ async fn container_running(stack: &StackHandle, name: &str) -> Observation {
 }
 
 fn healthy(detail: String) -> Observation {
-    Observation { healthy: true, detail }
+    Observation { healthy: true, detail, started: clock::instant_now() }
 }
 
 fn unhealthy(detail: String) -> Observation {
-    Observation { healthy: false, detail }
+    Observation { healthy: false, detail, started: clock::instant_now() }
 }

@@ -10,6 +10,7 @@ mod health;
 mod run;
 mod steps;
 mod template;
+mod upgrade;
 
 use std::path::PathBuf;
 

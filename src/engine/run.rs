@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::{HealthState, spawn_monitor};
 use super::steps::{StepEnd, run_probe, run_step};
+use super::upgrade::ServiceState;
 use super::{EngineError, RunOptions, RunResult, Signals, render_env};
 use crate::clock::{self, SystemClock};
 use crate::journal::{
     EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
 };
 use crate::report::{self, RunStatus};
-use crate::scenario::model::{Scenario, SteadyPhase};
+use crate::scenario::model::{Action, Scenario, SteadyPhase};
 use crate::stack::{Docker, ImageStatus, RunIdentity, StackHandle, SweepScope};
 
 /// Where the main path's time went, in µs (background monitors are not counted).
@@ -131,6 +132,11 @@ pub async fn run(
         format_version: JOURNAL_FORMAT_VERSION,
         firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
     });
+    journal.record(EventKind::ScenarioLoaded {
+        description: scenario.description.clone(),
+        steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
+        expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
+    });
     let signal_journal = journal.clone();
     let signal_watch = signals.clone();
     let signal_recorder = tokio::spawn(async move {
@@ -170,7 +176,13 @@ pub async fn run(
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steps.is_empty()
     {
-        stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack)).await.err();
+        let mut state = ServiceState {
+            health: up.health.clone(),
+            current: scenario.stack.services.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            upgrades: HashMap::new(),
+            run_id: run_id.clone(),
+        };
+        stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
@@ -291,15 +303,22 @@ async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<
         Err(error) => tracing::warn!(%error, "failed to sweep leftovers of earlier runs"),
     }
     let mut seen = std::collections::HashSet::new();
-    for service in scenario.stack.services.values() {
-        let image = service.image.reference().to_string();
+    // Upgrade targets too: a release that cannot be built fails now, before anything starts.
+    let sources = scenario.stack.services.values().map(|service| &service.image).chain(
+        scenario.steps.iter().filter_map(|step| match &step.action {
+            Action::Upgrade(upgrade) => Some(&upgrade.target),
+            _ => None,
+        }),
+    );
+    for source in sources {
+        let image = source.reference().to_string();
         if !seen.insert(image.clone()) {
             continue;
         }
         let started = clock::instant_now();
         let mut progress = |line: &str| tracing::debug!(target: "firedrill::build", "{line}");
         let status = ctx
-            .interruptible(ctx.docker_call(docker.ensure_image(&service.image, &mut progress)))
+            .interruptible(ctx.docker_call(docker.ensure_image(source, &mut progress)))
             .await
             .ok_or(Stop::Interrupted)?
             .map_err(EngineError::from)?;
@@ -396,8 +415,15 @@ async fn bring_up(
         up.monitors.push(task);
         up.health.insert(service.name.clone(), rx.clone());
 
-        let waited =
-            ctx.interruptible(wait_ready(rx, &stack, &service.name, service.startup_timeout)).await;
+        let waited = ctx
+            .interruptible(wait_ready(
+                rx,
+                &stack,
+                &service.name,
+                service.startup_timeout,
+                ready_wait_started,
+            ))
+            .await;
         // From container start on; the start itself is Docker time.
         Accounting::add(
             &ctx.accounting.service_wait,
@@ -430,19 +456,23 @@ async fn bring_up(
     Ok(())
 }
 
-/// Wait for the first healthy observation, failing early when the container is gone.
-async fn wait_ready(
+/// Wait for the first healthy observation of a check that began at or after `since`, failing
+/// early when the container is gone.
+pub(super) async fn wait_ready(
     mut rx: watch::Receiver<HealthState>,
     stack: &RwLock<StackHandle>,
     service: &str,
     timeout: Duration,
+    since: tokio::time::Instant,
 ) -> Result<(), String> {
     const STATE_CHECK_EVERY: Duration = Duration::from_secs(1);
     let deadline = clock::instant_now() + timeout;
     let mut next_state_check = clock::instant_now() + STATE_CHECK_EVERY;
     let mut last_detail = String::from("no health observation yet");
     loop {
-        if let Some(observation) = rx.borrow_and_update().clone() {
+        if let Some(observation) = rx.borrow_and_update().clone()
+            && observation.started >= since
+        {
             if observation.healthy {
                 return Ok(());
             }
@@ -496,10 +526,12 @@ async fn steps(
     ctx: &Context,
     scenario: &Scenario,
     stack: &Arc<RwLock<StackHandle>>,
+    state: &mut ServiceState,
 ) -> Result<(), Stop> {
     for step in &scenario.steps {
-        match run_step(ctx, stack, step).await {
+        match run_step(ctx, stack, scenario, state, step).await {
             StepEnd::Done => {}
+            StepEnd::Abort => return Ok(()),
             StepEnd::Interrupted => return Err(Stop::Interrupted),
             StepEnd::Failed(reason) => {
                 return Err(EngineError::Step { step: step.name.clone(), reason }.into());

@@ -6,16 +6,21 @@ use std::time::Duration;
 use tokio::sync::RwLock;
 
 use super::run::{Accounting, Context};
+use super::upgrade::{ServiceState, run_rollback, run_upgrade};
 use crate::clock;
 use crate::journal::{EventKind, Outcome, ProbeContext};
 use crate::probe::{self, HttpExpectation, ProbeOutcome};
-use crate::scenario::model::{Action, ContainerAction, ContainerOp, Probe, ProbeKind, Step};
+use crate::scenario::model::{
+    Action, ContainerAction, ContainerOp, Probe, ProbeKind, Scenario, Step,
+};
 use crate::stack::{StackError, StackHandle};
 
 /// How a step ended.
 pub enum StepEnd {
     /// Carried out.
     Done,
+    /// Carried out, and the timeline stops here on purpose (`on-failure: abort`).
+    Abort,
     /// Docker refused an action: the timeline stops.
     Failed(String),
     /// A signal arrived while it ran.
@@ -23,7 +28,13 @@ pub enum StepEnd {
 }
 
 /// Run one step, recording its start, its actions and its end.
-pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &Step) -> StepEnd {
+pub async fn run_step(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &mut ServiceState,
+    step: &Step,
+) -> StepEnd {
     let action = match &step.action {
         Action::Wait(_) => "wait",
         Action::Probe(_) => "probe",
@@ -52,12 +63,16 @@ pub async fn run_step(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &St
             }
         }
         Action::Container(container) => run_container_action(ctx, stack, container).await,
-        Action::Upgrade(_) | Action::Rollback { .. } => {
-            unreachable!("the scenario parser does not produce upgrade steps yet")
+        Action::Upgrade(upgrade) => {
+            run_upgrade(ctx, stack, scenario, state, &step.name, upgrade).await
         }
+        Action::Rollback { service } => run_rollback(ctx, stack, scenario, state, service).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),
+        StepEnd::Abort => {
+            (Outcome::Failed, Some("the upgrade failed and `on-failure` is `abort`".into()))
+        }
         StepEnd::Failed(reason) => (Outcome::Failed, Some(reason.clone())),
         StepEnd::Interrupted => (Outcome::Interrupted, None),
     };

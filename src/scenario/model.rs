@@ -226,7 +226,7 @@ pub enum Action {
     /// A container action on a service, undone after `for` when given.
     Container(ContainerAction),
     /// `upgrade: { ... }`: replace a service's image, judge the new version, roll back on failure.
-    Upgrade(Upgrade),
+    Upgrade(Box<Upgrade>),
     /// `rollback: { service }`: roll back the latest upgrade of a service on purpose.
     Rollback {
         /// The service.

@@ -196,6 +196,19 @@ impl StackHandle {
         Ok(created.id)
     }
 
+    /// Remove one container of the run (force: it is killed if running) and forget it; used for
+    /// one-shot migration containers. Removing an unknown key is a no-op.
+    pub async fn remove(&mut self, key: &str) -> Result<(), StackError> {
+        let Some(id) = self.containers.get(key).cloned() else {
+            return Ok(());
+        };
+        remove_container(self.docker.client(), &id, None)
+            .await
+            .map_err(docker_error("remove container", key))?;
+        self.containers.shift_remove(key);
+        Ok(())
+    }
+
     /// The 127.0.0.1 host port currently published for a container port (looked up each time:
     /// it changes when the container restarts).
     pub async fn host_port(&self, service: &str, port: u16) -> Result<u16, StackError> {

@@ -1,0 +1,545 @@
+//! Upgrade and rollback steps: swap a service's image, judge the new version (progress deadline,
+//! migration, watch-period SLO gate), and on failure restore the previous image and, with a
+//! `backup` service, its data. Every stage is an `upgrade` event; checks judge them.
+//!
+//! Strategy `recreate`: stop the old container, start the new one under the same name (downtime is
+//! expected and measured by the traffic). The rollback is a recreate with the previous image.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{RwLock, watch};
+
+use super::health::HealthState;
+use super::run::{Context, wait_ready};
+use super::steps::StepEnd;
+use crate::clock;
+use crate::journal::{EventKind, UpgradeStage};
+use crate::scenario::model::{
+    MigrateWhen, OnFailure, Scenario, Service, Strategy, Upgrade, VersionEndpoint,
+};
+use crate::stack::StackHandle;
+
+/// Grace period for stopping the old version.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a data hook (`backup` / `restore`) may take.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the steps phase knows about services beyond the scenario: the running definition of each
+/// (its image changes with upgrades), health receivers, and the latest upgrade of each service.
+pub struct ServiceState {
+    /// Latest health observation per service.
+    pub health: HashMap<String, watch::Receiver<HealthState>>,
+    /// The definition each service currently runs.
+    pub current: HashMap<String, Service>,
+    /// The latest upgrade per service, for rollbacks.
+    pub upgrades: HashMap<String, UpgradeRecord>,
+    /// Run id, for templates.
+    pub run_id: String,
+}
+
+/// What a rollback needs to know about an upgrade.
+#[derive(Debug, Clone)]
+pub struct UpgradeRecord {
+    /// The upgrade step's name.
+    pub step: String,
+    /// The definition before the upgrade.
+    pub previous: Service,
+    /// The data service with backup/restore hooks, if any.
+    pub backup: Option<String>,
+    /// Where the version is reported.
+    pub version: Option<VersionEndpoint>,
+    /// Whether it has been rolled back already.
+    pub rolled_back: bool,
+}
+
+/// Carry out an `upgrade` step.
+pub async fn run_upgrade(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &mut ServiceState,
+    step: &str,
+    spec: &Upgrade,
+) -> StepEnd {
+    let service = spec.service.as_str();
+    let previous = state.current.get(service).cloned().expect("validation checks the service");
+    let mut next = previous.clone();
+    next.image = spec.target.clone();
+    record(
+        ctx,
+        step,
+        service,
+        UpgradeStage::Started,
+        true,
+        Some(format!("{} → {}", previous.image.reference(), next.image.reference())),
+    );
+    state.upgrades.insert(
+        service.to_owned(),
+        UpgradeRecord {
+            step: step.to_owned(),
+            previous: previous.clone(),
+            backup: spec.backup.clone(),
+            version: spec.version.clone(),
+            rolled_back: false,
+        },
+    );
+    if let Some(endpoint) = &spec.version {
+        observe_version(ctx, stack, service, step, endpoint, "before").await;
+    }
+
+    let attempt = attempt_upgrade(ctx, stack, scenario, state, step, spec, &next).await;
+    match attempt {
+        Attempt::Completed => {
+            state.current.insert(service.to_owned(), next);
+            record(ctx, step, service, UpgradeStage::Completed, true, None);
+            StepEnd::Done
+        }
+        Attempt::Interrupted => StepEnd::Interrupted,
+        Attempt::Failed(reason) => {
+            // The new version may be (partly) running: from here on, `current` is what runs.
+            state.current.insert(service.to_owned(), next);
+            record(ctx, step, service, UpgradeStage::Failed, false, Some(reason));
+            match spec.on_failure {
+                OnFailure::Rollback => match rollback(ctx, stack, scenario, state, service).await {
+                    Some(_) => StepEnd::Done,
+                    None => StepEnd::Interrupted,
+                },
+                OnFailure::Abort => StepEnd::Abort,
+                OnFailure::Continue => StepEnd::Done,
+            }
+        }
+    }
+}
+
+/// Carry out a `rollback` step: roll back the latest upgrade of `service`.
+pub async fn run_rollback(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &mut ServiceState,
+    service: &str,
+) -> StepEnd {
+    match state.upgrades.get(service) {
+        None => StepEnd::Failed(format!("`{service}` has not been upgraded in this run")),
+        Some(record) if record.rolled_back => {
+            StepEnd::Failed(format!("the upgrade `{}` was rolled back already", record.step))
+        }
+        Some(_) => match rollback(ctx, stack, scenario, state, service).await {
+            Some(_) => StepEnd::Done,
+            None => StepEnd::Interrupted,
+        },
+    }
+}
+
+enum Attempt {
+    Completed,
+    Failed(String),
+    Interrupted,
+}
+
+async fn attempt_upgrade(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &ServiceState,
+    step: &str,
+    spec: &Upgrade,
+    next: &Service,
+) -> Attempt {
+    let service = spec.service.as_str();
+    if let Some(data) = &spec.backup {
+        let hook = scenario.stack.services[data].backup.clone().unwrap_or_default();
+        match ctx.interruptible(run_hook(ctx, stack, data, &hook)).await {
+            None => return Attempt::Interrupted,
+            Some(Ok(detail)) => {
+                record(ctx, step, service, UpgradeStage::Backup, true, Some(detail))
+            }
+            Some(Err(reason)) => {
+                record(ctx, step, service, UpgradeStage::Backup, false, Some(reason.clone()));
+                return Attempt::Failed(format!("backup of `{data}` failed: {reason}"));
+            }
+        }
+    }
+    let env = super::render_env(scenario, next, &state.run_id);
+    if let Some(migration) = spec.migrate.as_ref().filter(|m| m.when == MigrateWhen::Before) {
+        let outcome = ctx
+            .interruptible(run_migration(
+                ctx,
+                stack,
+                next,
+                &env,
+                &migration.command,
+                migration.deadline,
+            ))
+            .await;
+        match outcome {
+            None => return Attempt::Interrupted,
+            Some(Ok(detail)) => {
+                record(ctx, step, service, UpgradeStage::Migration, true, Some(detail))
+            }
+            Some(Err(reason)) => {
+                record(ctx, step, service, UpgradeStage::Migration, false, Some(reason.clone()));
+                return Attempt::Failed(format!("migration failed: {reason}"));
+            }
+        }
+    }
+
+    match spec.strategy {
+        Strategy::Recreate => {}
+        Strategy::BlueGreen => {
+            return Attempt::Failed(
+                "strategy `blue-green` is not implemented yet; use `recreate`".into(),
+            );
+        }
+    }
+    let switched = ctx.interruptible(recreate(ctx, stack, service, next, &env)).await;
+    let switch_time = clock::instant_now();
+    match switched {
+        None => return Attempt::Interrupted,
+        Some(Err(reason)) => {
+            record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
+            return Attempt::Failed(reason);
+        }
+        Some(Ok(())) => record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Switched,
+            true,
+            Some(next.image.reference().to_owned()),
+        ),
+    }
+
+    let rx = state.health.get(service).cloned().expect("every service has a monitor");
+    let healthy =
+        ctx.interruptible(wait_ready(rx, stack, service, spec.deadline, switch_time)).await;
+    match healthy {
+        None => return Attempt::Interrupted,
+        Some(Err(reason)) => {
+            let logs = stack.read().await.logs_tail(service, 10).await.unwrap_or_default();
+            let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let reason = if last.is_empty() {
+                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline))
+            } else {
+                format!(
+                    "not healthy within the {} deadline: {reason}; last log line: {last}",
+                    fmt(spec.deadline)
+                )
+            };
+            record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
+            return Attempt::Failed(reason);
+        }
+        Some(Ok(())) => record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Healthy,
+            true,
+            Some(format!("healthy {} after the switch", fmt(since(switch_time)))),
+        ),
+    }
+
+    if let Some(migration) = spec.migrate.as_ref().filter(|m| m.when == MigrateWhen::After) {
+        let outcome = ctx
+            .interruptible(run_migration(
+                ctx,
+                stack,
+                next,
+                &env,
+                &migration.command,
+                migration.deadline,
+            ))
+            .await;
+        match outcome {
+            None => return Attempt::Interrupted,
+            Some(Ok(detail)) => {
+                record(ctx, step, service, UpgradeStage::Migration, true, Some(detail))
+            }
+            Some(Err(reason)) => {
+                record(ctx, step, service, UpgradeStage::Migration, false, Some(reason.clone()));
+                return Attempt::Failed(format!("migration failed: {reason}"));
+            }
+        }
+    }
+    if let Some(endpoint) = &spec.version {
+        observe_version(ctx, stack, service, step, endpoint, "after-switch").await;
+    }
+
+    if let Some(watch) = &spec.watch {
+        let from_us = ctx.journal.offset().as_micros() as u64;
+        if !ctx.declared_wait(watch.duration).await {
+            return Attempt::Interrupted;
+        }
+        let to_us = ctx.journal.offset().as_micros() as u64;
+        let (ok, total) = traffic_outcomes(ctx, &watch.traffic, from_us, to_us);
+        let availability = if total == 0 { 100.0 } else { 100.0 * ok as f64 / total as f64 };
+        let detail = format!(
+            "`{}`: {ok}/{total} requests succeeded ({availability:.1}%), gate {}%",
+            watch.traffic, watch.availability
+        );
+        if total == 0 || availability < watch.availability {
+            let detail = if total == 0 {
+                format!("`{}` sent no request during the watch period", watch.traffic)
+            } else {
+                detail
+            };
+            record(ctx, step, service, UpgradeStage::Watch, false, Some(detail.clone()));
+            return Attempt::Failed(format!("SLO gate breached: {detail}"));
+        }
+        record(ctx, step, service, UpgradeStage::Watch, true, Some(detail));
+    }
+    Attempt::Completed
+}
+
+/// Roll back the latest upgrade of `service`. `None` when interrupted; `Some(ok)` otherwise. A
+/// failing rollback is recorded as such (`rolled-back` with `ok: false`), never hidden.
+async fn rollback(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &mut ServiceState,
+    service: &str,
+) -> Option<bool> {
+    let upgrade = state.upgrades.get(service).cloned().expect("callers check there is one");
+    let step = upgrade.step.as_str();
+    let previous = upgrade.previous.clone();
+    record(
+        ctx,
+        step,
+        service,
+        UpgradeStage::RollbackStarted,
+        true,
+        Some(format!("back to {}", previous.image.reference())),
+    );
+    let result = ctx.interruptible(restore_previous(ctx, stack, scenario, state, &upgrade)).await?;
+    if let Some(record) = state.upgrades.get_mut(service) {
+        record.rolled_back = true;
+    }
+    match result {
+        Ok(detail) => {
+            state.current.insert(service.to_owned(), previous);
+            if let Some(endpoint) = &upgrade.version {
+                observe_version(ctx, stack, service, step, endpoint, "after-rollback").await;
+            }
+            record(ctx, step, service, UpgradeStage::RolledBack, true, Some(detail));
+            Some(true)
+        }
+        Err(reason) => {
+            record(ctx, step, service, UpgradeStage::RolledBack, false, Some(reason));
+            Some(false)
+        }
+    }
+}
+
+async fn restore_previous(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &ServiceState,
+    upgrade: &UpgradeRecord,
+) -> Result<String, String> {
+    let service = upgrade.previous.name.as_str();
+    let step = upgrade.step.as_str();
+    // Stop the new version before touching the data it may be writing.
+    let stopped = ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await });
+    if let Err(error) = stopped.await {
+        return Err(format!("could not stop the new version: {error}"));
+    }
+    if let Some(data) = &upgrade.backup {
+        let hook = scenario.stack.services[data].restore.clone().unwrap_or_default();
+        match run_hook(ctx, stack, data, &hook).await {
+            Ok(detail) => record(ctx, step, service, UpgradeStage::Restore, true, Some(detail)),
+            Err(reason) => {
+                record(ctx, step, service, UpgradeStage::Restore, false, Some(reason.clone()));
+                return Err(format!("restore of `{data}` failed: {reason}"));
+            }
+        }
+    }
+    let env = super::render_env(scenario, &upgrade.previous, &state.run_id);
+    recreate(ctx, stack, service, &upgrade.previous, &env).await?;
+    let started = clock::instant_now();
+    let rx = state.health.get(service).cloned().expect("every service has a monitor");
+    wait_ready(rx, stack, service, upgrade.previous.startup_timeout, started)
+        .await
+        .map_err(|reason| format!("the previous version did not come back: {reason}"))?;
+    Ok(format!(
+        "{} healthy {} after its start",
+        upgrade.previous.image.reference(),
+        fmt(since(started))
+    ))
+}
+
+/// Stop the running container (graceful) and start `next` in its place.
+async fn recreate(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    ctx.docker_call(async {
+        // A container that is gone or stopped already is fine: it is replaced either way.
+        let _ = stack.read().await.stop(service, STOP_GRACE).await;
+        stack.write().await.start_service(next, env).await
+    })
+    .await
+    .map(|_| ())
+    .map_err(|error| format!("could not start {}: {error}", next.image.reference()))
+}
+
+/// Run a one-shot container of `next`'s image with its env and `command`; Ok when it exits 0
+/// within `deadline`.
+async fn run_migration(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+    command: &[String],
+    deadline: Duration,
+) -> Result<String, String> {
+    let key = format!("{}.migrate", next.name);
+    let mut oneshot = next.clone();
+    oneshot.name = key.clone();
+    oneshot.command = Some(command.to_vec());
+    oneshot.ports = Vec::new();
+    oneshot.health = None;
+    let started = clock::instant_now();
+    ctx.docker_call(async { stack.write().await.start_service(&oneshot, env).await })
+        .await
+        .map_err(|error| format!("could not start the migration container: {error}"))?;
+    let outcome = async {
+        loop {
+            let state = stack.read().await.state(&key).await;
+            match state {
+                Ok(state) if !state.running => return Ok(state.exit_code),
+                Ok(_) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            if since(started) >= deadline {
+                return Err(format!("still running after its {} deadline", fmt(deadline)));
+            }
+            clock::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    .await;
+    let logs = stack.read().await.logs_tail(&key, 5).await.unwrap_or_default();
+    let _ = ctx.docker_call(async { stack.write().await.remove(&key).await }).await;
+    let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+    match outcome {
+        Ok(Some(0)) => Ok(format!("exit 0 after {}", fmt(since(started)))),
+        Ok(code) => {
+            let code = code.map_or("no exit code".to_owned(), |c| format!("exit {c}"));
+            Err(if last.is_empty() { code } else { format!("{code}: {last}") })
+        }
+        Err(reason) => Err(reason),
+    }
+}
+
+/// Run a data hook inside `service`'s container; Ok with a short detail on exit 0.
+async fn run_hook(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    command: &[String],
+) -> Result<String, String> {
+    let started = clock::instant_now();
+    let outcome = ctx
+        .docker_call(async { stack.read().await.exec(service, command, HOOK_TIMEOUT).await })
+        .await
+        .map_err(|error| error.to_string())?;
+    let last = outcome.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    match outcome.exit_code {
+        Some(0) => Ok(format!("`{}` exit 0 in {}", command.join(" "), fmt(since(started)))),
+        Some(code) => Err(format!("`{}` exit {code}: {last}", command.join(" "))),
+        None => Err(format!("`{}` did not finish within {}", command.join(" "), fmt(HOOK_TIMEOUT))),
+    }
+}
+
+/// Ask the service's version endpoint and record what it said.
+async fn observe_version(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    step: &str,
+    endpoint: &VersionEndpoint,
+    moment: &str,
+) {
+    let port = stack.read().await.host_port(service, endpoint.port).await;
+    let (ok, body) = match port {
+        Err(error) => (false, error.to_string()),
+        Ok(port) => {
+            let url = format!("http://127.0.0.1:{port}{}", endpoint.path);
+            let answer = async {
+                let response = ctx.http.get(&url).send().await?;
+                let status = response.status().as_u16();
+                Ok::<_, reqwest::Error>((status, response.text().await?))
+            };
+            match tokio::time::timeout(Duration::from_secs(2), answer).await {
+                Ok(Ok((status, text))) if (200..300).contains(&status) => {
+                    (true, text.trim().chars().take(200).collect())
+                }
+                Ok(Ok((status, text))) => (
+                    false,
+                    format!(
+                        "status {status}: {}",
+                        text.trim().chars().take(160).collect::<String>()
+                    ),
+                ),
+                Ok(Err(error)) => (false, error.to_string()),
+                Err(_) => (false, "no answer within 2s".to_owned()),
+            }
+        }
+    };
+    ctx.journal.record(EventKind::VersionObserved {
+        service: service.to_owned(),
+        step: step.to_owned(),
+        moment: moment.to_owned(),
+        body,
+        ok,
+    });
+}
+
+/// Successful and total requests of `traffic` scheduled in `[from_us, to_us)`.
+fn traffic_outcomes(ctx: &Context, traffic: &str, from_us: u64, to_us: u64) -> (u64, u64) {
+    let mut ok = 0;
+    let mut total = 0;
+    for event in ctx.journal.snapshot() {
+        if let EventKind::TrafficRequest { traffic: name, scheduled_us, ok: success, .. } =
+            &event.kind
+            && name == traffic
+            && (from_us..to_us).contains(scheduled_us)
+        {
+            total += 1;
+            ok += u64::from(*success);
+        }
+    }
+    (ok, total)
+}
+
+fn record(
+    ctx: &Context,
+    step: &str,
+    service: &str,
+    stage: UpgradeStage,
+    ok: bool,
+    detail: Option<String>,
+) {
+    ctx.journal.record(EventKind::Upgrade {
+        step: step.to_owned(),
+        service: service.to_owned(),
+        stage,
+        ok,
+        detail,
+    });
+}
+
+fn since(instant: tokio::time::Instant) -> Duration {
+    clock::instant_now().saturating_duration_since(instant)
+}
+
+fn fmt(duration: Duration) -> String {
+    crate::scenario::format_duration(Duration::from_millis(duration.as_millis() as u64))
+}
