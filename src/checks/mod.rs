@@ -7,12 +7,24 @@
 //! is only passed or failed when the recorded history settles it.
 //!
 //! Ordering between events uses `seq` (journal order), not offsets: two events may share an
-//! offset, and the one recorded first happened first.
+//! offset, and the one recorded first happened first. Traffic requests are the exception: they are
+//! placed by their scheduled time (see `traffic`).
+//!
+//! This file holds the steady-state, health and probe checks and the views over the journal they
+//! share; `upgrade` holds `upgrade-succeeds`, `upgrade-rolled-back`, `restored` and the report's
+//! [`upgrade_figures`]; `traffic` holds `slo` and `no-lost-writes`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Event, EventKind, Outcome, Phase, ProbeContext};
 use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
+
+#[cfg(test)]
+mod fixtures;
+mod traffic;
+mod upgrade;
+
+pub use upgrade::{ErrorBudget, UpgradeFigures, UpgradeOutcome, upgrade_figures};
 
 /// The judgement of one `expect` entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,7 +33,8 @@ pub struct Verdict {
     /// The expectation's name.
     pub name: String,
     /// The expectation's YAML key: `steady-state`, `healthy-within`, `healthy-throughout`,
-    /// `unhealthy-during`, `probe-passed`.
+    /// `unhealthy-during`, `probe-passed`, `restored`, `slo`, `no-lost-writes`,
+    /// `upgrade-succeeds`, `upgrade-rolled-back`.
     pub kind: &'static str,
     /// Passed, failed, or not evaluated.
     pub status: CheckStatus,
@@ -78,8 +91,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
             let judged = match &expectation.kind {
                 ExpectationKind::SteadyState(phase) => steady_state(scenario, &journal, *phase),
                 ExpectationKind::HealthyWithin { service, after, within } => {
-                    let within_us = u64::try_from(within.as_micros()).unwrap_or(u64::MAX);
-                    healthy_within(&journal, service, after, within_us)
+                    healthy_within(&journal, service, after, micros(*within))
                 }
                 ExpectationKind::HealthyThroughout { service, step } => {
                     healthy_throughout(&journal, service, step)
@@ -88,12 +100,46 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                     unhealthy_during(&journal, service, step)
                 }
                 ExpectationKind::ProbePassed { step } => probe_passed(&journal, step),
-                ExpectationKind::Restored { .. }
-                | ExpectationKind::Slo { .. }
-                | ExpectationKind::NoLostWrites { .. }
-                | ExpectationKind::UpgradeSucceeds { .. }
-                | ExpectationKind::UpgradeRolledBack { .. } => {
-                    unreachable!("the scenario parser does not produce upgrade expectations yet")
+                ExpectationKind::Restored { service, after, within, version, traffic } => {
+                    upgrade::restored(
+                        &journal,
+                        &upgrade::RestoredSpec {
+                            service,
+                            after,
+                            within_us: micros(*within),
+                            version: version.as_deref(),
+                            traffic: traffic.as_deref(),
+                        },
+                    )
+                }
+                ExpectationKind::Slo {
+                    traffic,
+                    availability,
+                    p50,
+                    p95,
+                    p99,
+                    max_outage,
+                    during,
+                } => traffic::slo(
+                    &journal,
+                    &traffic::SloSpec {
+                        traffic,
+                        availability: *availability,
+                        p50_us: p50.map(micros),
+                        p95_us: p95.map(micros),
+                        p99_us: p99.map(micros),
+                        max_outage_us: max_outage.map(micros),
+                        during: during.as_deref(),
+                    },
+                ),
+                ExpectationKind::NoLostWrites { traffic } => {
+                    traffic::no_lost_writes(&journal, traffic)
+                }
+                ExpectationKind::UpgradeSucceeds { step } => {
+                    upgrade::upgrade_succeeds(&journal, step)
+                }
+                ExpectationKind::UpgradeRolledBack { step } => {
+                    upgrade::upgrade_rolled_back(&journal, step)
                 }
             };
             Verdict {
@@ -107,6 +153,11 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
             }
         })
         .collect()
+}
+
+/// A duration in µs, saturating.
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn kind_key(kind: &ExpectationKind) -> &'static str {
@@ -714,148 +765,10 @@ pub(crate) fn format_duration_us(us: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use indexmap::IndexMap;
-
+    use super::fixtures::*;
     use super::*;
-    use crate::clock::{Clock, ManualClock};
-    use crate::journal::Journal;
-    use crate::scenario::model::{Expectation, Probe, ProbeKind, Stack};
-
-    /// Records `timeline` (absolute times in ms) through a real journal on a manual clock.
-    fn journal(timeline: &[(u64, EventKind)]) -> Vec<Event> {
-        let clock = Arc::new(ManualClock::new());
-        let journal = Journal::in_memory(clock.clone());
-        for (ms, kind) in timeline {
-            clock.advance(Duration::from_millis(*ms).saturating_sub(clock.offset()));
-            journal.record(kind.clone());
-        }
-        journal.snapshot()
-    }
-
-    fn http_probe(name: &str, service: &str) -> Probe {
-        Probe {
-            name: name.into(),
-            kind: ProbeKind::Http {
-                service: service.into(),
-                port: 8080,
-                method: "GET".into(),
-                path: "/health".into(),
-                status: 200,
-                body_contains: None,
-            },
-            timeout: Duration::from_secs(2),
-        }
-    }
-
-    fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
-        Scenario {
-            name: "smoke".into(),
-            description: None,
-            source: PathBuf::from("/scenarios/smoke.yaml"),
-            stack: Stack { services: IndexMap::new() },
-            traffic: indexmap::IndexMap::new(),
-            steady_state: vec![
-                http_probe("billing answers", "billing"),
-                http_probe("db answers", "db"),
-            ],
-            steps: Vec::new(),
-            expect: expect
-                .into_iter()
-                .enumerate()
-                .map(|(i, kind)| Expectation { name: format!("check {i}"), kind })
-                .collect(),
-        }
-    }
-
-    fn started(index: usize, step: &str) -> EventKind {
-        EventKind::StepStarted { index, step: step.into(), action: "pause".into() }
-    }
-
-    fn ended(index: usize, step: &str) -> EventKind {
-        EventKind::StepEnded { index, step: step.into(), outcome: Outcome::Ok, error: None }
-    }
-
-    fn ended_with(index: usize, step: &str, outcome: Outcome, error: Option<&str>) -> EventKind {
-        EventKind::StepEnded { index, step: step.into(), outcome, error: error.map(Into::into) }
-    }
-
-    fn health(service: &str, healthy: bool, detail: &str) -> EventKind {
-        EventKind::HealthChanged { service: service.into(), healthy, detail: detail.into() }
-    }
-
-    fn up(service: &str) -> EventKind {
-        health(service, true, "status 200")
-    }
-
-    fn down(service: &str) -> EventKind {
-        health(service, false, "status 503")
-    }
-
-    fn teardown() -> EventKind {
-        EventKind::PhaseStarted { phase: Phase::Teardown }
-    }
-
-    /// An event that only moves the journal's end forward.
-    fn later() -> EventKind {
-        EventKind::PhaseStarted { phase: Phase::SteadyAfter }
-    }
-
-    fn probe_result(probe: &str, context: ProbeContext, status: u16) -> EventKind {
-        let ok = status == 200;
-        EventKind::ProbeResult {
-            probe: probe.into(),
-            context,
-            service: "billing".into(),
-            ok,
-            status: Some(status),
-            latency_us: 12_000,
-            error: (!ok).then(|| format!("status {status}, expected 200")),
-        }
-    }
-
-    fn steady(phase: SteadyPhase) -> ProbeContext {
-        ProbeContext::SteadyState { phase }
-    }
-
-    fn in_step(step: &str) -> ProbeContext {
-        ProbeContext::Step { step: step.into() }
-    }
-
-    struct Case {
-        name: &'static str,
-        timeline: Vec<(u64, EventKind)>,
-        status: CheckStatus,
-        summary: &'static str,
-    }
-
-    fn case(
-        name: &'static str,
-        status: CheckStatus,
-        summary: &'static str,
-        timeline: Vec<(u64, EventKind)>,
-    ) -> Case {
-        Case { name, timeline, status, summary }
-    }
-
-    /// Evaluates `kind` over each case's journal and compares status and summary.
-    fn check_cases(kind: ExpectationKind, cases: Vec<Case>) {
-        let scenario = scenario(vec![kind]);
-        let mut mismatches = Vec::new();
-        for case in cases {
-            let verdict = evaluate(&scenario, &journal(&case.timeline)).remove(0);
-            if (verdict.status, verdict.summary.as_str()) != (case.status, case.summary) {
-                mismatches.push(format!(
-                    "case `{}`: expected {:?} \"{}\", got {:?} \"{}\"",
-                    case.name, case.status, case.summary, verdict.status, verdict.summary
-                ));
-            }
-        }
-        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    }
 
     use CheckStatus::{Failed, NotEvaluated, Passed};
 
