@@ -9,6 +9,7 @@
 
 mod duration;
 pub mod model;
+mod quantity;
 mod read;
 mod report;
 mod suggest;

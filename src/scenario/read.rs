@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::duration;
 use super::report::{LineIndex, Problem, Problems, Span};
 use super::suggest;
 use super::tree::{Entry, Node, ScalarKind, Value};
+use super::{duration, quantity};
 
 /// Reads nodes and collects problems.
 pub(crate) struct Reader<'s> {
@@ -254,6 +254,50 @@ impl<'s> Reader<'s> {
             Err(why) => {
                 self.error(node.span, format!("invalid duration `{}`", scalar.text), why)
                     .help("use 250ms, 30s, 5m, 1h or a combination such as 1m30s");
+                None
+            }
+        }
+    }
+
+    /// A request rate such as `20/s` or `600/m`, in requests per second.
+    pub fn rate(&mut self, node: &Node) -> Option<f64> {
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.wrong_type(node, "a rate such as `20/s`").help("use 20/s or 600/m");
+            return None;
+        };
+        match quantity::parse_rate(&scalar.text) {
+            Ok(rate) => Some(rate),
+            Err(why) => {
+                self.error(node.span, format!("invalid rate `{}`", scalar.text), why)
+                    .help("use 20/s or 600/m");
+                None
+            }
+        }
+    }
+
+    /// A percentage from 0 to 100: `99%`, `99.5%` or a bare number.
+    pub fn percent(&mut self, node: &Node) -> Option<f64> {
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.wrong_type(node, "a percentage such as `99.5%`")
+                .help("use 99%, 99.5% or a number from 0 to 100");
+            return None;
+        };
+        match quantity::parse_percent(&scalar.text) {
+            Ok(percent) => Some(percent),
+            Err(why) => {
+                self.error(node.span, format!("invalid percentage `{}`", scalar.text), why)
+                    .help("use 99%, 99.5% or a number from 0 to 100");
+                None
+            }
+        }
+    }
+
+    /// A boolean: `true` or `false`.
+    pub fn boolean(&mut self, node: &Node, expected: &str) -> Option<bool> {
+        match node.scalar().filter(|s| s.kind() == ScalarKind::Bool) {
+            Some(scalar) => Some(scalar.text.eq_ignore_ascii_case("true")),
+            None => {
+                self.wrong_type(node, expected);
                 None
             }
         }

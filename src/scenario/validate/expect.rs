@@ -1,24 +1,46 @@
-//! `expect`: the checks, their references to services (which must have a health check) and
-//! to steps, and their generated names.
+//! `expect`: the checks, their references to services (which must have a health check), to steps
+//! (upgrade checks to upgrade steps) and to traffic, and their generated names.
 
-use super::walk::{Naming, Services, StepTable, Walk};
-use crate::scenario::model::{Expectation, ExpectationKind, SteadyPhase};
+use super::traffic::TrafficTable;
+use super::walk::{Naming, Services, StepKind, StepTable, UpgradeInfo, Walk};
+use crate::scenario::model::{Expectation, ExpectationKind, OnFailure, SteadyPhase};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::Node;
 
 /// Expectation kinds; an `expect` entry has exactly one.
-pub(super) const EXPECTATIONS: &[&str] =
-    &["steady-state", "healthy-within", "healthy-throughout", "unhealthy-during", "probe-passed"];
+pub(super) const EXPECTATIONS: &[&str] = &[
+    "steady-state",
+    "healthy-within",
+    "healthy-throughout",
+    "unhealthy-during",
+    "probe-passed",
+    "restored",
+    "slo",
+    "no-lost-writes",
+    "upgrade-succeeds",
+    "upgrade-rolled-back",
+];
+/// The limits of an `slo`; it needs at least one.
+const SLO_LIMITS: &[&str] = &["availability", "p50", "p95", "p99", "max-outage"];
+
+/// What `expect` entries refer to.
+pub(super) struct Refs<'a> {
+    services: &'a Services,
+    traffic: &'a TrafficTable,
+    steps: &'a StepTable,
+}
 
 impl Walk<'_> {
     pub(super) fn expectations(
         &mut self,
         node: &Node,
         services: &Services,
+        traffic: &TrafficTable,
         steps: &StepTable,
         has_steady: Option<bool>,
     ) -> Option<Vec<Expectation>> {
+        let refs = Refs { services, traffic, steps };
         let items = self.r.list(node, "a list of expectations")?;
         let mut kinds = Vec::with_capacity(items.len());
         let mut namings = Vec::with_capacity(items.len());
@@ -46,14 +68,9 @@ impl Walk<'_> {
                     ));
                     None
                 }
-                [(kind, entry)] => self.expectation(
-                    kind,
-                    &entry.value,
-                    entry.key.span,
-                    services,
-                    steps,
-                    has_steady,
-                ),
+                [(kind, entry)] => {
+                    self.expectation(kind, &entry.value, entry.key.span, &refs, has_steady)
+                }
                 [(first, _), (second, entry), ..] => {
                     let message = format!(
                         "an expectation has one check, this one has `{first}` and `{second}`"
@@ -80,11 +97,68 @@ impl Walk<'_> {
         kind: &str,
         node: &Node,
         key: Span,
-        services: &Services,
-        steps: &StepTable,
+        refs: &Refs<'_>,
         has_steady: Option<bool>,
     ) -> Option<ExpectationKind> {
+        let (services, steps) = (refs.services, refs.steps);
         match kind {
+            "restored" => self.restored(node, key, refs),
+            "slo" => self.slo(node, key, refs),
+            "no-lost-writes" => {
+                let hint = node.scalar().map(|s| s.text.clone());
+                let Some(fields) = self.r.fields(
+                    node,
+                    key,
+                    "`no-lost-writes`",
+                    "a mapping with `traffic`",
+                    &["traffic"],
+                ) else {
+                    if let Some(name) = hint {
+                        self.r
+                            .last()
+                            .help(format!("write `no-lost-writes: {{ traffic: {name} }}`"));
+                    }
+                    return None;
+                };
+                let node = self.r.require(&fields, "traffic")?;
+                let traffic = self.traffic_ref(node, refs.traffic)?;
+                if refs.traffic.names.get(&traffic) == Some(&Some(false)) {
+                    self.r
+                        .error(
+                            node.span,
+                            format!("traffic `{traffic}` does not verify writes"),
+                            "no `verify-writes`",
+                        )
+                        .help(format!(
+                            "`no-lost-writes` reads every acknowledged write back at the end; \
+                             add `verify-writes: true` to traffic `{traffic}`"
+                        ));
+                    return None;
+                }
+                Some(ExpectationKind::NoLostWrites { traffic })
+            }
+            "upgrade-succeeds" => {
+                let (step, _) = self.upgrade_ref(node, steps, kind)?;
+                Some(ExpectationKind::UpgradeSucceeds { step })
+            }
+            "upgrade-rolled-back" => {
+                let (step, info) = self.upgrade_ref(node, steps, kind)?;
+                let policy = match info.and_then(|info| info.on_failure) {
+                    Some(OnFailure::Abort) => "abort",
+                    Some(OnFailure::Continue) => "continue",
+                    _ => return Some(ExpectationKind::UpgradeRolledBack { step }),
+                };
+                self.r
+                    .error(
+                        node.span,
+                        format!("`{step}` is never rolled back: it has `on-failure: {policy}`"),
+                        "not rolled back",
+                    )
+                    .help(format!(
+                        "set `on-failure: rollback` on step `{step}`, or expect `upgrade-succeeds`"
+                    ));
+                None
+            }
             "steady-state" => {
                 let phase = self.r.text(node, "`before` or `after`")?;
                 let phase = match phase.as_str() {
@@ -113,7 +187,8 @@ impl Walk<'_> {
             }
             "probe-passed" => {
                 let step = self.step_ref(node, steps)?;
-                if steps.names.get(&step) == Some(&Some(false)) {
+                if matches!(steps.names.get(&step), Some(Some(kind)) if !matches!(kind, StepKind::Probe))
+                {
                     self.r
                         .error(
                             node.span,
@@ -140,14 +215,7 @@ impl Walk<'_> {
                 )?;
                 let service = self.r.require(&fields, "service").and_then(|n| {
                     let name = self.r.text(n, "a service name")?;
-                    let info = self.known_service(services, &name, n.span)?;
-                    if !info.has_health {
-                        self.r
-                            .error(n.span, format!("`{name}` has no health check"), "no `health`")
-                            .help(format!("`{kind}` observes health; add `health:` to `{name}`"));
-                        return None;
-                    }
-                    Some(name)
+                    self.healthy_service(services, &name, n.span, kind).map(|()| name)
                 });
                 if kind == "healthy-within" {
                     let after =
@@ -167,6 +235,161 @@ impl Walk<'_> {
                     ExpectationKind::UnhealthyDuring { service, step }
                 })
             }
+        }
+    }
+
+    fn restored(&mut self, node: &Node, key: Span, refs: &Refs<'_>) -> Option<ExpectationKind> {
+        let fields = self.r.fields(
+            node,
+            key,
+            "`restored`",
+            "a mapping with `service`, `after` and `within`",
+            &["service", "after", "within", "version", "traffic"],
+        )?;
+        let service_node = self.r.require(&fields, "service");
+        let service = service_node.and_then(|n| {
+            let name = self.r.text(n, "a service name")?;
+            self.healthy_service(refs.services, &name, n.span, "restored").map(|()| name)
+        });
+        let after = self
+            .r
+            .require(&fields, "after")
+            .and_then(|n| self.upgrade_ref(n, refs.steps, "restored"));
+        // The service that upgrade step upgrades, when it is a known one.
+        let upgraded = after
+            .as_ref()
+            .and_then(|(_, info)| info.and_then(|info| info.service.clone()))
+            .filter(|name| refs.services.0.contains_key(name));
+        if let (Some(service), Some(node), Some((step, _)), Some(upgraded)) =
+            (&service, service_node, &after, &upgraded)
+            && service != upgraded
+        {
+            self.r
+                .error(
+                    node.span,
+                    format!("`{step}` upgrades `{upgraded}`, not `{service}`"),
+                    "another service",
+                )
+                .help(format!(
+                    "`restored` checks the service that the upgrade rolled back; \
+                     use `service: {upgraded}`"
+                ));
+        }
+        let within = self.r.require(&fields, "within").and_then(|n| self.r.duration(n));
+        let version = match fields.get("version") {
+            None => Some(None),
+            Some(n) => self.r.non_empty_text(n, "the version text").and_then(|version| {
+                let Some((step, info)) = &after else { return Some(Some(version)) };
+                if info.and_then(|i| i.has_version) != Some(false) {
+                    return Some(Some(version));
+                }
+                let port = upgraded
+                    .as_deref()
+                    .and_then(|s| refs.services.0.get(s))
+                    .and_then(|s| s.ports.as_ref()?.first().copied())
+                    .map_or_else(|| "PORT".to_owned(), |p| p.to_string());
+                self.r
+                    .error(
+                        n.span,
+                        format!("`version` needs a version endpoint on upgrade `{step}`"),
+                        "nothing records the version",
+                    )
+                    .help(format!(
+                        "add `version: {{ port: {port}, path: /version }}` to step `{step}`, so \
+                         the engine asks the service its version before the upgrade and after a \
+                         rollback"
+                    ));
+                None
+            }),
+        };
+        let traffic = match fields.get("traffic") {
+            None => Some(None),
+            Some(n) => self.traffic_ref(n, refs.traffic).map(Some),
+        };
+        let (service, (after, _)) = (service?, after?);
+        if upgraded.is_some_and(|upgraded| upgraded != service) {
+            return None;
+        }
+        Some(ExpectationKind::Restored {
+            service,
+            after,
+            within: within?,
+            version: version?,
+            traffic: traffic?,
+        })
+    }
+
+    fn slo(&mut self, node: &Node, key: Span, refs: &Refs<'_>) -> Option<ExpectationKind> {
+        let mut keys = vec!["traffic", "during"];
+        keys.extend_from_slice(SLO_LIMITS);
+        let fields =
+            self.r.fields(node, key, "`slo`", "a mapping with `traffic` and limits", &keys)?;
+        let traffic =
+            self.r.require(&fields, "traffic").and_then(|n| self.traffic_ref(n, refs.traffic));
+        if fields.present(SLO_LIMITS).is_empty() {
+            self.r
+                .error(key, "`slo` has no limits", "nothing to check")
+                .help(format!("add at least one of {}", suggest::list(SLO_LIMITS.iter().copied())));
+        }
+        let availability = fields.get("availability").map(|n| self.r.percent(n));
+        let mut latency = |key: &str| fields.get(key).map(|n| self.r.duration(n));
+        let (p50, p95, p99, max_outage) =
+            (latency("p50"), latency("p95"), latency("p99"), latency("max-outage"));
+        let during = fields.get("during").map(|n| self.step_ref(n, refs.steps));
+        if fields.present(SLO_LIMITS).is_empty() {
+            return None;
+        }
+        Some(ExpectationKind::Slo {
+            traffic: traffic?,
+            availability: option(availability)?,
+            p50: option(p50)?,
+            p95: option(p95)?,
+            p99: option(p99)?,
+            max_outage: option(max_outage)?,
+            during: option(during)?,
+        })
+    }
+
+    /// A service that exists and has a health check (the check observes health).
+    fn healthy_service(
+        &mut self,
+        services: &Services,
+        name: &str,
+        span: Span,
+        kind: &str,
+    ) -> Option<()> {
+        let info = self.known_service(services, name, span)?;
+        if !info.has_health {
+            self.r
+                .error(span, format!("`{name}` has no health check"), "no `health`")
+                .help(format!("`{kind}` observes health; add `health:` to `{name}`"));
+            return None;
+        }
+        Some(())
+    }
+
+    /// A reference to an `upgrade` step, with what is known about it (`None` when the step's
+    /// action could not be told).
+    fn upgrade_ref<'t>(
+        &mut self,
+        node: &Node,
+        steps: &'t StepTable,
+        kind: &str,
+    ) -> Option<(String, Option<&'t UpgradeInfo>)> {
+        let step = self.step_ref(node, steps)?;
+        match steps.names.get(&step) {
+            Some(Some(StepKind::Upgrade(info))) => Some((step, Some(info))),
+            Some(Some(_)) => {
+                self.r
+                    .error(
+                        node.span,
+                        format!("step `{step}` is not an upgrade step"),
+                        "not an upgrade",
+                    )
+                    .help(format!("`{kind}` names a step with `upgrade:`"));
+                None
+            }
+            _ => Some((step, None)),
         }
     }
 
@@ -191,6 +414,11 @@ impl Walk<'_> {
             .help(hint);
         None
     }
+}
+
+/// A read optional value: absent is fine (`Some(None)`), present but wrong is `None`.
+fn option<T>(value: Option<Option<T>>) -> Option<Option<T>> {
+    value.map_or(Some(None), |v| v.map(Some))
 }
 
 fn phase_name(phase: SteadyPhase) -> &'static str {

@@ -1,12 +1,14 @@
 //! The scenario walk: node tree → [`Scenario`](super::Scenario), checking shapes, then
-//! references (services, ports, steps), cycles and names, collecting every problem. Cross-reference
-//! checks live here, not in the tree or the reader.
+//! references (services, ports, traffic, steps), cycles and names, collecting every problem.
+//! Cross-reference checks live here, not in the tree or the reader.
 //!
 //! Reads the file system only to resolve build contexts; never touches Docker.
 
 mod expect;
 mod services;
 mod steps;
+mod traffic;
+mod upgrade;
 mod walk;
 
 pub(crate) use walk::scenario;

@@ -16,8 +16,18 @@ use crate::scenario::tree::{Node, Value};
 use crate::scenario::{suggest, template};
 
 /// Keys of a service.
-pub(super) const SERVICE_KEYS: &[&str] =
-    &["image", "build", "env", "command", "ports", "health", "startup-timeout", "depends-on"];
+pub(super) const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "build",
+    "env",
+    "command",
+    "ports",
+    "health",
+    "startup-timeout",
+    "depends-on",
+    "backup",
+    "restore",
+];
 /// Keys of `build`.
 pub(super) const BUILD_KEYS: &[&str] = &["context", "tag", "dockerfile", "args", "prepare"];
 /// The kinds of health check; `health` has exactly one.
@@ -75,6 +85,9 @@ impl Walk<'_> {
             key,
             ports: Some(Vec::new()),
             has_health: false,
+            health_interval: None,
+            has_backup: false,
+            has_restore: false,
             depends_on: Vec::new(),
             env_refs: Vec::new(),
             health_port: None,
@@ -101,6 +114,10 @@ impl Walk<'_> {
             None => Some(Duration::from_secs(60)),
         };
         let depends_on = fields.get("depends-on").map(|node| self.depends_on(node, &mut info));
+        info.has_backup = fields.get("backup").is_some();
+        info.has_restore = fields.get("restore").is_some();
+        let backup = fields.get("backup").map(|node| self.r.argv(node, "backup"));
+        let restore = fields.get("restore").map(|node| self.r.argv(node, "restore"));
 
         let ports = info.ports.clone();
         info.service = (|| {
@@ -113,9 +130,8 @@ impl Walk<'_> {
                 health: health.map_or(Some(None), |h| h.map(Some))?,
                 depends_on: depends_on.unwrap_or(Some(Vec::new()))?,
                 startup_timeout: startup_timeout?,
-                // Read by the upgrade work in progress; until then these keys are unknown keys.
-                backup: None,
-                restore: None,
+                backup: backup.map_or(Some(None), |c| c.map(Some))?,
+                restore: restore.map_or(Some(None), |c| c.map(Some))?,
             })
         })();
         info
@@ -324,6 +340,7 @@ impl Walk<'_> {
         };
         let interval =
             fields.get("interval").map_or(Some(Duration::from_millis(500)), |n| self.r.duration(n));
+        info.health_interval = interval;
         let timeout =
             fields.get("timeout").map_or(Some(Duration::from_secs(2)), |n| self.r.duration(n));
         Some(HealthCheck { kind: kind?, interval: interval?, timeout: timeout? })

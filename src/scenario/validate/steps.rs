@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::walk::{Naming, Services, StepDraft, StepTable, Walk};
+use super::traffic::TrafficTable;
+use super::upgrade::EarlierUpgrades;
+use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{Action, ContainerAction, ContainerOp, Probe, ProbeKind, Step};
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -19,8 +21,9 @@ const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method"
 /// HTTP methods a probe may send.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 /// Step actions; a step has exactly one.
-pub(super) const ACTIONS: &[&str] =
-    &["kill", "stop", "start", "restart", "pause", "unpause", "wait", "probe"];
+pub(super) const ACTIONS: &[&str] = &[
+    "kill", "stop", "start", "restart", "pause", "unpause", "wait", "probe", "upgrade", "rollback",
+];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
     ("HUP", 1),
@@ -176,13 +179,25 @@ impl Walk<'_> {
         &mut self,
         node: &Node,
         services: &Services,
+        traffic: &TrafficTable,
     ) -> (Option<Vec<Step>>, StepTable) {
         let Some(items) = self.r.list(node, "a list of steps") else {
             return (None, StepTable { names: IndexMap::new(), incomplete: true });
         };
         let mut drafts = Vec::with_capacity(items.len());
+        let mut earlier = EarlierUpgrades::default();
         for item in items {
-            drafts.push(self.step(item, services));
+            let draft = self.step(item, services, traffic, &earlier);
+            match &draft.kind {
+                None | Some(StepKind::Upgrade(UpgradeInfo { service: None, .. })) => {
+                    earlier.unsure = true;
+                }
+                Some(StepKind::Upgrade(info)) => {
+                    earlier.services.extend(info.service.clone());
+                }
+                Some(_) => {}
+            }
+            drafts.push(draft);
         }
         let namings = drafts
             .iter()
@@ -194,7 +209,7 @@ impl Walk<'_> {
         for (index, (draft, name)) in drafts.into_iter().zip(names).enumerate() {
             match &name {
                 Some(name) => {
-                    table.names.insert(name.clone(), draft.is_probe);
+                    table.names.insert(name.clone(), draft.kind);
                 }
                 None => table.incomplete = true,
             }
@@ -206,8 +221,14 @@ impl Walk<'_> {
         (steps, table)
     }
 
-    pub(super) fn step(&mut self, node: &Node, services: &Services) -> StepDraft {
-        let mut draft = StepDraft { explicit: None, generated: None, action: None, is_probe: None };
+    pub(super) fn step(
+        &mut self,
+        node: &Node,
+        services: &Services,
+        traffic: &TrafficTable,
+        earlier: &EarlierUpgrades,
+    ) -> StepDraft {
+        let mut draft = StepDraft { explicit: None, generated: None, action: None, kind: None };
         let at = self.r.head(node);
         let mut keys = ACTIONS.to_vec();
         keys.push("name");
@@ -240,9 +261,20 @@ impl Walk<'_> {
                 return draft;
             }
         };
-        draft.is_probe = Some(action_key == "probe");
+        draft.kind = Some(if action_key == "probe" { StepKind::Probe } else { StepKind::Other });
         let value = &entry.value;
         match action_key {
+            "upgrade" => {
+                let (info, upgrade) = self.upgrade(value, entry.key.span, services, traffic);
+                draft.generated = info.service.as_ref().map(|service| format!("upgrade {service}"));
+                draft.action = upgrade.map(|upgrade| Action::Upgrade(Box::new(upgrade)));
+                draft.kind = Some(StepKind::Upgrade(info));
+            }
+            "rollback" => {
+                let (written, service) = self.rollback(value, entry.key.span, services, earlier);
+                draft.generated = written.map(|service| format!("rollback {service}"));
+                draft.action = service.map(|service| Action::Rollback { service });
+            }
             "wait" => {
                 if let Some(duration) = self.r.duration(value) {
                     draft.generated = Some(format!("wait {}", duration::format(duration)));

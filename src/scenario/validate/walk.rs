@@ -2,27 +2,31 @@
 //! services and steps while their neighbours are still being read, and name rules.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use super::expect::EXPECTATIONS;
 use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::steps::ACTIONS;
-use crate::scenario::model::{Action, Reference, Scenario, Service, Stack};
+use super::traffic::{TRAFFIC_KEYS, TrafficTable};
+use super::upgrade::UPGRADE_KEYS;
+use crate::scenario::model::{Action, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
 use crate::scenario::tree::Node;
 
 /// Keys at the top level of a scenario.
 pub(super) const TOP_KEYS: &[&str] =
-    &["name", "description", "stack", "steady-state", "steps", "expect"];
+    &["name", "description", "stack", "steady-state", "traffic", "steps", "expect"];
 
 /// Walk the document root into a scenario, or every problem found.
 ///
-/// Parts are read in dependency order, services first, then probes and steps (which name services),
-/// then expectations (which name services and steps). A part with mistakes still tells later parts
-/// what it can (a service's name, a step's name) so that one mistake is not reported again as
-/// "unknown service" or "unknown step" further down.
+/// Parts are read in dependency order, services first, then probes and traffic (which name
+/// services), then steps (which name services and traffic), then expectations (which name all of
+/// them). A part with mistakes still tells later parts what it can (a service's name, a step's
+/// name, a traffic entry's name) so that one mistake is not reported again as "unknown service",
+/// "unknown step" or "unknown traffic" further down.
 pub(crate) fn scenario(
     root: Option<&Node>,
     source: &str,
@@ -51,6 +55,10 @@ fn home(key: &str) -> Option<&'static str> {
         Some("`build`")
     } else if key == "interval" {
         Some("`health`")
+    } else if TRAFFIC_KEYS.contains(&key) && key != "http" && key != "timeout" {
+        Some("a `traffic` entry")
+    } else if UPGRADE_KEYS.contains(&key) && !["service", "image", "build"].contains(&key) {
+        Some("an `upgrade` step")
     } else if ACTIONS.contains(&key) {
         Some("a step")
     } else if EXPECTATIONS.contains(&key) {
@@ -80,6 +88,12 @@ pub(super) struct ServiceInfo {
     /// `None` when `ports` had mistakes: port checks against it would only add noise.
     pub(super) ports: Option<Vec<u16>>,
     pub(super) has_health: bool,
+    /// `health.interval` (default 500ms), when `health` is present and its interval readable.
+    pub(super) health_interval: Option<Duration>,
+    /// Whether the service declares a `backup` / `restore` hook (even a mistaken one).
+    pub(super) has_backup: bool,
+    /// See `has_backup`.
+    pub(super) has_restore: bool,
     pub(super) depends_on: Vec<(String, Span)>,
     pub(super) env_refs: Vec<(Reference, Span)>,
     pub(super) health_port: Option<(u16, Span)>,
@@ -94,7 +108,30 @@ pub(super) struct StepDraft {
     pub(super) explicit: Option<(String, Span)>,
     pub(super) generated: Option<String>,
     pub(super) action: Option<Action>,
-    pub(super) is_probe: Option<bool>,
+    /// `None` when the step's action could not be told.
+    pub(super) kind: Option<StepKind>,
+}
+
+/// What `expect` needs to know about a step, even when its action has mistakes.
+#[derive(Debug, Clone)]
+pub(super) enum StepKind {
+    /// A `probe` step.
+    Probe,
+    /// An `upgrade` step.
+    Upgrade(UpgradeInfo),
+    /// Anything else.
+    Other,
+}
+
+/// What is known about an `upgrade` step; `None` where that part had mistakes.
+#[derive(Debug, Clone, Default)]
+pub(super) struct UpgradeInfo {
+    /// The upgraded service, as written.
+    pub(super) service: Option<String>,
+    /// `on-failure`, default `rollback`.
+    pub(super) on_failure: Option<OnFailure>,
+    /// Whether it has a `version:` endpoint (even a mistaken one).
+    pub(super) has_version: Option<bool>,
 }
 
 /// A named item (step, probe, expectation) before names are settled.
@@ -105,8 +142,8 @@ pub(super) struct Naming {
 
 /// The settled step names, for references from `expect`.
 pub(super) struct StepTable {
-    /// Name → whether it is a probe step (`None` when its action had mistakes).
-    pub(super) names: IndexMap<String, Option<bool>>,
+    /// Name → what kind of step it is (`None` when its action could not be told).
+    pub(super) names: IndexMap<String, Option<StepKind>>,
     /// Some step could not be named, so "unknown step" may be a consequence of another mistake.
     pub(super) incomplete: bool,
 }
@@ -134,7 +171,11 @@ impl Walk<'_> {
         let empty = Services(IndexMap::new());
         let known = services.as_ref().unwrap_or(&empty);
         let steady = fields.get("steady-state").map(|node| self.steady_state(node, known));
-        let steps = fields.get("steps").map(|node| self.steps(node, known));
+        let (traffic, traffic_table) = match fields.get("traffic") {
+            Some(node) => self.traffic(node, known),
+            None => (Some(IndexMap::new()), TrafficTable::default()),
+        };
+        let steps = fields.get("steps").map(|node| self.steps(node, known, &traffic_table));
         let (steps, table) = match steps {
             Some((steps, table)) => (steps, table),
             None => (Some(Vec::new()), StepTable { names: IndexMap::new(), incomplete: false }),
@@ -145,7 +186,7 @@ impl Walk<'_> {
             Some(None) => None,
         };
         let expect = match fields.get("expect") {
-            Some(node) => self.expectations(node, known, &table, has_steady),
+            Some(node) => self.expectations(node, known, &traffic_table, &table, has_steady),
             None => Some(Vec::new()),
         };
 
@@ -160,8 +201,7 @@ impl Walk<'_> {
             source: path.to_path_buf(),
             stack: Stack { services: stack },
             steady_state: steady.unwrap_or(Some(Vec::new()))?,
-            // `traffic:` is not read yet (upgrade work in progress): it is an unknown key today.
-            traffic: IndexMap::new(),
+            traffic: traffic?,
             steps: steps?,
             expect: expect?,
         })
