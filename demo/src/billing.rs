@@ -10,14 +10,61 @@
 //! - SIGTERM and SIGINT shut it down gracefully (it runs as PID 1 in a `FROM scratch` image, where
 //!   the kernel gives PID 1 no default action for them).
 //!
-//! Environment: `DATABASE_URL` (required, e.g. `postgres://postgres@db:5432/billing`), `PORT`
-//! (default 8080), `BILLING_VERSION` (default `1.0`, reported by `/version`).
+//! # Releases
+//! One binary is every release; the image bakes the choice into its environment
+//! (`demo/images/billing/Dockerfile`: build args `VERSION` and `FAULT`).
+//! - `BILLING_VERSION=1.0` (any `1.x`): the table `invoices (id, customer, amount_cents,
+//!   created_at)`, created if missing. Works unchanged on the 2.0 schema, so 2.0 can be rolled back.
+//! - `BILLING_VERSION=2.0` (any `2.x` or later): migration `2.0`, additive and idempotent, in one
+//!   transaction: `ALTER TABLE invoices ADD COLUMN IF NOT EXISTS currency TEXT NOT NULL DEFAULT
+//!   'EUR'` and the row `('2.0', now())` in `schema_migrations (version TEXT PRIMARY KEY,
+//!   applied_at TIMESTAMPTZ)`. Invoices carry `currency` (request: optional, ISO 4217, default
+//!   `EUR`; response: always).
 //!
-//! Endpoints: `GET /health`, `GET /version`, `POST /invoices`, `GET /invoices`,
+//! `BILLING_FAULT` turns a 2.x release into a broken one (empty: none; with 1.x: a startup error):
+//! - `crash`: exits 1 right after start, before touching the database, logging
+//!   `billing: fatal: missing required setting BILLING_REGION` (unconditionally: setting it does
+//!   not help).
+//! - `unhealthy`: migrates and serves normally, but `GET /health` answers 500
+//!   `dependency check failed: ...` (still 503 first when the database is down).
+//! - `migration-partial`: its migration runs statement by statement without a transaction: it adds
+//!   `currency`, then fails creating an index on a column that does not exist, logs the error and
+//!   exits 1. Left behind: the `currency` column and an empty `schema_migrations` table (no `2.0`
+//!   row). Every start fails the same way.
+//! - `slow-start`: migrates, then warms caches for 120 s (a `warming caches...` line every 5 s)
+//!   before it listens.
+//! - `errors`: migrates and serves, `/health` is 200, but every 5th `POST /invoices` (counted per
+//!   process) answers 500 without writing anything.
+//! - `destructive`: its migration "rebuilds" `invoices`: `DROP TABLE invoices` and creates it again,
+//!   empty, with `currency` (ids restart at 1). Then it serves normally and is healthy. It does so
+//!   on every start and every `billing migrate`.
+//!
+//! Migrations are serialised across instances with a PostgreSQL advisory lock.
+//!
+//! # Usage
+//! `billing` serves; `billing migrate` only brings the schema up to this release (the same
+//! migration the server runs at start, faults included) and exits 0, or 1 with the error (a one-shot
+//! migration container). The server's faults (`crash`, `unhealthy`, `slow-start`, `errors`) do not
+//! affect `billing migrate`.
+//!
+//! Environment: `DATABASE_URL` (required, e.g. `postgres://postgres@db:5432/billing`), `PORT`
+//! (default 8080), `BILLING_VERSION` (default `1.0`, reported by `/version`), `BILLING_FAULT`
+//! (default none).
+//!
+//! Endpoints: `GET /health`, `GET /version`, `POST /invoices`, `GET /invoices` (`{"count": N}`),
 //! `GET /invoices/{id}`. Once listening it prints `billing <version> listening on 0.0.0.0:<port>`
-//! on stdout; everything else it logs goes to stderr.
+//! on stdout; everything else it logs goes to stderr, one line per event, prefixed `billing: `.
 
-use std::{future::Future, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -42,13 +89,62 @@ const STARTUP_BUDGET: Duration = Duration::from_secs(30);
 const STARTUP_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Backoff cap: a rehearsal measures how fast billing follows a recovering database.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// `slow-start`: how long the cache warm-up takes, and how often it says so.
+const WARMUP: Duration = Duration::from_secs(120);
+const WARMUP_TICK: Duration = Duration::from_secs(5);
+/// `errors`: every how many-th `POST /invoices` fails.
+const FAILING_WRITE_EVERY: u64 = 5;
+/// `pg_advisory_lock` key that serialises schema changes between instances ("bill").
+const SCHEMA_LOCK: i64 = 0x6269_6c6c;
 
+/// The 1.0 schema (also the starting point of every later one).
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS invoices (
     id BIGSERIAL PRIMARY KEY,
     customer TEXT NOT NULL,
     amount_cents BIGINT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )";
+/// Migration bookkeeping, created before a migration's own statements.
+const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version TEXT PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+const ADD_CURRENCY: &str =
+    "ALTER TABLE invoices ADD COLUMN IF NOT EXISTS currency TEXT NOT NULL DEFAULT 'EUR'";
+const RECORD_2_0: &str =
+    "INSERT INTO schema_migrations (version) VALUES ('2.0') ON CONFLICT (version) DO NOTHING";
+
+/// Migration 2.0 as the good release ships it.
+const MIGRATION_2_0: Migration =
+    Migration { version: "2.0", statements: &[ADD_CURRENCY, RECORD_2_0], transactional: true };
+/// `migration-partial`: a second statement that references a column nobody created, run by a
+/// migration tool that does not wrap the migration in a transaction.
+const MIGRATION_2_0_PARTIAL: Migration = Migration {
+    version: "2.0",
+    statements: &[
+        ADD_CURRENCY,
+        "CREATE INDEX invoices_region_currency_idx ON invoices (region, currency)",
+        RECORD_2_0,
+    ],
+    transactional: false,
+};
+/// `destructive`: "rebuilds" the table instead of altering it, and copies nothing over.
+const MIGRATION_2_0_DESTRUCTIVE: Migration = Migration {
+    version: "2.0",
+    statements: &[
+        "DROP TABLE invoices",
+        "CREATE TABLE invoices (
+            id BIGSERIAL PRIMARY KEY,
+            customer TEXT NOT NULL,
+            amount_cents BIGINT NOT NULL,
+            currency TEXT NOT NULL DEFAULT 'EUR',
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
+        RECORD_2_0,
+    ],
+    transactional: true,
+};
+
 /// The columns an [`Invoice`] is read from; `created_at` as RFC 3339 text in UTC, so no date crate
 /// is needed.
 const INVOICE_COLUMNS: &str = "id, customer, amount_cents, \
@@ -56,7 +152,16 @@ const INVOICE_COLUMNS: &str = "id, customer, amount_cents, \
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => Mode::Serve,
+        ["migrate"] => Mode::Migrate,
+        _ => {
+            eprintln!("usage: billing [migrate]  (got {args:?})");
+            return ExitCode::from(2);
+        }
+    };
+    match run(mode).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("billing: {message}");
@@ -65,7 +170,100 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `billing`: migrate, then serve HTTP.
+    Serve,
+    /// `billing migrate`: migrate, then exit.
+    Migrate,
+}
+
+/// A way the 2.0 release is broken (`BILLING_FAULT`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    Crash,
+    Unhealthy,
+    MigrationPartial,
+    SlowStart,
+    Errors,
+    Destructive,
+}
+
+impl Fault {
+    const ALL: [Self; 6] = [
+        Self::Crash,
+        Self::Unhealthy,
+        Self::MigrationPartial,
+        Self::SlowStart,
+        Self::Errors,
+        Self::Destructive,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Crash => "crash",
+            Self::Unhealthy => "unhealthy",
+            Self::MigrationPartial => "migration-partial",
+            Self::SlowStart => "slow-start",
+            Self::Errors => "errors",
+            Self::Destructive => "destructive",
+        }
+    }
+}
+
+/// What this process is: its version, schema generation and fault, from the environment.
+struct Release {
+    version: String,
+    /// Whether the release has the 2.0 schema (`invoices.currency`, `schema_migrations`).
+    v2: bool,
+    fault: Option<Fault>,
+}
+
+impl Release {
+    fn from_env() -> Result<Self, String> {
+        let version = std::env::var("BILLING_VERSION").unwrap_or_else(|_| "1.0".to_string());
+        let major: u32 =
+            version.split('.').next().and_then(|major| major.parse().ok()).ok_or_else(|| {
+                format!("BILLING_VERSION must look like 1.0 or 2.0, not {version:?}")
+            })?;
+        let fault = match std::env::var("BILLING_FAULT").unwrap_or_default().trim() {
+            "" => None,
+            name => Some(Fault::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
+                let known: Vec<_> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("BILLING_FAULT={name:?} is not one of {}", known.join(", "))
+            })?),
+        };
+        let v2 = major >= 2;
+        if let Some(fault) = fault.filter(|_| !v2) {
+            return Err(format!(
+                "BILLING_FAULT={} only applies to 2.x releases; this is {version}",
+                fault.name()
+            ));
+        }
+        Ok(Self { version, v2, fault })
+    }
+
+    /// The migration this release applies on top of the 1.0 schema, if any.
+    fn migration(&self) -> Option<&'static Migration> {
+        match (self.v2, self.fault) {
+            (false, _) => None,
+            (true, Some(Fault::MigrationPartial)) => Some(&MIGRATION_2_0_PARTIAL),
+            (true, Some(Fault::Destructive)) => Some(&MIGRATION_2_0_DESTRUCTIVE),
+            (true, _) => Some(&MIGRATION_2_0),
+        }
+    }
+}
+
+/// A schema migration as a release ships it.
+struct Migration {
+    version: &'static str,
+    statements: &'static [&'static str],
+    /// All statements in one transaction (all or nothing), or each on its own, so a failure
+    /// leaves the ones before it applied.
+    transactional: bool,
+}
+
+async fn run(mode: Mode) -> Result<(), String> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
     let config: tokio_postgres::Config = url
         .parse()
@@ -74,7 +272,7 @@ async fn run() -> Result<(), String> {
         Ok(port) => port.parse().map_err(|_| format!("PORT is not a port number: {port:?}"))?,
         Err(_) => 8080,
     };
-    let version = std::env::var("BILLING_VERSION").unwrap_or_else(|_| "1.0".to_string());
+    let release = Arc::new(Release::from_env()?);
 
     // Install the handlers before anything slow, so a stop during the database wait is honoured.
     let mut sigterm = signal(SignalKind::terminate())
@@ -90,23 +288,70 @@ async fn run() -> Result<(), String> {
     });
 
     let db = Arc::new(Db::new(config));
+    if mode == Mode::Migrate {
+        eprintln!("billing: {} migrating the schema", release.version);
+        tokio::select! {
+            ready = db.prepare(&release) => ready?,
+            () = &mut shutdown => return Err("stopped before the migration finished".into()),
+        }
+        eprintln!("billing: schema is at {}", release.version);
+        return Ok(());
+    }
+
+    eprintln!("billing: {} starting", release.version);
+    if release.fault == Some(Fault::Crash) {
+        return Err("fatal: missing required setting BILLING_REGION".into());
+    }
     tokio::select! {
-        ready = db.prepare() => ready?,
+        ready = db.prepare(&release) => ready?,
         () = &mut shutdown => return Ok(()),
+    }
+    if release.fault == Some(Fault::SlowStart) {
+        tokio::select! {
+            () = warm_caches() => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+    if release.fault == Some(Fault::Unhealthy) {
+        eprintln!("billing: warning: payments gateway unreachable (payments.internal:443)");
     }
 
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+    let columns = if release.v2 {
+        format!("{INVOICE_COLUMNS}, currency")
+    } else {
+        INVOICE_COLUMNS.to_string()
+    };
+    let sql = Sql {
+        insert: if release.v2 {
+            format!(
+                "INSERT INTO invoices (customer, amount_cents, currency) VALUES ($1, $2, $3) \
+                 RETURNING {columns}"
+            )
+        } else {
+            format!(
+                "INSERT INTO invoices (customer, amount_cents) VALUES ($1, $2) RETURNING {columns}"
+            )
+        },
+        select_one: format!("SELECT {columns} FROM invoices WHERE id = $1"),
+    };
+    let state = AppState {
+        db,
+        release: Arc::clone(&release),
+        sql: Arc::new(sql),
+        writes: Arc::new(AtomicU64::new(0)),
+    };
     let app = Router::new()
         .route("/health", get(health))
         .route("/version", get(version_info))
         .route("/invoices", get(count_invoices).post(create_invoice))
         .route("/invoices/{id}", get(get_invoice))
-        .with_state(AppState { db, version: Arc::from(version.as_str()) });
+        .with_state(state);
     let bound = listener.local_addr().unwrap_or(addr);
-    println!("billing {version} listening on {bound}");
+    println!("billing {} listening on {bound}", release.version);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -115,16 +360,41 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// `slow-start`: [`WARMUP`] of "work" before the server listens, reported every [`WARMUP_TICK`].
+async fn warm_caches() {
+    let mut ticker = tokio::time::interval(WARMUP_TICK);
+    let ticks = WARMUP.as_secs() / WARMUP_TICK.as_secs();
+    for tick in 0..ticks {
+        ticker.tick().await;
+        let done = tick * WARMUP_TICK.as_secs();
+        eprintln!("billing: warming caches... ({done} s of {} s)", WARMUP.as_secs());
+    }
+    ticker.tick().await;
+    eprintln!("billing: caches warm");
+}
+
 #[derive(Clone)]
 struct AppState {
     db: Arc<Db>,
-    version: Arc<str>,
+    release: Arc<Release>,
+    sql: Arc<Sql>,
+    /// `POST /invoices` requests that passed validation (for the `errors` fault).
+    writes: Arc<AtomicU64>,
+}
+
+/// The statements whose columns depend on the release.
+struct Sql {
+    insert: String,
+    select_one: String,
 }
 
 #[derive(Deserialize)]
 struct NewInvoice {
     customer: String,
     amount_cents: i64,
+    /// 2.x only (1.x ignores it, as it ignores any unknown field).
+    #[serde(default)]
+    currency: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -132,15 +402,19 @@ struct Invoice {
     id: i64,
     customer: String,
     amount_cents: i64,
+    /// 2.x only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
     created_at: String,
 }
 
 impl Invoice {
-    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+    fn from_row(row: &Row, v2: bool) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             id: row.try_get("id")?,
             customer: row.try_get("customer")?,
             amount_cents: row.try_get("amount_cents")?,
+            currency: if v2 { Some(row.try_get("currency")?) } else { None },
             created_at: row.try_get("created_at")?,
         })
     }
@@ -148,13 +422,19 @@ impl Invoice {
 
 async fn health(State(state): State<AppState>) -> Response {
     match state.db.run(|conn| async move { conn.client.simple_query("SELECT 1").await }).await {
+        Ok(_) if state.release.fault == Some(Fault::Unhealthy) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "dependency check failed: payments gateway payments.internal:443: connection refused",
+        )
+            .into_response(),
         Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(error) => error.into_response(),
     }
 }
 
 async fn version_info(State(state): State<AppState>) -> Response {
-    Json(serde_json::json!({ "service": "billing", "version": &*state.version })).into_response()
+    Json(serde_json::json!({ "service": "billing", "version": &*state.release.version }))
+        .into_response()
 }
 
 async fn create_invoice(
@@ -164,16 +444,35 @@ async fn create_invoice(
     if new.customer.trim().is_empty() {
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, "customer must not be empty").into_response());
     }
-    let sql = format!(
-        "INSERT INTO invoices (customer, amount_cents) VALUES ($1, $2) RETURNING {INVOICE_COLUMNS}"
-    );
+    let v2 = state.release.v2;
+    let currency = new.currency.clone().unwrap_or_else(|| "EUR".to_string());
+    if v2 && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency must be an ISO 4217 code such as EUR",
+        )
+            .into_response());
+    }
+    let nth = state.writes.fetch_add(1, Ordering::Relaxed) + 1;
+    if state.release.fault == Some(Fault::Errors) && nth % FAILING_WRITE_EVERY == 0 {
+        let reason =
+            format!("tax rate lookup failed for customer {:?}: no rate table", new.customer);
+        eprintln!("billing: error: POST /invoices: {reason}");
+        return Ok((StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {reason}"))
+            .into_response());
+    }
     let new = &new;
-    let sql = sql.as_str();
+    let currency = &currency;
+    let sql = state.sql.insert.as_str();
     let invoice = state
         .db
         .run(|conn| async move {
-            let row = conn.client.query_one(sql, &[&new.customer, &new.amount_cents]).await?;
-            Invoice::from_row(&row)
+            let row = if v2 {
+                conn.client.query_one(sql, &[&new.customer, &new.amount_cents, currency]).await?
+            } else {
+                conn.client.query_one(sql, &[&new.customer, &new.amount_cents]).await?
+            };
+            Invoice::from_row(&row, v2)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(invoice)).into_response())
@@ -183,13 +482,13 @@ async fn get_invoice(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Response, DbError> {
-    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1");
-    let sql = sql.as_str();
+    let v2 = state.release.v2;
+    let sql = state.sql.select_one.as_str();
     let invoice = state
         .db
         .run(|conn| async move {
             match conn.client.query_opt(sql, &[&id]).await? {
-                Some(row) => Invoice::from_row(&row).map(Some),
+                Some(row) => Invoice::from_row(&row, v2).map(Some),
                 None => Ok(None),
             }
         })
@@ -209,6 +508,88 @@ async fn count_invoices(State(state): State<AppState>) -> Result<Response, DbErr
         })
         .await?;
     Ok(Json(serde_json::json!({ "count": count })).into_response())
+}
+
+/// Why bringing the schema up to date failed.
+struct SchemaError {
+    /// Where: empty for the 1.0 schema and the bookkeeping, else the failed migration statement.
+    context: String,
+    error: tokio_postgres::Error,
+}
+
+impl SchemaError {
+    fn new(error: tokio_postgres::Error) -> Self {
+        Self { context: String::new(), error }
+    }
+}
+
+/// Brings the schema up to `release` (idempotent for every release but `destructive`), holding
+/// [`SCHEMA_LOCK`] so concurrently starting instances take turns.
+async fn apply_schema(client: &mut Client, release: &Release) -> Result<(), SchemaError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
+        .await
+        .map_err(SchemaError::new)?;
+    let result = apply_schema_locked(client, release).await;
+    if !client.is_closed() {
+        // Closing the session would release it too; an error here changes nothing.
+        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]).await;
+    }
+    result
+}
+
+async fn apply_schema_locked(client: &mut Client, release: &Release) -> Result<(), SchemaError> {
+    client.batch_execute(SCHEMA).await.map_err(SchemaError::new)?;
+    let Some(migration) = release.migration() else {
+        return Ok(());
+    };
+    let count = migration.statements.len();
+    let at = |index: usize, sql: &str| {
+        let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        move |error| SchemaError {
+            context: format!(
+                "migration {} failed at statement {} of {count} ({sql})",
+                migration.version,
+                index + 1
+            ),
+            error,
+        }
+    };
+    let recorded = migration_recorded(client, migration.version).await.map_err(SchemaError::new)?;
+    if migration.transactional {
+        let tx = client.transaction().await.map_err(SchemaError::new)?;
+        tx.batch_execute(SCHEMA_MIGRATIONS).await.map_err(SchemaError::new)?;
+        for (index, sql) in migration.statements.iter().enumerate() {
+            tx.batch_execute(sql).await.map_err(at(index, sql))?;
+        }
+        tx.commit().await.map_err(SchemaError::new)?;
+    } else {
+        client.batch_execute(SCHEMA_MIGRATIONS).await.map_err(SchemaError::new)?;
+        for (index, sql) in migration.statements.iter().enumerate() {
+            client.batch_execute(sql).await.map_err(at(index, sql))?;
+        }
+    }
+    eprintln!(
+        "billing: migration {} {} ({count} statements{})",
+        migration.version,
+        if recorded { "re-applied, was recorded already" } else { "applied" },
+        if migration.transactional { ", one transaction" } else { "" }
+    );
+    Ok(())
+}
+
+/// Whether `schema_migrations` exists and has a row for `version`.
+async fn migration_recorded(client: &Client, version: &str) -> Result<bool, tokio_postgres::Error> {
+    let table: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    if !table {
+        return Ok(false);
+    }
+    let row =
+        client.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[&version]).await?;
+    Ok(row.is_some())
 }
 
 /// Why a database call failed, as the HTTP caller sees it.
@@ -271,21 +652,23 @@ impl Db {
     }
 
     /// Waits for the database at startup (retrying with backoff for up to [`STARTUP_BUDGET`]),
-    /// creates the schema, and keeps that connection for the requests.
+    /// brings the schema up to `release`, and keeps that connection for the requests. A failed
+    /// connection is retried; a schema statement the database rejects is not (it would fail the
+    /// same way again).
     #[expect(
         clippy::disallowed_methods,
         reason = "startup retries against a wall-clock budget with backoff; the demo has no clock module"
     )]
-    async fn prepare(&self) -> Result<(), String> {
+    async fn prepare(&self, release: &Release) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + STARTUP_BUDGET;
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = tokio::time::timeout(STARTUP_ATTEMPT_TIMEOUT, async {
-                let conn = self.connect().await?;
-                conn.client.batch_execute(SCHEMA).await?;
-                Ok::<_, tokio_postgres::Error>(conn)
+                let mut conn = self.connect().await.map_err(SchemaError::new)?;
+                apply_schema(&mut conn.client, release).await?;
+                Ok::<_, SchemaError>(conn)
             })
             .await;
             let error = match result {
@@ -293,7 +676,14 @@ impl Db {
                     *self.current.lock().await = Some(Arc::new(conn));
                     return Ok(());
                 }
-                Ok(Err(error)) => describe(&error),
+                Ok(Err(SchemaError { context, error })) if !is_connection_error(&error) => {
+                    let what = if context.is_empty() { "schema setup failed" } else { &context };
+                    return Err(format!(
+                        "fatal: {what}: {}; the schema may be partially migrated",
+                        describe(&error)
+                    ));
+                }
+                Ok(Err(SchemaError { error, .. })) => describe(&error),
                 Err(_) => format!("no answer within {STARTUP_ATTEMPT_TIMEOUT:?}"),
             };
             if tokio::time::Instant::now() + backoff > deadline {
