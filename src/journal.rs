@@ -331,6 +331,18 @@ pub enum EventKind {
         /// Ok when the harness could run everything (checks are judged separately).
         outcome: Outcome,
     },
+    /// What judging the run needs from its scenario, recorded right after `run-started`, so that
+    /// `firedrill report` can re-judge a journal without the scenario file (which may have
+    /// changed or be gone). Values are the scenario model as it serializes.
+    ScenarioLoaded {
+        /// `description`, free text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// `steady-state`: the probes, in order.
+        steady_state: serde_json::Value,
+        /// `expect`: the checks, in order.
+        expect: serde_json::Value,
+    },
 }
 
 impl EventKind {

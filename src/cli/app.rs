@@ -11,7 +11,7 @@ use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
 use crate::engine::{self, RunOptions, Signals};
-use crate::report::{self, RunStatus};
+use crate::report::{self, RunRecord, RunStatus, WriteOptions};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::stack::{Docker, ImageStatus, SweepScope};
 
@@ -50,6 +50,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
         Command::Run { report, keep, files } => run(&files, report, keep, color).await,
+        Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
     };
@@ -113,6 +114,7 @@ async fn run(
     let watcher = tokio::spawn(watch_signals(signals.clone()));
 
     let mut worst = ExitStatus::Success;
+    let mut records = Vec::with_capacity(scenarios.len());
     for scenario in &scenarios {
         if signals.interrupt.is_cancelled() {
             break;
@@ -126,20 +128,22 @@ async fn run(
             Box::new(move |event: &crate::journal::Event| progress.show(event))
         };
         let options = RunOptions { report_dir: dir, keep };
-        let result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
+        let dir = options.report_dir.clone();
+        let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
         progress.finish();
 
-        let source = scenario.source.display().to_string();
-        let built = report::build_report(
+        let record = RunRecord::new(
+            dir.clone().unwrap_or_default(),
             &scenario.name,
-            &source,
-            &result.events,
+            &scenario.source.display().to_string(),
+            std::mem::take(&mut result.events),
             &result.verdicts,
             result.status,
         );
-        print!("{}", report::render_summary_text(&built, color && std::io::stdout().is_terminal()));
-        if let Some(path) = &result.report_path {
-            eprintln!("report: {}", path.display());
+        let stdout_color = color && std::io::stdout().is_terminal();
+        print!("{}", report::render_summary_text(&record.report, stdout_color));
+        if dir.is_some() {
+            records.push(record);
         }
         if keep && result.error.is_none() {
             eprintln!(
@@ -159,7 +163,50 @@ async fn run(
         worst = worst.max(status);
     }
     watcher.abort();
+    if let Some(dir) = &report_dir {
+        // After every scenario (also after Ctrl-C): the combined reports cover all that ran.
+        write_reports(dir, &records);
+    }
     Ok(worst)
+}
+
+/// `firedrill report DIR`: rebuild the runs from their journals and render every report again.
+fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> {
+    let runs = report::replay_dir(dir)?;
+    let stdout_color = color && std::io::stdout().is_terminal();
+    let mut records = Vec::with_capacity(runs.len());
+    for run in runs {
+        for note in &run.notes {
+            eprintln!("note: {note}");
+        }
+        print!("{}", report::render_summary_text(&run.record.report, stdout_color));
+        records.push(run.record);
+    }
+    let written = write_reports(dir, &records);
+    Ok(if written { ExitStatus::Success } else { ExitStatus::Error })
+}
+
+/// Write every report into `dir` (appending the summary to `$GITHUB_STEP_SUMMARY` when set) and
+/// list what was written on stderr; false if a report could not be written.
+fn write_reports(dir: &Path, records: &[RunRecord]) -> bool {
+    let step_summary =
+        std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()).map(PathBuf::from);
+    let written = report::write_all(dir, records, &WriteOptions { step_summary });
+    for path in &written.files {
+        eprintln!("report: {}", path.display());
+    }
+    for failure in &written.failures {
+        eprintln!("{}", render_report_error(failure));
+    }
+    written.failures.is_empty()
+}
+
+fn render_report_error(error: &report::ReportError) -> String {
+    let mut message = format!("error: {error}");
+    if let Some(source) = std::error::Error::source(error) {
+        message.push_str(&format!(": {source}"));
+    }
+    message
 }
 
 /// First Ctrl-C or SIGTERM: interrupt; second: kill fast.

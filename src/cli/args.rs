@@ -21,8 +21,9 @@ pub enum Command {
     /// Exit codes: 0 every check held, 1 a check failed, 2 invalid input or environment error,
     /// 130 interrupted.
     Run {
-        /// Write `journal.jsonl` (streamed during the run) and `report.json` into this folder
-        /// (one subfolder per scenario when several files are given).
+        /// Write `journal.jsonl` (streamed during the run), `report.json`, `junit.xml`,
+        /// `summary.md` and `report.html` into this folder. With several files, each scenario's
+        /// journal and `report.json` go into `DIR/<scenario>/`; the other three cover them all.
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
         /// Leave the stack up after the run for debugging; remove it later with
@@ -32,6 +33,16 @@ pub enum Command {
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Render the reports again from a report folder's journals: `report.json`, `junit.xml`,
+    /// `summary.md` and `report.html`.
+    ///
+    /// Works on an interrupted or crashed run's partial journal, or on a CI artifact. The checks
+    /// are judged again from the expectations the journal carries. Exit 0 rendered, 2 error.
+    Report {
+        /// The folder given to `firedrill run --report`.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Check scenario files and report every mistake with its position. Exit 0 valid, 2 invalid.
     Validate {

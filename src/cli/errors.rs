@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::engine::EngineError;
+use crate::report::ReplayError;
 use crate::scenario::LoadError;
 use crate::stack::StackError;
 
@@ -53,6 +54,9 @@ pub enum ExpectedError {
     /// `images` found nothing to do with.
     #[error("no scenario files given and no `scenarios/*.yaml` here")]
     NoScenarios,
+    /// `report` could not read a report folder back.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
 }
 
 impl ExpectedError {
@@ -65,6 +69,7 @@ impl ExpectedError {
             ExpectedError::NoScenarios => {
                 Some("pass scenario files: `firedrill images FILE...`".into())
             }
+            ExpectedError::Replay(error) => error.hint(),
         }
     }
 

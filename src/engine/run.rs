@@ -137,6 +137,11 @@ pub async fn run(
         steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
         expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
     });
+    journal.record(EventKind::ScenarioLoaded {
+        description: scenario.description.clone(),
+        steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
+        expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
+    });
     let signal_journal = journal.clone();
     let signal_watch = signals.clone();
     let signal_recorder = tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! Reports: render a run's journal and verdicts as `report.json` and as the summary the CLI
-//! prints.
+//! `report.json` (the versioned, machine-readable report of one run) and the verdict summary the
+//! CLI prints.
 //!
 //! A report is a pure function of the events, the verdicts and the run's status: it never reads
 //! the clock (times come from the events' offsets and walls) and never judges anything itself
@@ -258,6 +258,14 @@ pub enum ReportError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A reporter panicked while rendering (a bug); the other reports are still written.
+    #[error("failed to render {report}: {message}")]
+    Render {
+        /// Which report (`junit.xml`, ...).
+        report: &'static str,
+        /// The panic's message.
+        message: String,
     },
 }
 

@@ -1,0 +1,393 @@
+//! Hand-built journals the reporters' tests share: a run that completed, one that deviated, one
+//! that aborted at bring-up, one interrupted by Ctrl-C, and one cut short by a crash.
+//!
+//! Scenarios are parsed from YAML by the real parser and journals recorded through a real
+//! [`Journal`] on a manual clock, so offsets, walls and `scenario-loaded` are what a run writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::RunRecord;
+use super::replay::status_from_journal;
+use crate::checks::evaluate;
+use crate::clock::{Clock, ManualClock};
+use crate::journal::{
+    Event, EventKind, JOURNAL_FORMAT_VERSION, Journal, Outcome, Phase, ProbeContext,
+};
+use crate::scenario::Scenario;
+use crate::scenario::model::SteadyPhase;
+
+/// A scenario with two services, a `for` fault, a probe step, a kill and a start. Its check names
+/// carry markup, as user strings may.
+pub(super) const CHECKOUT: &str = r#"
+name: checkout
+description: Freeze the database, then kill billing. <billing> & "friends" must recover.
+stack:
+  services:
+    db:
+      image: firedrill-demo/postgres:15
+      ports: [5432]
+      health: { exec: [pg_isready] }
+    billing:
+      image: firedrill-demo/billing:1.0
+      ports: [8080]
+      health: { http: { port: 8080, path: /health } }
+      depends-on: [db]
+steady-state:
+  - name: billing is healthy
+    http: { service: billing, port: 8080, path: /health }
+steps:
+  - name: pause db
+    pause: { service: db, for: 5s }
+  - name: probe billing
+    probe: { http: { service: billing, port: 8080, path: /health } }
+  - name: kill billing
+    kill: { service: billing }
+  - name: start billing
+    start: { service: billing }
+expect:
+  - steady-state: before
+  - name: billing notices the frozen db
+    unhealthy-during: { service: billing, step: pause db }
+  - name: billing recovers <fast> & "soon"
+    healthy-within: { service: billing, after: pause db, within: 1s }
+  - probe-passed: probe billing
+  - healthy-within: { service: billing, after: start billing, within: 10s }
+  - steady-state: after
+"#;
+
+/// Freeze the database for 5 s; billing must notice and recover (every check passes).
+pub(super) const DB_PAUSE: &str = r#"
+name: db-pause
+stack:
+  services:
+    db:
+      image: firedrill-demo/postgres:15
+      ports: [5432]
+      health: { exec: [pg_isready] }
+    billing:
+      image: firedrill-demo/billing:1.0
+      ports: [8080]
+      health: { http: { port: 8080, path: /health } }
+      depends-on: [db]
+steady-state:
+  - name: billing is healthy
+    http: { service: billing, port: 8080, path: /health }
+steps:
+  - name: pause db
+    pause: { service: db, for: 5s }
+  - wait: 1s
+expect:
+  - steady-state: before
+  - unhealthy-during: { service: billing, step: pause db }
+  - healthy-within: { service: billing, after: pause db, within: 5s }
+  - steady-state: after
+"#;
+
+pub(super) fn scenario(yaml: &str, file: &str) -> Scenario {
+    crate::scenario::parse(yaml, Path::new(file)).expect("fixture scenarios are valid")
+}
+
+/// Records `timeline` (absolute times in ms) through a journal on a manual clock.
+pub(super) fn events(timeline: Vec<(u64, EventKind)>) -> Vec<Event> {
+    let clock = Arc::new(ManualClock::new());
+    let journal = Journal::in_memory(clock.clone());
+    for (ms, kind) in timeline {
+        clock.advance(Duration::from_millis(ms).saturating_sub(clock.offset()));
+        journal.record(kind);
+    }
+    journal.snapshot()
+}
+
+/// The record of `events` judged against `scenario`, with the status the journal implies.
+pub(super) fn record(scenario: &Scenario, events: Vec<Event>) -> RunRecord {
+    let verdicts = evaluate(scenario, &events);
+    let status = status_from_journal(&events, &verdicts);
+    let file = scenario.source.display().to_string();
+    RunRecord::new(PathBuf::from("out"), &scenario.name, &file, events, &verdicts, status)
+}
+
+fn start(scenario: &Scenario, run_id: &str) -> Vec<(u64, EventKind)> {
+    vec![
+        (
+            0,
+            EventKind::RunStarted {
+                run_id: run_id.into(),
+                scenario: scenario.name.clone(),
+                file: scenario.source.display().to_string(),
+                format_version: JOURNAL_FORMAT_VERSION,
+                firedrill_version: "0.1.0".into(),
+            },
+        ),
+        (
+            0,
+            EventKind::ScenarioLoaded {
+                description: scenario.description.clone(),
+                steady_state: serde_json::to_value(&scenario.steady_state).unwrap(),
+                expect: serde_json::to_value(&scenario.expect).unwrap(),
+            },
+        ),
+    ]
+}
+
+fn phase(phase: Phase) -> EventKind {
+    EventKind::PhaseStarted { phase }
+}
+
+fn phase_ended(phase: Phase, outcome: Outcome, error: Option<&str>) -> EventKind {
+    EventKind::PhaseEnded { phase, outcome, error: error.map(str::to_owned) }
+}
+
+fn phase_ok(phase: Phase) -> EventKind {
+    phase_ended(phase, Outcome::Ok, None)
+}
+
+fn health(service: &str, healthy: bool, detail: &str) -> EventKind {
+    EventKind::HealthChanged { service: service.into(), healthy, detail: detail.into() }
+}
+
+fn step(index: usize, name: &str, action: &str) -> EventKind {
+    EventKind::StepStarted { index, step: name.into(), action: action.into() }
+}
+
+fn step_ended(index: usize, name: &str, outcome: Outcome) -> EventKind {
+    EventKind::StepEnded { index, step: name.into(), outcome, error: None }
+}
+
+fn action(service: &str, action: &str, undo: bool) -> EventKind {
+    let signal = (action == "kill").then(|| "SIGKILL".to_owned());
+    EventKind::ContainerAction {
+        service: service.into(),
+        action: action.into(),
+        signal,
+        undo,
+        ok: true,
+        error: None,
+    }
+}
+
+fn docker(service: &str, action: &str, exit_code: Option<i64>) -> EventKind {
+    EventKind::ContainerEvent { service: service.into(), action: action.into(), exit_code }
+}
+
+fn probe(name: &str, context: ProbeContext, status: u16, latency_ms: u64) -> EventKind {
+    EventKind::ProbeResult {
+        probe: name.into(),
+        context,
+        service: "billing".into(),
+        ok: status == 200,
+        status: Some(status),
+        latency_us: latency_ms * 1_000,
+        error: (status != 200)
+            .then(|| format!("status {status}, expected 200: database unavailable")),
+    }
+}
+
+fn steady(phase: SteadyPhase) -> ProbeContext {
+    ProbeContext::SteadyState { phase }
+}
+
+/// Prepare and bring-up of `db` and `billing`, both healthy by 1.49 s.
+fn bring_up() -> Vec<(u64, EventKind)> {
+    let started = |service: &str, image: &str| EventKind::ServiceStarted {
+        service: service.into(),
+        container: format!("{service}0123456789abcdef"),
+        image: image.into(),
+    };
+    let ready =
+        |service: &str, startup_us| EventKind::ServiceReady { service: service.into(), startup_us };
+    vec![
+        (1, phase(Phase::Prepare)),
+        (
+            6,
+            EventKind::ImageReady {
+                image: "firedrill-demo/postgres:15".into(),
+                built: false,
+                build_us: 0,
+            },
+        ),
+        (
+            7,
+            EventKind::ImageReady {
+                image: "firedrill-demo/billing:1.0".into(),
+                built: false,
+                build_us: 0,
+            },
+        ),
+        (8, phase_ok(Phase::Prepare)),
+        (8, phase(Phase::BringUp)),
+        (93, EventKind::NetworkCreated { network: "firedrill-fd-0000c0de".into() }),
+        (425, docker("db", "start", None)),
+        (426, started("db", "firedrill-demo/postgres:15")),
+        (534, health("db", false, "exit 2: 127.0.0.1:5432 - no response")),
+        (895, health("db", true, "exit 0")),
+        (896, ready("db", 470_000)),
+        (1_228, docker("billing", "start", None)),
+        (1_229, started("billing", "firedrill-demo/billing:1.0")),
+        (1_233, health("billing", false, "request: connection refused")),
+        (1_489, health("billing", true, "status 200")),
+        (1_489, ready("billing", 260_000)),
+        (1_490, phase_ok(Phase::BringUp)),
+        (1_490, phase(Phase::SteadyBefore)),
+        (1_493, probe("billing is healthy", steady(SteadyPhase::Before), 200, 2)),
+        (1_493, phase_ok(Phase::SteadyBefore)),
+        (1_493, phase(Phase::Steps)),
+    ]
+}
+
+/// `pause db` for 5 s, up to (not including) its undo.
+fn pause_db() -> Vec<(u64, EventKind)> {
+    vec![
+        (1_493, step(0, "pause db", "pause")),
+        (1_505, docker("db", "pause", None)),
+        (1_507, action("db", "pause", false)),
+        (1_580, health("db", false, "exec failed: container is paused")),
+        (
+            2_750,
+            health("billing", false, "status 503, expected 200: database unavailable <timeout>"),
+        ),
+    ]
+}
+
+fn unpause_db() -> Vec<(u64, EventKind)> {
+    vec![
+        (6_525, docker("db", "unpause", None)),
+        (6_528, action("db", "unpause", true)),
+        (6_528, step_ended(0, "pause db", Outcome::Ok)),
+    ]
+}
+
+fn end(at: u64, outcome: Outcome) -> Vec<(u64, EventKind)> {
+    vec![
+        (at, phase(Phase::Teardown)),
+        (at + 300, health("billing", false, "request: connection refused")),
+        (at + 500, phase_ok(Phase::Teardown)),
+        (
+            at + 500,
+            EventKind::TimeAccounting {
+                docker_us: 1_300_000,
+                declared_wait_us: 5_000_000,
+                service_wait_us: 900_000,
+            },
+        ),
+        (at + 500, EventKind::RunEnded { outcome }),
+    ]
+}
+
+/// `checkout`: billing notices the frozen database but recovers too slowly, and the probe in
+/// between fails; everything else holds.
+pub(super) fn deviated() -> RunRecord {
+    let scenario = scenario(CHECKOUT, "scenarios/checkout.yaml");
+    let mut timeline = start(&scenario, "fd-0000c0de");
+    timeline.extend(bring_up());
+    timeline.extend(pause_db());
+    timeline.extend(unpause_db());
+    timeline.extend([
+        (6_528, step(1, "probe billing", "probe")),
+        (
+            6_600,
+            probe("probe billing", ProbeContext::Step { step: "probe billing".into() }, 503, 72),
+        ),
+        (6_600, step_ended(1, "probe billing", Outcome::Ok)),
+        (6_600, step(2, "kill billing", "kill")),
+        (6_650, docker("billing", "die", Some(137))),
+        (6_700, action("billing", "kill", false)),
+        (6_700, step_ended(2, "kill billing", Outcome::Ok)),
+        (6_700, step(3, "start billing", "start")),
+        (6_732, health("db", true, "exit 0")),
+        (6_990, docker("billing", "start", None)),
+        (7_000, action("billing", "start", false)),
+        (7_000, step_ended(3, "start billing", Outcome::Ok)),
+        (7_000, phase_ok(Phase::Steps)),
+        (7_000, phase(Phase::SteadyAfter)),
+        (7_776, health("billing", true, "status 200")),
+        (7_800, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
+        (7_800, phase_ok(Phase::SteadyAfter)),
+    ]);
+    timeline.extend(end(7_805, Outcome::Ok));
+    record(&scenario, events(timeline))
+}
+
+/// `db-pause`: every check holds.
+pub(super) fn completed() -> RunRecord {
+    let scenario = scenario(DB_PAUSE, "scenarios/db-pause.yaml");
+    let mut timeline = start(&scenario, "fd-cfe23aaf");
+    timeline.extend(bring_up());
+    timeline.extend(pause_db());
+    timeline.extend(unpause_db());
+    timeline.extend([
+        (6_528, step(1, "wait 1s", "wait")),
+        (6_732, health("db", true, "exit 0")),
+        (6_776, health("billing", true, "status 200")),
+        (7_529, step_ended(1, "wait 1s", Outcome::Ok)),
+        (7_529, phase_ok(Phase::Steps)),
+        (7_529, phase(Phase::SteadyAfter)),
+        (7_536, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
+        (7_536, phase_ok(Phase::SteadyAfter)),
+    ]);
+    timeline.extend(end(7_537, Outcome::Ok));
+    record(&scenario, events(timeline))
+}
+
+/// `checkout`: billing's container exits during bring-up; the run is aborted.
+pub(super) fn aborted() -> RunRecord {
+    let scenario = scenario(CHECKOUT, "scenarios/checkout.yaml");
+    let mut timeline = start(&scenario, "fd-0000dead");
+    let error = "service `billing` did not become ready: container exited with code 101 before \
+                 becoming healthy\nlast log lines:\n  | thread 'main' panicked at <src/main.rs>: \
+                 \"boom\" & more";
+    timeline.extend(bring_up().into_iter().take(14));
+    timeline.extend([
+        (1_600, docker("billing", "die", Some(101))),
+        (
+            2_240,
+            EventKind::ServiceLogs {
+                service: "billing".into(),
+                lines:
+                    "listening on :8080\nthread 'main' panicked at <src/main.rs>: \"boom\" & more"
+                        .into(),
+            },
+        ),
+        (2_240, phase_ended(Phase::BringUp, Outcome::Failed, Some(error))),
+        (2_240, phase(Phase::Teardown)),
+        (2_700, phase_ok(Phase::Teardown)),
+        (
+            2_700,
+            EventKind::TimeAccounting {
+                docker_us: 1_500_000,
+                declared_wait_us: 0,
+                service_wait_us: 900_000,
+            },
+        ),
+        (2_700, EventKind::RunEnded { outcome: Outcome::Failed }),
+    ]);
+    record(&scenario, events(timeline))
+}
+
+/// `checkout`: Ctrl-C 3 s into `pause db`; the pause is undone and the stack torn down.
+pub(super) fn interrupted() -> RunRecord {
+    let scenario = scenario(CHECKOUT, "scenarios/checkout.yaml");
+    let mut timeline = start(&scenario, "fd-0000beef");
+    timeline.extend(bring_up());
+    timeline.extend(pause_db());
+    timeline.extend([
+        (4_500, EventKind::Interrupted { second: false }),
+        (4_520, docker("db", "unpause", None)),
+        (4_522, action("db", "unpause", true)),
+        (4_522, step_ended(0, "pause db", Outcome::Interrupted)),
+        (4_522, phase_ended(Phase::Steps, Outcome::Interrupted, None)),
+    ]);
+    timeline.extend(end(4_523, Outcome::Interrupted));
+    record(&scenario, events(timeline))
+}
+
+/// `checkout`'s journal as a crash (SIGKILL of firedrill itself) leaves it: cut in the middle of
+/// `pause db`, with no end.
+pub(super) fn crashed() -> RunRecord {
+    let scenario = scenario(CHECKOUT, "scenarios/checkout.yaml");
+    let mut timeline = start(&scenario, "fd-0000f00d");
+    timeline.extend(bring_up());
+    timeline.extend(pause_db());
+    record(&scenario, events(timeline))
+}

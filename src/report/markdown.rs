@@ -1,0 +1,316 @@
+//! `summary.md`: the verdict for people reading a CI page (GitHub's job summary, a merge request):
+//! the verdict, a table of checks, and the key figures that exist today (time to detect each
+//! fault's outage, how long it lasted, recovery once the fault was cleared, phase durations and
+//! the harness's overhead).
+//!
+//! Every user string is escaped for GitHub-flavoured Markdown: outside code spans `<`, `>`, `&`,
+//! `|` and emphasis characters are neutralised; inside code spans only `|` (which would split a
+//! table cell) is.
+
+use std::fmt::Write as _;
+
+use super::figures::{KeyFigures, key_figures};
+use super::json::{Ending, Report, RunStatus};
+use super::record::RunRecord;
+use super::text::{self, duration, offset};
+use crate::checks::CheckStatus;
+
+/// Render `summary.md` for one or several runs.
+pub fn render_markdown(runs: &[RunRecord]) -> String {
+    let mut out = String::new();
+    if runs.len() > 1 {
+        let held = runs.iter().filter(|r| r.report.status == RunStatus::Completed).count();
+        let worst = runs.iter().map(|r| r.report.status).max_by_key(|s| severity(*s));
+        let word = worst.map_or("PASSED", text::run_word);
+        let _ = writeln!(out, "# firedrill: {word} ({held} of {} scenarios passed)\n", runs.len());
+        out.push_str("| verdict | scenario | checks passed | took |\n|---|---|---|---|\n");
+        for run in runs {
+            let report = &run.report;
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {}/{} | {} |",
+                run_icon(report.status),
+                text::run_word(report.status),
+                code(&report.scenario.name),
+                report.counts.passed,
+                report.checks.len(),
+                duration(report.duration_ms * 1_000)
+            );
+        }
+        out.push('\n');
+    }
+    for run in runs {
+        render_run(&mut out, run);
+    }
+    out
+}
+
+fn render_run(out: &mut String, run: &RunRecord) {
+    let report = &run.report;
+    let _ = writeln!(
+        out,
+        "## {} firedrill {}: {}\n",
+        run_icon(report.status),
+        code(&report.scenario.name),
+        text::run_word(report.status)
+    );
+    let mut facts = vec![tally(report), duration(report.duration_ms * 1_000)];
+    if let Some(run_id) = &report.run_id {
+        facts.push(format!("run {}", code(run_id)));
+    }
+    facts.push(code(&report.scenario.file));
+    if let Some(started) = report.started_at {
+        facts.push(format!("started {}", started.strftime("%Y-%m-%d %H:%M:%S UTC")));
+    }
+    let _ = writeln!(out, "{}\n", facts.join(" · "));
+    if let Some(description) = run.description() {
+        let _ = writeln!(out, "> {}\n", inline(description.trim()));
+    }
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "**Error:**\n\n{}\n", fenced(error));
+    }
+    match report.status {
+        RunStatus::Interrupted => {
+            let _ = writeln!(
+                out,
+                "The run was interrupted before its end: checks it did not get to are not \
+                 evaluated.\n"
+            );
+        }
+        RunStatus::Aborted => {
+            let _ = writeln!(out, "The harness could not run the scenario to its end.\n");
+        }
+        RunStatus::Completed | RunStatus::Deviated => {}
+    }
+    if !report.checks.is_empty() {
+        out.push_str("| status | check | expected | observed |\n|---|---|---|---|\n");
+        for check in &report.checks {
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} | {} |",
+                check_icon(check.status),
+                text::check_word(check.status),
+                inline(&check.name),
+                inline(&check.expected),
+                inline(&check.observed)
+            );
+        }
+        out.push('\n');
+    }
+    render_figures(out, report, &key_figures(&run.events));
+}
+
+fn render_figures(out: &mut String, report: &Report, figures: &KeyFigures) {
+    out.push_str("### Key figures\n\n");
+    if !figures.faults.is_empty() {
+        out.push_str(
+            "| fault | service | detected after | unhealthy for | healthy after the fault was \
+             cleared |\n|---|---|---|---|---|\n",
+        );
+        for fault in &figures.faults {
+            let what = format!("{} at {}", code(&fault.step), offset(fault.started_us));
+            if fault.outages.is_empty() {
+                let _ = writeln!(out, "| {what} | — | no service became unhealthy | — | — |");
+            }
+            for (i, outage) in fault.outages.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    if i == 0 { what.as_str() } else { "" },
+                    code(&outage.service),
+                    duration(outage.detected_after_us),
+                    outage.unhealthy_for_us.map_or("never healthy again".into(), duration),
+                    match (fault.cleared_us, outage.healthy_after_clear_us) {
+                        (None, _) => "fault not cleared".to_owned(),
+                        (Some(_), None) => "—".to_owned(),
+                        (Some(_), Some(us)) => duration(us),
+                    }
+                );
+            }
+        }
+        out.push('\n');
+    }
+    if !report.phases.is_empty() {
+        out.push_str("| phase | took | outcome |\n|---|---|---|\n");
+        for phase in &report.phases {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                text::phase_key(phase.phase),
+                phase.duration_ms.map_or("—".into(), |ms| duration(ms * 1_000)),
+                ending_word(phase.outcome)
+            );
+        }
+        out.push('\n');
+    }
+    match &report.timing {
+        Some(timing) => {
+            let _ = writeln!(
+                out,
+                "Harness overhead: {} of {} ({}%); the rest went to Docker ({}), declared waits \
+                 ({}) and waiting on services ({}).\n",
+                duration(timing.overhead_ms * 1_000),
+                duration(timing.total_ms * 1_000),
+                timing.overhead_percent,
+                duration(timing.docker_ms * 1_000),
+                duration(timing.declared_wait_ms * 1_000),
+                duration(timing.service_wait_ms * 1_000)
+            );
+        }
+        None => out.push_str("Harness overhead: not measured (the run did not reach its end).\n\n"),
+    }
+}
+
+fn tally(report: &Report) -> String {
+    let counts = &report.counts;
+    let mut tally = format!("{}/{} checks passed", counts.passed, report.checks.len());
+    if counts.failed > 0 {
+        let _ = write!(tally, ", {} failed", counts.failed);
+    }
+    if counts.not_evaluated > 0 {
+        let _ = write!(tally, ", {} not evaluated", counts.not_evaluated);
+    }
+    tally
+}
+
+fn severity(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Completed => 0,
+        RunStatus::Deviated => 1,
+        RunStatus::Aborted => 2,
+        RunStatus::Interrupted => 3,
+    }
+}
+
+fn run_icon(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Completed => "✅",
+        RunStatus::Deviated => "❌",
+        RunStatus::Aborted | RunStatus::Interrupted => "⚠️",
+    }
+}
+
+fn check_icon(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Passed => "✅",
+        CheckStatus::Failed => "❌",
+        CheckStatus::NotEvaluated => "⚠️",
+    }
+}
+
+fn ending_word(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Ok => "ok",
+        Ending::Failed => "failed",
+        Ending::Interrupted => "interrupted",
+        Ending::NotFinished => "not finished",
+    }
+}
+
+/// A user string as a code span (`billing`), with a fence longer than any backtick run inside.
+fn code(text: &str) -> String {
+    let text = one_line(text).replace('|', "\\|");
+    let longest = longest_run(&text, '`');
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// A user string as inline Markdown on one line: its backtick code spans are kept (they are how
+/// summaries quote step and service names), everything else is escaped.
+fn inline(text: &str) -> String {
+    let text = one_line(text);
+    let parts: Vec<&str> = text.split('`').collect();
+    // With an odd number of backticks the last one is unpaired: it and what follows are plain.
+    let paired = if parts.len() % 2 == 0 { parts.len() - 1 } else { parts.len() };
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in parts.iter().enumerate() {
+        if i >= paired {
+            out.push_str("\\`");
+            out.push_str(&plain(part));
+        } else if i % 2 == 1 {
+            out.push('`');
+            out.push_str(&part.replace('|', "\\|"));
+            out.push('`');
+        } else {
+            out.push_str(&plain(part));
+        }
+    }
+    out
+}
+
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '\\' | '*' | '_' | '[' | ']' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A fenced code block holding `text` verbatim.
+fn fenced(text: &str) -> String {
+    let fence = "`".repeat(longest_run(text, '`').max(2) + 1);
+    format!("{fence}text\n{}\n{fence}", text.trim_end())
+}
+
+fn longest_run(text: &str, c: char) -> usize {
+    let mut longest = 0;
+    let mut current = 0;
+    for ch in text.chars() {
+        current = if ch == c { current + 1 } else { 0 };
+        longest = longest.max(current);
+    }
+    longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+
+    #[test]
+    fn markdown_of_a_completed_run() {
+        insta::assert_snapshot!("markdown_completed", render_markdown(&[fixtures::completed()]));
+    }
+
+    #[test]
+    fn markdown_of_a_deviated_run() {
+        insta::assert_snapshot!("markdown_deviated", render_markdown(&[fixtures::deviated()]));
+    }
+
+    #[test]
+    fn markdown_of_an_aborted_run() {
+        insta::assert_snapshot!("markdown_aborted", render_markdown(&[fixtures::aborted()]));
+    }
+
+    #[test]
+    fn markdown_of_several_runs_including_a_crashed_one() {
+        let runs = [fixtures::completed(), fixtures::interrupted(), fixtures::crashed()];
+        let text = render_markdown(&runs);
+        assert!(text.starts_with("# firedrill: INTERRUPTED (1 of 3 scenarios passed)\n"));
+        insta::assert_snapshot!("markdown_several", text);
+    }
+
+    #[test]
+    fn user_strings_cannot_break_the_table_or_inject_markup() {
+        assert_eq!(
+            inline("a | b <img src=x> *c* `x|y` `d"),
+            r"a \| b &lt;img src=x&gt; \*c\* `x\|y` \`d"
+        );
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(fenced("x ``` y"), "````text\nx ``` y\n````");
+    }
+}

@@ -1,0 +1,80 @@
+//! Small text helpers the reporters share: escaping and the words for statuses.
+
+use super::json::RunStatus;
+use crate::checks::{CheckStatus, format_duration_us};
+use crate::journal::Phase;
+
+/// Escape text for HTML element content and attribute values (the journal holds user strings).
+pub(super) fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An offset from the run's start, for people: `+1.493s`.
+pub(super) fn offset(us: u64) -> String {
+    format!("+{}", format_duration_us(us))
+}
+
+/// A duration for people: `1.493s`.
+pub(super) fn duration(us: u64) -> String {
+    format_duration_us(us)
+}
+
+/// The run's verdict in one word, as the terminal summary writes it.
+pub(super) fn run_word(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Completed => "PASSED",
+        RunStatus::Deviated => "FAILED",
+        RunStatus::Aborted => "ABORTED",
+        RunStatus::Interrupted => "INTERRUPTED",
+    }
+}
+
+/// A check's status in words.
+pub(super) fn check_word(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Passed => "passed",
+        CheckStatus::Failed => "failed",
+        CheckStatus::NotEvaluated => "not evaluated",
+    }
+}
+
+/// A phase's key, as the journal and `report.json` write it.
+pub(super) fn phase_key(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepare => "prepare",
+        Phase::BringUp => "bring-up",
+        Phase::SteadyBefore => "steady-before",
+        Phase::Steps => "steps",
+        Phase::SteadyAfter => "steady-after",
+        Phase::Teardown => "teardown",
+    }
+}
+
+/// `1 check`, `2 checks`.
+pub(super) fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_markup_and_quotes() {
+        assert_eq!(
+            html(r#"<script>alert("x & 'y'")</script>"#),
+            "&lt;script&gt;alert(&quot;x &amp; &#39;y&#39;&quot;)&lt;/script&gt;"
+        );
+    }
+}

@@ -1,0 +1,684 @@
+//! The HTML report's timeline: what each service's state was over the run, derived from the
+//! journal, and its rendering as inline SVG.
+//!
+//! A service's state at any moment is, by priority: **down** (its container died or was stopped
+//! or killed, until it starts again), **paused**, **upgrading** (between an upgrade's start and
+//! its end), else what the last health observation said (**up** or **unhealthy**), or
+//! **starting** before the first one. Lanes end when teardown starts (removing the stack is not an
+//! outage). Steps, `for` faults and phases are bars; probe results and the harness's container
+//! actions are markers on the service's lane.
+
+use std::fmt::Write as _;
+
+use super::json::Ending;
+use super::text::{self, duration, html, offset};
+use crate::journal::{Event, EventKind, Outcome, Phase, UpgradeStage};
+
+/// What a service was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Started, not observed yet.
+    Starting,
+    /// Healthy.
+    Up,
+    /// Running and unhealthy.
+    Unhealthy,
+    /// Its container is not running.
+    Down,
+    /// Frozen.
+    Paused,
+    /// Being upgraded (or rolled back).
+    Upgrading,
+}
+
+impl State {
+    pub(super) fn word(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Up => "up",
+            State::Unhealthy => "unhealthy",
+            State::Down => "down",
+            State::Paused => "paused",
+            State::Upgrading => "upgrading",
+        }
+    }
+
+    /// Every state, in the legend's order.
+    pub(super) const ALL: [State; 6] = [
+        State::Up,
+        State::Unhealthy,
+        State::Down,
+        State::Paused,
+        State::Upgrading,
+        State::Starting,
+    ];
+}
+
+/// A stretch of one state.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Segment {
+    pub(super) from_us: u64,
+    pub(super) to_us: u64,
+    pub(super) state: State,
+    pub(super) detail: String,
+}
+
+/// Something that happened at one moment on a lane.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Marker {
+    pub(super) at_us: u64,
+    pub(super) kind: MarkerKind,
+    pub(super) label: String,
+}
+
+/// Kinds of [`Marker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MarkerKind {
+    /// A probe met its expectation.
+    ProbeOk,
+    /// A probe did not.
+    ProbeFailed,
+    /// The harness acted on the container.
+    Action,
+}
+
+/// One service's lane.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Lane {
+    pub(super) service: String,
+    pub(super) segments: Vec<Segment>,
+    pub(super) markers: Vec<Marker>,
+}
+
+/// A span: a phase, a step or a fault.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Bar {
+    pub(super) from_us: u64,
+    pub(super) to_us: u64,
+    pub(super) label: String,
+    pub(super) ending: Ending,
+}
+
+/// Everything the timeline shows.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Timeline {
+    /// The run's last offset (the axis's end).
+    pub(super) end_us: u64,
+    /// Where lanes end: teardown's start, or the journal's end.
+    pub(super) lanes_end_us: u64,
+    pub(super) phases: Vec<Bar>,
+    pub(super) steps: Vec<Bar>,
+    pub(super) faults: Vec<Bar>,
+    pub(super) lanes: Vec<Lane>,
+}
+
+#[derive(Default)]
+struct LaneBuilder {
+    service: String,
+    health: Option<(bool, String)>,
+    down: Option<String>,
+    paused: bool,
+    upgrading: bool,
+    current: Option<(State, u64, String)>,
+    segments: Vec<Segment>,
+    markers: Vec<Marker>,
+}
+
+impl LaneBuilder {
+    fn state(&self) -> (State, String) {
+        if let Some(why) = &self.down {
+            return (State::Down, why.clone());
+        }
+        if self.paused {
+            return (State::Paused, "paused".into());
+        }
+        if self.upgrading {
+            return (State::Upgrading, "upgrading".into());
+        }
+        match &self.health {
+            None => (State::Starting, "no health observation yet".into()),
+            Some((true, detail)) => (State::Up, format!("healthy: {detail}")),
+            Some((false, detail)) => (State::Unhealthy, format!("unhealthy: {detail}")),
+        }
+    }
+
+    /// Close the current segment at `at_us` if the state changed.
+    fn update(&mut self, at_us: u64) {
+        let (state, detail) = self.state();
+        match &mut self.current {
+            Some((current, _, current_detail)) if *current == state => {
+                // Same state: keep the segment, but a newer health detail says more.
+                if state == State::Unhealthy || state == State::Up {
+                    *current_detail = detail;
+                }
+            }
+            _ => {
+                self.close(at_us);
+                self.current = Some((state, at_us, detail));
+            }
+        }
+    }
+
+    fn close(&mut self, at_us: u64) {
+        if let Some((state, from_us, detail)) = self.current.take()
+            && at_us > from_us
+        {
+            self.segments.push(Segment { from_us, to_us: at_us, state, detail });
+        }
+    }
+}
+
+/// Build the timeline of a journal (complete or not).
+pub(super) fn build(events: &[Event]) -> Timeline {
+    let end_us = events.last().map_or(0, |e| e.offset_us);
+    let teardown = events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::PhaseStarted { phase: Phase::Teardown }));
+    let lanes_end_us = teardown.map_or(end_us, |i| events[i].offset_us);
+    let mut lanes: Vec<LaneBuilder> = Vec::new();
+    for event in &events[..teardown.unwrap_or(events.len())] {
+        let Some(service) = lane_service(&event.kind) else { continue };
+        let at = event.offset_us;
+        let index = match lanes.iter().position(|l| l.service == service) {
+            Some(index) => index,
+            None => {
+                lanes.push(LaneBuilder { service: service.to_owned(), ..LaneBuilder::default() });
+                lanes.len() - 1
+            }
+        };
+        let lane = &mut lanes[index];
+        match &event.kind {
+            EventKind::HealthChanged { healthy, detail, .. } => {
+                lane.health = Some((*healthy, detail.clone()));
+            }
+            EventKind::ContainerEvent { action, exit_code, .. } => match action.as_str() {
+                "die" => {
+                    lane.down = Some(match exit_code {
+                        Some(code) => format!("container exited with code {code}"),
+                        None => "container exited".into(),
+                    });
+                }
+                "start" => lane.down = None,
+                "pause" => lane.paused = true,
+                "unpause" => lane.paused = false,
+                _ => {}
+            },
+            EventKind::ContainerAction { action, signal, undo, ok, error, .. } => {
+                let mut label = action.clone();
+                if let Some(signal) = signal {
+                    let _ = write!(label, " {signal}");
+                }
+                if *undo {
+                    label.push_str(" (undo)");
+                }
+                if let Some(error) = error {
+                    let _ = write!(label, ": {error}");
+                }
+                lane.markers.push(Marker { at_us: at, kind: MarkerKind::Action, label });
+                if *ok {
+                    match (action.as_str(), signal.as_deref()) {
+                        ("stop", _) => lane.down = Some("stopped".into()),
+                        ("kill", Some("SIGKILL" | "KILL" | "9")) => {
+                            lane.down.get_or_insert_with(|| "killed".into());
+                        }
+                        ("start" | "restart", _) => lane.down = None,
+                        ("pause", _) => lane.paused = true,
+                        ("unpause", _) => lane.paused = false,
+                        _ => {}
+                    }
+                }
+            }
+            EventKind::ProbeResult { probe, ok, status, latency_us, error, .. } => {
+                let outcome = match (error, status) {
+                    (Some(error), _) => error.clone(),
+                    (None, Some(status)) => format!("status {status}"),
+                    (None, None) => "ok".into(),
+                };
+                lane.markers.push(Marker {
+                    at_us: at,
+                    kind: if *ok { MarkerKind::ProbeOk } else { MarkerKind::ProbeFailed },
+                    label: format!("probe `{probe}`: {outcome} in {}", duration(*latency_us)),
+                });
+            }
+            EventKind::Upgrade { stage, .. } => match stage {
+                UpgradeStage::Started | UpgradeStage::RollbackStarted => lane.upgrading = true,
+                UpgradeStage::Completed | UpgradeStage::RolledBack => lane.upgrading = false,
+                _ => {}
+            },
+            _ => {}
+        }
+        lane.update(at);
+    }
+    let lanes = lanes
+        .into_iter()
+        .map(|mut lane| {
+            lane.close(lanes_end_us);
+            Lane { service: lane.service, segments: lane.segments, markers: lane.markers }
+        })
+        .collect();
+    Timeline {
+        end_us,
+        lanes_end_us,
+        phases: phases(events, end_us),
+        steps: steps(events, end_us),
+        faults: faults(events, end_us),
+        lanes,
+    }
+}
+
+/// The service whose lane an event belongs on.
+fn lane_service(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::ServiceStarted { service, .. }
+        | EventKind::HealthChanged { service, .. }
+        | EventKind::ContainerEvent { service, .. }
+        | EventKind::ContainerAction { service, .. }
+        | EventKind::ProbeResult { service, .. }
+        | EventKind::Upgrade { service, .. } => Some(service),
+        _ => None,
+    }
+}
+
+fn ending(outcome: Outcome) -> Ending {
+    outcome.into()
+}
+
+fn phases(events: &[Event], end_us: u64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    for (i, start) in events.iter().enumerate() {
+        let EventKind::PhaseStarted { phase } = start.kind else { continue };
+        let end = events[i + 1..].iter().find_map(|e| match e.kind {
+            EventKind::PhaseEnded { phase: p, outcome, .. } if p == phase => {
+                Some((e.offset_us, ending(outcome)))
+            }
+            _ => None,
+        });
+        let (to_us, ending) = end.unwrap_or((end_us, Ending::NotFinished));
+        let label = text::phase_key(phase).to_owned();
+        bars.push(Bar { from_us: start.offset_us, to_us, label, ending });
+    }
+    bars
+}
+
+fn steps(events: &[Event], end_us: u64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    for (i, start) in events.iter().enumerate() {
+        let EventKind::StepStarted { index, step, .. } = &start.kind else { continue };
+        let end = events[i + 1..].iter().find_map(|e| match &e.kind {
+            EventKind::StepEnded { index: j, outcome, .. } if j == index => {
+                Some((e.offset_us, ending(*outcome)))
+            }
+            _ => None,
+        });
+        let (to_us, ending) = end.unwrap_or((end_us, Ending::NotFinished));
+        bars.push(Bar { from_us: start.offset_us, to_us, label: step.clone(), ending });
+    }
+    bars
+}
+
+/// `for` faults: from the fault's action to its undo within the same step (or to the journal's
+/// end when the step never ended).
+fn faults(events: &[Event], end_us: u64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    let mut open: Option<(u64, String, String)> = None;
+    let mut in_step = false;
+    for event in events {
+        match &event.kind {
+            EventKind::StepStarted { .. } => {
+                in_step = true;
+                open = None;
+            }
+            EventKind::StepEnded { .. } => in_step = false,
+            EventKind::ContainerAction { service, action, undo: false, ok: true, .. }
+                if in_step && matches!(action.as_str(), "pause" | "stop" | "kill") =>
+            {
+                open = Some((event.offset_us, service.clone(), action.clone()));
+            }
+            EventKind::ContainerAction { service, undo: true, .. } => {
+                if let Some((from_us, faulted, action)) = open.take_if(|o| &o.1 == service) {
+                    let label =
+                        format!("{action} {faulted} for {}", duration(event.offset_us - from_us));
+                    bars.push(Bar { from_us, to_us: event.offset_us, label, ending: Ending::Ok });
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((from_us, service, action)) = open.filter(|_| in_step) {
+        let label = format!("{action} {service} (not undone)");
+        bars.push(Bar { from_us, to_us: end_us, label, ending: Ending::NotFinished });
+    }
+    bars
+}
+
+// Geometry of the SVG, in its own units (it scales to the page's width).
+const WIDTH: f64 = 1160.0;
+const LEFT: f64 = 128.0;
+const RIGHT: f64 = 16.0;
+const ROW: f64 = 20.0;
+const LANE: f64 = 24.0;
+const GAP: f64 = 6.0;
+const FONT: f64 = 11.0;
+/// A rough width of one character at [`FONT`], to decide whether a label fits in its bar.
+const CHAR: f64 = 6.3;
+
+/// Render the timeline as an SVG element.
+pub(super) fn render_svg(timeline: &Timeline) -> String {
+    let span = timeline.end_us.max(1) as f64;
+    let x = |us: u64| LEFT + (us as f64 / span) * (WIDTH - LEFT - RIGHT);
+    let mut rows: Vec<(&str, &[Bar])> =
+        vec![("phases", &timeline.phases[..]), ("steps", &timeline.steps[..])];
+    if !timeline.faults.is_empty() {
+        rows.push(("faults", &timeline.faults[..]));
+    }
+    let top = 22.0;
+    let lanes_top = top + rows.len() as f64 * (ROW + GAP) + GAP;
+    let bottom = lanes_top + timeline.lanes.len() as f64 * (LANE + GAP);
+    let height = bottom + 22.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="timeline" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="Timeline of the run: phases, steps, faults and the state of each service over time" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="{FONT}">"#
+    );
+    svg.push_str(
+        r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f1f2f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c9ced6" stroke-width="2"/></pattern></defs>"##,
+    );
+    // Grid and axis.
+    for tick in ticks(timeline.end_us) {
+        let tx = x(tick);
+        let _ = write!(
+            svg,
+            r##"<line x1="{tx:.1}" y1="{:.1}" x2="{tx:.1}" y2="{bottom:.1}" stroke="#e3e5e8"/><text x="{tx:.1}" y="14" text-anchor="middle" fill="#59606b">{}</text><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#59606b">{}</text>"##,
+            top - 4.0,
+            tick_label(tick),
+            bottom + 14.0,
+            tick_label(tick),
+        );
+    }
+    if timeline.lanes_end_us < timeline.end_us && !timeline.lanes.is_empty() {
+        let tx = x(timeline.lanes_end_us);
+        let _ = write!(
+            svg,
+            r##"<rect x="{tx:.1}" y="{lanes_top:.1}" width="{:.1}" height="{:.1}" fill="url(#hatch)"><title>teardown: lanes end here</title></rect>"##,
+            x(timeline.end_us) - tx,
+            bottom - lanes_top - GAP,
+        );
+    }
+    for (i, (name, bars)) in rows.iter().enumerate() {
+        let y = top + i as f64 * (ROW + GAP);
+        row_label(&mut svg, y + ROW / 2.0, name);
+        if bars.is_empty() {
+            let _ = write!(
+                svg,
+                r##"<text x="{:.1}" y="{:.1}" dominant-baseline="central" fill="#59606b">none ran</text>"##,
+                LEFT + 4.0,
+                y + ROW / 2.0
+            );
+        }
+        for (j, bar) in bars.iter().enumerate() {
+            let next = bars.get(j + 1).map_or(timeline.end_us, |b| b.from_us);
+            draw_bar(&mut svg, bar, name, x(bar.from_us), x(bar.to_us), x(next), y);
+        }
+    }
+    for (i, lane) in timeline.lanes.iter().enumerate() {
+        let y = lanes_top + i as f64 * (LANE + GAP);
+        row_label(&mut svg, y + LANE / 2.0, &lane.service);
+        for segment in &lane.segments {
+            draw_segment(&mut svg, &lane.service, segment, x(segment.from_us), x(segment.to_us), y);
+        }
+        for marker in &lane.markers {
+            draw_marker(&mut svg, &lane.service, marker, x(marker.at_us), y);
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn row_label(svg: &mut String, y: f64, name: &str) {
+    let name = fit(name, LEFT - 12.0);
+    let _ = write!(
+        svg,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="end" dominant-baseline="central" fill="#1f2328" font-weight="600">{}</text>"##,
+        LEFT - 8.0,
+        y,
+        html(&name)
+    );
+}
+
+fn draw_bar(svg: &mut String, bar: &Bar, row: &str, x0: f64, x1: f64, next: f64, y: f64) {
+    let (fill, stroke) = match (row, bar.ending) {
+        (_, Ending::Failed) => ("#f6d5d5", "#d64545"),
+        (_, Ending::Interrupted | Ending::NotFinished) => ("url(#hatch)", "#8c939d"),
+        ("faults", _) => ("#f3e1ef", "#a8479a"),
+        ("phases", _) => ("#e6ebf2", "#7d8da3"),
+        _ => ("#dfe9f7", "#4a78b8"),
+    };
+    let width = (x1 - x0).max(1.5);
+    let span = format!(
+        "{} → {} ({})",
+        offset(bar.from_us),
+        offset(bar.to_us),
+        duration(bar.to_us - bar.from_us)
+    );
+    let status = match bar.ending {
+        Ending::Ok => "",
+        Ending::Failed => ", failed",
+        Ending::Interrupted => ", interrupted",
+        Ending::NotFinished => ", not finished",
+    };
+    let _ = write!(
+        svg,
+        r#"<g><title>{}: {}{}</title><rect x="{x0:.1}" y="{y:.1}" width="{width:.1}" height="{ROW}" rx="3" fill="{fill}" stroke="{stroke}"/>"#,
+        html(&bar.label),
+        html(&span),
+        status
+    );
+    // The label may run past a short bar, up to where the next bar starts.
+    let room = (next - x0).max(width) - 8.0;
+    if room >= 3.0 * CHAR {
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" dominant-baseline="central" fill="#1f2328">{}</text>"##,
+            x0 + 4.0,
+            y + ROW / 2.0,
+            html(&fit(&bar.label, room))
+        );
+    }
+    svg.push_str("</g>");
+}
+
+fn draw_segment(svg: &mut String, service: &str, segment: &Segment, x0: f64, x1: f64, y: f64) {
+    let width = (x1 - x0).max(0.8);
+    let _ = write!(
+        svg,
+        r#"<g><title>{}: {} {} → {} ({})</title><rect class="state-{}" x="{x0:.1}" y="{y:.1}" width="{width:.1}" height="{LANE}" fill="{}"/>"#,
+        html(service),
+        html(&segment.detail),
+        offset(segment.from_us),
+        offset(segment.to_us),
+        duration(segment.to_us - segment.from_us),
+        segment.state.word(),
+        state_color(segment.state),
+    );
+    let word = segment.state.word();
+    if width >= word.len() as f64 * CHAR + 8.0 {
+        let fill = if segment.state == State::Starting { "#1f2328" } else { "#ffffff" };
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" dominant-baseline="central" fill="{fill}">{word}</text>"#,
+            x0 + 4.0,
+            y + LANE / 2.0,
+        );
+    }
+    svg.push_str("</g>");
+}
+
+fn draw_marker(svg: &mut String, service: &str, marker: &Marker, x: f64, y: f64) {
+    let title = format!("{} {service}: {}", offset(marker.at_us), marker.label);
+    match marker.kind {
+        MarkerKind::ProbeOk | MarkerKind::ProbeFailed => {
+            let fill = if marker.kind == MarkerKind::ProbeOk { "#ffffff" } else { "#d64545" };
+            let _ = write!(
+                svg,
+                r##"<circle cx="{x:.1}" cy="{:.1}" r="4.5" fill="{fill}" stroke="#1f2328" stroke-width="1.5"><title>{}</title></circle>"##,
+                y + LANE - 6.0,
+                html(&title)
+            );
+        }
+        MarkerKind::Action => {
+            let _ = write!(
+                svg,
+                r##"<path d="M{:.1},{:.1} l5,-7 h-10 z" fill="#1f2328"><title>{}</title></path>"##,
+                x,
+                y + 7.0,
+                html(&title)
+            );
+        }
+    }
+}
+
+/// The fill of a state (the HTML legend uses the same).
+pub(super) fn state_color(state: State) -> &'static str {
+    match state {
+        State::Up => "#2e8b57",
+        State::Unhealthy => "#d98e04",
+        State::Down => "#c93c3c",
+        State::Paused => "#4f6fc6",
+        State::Upgrading => "#8e5bb5",
+        State::Starting => "#c9ced6",
+    }
+}
+
+/// Cut `text` to about `room` units, with an ellipsis.
+fn fit(text: &str, room: f64) -> String {
+    let max = (room / CHAR).floor().max(1.0) as usize;
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+/// Tick offsets: a 1-2-5 step giving at most 12 ticks.
+fn ticks(end_us: u64) -> Vec<u64> {
+    let mut step: u64 = 1_000; // 1ms
+    'search: loop {
+        for factor in [1, 2, 5] {
+            if end_us / (step * factor) <= 12 {
+                step *= factor;
+                break 'search;
+            }
+        }
+        step *= 10;
+    }
+    (0..=end_us / step).map(|i| i * step).collect()
+}
+
+fn tick_label(us: u64) -> String {
+    if us == 0 { "0s".to_owned() } else { duration(us) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+
+    fn states(lane: &Lane) -> Vec<(u64, u64, State)> {
+        lane.segments.iter().map(|s| (s.from_us / 1_000, s.to_us / 1_000, s.state)).collect()
+    }
+
+    #[test]
+    fn lanes_follow_health_pause_and_death() {
+        let timeline = build(&fixtures::deviated().events);
+        assert_eq!(
+            timeline.lanes.iter().map(|l| l.service.as_str()).collect::<Vec<_>>(),
+            ["db", "billing"]
+        );
+        assert_eq!(
+            states(&timeline.lanes[0]),
+            vec![
+                (425, 534, State::Starting),
+                (534, 895, State::Unhealthy),
+                (895, 1_505, State::Up),
+                (1_505, 6_525, State::Paused),
+                (6_525, 6_732, State::Unhealthy),
+                (6_732, 7_805, State::Up),
+            ]
+        );
+        assert_eq!(
+            states(&timeline.lanes[1]),
+            vec![
+                (1_228, 1_233, State::Starting),
+                (1_233, 1_489, State::Unhealthy),
+                (1_489, 2_750, State::Up),
+                (2_750, 6_650, State::Unhealthy),
+                (6_650, 6_990, State::Down),
+                (6_990, 7_776, State::Unhealthy),
+                (7_776, 7_805, State::Up),
+            ]
+        );
+        assert_eq!(timeline.lanes_end_us, 7_805_000, "lanes end at teardown");
+    }
+
+    #[test]
+    fn a_for_fault_is_a_bar_from_the_action_to_its_undo() {
+        let timeline = build(&fixtures::deviated().events);
+        assert_eq!(
+            timeline.faults,
+            vec![Bar {
+                from_us: 1_507_000,
+                to_us: 6_528_000,
+                label: "pause db for 5.021s".into(),
+                ending: Ending::Ok,
+            }]
+        );
+        let crashed = build(&fixtures::crashed().events);
+        assert_eq!(crashed.faults[0].ending, Ending::NotFinished);
+        assert_eq!(crashed.steps[0].ending, Ending::NotFinished);
+    }
+
+    #[test]
+    fn an_upgrade_shows_as_upgrading() {
+        let upgrade = |stage| EventKind::Upgrade {
+            step: "upgrade billing".into(),
+            service: "billing".into(),
+            stage,
+            ok: true,
+            detail: None,
+        };
+        let events = fixtures::events(vec![
+            (
+                0,
+                EventKind::HealthChanged {
+                    service: "billing".into(),
+                    healthy: true,
+                    detail: "status 200".into(),
+                },
+            ),
+            (100, upgrade(UpgradeStage::Started)),
+            (900, upgrade(UpgradeStage::Completed)),
+            (1_000, EventKind::RunEnded { outcome: Outcome::Ok }),
+        ]);
+        let timeline = build(&events);
+        assert_eq!(
+            states(&timeline.lanes[0]),
+            vec![(0, 100, State::Up), (100, 900, State::Upgrading), (900, 1_000, State::Up)]
+        );
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(ticks(8_305_000), (0..=8).map(|s| s * 1_000_000).collect::<Vec<_>>());
+        assert_eq!(ticks(95_000_000).len(), 10);
+        assert_eq!(ticks(0), vec![0]);
+    }
+
+    #[test]
+    fn every_prefix_renders() {
+        let events = fixtures::deviated().events;
+        for end in 0..=events.len() {
+            render_svg(&build(&events[..end]));
+        }
+    }
+}
