@@ -11,9 +11,14 @@
 //!   faulted service, else (for `restart`) the restart itself;
 //! - **healthy after clear**: from the clearing action to the service's next healthy observation
 //!   (0 when it was healthy again before the fault was cleared).
+//!
+//! Upgrades' figures (time to detect a failed upgrade, to roll back, to restore, the error budget
+//! used) come from [`checks::upgrade_figures`](crate::checks::upgrade_figures); traffic's from its
+//! `traffic-request` and `writes-verified` events.
 
 use serde::Serialize;
 
+use crate::checks::{UpgradeFigures, upgrade_figures};
 use crate::journal::{Event, EventKind, Phase};
 
 /// Key figures of one run.
@@ -22,6 +27,40 @@ use crate::journal::{Event, EventKind, Phase};
 pub struct KeyFigures {
     /// One entry per fault step that started, in order.
     pub faults: Vec<FaultFigures>,
+    /// One entry per upgrade step that started, in order.
+    pub upgrades: Vec<UpgradeFigures>,
+    /// One entry per traffic entry, in the order the journal first mentions them.
+    pub traffic: Vec<TrafficFigures>,
+}
+
+/// How one traffic entry fared over the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TrafficFigures {
+    /// The traffic entry.
+    pub traffic: String,
+    /// Requests sent.
+    pub requests: u64,
+    /// Of those, the ones that did not get the expected answer.
+    pub failed: u64,
+    /// Successful requests in percent, one decimal (100 without requests).
+    pub availability_percent: f64,
+    /// Median latency of successful requests, µs.
+    pub p50_latency_us: Option<u64>,
+    /// 95th percentile latency of successful requests, µs.
+    pub p95_latency_us: Option<u64>,
+    /// Acknowledged writes and how many were lost, when they were read back.
+    pub writes: Option<WritesFigures>,
+}
+
+/// `verify-writes`: what was read back at the end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WritesFigures {
+    /// Writes the service acknowledged.
+    pub acknowledged: u64,
+    /// Of those, not found again.
+    pub lost: u64,
 }
 
 /// What one fault step did to the stack's health.
@@ -140,7 +179,66 @@ pub fn key_figures(events: &[Event]) -> KeyFigures {
             outages,
         });
     }
-    KeyFigures { faults }
+    KeyFigures { faults, upgrades: upgrade_figures(events), traffic: traffic_figures(events) }
+}
+
+fn traffic_figures(events: &[Event]) -> Vec<TrafficFigures> {
+    let mut figures: Vec<(TrafficFigures, Vec<u64>)> = Vec::new();
+    fn entry(figures: &mut Vec<(TrafficFigures, Vec<u64>)>, name: &str) -> usize {
+        if let Some(i) = figures.iter().position(|(f, _)| f.traffic == name) {
+            return i;
+        }
+        let figure = TrafficFigures {
+            traffic: name.to_owned(),
+            requests: 0,
+            failed: 0,
+            availability_percent: 100.0,
+            p50_latency_us: None,
+            p95_latency_us: None,
+            writes: None,
+        };
+        figures.push((figure, Vec::new()));
+        figures.len() - 1
+    }
+    for event in events {
+        match &event.kind {
+            EventKind::TrafficRequest { traffic, ok, latency_us, .. } => {
+                let i = entry(&mut figures, traffic);
+                let (figure, latencies) = &mut figures[i];
+                figure.requests += 1;
+                if *ok {
+                    latencies.push(*latency_us);
+                } else {
+                    figure.failed += 1;
+                }
+            }
+            EventKind::WritesVerified { traffic, acknowledged, lost, .. } => {
+                let i = entry(&mut figures, traffic);
+                let (figure, _) = &mut figures[i];
+                figure.writes =
+                    Some(WritesFigures { acknowledged: *acknowledged, lost: lost.len() as u64 });
+            }
+            _ => {}
+        }
+    }
+    figures
+        .into_iter()
+        .map(|(mut figure, mut latencies)| {
+            latencies.sort_unstable();
+            let rank = |p: u64| -> Option<u64> {
+                let n = latencies.len() as u64;
+                (n > 0).then(|| latencies[((n * p).div_ceil(100)).clamp(1, n) as usize - 1])
+            };
+            figure.p50_latency_us = rank(50);
+            figure.p95_latency_us = rank(95);
+            if figure.requests > 0 {
+                let ok = (figure.requests - figure.failed) as f64;
+                figure.availability_percent =
+                    (ok * 1_000.0 / figure.requests as f64).round() / 10.0;
+            }
+            figure
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -183,6 +281,46 @@ mod tests {
         assert_eq!(kill.step, "kill billing");
         assert_eq!(kill.cleared_us, Some(7_000_000), "cleared by `start billing`");
         assert!(kill.outages.is_empty());
+    }
+
+    #[test]
+    fn traffic_gives_availability_latency_and_lost_writes() {
+        let request = |ok: bool, latency_ms: u64| EventKind::TrafficRequest {
+            traffic: "checkout".into(),
+            scheduled_us: 0,
+            lateness_us: 0,
+            ok,
+            status: Some(if ok { 201 } else { 503 }),
+            latency_us: latency_ms * 1_000,
+            write_id: None,
+            error: None,
+        };
+        let mut timeline: Vec<(u64, EventKind)> =
+            (1..=19).map(|ms| (ms, request(true, ms))).collect();
+        timeline.push((20, request(false, 1)));
+        timeline.push((
+            30,
+            EventKind::WritesVerified {
+                traffic: "checkout".into(),
+                acknowledged: 19,
+                found: 18,
+                lost: vec!["inv-7".into()],
+                unknown: Vec::new(),
+            },
+        ));
+        let figures = key_figures(&fixtures::events(timeline));
+        assert_eq!(
+            figures.traffic,
+            vec![TrafficFigures {
+                traffic: "checkout".into(),
+                requests: 20,
+                failed: 1,
+                availability_percent: 95.0,
+                p50_latency_us: Some(10_000),
+                p95_latency_us: Some(19_000),
+                writes: Some(WritesFigures { acknowledged: 19, lost: 1 }),
+            }]
+        );
     }
 
     #[test]

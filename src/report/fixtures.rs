@@ -391,3 +391,122 @@ pub(super) fn crashed() -> RunRecord {
     timeline.extend(pause_db());
     record(&scenario, events(timeline))
 }
+
+/// A rehearsal of a broken release of billing under live traffic: the upgrade fails its health
+/// deadline, is rolled back, and one acknowledged write is lost.
+pub(super) const UPGRADE: &str = r#"
+name: weekend-upgrade
+stack:
+  services:
+    db:
+      image: firedrill-demo/postgres:15
+      ports: [5432]
+      health: { exec: [pg_isready] }
+    billing:
+      image: firedrill-demo/billing:1.0
+      ports: [8080]
+      health: { http: { port: 8080, path: /health } }
+      depends-on: [db]
+steady-state:
+  - name: billing is healthy
+    http: { service: billing, port: 8080, path: /health }
+steps:
+  - name: baseline
+    wait: 2s
+  - name: upgrade billing
+    wait: 5s
+  - name: settle
+    wait: 1s
+expect:
+  - steady-state: before
+  - unhealthy-during: { service: billing, step: upgrade billing }
+  - healthy-within: { service: billing, after: upgrade billing, within: 2s }
+  - steady-state: after
+"#;
+
+/// `weekend-upgrade`: billing 2.0 never gets healthy and is rolled back, under 10 requests/s.
+pub(super) fn upgraded() -> RunRecord {
+    use crate::journal::UpgradeStage;
+    let scenario = scenario(UPGRADE, "scenarios/weekend-upgrade.yaml");
+    let upgrade = |stage, ok, detail: Option<&str>| EventKind::Upgrade {
+        step: "upgrade billing".into(),
+        service: "billing".into(),
+        stage,
+        ok,
+        detail: detail.map(str::to_owned),
+    };
+    let mut timeline = start(&scenario, "fd-00000b1e");
+    timeline.extend(bring_up());
+    timeline.extend([
+        (1_493, EventKind::TrafficStarted { traffic: "checkout".into(), rate_per_second: 10.0 }),
+        (1_493, step(0, "baseline", "wait")),
+        (3_493, step_ended(0, "baseline", Outcome::Ok)),
+        (3_493, step(1, "upgrade billing", "upgrade")),
+        (
+            3_500,
+            upgrade(
+                UpgradeStage::Started,
+                true,
+                Some("firedrill-demo/billing:1.0 → firedrill-demo/billing:2.0-unhealthy"),
+            ),
+        ),
+        (3_550, upgrade(UpgradeStage::Backup, true, None)),
+        (3_700, docker("billing", "die", Some(0))),
+        (3_900, docker("billing", "start", None)),
+        (3_910, upgrade(UpgradeStage::Switched, true, None)),
+        (3_950, health("billing", false, "status 500, expected 200")),
+        (8_000, upgrade(UpgradeStage::Healthy, false, Some("not healthy within 4s"))),
+        (8_000, upgrade(UpgradeStage::Failed, false, Some("not healthy within 4s: status 500"))),
+        (8_010, upgrade(UpgradeStage::RollbackStarted, true, None)),
+        (8_100, docker("billing", "die", Some(0))),
+        (8_300, docker("billing", "start", None)),
+        (8_600, upgrade(UpgradeStage::Restore, true, None)),
+        (8_900, health("billing", true, "status 200")),
+        (8_950, upgrade(UpgradeStage::RolledBack, true, Some("firedrill-demo/billing:1.0"))),
+        (9_000, step_ended(1, "upgrade billing", Outcome::Ok)),
+        (9_000, step(2, "settle", "wait")),
+        (10_000, step_ended(2, "settle", Outcome::Ok)),
+        (10_000, phase_ok(Phase::Steps)),
+    ]);
+    // Requests every 100 ms: refused while billing is down, 500 while 2.0 answers.
+    for n in 0..85u64 {
+        let due = 1_500 + n * 100;
+        let (ok, status, latency_ms) = match due {
+            3_700..3_900 | 8_100..8_300 => (false, None, 1),
+            3_900..8_100 => (false, Some(500), 30),
+            _ => (true, Some(201), 3 + n % 4),
+        };
+        timeline.push((
+            due + latency_ms,
+            EventKind::TrafficRequest {
+                traffic: "checkout".into(),
+                scheduled_us: due * 1_000,
+                lateness_us: 0,
+                ok,
+                status,
+                latency_us: latency_ms * 1_000,
+                write_id: ok.then(|| format!("inv-{n}")),
+                error: (!ok).then(|| "status 500, expected 201".to_owned()),
+            },
+        ));
+    }
+    timeline.sort_by_key(|(ms, _)| *ms);
+    timeline.extend([
+        (10_000, EventKind::TrafficStopped { traffic: "checkout".into(), sent: 85, late: 0 }),
+        (10_000, phase(Phase::SteadyAfter)),
+        (10_004, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
+        (10_004, phase_ok(Phase::SteadyAfter)),
+        (
+            10_050,
+            EventKind::WritesVerified {
+                traffic: "checkout".into(),
+                acknowledged: 39,
+                found: 38,
+                lost: vec!["inv-12".into()],
+                unknown: Vec::new(),
+            },
+        ),
+    ]);
+    timeline.extend(end(10_100, Outcome::Ok));
+    record(&scenario, events(timeline))
+}

@@ -78,6 +78,8 @@ td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
   vertical-align: -1px; margin-right: 5px; border: 1px solid rgba(0,0,0,.15); }
 .legend .dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
   border: 1.5px solid var(--ink); vertical-align: -1px; margin-right: 5px; }
+.legend .diamond { display: inline-block; width: 9px; height: 9px; background: #8e5bb5;
+  transform: rotate(45deg); margin-right: 6px; }
 .legend .tri { display: inline-block; width: 0; height: 0; border-left: 5px solid transparent;
   border-right: 5px solid transparent; border-top: 8px solid var(--ink); margin-right: 5px; }
 section.run + section.run { margin-top: 48px; border-top: 2px solid var(--ink); padding-top: 16px; }
@@ -172,7 +174,7 @@ fn render_run(out: &mut String, run: &RunRecord, number: usize) {
     } else {
         out.push_str(&timeline::render_svg(&timeline));
         out.push('\n');
-        legend(out);
+        legend(out, &timeline);
     }
     figures(out, report, &key_figures(&run.events));
     let _ = writeln!(out, "<h3>Checks ({})</h3>", report.checks.len());
@@ -237,7 +239,7 @@ fn verdict_card(out: &mut String, run: &RunRecord) {
     out.push_str("</dl></div></div>\n");
 }
 
-fn legend(out: &mut String) {
+fn legend(out: &mut String, timeline: &timeline::Timeline) {
     out.push_str("<ul class=\"legend\">");
     for state in State::ALL {
         let _ = write!(
@@ -251,9 +253,22 @@ fn legend(out: &mut String) {
         "<li><span class=\"dot\" style=\"background:#fff\"></span>probe ok</li>\
          <li><span class=\"dot\" style=\"background:#d64545\"></span>probe failed</li>\
          <li><span class=\"tri\"></span>container action by the harness</li>\
-         <li><span class=\"swatch\" style=\"background:repeating-linear-gradient(45deg,#f1f2f4 0 3px,#c9ced6 3px 5px)\"></span>teardown / not finished</li>\
-         </ul>\n",
+         <li><span class=\"swatch\" style=\"background:repeating-linear-gradient(45deg,#f1f2f4 0 3px,#c9ced6 3px 5px)\"></span>teardown / not finished</li>",
     );
+    if timeline.lanes.iter().any(|lane| {
+        lane.markers.iter().any(|m| matches!(m.kind, timeline::MarkerKind::Upgrade { .. }))
+    }) {
+        out.push_str("<li><span class=\"diamond\"></span>upgrade stage (red: failed)</li>");
+    }
+    if !timeline.traffic.is_empty() {
+        out.push_str(
+            "<li>traffic: <span class=\"swatch\" style=\"background:#2e8b57\"></span>all ok \
+             <span class=\"swatch\" style=\"background:#d98e04\"></span>some failed \
+             <span class=\"swatch\" style=\"background:#c93c3c\"></span>most failed; \
+             the line is the median latency</li>",
+        );
+    }
+    out.push_str("</ul>\n");
 }
 
 fn figures(out: &mut String, report: &Report, figures: &KeyFigures) {
@@ -293,6 +308,59 @@ fn figures(out: &mut String, report: &Report, figures: &KeyFigures) {
                     cleared
                 );
             }
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    if !figures.upgrades.is_empty() {
+        out.push_str(
+            "<table><thead><tr><th>upgrade</th><th>service</th><th>outcome</th>\
+             <th>time to detect</th><th>time to roll back</th><th>time to restore</th>\
+             <th>error budget used</th></tr></thead><tbody>\n",
+        );
+        for upgrade in &figures.upgrades {
+            let budget: Vec<String> = text::error_budget(upgrade)
+                .into_iter()
+                .map(|(traffic, used)| format!("<code>{}</code> {}", html(&traffic), html(&used)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code> <span class=\"muted\">at {}</span></td>\
+                 <td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                html(&upgrade.step),
+                offset(upgrade.started_us),
+                html(&upgrade.service),
+                text::upgrade_word(upgrade.outcome),
+                text::maybe_duration(upgrade.time_to_detect_us),
+                text::maybe_duration(upgrade.time_to_roll_back_us),
+                text::maybe_duration(upgrade.time_to_restore_us),
+                if budget.is_empty() { "—".to_owned() } else { budget.join("<br>") }
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    if !figures.traffic.is_empty() {
+        out.push_str(
+            "<table><thead><tr><th>traffic</th><th>requests</th><th>failed</th>\
+             <th>availability</th><th>p50</th><th>p95</th><th>lost writes</th></tr></thead>\
+             <tbody>\n",
+        );
+        for traffic in &figures.traffic {
+            let writes = traffic.writes.as_ref().map_or("not verified".to_owned(), |w| {
+                format!("{} of {} acknowledged", w.lost, w.acknowledged)
+            });
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td>{writes}</td></tr>",
+                html(&traffic.traffic),
+                traffic.requests,
+                traffic.failed,
+                traffic.availability_percent,
+                text::maybe_duration(traffic.p50_latency_us),
+                text::maybe_duration(traffic.p95_latency_us),
+            );
         }
         out.push_str("</tbody></table>\n");
     }
@@ -516,6 +584,14 @@ mod tests {
         assert_eq!(page.matches("<svg class=\"timeline\"").count(), 2);
         assert!(page.contains("href=\"#run-2\""));
         assert_versionless("html_interrupted_and_crashed", &page);
+    }
+
+    #[test]
+    fn html_of_an_upgrade_under_traffic() {
+        let page = render_html(&[fixtures::upgraded()]);
+        assert!(page.contains(">traffic checkout</text>"), "a traffic row");
+        assert!(page.contains("<td>rolled back</td>"), "the upgrade's figures");
+        assert_versionless("html_upgrade", &page);
     }
 
     #[test]

@@ -169,6 +169,43 @@ fn figures_text(report: &Report, figures: &KeyFigures) -> String {
         }
         out.push('\n');
     }
+    for upgrade in &figures.upgrades {
+        let _ = write!(
+            out,
+            "upgrade `{}` of `{}` at {}: {}; time to detect {}, to roll back {}, to restore {}",
+            upgrade.step,
+            upgrade.service,
+            offset(upgrade.started_us),
+            text::upgrade_word(upgrade.outcome),
+            text::maybe_duration(upgrade.time_to_detect_us),
+            text::maybe_duration(upgrade.time_to_roll_back_us),
+            text::maybe_duration(upgrade.time_to_restore_us)
+        );
+        for (traffic, used) in text::error_budget(upgrade) {
+            let _ = write!(out, "; error budget of `{traffic}` used: {used}");
+        }
+        out.push('\n');
+    }
+    for traffic in &figures.traffic {
+        let _ = write!(
+            out,
+            "traffic `{}`: {} requests, {} failed, availability {}%, p50 {}, p95 {}",
+            traffic.traffic,
+            traffic.requests,
+            traffic.failed,
+            traffic.availability_percent,
+            text::maybe_duration(traffic.p50_latency_us),
+            text::maybe_duration(traffic.p95_latency_us)
+        );
+        if let Some(writes) = &traffic.writes {
+            let _ = write!(
+                out,
+                ", {} of {} acknowledged writes lost",
+                writes.lost, writes.acknowledged
+            );
+        }
+        out.push('\n');
+    }
     if !report.phases.is_empty() {
         let phases: Vec<String> = report
             .phases

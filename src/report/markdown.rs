@@ -130,6 +130,54 @@ fn render_figures(out: &mut String, report: &Report, figures: &KeyFigures) {
         }
         out.push('\n');
     }
+    if !figures.upgrades.is_empty() {
+        out.push_str(
+            "| upgrade | service | outcome | time to detect | time to roll back | time to restore \
+             | error budget used |\n|---|---|---|---|---|---|---|\n",
+        );
+        for upgrade in &figures.upgrades {
+            let budget: Vec<String> = text::error_budget(upgrade)
+                .into_iter()
+                .map(|(traffic, used)| format!("{} {}", code(&traffic), used))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} at {} | {} | {} | {} | {} | {} | {} |",
+                code(&upgrade.step),
+                offset(upgrade.started_us),
+                code(&upgrade.service),
+                text::upgrade_word(upgrade.outcome),
+                text::maybe_duration(upgrade.time_to_detect_us),
+                text::maybe_duration(upgrade.time_to_roll_back_us),
+                text::maybe_duration(upgrade.time_to_restore_us),
+                if budget.is_empty() { "—".to_owned() } else { budget.join("; ") }
+            );
+        }
+        out.push('\n');
+    }
+    if !figures.traffic.is_empty() {
+        out.push_str(
+            "| traffic | requests | failed | availability | p50 | p95 | lost writes |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for traffic in &figures.traffic {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {}% | {} | {} | {} |",
+                code(&traffic.traffic),
+                traffic.requests,
+                traffic.failed,
+                traffic.availability_percent,
+                text::maybe_duration(traffic.p50_latency_us),
+                text::maybe_duration(traffic.p95_latency_us),
+                traffic.writes.as_ref().map_or("not verified".to_owned(), |w| format!(
+                    "{} of {} acknowledged",
+                    w.lost, w.acknowledged
+                ))
+            );
+        }
+        out.push('\n');
+    }
     if !report.phases.is_empty() {
         out.push_str("| phase | took | outcome |\n|---|---|---|\n");
         for phase in &report.phases {
@@ -294,6 +342,11 @@ mod tests {
     #[test]
     fn markdown_of_an_aborted_run() {
         insta::assert_snapshot!("markdown_aborted", render_markdown(&[fixtures::aborted()]));
+    }
+
+    #[test]
+    fn markdown_of_an_upgrade_under_traffic() {
+        insta::assert_snapshot!("markdown_upgrade", render_markdown(&[fixtures::upgraded()]));
     }
 
     #[test]

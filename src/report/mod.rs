@@ -20,7 +20,9 @@ mod text;
 mod timeline;
 mod write;
 
-pub use figures::{FaultFigures, KeyFigures, OutageFigures, key_figures};
+pub use figures::{
+    FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
+};
 pub use html::render_html;
 pub use json::{
     CheckReport, Counts, Ending, PhaseReport, REPORT_FORMAT_VERSION, Report, ReportError,

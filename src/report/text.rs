@@ -1,7 +1,7 @@
 //! Small text helpers the reporters share: escaping and the words for statuses.
 
 use super::json::RunStatus;
-use crate::checks::{CheckStatus, format_duration_us};
+use crate::checks::{CheckStatus, UpgradeFigures, UpgradeOutcome, format_duration_us};
 use crate::journal::Phase;
 
 /// Escape text for HTML element content and attribute values (the journal holds user strings).
@@ -59,6 +59,37 @@ pub(super) fn phase_key(phase: Phase) -> &'static str {
         Phase::SteadyAfter => "steady-after",
         Phase::Teardown => "teardown",
     }
+}
+
+/// How an upgrade ended, in words.
+pub(super) fn upgrade_word(outcome: UpgradeOutcome) -> &'static str {
+    match outcome {
+        UpgradeOutcome::Completed => "completed",
+        UpgradeOutcome::RolledBack => "rolled back",
+        UpgradeOutcome::RollbackFailed => "rollback failed",
+        UpgradeOutcome::Failed => "failed",
+        UpgradeOutcome::Unfinished => "unfinished",
+    }
+}
+
+/// A duration that may not exist: `—` then.
+pub(super) fn maybe_duration(us: Option<u64>) -> String {
+    us.map_or_else(|| "—".to_owned(), duration)
+}
+
+/// An upgrade's error budget use, per traffic: `checkout 2.1% (12 failed during it)`.
+pub(super) fn error_budget(figures: &UpgradeFigures) -> Vec<(String, String)> {
+    figures
+        .error_budget
+        .iter()
+        .map(|budget| {
+            let used = format!(
+                "{:.1}% ({} of {} requests failed during it)",
+                budget.used_percent, budget.failed_during, budget.requests_during
+            );
+            (budget.traffic.clone(), used)
+        })
+        .collect()
 }
 
 /// `1 check`, `2 checks`.

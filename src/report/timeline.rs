@@ -5,8 +5,9 @@
 //! or killed, until it starts again), **paused**, **upgrading** (between an upgrade's start and
 //! its end), else what the last health observation said (**up** or **unhealthy**), or
 //! **starting** before the first one. Lanes end when teardown starts (removing the stack is not an
-//! outage). Steps, `for` faults and phases are bars; probe results and the harness's container
-//! actions are markers on the service's lane.
+//! outage). Steps, `for` faults and phases are bars; probe results, the harness's container
+//! actions and upgrade stages are markers on the service's lane. Each traffic entry gets a row of
+//! time buckets coloured by success rate, with its median latency drawn as a line.
 
 use std::fmt::Write as _;
 
@@ -80,6 +81,11 @@ pub(super) enum MarkerKind {
     ProbeFailed,
     /// The harness acted on the container.
     Action,
+    /// A stage of an upgrade or rollback (`ok: false` for a failed one).
+    Upgrade {
+        /// Whether the stage went well.
+        ok: bool,
+    },
 }
 
 /// One service's lane.
@@ -110,7 +116,29 @@ pub(super) struct Timeline {
     pub(super) steps: Vec<Bar>,
     pub(super) faults: Vec<Bar>,
     pub(super) lanes: Vec<Lane>,
+    pub(super) traffic: Vec<TrafficRow>,
 }
+
+/// One traffic entry's requests, bucketed by when they were due.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct TrafficRow {
+    pub(super) traffic: String,
+    pub(super) buckets: Vec<Bucket>,
+}
+
+/// The requests of one time bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Bucket {
+    pub(super) from_us: u64,
+    pub(super) to_us: u64,
+    pub(super) requests: u64,
+    pub(super) failed: u64,
+    /// Median latency of the bucket's requests, µs.
+    pub(super) p50_us: u64,
+}
+
+/// How many buckets a traffic row has at most over the whole run.
+const BUCKETS: u64 = 80;
 
 #[derive(Default)]
 struct LaneBuilder {
@@ -240,11 +268,23 @@ pub(super) fn build(events: &[Event]) -> Timeline {
                     label: format!("probe `{probe}`: {outcome} in {}", duration(*latency_us)),
                 });
             }
-            EventKind::Upgrade { stage, .. } => match stage {
-                UpgradeStage::Started | UpgradeStage::RollbackStarted => lane.upgrading = true,
-                UpgradeStage::Completed | UpgradeStage::RolledBack => lane.upgrading = false,
-                _ => {}
-            },
+            EventKind::Upgrade { step, stage, ok, detail, .. } => {
+                match stage {
+                    UpgradeStage::Started | UpgradeStage::RollbackStarted => lane.upgrading = true,
+                    UpgradeStage::Completed | UpgradeStage::RolledBack => lane.upgrading = false,
+                    _ => {}
+                }
+                let ok = *ok && *stage != UpgradeStage::Failed;
+                let stage = serde_json::to_value(stage)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let mut label = format!("`{step}` {stage}");
+                if let Some(detail) = detail {
+                    let _ = write!(label, ": {detail}");
+                }
+                lane.markers.push(Marker { at_us: at, kind: MarkerKind::Upgrade { ok }, label });
+            }
             _ => {}
         }
         lane.update(at);
@@ -263,7 +303,61 @@ pub(super) fn build(events: &[Event]) -> Timeline {
         steps: steps(events, end_us),
         faults: faults(events, end_us),
         lanes,
+        traffic: traffic(events, end_us),
     }
+}
+
+fn traffic(events: &[Event], end_us: u64) -> Vec<TrafficRow> {
+    let width = (end_us / BUCKETS).max(100_000);
+    // Per traffic entry, its buckets so far: (start, failed, latencies).
+    type Pending = Vec<(u64, u64, Vec<u64>)>;
+    let mut rows: Vec<(String, Pending)> = Vec::new();
+    for event in events {
+        let EventKind::TrafficRequest { traffic, scheduled_us, ok, latency_us, .. } = &event.kind
+        else {
+            continue;
+        };
+        let row = match rows.iter().position(|(name, _)| name == traffic) {
+            Some(i) => i,
+            None => {
+                rows.push((traffic.clone(), Vec::new()));
+                rows.len() - 1
+            }
+        };
+        let start = scheduled_us / width * width;
+        let buckets = &mut rows[row].1;
+        let bucket = match buckets.iter().position(|(from, ..)| *from == start) {
+            Some(i) => i,
+            None => {
+                buckets.push((start, 0, Vec::new()));
+                buckets.len() - 1
+            }
+        };
+        let (_, failed, latencies) = &mut buckets[bucket];
+        latencies.push(*latency_us);
+        if !ok {
+            *failed += 1;
+        }
+    }
+    rows.into_iter()
+        .map(|(traffic, mut buckets)| {
+            buckets.sort_by_key(|(from, ..)| *from);
+            let buckets = buckets
+                .into_iter()
+                .map(|(from_us, failed, mut latencies)| {
+                    latencies.sort_unstable();
+                    Bucket {
+                        from_us,
+                        to_us: (from_us + width).min(end_us.max(from_us + 1)),
+                        requests: latencies.len() as u64,
+                        failed,
+                        p50_us: latencies[(latencies.len() - 1) / 2],
+                    }
+                })
+                .collect();
+            TrafficRow { traffic, buckets }
+        })
+        .collect()
 }
 
 /// The service whose lane an event belongs on.
@@ -373,7 +467,8 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
     }
     let top = 22.0;
     let lanes_top = top + rows.len() as f64 * (ROW + GAP) + GAP;
-    let bottom = lanes_top + timeline.lanes.len() as f64 * (LANE + GAP);
+    let traffic_top = lanes_top + timeline.lanes.len() as f64 * (LANE + GAP);
+    let bottom = traffic_top + timeline.traffic.len() as f64 * (LANE + GAP);
     let height = bottom + 22.0;
     let mut svg = String::new();
     let _ = write!(
@@ -426,9 +521,18 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
         for segment in &lane.segments {
             draw_segment(&mut svg, &lane.service, segment, x(segment.from_us), x(segment.to_us), y);
         }
-        for marker in &lane.markers {
+        // Failures last, so that they stay visible where markers crowd.
+        let failed = |m: &&Marker| {
+            matches!(m.kind, MarkerKind::ProbeFailed | MarkerKind::Upgrade { ok: false })
+        };
+        let (bad, good): (Vec<&Marker>, Vec<&Marker>) = lane.markers.iter().partition(failed);
+        for marker in good.into_iter().chain(bad) {
             draw_marker(&mut svg, &lane.service, marker, x(marker.at_us), y);
         }
+    }
+    for (i, row) in timeline.traffic.iter().enumerate() {
+        let y = traffic_top + i as f64 * (LANE + GAP);
+        draw_traffic(&mut svg, row, &x, y);
     }
     svg.push_str("</svg>");
     svg
@@ -525,6 +629,15 @@ fn draw_marker(svg: &mut String, service: &str, marker: &Marker, x: f64, y: f64)
                 html(&title)
             );
         }
+        MarkerKind::Upgrade { ok } => {
+            let fill = if ok { state_color(State::Upgrading) } else { "#d64545" };
+            let _ = write!(
+                svg,
+                r##"<path d="M{x:.1},{:.1} l6,6 l-6,6 l-6,-6 z" fill="{fill}" stroke="#1f2328" stroke-width="1.2"><title>{}</title></path>"##,
+                y - 4.0,
+                html(&title)
+            );
+        }
         MarkerKind::Action => {
             let _ = write!(
                 svg,
@@ -534,6 +647,45 @@ fn draw_marker(svg: &mut String, service: &str, marker: &Marker, x: f64, y: f64)
                 html(&title)
             );
         }
+    }
+}
+
+fn draw_traffic(svg: &mut String, row: &TrafficRow, x: &impl Fn(u64) -> f64, y: f64) {
+    row_label(svg, y + LANE / 2.0, &format!("traffic {}", row.traffic));
+    let slowest = row.buckets.iter().map(|b| b.p50_us).max().unwrap_or(0).max(1) as f64;
+    let mut line = Vec::with_capacity(row.buckets.len());
+    for bucket in &row.buckets {
+        let (x0, x1) = (x(bucket.from_us), x(bucket.to_us));
+        let ok = bucket.requests - bucket.failed;
+        let rate = ok as f64 / bucket.requests as f64;
+        let fill = if bucket.failed == 0 {
+            state_color(State::Up)
+        } else if rate >= 0.5 {
+            state_color(State::Unhealthy)
+        } else {
+            state_color(State::Down)
+        };
+        let _ = write!(
+            svg,
+            r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{LANE}" fill="{fill}" fill-opacity="0.85"><title>{} traffic {}: {} requests, {} failed ({:.1}% ok), median latency {}</title></rect>"#,
+            (x1 - x0).max(0.8),
+            offset(bucket.from_us),
+            html(&row.traffic),
+            bucket.requests,
+            bucket.failed,
+            rate * 100.0,
+            duration(bucket.p50_us),
+        );
+        let ly = y + LANE - 2.0 - (bucket.p50_us as f64 / slowest) * (LANE - 4.0);
+        line.push(format!("{:.1},{ly:.1}", (x0 + x1) / 2.0));
+    }
+    if line.len() > 1 {
+        let _ = write!(
+            svg,
+            r##"<polyline points="{}" fill="none" stroke="#1f2328" stroke-width="1.2"><title>median latency per bucket (top: {})</title></polyline>"##,
+            line.join(" "),
+            duration(slowest as u64)
+        );
     }
 }
 
@@ -665,6 +817,24 @@ mod tests {
             states(&timeline.lanes[0]),
             vec![(0, 100, State::Up), (100, 900, State::Upgrading), (900, 1_000, State::Up)]
         );
+    }
+
+    #[test]
+    fn traffic_is_bucketed_and_upgrade_stages_are_markers() {
+        let timeline = build(&fixtures::upgraded().events);
+        let row = &timeline.traffic[0];
+        assert_eq!(row.traffic, "checkout");
+        assert_eq!(row.buckets.iter().map(|b| b.requests).sum::<u64>(), 85);
+        let at =
+            |ms: u64| row.buckets.iter().find(|b| b.from_us <= ms * 1_000 && ms * 1_000 < b.to_us);
+        let baseline = at(2_000).unwrap();
+        assert_eq!((baseline.failed, baseline.p50_us < 10_000), (0, true));
+        let broken = at(6_000).unwrap();
+        assert_eq!((broken.failed, broken.p50_us), (broken.requests, 30_000));
+        let billing = &timeline.lanes[1];
+        let failed_stages =
+            billing.markers.iter().filter(|m| m.kind == MarkerKind::Upgrade { ok: false }).count();
+        assert_eq!(failed_stages, 2, "`healthy` not ok and `failed`");
     }
 
     #[test]
