@@ -256,10 +256,47 @@ struct ExpectationRecord {
 #[serde(rename_all = "kebab-case")]
 enum ExpectationKindRecord {
     SteadyState(SteadyPhase),
-    HealthyWithin { service: String, after: String, within: String },
-    HealthyThroughout { service: String, step: String },
-    UnhealthyDuring { service: String, step: String },
-    ProbePassed { step: String },
+    HealthyWithin {
+        service: String,
+        after: String,
+        within: String,
+    },
+    HealthyThroughout {
+        service: String,
+        step: String,
+    },
+    UnhealthyDuring {
+        service: String,
+        step: String,
+    },
+    ProbePassed {
+        step: String,
+    },
+    Restored {
+        service: String,
+        after: String,
+        within: String,
+        version: Option<String>,
+        traffic: Option<String>,
+    },
+    Slo {
+        traffic: String,
+        availability: Option<f64>,
+        p50: Option<String>,
+        p95: Option<String>,
+        p99: Option<String>,
+        max_outage: Option<String>,
+        during: Option<String>,
+    },
+    NoLostWrites {
+        traffic: String,
+    },
+    UpgradeSucceeds {
+        step: String,
+    },
+    UpgradeRolledBack {
+        step: String,
+    },
 }
 
 impl ExpectationRecord {
@@ -276,6 +313,41 @@ impl ExpectationRecord {
                 ExpectationKind::UnhealthyDuring { service, step }
             }
             ExpectationKindRecord::ProbePassed { step } => ExpectationKind::ProbePassed { step },
+            ExpectationKindRecord::Restored { service, after, within, version, traffic } => {
+                ExpectationKind::Restored {
+                    service,
+                    after,
+                    within: duration(&within)?,
+                    version,
+                    traffic,
+                }
+            }
+            ExpectationKindRecord::Slo {
+                traffic,
+                availability,
+                p50,
+                p95,
+                p99,
+                max_outage,
+                during,
+            } => ExpectationKind::Slo {
+                traffic,
+                availability,
+                p50: p50.as_deref().map(duration).transpose()?,
+                p95: p95.as_deref().map(duration).transpose()?,
+                p99: p99.as_deref().map(duration).transpose()?,
+                max_outage: max_outage.as_deref().map(duration).transpose()?,
+                during,
+            },
+            ExpectationKindRecord::NoLostWrites { traffic } => {
+                ExpectationKind::NoLostWrites { traffic }
+            }
+            ExpectationKindRecord::UpgradeSucceeds { step } => {
+                ExpectationKind::UpgradeSucceeds { step }
+            }
+            ExpectationKindRecord::UpgradeRolledBack { step } => {
+                ExpectationKind::UpgradeRolledBack { step }
+            }
         };
         Ok(Expectation { name: self.name, kind })
     }
@@ -374,6 +446,33 @@ expect:
         assert_eq!(back.expect, scenario.expect);
     }
 
+    /// Every scenario of the valid corpus reads back: a new expectation kind without its mirror
+    /// here fails this test.
+    #[test]
+    fn the_valid_corpus_reads_back() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid");
+        let mut seen = 0;
+        for entry in fs_err::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|ext| ext != "yaml") {
+                continue;
+            }
+            let scenario = scenario::load(&path).unwrap();
+            let steady_state = serde_json::to_value(&scenario.steady_state).unwrap();
+            let expect = serde_json::to_value(&scenario.expect).unwrap();
+            let events = fixtures::events(vec![(
+                0,
+                EventKind::ScenarioLoaded { description: None, steady_state, expect },
+            )]);
+            let back = scenario_from_journal(&events, &scenario.name, "x.yaml").unwrap();
+            let back = back.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(back.steady_state, scenario.steady_state, "{}", path.display());
+            assert_eq!(back.expect, scenario.expect, "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 2, "the corpus has scenarios");
+    }
+
     #[test]
     fn an_unknown_kind_is_a_clear_error() {
         let events = fixtures::events(vec![(
@@ -381,11 +480,11 @@ expect:
             EventKind::ScenarioLoaded {
                 description: None,
                 steady_state: serde_json::json!([]),
-                expect: serde_json::json!([{ "name": "x", "kind": { "slo": { "traffic": "t" } } }]),
+                expect: serde_json::json!([{ "name": "x", "kind": { "notify": { "channel": "sms" } } }]),
             },
         )]);
         let error = scenario_from_journal(&events, "x", "x.yaml").unwrap().unwrap_err();
-        assert!(error.contains("slo"), "{error}");
+        assert!(error.contains("notify"), "{error}");
     }
 
     #[test]
