@@ -15,3 +15,4 @@ pub mod probe;
 pub mod report;
 pub mod scenario;
 pub mod stack;
+pub mod traffic;
