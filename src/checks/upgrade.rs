@@ -502,11 +502,24 @@ pub(super) fn restored(journal: &Timeline<'_>, spec: &RestoredSpec<'_>) -> Judge
         )),
     };
 
-    // (b) The service's health.
+    // (b) The service's health, until the deadline or until the timeline deliberately changes
+    // the service again (a later upgrade, or a container action on it), whichever comes first:
+    // an outage the next step causes on purpose says nothing about this rollback.
+    let next_change = journal
+        .events
+        .iter()
+        .filter(|e| e.seq > start.event.seq)
+        .find(|e| match &e.kind {
+            EventKind::Upgrade { service: s, stage: UpgradeStage::Started, .. }
+            | EventKind::ContainerAction { service: s, undo: false, .. } => s == service,
+            _ => false,
+        })
+        .map(|e| e.offset_us);
+    let health_until = next_change.map_or(deadline, |at| at.min(deadline));
     let at_start = journal.health_before(service, start.event.seq);
     let changes: Vec<HealthView<'_>> = journal
         .health_after(service, start.event.seq)
-        .take_while(|c| c.event.offset_us <= deadline)
+        .take_while(|c| c.event.offset_us <= health_until)
         .collect();
     let healthy = match healthy_since(at_start, &changes, t0) {
         Some((at, change)) => {
@@ -1395,6 +1408,18 @@ mod tests {
                     Passed,
                     "restored 10s after the rollback started",
                     without_health(vec![(22_000, up("billing"))]),
+                ),
+                case(
+                    "a later upgrade takes it down again before the deadline",
+                    Passed,
+                    "restored 2.5s after the rollback started",
+                    with(vec![
+                        (
+                            16_000,
+                            stage("upgrade again", Started, true, "billing:1.0 → billing:3.0"),
+                        ),
+                        (16_500, down("billing")),
+                    ]),
                 ),
                 case(
                     "healthy just after the deadline",

@@ -257,13 +257,13 @@ async fn images(
     let docker = Docker::connect().await?;
     let mut seen = std::collections::HashSet::new();
     for scenario in &scenarios {
-        for service in scenario.stack.services.values() {
-            let reference = service.image.reference().to_string();
+        for source in scenario.image_sources() {
+            let reference = source.reference().to_string();
             if !seen.insert(reference.clone()) {
                 continue;
             }
             let mut progress = |line: &str| eprintln!("  | {line}");
-            let status = match (&service.image, rebuild) {
+            let status = match (source, rebuild) {
                 (scenario::model::ImageSource::Build(spec), true) => {
                     eprintln!("building {reference}");
                     docker.build_image(spec, &mut progress).await?;

@@ -108,6 +108,32 @@ impl Progress {
                 };
                 Some(format!("{t}      {} {context} `{probe}`{detail}", self.mark(*ok)))
             }
+            EventKind::Upgrade { service, stage, ok, detail, .. } => {
+                let stage = serde_json::to_value(stage)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let detail = detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                let mark = if *ok { "" } else { "FAIL " };
+                Some(format!("{t}      {mark}upgrade `{service}` {stage}{detail}"))
+            }
+            EventKind::VersionObserved { service, moment, body, .. } => {
+                Some(format!("{t}      version of `{service}` {moment}: {body}"))
+            }
+            EventKind::TrafficStarted { traffic, rate_per_second } => {
+                Some(format!("{t}    traffic `{traffic}` started at {rate_per_second}/s"))
+            }
+            EventKind::TrafficStopped { traffic, sent, late } => {
+                Some(format!("{t}    traffic `{traffic}` stopped: {sent} sent, {late} late"))
+            }
+            EventKind::WritesVerified { traffic, acknowledged, found, lost, unknown } => {
+                Some(format!(
+                    "{t}    {} writes of `{traffic}`: {found}/{acknowledged} found, {} lost, {} unverifiable",
+                    self.mark(lost.is_empty() && unknown.is_empty()),
+                    lost.len(),
+                    unknown.len()
+                ))
+            }
             EventKind::Interrupted { second: false } => Some(format!(
                 "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"
             )),

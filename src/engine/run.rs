@@ -20,7 +20,7 @@ use crate::journal::{
     EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
 };
 use crate::report::{self, RunStatus};
-use crate::scenario::model::{Action, Scenario, SteadyPhase};
+use crate::scenario::model::{Scenario, SteadyPhase};
 use crate::stack::{Docker, ImageStatus, RunIdentity, StackHandle, SweepScope};
 
 /// Where the main path's time went, in µs (background monitors are not counted).
@@ -137,11 +137,6 @@ pub async fn run(
         steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
         expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
     });
-    journal.record(EventKind::ScenarioLoaded {
-        description: scenario.description.clone(),
-        steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
-        expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
-    });
     let signal_journal = journal.clone();
     let signal_watch = signals.clone();
     let signal_recorder = tokio::spawn(async move {
@@ -187,7 +182,9 @@ pub async fn run(
             upgrades: HashMap::new(),
             run_id: run_id.clone(),
         };
+        let traffic = start_traffic(&ctx, scenario, stack);
         stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
+        finish_traffic(&ctx, scenario, stack, traffic).await;
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
@@ -309,12 +306,7 @@ async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<
     }
     let mut seen = std::collections::HashSet::new();
     // Upgrade targets too: a release that cannot be built fails now, before anything starts.
-    let sources = scenario.stack.services.values().map(|service| &service.image).chain(
-        scenario.steps.iter().filter_map(|step| match &step.action {
-            Action::Upgrade(upgrade) => Some(&upgrade.target),
-            _ => None,
-        }),
-    );
+    let sources = scenario.image_sources();
     for source in sources {
         let image = source.reference().to_string();
         if !seen.insert(image.clone()) {
@@ -544,6 +536,74 @@ async fn steps(
         }
     }
     Ok(())
+}
+
+/// Start every `traffic` entry; they run until the steps are over.
+fn start_traffic(
+    ctx: &Context,
+    scenario: &Scenario,
+    stack: &Arc<RwLock<StackHandle>>,
+) -> Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)> {
+    scenario
+        .traffic
+        .values()
+        .map(|spec| {
+            let http = crate::traffic::http_client();
+            let resolve = port_resolver(stack, &spec.request.service, spec.request.port);
+            let handle = crate::traffic::start(spec, resolve, ctx.journal.clone(), http.clone());
+            (spec.name.clone(), handle, http)
+        })
+        .collect()
+}
+
+/// Stop the traffic (in-flight requests finish) and read acknowledged writes back.
+async fn finish_traffic(
+    ctx: &Context,
+    scenario: &Scenario,
+    stack: &Arc<RwLock<StackHandle>>,
+    traffic: Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)>,
+) {
+    for (name, handle, http) in traffic {
+        // After the stop: writes acknowledged by requests in flight at the stop count too.
+        let stats = handle.stop().await;
+        let spec = &scenario.traffic[&name];
+        if spec.verify_writes.is_none() || ctx.signals.interrupt.is_cancelled() {
+            continue;
+        }
+        let started = clock::instant_now();
+        let resolve = port_resolver(stack, &spec.request.service, spec.request.port);
+        let verified = crate::traffic::verify_writes_against(
+            spec,
+            &stats.writes,
+            &stats.records,
+            resolve,
+            &ctx.journal,
+            &http,
+        );
+        let _ = ctx.interruptible(verified).await;
+        Accounting::add(
+            &ctx.accounting.service_wait,
+            clock::instant_now().saturating_duration_since(started),
+        );
+    }
+}
+
+/// The current 127.0.0.1 port of a service's container port (it moves when the container is
+/// replaced or restarted).
+fn port_resolver(
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    port: u16,
+) -> crate::traffic::PortResolver {
+    let stack = stack.clone();
+    let service = service.to_owned();
+    Arc::new(move || {
+        let stack = stack.clone();
+        let service = service.clone();
+        Box::pin(async move {
+            stack.read().await.host_port(&service, port).await.map_err(|error| error.to_string())
+        })
+    })
 }
 
 async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {

@@ -150,6 +150,26 @@ async fn attempt_upgrade(
     next: &Service,
 ) -> Attempt {
     let service = spec.service.as_str();
+    match spec.strategy {
+        Strategy::Recreate => {}
+        Strategy::BlueGreen => {
+            unreachable!("validation rejects `blue-green` until it is implemented")
+        }
+    }
+    // Recreate stops the old version first: the backup then holds every write it acknowledged,
+    // and a restore after a failed upgrade loses nothing the old version accepted.
+    let stopped = ctx
+        .interruptible(
+            ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await }),
+        )
+        .await;
+    match stopped {
+        None => return Attempt::Interrupted,
+        Some(Err(error)) => {
+            return Attempt::Failed(format!("could not stop the old version: {error}"));
+        }
+        Some(Ok(())) => {}
+    }
     if let Some(data) = &spec.backup {
         let hook = scenario.stack.services[data].backup.clone().unwrap_or_default();
         match ctx.interruptible(run_hook(ctx, stack, data, &hook)).await {
@@ -187,14 +207,6 @@ async fn attempt_upgrade(
         }
     }
 
-    match spec.strategy {
-        Strategy::Recreate => {}
-        Strategy::BlueGreen => {
-            return Attempt::Failed(
-                "strategy `blue-green` is not implemented yet; use `recreate`".into(),
-            );
-        }
-    }
     let switched = ctx.interruptible(recreate(ctx, stack, service, next, &env)).await;
     let switch_time = clock::instant_now();
     match switched {
@@ -216,6 +228,7 @@ async fn attempt_upgrade(
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
     let healthy =
         ctx.interruptible(wait_ready(rx, stack, service, spec.deadline, switch_time)).await;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
     match healthy {
         None => return Attempt::Interrupted,
         Some(Err(reason)) => {

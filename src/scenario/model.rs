@@ -31,6 +31,24 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
 }
 
+impl Scenario {
+    /// Every image the scenario runs: the services' and the upgrade targets', in order of first
+    /// use, each once.
+    pub fn image_sources(&self) -> Vec<&ImageSource> {
+        let upgrades = self.steps.iter().filter_map(|step| match &step.action {
+            Action::Upgrade(upgrade) => Some(&upgrade.target),
+            _ => None,
+        });
+        let mut sources: Vec<&ImageSource> = Vec::new();
+        for source in self.stack.services.values().map(|s| &s.image).chain(upgrades) {
+            if !sources.iter().any(|seen| seen.reference() == source.reference()) {
+                sources.push(source);
+            }
+        }
+        sources
+    }
+}
+
 /// `stack`: the services of the system under rehearsal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stack {

@@ -47,6 +47,9 @@ pub struct TrafficStats {
     pub unsent: u64,
     /// Ids of the writes the service acknowledged (`verify-writes`), in schedule order.
     pub writes: Vec<String>,
+    /// The record acknowledged under each id (the answer's JSON object), so a read-back can tell
+    /// the same record from another one that reused its id.
+    pub records: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// A running traffic stream. [`stop`](TrafficHandle::stop) it to finish in-flight requests and
@@ -88,6 +91,8 @@ struct Tally {
     ok: u64,
     /// (request index, id): requests complete out of order.
     writes: Vec<(u64, String)>,
+    /// id → the record the service acknowledged (the answer's JSON object).
+    records: std::collections::HashMap<String, serde_json::Value>,
 }
 
 impl Tally {
@@ -166,6 +171,7 @@ impl TrafficHandle {
                 ok: tally.ok,
                 unsent,
                 writes: tally.writes(),
+                records: tally.records.clone(),
             }
         };
         self.stream.journal.record(EventKind::TrafficStopped {
@@ -331,6 +337,12 @@ async fn send(
     }
     drop(slot);
 
+    let acknowledged_record = match &result {
+        Ok(answer) if answer.status == stream.expected && stream.id_field.is_some() => {
+            serde_json::from_slice::<serde_json::Value>(&answer.body).ok().filter(|v| v.is_object())
+        }
+        _ => None,
+    };
     let (ok, status, write_id, error) = match result {
         Ok(answer) if answer.status == stream.expected => match &stream.id_field {
             Some(field) => match request::write_id(&answer.body, field) {
@@ -359,6 +371,9 @@ async fn send(
         tally.ok += u64::from(ok);
         if let Some(id) = &write_id {
             tally.writes.push((index, id.clone()));
+            if let Some(record) = acknowledged_record {
+                tally.records.insert(id.clone(), record);
+            }
         }
     }
     stream.journal.record(EventKind::TrafficRequest {
@@ -409,7 +424,14 @@ mod tests {
 
         assert_eq!(
             stats,
-            TrafficStats { sent: 100, late: 0, ok: 100, unsent: 0, writes: Vec::new() }
+            TrafficStats {
+                sent: 100,
+                late: 0,
+                ok: 100,
+                unsent: 0,
+                writes: Vec::new(),
+                records: Default::default()
+            }
         );
         assert_eq!(server.requests(), 100);
         let events = journal.snapshot();

@@ -23,4 +23,4 @@ mod test_server;
 pub use generator::{TrafficHandle, TrafficStats, start};
 pub use ports::PortResolver;
 pub use request::http_client;
-pub use verify::{WritesVerifiedSummary, verify_writes};
+pub use verify::{WritesVerifiedSummary, verify_writes, verify_writes_against};

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use futures_util::StreamExt;
 use indexmap::IndexSet;
 
@@ -55,6 +57,22 @@ pub async fn verify_writes(
     journal: &Journal,
     http: &reqwest::Client,
 ) -> WritesVerifiedSummary {
+    verify_writes_against(spec, ids, &HashMap::new(), resolve, journal, http).await
+}
+
+/// [`verify_writes`], comparing each read-back with the record acknowledged under its id
+/// (`records`, from [`TrafficStats::records`](super::TrafficStats)): an answer whose JSON object
+/// differs in any field the acknowledgement had is another record that reused the id (a table
+/// rebuilt by a destructive migration restarts its ids), so the acknowledged write is lost. Ids
+/// without a record are judged by status only.
+pub async fn verify_writes_against(
+    spec: &Traffic,
+    ids: &[String],
+    records: &HashMap<String, serde_json::Value>,
+    resolve: PortResolver,
+    journal: &Journal,
+    http: &reqwest::Client,
+) -> WritesVerifiedSummary {
     let ids: IndexSet<&str> = ids.iter().map(String::as_str).collect();
     let mut summary = WritesVerifiedSummary {
         acknowledged: ids.len() as u64,
@@ -67,7 +85,7 @@ pub async fn verify_writes(
             let outcomes: Vec<ReadBack> = futures_util::stream::iter(ids.iter())
                 .map(|id| {
                     let path = request::read_path(&verify.read_path, id);
-                    read_back(http, &ports, path, verify.status, spec.timeout)
+                    read_back(http, &ports, path, verify.status, spec.timeout, records.get(*id))
                 })
                 .buffered(CONCURRENCY)
                 .collect()
@@ -97,6 +115,7 @@ async fn read_back(
     path: String,
     expected: u16,
     timeout: Duration,
+    acknowledged: Option<&serde_json::Value>,
 ) -> ReadBack {
     let mut pause = RETRY_PAUSE;
     for attempt in 1..=TRIES {
@@ -109,7 +128,12 @@ async fn read_back(
             continue;
         };
         match request::fetch(http, "GET", lease.port, &path, None, deadline, timeout).await {
-            Ok(answer) if answer.status == expected => return ReadBack::Found,
+            Ok(answer) if answer.status == expected => {
+                return match acknowledged {
+                    Some(record) if !same_record(record, &answer.body) => ReadBack::Lost,
+                    _ => ReadBack::Found,
+                };
+            }
             Ok(answer) if answer.status == 404 => return ReadBack::Lost,
             Ok(_) => {}
             Err(failure) => {
@@ -120,6 +144,17 @@ async fn read_back(
         }
     }
     ReadBack::Unknown
+}
+
+/// Whether `body` is a JSON object holding every field of the acknowledged `record` with the
+/// same value (fields the read-back adds are fine).
+fn same_record(record: &serde_json::Value, body: &[u8]) -> bool {
+    let Some(record) = record.as_object() else { return true };
+    let Ok(serde_json::Value::Object(read)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return false;
+    };
+    record.iter().all(|(key, value)| read.get(key) == Some(value))
 }
 
 #[cfg(test)]
@@ -276,5 +311,15 @@ mod tests {
         assert_eq!(summary.found, 0);
         assert!(summary.lost.is_empty());
         assert_eq!(summary.unknown, ids);
+    }
+
+    #[test]
+    fn a_read_back_must_hold_the_acknowledged_record_not_another_one_with_its_id() {
+        let acknowledged = serde_json::json!({"id": 1, "customer": "acme", "created_at": "2026-11-28T10:00:00.000001Z"});
+        let same = br#"{"id":1,"customer":"acme","created_at":"2026-11-28T10:00:00.000001Z","currency":"EUR"}"#;
+        let reused = br#"{"id":1,"customer":"acme","created_at":"2026-11-28T10:05:00.000002Z"}"#;
+        assert!(same_record(&acknowledged, same), "extra fields in the read-back are fine");
+        assert!(!same_record(&acknowledged, reused), "same id, another record");
+        assert!(!same_record(&acknowledged, b"not json"));
     }
 }

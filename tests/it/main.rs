@@ -5,4 +5,5 @@ mod report;
 mod run;
 mod stack;
 mod support;
+mod upgrade;
 mod validate;

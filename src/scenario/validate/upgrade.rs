@@ -26,7 +26,7 @@ pub(super) const UPGRADE_KEYS: &[&str] = &[
     "version",
 ];
 /// Strategies that are supported.
-const STRATEGIES: &[&str] = &["recreate", "blue-green"];
+const STRATEGIES: &[&str] = &["recreate"];
 /// `on-failure` values.
 const ON_FAILURE: &[&str] = &["rollback", "abort", "continue"];
 
@@ -133,21 +133,17 @@ impl Walk<'_> {
     }
 
     fn strategy(&mut self, node: &Node) -> Option<Strategy> {
-        let text = self.r.text(node, "`recreate` or `blue-green`")?;
+        let text = self.r.text(node, "`recreate`")?;
         match text.as_str() {
             "recreate" => return Some(Strategy::Recreate),
-            "blue-green" => return Some(Strategy::BlueGreen),
-            "rolling" => {
+            "rolling" | "blue-green" => {
                 self.r
                     .error(
                         node.span,
-                        "the `rolling` strategy is not supported yet",
+                        format!("the `{text}` strategy is not supported yet"),
                         "not supported yet",
                     )
-                    .help(
-                        "use `recreate` (stop the old container, then start the new one) or \
-                         `blue-green` (start the new one beside the old, then switch)",
-                    );
+                    .help("use `recreate` (stop the old container, then start the new one)");
             }
             _ => {
                 let hint = match suggest::closest(&text, STRATEGIES.iter().copied()) {
@@ -428,7 +424,7 @@ traffic:
         assert!(build.context.is_absolute());
         assert_eq!(
             (second.strategy, second.deadline),
-            (Strategy::BlueGreen, Duration::from_secs(60))
+            (Strategy::Recreate, Duration::from_secs(60))
         );
         let migrate = second.migrate.as_ref().unwrap();
         assert_eq!((migrate.when, migrate.deadline), (MigrateWhen::After, Duration::from_secs(60)));
@@ -525,7 +521,7 @@ expect:
 trafic: {{}}
 steps:
   - upgrade: {{ service: billing, image: b:2, strategie: recreate, on-failure: rollbak }}
-  - upgrade: {{ service: billing, image: b:2, strategy: blue_green }}
+  - upgrade: {{ service: billing, image: b:2, strategy: recreat }}
 "
         );
         let invalid = crate::scenario::parse(&source, Path::new("t.yaml")).unwrap_err();
@@ -539,7 +535,7 @@ steps:
             ("unknown key `trafic` in the scenario", "did you mean `traffic`?"),
             ("unknown key `strategie` in `upgrade`", "did you mean `strategy`?"),
             ("unknown `on-failure` value `rollbak`", "did you mean `rollback`?"),
-            ("unknown strategy `blue_green`", "did you mean `blue-green`?"),
+            ("unknown strategy `recreat`", "did you mean `recreate`?"),
         ];
         assert_eq!(found, expected.map(|(m, h)| (m.to_owned(), h.to_owned())));
     }
