@@ -462,7 +462,7 @@ pub(super) async fn wait_ready(
     timeout: Duration,
     since: tokio::time::Instant,
 ) -> Result<(), String> {
-    const STATE_CHECK_EVERY: Duration = Duration::from_secs(1);
+    const STATE_CHECK_EVERY: Duration = Duration::from_millis(100);
     let deadline = clock::instant_now() + timeout;
     let mut next_state_check = clock::instant_now() + STATE_CHECK_EVERY;
     let mut last_detail = String::from("no health observation yet");
@@ -477,7 +477,7 @@ pub(super) async fn wait_ready(
         }
         let now = clock::instant_now();
         // Health observations arrive every interval; the container's state is checked on its
-        // own schedule so a container that exited fails bring-up within a second.
+        // own schedule so a container that exited fails bring-up (or an upgrade) within 100 ms.
         if now >= next_state_check {
             next_state_check = now + STATE_CHECK_EVERY;
             if let Ok(state) = stack.read().await.state(service).await
@@ -565,7 +565,13 @@ async fn finish_traffic(
 ) {
     for (name, handle, http) in traffic {
         // After the stop: writes acknowledged by requests in flight at the stop count too.
+        let stopping = clock::instant_now();
         let stats = handle.stop().await;
+        // Waiting for the requests in flight to answer is time spent on the service.
+        Accounting::add(
+            &ctx.accounting.service_wait,
+            clock::instant_now().saturating_duration_since(stopping),
+        );
         let spec = &scenario.traffic[&name];
         if spec.verify_writes.is_none() || ctx.signals.interrupt.is_cancelled() {
             continue;

@@ -375,9 +375,9 @@ async fn restore_previous(
     recreate(ctx, stack, service, &upgrade.previous, &env).await?;
     let started = clock::instant_now();
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    wait_ready(rx, stack, service, upgrade.previous.startup_timeout, started)
-        .await
-        .map_err(|reason| format!("the previous version did not come back: {reason}"))?;
+    let ready = wait_ready(rx, stack, service, upgrade.previous.startup_timeout, started).await;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(started));
+    ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
     Ok(format!(
         "{} healthy {} after its start",
         upgrade.previous.image.reference(),
@@ -473,6 +473,19 @@ async fn run_hook(
 
 /// Ask the service's version endpoint and record what it said.
 async fn observe_version(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    step: &str,
+    endpoint: &VersionEndpoint,
+    moment: &str,
+) {
+    let started = clock::instant_now();
+    observe_version_once(ctx, stack, service, step, endpoint, moment).await;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(started));
+}
+
+async fn observe_version_once(
     ctx: &Context,
     stack: &Arc<RwLock<StackHandle>>,
     service: &str,

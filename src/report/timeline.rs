@@ -206,6 +206,11 @@ pub(super) fn build(events: &[Event]) -> Timeline {
     let mut lanes: Vec<LaneBuilder> = Vec::new();
     for event in &events[..teardown.unwrap_or(events.len())] {
         let Some(service) = lane_service(&event.kind) else { continue };
+        // One-shot containers (`billing.migrate`) are not services: the upgrade's `migration`
+        // stage marker shows them; as a lane they would look "down" from their exit on.
+        if service.contains('.') {
+            continue;
+        }
         let at = event.offset_us;
         let index = match lanes.iter().position(|l| l.service == service) {
             Some(index) => index,
