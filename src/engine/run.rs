@@ -51,6 +51,9 @@ pub struct Context {
     pub http: reqwest::Client,
     /// Time accounting.
     pub accounting: Accounting,
+    /// Containers Docker reported dead (`die`), as they happen: waits on health react to them at
+    /// once instead of at their next poll.
+    pub exits: tokio::sync::broadcast::Sender<Exit>,
 }
 
 impl Context {
@@ -84,6 +87,17 @@ impl Context {
         );
         output
     }
+}
+
+/// A container's death, as Docker reported it.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// Service.
+    pub service: String,
+    /// Container id.
+    pub container: String,
+    /// Exit code.
+    pub exit_code: Option<i64>,
 }
 
 /// Why a phase stopped early.
@@ -150,6 +164,7 @@ pub async fn run(
         signals: signals.clone(),
         http: crate::probe::http_client(),
         accounting: Accounting::default(),
+        exits: tokio::sync::broadcast::channel(64).0,
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
@@ -359,6 +374,7 @@ async fn bring_up(
     ctx.journal.record(EventKind::NetworkCreated { network: stack.network().to_string() });
     let mut events = stack.events();
     let journal = ctx.journal.clone();
+    let exits = ctx.exits.clone();
     let pump_stop = up.monitors_stop.clone();
     up.events_pump = Some(tokio::spawn(async move {
         loop {
@@ -370,10 +386,18 @@ async fn bring_up(
             match next {
                 Some(Ok(event)) => {
                     journal.record(EventKind::ContainerEvent {
-                        service: event.service,
-                        action: event.action,
+                        service: event.service.clone(),
+                        action: event.action.clone(),
                         exit_code: event.exit_code,
                     });
+                    if event.action == "die" {
+                        // Nobody listening is fine: then nobody is waiting on that service.
+                        let _ = exits.send(Exit {
+                            service: event.service.clone(),
+                            container: event.container.clone(),
+                            exit_code: event.exit_code,
+                        });
+                    }
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "docker event stream failed");
@@ -414,6 +438,7 @@ async fn bring_up(
 
         let waited = ctx
             .interruptible(wait_ready(
+                ctx.exits.subscribe(),
                 rx,
                 &stack,
                 &service.name,
@@ -456,6 +481,7 @@ async fn bring_up(
 /// Wait for the first healthy observation of a check that began at or after `since`, failing
 /// early when the container is gone.
 pub(super) async fn wait_ready(
+    mut exits: tokio::sync::broadcast::Receiver<Exit>,
     mut rx: watch::Receiver<HealthState>,
     stack: &RwLock<StackHandle>,
     service: &str,
@@ -466,6 +492,7 @@ pub(super) async fn wait_ready(
     let deadline = clock::instant_now() + timeout;
     let mut next_state_check = clock::instant_now() + STATE_CHECK_EVERY;
     let mut last_detail = String::from("no health observation yet");
+    let mut exits_open = true;
     loop {
         if let Some(observation) = rx.borrow_and_update().clone()
             && observation.started >= since
@@ -499,6 +526,20 @@ pub(super) async fn wait_ready(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() {
                 return Err(format!("health monitor stopped (last check: {last_detail})"));
+            },
+            exited = exits.recv(), if exits_open => match exited {
+                // Docker's word is final, and comes before `inspect` stops saying "running".
+                Ok(exit) if exit.service == service
+                    && stack.read().await.container_id(service).is_ok_and(|id| id == exit.container) =>
+                {
+                    let code = exit.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
+                    return Err(format!("container exited{code} before becoming healthy"));
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    next_state_check = clock::instant_now();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => exits_open = false,
             },
             () = clock::sleep(wake) => {}
         }

@@ -184,29 +184,28 @@ async fn attempt_upgrade(
         }
     }
     let env = super::render_env(scenario, next, &state.run_id);
-    if let Some(migration) = spec.migrate.as_ref().filter(|m| m.when == MigrateWhen::Before) {
-        let outcome = ctx
-            .interruptible(run_migration(
-                ctx,
-                stack,
-                next,
-                &env,
-                &migration.command,
-                migration.deadline,
-            ))
-            .await;
-        match outcome {
-            None => return Attempt::Interrupted,
+    let env_ref = &env;
+    let migrate = |when: MigrateWhen| async move {
+        let migration = spec.migrate.as_ref().filter(|m| m.when == when)?;
+        let run = run_migration(ctx, stack, next, env_ref, &migration.command, migration.deadline);
+        match ctx.interruptible(run).await {
+            None => Some(Attempt::Interrupted),
             Some(Ok(detail)) => {
-                record(ctx, step, service, UpgradeStage::Migration, true, Some(detail))
+                record(ctx, step, service, UpgradeStage::Migration, true, Some(detail));
+                None
             }
             Some(Err(reason)) => {
                 record(ctx, step, service, UpgradeStage::Migration, false, Some(reason.clone()));
-                return Attempt::Failed(format!("migration failed: {reason}"));
+                Some(Attempt::Failed(format!("migration failed: {reason}")))
             }
         }
+    };
+    if let Some(stop) = migrate(MigrateWhen::Before).await {
+        return stop;
     }
 
+    // Subscribed before the start, so a crash right after it is not missed.
+    let exits = ctx.exits.subscribe();
     let switched = ctx.interruptible(recreate(ctx, stack, service, next, &env)).await;
     let switch_time = clock::instant_now();
     match switched {
@@ -227,21 +226,15 @@ async fn attempt_upgrade(
 
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
     let healthy =
-        ctx.interruptible(wait_ready(rx, stack, service, spec.deadline, switch_time)).await;
+        ctx.interruptible(wait_ready(exits, rx, stack, service, spec.deadline, switch_time)).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
     match healthy {
         None => return Attempt::Interrupted,
         Some(Err(reason)) => {
-            let logs = stack.read().await.logs_tail(service, 10).await.unwrap_or_default();
-            let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            let reason = if last.is_empty() {
-                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline))
-            } else {
-                format!(
-                    "not healthy within the {} deadline: {reason}; last log line: {last}",
-                    fmt(spec.deadline)
-                )
-            };
+            // No log fetch here: it costs ~100 ms, and the rollback must start at once. The
+            // rollback captures the failed release's logs before it replaces the container.
+            let reason =
+                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
             record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
             return Attempt::Failed(reason);
         }
@@ -255,27 +248,8 @@ async fn attempt_upgrade(
         ),
     }
 
-    if let Some(migration) = spec.migrate.as_ref().filter(|m| m.when == MigrateWhen::After) {
-        let outcome = ctx
-            .interruptible(run_migration(
-                ctx,
-                stack,
-                next,
-                &env,
-                &migration.command,
-                migration.deadline,
-            ))
-            .await;
-        match outcome {
-            None => return Attempt::Interrupted,
-            Some(Ok(detail)) => {
-                record(ctx, step, service, UpgradeStage::Migration, true, Some(detail))
-            }
-            Some(Err(reason)) => {
-                record(ctx, step, service, UpgradeStage::Migration, false, Some(reason.clone()));
-                return Attempt::Failed(format!("migration failed: {reason}"));
-            }
-        }
+    if let Some(stop) = migrate(MigrateWhen::After).await {
+        return stop;
     }
     if let Some(endpoint) = &spec.version {
         observe_version(ctx, stack, service, step, endpoint, "after-switch").await;
@@ -327,6 +301,12 @@ async fn rollback(
         true,
         Some(format!("back to {}", previous.image.reference())),
     );
+    // The failed release's last words, before its container is replaced.
+    if let Ok(lines) = stack.read().await.logs_tail(service, 20).await
+        && !lines.trim().is_empty()
+    {
+        ctx.journal.record(EventKind::ServiceLogs { service: service.to_owned(), lines });
+    }
     let result = ctx.interruptible(restore_previous(ctx, stack, scenario, state, &upgrade)).await?;
     if let Some(record) = state.upgrades.get_mut(service) {
         record.rolled_back = true;
@@ -372,10 +352,12 @@ async fn restore_previous(
         }
     }
     let env = super::render_env(scenario, &upgrade.previous, &state.run_id);
+    let exits = ctx.exits.subscribe();
     recreate(ctx, stack, service, &upgrade.previous, &env).await?;
     let started = clock::instant_now();
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let ready = wait_ready(rx, stack, service, upgrade.previous.startup_timeout, started).await;
+    let ready =
+        wait_ready(exits, rx, stack, service, upgrade.previous.startup_timeout, started).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(started));
     ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
     Ok(format!(

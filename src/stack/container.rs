@@ -449,11 +449,12 @@ impl StackHandle {
                 if action.starts_with("exec_") {
                     return None;
                 }
-                let attributes =
-                    message.actor.and_then(|actor| actor.attributes).unwrap_or_default();
+                let actor = message.actor.unwrap_or_default();
+                let container = actor.id.unwrap_or_default();
+                let attributes = actor.attributes.unwrap_or_default();
                 let service = attributes.get(labels::SERVICE)?.clone();
                 let exit_code = attributes.get("exitCode").and_then(|code| code.parse().ok());
-                Some(Ok(ContainerEvent { service, action, exit_code }))
+                Some(Ok(ContainerEvent { service, action, exit_code, container }))
             })
             .boxed()
     }

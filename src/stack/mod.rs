@@ -110,6 +110,8 @@ pub struct ContainerEvent {
     pub action: String,
     /// `exitCode` attribute, for `die`.
     pub exit_code: Option<i64>,
+    /// The container's id (a service's container changes when it is replaced).
+    pub container: String,
 }
 
 /// What a sweep removed.

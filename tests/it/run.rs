@@ -30,6 +30,27 @@ fn run_scenario(file: &str) -> (std::process::Output, tempfile::TempDir) {
     (output, dir)
 }
 
+/// Start `long-wait.yaml` (a 10-minute pause of the database) and return once the pause is
+/// applied: the timeline is under way, with a paused container to undo.
+/// `capture`: pipe its output (to read it after it exits); otherwise discard it.
+fn start_long_wait(dir: &std::path::Path, capture: bool) -> (std::process::Child, String) {
+    demo_images();
+    let output = || if capture { Stdio::piped() } else { Stdio::null() };
+    let child = firedrill()
+        .args(["run", "--report"])
+        .arg(dir)
+        .arg("tests/scenarios/slow/long-wait.yaml")
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .unwrap();
+    let run_id = run_id_of(dir);
+    wait_for_journal_line(dir, Duration::from_secs(120), |v| {
+        v["event"] == "container-action" && v["action"] == "pause"
+    });
+    (child, run_id)
+}
+
 #[test]
 fn smoke_passes_and_leaves_nothing_behind() {
     let _serial = stack_lock();
@@ -100,21 +121,8 @@ fn a_failed_check_exits_1_and_the_report_names_it_with_evidence() {
 #[test]
 fn sigint_mid_timeline_exits_130_and_removes_everything() {
     let _serial = stack_lock();
-    demo_images();
     let dir = tempfile::tempdir().unwrap();
-    let child = firedrill()
-        .args(["run", "--report"])
-        .arg(dir.path())
-        .arg("tests/scenarios/slow/long-wait.yaml")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run_id = run_id_of(dir.path());
-    // The pause is applied: the timeline is under way, with a paused container to undo.
-    wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
-        v["event"] == "container-action" && v["action"] == "pause"
-    });
+    let (child, run_id) = start_long_wait(dir.path(), true);
     assert!(!leftovers(&run_id).is_empty());
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -132,18 +140,7 @@ fn leftovers_of_a_killed_run_are_swept_by_gc_and_by_the_next_run() {
     let mut killed = Vec::new();
     for _ in 0..2 {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = firedrill()
-            .args(["run", "--report"])
-            .arg(dir.path())
-            .arg("tests/scenarios/slow/long-wait.yaml")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let run_id = run_id_of(dir.path());
-        wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
-            v["event"] == "container-action" && v["action"] == "pause"
-        });
+        let (mut child, run_id) = start_long_wait(dir.path(), false);
         child.kill().unwrap(); // SIGKILL: no cleanup code runs.
         child.wait().unwrap();
         assert!(!leftovers(&run_id).is_empty(), "a SIGKILLed run leaves its stack");
@@ -168,20 +165,8 @@ fn leftovers_of_a_killed_run_are_swept_by_gc_and_by_the_next_run() {
 #[test]
 fn gc_without_arguments_removes_dead_runs_only() {
     let _serial = stack_lock();
-    demo_images();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = firedrill()
-        .args(["run", "--report"])
-        .arg(dir.path())
-        .arg("tests/scenarios/slow/long-wait.yaml")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let run_id = run_id_of(dir.path());
-    wait_for_journal_line(dir.path(), Duration::from_secs(120), |v| {
-        v["event"] == "container-action" && v["action"] == "pause"
-    });
+    let (mut child, run_id) = start_long_wait(dir.path(), false);
     // The run is alive: gc must not touch it.
     let output = firedrill().arg("gc").output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
