@@ -621,7 +621,6 @@ async fn finish_traffic(
         let resolve = port_resolver(stack, &spec.request.service, spec.request.port);
         let verified = crate::traffic::verify_writes_against(
             spec,
-            &stats.writes,
             &stats.records,
             resolve,
             &ctx.journal,

@@ -47,9 +47,10 @@ pub struct TrafficStats {
     pub unsent: u64,
     /// Ids of the writes the service acknowledged (`verify-writes`), in schedule order.
     pub writes: Vec<String>,
-    /// The record acknowledged under each id (the answer's JSON object), so a read-back can tell
-    /// the same record from another one that reused its id.
-    pub records: std::collections::HashMap<String, serde_json::Value>,
+    /// Every acknowledged write with the record the service answered (its JSON object), in
+    /// schedule order, several per id when the service reused an id: a read-back can then tell
+    /// the acknowledged record from another one under the same id.
+    pub records: Vec<(String, Option<serde_json::Value>)>,
 }
 
 /// A running traffic stream. [`stop`](TrafficHandle::stop) it to finish in-flight requests and
@@ -91,8 +92,8 @@ struct Tally {
     ok: u64,
     /// (request index, id): requests complete out of order.
     writes: Vec<(u64, String)>,
-    /// id → the record the service acknowledged (the answer's JSON object).
-    records: std::collections::HashMap<String, serde_json::Value>,
+    /// (request index, id, the record acknowledged: the answer's JSON object).
+    records: Vec<(u64, String, Option<serde_json::Value>)>,
 }
 
 impl Tally {
@@ -171,7 +172,11 @@ impl TrafficHandle {
                 ok: tally.ok,
                 unsent,
                 writes: tally.writes(),
-                records: tally.records.clone(),
+                records: {
+                    let mut records = tally.records.clone();
+                    records.sort_by_key(|(index, ..)| *index);
+                    records.into_iter().map(|(_, id, record)| (id, record)).collect()
+                },
             }
         };
         self.stream.journal.record(EventKind::TrafficStopped {
@@ -371,9 +376,7 @@ async fn send(
         tally.ok += u64::from(ok);
         if let Some(id) = &write_id {
             tally.writes.push((index, id.clone()));
-            if let Some(record) = acknowledged_record {
-                tally.records.insert(id.clone(), record);
-            }
+            tally.records.push((index, id.clone(), acknowledged_record));
         }
     }
     stream.journal.record(EventKind::TrafficRequest {

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use std::collections::HashMap;
-
 use futures_util::StreamExt;
-use indexmap::IndexSet;
+use indexmap::{IndexMap, IndexSet};
 
 use super::ports::{PortCache, PortResolver};
 use super::request;
@@ -38,7 +36,8 @@ pub struct WritesVerifiedSummary {
 }
 
 enum ReadBack {
-    Found,
+    /// The expected status, with the body.
+    Found(Vec<u8>),
     Lost,
     Unknown,
 }
@@ -57,44 +56,55 @@ pub async fn verify_writes(
     journal: &Journal,
     http: &reqwest::Client,
 ) -> WritesVerifiedSummary {
-    verify_writes_against(spec, ids, &HashMap::new(), resolve, journal, http).await
+    let distinct: IndexSet<&str> = ids.iter().map(String::as_str).collect();
+    let writes: Vec<(String, Option<serde_json::Value>)> =
+        distinct.into_iter().map(|id| (id.to_owned(), None)).collect();
+    verify_writes_against(spec, &writes, resolve, journal, http).await
 }
 
-/// [`verify_writes`], comparing each read-back with the record acknowledged under its id
-/// (`records`, from [`TrafficStats::records`](super::TrafficStats)): an answer whose JSON object
-/// differs in any field the acknowledgement had is another record that reused the id (a table
-/// rebuilt by a destructive migration restarts its ids), so the acknowledged write is lost. Ids
-/// without a record are judged by status only.
+/// [`verify_writes`] for acknowledged writes with the record the service answered for each
+/// (from [`TrafficStats::records`](super::TrafficStats)). Each distinct id is read once; each
+/// write under it is found when the answer agrees with its record on every field both have.
+/// Another record under the same id means the acknowledged write is lost: a table rebuilt by a
+/// destructive migration restarts its ids, and the old ids then hold new records. Writes without
+/// a record are judged by status only. `acknowledged` counts writes, not distinct ids.
 pub async fn verify_writes_against(
     spec: &Traffic,
-    ids: &[String],
-    records: &HashMap<String, serde_json::Value>,
+    writes: &[(String, Option<serde_json::Value>)],
     resolve: PortResolver,
     journal: &Journal,
     http: &reqwest::Client,
 ) -> WritesVerifiedSummary {
-    let ids: IndexSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut by_id: IndexMap<&str, Vec<Option<&serde_json::Value>>> = IndexMap::new();
+    for (id, record) in writes {
+        by_id.entry(id.as_str()).or_default().push(record.as_ref());
+    }
     let mut summary = WritesVerifiedSummary {
-        acknowledged: ids.len() as u64,
+        acknowledged: writes.len() as u64,
         ..WritesVerifiedSummary::default()
     };
     match &spec.verify_writes {
-        None => summary.unknown = ids.iter().map(|id| (*id).to_owned()).collect(),
+        None => summary.unknown = writes.iter().map(|(id, _)| id.clone()).collect(),
         Some(verify) => {
             let ports = PortCache::new(resolve, spec.timeout);
-            let outcomes: Vec<ReadBack> = futures_util::stream::iter(ids.iter())
+            let outcomes: Vec<ReadBack> = futures_util::stream::iter(by_id.keys())
                 .map(|id| {
                     let path = request::read_path(&verify.read_path, id);
-                    read_back(http, &ports, path, verify.status, spec.timeout, records.get(*id))
+                    read_back(http, &ports, path, verify.status, spec.timeout)
                 })
                 .buffered(CONCURRENCY)
                 .collect()
                 .await;
-            for (id, outcome) in ids.iter().zip(outcomes) {
-                match outcome {
-                    ReadBack::Found => summary.found += 1,
-                    ReadBack::Lost => summary.lost.push((*id).to_owned()),
-                    ReadBack::Unknown => summary.unknown.push((*id).to_owned()),
+            for ((id, records), outcome) in by_id.iter().zip(outcomes) {
+                for record in records {
+                    match (&outcome, record) {
+                        (ReadBack::Found(body), Some(record)) if !same_record(record, body) => {
+                            summary.lost.push((*id).to_owned());
+                        }
+                        (ReadBack::Found(_), _) => summary.found += 1,
+                        (ReadBack::Lost, _) => summary.lost.push((*id).to_owned()),
+                        (ReadBack::Unknown, _) => summary.unknown.push((*id).to_owned()),
+                    }
                 }
             }
         }
@@ -115,7 +125,6 @@ async fn read_back(
     path: String,
     expected: u16,
     timeout: Duration,
-    acknowledged: Option<&serde_json::Value>,
 ) -> ReadBack {
     let mut pause = RETRY_PAUSE;
     for attempt in 1..=TRIES {
@@ -128,12 +137,7 @@ async fn read_back(
             continue;
         };
         match request::fetch(http, "GET", lease.port, &path, None, deadline, timeout).await {
-            Ok(answer) if answer.status == expected => {
-                return match acknowledged {
-                    Some(record) if !same_record(record, &answer.body) => ReadBack::Lost,
-                    _ => ReadBack::Found,
-                };
-            }
+            Ok(answer) if answer.status == expected => return ReadBack::Found(answer.body),
             Ok(answer) if answer.status == 404 => return ReadBack::Lost,
             Ok(_) => {}
             Err(failure) => {
@@ -324,5 +328,29 @@ mod tests {
         assert!(same_record(&acknowledged, older), "fields the reader does not return are fine");
         assert!(!same_record(&acknowledged, reused), "same id, another record");
         assert!(!same_record(&acknowledged, b"not json"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn of_two_writes_acknowledged_under_one_id_only_the_one_still_there_is_found() {
+        let _ticker = keep_time_moving();
+        // Id 1 now holds the record written after a destructive migration restarted the ids.
+        let server = TestServer::start(handler(|_request| async {
+            (200, r#"{"id":1,"created_at":"10:05"}"#.to_owned())
+        }))
+        .await;
+        let writes = vec![
+            ("1".to_owned(), Some(serde_json::json!({"id": 1, "created_at": "10:00"}))),
+            ("1".to_owned(), Some(serde_json::json!({"id": 1, "created_at": "10:05"}))),
+        ];
+        let summary = verify_writes_against(
+            &writes_spec(),
+            &writes,
+            fixed_port(server.port),
+            &journal(),
+            &http_client(),
+        )
+        .await;
+        assert_eq!((summary.acknowledged, summary.found), (2, 1));
+        assert_eq!(summary.lost, ["1"]);
     }
 }
