@@ -4,12 +4,22 @@
 //!
 //! Strategy `recreate`: stop the old container, start the new one under the same name (downtime is
 //! expected and measured by the traffic). The rollback is a recreate with the previous image.
+//!
+//! Strategy `blue-green`: start the new version beside the old one (key `SERVICE.green`, its own
+//! ports), wait until it is healthy, then switch: the service's name (network alias, and the key
+//! the traffic and the health monitor look up) moves to the new container, the old one stays as
+//! `SERVICE.blue` until the upgrade is verified, then it is removed. A failure before the switch
+//! removes the new container; the old one never stopped serving. A failure after it switches
+//! back. The backup is taken while the old version still serves: writes it accepts between the
+//! backup and a restore are lost, as with `recreate`'s restore. A `rollback` step after a
+//! completed blue-green upgrade has no old container left and recreates the previous version.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{RwLock, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::health::HealthState;
 use super::run::{Context, wait_ready};
@@ -53,6 +63,10 @@ pub struct UpgradeRecord {
     pub version: Option<VersionEndpoint>,
     /// Whether it has been rolled back already.
     pub rolled_back: bool,
+    /// How the upgrade replaced the containers.
+    pub strategy: Strategy,
+    /// Whether it completed (a blue-green upgrade then has no old container left).
+    pub completed: bool,
 }
 
 /// Carry out an `upgrade` step.
@@ -84,6 +98,8 @@ pub async fn run_upgrade(
             backup: spec.backup.clone(),
             version: spec.version.clone(),
             rolled_back: false,
+            strategy: spec.strategy,
+            completed: false,
         },
     );
     if let Some(endpoint) = &spec.version {
@@ -94,13 +110,19 @@ pub async fn run_upgrade(
     match attempt {
         Attempt::Completed => {
             state.current.insert(service.to_owned(), next);
+            if let Some(record) = state.upgrades.get_mut(service) {
+                record.completed = true;
+            }
             record(ctx, step, service, UpgradeStage::Completed, true, None);
             StepEnd::Done
         }
         Attempt::Interrupted => StepEnd::Interrupted,
         Attempt::Failed(reason) => {
-            // The new version may be (partly) running: from here on, `current` is what runs.
-            state.current.insert(service.to_owned(), next);
+            // The new version may be (partly) running: from here on, `current` is what runs. A
+            // blue-green upgrade that failed before its switch left the old version serving.
+            if spec.strategy == Strategy::Recreate || switched_away(stack, service).await {
+                state.current.insert(service.to_owned(), next);
+            }
             record(ctx, step, service, UpgradeStage::Failed, false, Some(reason));
             match spec.on_failure {
                 OnFailure::Rollback => match rollback(ctx, stack, scenario, state, service).await {
@@ -150,25 +172,23 @@ async fn attempt_upgrade(
     next: &Service,
 ) -> Attempt {
     let service = spec.service.as_str();
-    match spec.strategy {
-        Strategy::Recreate => {}
-        Strategy::BlueGreen => {
-            unreachable!("validation rejects `blue-green` until it is implemented")
-        }
-    }
+    let blue_green = spec.strategy == Strategy::BlueGreen;
     // Recreate stops the old version first: the backup then holds every write it acknowledged,
-    // and a restore after a failed upgrade loses nothing the old version accepted.
-    let stopped = ctx
-        .interruptible(
-            ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await }),
-        )
-        .await;
-    match stopped {
-        None => return Attempt::Interrupted,
-        Some(Err(error)) => {
-            return Attempt::Failed(format!("could not stop the old version: {error}"));
+    // and a restore after a failed upgrade loses nothing the old version accepted. Blue-green
+    // keeps it serving until the switch.
+    if !blue_green {
+        let stopped = ctx
+            .interruptible(
+                ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await }),
+            )
+            .await;
+        match stopped {
+            None => return Attempt::Interrupted,
+            Some(Err(error)) => {
+                return Attempt::Failed(format!("could not stop the old version: {error}"));
+            }
+            Some(Ok(())) => {}
         }
-        Some(Ok(())) => {}
     }
     if let Some(data) = &spec.backup {
         let hook = scenario.stack.services[data].backup.clone().unwrap_or_default();
@@ -204,48 +224,12 @@ async fn attempt_upgrade(
         return stop;
     }
 
-    // Subscribed before the start, so a crash right after it is not missed.
-    let exits = ctx.exits.subscribe();
-    let switched = ctx.interruptible(recreate(ctx, stack, service, next, &env)).await;
-    let switch_time = clock::instant_now();
-    match switched {
-        None => return Attempt::Interrupted,
-        Some(Err(reason)) => {
-            record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
-            return Attempt::Failed(reason);
+    if blue_green {
+        if let Err(stop) = switch_to_green(ctx, stack, state, step, spec, next, &env).await {
+            return stop;
         }
-        Some(Ok(())) => record(
-            ctx,
-            step,
-            service,
-            UpgradeStage::Switched,
-            true,
-            Some(next.image.reference().to_owned()),
-        ),
-    }
-
-    let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let healthy =
-        ctx.interruptible(wait_ready(exits, rx, stack, service, spec.deadline, switch_time)).await;
-    super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
-    match healthy {
-        None => return Attempt::Interrupted,
-        Some(Err(reason)) => {
-            // No log fetch here: it costs ~100 ms, and the rollback must start at once. The
-            // rollback captures the failed release's logs before it replaces the container.
-            let reason =
-                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
-            record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
-            return Attempt::Failed(reason);
-        }
-        Some(Ok(())) => record(
-            ctx,
-            step,
-            service,
-            UpgradeStage::Healthy,
-            true,
-            Some(format!("healthy {} after the switch", fmt(since(switch_time)))),
-        ),
+    } else if let Err(stop) = recreate_and_wait(ctx, stack, state, step, spec, next, &env).await {
+        return stop;
     }
 
     if let Some(stop) = migrate(MigrateWhen::After).await {
@@ -278,7 +262,162 @@ async fn attempt_upgrade(
         }
         record(ctx, step, service, UpgradeStage::Watch, true, Some(detail));
     }
+    if blue_green {
+        // Verified: the old version is no longer needed.
+        let blue = format!("{service}.blue");
+        let removed = ctx.docker_call(async { stack.write().await.remove(&blue).await }).await;
+        if let Err(error) = removed {
+            return Attempt::Failed(format!("could not remove the old version: {error}"));
+        }
+    }
     Attempt::Completed
+}
+
+/// Recreate: start `next` in place of the stopped old version and wait for its health.
+async fn recreate_and_wait(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    state: &ServiceState,
+    step: &str,
+    spec: &Upgrade,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Attempt> {
+    let service = spec.service.as_str();
+    // Subscribed before the start, so a crash right after it is not missed.
+    let exits = ctx.exits.subscribe();
+    let switched = ctx.interruptible(recreate(ctx, stack, service, next, env)).await;
+    let switch_time = clock::instant_now();
+    match switched {
+        None => return Err(Attempt::Interrupted),
+        Some(Err(reason)) => {
+            record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
+            return Err(Attempt::Failed(reason));
+        }
+        Some(Ok(())) => record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Switched,
+            true,
+            Some(next.image.reference().to_owned()),
+        ),
+    }
+
+    let rx = state.health.get(service).cloned().expect("every service has a monitor");
+    let healthy =
+        ctx.interruptible(wait_ready(exits, rx, stack, service, spec.deadline, switch_time)).await;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
+    match healthy {
+        None => return Err(Attempt::Interrupted),
+        Some(Err(reason)) => {
+            // No log fetch here: it costs ~100 ms, and the rollback must start at once. The
+            // rollback captures the failed release's logs before it replaces the container.
+            let reason =
+                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
+            record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
+            return Err(Attempt::Failed(reason));
+        }
+        Some(Ok(())) => record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Healthy,
+            true,
+            Some(format!("healthy {} after the switch", fmt(since(switch_time)))),
+        ),
+    }
+    Ok(())
+}
+
+/// Blue-green: start `next` beside the old version as `SERVICE.green`, wait for its health with a
+/// temporary monitor, then move the service's name to it; the old one becomes `SERVICE.blue`.
+async fn switch_to_green(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    state: &ServiceState,
+    step: &str,
+    spec: &Upgrade,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Attempt> {
+    let service = spec.service.as_str();
+    let green_key = format!("{service}.green");
+    let mut green = next.clone();
+    green.name = green_key.clone();
+    // Subscribed before the start, so a crash right after it is not missed.
+    let exits = ctx.exits.subscribe();
+    let start = ctx.docker_call(async { stack.write().await.start_service(&green, env).await });
+    let started = ctx.interruptible(start).await.ok_or(Attempt::Interrupted)?;
+    let start_time = clock::instant_now();
+    if let Err(error) = started {
+        let reason =
+            format!("could not start {} beside the old version: {error}", next.image.reference());
+        record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
+        return Err(Attempt::Failed(reason));
+    }
+    let stop = CancellationToken::new();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let (rx, _task) = super::health::spawn_monitor(
+        green.clone(),
+        stack.clone(),
+        ctx.journal.clone(),
+        ctx.http.clone(),
+        stop.clone(),
+    );
+    let ready = wait_ready(exits, rx, stack, &green_key, spec.deadline, start_time);
+    let healthy = ctx.interruptible(ready).await;
+    stop.cancel();
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(start_time));
+    match healthy {
+        None => return Err(Attempt::Interrupted),
+        Some(Err(reason)) => {
+            let reason =
+                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
+            record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
+            return Err(Attempt::Failed(reason));
+        }
+        Some(Ok(())) => record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Healthy,
+            true,
+            Some(format!("`{green_key}` healthy {} after its start", fmt(since(start_time)))),
+        ),
+    }
+
+    let exits = ctx.exits.subscribe();
+    let switch = ctx.docker_call(async { stack.write().await.switch(service, &green_key).await });
+    let switched = ctx.interruptible(switch).await.ok_or(Attempt::Interrupted)?;
+    let switch_time = clock::instant_now();
+    if let Err(error) = switched {
+        let reason = format!("could not switch `{service}` to the new version: {error}");
+        record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
+        return Err(Attempt::Failed(reason));
+    }
+    record(
+        ctx,
+        step,
+        service,
+        UpgradeStage::Switched,
+        true,
+        Some(format!(
+            "`{service}` → {} (the old version is `{service}.blue`)",
+            next.image.reference()
+        )),
+    );
+    // The service's own monitor follows the name: its first check after the switch must pass.
+    let rx = state.health.get(service).cloned().expect("every service has a monitor");
+    let ready = wait_ready(exits, rx, stack, service, spec.deadline, switch_time);
+    let serving = ctx.interruptible(ready).await.ok_or(Attempt::Interrupted)?;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
+    serving.map_err(|reason| Attempt::Failed(format!("not healthy after the switch: {reason}")))
+}
+
+/// Whether `service`'s name has been moved away from its old container (blue-green).
+async fn switched_away(stack: &Arc<RwLock<StackHandle>>, service: &str) -> bool {
+    stack.read().await.container_id(&format!("{service}.blue")).is_ok()
 }
 
 /// Roll back the latest upgrade of `service`. `None` when interrupted; `Some(ok)` otherwise. A
@@ -301,13 +440,23 @@ async fn rollback(
         true,
         Some(format!("back to {}", previous.image.reference())),
     );
+    // A blue-green upgrade that did not complete still has the old version's container.
+    let blue_green = upgrade.strategy == Strategy::BlueGreen && !upgrade.completed;
+    let switched = blue_green && switched_away(stack, service).await;
+    let green = format!("{service}.green");
+    let failed_key = if blue_green && !switched { green.as_str() } else { service };
     // The failed release's last words, before its container is replaced.
-    if let Ok(lines) = stack.read().await.logs_tail(service, 20).await
+    if let Ok(lines) = stack.read().await.logs_tail(failed_key, 20).await
         && !lines.trim().is_empty()
     {
         ctx.journal.record(EventKind::ServiceLogs { service: service.to_owned(), lines });
     }
-    let result = ctx.interruptible(restore_previous(ctx, stack, scenario, state, &upgrade)).await?;
+    let result = if blue_green {
+        let back = switch_back(ctx, stack, scenario, state, &upgrade, switched);
+        ctx.interruptible(back).await?
+    } else {
+        ctx.interruptible(restore_previous(ctx, stack, scenario, state, &upgrade)).await?
+    };
     if let Some(record) = state.upgrades.get_mut(service) {
         record.rolled_back = true;
     }
@@ -335,22 +484,12 @@ async fn restore_previous(
     upgrade: &UpgradeRecord,
 ) -> Result<String, String> {
     let service = upgrade.previous.name.as_str();
-    let step = upgrade.step.as_str();
     // Stop the new version before touching the data it may be writing.
     let stopped = ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await });
     if let Err(error) = stopped.await {
         return Err(format!("could not stop the new version: {error}"));
     }
-    if let Some(data) = &upgrade.backup {
-        let hook = scenario.stack.services[data].restore.clone().unwrap_or_default();
-        match run_hook(ctx, stack, data, &hook).await {
-            Ok(detail) => record(ctx, step, service, UpgradeStage::Restore, true, Some(detail)),
-            Err(reason) => {
-                record(ctx, step, service, UpgradeStage::Restore, false, Some(reason.clone()));
-                return Err(format!("restore of `{data}` failed: {reason}"));
-            }
-        }
-    }
+    restore_data(ctx, stack, scenario, upgrade).await?;
     let env = super::render_env(scenario, &upgrade.previous, &state.run_id);
     let exits = ctx.exits.subscribe();
     recreate(ctx, stack, service, &upgrade.previous, &env).await?;
@@ -365,6 +504,69 @@ async fn restore_previous(
         upgrade.previous.image.reference(),
         fmt(since(started))
     ))
+}
+
+/// Blue-green rollback: the old container still exists (`SERVICE.blue` after the switch, `SERVICE`
+/// before it). Switch back if needed, remove the new one, restore the data.
+async fn switch_back(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &ServiceState,
+    upgrade: &UpgradeRecord,
+    switched: bool,
+) -> Result<String, String> {
+    let service = upgrade.previous.name.as_str();
+    let blue = format!("{service}.blue");
+    let green = format!("{service}.green");
+    let exits = ctx.exits.subscribe();
+    if switched {
+        ctx.docker_call(async { stack.write().await.switch(service, &blue).await })
+            .await
+            .map_err(|error| format!("could not switch back to the old version: {error}"))?;
+    }
+    let switched_back = clock::instant_now();
+    // Stop the new version before touching the data it may be writing.
+    ctx.docker_call(async { stack.write().await.remove(&green).await })
+        .await
+        .map_err(|error| format!("could not remove the new version: {error}"))?;
+    restore_data(ctx, stack, scenario, upgrade).await?;
+    let previous = upgrade.previous.image.reference();
+    if !switched {
+        return Ok(format!("{previous} kept serving; the new version was removed"));
+    }
+    let rx = state.health.get(service).cloned().expect("every service has a monitor");
+    let ready =
+        wait_ready(exits, rx, stack, service, upgrade.previous.startup_timeout, switched_back)
+            .await;
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(switched_back));
+    ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
+    Ok(format!(
+        "switched back to {previous}, healthy {} after the switch",
+        fmt(since(switched_back))
+    ))
+}
+
+/// Run the `restore` hook of the upgrade's data service, if it has one.
+async fn restore_data(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    upgrade: &UpgradeRecord,
+) -> Result<(), String> {
+    let service = upgrade.previous.name.as_str();
+    let step = upgrade.step.as_str();
+    if let Some(data) = &upgrade.backup {
+        let hook = scenario.stack.services[data].restore.clone().unwrap_or_default();
+        match run_hook(ctx, stack, data, &hook).await {
+            Ok(detail) => record(ctx, step, service, UpgradeStage::Restore, true, Some(detail)),
+            Err(reason) => {
+                record(ctx, step, service, UpgradeStage::Restore, false, Some(reason.clone()));
+                return Err(format!("restore of `{data}` failed: {reason}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Stop the running container (graceful) and start `next` in its place.

@@ -11,12 +11,13 @@ use indexmap::IndexMap;
 use testcontainers::bollard::container::LogOutput;
 use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
 use testcontainers::bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding,
 };
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
-    LogsOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    LogsOptionsBuilder, RenameContainerOptionsBuilder, RestartContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 
 use super::error::{docker_error, is_status};
@@ -207,6 +208,65 @@ impl StackHandle {
             .map_err(docker_error("remove container", key))?;
         self.containers.shift_remove(key);
         Ok(())
+    }
+
+    /// Move `service`'s name to the container of `candidate` (blue-green): the candidate is
+    /// reconnected to the run network with aliases `[service, candidate]` and becomes the key
+    /// `service`; the container it displaces is reconnected with its own alias only and becomes
+    /// the key `SERVICE.blue` (or `SERVICE.green` when the candidate is `SERVICE.blue`: switching
+    /// back). A container already under the displaced key is removed first.
+    pub async fn switch(&mut self, service: &str, candidate: &str) -> Result<(), StackError> {
+        let new_id = self.container_id(candidate)?.to_owned();
+        let old_id = self.container_id(service)?.to_owned();
+        let blue = format!("{service}.blue");
+        let displaced = if candidate == blue { format!("{service}.green") } else { blue.clone() };
+        if displaced != candidate {
+            self.remove(&displaced).await?;
+        }
+        // Container names follow the keys (`RUNID-KEY`), so that a later `start_service` of the
+        // candidate's key finds its name free. The displaced one first: it frees the name.
+        self.rename(&old_id, &displaced).await?;
+        self.rename(&new_id, service).await?;
+        // The candidate first, so the name always resolves to at least one container.
+        self.reconnect(&new_id, candidate, vec![service.to_owned(), candidate.to_owned()]).await?;
+        // The host side (traffic, health) follows the map: swap it before the old one moves.
+        self.containers.insert(service.to_owned(), new_id);
+        self.containers.shift_remove(candidate);
+        self.containers.insert(displaced.clone(), old_id.clone());
+        self.reconnect(&old_id, &displaced, vec![displaced.clone()]).await
+    }
+
+    /// Rename a container to the name of `key`.
+    async fn rename(&self, id: &str, key: &str) -> Result<(), StackError> {
+        let options = RenameContainerOptionsBuilder::new()
+            .name(&container_name(&self.identity.run_id, key))
+            .build();
+        self.docker
+            .client()
+            .rename_container(id, options)
+            .await
+            .map_err(docker_error("rename container", key))
+    }
+
+    /// Disconnect a container from the run network and connect it again with `aliases`.
+    async fn reconnect(&self, id: &str, key: &str, aliases: Vec<String>) -> Result<(), StackError> {
+        let client = self.docker.client();
+        let disconnect = NetworkDisconnectRequest { container: id.to_owned(), force: Some(true) };
+        client
+            .disconnect_network(&self.network_id, disconnect)
+            .await
+            .map_err(docker_error("disconnect from the network", key))?;
+        let connect = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            }),
+        };
+        client
+            .connect_network(&self.network_id, connect)
+            .await
+            .map_err(docker_error("connect to the network", key))
     }
 
     /// The 127.0.0.1 host port currently published for a container port (looked up each time:

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. Tests that need Docker use the real
 //! engine on this machine; the demo images are built once, locally, by `firedrill images`.
 
+mod blue_green;
 mod report;
 mod run;
 mod stack;

@@ -26,7 +26,7 @@ pub(super) const UPGRADE_KEYS: &[&str] = &[
     "version",
 ];
 /// Strategies that are supported.
-const STRATEGIES: &[&str] = &["recreate"];
+const STRATEGIES: &[&str] = &["recreate", "blue-green"];
 /// `on-failure` values.
 const ON_FAILURE: &[&str] = &["rollback", "abort", "continue"];
 
@@ -133,17 +133,21 @@ impl Walk<'_> {
     }
 
     fn strategy(&mut self, node: &Node) -> Option<Strategy> {
-        let text = self.r.text(node, "`recreate`")?;
+        let text = self.r.text(node, "`recreate` or `blue-green`")?;
         match text.as_str() {
             "recreate" => return Some(Strategy::Recreate),
-            "rolling" | "blue-green" => {
+            "blue-green" => return Some(Strategy::BlueGreen),
+            "rolling" => {
                 self.r
                     .error(
                         node.span,
                         format!("the `{text}` strategy is not supported yet"),
                         "not supported yet",
                     )
-                    .help("use `recreate` (stop the old container, then start the new one)");
+                    .help(
+                        "use `recreate` (stop the old container, then start the new one) or \
+                         `blue-green` (start the new one beside the old one, then switch)",
+                    );
             }
             _ => {
                 let hint = match suggest::closest(&text, STRATEGIES.iter().copied()) {
@@ -434,7 +438,7 @@ traffic:
             (OnFailure::Continue, &None, &None)
         );
         let Action::Upgrade(third) = &scenario.steps[3].action else { panic!() };
-        assert_eq!(third.on_failure, OnFailure::Abort);
+        assert_eq!((third.on_failure, third.strategy), (OnFailure::Abort, Strategy::BlueGreen));
         assert_eq!(third.version.as_ref().map(|v| v.path.as_str()), Some("/version"));
 
         let names: Vec<_> = scenario.expect.iter().map(|e| e.name.as_str()).collect();
@@ -481,6 +485,19 @@ traffic:
         let checkout = &scenario.traffic["checkout"];
         assert_eq!((checkout.concurrency, checkout.timeout), (64, Duration::from_secs(2)));
         assert_eq!(checkout.verify_writes, None);
+    }
+
+    #[test]
+    fn blue_green_is_a_strategy_and_rolling_is_not_yet() {
+        let scenario =
+            parse("steps:\n  - upgrade: { service: billing, image: b:2, strategy: blue-green }\n")
+                .unwrap();
+        let Action::Upgrade(upgrade) = &scenario.steps[0].action else { panic!() };
+        assert_eq!(upgrade.strategy, Strategy::BlueGreen);
+        let errors =
+            parse("steps:\n  - upgrade: { service: billing, image: b:2, strategy: rolling }\n")
+                .unwrap_err();
+        assert_eq!(errors, ["the `rolling` strategy is not supported yet"]);
     }
 
     #[test]
