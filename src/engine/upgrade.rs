@@ -308,26 +308,34 @@ async fn recreate_and_wait(
     let healthy =
         ctx.interruptible(wait_ready(exits, rx, stack, service, spec.deadline, switch_time)).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
-    match healthy {
-        None => return Err(Attempt::Interrupted),
+    let detail = || format!("healthy {} after the switch", fmt(since(switch_time)));
+    judge_healthy(ctx, step, spec, healthy, detail)
+}
+
+/// Record the `healthy` stage from a wait's outcome; `Err` ends the attempt.
+fn judge_healthy(
+    ctx: &Context,
+    step: &str,
+    spec: &Upgrade,
+    waited: Option<Result<(), String>>,
+    healthy_detail: impl FnOnce() -> String,
+) -> Result<(), Attempt> {
+    let service = spec.service.as_str();
+    match waited {
+        None => Err(Attempt::Interrupted),
         Some(Err(reason)) => {
             // No log fetch here: it costs ~100 ms, and the rollback must start at once. The
             // rollback captures the failed release's logs before it replaces the container.
             let reason =
                 format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
             record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
-            return Err(Attempt::Failed(reason));
+            Err(Attempt::Failed(reason))
         }
-        Some(Ok(())) => record(
-            ctx,
-            step,
-            service,
-            UpgradeStage::Healthy,
-            true,
-            Some(format!("healthy {} after the switch", fmt(since(switch_time)))),
-        ),
+        Some(Ok(())) => {
+            record(ctx, step, service, UpgradeStage::Healthy, true, Some(healthy_detail()));
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Blue-green: start `next` beside the old version as `SERVICE.green`, wait for its health with a
@@ -369,23 +377,8 @@ async fn switch_to_green(
     let healthy = ctx.interruptible(ready).await;
     stop.cancel();
     super::run::Accounting::add(&ctx.accounting.service_wait, since(start_time));
-    match healthy {
-        None => return Err(Attempt::Interrupted),
-        Some(Err(reason)) => {
-            let reason =
-                format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline));
-            record(ctx, step, service, UpgradeStage::Healthy, false, Some(reason.clone()));
-            return Err(Attempt::Failed(reason));
-        }
-        Some(Ok(())) => record(
-            ctx,
-            step,
-            service,
-            UpgradeStage::Healthy,
-            true,
-            Some(format!("`{green_key}` healthy {} after its start", fmt(since(start_time)))),
-        ),
-    }
+    let detail = || format!("`{green_key}` healthy {} after its start", fmt(since(start_time)));
+    judge_healthy(ctx, step, spec, healthy, detail)?;
 
     let exits = ctx.exits.subscribe();
     let switch = ctx.docker_call(async { stack.write().await.switch(service, &green_key).await });
