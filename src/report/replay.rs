@@ -7,16 +7,14 @@
 //! may have changed since the run.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
 
 use super::json::RunStatus;
 use super::record::RunRecord;
 use crate::checks::{CheckStatus, Verdict, evaluate};
 use crate::journal::{Event, EventKind, JournalError, Outcome, read_journal};
-use crate::scenario::model::{Expectation, ExpectationKind, Probe, ProbeKind, Stack, SteadyPhase};
+use crate::scenario::model::{Expectation, Probe, Stack};
 use crate::scenario::{self, Scenario};
 
 /// A run rebuilt from its folder.
@@ -217,9 +215,9 @@ fn scenario_from_journal(
         _ => None,
     })?;
     let parse = || -> Result<Scenario, String> {
-        let steady_state: Vec<ProbeRecord> =
+        let steady_state: Vec<Probe> =
             serde_json::from_value(steady_state.clone()).map_err(|e| e.to_string())?;
-        let expect: Vec<ExpectationRecord> =
+        let expect: Vec<Expectation> =
             serde_json::from_value(expect.clone()).map_err(|e| e.to_string())?;
         Ok(Scenario {
             name: name.to_owned(),
@@ -227,171 +225,12 @@ fn scenario_from_journal(
             source: PathBuf::from(file),
             stack: Stack { services: IndexMap::new() },
             traffic: IndexMap::new(),
-            steady_state: steady_state
-                .into_iter()
-                .map(ProbeRecord::into_model)
-                .collect::<Result<_, _>>()?,
+            steady_state,
             steps: Vec::new(),
-            expect: expect
-                .into_iter()
-                .map(ExpectationRecord::into_model)
-                .collect::<Result<_, _>>()?,
+            expect,
         })
     };
     Some(parse())
-}
-
-// What the scenario model's `Serialize` writes, read back. The model has no `Deserialize` (the
-// scenario parser is its only constructor); these mirror its shapes, and a test serializes every
-// kind through the model and reads it back here.
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectationRecord {
-    name: String,
-    kind: ExpectationKindRecord,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum ExpectationKindRecord {
-    SteadyState(SteadyPhase),
-    HealthyWithin {
-        service: String,
-        after: String,
-        within: String,
-    },
-    HealthyThroughout {
-        service: String,
-        step: String,
-    },
-    UnhealthyDuring {
-        service: String,
-        step: String,
-    },
-    ProbePassed {
-        step: String,
-    },
-    Restored {
-        service: String,
-        after: String,
-        within: String,
-        version: Option<String>,
-        traffic: Option<String>,
-    },
-    Slo {
-        traffic: String,
-        availability: Option<f64>,
-        p50: Option<String>,
-        p95: Option<String>,
-        p99: Option<String>,
-        max_outage: Option<String>,
-        during: Option<String>,
-    },
-    NoLostWrites {
-        traffic: String,
-    },
-    UpgradeSucceeds {
-        step: String,
-    },
-    UpgradeRolledBack {
-        step: String,
-    },
-}
-
-impl ExpectationRecord {
-    fn into_model(self) -> Result<Expectation, String> {
-        let kind = match self.kind {
-            ExpectationKindRecord::SteadyState(phase) => ExpectationKind::SteadyState(phase),
-            ExpectationKindRecord::HealthyWithin { service, after, within } => {
-                ExpectationKind::HealthyWithin { service, after, within: duration(&within)? }
-            }
-            ExpectationKindRecord::HealthyThroughout { service, step } => {
-                ExpectationKind::HealthyThroughout { service, step }
-            }
-            ExpectationKindRecord::UnhealthyDuring { service, step } => {
-                ExpectationKind::UnhealthyDuring { service, step }
-            }
-            ExpectationKindRecord::ProbePassed { step } => ExpectationKind::ProbePassed { step },
-            ExpectationKindRecord::Restored { service, after, within, version, traffic } => {
-                ExpectationKind::Restored {
-                    service,
-                    after,
-                    within: duration(&within)?,
-                    version,
-                    traffic,
-                }
-            }
-            ExpectationKindRecord::Slo {
-                traffic,
-                availability,
-                p50,
-                p95,
-                p99,
-                max_outage,
-                during,
-            } => ExpectationKind::Slo {
-                traffic,
-                availability,
-                p50: p50.as_deref().map(duration).transpose()?,
-                p95: p95.as_deref().map(duration).transpose()?,
-                p99: p99.as_deref().map(duration).transpose()?,
-                max_outage: max_outage.as_deref().map(duration).transpose()?,
-                during,
-            },
-            ExpectationKindRecord::NoLostWrites { traffic } => {
-                ExpectationKind::NoLostWrites { traffic }
-            }
-            ExpectationKindRecord::UpgradeSucceeds { step } => {
-                ExpectationKind::UpgradeSucceeds { step }
-            }
-            ExpectationKindRecord::UpgradeRolledBack { step } => {
-                ExpectationKind::UpgradeRolledBack { step }
-            }
-        };
-        Ok(Expectation { name: self.name, kind })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProbeRecord {
-    name: String,
-    kind: ProbeKindRecord,
-    timeout: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum ProbeKindRecord {
-    Http {
-        service: String,
-        port: u16,
-        method: String,
-        path: String,
-        status: u16,
-        body_contains: Option<String>,
-    },
-    Tcp {
-        service: String,
-        port: u16,
-    },
-}
-
-impl ProbeRecord {
-    fn into_model(self) -> Result<Probe, String> {
-        let kind = match self.kind {
-            ProbeKindRecord::Http { service, port, method, path, status, body_contains } => {
-                ProbeKind::Http { service, port, method, path, status, body_contains }
-            }
-            ProbeKindRecord::Tcp { service, port } => ProbeKind::Tcp { service, port },
-        };
-        Ok(Probe { name: self.name, kind, timeout: duration(&self.timeout)? })
-    }
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    scenario::parse_duration(text).map_err(|e| format!("bad duration `{text}`: {e}"))
 }
 
 #[cfg(test)]

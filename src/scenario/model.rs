@@ -446,7 +446,7 @@ impl ContainerOp {
 }
 
 /// A probe: one request from the harness to a service, judged against an expectation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Probe {
     /// `name`, or generated (`http billing:8080/health`).
     pub name: String,
@@ -458,7 +458,7 @@ pub struct Probe {
 }
 
 /// The kinds of probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProbeKind {
     /// `http: { service, port, method, path, status, body-contains }`.
@@ -495,7 +495,7 @@ impl ProbeKind {
 }
 
 /// One entry of `expect`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Expectation {
     /// `name`, or generated from the kind (`healthy-within billing after "start billing"`).
     pub name: String,
@@ -504,7 +504,7 @@ pub struct Expectation {
 }
 
 /// The checks `expect` can ask for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExpectationKind {
     /// `steady-state: before | after`: every steady-state probe passed in that phase.
@@ -611,11 +611,18 @@ pub enum SteadyPhase {
 pub mod duration_serde {
     use std::time::Duration;
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialize a duration as `format_duration` writes it.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::scenario::format_duration(*d))
+    }
+
+    /// Read what `serialize` wrote (journals replayed by `firedrill report`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::scenario::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("bad duration `{text}`: {e}")))
     }
 }
 
@@ -623,7 +630,7 @@ pub mod duration_serde {
 pub mod option_duration_serde {
     use std::time::Duration;
 
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialize `Some` as a humane string, `None` as null.
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -631,5 +638,15 @@ pub mod option_duration_serde {
             Some(d) => s.serialize_str(&crate::scenario::format_duration(*d)),
             None => s.serialize_none(),
         }
+    }
+
+    /// Read what `serialize` wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                crate::scenario::parse_duration(&text)
+                    .map_err(|e| serde::de::Error::custom(format!("bad duration `{text}`: {e}")))
+            })
+            .transpose()
     }
 }
