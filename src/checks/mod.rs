@@ -377,29 +377,7 @@ fn healthy_within(journal: &Timeline<'_>, service: &str, after: &str, within_us:
 /// observation of the service up to the step's end, it is not evaluated.
 fn healthy_throughout(journal: &Timeline<'_>, service: &str, step: &str) -> Judged {
     let expected = format!("`{service}` never unhealthy while `{step}` runs");
-    let span = match journal.step_span(step) {
-        Ok(span) => span,
-        Err((summary, evidence)) => {
-            return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary)
-                .with_evidence(evidence);
-        }
-    };
-    let states = journal.health_in_span(service, &span);
-    let mut evidence = span.evidence(step);
-    if let Some(unhealthy) = states.first_unhealthy() {
-        evidence.push(Evidence::at(unhealthy.event, unhealthy.note()));
-        let summary = format!("{}: {}", span.describe_moment(unhealthy, step), unhealthy.detail);
-        let observed = format!("{}{}", summary, span.step_failure_suffix());
-        return Judged::new(CheckStatus::Failed, expected, summary, observed)
-            .with_evidence(evidence);
-    }
-    if let Some((summary, observed)) = states.unsettled(service, step, &span) {
-        return Judged::new(CheckStatus::NotEvaluated, expected, summary, observed)
-            .with_evidence(evidence);
-    }
-    let summary = format!("healthy throughout `{step}` ({})", span.length());
-    let observed = format!("{summary}{}", span.step_failure_suffix());
-    Judged::new(CheckStatus::Passed, expected, summary, observed).with_evidence(evidence)
+    health_during_step(journal, service, step, expected, CheckStatus::Failed, CheckStatus::Passed)
 }
 
 /// `unhealthy-during: { service, step }`.
@@ -411,6 +389,20 @@ fn healthy_throughout(journal: &Timeline<'_>, service: &str, step: &str) -> Judg
 /// Without any health observation of the service up to the step's end, it is not evaluated.
 fn unhealthy_during(journal: &Timeline<'_>, service: &str, step: &str) -> Judged {
     let expected = format!("`{service}` unhealthy at least once while `{step}` runs");
+    health_during_step(journal, service, step, expected, CheckStatus::Passed, CheckStatus::Failed)
+}
+
+/// The health of `service` over `step`'s span, judged `if_unhealthy` when an unhealthy state was
+/// seen in it and `if_healthy` when the whole span was observed healthy; the two checks above
+/// differ only in which of those is a pass.
+fn health_during_step(
+    journal: &Timeline<'_>,
+    service: &str,
+    step: &str,
+    expected: String,
+    if_unhealthy: CheckStatus,
+    if_healthy: CheckStatus,
+) -> Judged {
     let span = match journal.step_span(step) {
         Ok(span) => span,
         Err((summary, evidence)) => {
@@ -424,8 +416,7 @@ fn unhealthy_during(journal: &Timeline<'_>, service: &str, step: &str) -> Judged
         evidence.push(Evidence::at(unhealthy.event, unhealthy.note()));
         let summary = format!("{}: {}", span.describe_moment(unhealthy, step), unhealthy.detail);
         let observed = format!("{}{}", summary, span.step_failure_suffix());
-        return Judged::new(CheckStatus::Passed, expected, summary, observed)
-            .with_evidence(evidence);
+        return Judged::new(if_unhealthy, expected, summary, observed).with_evidence(evidence);
     }
     if let Some((summary, observed)) = states.unsettled(service, step, &span) {
         return Judged::new(CheckStatus::NotEvaluated, expected, summary, observed)
@@ -433,7 +424,7 @@ fn unhealthy_during(journal: &Timeline<'_>, service: &str, step: &str) -> Judged
     }
     let summary = format!("healthy throughout `{step}` ({})", span.length());
     let observed = format!("{summary}{}", span.step_failure_suffix());
-    Judged::new(CheckStatus::Failed, expected, summary, observed).with_evidence(evidence)
+    Judged::new(if_healthy, expected, summary, observed).with_evidence(evidence)
 }
 
 /// `probe-passed: STEP`.
