@@ -74,7 +74,7 @@ async fn stream(port: u16) -> Sample {
         timeout: Duration::from_secs(2),
         verify_writes: None,
     };
-    let resolve: PortResolver = Arc::new(move || Box::pin(async move { Ok(port) }));
+    let resolve = PortResolver::fixed(port);
     let journal = Journal::in_memory(Arc::new(SystemClock::start()));
     let handle = traffic::start(&spec, resolve, journal.clone(), traffic::http_client());
     clock::sleep(WINDOW).await;

@@ -171,3 +171,50 @@ fn healthy(detail: String) -> Observation {
 fn unhealthy(detail: String) -> Observation {
     Observation { healthy: false, detail, started: clock::instant_now() }
 }
+
+/// The health of a replicated service from its replicas' monitors: healthy while at least one
+/// replica is (the service answers), recorded under the service's name on every change, with how
+/// many replicas are healthy. Each replica's own changes are recorded by its monitor as
+/// `SERVICE.N`.
+pub fn spawn_aggregate(
+    service: String,
+    mut replicas: Vec<watch::Receiver<HealthState>>,
+    journal: Journal,
+    stop: CancellationToken,
+) -> (watch::Receiver<HealthState>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        let mut last: Option<bool> = None;
+        loop {
+            let seen: Vec<Observation> =
+                replicas.iter_mut().filter_map(|rx| rx.borrow_and_update().clone()).collect();
+            // Only once every replica was observed: before that the count would mislead.
+            if seen.len() == replicas.len() {
+                let up = seen.iter().filter(|o| o.healthy).count();
+                let healthy = up > 0;
+                let detail = format!("{up}/{} replicas healthy", replicas.len());
+                let started = seen.iter().map(|o| o.started).max().expect("at least one replica");
+                if last != Some(healthy) {
+                    last = Some(healthy);
+                    journal.record(EventKind::HealthChanged {
+                        service: service.clone(),
+                        healthy,
+                        detail: detail.clone(),
+                    });
+                }
+                tx.send_replace(Some(Observation { healthy, detail, started }));
+            }
+            let changed = futures_util::future::select_all(
+                replicas.iter_mut().map(|rx| Box::pin(rx.changed())),
+            );
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                (result, _, _) = changed => if result.is_err() {
+                    return;
+                },
+            }
+        }
+    });
+    (rx, task)
+}

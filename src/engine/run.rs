@@ -197,7 +197,7 @@ pub async fn run(
             upgrades: HashMap::new(),
             run_id: run_id.clone(),
         };
-        let traffic = start_traffic(&ctx, scenario, stack);
+        let traffic = start_traffic(&ctx, scenario, stack).await;
         stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
         finish_traffic(&ctx, scenario, stack, traffic).await;
     }
@@ -413,67 +413,87 @@ async fn bring_up(
     for service in scenario.stack.start_order() {
         let env = render_env(scenario, service, &run_id);
         let started = clock::instant_now();
-        let container = ctx
-            .interruptible(
-                ctx.docker_call(async { stack.write().await.start_service(service, &env).await }),
-            )
-            .await
-            .ok_or(Stop::Interrupted)?
-            .map_err(EngineError::from)?;
-        ctx.journal.record(EventKind::ServiceStarted {
-            service: service.name.clone(),
-            container,
-            image: service.image.reference().to_string(),
-        });
-        let ready_wait_started = clock::instant_now();
-        let (rx, task) = spawn_monitor(
-            service.clone(),
-            stack.clone(),
-            ctx.journal.clone(),
-            ctx.http.clone(),
-            up.monitors_stop.clone(),
-        );
-        up.monitors.push(task);
-        up.health.insert(service.name.clone(), rx.clone());
-
-        let waited = ctx
-            .interruptible(wait_ready(
-                ctx.exits.subscribe(),
-                rx,
-                &stack,
-                &service.name,
-                service.startup_timeout,
-                ready_wait_started,
-            ))
-            .await;
-        // From container start on; the start itself is Docker time.
-        Accounting::add(
-            &ctx.accounting.service_wait,
-            clock::instant_now().saturating_duration_since(ready_wait_started),
-        );
-        match waited {
-            None => return Err(Stop::Interrupted),
-            Some(Ok(())) => {
-                ctx.journal.record(EventKind::ServiceReady {
-                    service: service.name.clone(),
-                    startup_us: clock::instant_now().saturating_duration_since(started).as_micros()
-                        as u64,
-                });
-            }
-            Some(Err(reason)) => {
-                let logs = ctx
-                    .docker_call(async { stack.read().await.logs_tail(&service.name, 20).await })
-                    .await
-                    .unwrap_or_default();
-                ctx.journal.record(EventKind::ServiceLogs {
-                    service: service.name.clone(),
-                    lines: logs.clone(),
-                });
-                return Err(
-                    EngineError::Startup { service: service.name.clone(), reason, logs }.into()
-                );
+        let replicated = service.replicas > 1;
+        let mut replica_health = Vec::new();
+        for key in service.replica_keys() {
+            let mut definition = service.clone();
+            definition.name = key.clone();
+            let container = ctx
+                .interruptible(ctx.docker_call(async {
+                    let mut stack = stack.write().await;
+                    if replicated {
+                        stack.start_replica(service, &key, &env, true).await
+                    } else {
+                        stack.start_service(service, &env).await
+                    }
+                }))
+                .await
+                .ok_or(Stop::Interrupted)?
+                .map_err(EngineError::from)?;
+            ctx.journal.record(EventKind::ServiceStarted {
+                service: key.clone(),
+                container,
+                image: service.image.reference().to_string(),
+            });
+            let (rx, task) = spawn_monitor(
+                definition,
+                stack.clone(),
+                ctx.journal.clone(),
+                ctx.http.clone(),
+                up.monitors_stop.clone(),
+            );
+            up.monitors.push(task);
+            up.health.insert(key.clone(), rx.clone());
+            replica_health.push(rx);
+        }
+        if replicated {
+            let (rx, task) = super::health::spawn_aggregate(
+                service.name.clone(),
+                replica_health,
+                ctx.journal.clone(),
+                up.monitors_stop.clone(),
+            );
+            up.monitors.push(task);
+            up.health.insert(service.name.clone(), rx);
+        }
+        for key in service.replica_keys() {
+            let ready_wait_started = clock::instant_now();
+            let rx = up.health[&key].clone();
+            let waited = ctx
+                .interruptible(wait_ready(
+                    ctx.exits.subscribe(),
+                    rx,
+                    &stack,
+                    &key,
+                    service.startup_timeout,
+                    started,
+                ))
+                .await;
+            // From container start on; the start itself is Docker time.
+            Accounting::add(
+                &ctx.accounting.service_wait,
+                clock::instant_now().saturating_duration_since(ready_wait_started),
+            );
+            match waited {
+                None => return Err(Stop::Interrupted),
+                Some(Ok(())) => {}
+                Some(Err(reason)) => {
+                    let logs = ctx
+                        .docker_call(async { stack.read().await.logs_tail(&key, 20).await })
+                        .await
+                        .unwrap_or_default();
+                    ctx.journal.record(EventKind::ServiceLogs {
+                        service: key.clone(),
+                        lines: logs.clone(),
+                    });
+                    return Err(EngineError::Startup { service: key, reason, logs }.into());
+                }
             }
         }
+        ctx.journal.record(EventKind::ServiceReady {
+            service: service.name.clone(),
+            startup_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
+        });
     }
     Ok(())
 }
@@ -580,21 +600,19 @@ async fn steps(
 }
 
 /// Start every `traffic` entry; they run until the steps are over.
-fn start_traffic(
+async fn start_traffic(
     ctx: &Context,
     scenario: &Scenario,
     stack: &Arc<RwLock<StackHandle>>,
 ) -> Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)> {
-    scenario
-        .traffic
-        .values()
-        .map(|spec| {
-            let http = crate::traffic::http_client();
-            let resolve = port_resolver(stack, &spec.request.service, spec.request.port);
-            let handle = crate::traffic::start(spec, resolve, ctx.journal.clone(), http.clone());
-            (spec.name.clone(), handle, http)
-        })
-        .collect()
+    let mut started = Vec::new();
+    for spec in scenario.traffic.values() {
+        let http = crate::traffic::http_client();
+        let resolve = port_resolver(stack, &spec.request.service, spec.request.port).await;
+        let handle = crate::traffic::start(spec, resolve, ctx.journal.clone(), http.clone());
+        started.push((spec.name.clone(), handle, http));
+    }
+    started
 }
 
 /// Stop the traffic (in-flight requests finish) and read acknowledged writes back.
@@ -618,7 +636,7 @@ async fn finish_traffic(
             continue;
         }
         let started = clock::instant_now();
-        let resolve = port_resolver(stack, &spec.request.service, spec.request.port);
+        let resolve = port_resolver(stack, &spec.request.service, spec.request.port).await;
         let verified = crate::traffic::verify_writes_against(
             spec,
             &stats.records,
@@ -636,20 +654,30 @@ async fn finish_traffic(
 
 /// The current 127.0.0.1 port of a service's container port (it moves when the container is
 /// replaced or restarted).
-fn port_resolver(
+async fn port_resolver(
     stack: &Arc<RwLock<StackHandle>>,
     service: &str,
     port: u16,
 ) -> crate::traffic::PortResolver {
+    // The counter is the stack's own and never changes identity: reading it once is enough.
+    let changes = stack.read().await.rotation_changes();
     let stack = stack.clone();
     let service = service.to_owned();
-    Arc::new(move || {
-        let stack = stack.clone();
-        let service = service.clone();
-        Box::pin(async move {
-            stack.read().await.host_port(&service, port).await.map_err(|error| error.to_string())
-        })
-    })
+    crate::traffic::PortResolver::many(
+        move || {
+            let stack = stack.clone();
+            let service = service.clone();
+            Box::pin(async move {
+                stack
+                    .read()
+                    .await
+                    .host_ports(&service, port)
+                    .await
+                    .map_err(|error| error.to_string())
+            })
+        },
+        changes,
+    )
 }
 
 async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {

@@ -175,8 +175,8 @@ async fn attempt_upgrade(
     let blue_green = spec.strategy == Strategy::BlueGreen;
     // Recreate stops the old version first: the backup then holds every write it acknowledged,
     // and a restore after a failed upgrade loses nothing the old version accepted. Blue-green
-    // keeps it serving until the switch.
-    if !blue_green {
+    // and rolling keep it serving.
+    if spec.strategy == Strategy::Recreate {
         let stopped = ctx
             .interruptible(
                 ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await }),
@@ -224,11 +224,12 @@ async fn attempt_upgrade(
         return stop;
     }
 
-    if blue_green {
-        if let Err(stop) = switch_to_green(ctx, stack, state, step, spec, next, &env).await {
-            return stop;
-        }
-    } else if let Err(stop) = recreate_and_wait(ctx, stack, state, step, spec, next, &env).await {
+    let replaced = match spec.strategy {
+        Strategy::BlueGreen => switch_to_green(ctx, stack, state, step, spec, next, &env).await,
+        Strategy::Recreate => recreate_and_wait(ctx, stack, state, step, spec, next, &env).await,
+        Strategy::Rolling => roll(ctx, stack, state, step, spec, next, &env).await,
+    };
+    if let Err(stop) = replaced {
         return stop;
     }
 
@@ -310,6 +311,108 @@ async fn recreate_and_wait(
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
     let detail = || format!("healthy {} after the switch", fmt(since(switch_time)));
     judge_healthy(ctx, step, spec, healthy, detail)
+}
+
+/// Rolling: replace the replicas `max-unavailable` at a time. Each batch leaves rotation (the
+/// service's name and the harness's traffic stop reaching it), is stopped gracefully and replaced
+/// by the new version, and rejoins rotation once every replica of the batch is healthy within the
+/// deadline. The first batch that fails ends the attempt; the replicas already replaced keep
+/// serving until the rollback replaces them back.
+async fn roll(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    state: &ServiceState,
+    step: &str,
+    spec: &Upgrade,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Attempt> {
+    let service = spec.service.as_str();
+    let keys = next.replica_keys();
+    let batch = usize::try_from(spec.max_unavailable).unwrap_or(1).max(1);
+    for chunk in keys.chunks(batch) {
+        let replaced = replace_replicas(ctx, stack, state, next, env, chunk, spec.deadline);
+        match ctx.interruptible(replaced).await {
+            None => return Err(Attempt::Interrupted),
+            Some(Err((stage, reason))) => {
+                record(ctx, step, service, stage, false, Some(reason.clone()));
+                let reason = if stage == UpgradeStage::Healthy {
+                    format!("not healthy within the {} deadline: {reason}", fmt(spec.deadline))
+                } else {
+                    reason
+                };
+                return Err(Attempt::Failed(reason));
+            }
+            Some(Ok(detail)) => {
+                record(ctx, step, service, UpgradeStage::Switched, true, Some(detail.switched));
+                record(ctx, step, service, UpgradeStage::Healthy, true, Some(detail.healthy));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What replacing one batch of replicas did.
+struct Replaced {
+    switched: String,
+    healthy: String,
+}
+
+/// Take `keys` out of rotation, replace them with `next`, wait for their health within
+/// `deadline`, put them back in rotation. `Err` names the stage that failed.
+async fn replace_replicas(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    state: &ServiceState,
+    next: &Service,
+    env: &std::collections::BTreeMap<String, String>,
+    keys: &[String],
+    deadline: Duration,
+) -> Result<Replaced, (UpgradeStage, String)> {
+    let service = next.name.as_str();
+    let listed = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    // Subscribed before the starts, so a crash right after one is not missed.
+    let mut exits: Vec<_> = keys.iter().map(|_| ctx.exits.subscribe()).collect();
+    let swapped = ctx
+        .docker_call(async {
+            let mut stack = stack.write().await;
+            for key in keys {
+                stack.drain(service, key).await?;
+            }
+            for key in keys {
+                // Graceful: requests in flight on the old version finish. A container that is
+                // gone already is replaced either way.
+                let _ = stack.stop(key, STOP_GRACE).await;
+                stack.start_replica(next, key, env, false).await?;
+            }
+            Ok::<_, crate::stack::StackError>(())
+        })
+        .await;
+    let switch_time = clock::instant_now();
+    if let Err(error) = swapped {
+        return Err((
+            UpgradeStage::Switched,
+            format!("could not replace {listed} with {}: {error}", next.image.reference()),
+        ));
+    }
+    for key in keys {
+        let rx = state.health.get(key).cloned().expect("every replica has a monitor");
+        let exits = exits.remove(0);
+        let ready = wait_ready(exits, rx, stack, key, deadline, switch_time).await;
+        super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
+        ready.map_err(|reason| (UpgradeStage::Healthy, format!("`{key}`: {reason}")))?;
+    }
+    let healthy = format!("{listed} healthy {} after the replacement", fmt(since(switch_time)));
+    ctx.docker_call(async {
+        let mut stack = stack.write().await;
+        for key in keys {
+            stack.admit(service, key).await?;
+        }
+        Ok::<_, crate::stack::StackError>(())
+    })
+    .await
+    .map_err(|error| (UpgradeStage::Switched, format!("could not put {listed} back: {error}")))?;
+    Ok(Replaced { switched: format!("{listed} → {}", next.image.reference()), healthy })
 }
 
 /// Record the `healthy` stage from a wait's outcome; `Err` ends the attempt.
@@ -437,7 +540,18 @@ async fn rollback(
     let blue_green = upgrade.strategy == Strategy::BlueGreen && !upgrade.completed;
     let switched = blue_green && switched_away(stack, service).await;
     let green = format!("{service}.green");
-    let failed_key = if blue_green && !switched { green.as_str() } else { service };
+    let mut failed_key = if blue_green && !switched { green.clone() } else { service.to_owned() };
+    if upgrade.strategy == Strategy::Rolling {
+        // The first replica that runs something else than the previous version.
+        for key in previous.replica_keys() {
+            let image = stack.read().await.image_of(&key).await;
+            if image.is_ok_and(|image| image != previous.image.reference()) {
+                failed_key = key;
+                break;
+            }
+        }
+    }
+    let failed_key = failed_key.as_str();
     // The failed release's last words, before its container is replaced.
     if let Ok(lines) = stack.read().await.logs_tail(failed_key, 20).await
         && !lines.trim().is_empty()
@@ -447,6 +561,8 @@ async fn rollback(
     let result = if blue_green {
         let back = switch_back(ctx, stack, scenario, state, &upgrade, switched);
         ctx.interruptible(back).await?
+    } else if upgrade.strategy == Strategy::Rolling {
+        ctx.interruptible(roll_back(ctx, stack, scenario, state, &upgrade)).await?
     } else {
         ctx.interruptible(restore_previous(ctx, stack, scenario, state, &upgrade)).await?
     };
@@ -495,6 +611,44 @@ async fn restore_previous(
     Ok(format!(
         "{} healthy {} after its start",
         upgrade.previous.image.reference(),
+        fmt(since(started))
+    ))
+}
+
+/// Rolling rollback: replace every replica that does not run the previous image, one replica at
+/// a time, then restore the data. The replicas still on the previous version keep serving
+/// throughout.
+async fn roll_back(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    scenario: &Scenario,
+    state: &ServiceState,
+    upgrade: &UpgradeRecord,
+) -> Result<String, String> {
+    let previous = &upgrade.previous;
+    let wanted = previous.image.reference();
+    let env = super::render_env(scenario, previous, &state.run_id);
+    let started = clock::instant_now();
+    let mut replaced = Vec::new();
+    for key in previous.replica_keys() {
+        let image = stack.read().await.image_of(&key).await;
+        if image.as_deref().is_ok_and(|image| image == wanted) {
+            continue;
+        }
+        let keys = [key.clone()];
+        replace_replicas(ctx, stack, state, previous, &env, &keys, previous.startup_timeout)
+            .await
+            .map_err(|(_, reason)| format!("the previous version did not come back: {reason}"))?;
+        replaced.push(format!("`{key}`"));
+    }
+    restore_data(ctx, stack, scenario, upgrade).await?;
+    Ok(format!(
+        "{} back to {wanted}, healthy {} after the rollback began",
+        if replaced.is_empty() {
+            "no replica needed to go".to_owned()
+        } else {
+            replaced.join(", ")
+        },
         fmt(since(started))
     ))
 }
@@ -670,6 +824,41 @@ async fn observe_version_once(
     endpoint: &VersionEndpoint,
     moment: &str,
 ) {
+    let replicas = stack.read().await.replicas(service).map(<[String]>::to_vec);
+    let (ok, body) = match replicas {
+        None => ask_version(ctx, stack, service, endpoint).await,
+        // Every replica must answer, and all the same: a half-rolled-back service is not back.
+        Some(keys) => {
+            let mut answers = Vec::new();
+            for key in &keys {
+                answers.push((key, ask_version(ctx, stack, key, endpoint).await));
+            }
+            let agreed = answers.iter().all(|(_, (ok, body))| *ok && *body == answers[0].1.1);
+            if agreed {
+                (true, answers[0].1.1.clone())
+            } else {
+                let listed: Vec<String> =
+                    answers.iter().map(|(key, (_, body))| format!("{key}: {body}")).collect();
+                (false, format!("replicas disagree: {}", listed.join("; ")))
+            }
+        }
+    };
+    ctx.journal.record(EventKind::VersionObserved {
+        service: service.to_owned(),
+        step: step.to_owned(),
+        moment: moment.to_owned(),
+        body,
+        ok,
+    });
+}
+
+/// One answer of a container's version endpoint: (success status, body or error).
+async fn ask_version(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    service: &str,
+    endpoint: &VersionEndpoint,
+) -> (bool, String) {
     let port = stack.read().await.host_port(service, endpoint.port).await;
     let (ok, body) = match port {
         Err(error) => (false, error.to_string()),
@@ -696,13 +885,7 @@ async fn observe_version_once(
             }
         }
     };
-    ctx.journal.record(EventKind::VersionObserved {
-        service: service.to_owned(),
-        step: step.to_owned(),
-        moment: moment.to_owned(),
-        body,
-        ok,
-    });
+    (ok, body)
 }
 
 /// Successful and total requests of `traffic` scheduled in `[from_us, to_us)`.

@@ -102,6 +102,22 @@ pub struct Service {
     /// `restore: [argv]`: run inside this service's container when that upgrade is rolled back
     /// (e.g. `pg_restore --clean`); must exit 0.
     pub restore: Option<Vec<String>>,
+    /// `replicas`: how many identical containers serve the service (default 1). Each replica is
+    /// `SERVICE.N` (1-based) on the network and in the journal; the service's name resolves to the
+    /// replicas in rotation, and the harness spreads its traffic across them.
+    pub replicas: u32,
+}
+
+impl Service {
+    /// The keys of the service's containers: the service's own name for a single container,
+    /// `SERVICE.1` … `SERVICE.N` for a replicated one.
+    pub fn replica_keys(&self) -> Vec<String> {
+        if self.replicas <= 1 {
+            vec![self.name.clone()]
+        } else {
+            (1..=self.replicas).map(|n| format!("{}.{n}", self.name)).collect()
+        }
+    }
 }
 
 /// `image:` or `build:`.
@@ -276,6 +292,9 @@ pub struct Upgrade {
     /// `version: { port, path }`: where the service reports its version; the engine records the
     /// answer before the upgrade, after the switch and after a rollback (`version-observed`).
     pub version: Option<VersionEndpoint>,
+    /// `max-unavailable`: how many replicas a `rolling` upgrade takes out of rotation at once
+    /// (default 1).
+    pub max_unavailable: u32,
 }
 
 /// `version: { port, path }` of an upgrade.
@@ -296,6 +315,9 @@ pub enum Strategy {
     /// Start the new version beside the old one, wait for health, then move the service's name
     /// to it; the old one stays until the upgrade is verified.
     BlueGreen,
+    /// Replace the replicas of a replicated service `max-unavailable` at a time: take them out of
+    /// rotation, replace them, put them back once healthy.
+    Rolling,
 }
 
 /// `migrate: { command, when, deadline }`.

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -53,8 +55,15 @@ pub struct StackHandle {
     network_id: String,
     network_name: String,
     gateway: Option<IpAddr>,
-    /// Service → container id, in start order.
+    /// Key (service, replica `SERVICE.N`, or a helper like `SERVICE.green`) → container id, in
+    /// start order.
     containers: IndexMap<String, String>,
+    /// Replicated services: their replicas and which are in rotation.
+    groups: HashMap<String, Group>,
+    /// Round-robin position over replicas, for lookups that want one container of a service.
+    next_replica: AtomicUsize,
+    /// Bumped whenever a replica enters or leaves rotation, so the traffic looks its ports up again.
+    rotation_changes: Arc<AtomicU64>,
     /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
     finished: bool,
 }
@@ -80,6 +89,9 @@ impl StackHandle {
             network_name: name,
             gateway: None,
             containers: IndexMap::new(),
+            groups: HashMap::new(),
+            next_replica: AtomicUsize::new(0),
+            rotation_changes: Arc::new(AtomicU64::new(0)),
             finished: false,
         };
         let inspect = client
@@ -112,12 +124,129 @@ impl StackHandle {
         self.gateway
     }
 
-    /// The container id of a started service.
+    /// The container id of a started service. For a replicated service: one of its replicas in
+    /// rotation, taken in turn (so probes and lookups spread like the traffic does).
     pub fn container_id(&self, service: &str) -> Result<&str, StackError> {
+        let key = match self.groups.get(service) {
+            Some(group) => {
+                let serving = group.serving();
+                let pick = serving
+                    .get(self.next_replica.fetch_add(1, Ordering::Relaxed) % serving.len().max(1));
+                pick.copied().ok_or_else(|| StackError::Port {
+                    service: service.to_owned(),
+                    port: 0,
+                    reason: "no replica is in rotation".to_owned(),
+                })?
+            }
+            None => service,
+        };
         self.containers
-            .get(service)
+            .get(key)
             .map(String::as_str)
-            .ok_or_else(|| StackError::UnknownService(service.to_owned()))
+            .ok_or_else(|| StackError::UnknownService(key.to_owned()))
+    }
+
+    /// The keys an action on `service` applies to: every replica of a replicated service, else
+    /// the key itself.
+    pub fn targets(&self, service: &str) -> Result<Vec<(String, String)>, StackError> {
+        let keys = match self.groups.get(service) {
+            Some(group) => group.keys.clone(),
+            None => vec![service.to_owned()],
+        };
+        keys.into_iter()
+            .map(|key| {
+                let id = self
+                    .containers
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| StackError::UnknownService(key.clone()))?;
+                Ok((key, id))
+            })
+            .collect()
+    }
+
+    /// The replicas of a replicated service (`None` for a single-container service).
+    pub fn replicas(&self, service: &str) -> Option<&[String]> {
+        self.groups.get(service).map(|group| group.keys.as_slice())
+    }
+
+    /// The replicas of `service` in rotation, in replica order.
+    pub fn in_rotation(&self, service: &str) -> Vec<String> {
+        self.groups
+            .get(service)
+            .map(|group| group.serving().into_iter().map(str::to_owned).collect())
+            .unwrap_or_else(|| vec![service.to_owned()])
+    }
+
+    /// A counter bumped whenever a replica enters or leaves rotation.
+    pub fn rotation_changes(&self) -> Arc<AtomicU64> {
+        self.rotation_changes.clone()
+    }
+
+    /// Start replica `key` of a replicated service: on the run network with its own key as alias,
+    /// plus the service's name when `in_rotation` (Docker's DNS then answers the service's name
+    /// with every replica in rotation). A replica that already has a container gets a new one.
+    pub async fn start_replica(
+        &mut self,
+        service: &Service,
+        key: &str,
+        env: &BTreeMap<String, String>,
+        in_rotation: bool,
+    ) -> Result<String, StackError> {
+        let group = self.groups.entry(service.name.clone()).or_default();
+        if !group.keys.iter().any(|k| k == key) {
+            group.keys.push(key.to_owned());
+        }
+        // Out of rotation until the container exists, whatever happens below.
+        group.out.insert(key.to_owned());
+        self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+        let mut aliases = vec![key.to_owned()];
+        if in_rotation {
+            aliases.insert(0, service.name.clone());
+        }
+        let id = self.create_and_start(service, key, aliases, env).await?;
+        if in_rotation {
+            self.set_rotation(&service.name, key, true);
+        }
+        Ok(id)
+    }
+
+    /// Take replica `key` of `service` out of rotation: the service's name stops resolving to it
+    /// on the network, and the host-side lookups stop handing out its ports.
+    pub async fn drain(&mut self, service: &str, key: &str) -> Result<(), StackError> {
+        self.set_rotation(service, key, false);
+        let id = self.container_id(key)?.to_owned();
+        self.reconnect(&id, key, vec![key.to_owned()]).await
+    }
+
+    /// Put replica `key` of `service` (back) in rotation.
+    pub async fn admit(&mut self, service: &str, key: &str) -> Result<(), StackError> {
+        let id = self.container_id(key)?.to_owned();
+        self.reconnect(&id, key, vec![service.to_owned(), key.to_owned()]).await?;
+        self.set_rotation(service, key, true);
+        Ok(())
+    }
+
+    fn set_rotation(&mut self, service: &str, key: &str, serving: bool) {
+        if let Some(group) = self.groups.get_mut(service) {
+            let changed =
+                if serving { group.out.remove(key) } else { group.out.insert(key.to_owned()) };
+            if changed {
+                self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The image reference a container was created from.
+    pub async fn image_of(&self, key: &str) -> Result<String, StackError> {
+        let id = self.container_id(key)?;
+        let inspect = self
+            .docker
+            .client()
+            .inspect_container(id, None)
+            .await
+            .map_err(docker_error("inspect container", key))?;
+        Ok(inspect.config.and_then(|config| config.image).unwrap_or_default())
     }
 
     /// Create and start the service's container: on the run's network with the service name as
@@ -131,8 +260,19 @@ impl StackHandle {
         service: &Service,
         env: &BTreeMap<String, String>,
     ) -> Result<String, StackError> {
+        self.create_and_start(service, &service.name, vec![service.name.clone()], env).await
+    }
+
+    /// Create and start the container of key `name` from `service`'s definition.
+    async fn create_and_start(
+        &mut self,
+        service: &Service,
+        name: &str,
+        aliases: Vec<String>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<String, StackError> {
         let client = self.docker.client();
-        let name = &service.name;
+        let name = &name.to_owned();
         if let Some(old) = self.containers.get(name) {
             remove_container(client, old, None)
                 .await
@@ -156,7 +296,7 @@ impl StackHandle {
             })
             .collect();
         let extra_hosts = self.gateway.map(|gateway| vec![format!("{HARNESS_HOST}:{gateway}")]);
-        let endpoint = EndpointSettings { aliases: Some(vec![name.clone()]), ..Default::default() };
+        let endpoint = EndpointSettings { aliases: Some(aliases), ..Default::default() };
         let body = ContainerCreateBody {
             image: Some(service.image.reference().to_owned()),
             env: Some(env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
@@ -178,6 +318,7 @@ impl StackHandle {
         let options = CreateContainerOptionsBuilder::new()
             .name(&container_name(&self.identity.run_id, name))
             .build();
+        let client = self.docker.client();
         let created = match client.create_container(Some(options), body).await {
             Ok(created) => created,
             // Creating never pulls (only the CLI does); 404 is the image.
@@ -304,6 +445,27 @@ impl StackHandle {
             .ok_or_else(|| port_error("no host port is bound; the container is not running"))
     }
 
+    /// The host ports of `port` on every replica of `service` in rotation (the one port of a
+    /// single-container service). Replicas whose port can't be found are left out; no port at all
+    /// is the last error.
+    pub async fn host_ports(&self, service: &str, port: u16) -> Result<Vec<u16>, StackError> {
+        if !self.groups.contains_key(service) {
+            return self.host_port(service, port).await.map(|port| vec![port]);
+        }
+        let mut ports = Vec::new();
+        let mut last_error = None;
+        for key in self.in_rotation(service) {
+            match self.host_port(&key, port).await {
+                Ok(port) => ports.push(port),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        match (ports.is_empty(), last_error) {
+            (true, Some(error)) => Err(error),
+            _ => Ok(ports),
+        }
+    }
+
     /// Run a command in the service's container. When `timeout` runs out first, the outcome has
     /// no exit code and the output so far (Docker cannot kill an exec; it runs on inside).
     pub async fn exec(
@@ -360,71 +522,87 @@ impl StackHandle {
         Ok(ExecOutcome { exit_code, output: tail_text(&output, EXEC_OUTPUT_LIMIT) })
     }
 
-    /// Send a signal (`SIGKILL`, `SIGTERM`, `9`...).
+    /// Send a signal (`SIGKILL`, `SIGTERM`, `9`...). Container actions on a replicated service
+    /// apply to every replica, concurrently.
     ///
     /// Docker thaws a paused container after signalling it, so a kill also ends a pause.
     pub async fn kill(&self, service: &str, signal: &str) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
-        let options = KillContainerOptionsBuilder::new().signal(signal).build();
-        self.docker
-            .client()
-            .kill_container(id, Some(options))
-            .await
-            .map_err(docker_error("kill container", service))
+        let client = self.docker.client();
+        self.each(service, "kill container", |id| async move {
+            let options = KillContainerOptionsBuilder::new().signal(signal).build();
+            client.kill_container(&id, Some(options)).await
+        })
+        .await
     }
 
     /// Graceful stop with a grace period.
     pub async fn stop(&self, service: &str, timeout: Duration) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
         let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
         let seconds = i32::try_from(seconds).unwrap_or(i32::MAX);
-        let options = StopContainerOptionsBuilder::new().t(seconds).build();
-        self.docker
-            .client()
-            .stop_container(id, Some(options))
-            .await
-            .map_err(docker_error("stop container", service))
+        let client = self.docker.client();
+        self.each(service, "stop container", |id| async move {
+            let options = StopContainerOptionsBuilder::new().t(seconds).build();
+            client.stop_container(&id, Some(options)).await
+        })
+        .await
     }
 
     /// Start a stopped container.
     pub async fn start(&self, service: &str) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
-        self.docker
-            .client()
-            .start_container(id, None)
-            .await
-            .map_err(docker_error("start container", service))
+        let client = self.docker.client();
+        self.each(service, "start container", |id| async move {
+            client.start_container(&id, None).await
+        })
+        .await
     }
 
     /// Restart (stop with a 10 s grace, then start).
     pub async fn restart(&self, service: &str) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
-        let options = RestartContainerOptionsBuilder::new().t(RESTART_GRACE_SECONDS).build();
-        self.docker
-            .client()
-            .restart_container(id, Some(options))
-            .await
-            .map_err(docker_error("restart container", service))
+        let client = self.docker.client();
+        self.each(service, "restart container", |id| async move {
+            let options = RestartContainerOptionsBuilder::new().t(RESTART_GRACE_SECONDS).build();
+            client.restart_container(&id, Some(options)).await
+        })
+        .await
     }
 
     /// Freeze the container.
     pub async fn pause(&self, service: &str) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
-        self.docker
-            .client()
-            .pause_container(id)
+        let client = self.docker.client();
+        self.each(service, "pause container", |id| async move { client.pause_container(&id).await })
             .await
-            .map_err(docker_error("pause container", service))
     }
 
     /// Thaw it.
     pub async fn unpause(&self, service: &str) -> Result<(), StackError> {
-        let id = self.container_id(service)?;
-        self.docker
-            .client()
-            .unpause_container(id)
-            .await
-            .map_err(docker_error("unpause container", service))
+        let client = self.docker.client();
+        self.each(
+            service,
+            "unpause container",
+            |id| async move { client.unpause_container(&id).await },
+        )
+        .await
+    }
+
+    /// Run `action` on the container of `service`, or on every replica of a replicated one,
+    /// concurrently; the first error wins.
+    async fn each<'a, F, Fut>(
+        &'a self,
+        service: &str,
+        operation: &'static str,
+        action: F,
+    ) -> Result<(), StackError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), testcontainers::bollard::errors::Error>> + 'a,
+    {
+        let targets = self.targets(service)?;
+        let results = futures_util::future::join_all(targets.into_iter().map(|(key, id)| {
+            let done = action(id);
+            async move { done.await.map_err(docker_error(operation, &key)) }
+        }))
+        .await;
+        results.into_iter().collect()
     }
 
     /// The container's state.
@@ -558,6 +736,21 @@ impl Drop for StackHandle {
             self.containers.values().cloned().collect(),
             Some(self.network_id.clone()),
         );
+    }
+}
+
+/// The replicas of one replicated service.
+#[derive(Debug, Default)]
+struct Group {
+    /// Replica keys, in replica order.
+    keys: Vec<String>,
+    /// Replicas out of rotation (being replaced, or not admitted yet).
+    out: std::collections::HashSet<String>,
+}
+
+impl Group {
+    fn serving(&self) -> Vec<&str> {
+        self.keys.iter().filter(|key| !self.out.contains(*key)).map(String::as_str).collect()
     }
 }
 

@@ -603,7 +603,7 @@ mod tests {
     }
 
     fn movable(port: Arc<AtomicU16>, lookups: Arc<AtomicUsize>) -> PortResolver {
-        Arc::new(move || {
+        PortResolver::new(move || {
             let port = port.load(Ordering::SeqCst);
             lookups.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
@@ -723,7 +723,7 @@ mod tests {
         let journal = journal();
         let witness = Arc::new(());
         let held = witness.clone();
-        let resolve: PortResolver = Arc::new(move || {
+        let resolve = PortResolver::new(move || {
             let _ = &held;
             let port = server.port;
             Box::pin(async move { Ok(port) })

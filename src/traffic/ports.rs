@@ -1,11 +1,15 @@
-//! The host port of the target service, looked up through the caller's resolver and cached.
+//! The host ports of the target service, looked up through the caller's resolver and cached.
 //!
-//! The port changes whenever the service's container is restarted or replaced, so a connection
-//! failure marks the cached port stale. Lookups are rate-limited (at most one per
+//! The ports change whenever the service's containers are restarted or replaced, so a connection
+//! failure marks the cached ports stale. Lookups are rate-limited (at most one per
 //! [`MIN_LOOKUP_INTERVAL`]) and serialized, so a restart costs a few failed requests rather than a
-//! storm of `docker inspect` calls.
+//! storm of `docker inspect` calls. A replicated service answers several ports (one per replica
+//! in rotation): requests take them in turn, and a change of the rotation (announced through the
+//! resolver's counter) makes the next request look them up again at once, so a replica taken out
+//! for replacement stops getting requests before it stops.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -13,12 +17,48 @@ use tokio::time::Instant;
 
 use crate::clock;
 
-/// Looks up the host port (on 127.0.0.1) where the traffic's target is published right now.
+type Lookup = Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<u16>, String>> + Send + Sync>;
+
+/// Looks up the host ports (on 127.0.0.1) where the traffic's target is published right now.
 ///
-/// Called again after connection failures, because the port changes when the service's container
-/// is restarted or replaced. An `Err` says why there is no port (e.g. the container is stopped);
-/// it becomes the error of the requests that needed the port.
-pub type PortResolver = Arc<dyn Fn() -> BoxFuture<'static, Result<u16, String>> + Send + Sync>;
+/// Called again after connection failures, because the ports change when the service's
+/// containers are restarted or replaced. An `Err` says why there is no port (e.g. the container
+/// is stopped); it becomes the error of the requests that needed the port.
+#[derive(Clone)]
+pub struct PortResolver {
+    lookup: Lookup,
+    changes: Option<Arc<AtomicU64>>,
+}
+
+impl PortResolver {
+    /// One port (a single-container service).
+    pub fn new(
+        lookup: impl Fn() -> BoxFuture<'static, Result<u16, String>> + Send + Sync + 'static,
+    ) -> Self {
+        let lookup = Arc::new(lookup);
+        PortResolver {
+            lookup: Arc::new(move || {
+                let one = lookup();
+                Box::pin(async move { one.await.map(|port| vec![port]) })
+            }),
+            changes: None,
+        }
+    }
+
+    /// Several ports taken in turn (the replicas in rotation); `changes` is bumped whenever the
+    /// set changes, which makes the cache look them up again before the next request.
+    pub fn many(
+        lookup: impl Fn() -> BoxFuture<'static, Result<Vec<u16>, String>> + Send + Sync + 'static,
+        changes: Arc<AtomicU64>,
+    ) -> Self {
+        PortResolver { lookup: Arc::new(lookup), changes: Some(changes) }
+    }
+
+    /// A resolver that always answers `port`.
+    pub fn fixed(port: u16) -> Self {
+        PortResolver::new(move || Box::pin(async move { Ok(port) }))
+    }
+}
 
 /// Shortest time between two lookups of the same stream.
 pub(crate) const MIN_LOOKUP_INTERVAL: Duration = Duration::from_millis(250);
@@ -32,19 +72,23 @@ pub(crate) struct Lease {
 }
 
 struct State {
-    current: Result<u16, String>,
+    current: Result<Vec<u16>, String>,
     generation: u64,
     stale: bool,
     last_lookup: Option<Instant>,
+    /// The resolver's change counter at the last lookup.
+    seen_changes: u64,
 }
 
-/// The cached port of one target.
+/// The cached ports of one target.
 pub(crate) struct PortCache {
     resolve: PortResolver,
     lookup_timeout: Duration,
     // A tokio mutex: a lookup is awaited while holding it, so concurrent requests wait for its
     // answer instead of starting their own.
     state: tokio::sync::Mutex<State>,
+    /// Round-robin position over several ports.
+    next: AtomicUsize,
 }
 
 impl PortCache {
@@ -59,23 +103,32 @@ impl PortCache {
                 generation: 0,
                 stale: true,
                 last_lookup: None,
+                seen_changes: 0,
             }),
+            next: AtomicUsize::new(0),
         }
     }
 
     /// The port to use now: the cached one, or a fresh lookup when the cached one is stale and
-    /// the last lookup is at least [`MIN_LOOKUP_INTERVAL`] old. Within that interval a stale
-    /// port is handed out as it is (or the last lookup's error returned).
+    /// the last lookup is at least [`MIN_LOOKUP_INTERVAL`] old, or at once when the rotation
+    /// changed. Within that interval a stale port is handed out as it is (or the last lookup's
+    /// error returned).
     pub async fn get(&self) -> Result<Lease, String> {
         let mut state = self.state.lock().await;
         let now = clock::instant_now();
-        let lookup_due = state.stale
-            && state
-                .last_lookup
-                .is_none_or(|at| now.saturating_duration_since(at) >= MIN_LOOKUP_INTERVAL);
+        let changes = self.resolve.changes.as_ref().map(|c| c.load(Ordering::Acquire));
+        let rotated = changes.is_some_and(|changes| changes != state.seen_changes);
+        let lookup_due = rotated
+            || state.stale
+                && state
+                    .last_lookup
+                    .is_none_or(|at| now.saturating_duration_since(at) >= MIN_LOOKUP_INTERVAL);
         if lookup_due {
             state.last_lookup = Some(now);
-            let result = match tokio::time::timeout(self.lookup_timeout, (self.resolve)()).await {
+            state.seen_changes = changes.unwrap_or(0);
+            let lookup = (self.resolve.lookup)();
+            let result = match tokio::time::timeout(self.lookup_timeout, lookup).await {
+                Ok(Ok(ports)) if ports.is_empty() => Err("no replica is in rotation".to_owned()),
                 Ok(result) => result,
                 Err(_) => Err(format!(
                     "the port lookup did not answer within {}",
@@ -88,7 +141,10 @@ impl PortCache {
             state.current = result;
         }
         match &state.current {
-            Ok(port) => Ok(Lease { port: *port, generation: state.generation }),
+            Ok(ports) => {
+                let port = ports[self.next.fetch_add(1, Ordering::Relaxed) % ports.len()];
+                Ok(Lease { port, generation: state.generation })
+            }
             Err(error) => Err(error.clone()),
         }
     }
@@ -105,12 +161,12 @@ impl PortCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicU16;
 
     use super::*;
 
     fn counting_resolver(port: Arc<AtomicU16>, calls: Arc<AtomicUsize>) -> PortResolver {
-        Arc::new(move || {
+        PortResolver::new(move || {
             let port = port.clone();
             let calls = calls.clone();
             Box::pin(async move {
@@ -177,8 +233,47 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_lookup_times_out() {
-        let resolve: PortResolver = Arc::new(|| Box::pin(std::future::pending()));
+        let resolve = PortResolver::new(|| Box::pin(std::future::pending()));
         let cache = PortCache::new(resolve, Duration::from_millis(500));
         assert_eq!(cache.get().await.unwrap_err(), "the port lookup did not answer within 500ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_take_turns_and_a_rotation_change_is_looked_up_at_once() {
+        let ports = Arc::new(std::sync::Mutex::new(vec![1000, 2000, 3000]));
+        let changes = Arc::new(AtomicU64::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (shared, counted) = (ports.clone(), calls.clone());
+        let resolve = PortResolver::many(
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let ports = shared.lock().unwrap().clone();
+                Box::pin(async move { Ok(ports) })
+            },
+            changes.clone(),
+        );
+        let cache = PortCache::new(resolve, Duration::from_secs(1));
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(cache.get().await.unwrap().port);
+        }
+        assert_eq!(seen, [1000, 2000, 3000, 1000, 2000, 3000]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Replica 2 leaves rotation: the very next request looks up, with no wait.
+        *ports.lock().unwrap() = vec![1000, 3000];
+        changes.fetch_add(1, Ordering::SeqCst);
+        let after: Vec<u16> = [(); 4].iter().map(|_| 0).collect();
+        let mut got = Vec::new();
+        for _ in after {
+            got.push(cache.get().await.unwrap().port);
+        }
+        assert!(!got.contains(&2000), "{got:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // No replica in rotation is an error, not a panic.
+        ports.lock().unwrap().clear();
+        changes.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(cache.get().await.unwrap_err(), "no replica is in rotation");
     }
 }

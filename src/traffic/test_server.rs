@@ -171,7 +171,7 @@ pub(crate) fn traffic(rate_per_second: f64, concurrency: usize) -> crate::scenar
 
 /// A resolver that always answers `port`.
 pub(crate) fn fixed_port(port: u16) -> super::PortResolver {
-    Arc::new(move || Box::pin(async move { Ok(port) }))
+    super::PortResolver::fixed(port)
 }
 
 /// A journal on tokio's clock (paused in the tests).

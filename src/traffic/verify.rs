@@ -308,8 +308,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unreachable_service_leaves_every_write_unknown_not_lost() {
         let _ticker = keep_time_moving();
-        let resolve: PortResolver =
-            Arc::new(|| Box::pin(async { Err("service `billing` is not running".to_owned()) }));
+        let resolve = PortResolver::new(|| {
+            Box::pin(async { Err("service `billing` is not running".to_owned()) })
+        });
         let ids = vec!["1".to_owned(), "2".to_owned()];
         let summary =
             verify_writes(&writes_spec(), &ids, resolve, &journal(), &http_client()).await;

@@ -3,6 +3,7 @@
 
 mod blue_green;
 mod report;
+mod rolling;
 mod run;
 mod stack;
 mod support;

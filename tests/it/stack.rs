@@ -77,6 +77,7 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         startup_timeout: Duration::from_secs(60),
         backup: None,
         restore: None,
+        replicas: 1,
     }
 }
 

@@ -27,7 +27,10 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "depends-on",
     "backup",
     "restore",
+    "replicas",
 ];
+/// Most replicas a service may have: each is a container on a 2-core laptop or CI runner.
+pub(super) const MAX_REPLICAS: i64 = 16;
 /// Keys of `build`.
 pub(super) const BUILD_KEYS: &[&str] = &["context", "tag", "dockerfile", "args", "prepare"];
 /// The kinds of health check; `health` has exactly one.
@@ -91,6 +94,7 @@ impl Walk<'_> {
             depends_on: Vec::new(),
             env_refs: Vec::new(),
             health_port: None,
+            replicas: 1,
             service: None,
         };
         let Some(fields) =
@@ -119,6 +123,15 @@ impl Walk<'_> {
         let backup = fields.get("backup").map(|node| self.r.argv(node, "backup"));
         let restore = fields.get("restore").map(|node| self.r.argv(node, "restore"));
 
+        let replicas = match fields.get("replicas") {
+            Some(node) => self
+                .r
+                .integer(node, "a number of replicas", 1..=MAX_REPLICAS)
+                .map(|n| u32::try_from(n).expect("checked range")),
+            None => Some(1),
+        };
+        info.replicas = replicas.unwrap_or(1);
+
         let ports = info.ports.clone();
         info.service = (|| {
             Some(Service {
@@ -132,6 +145,7 @@ impl Walk<'_> {
                 startup_timeout: startup_timeout?,
                 backup: backup.map_or(Some(None), |c| c.map(Some))?,
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
+                replicas: replicas?,
             })
         })();
         info

@@ -24,9 +24,10 @@ pub(super) const UPGRADE_KEYS: &[&str] = &[
     "backup",
     "on-failure",
     "version",
+    "max-unavailable",
 ];
-/// Strategies that are supported.
-const STRATEGIES: &[&str] = &["recreate", "blue-green"];
+/// Strategies.
+const STRATEGIES: &[&str] = &["recreate", "blue-green", "rolling"];
 /// `on-failure` values.
 const ON_FAILURE: &[&str] = &["rollback", "abort", "continue"];
 
@@ -76,6 +77,18 @@ impl Walk<'_> {
         let target = self.image_source(&fields);
         let strategy =
             fields.get("strategy").map_or(Some(Strategy::Recreate), |n| self.strategy(n));
+        if let (Some((name, found)), Some(strategy)) = (service, strategy) {
+            self.strategy_fits(
+                name,
+                found,
+                strategy,
+                fields.get("strategy").map_or(key, |n| n.span),
+            );
+        }
+        let max_unavailable = match fields.get("max-unavailable") {
+            None => Some(1),
+            Some(node) => self.max_unavailable(node, service, strategy),
+        };
         let deadline =
             fields.get("deadline").map_or(Some(Duration::from_secs(60)), |n| self.r.duration(n));
         if let (Some((name, found)), Some(deadline)) = (service, deadline)
@@ -127,28 +140,69 @@ impl Walk<'_> {
                 backup: backup.map_or(Some(None), |b| b.map(Some))?,
                 on_failure: info.on_failure?,
                 version: version.map_or(Some(None), |v| v.map(Some))?,
+                max_unavailable: max_unavailable?,
             })
         })();
         (info, upgrade)
     }
 
+    /// `rolling` needs replicas to roll over; `recreate` and `blue-green` replace one container.
+    fn strategy_fits(&mut self, name: &str, found: &ServiceInfo, strategy: Strategy, span: Span) {
+        let replicas = found.replicas;
+        match strategy {
+            Strategy::Rolling if replicas < 2 => {
+                self.r
+                    .error(
+                        span,
+                        format!(
+                            "`rolling` needs a replicated service, and `{name}` has one container"
+                        ),
+                        "needs `replicas: 2` or more",
+                    )
+                    .help(format!(
+                        "give `{name}` `replicas: 2` (or more), or use `recreate` or `blue-green`"
+                    ));
+            }
+            Strategy::Recreate | Strategy::BlueGreen if replicas > 1 => {
+                let text = if strategy == Strategy::Recreate { "recreate" } else { "blue-green" };
+                self.r
+                    .error(
+                        span,
+                        format!(
+                            "`{text}` replaces one container, and `{name}` has {replicas} replicas"
+                        ),
+                        "use `rolling`",
+                    )
+                    .help("upgrade a replicated service with `strategy: rolling`");
+            }
+            _ => {}
+        }
+    }
+
+    /// `max-unavailable`: 1 to the service's replicas, and only for `rolling`.
+    fn max_unavailable(
+        &mut self,
+        node: &Node,
+        service: Option<(&str, &ServiceInfo)>,
+        strategy: Option<Strategy>,
+    ) -> Option<u32> {
+        let limit = service.map_or(super::services::MAX_REPLICAS, |(_, f)| i64::from(f.replicas));
+        let value = self.r.integer(node, "a number of replicas", 1..=limit.max(1))?;
+        if strategy.is_some_and(|s| s != Strategy::Rolling) {
+            self.r
+                .error(node.span, "`max-unavailable` is for `strategy: rolling`", "not rolling")
+                .help("remove it, or use `strategy: rolling`");
+            return None;
+        }
+        Some(u32::try_from(value).expect("checked range"))
+    }
+
     fn strategy(&mut self, node: &Node) -> Option<Strategy> {
-        let text = self.r.text(node, "`recreate` or `blue-green`")?;
+        let text = self.r.text(node, "`recreate`, `blue-green` or `rolling`")?;
         match text.as_str() {
             "recreate" => return Some(Strategy::Recreate),
             "blue-green" => return Some(Strategy::BlueGreen),
-            "rolling" => {
-                self.r
-                    .error(
-                        node.span,
-                        format!("the `{text}` strategy is not supported yet"),
-                        "not supported yet",
-                    )
-                    .help(
-                        "use `recreate` (stop the old container, then start the new one) or \
-                         `blue-green` (start the new one beside the old one, then switch)",
-                    );
-            }
+            "rolling" => return Some(Strategy::Rolling),
             _ => {
                 let hint = match suggest::closest(&text, STRATEGIES.iter().copied()) {
                     Some(close) => format!("did you mean `{close}`?"),
@@ -363,7 +417,11 @@ traffic:
 ";
 
     fn parse(rest: &str) -> Result<Scenario, Vec<String>> {
-        crate::scenario::parse(&format!("{STACK}{rest}"), Path::new("t.yaml"))
+        parse_source(&format!("{STACK}{rest}"))
+    }
+
+    fn parse_source(source: &str) -> Result<Scenario, Vec<String>> {
+        crate::scenario::parse(source, Path::new("t.yaml"))
             .map_err(|invalid| invalid.diagnostics.into_iter().map(|d| d.message).collect())
     }
 
@@ -488,16 +546,57 @@ traffic:
     }
 
     #[test]
-    fn blue_green_is_a_strategy_and_rolling_is_not_yet() {
+    fn blue_green_is_for_one_container_and_rolling_for_replicas() {
         let scenario =
             parse("steps:\n  - upgrade: { service: billing, image: b:2, strategy: blue-green }\n")
                 .unwrap();
         let Action::Upgrade(upgrade) = &scenario.steps[0].action else { panic!() };
-        assert_eq!(upgrade.strategy, Strategy::BlueGreen);
+        assert_eq!((upgrade.strategy, upgrade.max_unavailable), (Strategy::BlueGreen, 1));
         let errors =
             parse("steps:\n  - upgrade: { service: billing, image: b:2, strategy: rolling }\n")
                 .unwrap_err();
-        assert_eq!(errors, ["the `rolling` strategy is not supported yet"]);
+        assert_eq!(
+            errors,
+            ["`rolling` needs a replicated service, and `billing` has one container"]
+        );
+
+        let replicated =
+            STACK.replace("      image: b:1\n", "      image: b:1\n      replicas: 3\n");
+        let parse3 = |rest: &str| parse_source(&format!("{replicated}{rest}"));
+        let scenario = parse3(
+            "steps:\n  - upgrade: { service: billing, image: b:2, strategy: rolling, max-unavailable: 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(scenario.stack.services["billing"].replicas, 3);
+        assert_eq!(
+            scenario.stack.services["billing"].replica_keys(),
+            ["billing.1", "billing.2", "billing.3"]
+        );
+        let Action::Upgrade(upgrade) = &scenario.steps[0].action else { panic!() };
+        assert_eq!((upgrade.strategy, upgrade.max_unavailable), (Strategy::Rolling, 2));
+
+        let errors = parse3(
+            "steps:
+  - upgrade: { service: billing, image: b:2 }
+  - upgrade: { service: billing, image: b:2, strategy: blue-green, max-unavailable: 1 }
+  - upgrade: { service: billing, image: b:2, strategy: rolling, max-unavailable: 4 }
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "`recreate` replaces one container, and `billing` has 3 replicas",
+                "`blue-green` replaces one container, and `billing` has 3 replicas",
+                "`max-unavailable` is for `strategy: rolling`",
+                "4 is out of range",
+            ]
+        );
+        let errors = parse_source(
+            &STACK.replace("      image: b:1\n", "      image: b:1\n      replicas: 0\n"),
+        )
+        .unwrap_err();
+        assert_eq!(errors, ["0 is out of range"]);
     }
 
     #[test]

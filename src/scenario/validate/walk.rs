@@ -97,6 +97,8 @@ pub(super) struct ServiceInfo {
     pub(super) depends_on: Vec<(String, Span)>,
     pub(super) env_refs: Vec<(Reference, Span)>,
     pub(super) health_port: Option<(u16, Span)>,
+    /// `replicas` (1 when absent or mistaken).
+    pub(super) replicas: u32,
     pub(super) service: Option<Service>,
 }
 

@@ -1,0 +1,122 @@
+//! The rolling strategy end to end against the real Docker engine: three billing replicas are
+//! replaced one at a time while the traffic spreads across the ones in rotation; a release that
+//! crashes is rolled back after its first replica; a release that fails its watch is rolled back
+//! replica by replica.
+
+use crate::support::{demo_images, describe, firedrill, leftovers, report, stack_lock};
+
+#[test]
+fn rolling_upgrades_replace_replicas_one_batch_at_a_time_and_roll_back() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let output = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("scenarios/rolling-upgrade.yaml")
+        .output()
+        .unwrap();
+    let report = report(dir.path());
+    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(report["counts"]["passed"], 9, "{report:#}");
+
+    let journal: Vec<serde_json::Value> = fs_err::read_to_string(dir.path().join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let upgrade_events = |step: &str| -> Vec<(String, String)> {
+        journal
+            .iter()
+            .filter(|e| e["event"] == "upgrade" && e["step"] == step)
+            .map(|e| {
+                let detail = e["detail"].as_str().unwrap_or_default().to_owned();
+                (e["stage"].as_str().unwrap().to_owned(), detail)
+            })
+            .collect()
+    };
+    let stages = |step: &str| -> Vec<String> {
+        upgrade_events(step).into_iter().map(|(stage, _)| stage).collect()
+    };
+
+    // Three replicas started, each with its own health monitor, and the service's health
+    // aggregated over them.
+    for replica in ["billing.1", "billing.2", "billing.3"] {
+        assert!(
+            journal.iter().any(|e| e["event"] == "service-started" && e["service"] == replica),
+            "{replica} never started"
+        );
+        assert!(journal.iter().any(|e| e["event"] == "health-changed" && e["service"] == replica));
+    }
+    assert!(journal.iter().any(|e| e["event"] == "health-changed"
+        && e["service"] == "billing"
+        && e["healthy"] == true
+        && e["detail"].as_str().unwrap().ends_with("/3 replicas healthy")));
+
+    // One replica at a time, in order.
+    assert_eq!(
+        stages("upgrade billing"),
+        [
+            "started",
+            "migration",
+            "switched",
+            "healthy",
+            "switched",
+            "healthy",
+            "switched",
+            "healthy",
+            "watch",
+            "completed"
+        ]
+    );
+    let switched: Vec<String> = upgrade_events("upgrade billing")
+        .into_iter()
+        .filter(|(stage, _)| stage == "switched")
+        .map(|(_, detail)| detail)
+        .collect();
+    for (switch, replica) in switched.iter().zip(["`billing.1`", "`billing.2`", "`billing.3`"]) {
+        assert!(switch.starts_with(replica), "{switch}");
+    }
+    // The crashing release fails on its first replica; the other two never stop serving.
+    assert_eq!(
+        stages("release crashes on start"),
+        ["started", "healthy", "failed", "rollback-started", "rolled-back"]
+    );
+    let crash = upgrade_events("release crashes on start");
+    assert!(crash.iter().any(|(s, d)| s == "healthy" && d.contains("`billing.1`")), "{crash:?}");
+    assert!(crash.iter().any(|(s, d)| s == "rolled-back" && d.starts_with("`billing.1` back to")));
+    // `max-unavailable: 2`: two replicas, then the third; the watch fails; all three go back.
+    let watch = upgrade_events("release fails its watch");
+    assert!(
+        watch.iter().any(|(s, d)| s == "switched" && d.starts_with("`billing.1`, `billing.2`"))
+    );
+    assert!(
+        watch.iter().any(|(s, d)| s == "rolled-back"
+            && d.starts_with("`billing.1`, `billing.2`, `billing.3` back to")),
+        "{watch:?}"
+    );
+
+    // Traffic spread across the replicas kept the service available through the rolling release
+    // and through the crashing one.
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
+            .clone()
+    };
+    for step in ["upgrade billing", "release crashes on start"] {
+        let slo = check(&format!("slo checkout during \"{step}\""));
+        assert_eq!(slo["status"], "passed", "{slo:#}");
+    }
+    let versions: Vec<(&str, &str)> = journal
+        .iter()
+        .filter(|e| e["event"] == "version-observed")
+        .map(|e| (e["moment"].as_str().unwrap(), e["body"].as_str().unwrap()))
+        .collect();
+    assert!(versions.iter().any(|(m, b)| *m == "after-switch" && b.contains("\"2.0\"")));
+    assert!(versions.iter().all(|(m, b)| *m != "after-rollback" || b.contains("\"2.0\"")));
+}
