@@ -382,9 +382,9 @@ stack:
             errors,
             [
                 "two `memory` faults on `billing` in one `parallel` group",
+                "duplicate step name `a`",
                 "`delay` outside a `parallel` group",
                 "empty `parallel` group",
-                "duplicate step name `a`",
             ]
         );
     }
