@@ -93,6 +93,9 @@ pub enum EventKind {
         format_version: u32,
         /// firedrill's version.
         firedrill_version: String,
+        /// The seed of the run's random choices (fault targets); `--seed` replays them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
     },
     /// A phase began.
     PhaseStarted {
@@ -193,6 +196,59 @@ pub enum EventKind {
         /// Docker's error, when it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+    },
+    /// A fault was applied to one container (written to the ledger just before). `ok: false`:
+    /// Docker refused, and nothing is in force.
+    FaultApplied {
+        /// The step.
+        step: String,
+        /// Id within the run (the ledger's).
+        fault: u64,
+        /// `memory`, `cpu`, `partition` or `pause`.
+        kind: String,
+        /// Service.
+        service: String,
+        /// Which of its containers (the replica's key).
+        replica: String,
+        /// Whether Docker accepted it.
+        ok: bool,
+        /// What was done (the new limit, the network left), or Docker's error.
+        detail: String,
+        /// What was in force before and restores it (limits, aliases), as the ledger has it.
+        previous: serde_json::Value,
+    },
+    /// A fault was reverted (or reverting it failed).
+    FaultReverted {
+        /// The step.
+        step: String,
+        /// Id of the `fault-applied` event's fault.
+        fault: u64,
+        /// `memory`, `cpu`, `partition` or `pause`.
+        kind: String,
+        /// Service.
+        service: String,
+        /// Which of its containers.
+        replica: String,
+        /// Whether it is undone.
+        ok: bool,
+        /// What was done, or Docker's error.
+        detail: String,
+    },
+    /// A fault a dead run left in force, found in its ledger and reverted at this run's start.
+    FaultRecovered {
+        /// The dead run.
+        run_id: String,
+        /// `memory`, `cpu`, `partition` or `pause`.
+        kind: String,
+        /// Service.
+        service: String,
+        /// Container name.
+        container: String,
+        /// `reverted`, `gone` (nothing left to revert) or `failed`.
+        outcome: String,
+        /// What was done, or why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// What Docker reported about a container of the run (from the engine's event stream).
     ContainerEvent {
@@ -357,7 +413,9 @@ impl EventKind {
             | EventKind::ProbeResult { service, .. }
             | EventKind::ServiceLogs { service, .. }
             | EventKind::Upgrade { service, .. }
-            | EventKind::VersionObserved { service, .. } => Some(service),
+            | EventKind::VersionObserved { service, .. }
+            | EventKind::FaultApplied { service, .. }
+            | EventKind::FaultReverted { service, .. } => Some(service),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod engine;
+pub mod faults;
 pub mod journal;
 pub mod probe;
 pub mod report;

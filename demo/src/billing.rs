@@ -349,6 +349,7 @@ async fn run(mode: Mode) -> Result<(), String> {
         .route("/version", get(version_info))
         .route("/invoices", get(count_invoices).post(create_invoice))
         .route("/invoices/{id}", get(get_invoice))
+        .route("/debug/allocate", axum::routing::post(debug_allocate))
         .with_state(state);
     let bound = listener.local_addr().unwrap_or(addr);
     println!("billing {} listening on {bound}", release.version);
@@ -795,4 +796,26 @@ fn is_connection_error(error: &tokio_postgres::Error) -> bool {
     // 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
     // crash recovery).
     matches!(&code.code()[..2], "08" | "53" | "57")
+}
+
+/// `POST /debug/allocate?mib=N`: allocate N MiB, write to every page (so the memory is really
+/// resident, not just reserved) and keep it until the process ends. firedrill's `memory` fault
+/// uses it to make billing outgrow a limit on purpose and get OOM-killed.
+async fn debug_allocate(uri: axum::http::Uri) -> Response {
+    static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let mib = uri.query().unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("mib="));
+    let Some(mib) = mib.and_then(|mib| mib.parse::<usize>().ok()) else {
+        return (axum::http::StatusCode::BAD_REQUEST, "want ?mib=N\n").into_response();
+    };
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..mib {
+        // One MiB at a time, each page touched: the cgroup charges it as it is written.
+        let mut chunk = vec![0u8; 1 << 20];
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        held.push(chunk);
+    }
+    let total = held.len();
+    (axum::http::StatusCode::OK, format!("{{\"held-mib\":{total}}}\n")).into_response()
 }

@@ -11,6 +11,7 @@ use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
 use crate::engine::{self, RunOptions, Signals};
+use crate::faults;
 use crate::report::{self, RunRecord, RunStatus, WriteOptions};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::stack::{Docker, ImageStatus, SweepScope};
@@ -49,7 +50,7 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, files } => run(&files, report, keep, color).await,
+        Command::Run { report, keep, seed, files } => run(&files, report, keep, seed, color).await,
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
@@ -104,12 +105,16 @@ async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
     keep: bool,
+    seed: Option<u64>,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
     let docker = Docker::connect().await?;
+    let seed = seed.unwrap_or_else(random_seed);
+    eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
+    let state_dir = state_dir();
     let signals = Signals::default();
     let watcher = tokio::spawn(watch_signals(signals.clone()));
 
@@ -122,12 +127,13 @@ async fn run(
         let dir = report_dir
             .as_ref()
             .map(|dir| if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() });
-        let progress = Arc::new(Progress::new(color, scenario.steps.len()));
+        let progress = Arc::new(Progress::new(color, scenario.all_steps().len()));
         let listener = {
             let progress = progress.clone();
             Box::new(move |event: &crate::journal::Event| progress.show(event))
         };
-        let options = RunOptions { report_dir: dir, keep };
+        let options =
+            RunOptions { report_dir: dir, keep, seed: Some(seed), state_dir: state_dir.clone() };
         let dir = options.report_dir.clone();
         let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
         progress.finish();
@@ -231,6 +237,27 @@ async fn next_signal(terminate: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
+/// The state folder (fault ledgers): `$FIREDRILL_STATE_DIR`, `$XDG_STATE_HOME/firedrill` or
+/// `~/.local/state/firedrill`.
+fn state_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let dir = faults::state_dir(var("FIREDRILL_STATE_DIR"), var("XDG_STATE_HOME"), var("HOME"));
+    if dir.is_none() {
+        eprintln!(
+            "warning: no state folder (set FIREDRILL_STATE_DIR or HOME); faults are not ledgered"
+        );
+    }
+    dir
+}
+
+/// A seed for runs without `--seed`, from the process's random hasher keys.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
 fn default_scenarios() -> Result<Vec<PathBuf>, ExpectedError> {
     let dir = Path::new("scenarios");
     let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
@@ -292,6 +319,19 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
         (None, true) => SweepScope::AllButLive,
         (None, false) => SweepScope::Dead,
     };
+    // Faults first, while their containers and networks still exist.
+    let recovered = match state_dir() {
+        Some(state) => faults::recover_ledgers(&docker, &faults::ledger_dir(&state), &scope).await,
+        None => Vec::new(),
+    };
+    let failed = recovered
+        .iter()
+        .filter(|r| matches!(r.outcome, faults::RecoveryOutcome::Failed(_)))
+        .count();
+    println!("reverted {} fault(s) left in force", recovered.len() - failed);
+    for recovered in &recovered {
+        println!("  {recovered}");
+    }
     let report = docker.sweep(scope).await?;
     println!(
         "removed {} container(s) and {} network(s)",

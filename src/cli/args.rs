@@ -30,6 +30,11 @@ pub enum Command {
         /// `firedrill gc --run ID`.
         #[arg(long)]
         keep: bool,
+        /// Seed of the run's random choices (which containers a fault hits); random when not
+        /// given. The seed is printed and recorded in the journal and `report.json`: give it
+        /// again to replay the same choices.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -59,7 +64,8 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Remove containers and networks that dead runs left behind.
+    /// Revert the faults dead runs left in force (from their ledgers), then remove the containers
+    /// and networks they left behind.
     Gc {
         /// Remove this run (for example one left up with `--keep`), whatever its state.
         #[arg(long, value_name = "ID", conflicts_with = "all")]

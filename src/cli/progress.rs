@@ -91,6 +91,20 @@ impl Progress {
                     ),
                 })
             }
+            EventKind::FaultApplied { kind, replica, ok, detail, .. } => Some(if *ok {
+                format!("{t}      {kind} `{replica}`: {detail}")
+            } else {
+                format!("{t}      {kind} `{replica}` FAILED: {detail}")
+            }),
+            EventKind::FaultReverted { kind, replica, ok, detail, .. } => Some(if *ok {
+                format!("{t}      {kind} `{replica}` reverted: {detail}")
+            } else {
+                format!("{t}      {kind} `{replica}` NOT reverted: {detail}")
+            }),
+            EventKind::FaultRecovered { run_id, kind, container, outcome, detail, .. } => {
+                let detail = detail.as_deref().map_or(String::new(), |d| format!(": {d}"));
+                Some(format!("{t}    {kind} left by {run_id} on {container}: {outcome}{detail}"))
+            }
             EventKind::ContainerEvent { service, action, exit_code }
                 if action == "die" || action == "oom" =>
             {

@@ -6,6 +6,7 @@
 //! Docker only through `stack`, and never prints: progress is a journal listener the CLI installs.
 //! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
 
+mod faults;
 mod health;
 mod run;
 mod steps;
@@ -31,6 +32,11 @@ pub struct RunOptions {
     pub report_dir: Option<PathBuf>,
     /// `--keep`: leave the stack up (labelled as kept) for debugging.
     pub keep: bool,
+    /// `--seed N`: the seed of the run's random choices (fault targets); random when `None`.
+    pub seed: Option<u64>,
+    /// Where firedrill keeps state across runs (the fault ledger, `STATE/ledger/RUNID.jsonl`);
+    /// without one, faults are not ledgered and a SIGKILL leaves them to the label sweep only.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The two escalation steps of Ctrl-C, owned by the CLI.

@@ -54,6 +54,14 @@ pub struct Context {
     /// Containers Docker reported dead (`die`), as they happen: waits on health react to them at
     /// once instead of at their next poll.
     pub exits: tokio::sync::broadcast::Sender<Exit>,
+    /// The run id.
+    pub run_id: String,
+    /// The seed of the run's random choices.
+    pub seed: u64,
+    /// The run's fault ledger (`None` without a state folder).
+    pub ledger: Option<Arc<crate::faults::Ledger>>,
+    /// Fault ids when there is no ledger.
+    pub fault_ids: AtomicU64,
 }
 
 impl Context {
@@ -123,6 +131,7 @@ pub async fn run(
 ) -> RunResult {
     let clock = Arc::new(SystemClock::start());
     let run_id = new_run_id();
+    let seed = options.seed.unwrap_or_else(random_seed);
     let journal = match open_journal(clock, options) {
         Ok(journal) => journal,
         Err(error) => {
@@ -145,6 +154,7 @@ pub async fn run(
         file: scenario.source.display().to_string(),
         format_version: JOURNAL_FORMAT_VERSION,
         firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
+        seed: Some(seed),
     });
     journal.record(EventKind::ScenarioLoaded {
         description: scenario.description.clone(),
@@ -165,11 +175,19 @@ pub async fn run(
         http: crate::probe::http_client(),
         accounting: Accounting::default(),
         exits: tokio::sync::broadcast::channel(64).0,
+        run_id: run_id.clone(),
+        seed,
+        ledger: options.state_dir.as_ref().map(|state| {
+            let dir = crate::faults::ledger_dir(state);
+            Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::stack::current_owner()))
+        }),
+        fault_ids: AtomicU64::new(0),
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
 
-    let mut stop = phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, docker)).await.err();
+    let mut stop =
+        phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, docker, options)).await.err();
 
     let mut up = Up::default();
     if stop.is_none() {
@@ -224,6 +242,14 @@ pub async fn run(
         error = Some(teardown_error);
     }
 
+    // The stack is gone or restored; a kept stack with faults still in force keeps its ledger for
+    // the `firedrill gc` after this process ends.
+    if let Some(ledger) = &ctx.ledger
+        && (!options.keep || ledger.outstanding() == 0)
+        && let Err(error) = ledger.remove()
+    {
+        tracing::warn!(%error, "failed to remove the fault ledger");
+    }
     signal_recorder.abort();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     journal.record(EventKind::TimeAccounting {
@@ -281,6 +307,13 @@ fn open_journal(clock: Arc<SystemClock>, options: &RunOptions) -> Result<Journal
     })
 }
 
+/// A seed from the process's random hasher keys, for runs without `--seed`.
+fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(u64::from(std::process::id()));
+    hasher.finish()
+}
+
 /// `fd-` and 8 hex digits from the process's random hasher keys.
 fn new_run_id() -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -303,7 +336,19 @@ where
     result
 }
 
-async fn prepare(ctx: &Context, scenario: &Scenario, docker: &Docker) -> Result<(), Stop> {
+async fn prepare(
+    ctx: &Context,
+    scenario: &Scenario,
+    docker: &Docker,
+    options: &RunOptions,
+) -> Result<(), Stop> {
+    // Before the sweep removes them: faults dead runs left in force are reverted (and reported).
+    if let Some(state) = &options.state_dir {
+        let dir = crate::faults::ledger_dir(state);
+        ctx.interruptible(ctx.docker_call(super::faults::recover_dead_runs(ctx, docker, &dir)))
+            .await
+            .ok_or(Stop::Interrupted)?;
+    }
     let swept = ctx
         .interruptible(ctx.docker_call(docker.sweep(SweepScope::Dead)))
         .await

@@ -41,6 +41,8 @@ pub async fn run_step(
         Action::Container(container) => container.op.key(),
         Action::Upgrade(_) => "upgrade",
         Action::Rollback { .. } => "rollback",
+        Action::Fault(fault) => fault.kind.key(),
+        Action::Parallel(_) => "parallel",
     };
     ctx.journal.record(EventKind::StepStarted {
         index: step.index,
@@ -67,6 +69,10 @@ pub async fn run_step(
             run_upgrade(ctx, stack, scenario, state, &step.name, upgrade).await
         }
         Action::Rollback { service } => run_rollback(ctx, stack, scenario, state, service).await,
+        Action::Fault(fault) => super::faults::run_fault(ctx, stack, step, fault).await,
+        Action::Parallel(children) => {
+            super::faults::run_parallel(ctx, stack, scenario, state, children).await
+        }
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),
@@ -90,6 +96,15 @@ async fn run_container_action(
     stack: &Arc<RwLock<StackHandle>>,
     action: &ContainerAction,
 ) -> StepEnd {
+    // A pause to be undone is ledgered first, so a `firedrill gc` after a crash thaws it.
+    let ledgered = if action.op == ContainerOp::Pause && action.undo_after.is_some() {
+        match super::faults::ledger_pause(ctx, stack, &action.service).await {
+            Ok(id) => id,
+            Err(reason) => return StepEnd::Failed(reason),
+        }
+    } else {
+        None
+    };
     let applied = ctx.interruptible(apply(ctx, stack, &action.service, &action.op, false)).await;
     match applied {
         None => return StepEnd::Interrupted,
@@ -115,6 +130,9 @@ async fn run_container_action(
         result = apply(ctx, stack, &action.service, &undo, true) => result,
         () = ctx.signals.kill_fast.cancelled() => return StepEnd::Interrupted,
     };
+    if undone.is_ok() {
+        super::faults::pause_reverted(ctx, ledgered);
+    }
     match (waited, undone) {
         (_, Err(reason)) => StepEnd::Failed(reason),
         (false, Ok(())) => StepEnd::Interrupted,

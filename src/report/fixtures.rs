@@ -118,6 +118,7 @@ fn start(scenario: &Scenario, run_id: &str) -> Vec<(u64, EventKind)> {
                 file: scenario.source.display().to_string(),
                 format_version: JOURNAL_FORMAT_VERSION,
                 firedrill_version: "0.1.0".into(),
+                seed: None,
             },
         ),
         (

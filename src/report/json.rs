@@ -44,6 +44,7 @@ pub enum RunStatus {
 ///   "format-version": 1,                  // REPORT_FORMAT_VERSION
 ///   "firedrill-version": "0.1.0",
 ///   "run-id": "fd-1a2b3c4d",              // null if the journal has no run-started
+///   "seed": 42,                           // the run's seed (absent in older journals)
 ///   "scenario": { "name": "smoke", "file": "scenarios/smoke.yaml" },
 ///   "status": "completed",                // completed | deviated | aborted | interrupted
 ///   "started-at": "2026-12-05T21:00:00Z", // run-started's wall time (null: empty journal)
@@ -88,6 +89,10 @@ pub struct Report {
     pub firedrill_version: String,
     /// The run's id, from `run-started`.
     pub run_id: Option<String>,
+    /// The seed of the run's random choices, from `run-started` (`firedrill run --seed N` replays
+    /// them); absent from journals written before seeds existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Which scenario ran.
     pub scenario: ScenarioRef,
     /// How the run ended overall.
@@ -288,6 +293,10 @@ pub fn build_report(
         EventKind::RunStarted { run_id, .. } => Some(run_id.clone()),
         _ => None,
     });
+    let seed = run_started.and_then(|e| match &e.kind {
+        EventKind::RunStarted { seed, .. } => *seed,
+        _ => None,
+    });
     let duration_us = match (first, last) {
         (Some(first), Some(last)) => last.offset_us.saturating_sub(first.offset_us),
         _ => 0,
@@ -307,6 +316,7 @@ pub fn build_report(
         format_version: REPORT_FORMAT_VERSION,
         firedrill_version: env!("CARGO_PKG_VERSION").to_owned(),
         run_id,
+        seed,
         scenario: ScenarioRef { name: scenario_name.to_owned(), file: scenario_file.to_owned() },
         status,
         started_at: first.map(|e| e.wall),
@@ -568,6 +578,7 @@ mod tests {
                     file: "scenarios/smoke.yaml".into(),
                     format_version: JOURNAL_FORMAT_VERSION,
                     firedrill_version: "0.1.0".into(),
+                    seed: None,
                 },
             ),
             (1, phase(Phase::Prepare)),

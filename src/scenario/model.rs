@@ -35,7 +35,7 @@ impl Scenario {
     /// Every image the scenario runs: the services' and the upgrade targets', in order of first
     /// use, each once.
     pub fn image_sources(&self) -> Vec<&ImageSource> {
-        let upgrades = self.steps.iter().filter_map(|step| match &step.action {
+        let upgrades = self.all_steps().into_iter().filter_map(|step| match &step.action {
             Action::Upgrade(upgrade) => Some(&upgrade.target),
             _ => None,
         });
@@ -46,6 +46,26 @@ impl Scenario {
             }
         }
         sources
+    }
+}
+
+impl Scenario {
+    /// Every step of the timeline in document order, the children of a `parallel` group right
+    /// after the group (the order of their `index`).
+    pub fn all_steps(&self) -> Vec<&Step> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
+            for step in steps {
+                out.push(step);
+                if let Action::Parallel(children) = &step.action {
+                    for child in children {
+                        walk(std::slice::from_ref(&child.step), out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.steps, &mut out);
+        out
     }
 }
 
@@ -266,6 +286,78 @@ pub enum Action {
         /// The service.
         service: String,
     },
+    /// `memory` / `cpu` / `partition`: a fault on a service's containers, reverted after `for`.
+    Fault(Fault),
+    /// `parallel: [steps]`: the children run at the same time (each after its own `delay`); the
+    /// group ends when every child has ended.
+    Parallel(Vec<ParallelChild>),
+}
+
+/// One child of a `parallel` group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParallelChild {
+    /// `delay`: how long after the group's start the child starts (default 0).
+    #[serde(with = "duration_serde")]
+    pub delay: Duration,
+    /// The step itself (its `index` follows the group's, in document order).
+    pub step: Step,
+}
+
+/// A resource or network fault on a service, applied to the containers `target` picks and
+/// reverted after `for` (the step ends when it is reverted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fault {
+    /// `service`: whose containers.
+    pub service: String,
+    /// What is done to them.
+    pub kind: FaultKind,
+    /// `target`: which of the service's containers (default `all`).
+    pub target: Target,
+    /// `for`: how long the fault lasts.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+}
+
+/// The kinds of [`Fault`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `memory: { limit }`: memory limit (and memory+swap, the same) lowered to `limit` bytes; a
+    /// service that grows past it is OOM-killed.
+    Memory {
+        /// Bytes.
+        limit_bytes: u64,
+    },
+    /// `cpu: { cores }`: CFS quota of `cores` CPUs (period 100 ms).
+    Cpu {
+        /// Fraction of CPUs, e.g. 0.2.
+        cores: f64,
+    },
+    /// `partition`: disconnected from the run's network, reconnected with its aliases after.
+    Partition,
+}
+
+impl FaultKind {
+    /// The fault's YAML key.
+    pub fn key(&self) -> &'static str {
+        match self {
+            FaultKind::Memory { .. } => "memory",
+            FaultKind::Cpu { .. } => "cpu",
+            FaultKind::Partition => "partition",
+        }
+    }
+}
+
+/// `target`: which containers of a (possibly replicated) service a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// `one`: one, chosen with the run's seed.
+    One,
+    /// `all` (default).
+    All,
+    /// `N`: N distinct ones, chosen with the run's seed (all when there are at most N).
+    Count(usize),
 }
 
 /// `upgrade:` — one release of one service.

@@ -43,6 +43,7 @@ mod sweep;
 pub use container::{HARNESS_HOST, StackHandle};
 pub use docker::Docker;
 pub use error::StackError;
+pub(crate) use owner::{current_owner, owner_alive};
 
 /// Label keys every object of a run carries.
 pub mod labels {

@@ -5,6 +5,7 @@
 //! Reads the file system only to resolve build contexts; never touches Docker.
 
 mod expect;
+mod faults;
 mod services;
 mod steps;
 mod traffic;

@@ -8,7 +8,9 @@ use indexmap::IndexMap;
 use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
 use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
-use crate::scenario::model::{Action, ContainerAction, ContainerOp, Probe, ProbeKind, Step};
+use crate::scenario::model::{
+    Action, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step,
+};
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
 use crate::scenario::tree::Node;
@@ -22,7 +24,20 @@ const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method"
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 /// Step actions; a step has exactly one.
 pub(super) const ACTIONS: &[&str] = &[
-    "kill", "stop", "start", "restart", "pause", "unpause", "wait", "probe", "upgrade", "rollback",
+    "kill",
+    "stop",
+    "start",
+    "restart",
+    "pause",
+    "unpause",
+    "wait",
+    "probe",
+    "upgrade",
+    "rollback",
+    "memory",
+    "cpu",
+    "partition",
+    "parallel",
 ];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
@@ -184,40 +199,20 @@ impl Walk<'_> {
         let Some(items) = self.r.list(node, "a list of steps") else {
             return (None, StepTable { names: IndexMap::new(), incomplete: true });
         };
-        let mut drafts = Vec::with_capacity(items.len());
         let mut earlier = EarlierUpgrades::default();
-        for item in items {
-            let draft = self.step(item, services, traffic, &earlier);
-            match &draft.kind {
-                None | Some(StepKind::Upgrade(UpgradeInfo { service: None, .. })) => {
-                    earlier.unsure = true;
-                }
-                Some(StepKind::Upgrade(info)) => {
-                    earlier.services.extend(info.service.clone());
-                }
-                Some(_) => {}
-            }
-            drafts.push(draft);
-        }
-        let namings = drafts
+        let drafts: Vec<StepDraft> = items
             .iter()
-            .map(|d| Naming { explicit: d.explicit.clone(), generated: d.generated.clone() })
+            .map(|item| self.step(item, services, traffic, &mut earlier, false))
             .collect();
+        // Names are unique across the whole timeline, `parallel` children included: `expect`
+        // names any step.
+        let mut namings = Vec::new();
+        flatten_namings(&drafts, &mut namings);
         let names = self.settle_names(namings, "step");
         let mut table = StepTable { names: IndexMap::new(), incomplete: false };
-        let mut steps = Some(Vec::with_capacity(drafts.len()));
-        for (index, (draft, name)) in drafts.into_iter().zip(names).enumerate() {
-            match &name {
-                Some(name) => {
-                    table.names.insert(name.clone(), draft.kind);
-                }
-                None => table.incomplete = true,
-            }
-            match (&mut steps, name, draft.action) {
-                (Some(steps), Some(name), Some(action)) => steps.push(Step { index, name, action }),
-                _ => steps = None,
-            }
-        }
+        let mut next = Numbering { names: names.into_iter(), index: 0 };
+        let steps = assemble(drafts, &mut next, &mut table)
+            .map(|steps| steps.into_iter().map(|(_, step)| step).collect());
         (steps, table)
     }
 
@@ -226,12 +221,42 @@ impl Walk<'_> {
         node: &Node,
         services: &Services,
         traffic: &TrafficTable,
-        earlier: &EarlierUpgrades,
+        earlier: &mut EarlierUpgrades,
+        nested: bool,
     ) -> StepDraft {
-        let mut draft = StepDraft { explicit: None, generated: None, action: None, kind: None };
+        let mut draft = StepDraft {
+            explicit: None,
+            generated: None,
+            action: None,
+            kind: None,
+            action_key: None,
+            fault: None,
+            children: None,
+            delay: Some(Duration::ZERO),
+        };
+        self.step_fields(&mut draft, node, services, traffic, earlier, nested);
+        match &draft.kind {
+            None | Some(StepKind::Upgrade(UpgradeInfo { service: None, .. })) => {
+                earlier.unsure = true;
+            }
+            Some(StepKind::Upgrade(info)) => earlier.services.extend(info.service.clone()),
+            Some(_) => {}
+        }
+        draft
+    }
+
+    fn step_fields(
+        &mut self,
+        draft: &mut StepDraft,
+        node: &Node,
+        services: &Services,
+        traffic: &TrafficTable,
+        earlier: &mut EarlierUpgrades,
+        nested: bool,
+    ) {
         let at = self.r.head(node);
         let mut keys = ACTIONS.to_vec();
-        keys.push("name");
+        keys.extend(["name", "delay"]);
         let Some(fields) = self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys)
         else {
             if node.scalar().is_some() {
@@ -239,15 +264,18 @@ impl Walk<'_> {
                     .last()
                     .help("a step is a mapping with one action, e.g. `- kill: { service: db }`");
             }
-            return draft;
+            return;
         };
         draft.explicit = self.explicit_name(&fields);
+        if let Some(entry) = fields.entry("delay") {
+            draft.delay = self.delay(&entry.value, entry.key.span, nested);
+        }
         let (action_key, entry) = match fields.present(ACTIONS).as_slice() {
             [] => {
                 self.r
                     .error(at, "missing action in step", "no action")
                     .help(format!("add one of {}", suggest::list(ACTIONS.iter().copied())));
-                return draft;
+                return;
             }
             [(key, entry)] => (*key, *entry),
             [(first, _), (second, entry), ..] => {
@@ -258,9 +286,11 @@ impl Walk<'_> {
                         "second action",
                     )
                     .help("split it into two steps");
-                return draft;
+                return;
             }
         };
+        let action_key = ACTIONS.iter().copied().find(|key| *key == action_key).expect("listed");
+        draft.action_key = Some((action_key, entry.key.span));
         draft.kind = Some(if action_key == "probe" { StepKind::Probe } else { StepKind::Other });
         let value = &entry.value;
         match action_key {
@@ -291,7 +321,7 @@ impl Walk<'_> {
                     "a probe such as `{ tcp: { service: db, port: 5432 } }`",
                     &probe_keys,
                 ) else {
-                    return draft;
+                    return;
                 };
                 if let Some(name) = fields.entry("name") {
                     self.r
@@ -306,13 +336,25 @@ impl Walk<'_> {
                     draft.action = Some(Action::Probe(probe));
                 }
             }
+            "memory" | "cpu" | "partition" => {
+                let (service, fault) = self.fault(action_key, value, entry.key.span, services);
+                draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
+                draft.fault = service.map(|service| (action_key, service));
+                draft.action = fault.map(Action::Fault);
+            }
+            "parallel" => {
+                draft.generated = Some("parallel".to_owned());
+                let mut read_child = |walk: &mut Self, item: &Node| {
+                    walk.step(item, services, traffic, earlier, true)
+                };
+                draft.children = self.parallel(value, entry.key.span, nested, &mut read_child);
+            }
             op => {
                 let (service, action) = self.container_action(op, value, entry.key.span, services);
                 draft.generated = service.map(|service| format!("{op} {service}"));
                 draft.action = action.map(Action::Container);
             }
         }
-        draft
     }
 
     /// A container action; also returns the service name as written, to name the step even when the
@@ -447,4 +489,59 @@ impl Walk<'_> {
         }
         names
     }
+}
+
+/// Settled names, handed out in document order, and the next index.
+struct Numbering {
+    names: std::vec::IntoIter<Option<String>>,
+    index: usize,
+}
+
+/// Every draft's naming, depth first (a group before its children).
+fn flatten_namings(drafts: &[StepDraft], out: &mut Vec<Naming>) {
+    for draft in drafts {
+        out.push(Naming { explicit: draft.explicit.clone(), generated: draft.generated.clone() });
+        if let Some(children) = &draft.children {
+            flatten_namings(children, out);
+        }
+    }
+}
+
+/// Drafts → steps with their delays, names and indexes taken in the order of
+/// [`flatten_namings`]; every name goes into the table even when a step is broken.
+fn assemble(
+    drafts: Vec<StepDraft>,
+    next: &mut Numbering,
+    table: &mut StepTable,
+) -> Option<Vec<(Duration, Step)>> {
+    let mut steps = Some(Vec::with_capacity(drafts.len()));
+    for draft in drafts {
+        let index = next.index;
+        next.index += 1;
+        let name = next.names.next().flatten();
+        match &name {
+            Some(name) => {
+                table.names.insert(name.clone(), draft.kind);
+            }
+            None => table.incomplete = true,
+        }
+        let action = match draft.children {
+            Some(children) => assemble(children, next, table).map(|children| {
+                Action::Parallel(
+                    children
+                        .into_iter()
+                        .map(|(delay, step)| ParallelChild { delay, step })
+                        .collect(),
+                )
+            }),
+            None => draft.action,
+        };
+        match (&mut steps, name, action, draft.delay) {
+            (Some(steps), Some(name), Some(action), Some(delay)) => {
+                steps.push((delay, Step { index, name, action }));
+            }
+            _ => steps = None,
+        }
+    }
+    steps
 }

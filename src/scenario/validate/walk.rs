@@ -112,6 +112,14 @@ pub(super) struct StepDraft {
     pub(super) action: Option<Action>,
     /// `None` when the step's action could not be told.
     pub(super) kind: Option<StepKind>,
+    /// The action's key and where it is written (for rules across a `parallel` group).
+    pub(super) action_key: Option<(&'static str, Span)>,
+    /// `(kind, service)` of a fault step, as written.
+    pub(super) fault: Option<(&'static str, String)>,
+    /// A `parallel` group's children (its `action` is assembled once names are settled).
+    pub(super) children: Option<Vec<StepDraft>>,
+    /// `delay` of a child of a `parallel` group (zero when absent; `None` when invalid).
+    pub(super) delay: Option<Duration>,
 }
 
 /// What `expect` needs to know about a step, even when its action has mistakes.

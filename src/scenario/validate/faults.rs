@@ -1,0 +1,391 @@
+//! Fault steps (`memory`, `cpu`, `partition`) and `parallel` groups: shapes, sizes, targets, and
+//! the rules a group's children must keep (one upgrade at most, one fault of a kind per service).
+
+use std::time::Duration;
+
+use super::walk::{Services, StepDraft, StepKind, Walk};
+use crate::scenario::model::{Fault, FaultKind, Target};
+use crate::scenario::report::Span;
+use crate::scenario::tree::{Node, ScalarKind};
+
+/// Docker refuses memory limits under 6 MB.
+const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+
+/// The CFS quota may not go under 1 ms per 100 ms period.
+const MIN_CORES: f64 = 0.01;
+
+impl Walk<'_> {
+    /// A `memory`, `cpu` or `partition` step; also returns the service name as written, to name
+    /// the step even when the fault has other mistakes.
+    pub(super) fn fault(
+        &mut self,
+        kind: &str,
+        node: &Node,
+        key: Span,
+        services: &Services,
+    ) -> (Option<String>, Option<Fault>) {
+        let keys: &[&str] = match kind {
+            "memory" => &["service", "limit", "for", "target"],
+            "cpu" => &["service", "cores", "for", "target"],
+            _ => &["service", "for", "target"],
+        };
+        let example = match kind {
+            "memory" => "`memory: { service: billing, limit: 48MiB, for: 30s }`",
+            "cpu" => "`cpu: { service: billing, cores: 0.2, for: 30s }`",
+            _ => "`partition: { service: db, for: 10s }`",
+        };
+        let context = format!("`{kind}`");
+        let Some(fields) = self.r.fields(node, key, context, "a mapping with `service`", keys)
+        else {
+            self.r.last().help(format!("write {example}"));
+            return (None, None);
+        };
+        let service_node = self.r.require(&fields, "service");
+        let service = service_node.and_then(|n| self.r.text(n, "a service name"));
+        let known = match (&service, service_node) {
+            (Some(name), Some(node)) => self.known_service(services, name, node.span).is_some(),
+            _ => false,
+        };
+        let duration = match fields.get("for") {
+            Some(node) => self.r.duration(node),
+            None => {
+                self.r
+                    .error(fields.at, format!("missing `for` in `{kind}`"), "needs `for`")
+                    .help(format!("a fault lasts a while and is then reverted: {example}"));
+                None
+            }
+        };
+        let target = fields.get("target").map_or(Some(Target::All), |n| self.target(n));
+        let fault_kind = match kind {
+            "memory" => self
+                .r
+                .require(&fields, "limit")
+                .and_then(|n| self.memory_limit(n))
+                .map(|limit_bytes| FaultKind::Memory { limit_bytes }),
+            "cpu" => self
+                .r
+                .require(&fields, "cores")
+                .and_then(|n| self.cores(n))
+                .map(|cores| FaultKind::Cpu { cores }),
+            _ => Some(FaultKind::Partition),
+        };
+        let fault = (|| {
+            let service = service.clone().filter(|_| known)?;
+            Some(Fault { service, kind: fault_kind?, target: target?, duration: duration? })
+        })();
+        (service, fault)
+    }
+
+    fn target(&mut self, node: &Node) -> Option<Target> {
+        let help = "use `one`, `all`, or a number of containers such as `2`";
+        match node.scalar() {
+            Some(scalar) if scalar.kind() == ScalarKind::Int => {
+                let count = self.r.integer(node, "a number of containers", 1..=1000)?;
+                Some(Target::Count(usize::try_from(count).expect("checked range")))
+            }
+            Some(scalar) if scalar.text == "one" => Some(Target::One),
+            Some(scalar) if scalar.text == "all" => Some(Target::All),
+            Some(scalar) if scalar.kind() != ScalarKind::Null => {
+                let message = format!("unknown target `{}`", scalar.text);
+                self.r.error(node.span, message, "unknown target").help(help);
+                None
+            }
+            _ => {
+                self.r.wrong_type(node, "`one`, `all` or a number").help(help);
+                None
+            }
+        }
+    }
+
+    fn memory_limit(&mut self, node: &Node) -> Option<u64> {
+        let help = "use a size such as 48MiB, 512MiB or 1GiB";
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.r.wrong_type(node, "a size such as `48MiB`").help(help);
+            return None;
+        };
+        match parse_bytes(&scalar.text) {
+            Ok(bytes) if bytes >= MIN_MEMORY => Some(bytes),
+            Ok(_) => {
+                let message = format!("memory limit `{}` is below 6MiB", scalar.text);
+                self.r
+                    .error(node.span, message, "too small")
+                    .help("Docker refuses memory limits under 6 MB");
+                None
+            }
+            Err(why) => {
+                let message = format!("invalid size `{}`", scalar.text);
+                self.r.error(node.span, message, why).help(help);
+                None
+            }
+        }
+    }
+
+    fn cores(&mut self, node: &Node) -> Option<f64> {
+        let help = "use a fraction of CPUs from 0.01, such as 0.2 or 1.5";
+        let value = node
+            .scalar()
+            .filter(|s| matches!(s.kind(), ScalarKind::Int | ScalarKind::Float))
+            .and_then(|s| s.text.parse::<f64>().ok());
+        match value {
+            Some(cores) if cores.is_finite() && cores >= MIN_CORES => Some(cores),
+            Some(cores) => {
+                self.r
+                    .error(node.span, format!("{cores} cores is too few"), "under 0.01")
+                    .help(help);
+                None
+            }
+            None => {
+                self.r.wrong_type(node, "a number of CPUs such as `0.2`").help(help);
+                None
+            }
+        }
+    }
+
+    /// A `parallel` group's children, each read as a step that may have a `delay`, then the group
+    /// rules: at most one `upgrade` or `rollback` (they share the service state), and one fault
+    /// of a kind per service (two would fight over the value to restore).
+    pub(super) fn parallel(
+        &mut self,
+        node: &Node,
+        key: Span,
+        nested: bool,
+        read_child: &mut dyn FnMut(&mut Self, &Node) -> StepDraft,
+    ) -> Option<Vec<StepDraft>> {
+        let items = self.r.list(node, "a list of steps")?;
+        if items.is_empty() {
+            self.r
+                .error(key, "empty `parallel` group", "no steps")
+                .help("list the steps that run at the same time: `parallel: [ ... ]`");
+            return None;
+        }
+        let children: Vec<StepDraft> = items.iter().map(|item| read_child(self, item)).collect();
+        if nested {
+            // The outermost group checks all its descendants, each problem once.
+            return Some(children);
+        }
+        let mut all = Vec::new();
+        descendants(&children, &mut all);
+        let mut stateful: Option<Span> = None;
+        let mut faults: Vec<(&str, &str, Span)> = Vec::new();
+        for draft in all {
+            let Some((action, span)) = &draft.action_key else { continue };
+            if matches!(draft.kind, Some(StepKind::Upgrade(_))) || *action == "rollback" {
+                match stateful {
+                    None => stateful = Some(*span),
+                    Some(first) => {
+                        let line = self.r.line(first);
+                        self.r
+                            .error(
+                                *span,
+                                format!("a second `{action}` in one `parallel` group"),
+                                "second upgrade or rollback",
+                            )
+                            .help(format!(
+                                "the group already upgrades or rolls back on line {line}; run them one after the other"
+                            ));
+                    }
+                }
+            }
+            let Some((kind, service)) = &draft.fault else { continue };
+            if let Some((_, _, first)) = faults.iter().find(|(k, s, _)| k == kind && s == service) {
+                let line = self.r.line(*first);
+                self.r
+                    .error(
+                        *span,
+                        format!("two `{kind}` faults on `{service}` in one `parallel` group"),
+                        "second fault",
+                    )
+                    .help(format!(
+                        "the first is on line {line}; at once they would fight over the value to restore"
+                    ));
+            } else {
+                faults.push((kind, service, *span));
+            }
+        }
+        Some(children)
+    }
+
+    /// A child's `delay`, or a problem when the step is not inside a `parallel` group.
+    pub(super) fn delay(&mut self, node: &Node, key: Span, nested: bool) -> Option<Duration> {
+        if !nested {
+            self.r.error(key, "`delay` outside a `parallel` group", "not allowed here").help(
+                "steps run one after the other; use a `wait` step, or put this step in `parallel`",
+            );
+            return None;
+        }
+        self.r.duration(node)
+    }
+}
+
+/// Every draft under `drafts`, depth first.
+fn descendants<'d>(drafts: &'d [StepDraft], out: &mut Vec<&'d StepDraft>) {
+    for draft in drafts {
+        out.push(draft);
+        if let Some(children) = &draft.children {
+            descendants(children, out);
+        }
+    }
+}
+
+/// `48MiB`, `512MB`, `1GiB`, `1048576` (bytes). Decimal units are powers of 1000, binary ones of
+/// 1024, as Docker writes them.
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, &'static str> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| "expected a number of bytes")?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err("unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)"),
+    };
+    number.checked_mul(multiplier).ok_or("too large")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::model::{Action, Scenario};
+
+    const HEAD: &str = "name: t
+stack:
+  services:
+    db: { image: p }
+    billing: { image: b }
+";
+
+    fn parse(steps: &str) -> Result<Scenario, Vec<String>> {
+        crate::scenario::parse(&format!("{HEAD}steps:\n{steps}"), Path::new("t.yaml"))
+            .map_err(|invalid| invalid.diagnostics.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn sizes_parse_in_both_unit_families() {
+        assert_eq!(parse_bytes("48MiB"), Ok(48 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512MB"), Ok(512_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("48 megs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn faults_read_with_defaults() {
+        let scenario = parse(
+            "  - memory: { service: billing, limit: 48MiB, for: 30s }
+  - cpu: { service: billing, cores: 0.2, for: 1m, target: one }
+  - partition: { service: db, for: 10s, target: 2 }
+",
+        )
+        .unwrap();
+        let faults: Vec<&Fault> = scenario
+            .steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Fault(fault) => fault,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(faults[0].kind, FaultKind::Memory { limit_bytes: 48 << 20 });
+        assert_eq!((faults[0].target, faults[0].duration), (Target::All, Duration::from_secs(30)));
+        assert_eq!(
+            (faults[1].kind.clone(), faults[1].target),
+            (FaultKind::Cpu { cores: 0.2 }, Target::One)
+        );
+        assert_eq!(
+            (faults[2].kind.clone(), faults[2].target),
+            (FaultKind::Partition, Target::Count(2))
+        );
+        let names: Vec<_> = scenario.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["memory billing", "cpu billing", "partition db"]);
+    }
+
+    #[test]
+    fn fault_mistakes_are_all_reported() {
+        let errors = parse(
+            "  - memory: { service: billing, limit: 2MiB }
+  - cpu: { service: bill, cores: 0, for: 5s }
+  - partition: { service: db, for: 5s, target: some }
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "missing `for` in `memory`",
+                "memory limit `2MiB` is below 6MiB",
+                "unknown service `bill`",
+                "0 cores is too few",
+                "unknown target `some`",
+            ]
+        );
+    }
+
+    #[test]
+    fn parallel_children_are_numbered_after_their_group_and_named_uniquely() {
+        let scenario = parse(
+            "  - wait: 1s
+  - name: chaos
+    parallel:
+      - partition: { service: db, for: 5s }
+      - delay: 2s
+        wait: 1s
+      - wait: 1s
+  - wait: 1s
+",
+        )
+        .unwrap();
+        let all: Vec<(usize, &str)> =
+            scenario.all_steps().iter().map(|s| (s.index, s.name.as_str())).collect();
+        assert_eq!(
+            all,
+            [
+                (0, "wait 1s"),
+                (1, "chaos"),
+                (2, "partition db"),
+                (3, "wait 1s (2)"),
+                (4, "wait 1s (3)"),
+                (5, "wait 1s (4)"),
+            ]
+        );
+        let Action::Parallel(children) = &scenario.steps[1].action else { panic!() };
+        let delays: Vec<Duration> = children.iter().map(|c| c.delay).collect();
+        assert_eq!(delays, [Duration::ZERO, Duration::from_secs(2), Duration::ZERO]);
+    }
+
+    #[test]
+    fn group_rules_are_checked() {
+        let errors = parse(
+            "  - parallel:
+      - memory: { service: billing, limit: 48MiB, for: 5s }
+      - parallel:
+          - memory: { service: billing, limit: 64MiB, for: 5s }
+      - name: a
+        wait: 1s
+      - name: a
+        wait: 2s
+  - delay: 1s
+    wait: 1s
+  - parallel: []
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "two `memory` faults on `billing` in one `parallel` group",
+                "duplicate step name `a`",
+                "`delay` outside a `parallel` group",
+                "empty `parallel` group",
+            ]
+        );
+    }
+}
