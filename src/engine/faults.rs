@@ -29,7 +29,11 @@ pub(super) async fn run_fault(
 ) -> StepEnd {
     let (replicas, docker, network) = {
         let stack = stack.read().await;
-        (stack.replicas(&fault.service), stack.docker().clone(), stack.network_id().to_owned())
+        (
+            stack.targets(&fault.service).unwrap_or_default(),
+            stack.docker().clone(),
+            stack.network_id().to_owned(),
+        )
     };
     let keys: Vec<String> = replicas.iter().map(|(key, _)| key.clone()).collect();
     let mut rng = SeededRng::for_step(ctx.seed, step.index);

@@ -118,15 +118,6 @@ impl StackHandle {
         &self.docker
     }
 
-    /// The containers of a service as `(key, container id)`: today the one under the service's
-    /// name (empty when it has none).
-    pub fn replicas(&self, service: &str) -> Vec<(String, String)> {
-        self.containers
-            .get(service)
-            .map(|id| vec![(service.to_owned(), id.clone())])
-            .unwrap_or_default()
-    }
-
     /// The network's name.
     pub fn network(&self) -> &str {
         &self.network_name
