@@ -423,7 +423,9 @@ impl RequestCounts {
         for (class, count) in self.by_class.iter().enumerate().skip(1) {
             let count = count.load(Ordering::Relaxed);
             if count > 0 || matches!(class, 2 | 4 | 5) {
-                text.push_str(&format!("billing_http_requests_total{{code=\"{class}xx\"}} {count}\n"));
+                text.push_str(&format!(
+                    "billing_http_requests_total{{code=\"{class}xx\"}} {count}\n"
+                ));
             }
         }
         text.push_str("# HELP billing_up Whether billing is serving (always 1 when it answers).\n");

@@ -292,14 +292,14 @@ impl Config {
             Some(_) => url("SLACK_URL")?,
             None => None,
         };
-        let pagerduty = match group("paging (pagerduty)", &["PAGERDUTY_URL", "PAGERDUTY_ROUTING_KEY"])
-        {
-            Some(v) => Some(PagerDuty {
-                base: url("PAGERDUTY_URL")?.unwrap_or_default(),
-                routing_key: v[1].clone(),
-            }),
-            None => None,
-        };
+        let pagerduty =
+            match group("paging (pagerduty)", &["PAGERDUTY_URL", "PAGERDUTY_ROUTING_KEY"]) {
+                Some(v) => Some(PagerDuty {
+                    base: url("PAGERDUTY_URL")?.unwrap_or_default(),
+                    routing_key: v[1].clone(),
+                }),
+                None => None,
+            };
         let provider_timeout = match value("PROVIDER_TIMEOUT") {
             None => DEFAULT_PROVIDER_TIMEOUT,
             Some(text) => parse_duration(&text)
@@ -408,11 +408,8 @@ impl Notice {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .unwrap_or_else(|| format!("{service} is down"));
-            let summary = if summary.contains(&service) {
-                summary
-            } else {
-                format!("{service}: {summary}")
-            };
+            let summary =
+                if summary.contains(&service) { summary } else { format!("{service}: {summary}") };
             let short = format!(
                 "OUTAGE: {summary} ({alertname} since {since} UTC). We are working on it and will \
                  tell you when it is resolved."
@@ -426,10 +423,8 @@ impl Notice {
             let short = format!(
                 "RESOLVED: the {service} outage is over ({alertname}); {service} works again."
             );
-            let long = format!(
-                "{short}\nOutage from {since} to {} UTC.",
-                clock_time(&alert.ends_at)
-            );
+            let long =
+                format!("{short}\nOutage from {since} to {} UTC.", clock_time(&alert.ends_at));
             (short, long)
         };
         Some(Self {
@@ -551,14 +546,40 @@ impl Tracker {
 
 /// One provider request (SMS with its voice fallback counts as one).
 enum Delivery {
-    Sms { customer: Customer, text: String },
-    Fax { customer: Customer, notice_id: u64, text: String },
+    Sms {
+        customer: Customer,
+        text: String,
+    },
+    Fax {
+        customer: Customer,
+        notice_id: u64,
+        text: String,
+    },
     /// Held from planning until the incident exists, so its resolve waits for the id.
-    IncidentOpen { incident: OwnedMutexGuard<Option<String>>, name: String, body: String },
-    IncidentResolve { incident: Arc<AsyncMutex<Option<String>>>, body: String },
-    Maintenance { name: String, body: String, starts_at: String, ends_at: String },
-    Slack { text: String },
-    PagerDuty { trigger: bool, dedup_key: String, summary: String, notice: Option<Box<Notice>> },
+    IncidentOpen {
+        incident: OwnedMutexGuard<Option<String>>,
+        name: String,
+        body: String,
+    },
+    IncidentResolve {
+        incident: Arc<AsyncMutex<Option<String>>>,
+        body: String,
+    },
+    Maintenance {
+        name: String,
+        body: String,
+        starts_at: String,
+        ends_at: String,
+    },
+    Slack {
+        text: String,
+    },
+    PagerDuty {
+        trigger: bool,
+        dedup_key: String,
+        summary: String,
+        notice: Option<Box<Notice>>,
+    },
 }
 
 impl Delivery {
@@ -585,7 +606,8 @@ fn plan_alert(
     let mut deliveries = Vec::new();
     for customer in &config.customers {
         if config.twilio.is_some() {
-            deliveries.push(Delivery::Sms { customer: customer.clone(), text: notice.short.clone() });
+            deliveries
+                .push(Delivery::Sms { customer: customer.clone(), text: notice.short.clone() });
         }
         if config.sinch.is_some() {
             deliveries.push(Delivery::Fax {
@@ -647,8 +669,10 @@ impl MaintenanceRequest {
             }
         }
         // Same zone spelled the same way: the text order is the time order.
-        let zone = |t: &str| t.len() >= 6 && t.ends_with('Z') || t.ends_with('z');
-        if zone(&self.starts_at) && zone(&self.ends_at) && self.ends_at[..19] <= self.starts_at[..19]
+        let zone = |t: &str| t.ends_with(['Z', 'z']);
+        if zone(&self.starts_at)
+            && zone(&self.ends_at)
+            && self.ends_at[..19] <= self.starts_at[..19]
         {
             return Err(format!(
                 "ends_at ({}) must be after starts_at ({})",
@@ -797,7 +821,9 @@ impl AppState {
                 let Some(sinch) = &config.sinch else { return Vec::new() };
                 let mut body = json!({ "to": customer.fax });
                 match &config.public_url {
-                    Some(public) => body["contentUrl"] = json!(format!("{public}/notices/{notice_id}")),
+                    Some(public) => {
+                        body["contentUrl"] = json!(format!("{public}/notices/{notice_id}"))
+                    }
                     None => body["text"] = json!(text),
                 }
                 if let Some(from) = &sinch.from {
@@ -819,7 +845,8 @@ impl AppState {
                     "body": body, "deliver_notifications": true,
                 }});
                 let request = statuspage_auth(self.client.post(url), page);
-                let result = self.send(json_body(request, &payload), "statuspage incident", "-").await;
+                let result =
+                    self.send(json_body(request, &payload), "statuspage incident", "-").await;
                 if let Ok((_, answer)) = &result {
                     *incident = answer.get("id").and_then(Value::as_str).map(str::to_string);
                     if incident.is_none() {
@@ -832,13 +859,19 @@ impl AppState {
                 let Some(page) = &config.statuspage else { return Vec::new() };
                 // Waits for a create still in flight.
                 let Some(id) = incident.lock().await.clone() else {
-                    eprintln!("comms: statuspage: no incident was opened for this alert; none to resolve");
+                    eprintln!(
+                        "comms: statuspage: no incident was opened for this alert; none to resolve"
+                    );
                     return once(Err("no incident to resolve".into()));
                 };
                 let url = format!("{}/v1/pages/{}/incidents/{id}", page.base, page.page_id);
                 let payload = json!({ "incident": { "status": "resolved", "body": body } });
                 let request = statuspage_auth(self.client.patch(url), page);
-                once(self.send(json_body(request, &payload), "statuspage resolve", &id).await.map(|(s, _)| s))
+                once(
+                    self.send(json_body(request, &payload), "statuspage resolve", &id)
+                        .await
+                        .map(|(s, _)| s),
+                )
             }
             Delivery::Maintenance { name, body, starts_at, ends_at } => {
                 let Some(page) = &config.statuspage else { return Vec::new() };
@@ -850,7 +883,11 @@ impl AppState {
                     "deliver_notifications": true,
                 }});
                 let request = statuspage_auth(self.client.post(url), page);
-                once(self.send(json_body(request, &payload), "statuspage maintenance", "-").await.map(|(s, _)| s))
+                once(
+                    self.send(json_body(request, &payload), "statuspage maintenance", "-")
+                        .await
+                        .map(|(s, _)| s),
+                )
             }
             Delivery::Slack { text } => {
                 let Some(url) = &config.slack_url else { return Vec::new() };
@@ -902,7 +939,8 @@ impl AppState {
             .basic_auth(&twilio.account, Some(&twilio.token))
             .form(&[("To", customer.phone.as_str()), ("From", &twilio.from), ("Body", text)]);
         let sms = self.send(request, "sms", &customer.name).await.map(|(s, _)| s);
-        let mut outcomes = vec![Outcome { channel: "sms", target: customer.name.clone(), result: sms.clone() }];
+        let mut outcomes =
+            vec![Outcome { channel: "sms", target: customer.name.clone(), result: sms.clone() }];
         if sms_failed_over(&sms) {
             eprintln!("comms: sms to {} failed; calling {} instead", customer.name, customer.phone);
             let twiml = twiml_say(text);
@@ -910,9 +948,17 @@ impl AppState {
                 .client
                 .post(resource("Calls"))
                 .basic_auth(&twilio.account, Some(&twilio.token))
-                .form(&[("To", customer.phone.as_str()), ("From", &twilio.from), ("Twiml", &twiml)]);
+                .form(&[
+                    ("To", customer.phone.as_str()),
+                    ("From", &twilio.from),
+                    ("Twiml", &twiml),
+                ]);
             let call = self.send(request, "voice", &customer.name).await.map(|(s, _)| s);
-            outcomes.push(Outcome { channel: "voice", target: customer.name.clone(), result: call });
+            outcomes.push(Outcome {
+                channel: "voice",
+                target: customer.name.clone(),
+                result: call,
+            });
         }
         outcomes
     }
@@ -995,7 +1041,10 @@ fn describe(error: &reqwest::Error) -> String {
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
-async fn alert(State(state): State<AppState>, body: Result<Json<Webhook>, JsonRejection>) -> Response {
+async fn alert(
+    State(state): State<AppState>,
+    body: Result<Json<Webhook>, JsonRejection>,
+) -> Response {
     let Json(webhook) = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -1016,7 +1065,8 @@ async fn alert(State(state): State<AppState>, body: Result<Json<Webhook>, JsonRe
             notice.key,
             notice.short
         );
-        let notice_id = state.notices.lock().map(|mut store| store.add(notice.long.clone())).unwrap_or(0);
+        let notice_id =
+            state.notices.lock().map(|mut store| store.add(notice.long.clone())).unwrap_or(0);
         deliveries.extend(plan_alert(&state.config, &notice, incident, notice_id));
     }
     let planned = deliveries.len();
@@ -1049,7 +1099,494 @@ async fn stored_notice(State(state): State<AppState>, Path(id): Path<u64>) -> Re
         .ok()
         .and_then(|store| store.texts.iter().find(|(i, _)| *i == id).map(|(_, t)| t.clone()));
     match text {
-        Some(text) => ([(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Some(text) => {
+            ([(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
         None => (StatusCode::NOT_FOUND, format!("no notice {id}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::{
+        body::Bytes,
+        http::{HeaderMap, Method, Uri},
+    };
+    use tokio::sync::watch;
+
+    use super::*;
+
+    const CUSTOMERS: &str = "acme:+15550001:+15550101; globex:+15550002:+15550102";
+
+    #[test]
+    fn customers_parse_and_bad_entries_are_named() {
+        let customers = parse_customers(CUSTOMERS).unwrap();
+        assert_eq!(
+            customers,
+            vec![
+                Customer {
+                    name: "acme".into(),
+                    phone: "+15550001".into(),
+                    fax: "+15550101".into()
+                },
+                Customer {
+                    name: "globex".into(),
+                    phone: "+15550002".into(),
+                    fax: "+15550102".into()
+                },
+            ]
+        );
+        assert_eq!(parse_customers(" ; ").unwrap(), vec![]);
+        for (spec, says) in [
+            ("acme:+15550001", "is not name:phone:fax"),
+            (":+15550001:+15550101", "has no name"),
+            ("acme:15550001:+15550101", "phone number \"15550001\" is not E.164"),
+            ("acme:+15550001:+1555x101", "fax number"),
+            ("acme:+15550001:+15550101;acme:+15550002:+15550102", "acme is listed twice"),
+        ] {
+            let error = parse_customers(spec).unwrap_err();
+            assert!(error.contains(says), "{spec}: {error}");
+        }
+    }
+
+    /// What Alertmanager 0.25 posts for the demo's BillingDown rule (trimmed to one alert).
+    fn webhook(status: &str, ends_at: &str) -> String {
+        format!(
+            r#"{{"receiver":"customers","status":"{status}","alerts":[{{"status":"{status}",
+            "labels":{{"alertname":"BillingDown","instance":"billing:8080","job":"billing",
+              "service":"billing","severity":"critical"}},
+            "annotations":{{"summary":"billing is down: outage of invoicing",
+              "description":"Outage: the billing service (billing:8080) does not answer."}},
+            "startsAt":"2030-01-05T10:00:01.123Z","endsAt":"{ends_at}",
+            "generatorURL":"http://prometheus:9090/graph","fingerprint":"8e1f8f0ba4c8a1c3"}}],
+            "groupLabels":{{"alertname":"BillingDown"}},"commonLabels":{{}},"commonAnnotations":{{}},
+            "externalURL":"http://alertmanager:9093","version":"4",
+            "groupKey":"{{}}:{{alertname=\"BillingDown\"}}","truncatedAlerts":0}}"#
+        )
+    }
+
+    fn notices(body: &str) -> Vec<Notice> {
+        let webhook: Webhook = serde_json::from_str(body).unwrap();
+        webhook.alerts.iter().filter_map(Notice::from_alert).collect()
+    }
+
+    #[test]
+    fn webhook_alerts_become_concrete_outage_and_all_clear_notices() {
+        let [firing] = notices(&webhook("firing", "0001-01-01T00:00:00Z")).try_into().unwrap();
+        assert!(firing.firing);
+        assert_eq!(firing.key, "8e1f8f0ba4c8a1c3");
+        assert_eq!(
+            firing.short,
+            "OUTAGE: billing is down: outage of invoicing (BillingDown since 10:00:01 UTC). We \
+             are working on it and will tell you when it is resolved."
+        );
+        assert!(
+            firing.long.ends_with("\nOutage: the billing service (billing:8080) does not answer.")
+        );
+        let [resolved] = notices(&webhook("resolved", "2030-01-05T10:01:02Z")).try_into().unwrap();
+        assert!(!resolved.firing);
+        assert_eq!(resolved.key, firing.key);
+        assert_eq!(
+            resolved.long,
+            "RESOLVED: the billing outage is over (BillingDown); billing works again.\nOutage \
+             from 10:00:01 to 10:01:02 UTC."
+        );
+    }
+
+    #[test]
+    fn a_summary_without_the_service_gets_it_and_odd_statuses_are_ignored() {
+        let body = r#"{"alerts":[
+            {"status":"firing","labels":{"alertname":"X","job":"api"},"annotations":{"summary":"down"},"startsAt":"x"},
+            {"status":"suppressed","labels":{},"startsAt":"x"}]}"#;
+        let [notice] = notices(body).try_into().unwrap();
+        assert_eq!(notice.service, "api");
+        assert!(notice.short.starts_with("OUTAGE: api: down (X since x UTC)"), "{}", notice.short);
+    }
+
+    #[test]
+    fn each_outage_is_told_once_firing_and_once_resolved() {
+        let firing = &notices(&webhook("firing", "0001-01-01T00:00:00Z"))[0];
+        let resolved = &notices(&webhook("resolved", "2030-01-05T10:01:02Z"))[0];
+        let mut tracker = Tracker::default();
+        let slot = tracker.admit(firing).expect("a new outage is news");
+        assert!(tracker.admit(firing).is_none(), "repeat_interval re-send");
+        let resolve_slot = tracker.admit(resolved).expect("its all-clear is news");
+        assert!(Arc::ptr_eq(&slot, &resolve_slot), "the resolve PATCHes the same incident");
+        assert!(tracker.admit(resolved).is_none());
+        assert!(tracker.admit(firing).is_none(), "a late firing re-send after the all-clear");
+        let again = Notice { starts_at: "2030-01-05T11:00:00Z".into(), ..firing.clone() };
+        assert!(tracker.admit(&again).is_some(), "the same alert firing again is a new outage");
+        // An all-clear for an outage comms never saw (it restarted) is still sent.
+        let mut fresh = Tracker::default();
+        assert!(fresh.admit(resolved).is_some());
+    }
+
+    #[test]
+    fn the_tracker_stays_bounded_and_forgets_resolved_alerts_first() {
+        let mut tracker = Tracker::default();
+        let base = &notices(&webhook("firing", "0001-01-01T00:00:00Z"))[0];
+        let open = Notice { key: "still-firing".into(), ..base.clone() };
+        tracker.admit(&open).unwrap();
+        for n in 0..MAX_TRACKED_ALERTS * 2 {
+            let notice = Notice { key: format!("k{n}"), ..base.clone() };
+            tracker.admit(&notice).unwrap();
+            tracker.admit(&Notice { firing: false, ..notice }).unwrap();
+        }
+        assert!(tracker.alerts.len() <= MAX_TRACKED_ALERTS);
+        assert!(tracker.alerts.contains_key("still-firing"));
+    }
+
+    #[test]
+    fn sms_fails_over_on_throttling_server_errors_and_silence_only() {
+        for (result, over) in [
+            (Ok(201), false),
+            (Ok(400), false),
+            (Ok(401), false),
+            (Ok(429), true),
+            (Ok(500), true),
+            (Ok(503), true),
+            (Err("no answer within 5s".to_string()), true),
+        ] {
+            assert_eq!(sms_failed_over(&result), over, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn twiml_escapes_the_spoken_text() {
+        assert_eq!(
+            twiml_say("a < b & \"c\""),
+            "<Response><Say>a &lt; b &amp; &quot;c&quot;</Say></Response>"
+        );
+    }
+
+    #[test]
+    fn maintenance_requests_are_checked() {
+        let request = |starts: &str, ends: &str| MaintenanceRequest {
+            service: "billing".into(),
+            starts_at: starts.into(),
+            ends_at: ends.into(),
+            message: "Upgrade to 2.0.".into(),
+        };
+        let ok = request("2030-01-05T22:00:00Z", "2030-01-05T23:00:00Z");
+        ok.validate().unwrap();
+        assert_eq!(
+            ok.text(),
+            "MAINTENANCE: billing will be under scheduled maintenance from 2030-01-05T22:00:00Z \
+             to 2030-01-05T23:00:00Z. Upgrade to 2.0."
+        );
+        request("2030-01-05T22:00:00.5+01:00", "2030-01-05T23:00:00+01:00").validate().unwrap();
+        let error = request("tomorrow", "2030-01-05T23:00:00Z").validate().unwrap_err();
+        assert!(error.starts_with("starts_at must be an RFC 3339 time"), "{error}");
+        let error = request("2030-01-05T22:00:00Z", "2030-01-05T21:00:00Z").validate().unwrap_err();
+        assert!(error.contains("must be after"), "{error}");
+    }
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn full_config(base: &str, timeout: &str) -> Config {
+        let (config, skipped) = Config::from_lookup(lookup(&[
+            ("CUSTOMERS", CUSTOMERS),
+            ("TWILIO_URL", base),
+            ("TWILIO_ACCOUNT", "AC123"),
+            ("TWILIO_TOKEN", "secret"),
+            ("TWILIO_FROM", "+15559999"),
+            ("SINCH_URL", base),
+            ("SINCH_PROJECT", "proj"),
+            ("STATUSPAGE_URL", base),
+            ("STATUSPAGE_PAGE_ID", "page1"),
+            ("STATUSPAGE_API_KEY", "key"),
+            ("SLACK_URL", &format!("{base}/services/T0/B0/X")),
+            ("PAGERDUTY_URL", base),
+            ("PAGERDUTY_ROUTING_KEY", "R0UT1NG"),
+            ("PROVIDER_TIMEOUT", timeout),
+        ]))
+        .unwrap();
+        assert_eq!(skipped, Vec::<String>::new());
+        config
+    }
+
+    #[test]
+    fn unset_channels_are_skipped_with_a_note_and_tls_urls_refused() {
+        let (config, skipped) = Config::from_lookup(lookup(&[
+            ("TWILIO_URL", "http://sinks:1/"),
+            ("SLACK_URL", "http://sinks:1/hook"),
+        ]))
+        .unwrap();
+        assert_eq!(config.channels(), vec!["slack"]);
+        assert_eq!(config.provider_timeout, DEFAULT_PROVIDER_TIMEOUT);
+        assert_eq!(
+            skipped,
+            vec![
+                "per-customer channels (sms, voice, fax) skipped: CUSTOMERS not set",
+                "sms and voice skipped: TWILIO_ACCOUNT, TWILIO_TOKEN, TWILIO_FROM not set",
+                "fax skipped: SINCH_URL, SINCH_PROJECT not set",
+                "status page skipped: STATUSPAGE_URL, STATUSPAGE_PAGE_ID not set",
+                "paging (pagerduty) skipped: PAGERDUTY_URL, PAGERDUTY_ROUTING_KEY not set",
+            ]
+        );
+        let error = Config::from_lookup(lookup(&[("SLACK_URL", "https://hooks.slack.com/x")]))
+            .err()
+            .unwrap();
+        assert!(error.starts_with("SLACK_URL must be a plain http:// URL"), "{error}");
+        assert_eq!(full_config("http://x", "1s").channels().len(), 5);
+    }
+
+    /// One request a fake provider received.
+    #[derive(Debug, Clone)]
+    struct Received {
+        method: Method,
+        path: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    /// Provider-shaped answers on 127.0.0.1, recording every request. Messages to `failing_phone`
+    /// answer 500; requests to `held_path` are answered only once `release_after` requests
+    /// (itself included) have arrived, and 503 if that never happens within the test.
+    struct FakeProviders {
+        received: Mutex<Vec<Received>>,
+        arrivals: watch::Sender<usize>,
+        failing_phone: Option<String>,
+        held_path: Option<String>,
+        release_after: usize,
+    }
+
+    async fn fake_provider(
+        State(fake): State<Arc<FakeProviders>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let path = uri.path().to_string();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let authorization =
+            headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        fake.received.lock().unwrap().push(Received {
+            method: method.clone(),
+            path: path.clone(),
+            authorization,
+            body: body.clone(),
+        });
+        fake.arrivals.send_modify(|n| *n += 1);
+        if fake.held_path.as_deref() == Some(path.as_str()) {
+            let mut arrivals = fake.arrivals.subscribe();
+            if arrivals.wait_for(|n| *n >= fake.release_after).await.is_err() {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+        let json = |status: StatusCode, value: Value| (status, Json(value)).into_response();
+        if path.ends_with("/Messages.json") {
+            let to = fake.failing_phone.as_deref().map(|p| format!("To=%2B{}", &p[1..]));
+            if to.is_some_and(|to| body.contains(&to)) {
+                return json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"code": 20500, "message": "Internal Server Error", "status": 500}),
+                );
+            }
+            return json(StatusCode::CREATED, json!({"sid": "SM1", "status": "queued"}));
+        }
+        if path.ends_with("/Calls.json") {
+            return json(StatusCode::CREATED, json!({"sid": "CA1", "status": "queued"}));
+        }
+        if path.ends_with("/incidents") {
+            return json(StatusCode::CREATED, json!({"id": "inc-42", "status": "investigating"}));
+        }
+        if path.contains("/incidents/") {
+            return json(StatusCode::OK, json!({"id": "inc-42", "status": "resolved"}));
+        }
+        if path == "/v2/enqueue" {
+            return json(
+                StatusCode::ACCEPTED,
+                json!({"status": "success", "message": "Event processed"}),
+            );
+        }
+        if path.ends_with("/faxes") {
+            return json(StatusCode::OK, json!({"id": "fax1", "status": "QUEUED"}));
+        }
+        (StatusCode::OK, "ok").into_response()
+    }
+
+    async fn start_fake(fake: FakeProviders) -> (String, Arc<FakeProviders>) {
+        let fake = Arc::new(fake);
+        let app = Router::new().fallback(fake_provider).with_state(Arc::clone(&fake));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), fake)
+    }
+
+    fn fake(
+        failing_phone: Option<&str>,
+        held_path: Option<&str>,
+        release_after: usize,
+    ) -> FakeProviders {
+        FakeProviders {
+            received: Mutex::default(),
+            arrivals: watch::Sender::new(0),
+            failing_phone: failing_phone.map(str::to_string),
+            held_path: held_path.map(str::to_string),
+            release_after,
+        }
+    }
+
+    /// Runs one webhook body through admission, planning and fan-out, like `POST /alert`, and
+    /// waits for every delivery.
+    async fn notify(state: &AppState, body: &str) -> Vec<Outcome> {
+        let mut handles = Vec::new();
+        for notice in notices(body) {
+            let incident = state.tracker.lock().unwrap().admit(&notice).unwrap();
+            handles.extend(state.fan_out(plan_alert(&state.config, &notice, incident, 7)));
+        }
+        let mut outcomes = Vec::new();
+        for handle in handles {
+            outcomes.extend(handle.await.unwrap());
+        }
+        outcomes.sort_by(|a, b| (a.channel, &a.target).cmp(&(b.channel, &b.target)));
+        outcomes
+    }
+
+    fn outcome(channel: &'static str, target: &str, status: u16) -> Outcome {
+        Outcome { channel, target: target.into(), result: Ok(status) }
+    }
+
+    #[tokio::test]
+    async fn an_outage_reaches_every_provider_and_failed_sms_becomes_a_call() {
+        let (base, fake) = start_fake(fake(Some("+15550001"), None, 0)).await;
+        let state = AppState::new(full_config(&base, "10s")).unwrap();
+
+        let outcomes = notify(&state, &webhook("firing", "0001-01-01T00:00:00Z")).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                outcome("fax", "acme", 200),
+                outcome("fax", "globex", 200),
+                outcome("pagerduty", "-", 202),
+                outcome("slack", "-", 200),
+                outcome("sms", "acme", 500),
+                outcome("sms", "globex", 201),
+                outcome("statuspage", "-", 201),
+                outcome("voice", "acme", 201),
+            ]
+        );
+        let received = fake.received.lock().unwrap().clone();
+        let find = |path_end: &str, contains: &str| {
+            received
+                .iter()
+                .find(|r| r.path.ends_with(path_end) && r.body.contains(contains))
+                .unwrap_or_else(|| panic!("no {path_end} with {contains:?} in {received:#?}"))
+                .clone()
+        };
+        let call = find("/2010-04-01/Accounts/AC123/Calls.json", "To=%2B15550001");
+        assert!(
+            call.body.contains("Twiml=%3CResponse%3E%3CSay%3EOUTAGE%3A+billing+is+down"),
+            "{}",
+            call.body
+        );
+        // Basic auth AC123:secret.
+        assert_eq!(call.authorization.as_deref(), Some("Basic QUMxMjM6c2VjcmV0"));
+        let sms = find("/Messages.json", "To=%2B15550002");
+        assert!(
+            sms.body.contains("From=%2B15559999") && sms.body.contains("Body=OUTAGE"),
+            "{}",
+            sms.body
+        );
+        let fax: Value =
+            serde_json::from_str(&find("/v3/projects/proj/faxes", "+15550101").body).unwrap();
+        assert!(fax["text"].as_str().unwrap().starts_with("OUTAGE: billing is down"), "{fax}");
+        let incident = find("/v1/pages/page1/incidents", "investigating");
+        assert_eq!(incident.authorization.as_deref(), Some("OAuth key"));
+        let incident: Value = serde_json::from_str(&incident.body).unwrap();
+        assert_eq!(incident["incident"]["impact_override"], "major");
+        assert_eq!(incident["incident"]["name"], "billing outage: BillingDown");
+        let slack: Value = serde_json::from_str(&find("/services/T0/B0/X", "").body).unwrap();
+        assert!(slack["text"].as_str().unwrap().starts_with("OUTAGE: billing"));
+        let page: Value = serde_json::from_str(&find("/v2/enqueue", "trigger").body).unwrap();
+        assert_eq!(page["dedup_key"], "8e1f8f0ba4c8a1c3");
+        assert_eq!(page["routing_key"], "R0UT1NG");
+        assert_eq!(page["payload"]["severity"], "critical");
+        assert_eq!(page["payload"]["source"], "billing");
+
+        let before = received.len();
+        let outcomes = notify(&state, &webhook("resolved", "2030-01-05T10:01:02Z")).await;
+        assert_eq!(outcomes.iter().filter(|o| o.channel == "voice").count(), 1, "{outcomes:?}");
+        assert!(outcomes.iter().any(|o| *o == outcome("statuspage", "-", 200)), "{outcomes:?}");
+        let received = fake.received.lock().unwrap()[before..].to_vec();
+        let patch = received.iter().find(|r| r.method == Method::PATCH).unwrap();
+        assert_eq!(patch.path, "/v1/pages/page1/incidents/inc-42");
+        assert!(patch.body.contains(r#""status":"resolved""#), "{}", patch.body);
+        let resolve = received.iter().find(|r| r.path == "/v2/enqueue").unwrap();
+        let resolve: Value = serde_json::from_str(&resolve.body).unwrap();
+        assert_eq!(resolve["event_action"], "resolve");
+        assert_eq!(resolve["dedup_key"], "8e1f8f0ba4c8a1c3");
+        assert!(
+            received.iter().any(|r| r.body.contains("Body=RESOLVED%3A+the+billing+outage+is+over"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hung_provider_does_not_hold_up_the_others() {
+        // 4 SMS-or-fax requests + statuspage + slack + pagerduty = 7. Slack only answers once all
+        // 7 have arrived: sent one after another, it would time out instead.
+        let (base, _fake) = start_fake(fake(None, Some("/services/T0/B0/X"), 7)).await;
+        let state = AppState::new(full_config(&base, "10s")).unwrap();
+        let outcomes = notify(&state, &webhook("firing", "0001-01-01T00:00:00Z")).await;
+        assert_eq!(outcomes.len(), 7, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| o.result.as_ref().is_ok_and(|s| *s < 300)), "{outcomes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_never_answers_times_out_and_sms_fails_over() {
+        // The held path waits for more requests than will ever come.
+        let (base, _fake) =
+            start_fake(fake(None, Some("/2010-04-01/Accounts/AC123/Messages.json"), 1000)).await;
+        let state = AppState::new(full_config(&base, "200ms")).unwrap();
+        let outcomes = notify(&state, &webhook("firing", "0001-01-01T00:00:00Z")).await;
+        let sms: Vec<_> = outcomes.iter().filter(|o| o.channel == "sms").collect();
+        assert_eq!(sms.len(), 2);
+        for outcome in sms {
+            assert_eq!(outcome.result, Err("no answer within 200ms".to_string()));
+        }
+        let calls: Vec<_> = outcomes.iter().filter(|o| o.channel == "voice").collect();
+        assert_eq!(calls.len(), 2, "{outcomes:?}");
+        assert!(calls.iter().all(|o| o.result == Ok(201)), "{outcomes:?}");
+    }
+
+    #[tokio::test]
+    async fn maintenance_goes_to_sms_slack_and_a_scheduled_statuspage_maintenance() {
+        let (base, fake) = start_fake(fake(None, None, 0)).await;
+        let state = AppState::new(full_config(&base, "10s")).unwrap();
+        let request = MaintenanceRequest {
+            service: "billing".into(),
+            starts_at: "2030-01-05T22:00:00Z".into(),
+            ends_at: "2030-01-05T23:00:00Z".into(),
+            message: "Upgrade to 2.0.".into(),
+        };
+        let mut channels = Vec::new();
+        for handle in state.fan_out(plan_maintenance(&state.config, &request)) {
+            channels.extend(handle.await.unwrap().into_iter().map(|o| (o.channel, o.result)));
+        }
+        channels.sort();
+        assert_eq!(
+            channels,
+            vec![
+                ("slack", Ok(200)),
+                ("sms", Ok(201)),
+                ("sms", Ok(201)),
+                ("statuspage-maintenance", Ok(201)),
+            ]
+        );
+        let received = fake.received.lock().unwrap().clone();
+        let scheduled = received.iter().find(|r| r.path == "/v1/pages/page1/incidents").unwrap();
+        let scheduled: Value = serde_json::from_str(&scheduled.body).unwrap();
+        assert_eq!(scheduled["incident"]["status"], "scheduled");
+        assert_eq!(scheduled["incident"]["scheduled_for"], "2030-01-05T22:00:00Z");
+        assert_eq!(scheduled["incident"]["scheduled_until"], "2030-01-05T23:00:00Z");
     }
 }
