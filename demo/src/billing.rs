@@ -52,7 +52,10 @@
 //! (default none).
 //!
 //! Endpoints: `GET /health`, `GET /version`, `POST /invoices`, `GET /invoices` (`{"count": N}`),
-//! `GET /invoices/{id}`. Once listening it prints `billing <version> listening on 0.0.0.0:<port>`
+//! `GET /invoices/{id}`, and `GET /metrics` for Prometheus (text exposition format 0.0.4):
+//! `billing_http_requests_total{code="2xx"|"4xx"|"5xx"}`, every answered request but the scrapes
+//! themselves (so a scrape every second does not dilute the error ratio; 1xx/3xx appear once
+//! seen), and `billing_up 1`. Once listening it prints `billing <version> listening on 0.0.0.0:<port>`
 //! on stdout; everything else it logs goes to stderr, one line per event, prefixed `billing: `.
 
 use std::{
@@ -68,8 +71,9 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Request, State},
     http::StatusCode,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -343,12 +347,24 @@ async fn run(mode: Mode) -> Result<(), String> {
         release: Arc::clone(&release),
         sql: Arc::new(sql),
         writes: Arc::new(AtomicU64::new(0)),
+        requests: Arc::new(RequestCounts::default()),
     };
+    let counted = Arc::clone(&state.requests);
     let app = Router::new()
         .route("/health", get(health))
         .route("/version", get(version_info))
         .route("/invoices", get(count_invoices).post(create_invoice))
         .route("/invoices/{id}", get(get_invoice))
+        // Outside the counting layer: scrapes and fault drills are not traffic.
+        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
+            let counted = Arc::clone(&counted);
+            async move {
+                let response = next.run(request).await;
+                counted.record(response.status());
+                response
+            }
+        }))
+        .route("/metrics", get(metrics))
         .route("/debug/allocate", axum::routing::post(debug_allocate))
         .with_state(state);
     let bound = listener.local_addr().unwrap_or(addr);
@@ -381,6 +397,50 @@ struct AppState {
     sql: Arc<Sql>,
     /// `POST /invoices` requests that passed validation (for the `errors` fault).
     writes: Arc<AtomicU64>,
+    /// Answered requests by status class, for `/metrics`.
+    requests: Arc<RequestCounts>,
+}
+
+/// `billing_http_requests_total`, one counter per status class (index: the status' first digit).
+#[derive(Default)]
+struct RequestCounts {
+    by_class: [AtomicU64; 6],
+}
+
+impl RequestCounts {
+    fn record(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).min(5);
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of the counters and `billing_up`. 2xx, 4xx and 5xx are
+    /// always there (a series that appears only at its first error would make `rate()` miss
+    /// it); 1xx and 3xx once seen.
+    fn exposition(&self) -> String {
+        let mut text = String::from(
+            "# HELP billing_http_requests_total HTTP requests billing answered, by status class.\n\
+             # TYPE billing_http_requests_total counter\n",
+        );
+        for (class, count) in self.by_class.iter().enumerate().skip(1) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 || matches!(class, 2 | 4 | 5) {
+                text.push_str(&format!(
+                    "billing_http_requests_total{{code=\"{class}xx\"}} {count}\n"
+                ));
+            }
+        }
+        text.push_str("# HELP billing_up Whether billing is serving (always 1 when it answers).\n");
+        text.push_str("# TYPE billing_up gauge\nbilling_up 1\n");
+        text
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.requests.exposition(),
+    )
+        .into_response()
 }
 
 /// The statements whose columns depend on the release.
@@ -818,4 +878,26 @@ async fn debug_allocate(uri: axum::http::Uri) -> Response {
     }
     let total = held.len();
     (axum::http::StatusCode::OK, format!("{{\"held-mib\":{total}}}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_counts_by_status_class_and_always_lists_2xx_4xx_5xx() {
+        let counts = RequestCounts::default();
+        assert!(counts.exposition().contains("billing_http_requests_total{code=\"5xx\"} 0\n"));
+        for status in [200, 201, 404, 503, 500, 500] {
+            counts.record(StatusCode::from_u16(status).unwrap());
+        }
+        let text = counts.exposition();
+        assert!(text.contains("billing_http_requests_total{code=\"2xx\"} 2\n"), "{text}");
+        assert!(text.contains("billing_http_requests_total{code=\"4xx\"} 1\n"), "{text}");
+        assert!(text.contains("billing_http_requests_total{code=\"5xx\"} 3\n"), "{text}");
+        assert!(!text.contains("3xx"), "{text}");
+        assert!(text.contains("# TYPE billing_up gauge\nbilling_up 1\n"), "{text}");
+        counts.record(StatusCode::FOUND);
+        assert!(counts.exposition().contains("billing_http_requests_total{code=\"3xx\"} 1\n"));
+    }
 }
