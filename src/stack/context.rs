@@ -6,9 +6,19 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-/// Tar the context folder. The Dockerfile and `.dockerignore` are always included, as the
-/// Docker CLI does, because the daemon needs them whatever the ignore file says.
-pub(crate) fn tar_context(context: &Path, dockerfile: &str) -> std::io::Result<Vec<u8>> {
+/// A packed build context and the fingerprint of what it holds.
+pub(crate) struct Packed {
+    /// The tar archive `docker build` gets.
+    pub archive: Vec<u8>,
+    /// FNV-1a over every entry's name, type, mode, link target and content — not its mtime, so
+    /// a rebuilt but identical file does not change it.
+    pub fingerprint: u64,
+}
+
+/// Tar the context folder, and fingerprint its content. The Dockerfile and `.dockerignore` are
+/// always included, as the Docker CLI does, because the daemon needs them whatever the ignore
+/// file says.
+pub(crate) fn pack_context(context: &Path, dockerfile: &str) -> std::io::Result<Packed> {
     let ignore = match fs_err::read_to_string(context.join(".dockerignore")) {
         Ok(text) => IgnoreRules::parse(&text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
@@ -17,7 +27,28 @@ pub(crate) fn tar_context(context: &Path, dockerfile: &str) -> std::io::Result<V
     let always = [normalize(dockerfile), ".dockerignore".to_owned()];
     let mut archive = TarWriter::default();
     add_dir(&mut archive, context, "", &ignore, &always)?;
-    Ok(archive.finish())
+    let fingerprint = archive.fingerprint.0;
+    Ok(Packed { archive: archive.finish(), fingerprint })
+}
+
+/// 64-bit FNV-1a: stable across Rust versions and machines (`DefaultHasher` promises neither).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Fold `bytes` in, followed by a separator so that ("ab","c") and ("a","bc") differ.
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes.iter().chain(&[0xff]) {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 fn add_dir(
@@ -185,6 +216,7 @@ enum EntryKind {
 #[derive(Default)]
 struct TarWriter {
     out: Vec<u8>,
+    fingerprint: Fnv,
 }
 
 impl TarWriter {
@@ -208,6 +240,9 @@ impl TarWriter {
         }
         let mode = metadata.permissions().mode() & 0o7777;
         let mtime = u64::try_from(metadata.mtime()).unwrap_or(0);
+        for part in [&[typeflag][..], name.as_bytes(), link.as_bytes(), &mode.to_le_bytes(), data] {
+            self.fingerprint.write(part);
+        }
         self.header(&name, &link, typeflag, mode, size as u64, mtime);
         self.data(data);
         Ok(())
@@ -307,12 +342,36 @@ mod tests {
         fs_err::write(dir.path().join("target/big"), "ignored").expect("write");
         fs_err::write(dir.path().join(&long), "hello").expect("write");
         fs_err::write(dir.path().join(".dockerignore"), "target\nDockerfile\n").expect("write");
-        let tar = tar_context(dir.path(), "Dockerfile").expect("tar");
+        let tar = pack_context(dir.path(), "Dockerfile").expect("tar").archive;
         assert_eq!(tar.len() % 512, 0);
         let text = String::from_utf8_lossy(&tar);
         assert!(text.contains("././@LongLink"));
         assert!(text.contains(&long));
         assert!(text.contains("FROM scratch"), "the Dockerfile is always sent");
         assert!(!text.contains("ignored"));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_content_and_modes_not_mtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+        fs_err::write(dir.path().join("app"), "v1").unwrap();
+        let first = pack_context(dir.path(), "Dockerfile").unwrap().fingerprint;
+        // Same content with another mtime (as a rebuild writes it): same fingerprint.
+        let earlier = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("app"))
+            .unwrap()
+            .set_modified(earlier)
+            .unwrap();
+        assert_eq!(pack_context(dir.path(), "Dockerfile").unwrap().fingerprint, first);
+        fs_err::write(dir.path().join("app"), "v2").unwrap();
+        let second = pack_context(dir.path(), "Dockerfile").unwrap().fingerprint;
+        assert_ne!(second, first);
+        let mut perms = fs_err::metadata(dir.path().join("app")).unwrap().permissions();
+        perms.set_mode(0o755);
+        fs_err::set_permissions(dir.path().join("app"), perms).unwrap();
+        assert_ne!(pack_context(dir.path(), "Dockerfile").unwrap().fingerprint, second);
     }
 }

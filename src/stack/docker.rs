@@ -65,6 +65,21 @@ impl Docker {
         }
     }
 
+    /// A label of a local image (`None` when the image or the label is missing).
+    pub async fn image_label(
+        &self,
+        reference: &str,
+        label: &str,
+    ) -> Result<Option<String>, StackError> {
+        match self.client.inspect_image(reference).await {
+            Ok(inspect) => {
+                Ok(inspect.config.and_then(|c| c.labels).and_then(|mut l| l.remove(label)))
+            }
+            Err(error) if is_status(&error, 404) => Ok(None),
+            Err(error) => Err(docker_error("inspect image", "-")(error)),
+        }
+    }
+
     /// Make sure a service's image exists: `image:` must be present (else `ImageMissing`);
     /// `build:` is built when its tag is missing (running `prepare` first). `progress` gets the
     /// builder's output lines.
@@ -81,11 +96,17 @@ impl Docker {
                     Err(StackError::ImageMissing { image: reference.clone() })
                 }
             }
+            // `prepare` runs every time and the context is fingerprinted: an image built from
+            // another version of its context (edited code, another checkout sharing the engine)
+            // is rebuilt, never rehearsed by mistake.
             ImageSource::Build(spec) => {
-                if self.image_exists(&spec.tag).await? {
+                let prepared = image::prepare_context(self, spec, progress).await?;
+                if self.image_label(&spec.tag, image::FINGERPRINT_LABEL).await?.as_deref()
+                    == Some(prepared.fingerprint.as_str())
+                {
                     Ok(ImageStatus::Present)
                 } else {
-                    self.build_image(spec, progress).await?;
+                    image::build_prepared(self, spec, prepared, progress).await?;
                     Ok(ImageStatus::Built)
                 }
             }

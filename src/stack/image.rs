@@ -21,12 +21,33 @@ use crate::scenario::model::BuildSpec;
 /// How many output lines an error carries.
 const TAIL_LINES: usize = 20;
 
+/// The label that holds the fingerprint of the context an image was built from.
+pub(crate) const FINGERPRINT_LABEL: &str = "firedrill.context";
+
+/// A build context that is prepared and packed, ready to build.
+pub(crate) struct Prepared {
+    archive: Vec<u8>,
+    build_args: HashMap<String, String>,
+    /// Of the context's content, the Dockerfile's name and the build arguments.
+    pub fingerprint: String,
+}
+
 /// Build `spec` unconditionally.
 pub(crate) async fn build(
     docker: &Docker,
     spec: &BuildSpec,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), StackError> {
+    let prepared = prepare_context(docker, spec, progress).await?;
+    build_prepared(docker, spec, prepared, progress).await
+}
+
+/// Run `prepare`, check that the `FROM` images are local, and pack the context.
+pub(crate) async fn prepare_context(
+    docker: &Docker,
+    spec: &BuildSpec,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Prepared, StackError> {
     if let Some(command) = &spec.prepare {
         prepare(spec, command, progress).await?;
     }
@@ -49,8 +70,8 @@ pub(crate) async fn build(
 
     let context_dir = spec.context.clone();
     let dockerfile_name = spec.dockerfile.clone();
-    let archive =
-        tokio::task::spawn_blocking(move || context::tar_context(&context_dir, &dockerfile_name))
+    let packed =
+        tokio::task::spawn_blocking(move || context::pack_context(&context_dir, &dockerfile_name))
             .await
             .map_err(|e| build_error(format!("packing the build context panicked: {e}")))?
             .map_err(|e| {
@@ -59,13 +80,36 @@ pub(crate) async fn build(
                     spec.context.display()
                 ))
             })?;
+    let mut fingerprint = context::Fnv(packed.fingerprint);
+    fingerprint.write(spec.dockerfile.as_bytes());
+    for (key, value) in &spec.args {
+        fingerprint.write(key.as_bytes());
+        fingerprint.write(value.as_bytes());
+    }
+    Ok(Prepared {
+        archive: packed.archive,
+        build_args,
+        fingerprint: format!("{:016x}", fingerprint.0),
+    })
+}
 
+/// Build a prepared context, labelling the image with its fingerprint.
+pub(crate) async fn build_prepared(
+    docker: &Docker,
+    spec: &BuildSpec,
+    prepared: Prepared,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), StackError> {
+    let build_error = |reason: String| StackError::Build { image: spec.tag.clone(), reason };
+    let Prepared { archive, build_args, fingerprint } = prepared;
+    let labels = HashMap::from([(FINGERPRINT_LABEL, fingerprint)]);
     let options = BuildImageOptionsBuilder::default()
         .dockerfile(&spec.dockerfile)
         .t(&spec.tag)
         .rm(true)
         .forcerm(true)
         .buildargs(&build_args)
+        .labels(&labels)
         .build();
     let mut stream = docker.client().build_image(options, None, Some(body_full(archive.into())));
     let mut tail = Tail::default();
