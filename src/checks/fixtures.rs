@@ -51,7 +51,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
         name: "smoke".into(),
         description: None,
         source: PathBuf::from("/scenarios/smoke.yaml"),
-        stack: Stack { services: IndexMap::new() },
+        stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
         traffic: IndexMap::new(),
         steady_state: vec![
             http_probe("billing answers", "billing"),
@@ -63,6 +63,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
             .enumerate()
             .map(|(i, kind)| Expectation { name: format!("check {i}"), kind })
             .collect(),
+        sinks: IndexMap::new(),
     }
 }
 

@@ -248,6 +248,7 @@ fn copy(state: &ServiceState) -> ServiceState {
         current: state.current.clone(),
         upgrades: state.upgrades.clone(),
         run_id: state.run_id.clone(),
+        endpoints: state.endpoints.clone(),
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 pub use run::run;
-pub use template::render_env;
+pub use template::{Endpoints, render_env};
 
 use crate::checks::Verdict;
 use crate::journal::Event;

@@ -214,6 +214,7 @@ pub async fn run(
             current: scenario.stack.services.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             upgrades: HashMap::new(),
             run_id: run_id.clone(),
+            endpoints: up.endpoints.clone(),
         };
         let traffic = start_traffic(&ctx, scenario, stack).await;
         stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
@@ -397,6 +398,8 @@ async fn prepare(
 #[derive(Default)]
 struct Up {
     stack: Option<Arc<RwLock<StackHandle>>>,
+    /// Where the harness's links and sinks listen for the containers.
+    endpoints: super::Endpoints,
     health: HashMap<String, watch::Receiver<HealthState>>,
     monitors: Vec<tokio::task::JoinHandle<()>>,
     monitors_stop: CancellationToken,
@@ -456,7 +459,7 @@ async fn bring_up(
     up.stack = Some(stack.clone());
 
     for service in scenario.stack.start_order() {
-        let env = render_env(scenario, service, &run_id);
+        let env = render_env(scenario, service, &run_id, &up.endpoints);
         let started = clock::instant_now();
         let replicated = service.replicas > 1;
         let mut replica_health = Vec::new();

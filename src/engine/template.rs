@@ -1,15 +1,28 @@
 //! Rendering `{{ ... }}` references in a service's environment once the run's names are known.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::scenario::model::{Reference, Scenario, Service, TemplatePart};
+use crate::scenario::model::{Field, Reference, Scenario, Service, TemplatePart};
+use crate::stack::HARNESS_HOST;
+
+/// Where the harness's own listeners (fault-proxy links, notification sinks) are reachable from
+/// the containers: `host.docker.internal` and these ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Link name → port of its proxy on the run network's gateway.
+    pub links: HashMap<String, u16>,
+    /// Sink name → port on the run network's gateway.
+    pub sinks: HashMap<String, u16>,
+}
 
 /// The environment of `service` with every reference resolved. Containers reach each other by
-/// service name on the run's network, so `host` is the service name and `port` the container port.
+/// service name on the run's network, so `host` is the service name and `port` the container port;
+/// links and sinks are the harness's listeners in `endpoints`.
 pub fn render_env(
     scenario: &Scenario,
     service: &Service,
     run_id: &str,
+    endpoints: &Endpoints,
 ) -> BTreeMap<String, String> {
     service
         .env
@@ -20,7 +33,7 @@ pub fn render_env(
                 match part {
                     TemplatePart::Literal(text) => value.push_str(text),
                     TemplatePart::Ref(reference) => {
-                        value.push_str(&resolve(scenario, reference, run_id))
+                        value.push_str(&resolve(scenario, reference, run_id, endpoints))
                     }
                 }
             }
@@ -29,7 +42,22 @@ pub fn render_env(
         .collect()
 }
 
-fn resolve(scenario: &Scenario, reference: &Reference, run_id: &str) -> String {
+fn resolve(
+    scenario: &Scenario,
+    reference: &Reference,
+    run_id: &str,
+    endpoints: &Endpoints,
+) -> String {
+    let harness = |port: Option<&u16>, field: Field| {
+        // Validation guarantees the name; a missing port means the listener is not up (yet).
+        let port = port.copied().unwrap_or_default();
+        match field {
+            Field::Host => HARNESS_HOST.to_owned(),
+            Field::Port => port.to_string(),
+            Field::Addr => format!("{HARNESS_HOST}:{port}"),
+            Field::Url => format!("http://{HARNESS_HOST}:{port}"),
+        }
+    };
     let first_port = |name: &str| {
         scenario.stack.services.get(name).and_then(|s| s.ports.first()).copied().unwrap_or_default()
     };
@@ -38,5 +66,7 @@ fn resolve(scenario: &Scenario, reference: &Reference, run_id: &str) -> String {
         Reference::ServicePort(name) => first_port(name).to_string(),
         Reference::ServiceAddr(name) => format!("{name}:{}", first_port(name)),
         Reference::RunId => run_id.to_string(),
+        Reference::Link(name, field) => harness(endpoints.links.get(name), *field),
+        Reference::Sink(name, field) => harness(endpoints.sinks.get(name), *field),
     }
 }

@@ -48,6 +48,8 @@ pub struct ServiceState {
     pub upgrades: HashMap<String, UpgradeRecord>,
     /// Run id, for templates.
     pub run_id: String,
+    /// Where links and sinks listen, for templates.
+    pub endpoints: super::Endpoints,
 }
 
 /// What a rollback needs to know about an upgrade.
@@ -203,7 +205,7 @@ async fn attempt_upgrade(
             }
         }
     }
-    let env = super::render_env(scenario, next, &state.run_id);
+    let env = super::render_env(scenario, next, &state.run_id, &state.endpoints);
     let env_ref = &env;
     let migrate = |when: MigrateWhen| async move {
         let migration = spec.migrate.as_ref().filter(|m| m.when == when)?;
@@ -599,7 +601,7 @@ async fn restore_previous(
         return Err(format!("could not stop the new version: {error}"));
     }
     restore_data(ctx, stack, scenario, upgrade).await?;
-    let env = super::render_env(scenario, &upgrade.previous, &state.run_id);
+    let env = super::render_env(scenario, &upgrade.previous, &state.run_id, &state.endpoints);
     let exits = ctx.exits.subscribe();
     recreate(ctx, stack, service, &upgrade.previous, &env).await?;
     let started = clock::instant_now();
@@ -627,7 +629,7 @@ async fn roll_back(
 ) -> Result<String, String> {
     let previous = &upgrade.previous;
     let wanted = previous.image.reference();
-    let env = super::render_env(scenario, previous, &state.run_id);
+    let env = super::render_env(scenario, previous, &state.run_id, &state.endpoints);
     let started = clock::instant_now();
     let mut replaced = Vec::new();
     for key in previous.replica_keys() {

@@ -524,7 +524,7 @@ mod tests {
             name: "smoke".into(),
             description: None,
             source: PathBuf::from("scenarios/smoke.yaml"),
-            stack: Stack { services: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
             traffic: indexmap::IndexMap::new(),
             steady_state: Vec::new(),
             steps: Vec::new(),
@@ -532,6 +532,7 @@ mod tests {
                 .into_iter()
                 .map(|(name, kind)| Expectation { name: name.into(), kind })
                 .collect(),
+            sinks: indexmap::IndexMap::new(),
         }
     }
 

@@ -223,11 +223,12 @@ fn scenario_from_journal(
             name: name.to_owned(),
             description: description.clone(),
             source: PathBuf::from(file),
-            stack: Stack { services: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
             traffic: IndexMap::new(),
             steady_state,
             steps: Vec::new(),
             expect,
+            sinks: IndexMap::new(),
         })
     };
     Some(parse())

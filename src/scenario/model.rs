@@ -29,6 +29,8 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// `expect`: the checks evaluated over the journal after the run.
     pub expect: Vec<Expectation>,
+    /// `sinks`: notification sinks the harness runs, by name.
+    pub sinks: IndexMap<String, Sink>,
 }
 
 impl Scenario {
@@ -74,6 +76,8 @@ impl Scenario {
 pub struct Stack {
     /// Services in declaration order.
     pub services: IndexMap<String, Service>,
+    /// `links`: dependencies routed through the fault proxy, by name.
+    pub links: IndexMap<String, Link>,
 }
 
 impl Stack {
@@ -212,6 +216,94 @@ pub enum Reference {
     ServiceAddr(String),
     /// `{{ run.id }}`: the run id.
     RunId,
+    /// `{{ links.NAME.host }}` / `.port` / `.addr`: where the link's fault proxy listens for the
+    /// containers (`host.docker.internal` and a port of the harness).
+    Link(String, Field),
+    /// `{{ sinks.NAME.host }}` / `.port` / `.addr` / `.url`: where a notification sink listens.
+    Sink(String, Field),
+}
+
+/// Which part of an address a reference wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Field {
+    /// The host name.
+    Host,
+    /// The port.
+    Port,
+    /// `host:port`.
+    Addr,
+    /// `http://host:port` (HTTP sinks).
+    Url,
+}
+
+/// `stack.links.NAME`: one dependency of a service routed through the harness's fault proxy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link {
+    /// The link's name (`{{ links.NAME.addr }}`, and what link faults name).
+    pub name: String,
+    /// The dependent service, whose env reaches the dependency through the link.
+    pub from: String,
+    /// The dependency.
+    pub to: String,
+    /// The dependency's container port (declared in its `ports`).
+    pub port: u16,
+    /// `http: true`: the link carries HTTP/1.1, so `http-error` and `http-delay` apply.
+    pub http: bool,
+}
+
+/// `sinks.NAME`: a notification sink the harness runs for the stack to send to.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Sink {
+    /// The sink's name (`{{ sinks.NAME.url }}`, and the channel's name in `notify` checks).
+    pub name: String,
+    /// The protocol it speaks.
+    pub kind: SinkKind,
+}
+
+/// The protocols a sink can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// A real SMTP server (email).
+    Smtp,
+    /// Twilio's Messages (SMS) and Calls (voice) resources.
+    Twilio,
+    /// Sinch Fax v3.
+    Sinch,
+    /// Atlassian Statuspage incidents and scheduled maintenances.
+    Statuspage,
+    /// A Slack incoming webhook.
+    Slack,
+    /// PagerDuty Events v2.
+    Pagerduty,
+    /// Any JSON posted to any path.
+    Webhook,
+}
+
+impl SinkKind {
+    /// Every kind, as written in a scenario.
+    pub const NAMES: &[&str] =
+        &["smtp", "twilio", "sinch", "statuspage", "slack", "pagerduty", "webhook"];
+
+    /// The kind written as `text`.
+    pub fn from_name(text: &str) -> Option<SinkKind> {
+        Some(match text {
+            "smtp" => SinkKind::Smtp,
+            "twilio" => SinkKind::Twilio,
+            "sinch" => SinkKind::Sinch,
+            "statuspage" => SinkKind::Statuspage,
+            "slack" => SinkKind::Slack,
+            "pagerduty" => SinkKind::Pagerduty,
+            "webhook" => SinkKind::Webhook,
+            _ => return None,
+        })
+    }
+
+    /// Whether it speaks HTTP (has a `url`).
+    pub fn is_http(self) -> bool {
+        self != SinkKind::Smtp
+    }
 }
 
 /// `health:`.

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::model::{Reference, Template, TemplatePart};
+use super::model::{Field, Reference, Template, TemplatePart};
 
 /// A reference found in a template, with where it sits in the text.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,8 +30,8 @@ pub(crate) struct TemplateError {
     pub range: Range<usize>,
 }
 
-const FORMS: &str =
-    "use `services.NAME.host`, `services.NAME.port`, `services.NAME.addr` or `run.id`";
+const FORMS: &str = "use `services.NAME.host|port|addr`, `links.NAME.host|port|addr`, \
+                     `sinks.NAME.host|port|addr|url` or `run.id`";
 
 /// Split `text` into literal text and references. Returns the template (mistaken references are
 /// left out) with the references found, and every mistake.
@@ -88,6 +88,30 @@ fn reference(path: &str) -> Result<Reference, TemplateError> {
         ["services", name, "addr"] if !name.is_empty() => {
             Ok(Reference::ServiceAddr((*name).to_owned()))
         }
+        ["links" | "sinks", name, field] if !name.is_empty() => {
+            let sink = segments[0] == "sinks";
+            let field = match *field {
+                "host" => Field::Host,
+                "port" => Field::Port,
+                "addr" => Field::Addr,
+                "url" if sink => Field::Url,
+                _ => {
+                    let (what, fields) = if sink {
+                        ("a sink", "`host`, `port`, `addr` or `url`")
+                    } else {
+                        ("a link", "`host`, `port` or `addr`")
+                    };
+                    return Err(TemplateError {
+                        message: format!("unknown template reference `{path}`"),
+                        label: format!("{what} has no `{field}`"),
+                        help: Some(format!("use {fields}")),
+                        range: 0..0,
+                    });
+                }
+            };
+            let name = (*name).to_owned();
+            Ok(if sink { Reference::Sink(name, field) } else { Reference::Link(name, field) })
+        }
         ["services", name, field] if !name.is_empty() => Err(TemplateError {
             message: format!("unknown template reference `{path}`"),
             label: format!("a service has no `{field}`"),
@@ -115,7 +139,7 @@ pub(crate) fn service(reference: &Reference) -> Option<&str> {
         Reference::ServiceHost(name)
         | Reference::ServicePort(name)
         | Reference::ServiceAddr(name) => Some(name),
-        Reference::RunId => None,
+        Reference::RunId | Reference::Link(..) | Reference::Sink(..) => None,
     }
 }
 
@@ -167,10 +191,11 @@ mod tests {
 
     #[test]
     fn unknown_references_are_errors_at_their_braces() {
-        let (_, _, errors) = parse("x {{ sinks.email.addr }} {{ services.db.ip }} {{ }}");
+        let (_, _, errors) = parse("x {{ sinks.email.ip }}  {{ services.db.ip }} {{ }}");
         assert_eq!(errors.len(), 3);
-        assert_eq!(errors[0].message, "unknown template reference `sinks.email.addr`");
-        assert_eq!(errors[0].range, 2..24);
+        assert_eq!(errors[0].message, "unknown template reference `sinks.email.ip`");
+        assert_eq!(errors[0].label, "a sink has no `ip`");
+        assert_eq!(errors[0].range, 2..22);
         assert_eq!(errors[1].message, "unknown template reference `services.db.ip`");
         assert_eq!(errors[2].message, "empty template reference");
     }

@@ -41,8 +41,13 @@ const HEALTH_KEYS: &[&str] = &["http", "tcp", "exec", "log", "interval", "timeou
 impl Walk<'_> {
     pub(super) fn stack(&mut self, node: &Node, key: Option<Span>) -> Option<Services> {
         let at = key.unwrap_or_else(|| self.r.head(node));
-        let fields =
-            self.r.fields(node, at, "`stack`", "a mapping with `services`", &["services"])?;
+        let fields = self.r.fields(
+            node,
+            at,
+            "`stack`",
+            "a mapping with `services`",
+            &["services", "links"],
+        )?;
         let services_node = self.r.require(&fields, "services")?;
         let Value::Map(entries) = &services_node.value else {
             self.r.wrong_type(services_node, "a mapping of service names to services");

@@ -14,11 +14,11 @@ use super::upgrade::UPGRADE_KEYS;
 use crate::scenario::model::{Action, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
-use crate::scenario::tree::Node;
+use crate::scenario::tree::{Node, Value};
 
 /// Keys at the top level of a scenario.
 pub(super) const TOP_KEYS: &[&str] =
-    &["name", "description", "stack", "steady-state", "traffic", "steps", "expect"];
+    &["name", "description", "sinks", "stack", "steady-state", "traffic", "steps", "expect"];
 
 /// Walk the document root into a scenario, or every problem found.
 ///
@@ -41,6 +41,12 @@ pub(crate) fn scenario(
             Err(walk.r.problems)
         }
     }
+}
+
+/// The value under `key` of a mapping node, without reporting anything.
+fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    let Value::Map(entries) = &node.value else { return None };
+    entries.iter().find(|e| e.key.scalar().is_some_and(|k| k.text == key)).map(|e| &e.value)
 }
 
 /// Where a key belongs, when that is unambiguous: a hint for keys at the wrong indentation.
@@ -173,9 +179,29 @@ impl Walk<'_> {
         let name = self.r.require(&fields, "name").and_then(|node| self.scenario_name(node));
         let description =
             fields.get("description").and_then(|node| self.r.text(node, "a description"));
-        let services = self.r.require(&fields, "stack").and_then(|node| {
+        let sinks = match fields.get("sinks") {
+            Some(node) => self.sinks(node),
+            None => Some(IndexMap::new()),
+        };
+        let stack_node = self.r.require(&fields, "stack");
+        let services = stack_node.and_then(|node| {
             let key = fields.entry("stack").map(|entry| entry.key.span);
             self.stack(node, key)
+        });
+        let links = match (stack_node.and_then(|node| child(node, "links")), &services) {
+            (None, _) => Some(IndexMap::new()),
+            (Some(node), Some(services)) => self.links(node, services),
+            (Some(_), None) => None,
+        };
+        if let (Some(services), Some(links), Some(sinks)) = (&services, &links, &sinks) {
+            self.check_endpoint_refs(services, links, sinks);
+        }
+        // Complete only when every link was read without a mistake.
+        let links = links.and_then(|links| {
+            links
+                .into_iter()
+                .map(|(name, link)| Some((name, link?)))
+                .collect::<Option<IndexMap<_, _>>>()
         });
 
         let empty = Services(IndexMap::new());
@@ -209,11 +235,12 @@ impl Walk<'_> {
             name: name?,
             description,
             source: path.to_path_buf(),
-            stack: Stack { services: stack },
+            stack: Stack { services: stack, links: links? },
             steady_state: steady.unwrap_or(Some(Vec::new()))?,
             traffic: traffic?,
             steps: steps?,
             expect: expect?,
+            sinks: sinks?,
         })
     }
 
