@@ -239,7 +239,10 @@ impl Sink {
     /// (nothing is left listening then).
     pub async fn start(cfg: SinkConfig, clock: SinkClock, events: SinkEvents) -> io::Result<Sink> {
         if cfg.listen.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a sink needs at least one address"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a sink needs at least one address",
+            ));
         }
         let mut listeners = Vec::with_capacity(cfg.listen.len());
         let mut addrs = Vec::with_capacity(cfg.listen.len());
@@ -272,7 +275,12 @@ impl Sink {
             kind => {
                 let router = http::router(kind, shared.clone());
                 for listener in listeners {
-                    tasks.spawn(http::serve(listener, router.clone(), shared.clone(), connections.clone()));
+                    tasks.spawn(http::serve(
+                        listener,
+                        router.clone(),
+                        shared.clone(),
+                        connections.clone(),
+                    ));
                 }
             }
         }
@@ -349,7 +357,11 @@ impl Shared {
 
     /// Report a rejection.
     pub(crate) fn rejected(&self, reason: RejectReason, detail: impl Into<String>) {
-        (self.events)(SinkEvent::Rejected { sink: self.name.clone(), reason, detail: detail.into() });
+        (self.events)(SinkEvent::Rejected {
+            sink: self.name.clone(),
+            reason,
+            detail: detail.into(),
+        });
     }
 
     /// Whether another message would still be accepted.
@@ -366,7 +378,10 @@ impl Shared {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .is_ok();
         if !taken {
-            self.rejected(RejectReason::LimitReached, format!("{max} messages already accepted in this run"));
+            self.rejected(
+                RejectReason::LimitReached,
+                format!("{max} messages already accepted in this run"),
+            );
         }
         taken
     }
@@ -474,7 +489,10 @@ pub(crate) async fn accept_loop<F, Fut>(
             continue;
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            shared.rejected(RejectReason::LimitReached, format!("{MAX_CONNECTIONS} connections already open; closed {peer}"));
+            shared.rejected(
+                RejectReason::LimitReached,
+                format!("{MAX_CONNECTIONS} connections already open; closed {peer}"),
+            );
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -509,7 +527,10 @@ mod tests {
         assert_ne!(first, (0..4).map(|_| SplitMix64(8).next()).collect::<Vec<_>>());
     }
 
-    fn shared(max_messages: usize, seed: u64) -> (Shared, Arc<Mutex<Vec<SinkEvent>>>, watch::Sender<Option<Chaos>>) {
+    fn shared(
+        max_messages: usize,
+        seed: u64,
+    ) -> (Shared, Arc<Mutex<Vec<SinkEvent>>>, watch::Sender<Option<Chaos>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let (tx, rx) = watch::channel(None);
@@ -534,7 +555,10 @@ mod tests {
         assert!(!shared.has_room());
         assert!(!shared.try_accept());
         let seen = seen.lock().unwrap();
-        assert!(matches!(&seen[..], [SinkEvent::Rejected { reason: RejectReason::LimitReached, .. }]));
+        assert!(matches!(
+            &seen[..],
+            [SinkEvent::Rejected { reason: RejectReason::LimitReached, .. }]
+        ));
     }
 
     #[tokio::test]

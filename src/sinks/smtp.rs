@@ -11,7 +11,8 @@
 //!
 //! The mail is parsed with `mail-parser` (RFC 2047 words, multipart, quoted-printable, base64,
 //! HTML-only bodies turned into text). A notification's `from` and `recipients` are the envelope's
-//! (`MAIL FROM`, every accepted `RCPT TO`); header addresses go to `channel_detail`.
+//! (`MAIL FROM`, every accepted `RCPT TO`); header addresses go to `channel_detail`. The body is
+//! every text part (HTML stripped when there is no text part) with CRLF line ends turned into LF.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +61,11 @@ enum Line {
 }
 
 /// Read one line into `buf` (cleared first), never holding more than `max` bytes of it.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
     buf.clear();
     let mut too_long = false;
     loop {
@@ -128,7 +133,12 @@ async fn session(stream: TcpStream, _peer: SocketAddr, shared: &Shared) -> std::
     loop {
         let reply = match read_line(&mut reader, &mut line, MAX_COMMAND_LINE).await? {
             Line::Eof => return Ok(()),
-            Line::TooLong => Err(reject(shared, "500 5.5.2 Line too long", RejectReason::Protocol, "command line too long")),
+            Line::TooLong => Err(reject(
+                shared,
+                "500 5.5.2 Line too long",
+                RejectReason::Protocol,
+                "command line too long",
+            )),
             Line::Complete => command(&mut session, &line, &mut reader, &mut write, shared).await?,
         };
         match reply {
@@ -140,7 +150,12 @@ async fn session(stream: TcpStream, _peer: SocketAddr, shared: &Shared) -> std::
             Err(text) => {
                 session.errors += 1;
                 if session.errors >= MAX_ERRORS {
-                    write.write_all(format!("{text}421 4.7.0 Too many errors, closing connection\r\n").as_bytes()).await?;
+                    write
+                        .write_all(
+                            format!("{text}421 4.7.0 Too many errors, closing connection\r\n")
+                                .as_bytes(),
+                        )
+                        .await?;
                     return Ok(());
                 }
                 write.write_all(text.as_bytes()).await?;
@@ -178,7 +193,12 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let Ok(text) = std::str::from_utf8(line) else {
-        return Ok(Err(reject(shared, "500 5.5.2 Syntax error, command unrecognized", RejectReason::Protocol, "command line is not UTF-8")));
+        return Ok(Err(reject(
+            shared,
+            "500 5.5.2 Syntax error, command unrecognized",
+            RejectReason::Protocol,
+            "command line is not UTF-8",
+        )));
     };
     let (verb, argument) = match text.split_once(' ') {
         Some((verb, argument)) => (verb, argument.trim()),
@@ -189,7 +209,12 @@ where
     let reply = match verb.as_str() {
         "EHLO" | "HELO" => {
             if argument.is_empty() {
-                return Ok(Err(reject(shared, &format!("501 5.5.4 Syntax: {verb} hostname"), RejectReason::Protocol, shown)));
+                return Ok(Err(reject(
+                    shared,
+                    &format!("501 5.5.4 Syntax: {verb} hostname"),
+                    RejectReason::Protocol,
+                    shown,
+                )));
             }
             session.reset();
             session.helo = Some(argument.to_string());
@@ -207,10 +232,20 @@ where
         "RCPT" => rcpt(session, argument, shared, shown),
         "DATA" => {
             if session.mail_from.is_none() || session.recipients.is_empty() {
-                return Ok(Err(reject(shared, "503 5.5.1 Bad sequence of commands: need MAIL and RCPT first", RejectReason::Protocol, shown)));
+                return Ok(Err(reject(
+                    shared,
+                    "503 5.5.1 Bad sequence of commands: need MAIL and RCPT first",
+                    RejectReason::Protocol,
+                    shown,
+                )));
             }
             if !argument.is_empty() {
-                return Ok(Err(reject(shared, "501 5.5.4 Syntax: DATA takes no arguments", RejectReason::Protocol, shown)));
+                return Ok(Err(reject(
+                    shared,
+                    "501 5.5.4 Syntax: DATA takes no arguments",
+                    RejectReason::Protocol,
+                    shown,
+                )));
             }
             write.write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n").await?;
             let reply = data(session, reader, shared).await?;
@@ -229,7 +264,12 @@ where
         "EXPN" | "STARTTLS" | "BDAT" | "TURN" | "ETRN" | "ATRN" => {
             Err(reject(shared, "502 5.5.1 Command not implemented", RejectReason::Protocol, shown))
         }
-        _ => Err(reject(shared, "500 5.5.2 Syntax error, command unrecognized", RejectReason::Protocol, shown)),
+        _ => Err(reject(
+            shared,
+            "500 5.5.2 Syntax error, command unrecognized",
+            RejectReason::Protocol,
+            shown,
+        )),
     };
     Ok(reply)
 }
@@ -237,37 +277,81 @@ where
 /// `MAIL FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [AUTH=...]`.
 fn mail(session: &mut Session, argument: &str, shared: &Shared, shown: String) -> Reply {
     if session.helo.is_none() {
-        return Err(reject(shared, "503 5.5.1 Bad sequence of commands: send EHLO or HELO first", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "503 5.5.1 Bad sequence of commands: send EHLO or HELO first",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     if session.mail_from.is_some() {
-        return Err(reject(shared, "503 5.5.1 Bad sequence of commands: nested MAIL command", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "503 5.5.1 Bad sequence of commands: nested MAIL command",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     let Some((path, parameters)) = parse_path(argument, "FROM:") else {
-        return Err(reject(shared, "501 5.5.4 Syntax: MAIL FROM:<address>", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "501 5.5.4 Syntax: MAIL FROM:<address>",
+            RejectReason::Protocol,
+            shown,
+        ));
     };
     if !path.is_empty() && !valid_address(path) {
-        return Err(reject(shared, "501 5.1.7 Bad sender address syntax", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "501 5.1.7 Bad sender address syntax",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     for parameter in parameters.split_whitespace() {
         let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
         match key.to_ascii_uppercase().as_str() {
             "SIZE" => {
                 let Ok(size) = value.parse::<u64>() else {
-                    return Err(reject(shared, "501 5.5.4 Syntax: SIZE=<digits>", RejectReason::Protocol, shown));
+                    return Err(reject(
+                        shared,
+                        "501 5.5.4 Syntax: SIZE=<digits>",
+                        RejectReason::Protocol,
+                        shown,
+                    ));
                 };
                 if size > shared.limits.max_message_bytes as u64 {
                     return Err(reject(
                         shared,
-                        &format!("552 5.3.4 Message size exceeds fixed maximum message size ({})", shared.limits.max_message_bytes),
+                        &format!(
+                            "552 5.3.4 Message size exceeds fixed maximum message size ({})",
+                            shared.limits.max_message_bytes
+                        ),
                         RejectReason::TooLarge,
                         format!("declared SIZE={size}"),
                     ));
                 }
             }
-            "BODY" if value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME") => {}
-            "BODY" => return Err(reject(shared, "501 5.5.4 Syntax: BODY=7BIT|8BITMIME", RejectReason::Protocol, shown)),
+            "BODY"
+                if value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME") => {
+            }
+            "BODY" => {
+                return Err(reject(
+                    shared,
+                    "501 5.5.4 Syntax: BODY=7BIT|8BITMIME",
+                    RejectReason::Protocol,
+                    shown,
+                ));
+            }
             "AUTH" => {}
-            _ => return Err(reject(shared, "555 5.5.4 MAIL FROM parameter not recognized", RejectReason::Protocol, shown)),
+            _ => {
+                return Err(reject(
+                    shared,
+                    "555 5.5.4 MAIL FROM parameter not recognized",
+                    RejectReason::Protocol,
+                    shown,
+                ));
+            }
         }
     }
     if !shared.has_room() {
@@ -285,16 +369,36 @@ fn mail(session: &mut Session, argument: &str, shared: &Shared, shown: String) -
 /// `RCPT TO:<path>`.
 fn rcpt(session: &mut Session, argument: &str, shared: &Shared, shown: String) -> Reply {
     if session.mail_from.is_none() {
-        return Err(reject(shared, "503 5.5.1 Bad sequence of commands: need MAIL first", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "503 5.5.1 Bad sequence of commands: need MAIL first",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     let Some((path, parameters)) = parse_path(argument, "TO:") else {
-        return Err(reject(shared, "501 5.5.4 Syntax: RCPT TO:<address>", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "501 5.5.4 Syntax: RCPT TO:<address>",
+            RejectReason::Protocol,
+            shown,
+        ));
     };
     if !(valid_address(path) && (path.contains('@') || path.eq_ignore_ascii_case("postmaster"))) {
-        return Err(reject(shared, "501 5.1.3 Bad recipient address syntax", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "501 5.1.3 Bad recipient address syntax",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     if !parameters.trim().is_empty() {
-        return Err(reject(shared, "555 5.5.4 RCPT TO parameters not recognized", RejectReason::Protocol, shown));
+        return Err(reject(
+            shared,
+            "555 5.5.4 RCPT TO parameters not recognized",
+            RejectReason::Protocol,
+            shown,
+        ));
     }
     if session.recipients.len() >= MAX_RECIPIENTS {
         return Err(reject(shared, "452 4.5.3 Too many recipients", RejectReason::Protocol, shown));
@@ -336,7 +440,12 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     if session.helo.is_none() || session.mail_from.is_some() || session.authenticated {
-        return Ok(Err(reject(shared, "503 5.5.1 Bad sequence of commands", RejectReason::Protocol, shown)));
+        return Ok(Err(reject(
+            shared,
+            "503 5.5.1 Bad sequence of commands",
+            RejectReason::Protocol,
+            shown,
+        )));
     }
     let mut words = argument.split_whitespace();
     let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
@@ -348,7 +457,12 @@ where
         ("LOGIN", Some(_)) => &["334 UGFzc3dvcmQ6"],
         ("LOGIN", None) => &["334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6"],
         _ => {
-            return Ok(Err(reject(shared, "504 5.5.4 Unrecognized authentication type", RejectReason::Protocol, shown)));
+            return Ok(Err(reject(
+                shared,
+                "504 5.5.4 Unrecognized authentication type",
+                RejectReason::Protocol,
+                shown,
+            )));
         }
     };
     let mut line = Vec::new();
@@ -357,10 +471,20 @@ where
         match read_line(reader, &mut line, MAX_COMMAND_LINE).await? {
             Line::Eof => return Ok(Ok((String::new(), Next::Close))),
             Line::TooLong => {
-                return Ok(Err(reject(shared, "500 5.5.6 Authentication exchange line is too long", RejectReason::Protocol, "AUTH line too long")));
+                return Ok(Err(reject(
+                    shared,
+                    "500 5.5.6 Authentication exchange line is too long",
+                    RejectReason::Protocol,
+                    "AUTH line too long",
+                )));
             }
             Line::Complete if line == b"*" => {
-                return Ok(Err(reject(shared, "501 5.0.0 Authentication cancelled", RejectReason::Protocol, "AUTH cancelled")));
+                return Ok(Err(reject(
+                    shared,
+                    "501 5.0.0 Authentication cancelled",
+                    RejectReason::Protocol,
+                    "AUTH cancelled",
+                )));
             }
             Line::Complete => {}
         }
@@ -371,7 +495,11 @@ where
 
 /// Read the mail after 354 up to the final `.`, unstuffing dots, never holding more than the size
 /// limit; then accept, reject or hold it.
-async fn data<R: AsyncBufRead + Unpin>(session: &mut Session, reader: &mut R, shared: &Shared) -> std::io::Result<Reply> {
+async fn data<R: AsyncBufRead + Unpin>(
+    session: &mut Session,
+    reader: &mut R,
+    shared: &Shared,
+) -> std::io::Result<Reply> {
     let max = shared.limits.max_message_bytes;
     let mut message: Vec<u8> = Vec::new();
     let mut line = Vec::new();
@@ -411,16 +539,24 @@ async fn data<R: AsyncBufRead + Unpin>(session: &mut Session, reader: &mut R, sh
     match shared.chaos(&what).await {
         None => return Ok(Ok(("421 4.3.0 Service shutting down\r\n".into(), Next::Close))),
         Some(ChaosVerdict::Status(status)) if status >= 500 => {
-            return Ok(Ok(("554 5.3.0 Transaction failed (provider outage rehearsal)\r\n".into(), Next::Continue)));
+            return Ok(Ok((
+                "554 5.3.0 Transaction failed (provider outage rehearsal)\r\n".into(),
+                Next::Continue,
+            )));
         }
         Some(ChaosVerdict::Status(_)) => {
-            return Ok(Ok(("451 4.3.0 Requested action aborted: local error in processing\r\n".into(), Next::Continue)));
+            return Ok(Ok((
+                "451 4.3.0 Requested action aborted: local error in processing\r\n".into(),
+                Next::Continue,
+            )));
         }
         Some(ChaosVerdict::Pass) => {}
     }
     let received = shared.now();
     if !shared.try_accept() {
-        return Ok(Err("452 4.3.1 Insufficient system storage: message limit of this run reached\r\n".into()));
+        return Ok(Err(
+            "452 4.3.1 Insufficient system storage: message limit of this run reached\r\n".into(),
+        ));
     }
     let queue_id = format!("{:016X}", shared.next_u64());
     let mut notification = shared.notification(received);
@@ -432,22 +568,36 @@ async fn data<R: AsyncBufRead + Unpin>(session: &mut Session, reader: &mut R, sh
 }
 
 /// Parse the mail and fill subject, body, sender and details.
-fn fill_from_mime(notification: &mut super::Notification, raw: &[u8], envelope_from: String, helo: Option<String>, queue_id: &str) {
+fn fill_from_mime(
+    notification: &mut super::Notification,
+    raw: &[u8],
+    envelope_from: String,
+    helo: Option<String>,
+    queue_id: &str,
+) {
     let addresses = |address: Option<&mail_parser::Address<'_>>| -> Vec<String> {
-        address.map(|a| a.iter().filter_map(|a| a.address().map(str::to_string)).collect()).unwrap_or_default()
+        address
+            .map(|a| a.iter().filter_map(|a| a.address().map(str::to_string)).collect())
+            .unwrap_or_default()
     };
     let Some(message) = MessageParser::default().parse(raw) else {
         notification.from = (!envelope_from.is_empty()).then_some(envelope_from);
-        notification.body = String::from_utf8_lossy(raw).into_owned();
+        notification.body = String::from_utf8_lossy(raw).replace("\r\n", "\n");
         notification.channel_detail =
             json!({ "helo": helo, "queue_id": queue_id, "size": raw.len(), "parse_error": true });
         return;
     };
-    let header_from = message.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_string);
-    notification.from = if envelope_from.is_empty() { header_from.clone() } else { Some(envelope_from) };
+    let header_from =
+        message.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_string);
+    notification.from =
+        if envelope_from.is_empty() { header_from.clone() } else { Some(envelope_from) };
     notification.subject = message.subject().map(str::to_string);
-    let texts: Vec<String> = (0..message.text_body_count()).filter_map(|i| message.body_text(i)).map(|t| t.into_owned()).collect();
-    notification.body = texts.join("\n");
+    let texts: Vec<String> = (0..message.text_body_count())
+        .filter_map(|i| message.body_text(i))
+        .map(|t| t.into_owned())
+        .collect();
+    // Mail text travels with CRLF line ends; record it with LF, as it was written.
+    notification.body = texts.join("\n").replace("\r\n", "\n");
     let attachments: Vec<serde_json::Value> = message
         .attachments()
         .map(|part| json!({ "name": part.attachment_name(), "bytes": part.len() }))

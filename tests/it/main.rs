@@ -4,6 +4,7 @@
 mod blue_green;
 mod report;
 mod run;
+mod sinks;
 mod stack;
 mod support;
 mod upgrade;

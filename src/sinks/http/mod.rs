@@ -46,23 +46,36 @@ pub(super) fn router(kind: SinkKind, shared: Arc<Shared>) -> Router {
     };
     let not_found = move |State(shared): State<Arc<Shared>>, method: Method, uri: Uri| async move {
         shared.rejected(RejectReason::UnknownPath, format!("{method} {}", uri.path()));
-        error(StatusCode::NOT_FOUND, &format!("The requested resource {} was not found", uri.path()))
+        error(
+            StatusCode::NOT_FOUND,
+            &format!("The requested resource {} was not found", uri.path()),
+        )
     };
     let not_allowed = move |State(shared): State<Arc<Shared>>, method: Method, uri: Uri| async move {
         shared.rejected(RejectReason::UnknownPath, format!("{method} {}", uri.path()));
-        error(StatusCode::METHOD_NOT_ALLOWED, &format!("Method {method} not allowed on {}", uri.path()))
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("Method {method} not allowed on {}", uri.path()),
+        )
     };
     routes.fallback(not_found).method_not_allowed_fallback(not_allowed).with_state(shared)
 }
 
 /// Serve HTTP/1.1 on `listener` until the sink stops.
-pub(super) async fn serve(listener: TcpListener, router: Router, shared: Arc<Shared>, connections: Arc<Semaphore>) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shared: Arc<Shared>,
+    connections: Arc<Semaphore>,
+) {
     super::accept_loop(listener, shared, connections, move |stream, _peer| {
         let service = TowerToHyperService::new(router.clone());
         async move {
             // A connection error (client gone, malformed HTTP) ends only that connection; hyper
             // answers malformed requests with 400 itself.
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
     })
     .await;
@@ -94,7 +107,10 @@ pub(super) async fn accept(
     }
     let max = shared.limits.max_message_bytes;
     let too_large = |shared: &Shared, size: String| {
-        shared.rejected(RejectReason::TooLarge, format!("{what}: body of {size} bytes over the {max}-byte limit"));
+        shared.rejected(
+            RejectReason::TooLarge,
+            format!("{what}: body of {size} bytes over the {max}-byte limit"),
+        );
         error(StatusCode::PAYLOAD_TOO_LARGE, &format!("Request body larger than {max} bytes"))
     };
     let declared = headers

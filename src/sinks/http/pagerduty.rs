@@ -62,7 +62,9 @@ fn validate(event: &Value) -> Vec<String> {
     match action {
         None => errors.push("'event_action' is missing or blank".into()),
         Some(action) if !ACTIONS.contains(&action) => {
-            errors.push("'event_action' is invalid (must be one of: trigger, acknowledge, resolve)".into());
+            errors.push(
+                "'event_action' is invalid (must be one of: trigger, acknowledge, resolve)".into(),
+            );
         }
         Some("trigger") => match event.get("payload") {
             Some(payload) if payload.is_object() => {
@@ -71,7 +73,9 @@ fn validate(event: &Value) -> Vec<String> {
                         errors.push(format!("'payload.{key}' is missing or blank"));
                     }
                 }
-                if !str_field(payload, "severity").is_some_and(|severity| SEVERITIES.contains(&severity)) {
+                if !str_field(payload, "severity")
+                    .is_some_and(|severity| SEVERITIES.contains(&severity))
+                {
                     errors.push("'payload.severity' is invalid (must be one of: critical, error, warning, info)".into());
                 }
             }
@@ -93,7 +97,13 @@ async fn enqueue(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bo
     };
     let event = match parse_json(&accepted.body) {
         Ok(event) => event,
-        Err(detail) => return invalid(&shared, invalid_event(std::slice::from_ref(&detail)), format!("pagerduty: {detail}")),
+        Err(detail) => {
+            return invalid(
+                &shared,
+                invalid_event(std::slice::from_ref(&detail)),
+                format!("pagerduty: {detail}"),
+            );
+        }
     };
     let errors = validate(&event);
     if !errors.is_empty() {
@@ -103,11 +113,13 @@ async fn enqueue(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bo
     if let Err(response) = take_slot(&shared, error) {
         return response;
     }
-    let dedup_key = str_field(&event, "dedup_key").map(str::to_string).unwrap_or_else(|| shared.id(""));
+    let dedup_key =
+        str_field(&event, "dedup_key").map(str::to_string).unwrap_or_else(|| shared.id(""));
     let payload = event.get("payload").cloned().unwrap_or(Value::Null);
     let summary = str_field(&payload, "summary").map(str::to_string);
     let mut notification = shared.notification(accepted.received);
-    notification.recipients = vec![str_field(&event, "routing_key").unwrap_or_default().to_string()];
+    notification.recipients =
+        vec![str_field(&event, "routing_key").unwrap_or_default().to_string()];
     notification.subject = summary.clone();
     notification.body = summary.unwrap_or_default();
     notification.channel_detail = json!({
@@ -121,7 +133,8 @@ async fn enqueue(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bo
         "custom_details": payload.get("custom_details"),
     });
     shared.received(notification);
-    let answer = json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key });
+    let answer =
+        json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key });
     (StatusCode::ACCEPTED, Json(answer)).into_response()
 }
 
@@ -141,7 +154,10 @@ mod tests {
                 "'payload.severity' is invalid (must be one of: critical, error, warning, info)",
             ]
         );
-        assert_eq!(validate(&json!({"routing_key": "k", "event_action": "resolve"})), vec!["'dedup_key' is missing or blank"]);
+        assert_eq!(
+            validate(&json!({"routing_key": "k", "event_action": "resolve"})),
+            vec!["'dedup_key' is missing or blank"]
+        );
         assert_eq!(validate(&json!({"routing_key": "k", "event_action": "page"})).len(), 1);
         let ok = json!({"routing_key": "k", "event_action": "trigger",
                         "payload": {"summary": "s", "source": "billing", "severity": "critical"}});

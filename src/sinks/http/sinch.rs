@@ -42,7 +42,8 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
         504 => "DEADLINE_EXCEEDED",
         _ => "INTERNAL",
     };
-    let body = json!({ "code": status.as_u16(), "status": name, "message": message, "details": [] });
+    let body =
+        json!({ "code": status.as_u16(), "status": name, "message": message, "details": [] });
     (status, Json(body)).into_response()
 }
 
@@ -64,7 +65,9 @@ fn from_json(value: &Value) -> Result<FaxRequest, String> {
     let content_urls = match value.get("contentUrl") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(url)) => vec![url.clone()],
-        Some(Value::Array(urls)) => urls.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(urls)) => {
+            urls.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        }
         Some(_) => return Err("contentUrl must be a string or a list of strings".into()),
     };
     Ok(FaxRequest {
@@ -80,10 +83,13 @@ fn from_multipart(content_type: &str, body: &[u8]) -> Result<FaxRequest, String>
     // A multipart/form-data body is a MIME entity once its content type is put in front of it.
     let mut entity = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
     entity.extend_from_slice(body);
-    let message = MessageParser::default().parse(&entity).ok_or("the multipart body could not be parsed")?;
+    let message =
+        MessageParser::default().parse(&entity).ok_or("the multipart body could not be parsed")?;
     let mut request = FaxRequest::default();
     for part in message.parts.iter().skip(1) {
-        let Some(name) = part.content_disposition().and_then(|d| d.attribute("name")) else { continue };
+        let Some(name) = part.content_disposition().and_then(|d| d.attribute("name")) else {
+            continue;
+        };
         let file_name = part.attachment_name().map(str::to_string);
         if file_name.is_none() && name != "file" {
             let value = part.text_contents().unwrap_or_default().trim().to_string();
@@ -112,13 +118,19 @@ fn from_multipart(content_type: &str, body: &[u8]) -> Result<FaxRequest, String>
     Ok(request)
 }
 
-async fn send(State(shared): State<Arc<Shared>>, Path(project): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn send(
+    State(shared): State<Arc<Shared>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let what = format!("POST faxes of project {project}");
     let accepted = match accept(&shared, error, &what, &headers, body).await {
         Ok(accepted) => accepted,
         Err(response) => return response,
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let parsed = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         from_multipart(&content_type, &accepted.body)
     } else {
@@ -126,13 +138,27 @@ async fn send(State(shared): State<Arc<Shared>>, Path(project): Path<String>, he
     };
     let request = match parsed {
         Ok(request) => request,
-        Err(message) => return invalid(&shared, error(StatusCode::BAD_REQUEST, &message), format!("fax: {message}")),
+        Err(message) => {
+            return invalid(
+                &shared,
+                error(StatusCode::BAD_REQUEST, &message),
+                format!("fax: {message}"),
+            );
+        }
     };
     let Some(to) = request.to.clone().filter(|to| !to.is_empty()) else {
-        return invalid(&shared, error(StatusCode::BAD_REQUEST, "to: must not be empty"), "fax: no to");
+        return invalid(
+            &shared,
+            error(StatusCode::BAD_REQUEST, "to: must not be empty"),
+            "fax: no to",
+        );
     };
     if request.content_urls.is_empty() && request.files.is_empty() {
-        return invalid(&shared, error(StatusCode::BAD_REQUEST, "Either contentUrl or a file is required"), "fax: no content");
+        return invalid(
+            &shared,
+            error(StatusCode::BAD_REQUEST, "Either contentUrl or a file is required"),
+            "fax: no content",
+        );
     }
     if let Err(response) = take_slot(&shared, error) {
         return response;
@@ -163,7 +189,8 @@ async fn send(State(shared): State<Arc<Shared>>, Path(project): Path<String>, he
     let mut notification = shared.notification(accepted.received);
     notification.from = request.from.clone();
     notification.recipients = vec![to.clone()];
-    notification.body = request.files.iter().filter_map(|f| f.3.clone()).collect::<Vec<_>>().join("\n");
+    notification.body =
+        request.files.iter().filter_map(|f| f.3.clone()).collect::<Vec<_>>().join("\n");
     let files: Vec<Value> = request
         .files
         .iter()

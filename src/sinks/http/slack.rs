@@ -51,7 +51,9 @@ fn collect_texts(value: &Value, out: &mut Vec<String>) {
         Value::Object(map) => {
             for (key, value) in map {
                 match value {
-                    Value::String(text) if ["text", "title", "pretext", "fallback"].contains(&key.as_str()) => {
+                    Value::String(text)
+                        if ["text", "title", "pretext", "fallback"].contains(&key.as_str()) =>
+                    {
                         if !text.trim().is_empty() && !out.contains(text) {
                             out.push(text.clone());
                         }
@@ -90,13 +92,31 @@ async fn post_message(
     };
     let message = match parsed {
         Ok(message) if message.is_object() => message,
-        Ok(_) => return invalid(&shared, plain(StatusCode::BAD_REQUEST, "invalid_payload"), "slack: not a JSON object"),
-        Err(detail) => return invalid(&shared, plain(StatusCode::BAD_REQUEST, "invalid_payload"), format!("slack: {detail}")),
+        Ok(_) => {
+            return invalid(
+                &shared,
+                plain(StatusCode::BAD_REQUEST, "invalid_payload"),
+                "slack: not a JSON object",
+            );
+        }
+        Err(detail) => {
+            return invalid(
+                &shared,
+                plain(StatusCode::BAD_REQUEST, "invalid_payload"),
+                format!("slack: {detail}"),
+            );
+        }
     };
     let text = str_field(&message, "text").unwrap_or("").to_string();
-    let non_empty = |key: &str| message.get(key).and_then(Value::as_array).is_some_and(|items| !items.is_empty());
+    let non_empty = |key: &str| {
+        message.get(key).and_then(Value::as_array).is_some_and(|items| !items.is_empty())
+    };
     if text.trim().is_empty() && !non_empty("blocks") && !non_empty("attachments") {
-        return invalid(&shared, plain(StatusCode::BAD_REQUEST, "no_text"), "slack: no text, blocks or attachments");
+        return invalid(
+            &shared,
+            plain(StatusCode::BAD_REQUEST, "no_text"),
+            "slack: no text, blocks or attachments",
+        );
     }
     if let Err(response) = take_slot(&shared, error) {
         return response;

@@ -66,7 +66,12 @@ fn incident_of(body: &[u8]) -> Result<Map<String, Value>, String> {
 }
 
 /// Check an RFC 3339 time field; `Ok(None)` when absent.
-fn time_field(incident: &Map<String, Value>, key: &str, label: &str, errors: &mut Vec<String>) -> Option<jiff::Timestamp> {
+fn time_field(
+    incident: &Map<String, Value>,
+    key: &str,
+    label: &str,
+    errors: &mut Vec<String>,
+) -> Option<jiff::Timestamp> {
     let value = incident.get(key)?.as_str()?;
     match value.parse::<jiff::Timestamp>() {
         Ok(time) => Some(time),
@@ -84,13 +89,22 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let accepted = match accept(&shared, error, &format!("POST incidents of page {page}"), &headers, body).await {
-        Ok(accepted) => accepted,
-        Err(response) => return response,
-    };
+    let accepted =
+        match accept(&shared, error, &format!("POST incidents of page {page}"), &headers, body)
+            .await
+        {
+            Ok(accepted) => accepted,
+            Err(response) => return response,
+        };
     let request = match incident_of(&accepted.body) {
         Ok(request) => request,
-        Err(message) => return invalid(&shared, error(StatusCode::BAD_REQUEST, &message), format!("incident: {message}")),
+        Err(message) => {
+            return invalid(
+                &shared,
+                error(StatusCode::BAD_REQUEST, &message),
+                format!("incident: {message}"),
+            );
+        }
     };
     let mut errors = Vec::new();
     let name = request.get("name").and_then(Value::as_str).unwrap_or("").trim().to_string();
@@ -99,8 +113,10 @@ async fn create(
     }
     let scheduled_for = time_field(&request, "scheduled_for", "Scheduled for", &mut errors);
     let scheduled_until = time_field(&request, "scheduled_until", "Scheduled until", &mut errors);
-    let default_status = if request.contains_key("scheduled_for") { "scheduled" } else { "investigating" };
-    let status = request.get("status").and_then(Value::as_str).unwrap_or(default_status).to_string();
+    let default_status =
+        if request.contains_key("scheduled_for") { "scheduled" } else { "investigating" };
+    let status =
+        request.get("status").and_then(Value::as_str).unwrap_or(default_status).to_string();
     let scheduled = SCHEDULED.contains(&status.as_str());
     if !scheduled && !REALTIME.contains(&status.as_str()) {
         errors.push(format!("Status '{status}' is not included in the list"));
@@ -173,16 +189,31 @@ async fn update(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let accepted = match accept(&shared, error, &format!("PATCH incident {id} of page {page}"), &headers, body).await {
+    let accepted = match accept(
+        &shared,
+        error,
+        &format!("PATCH incident {id} of page {page}"),
+        &headers,
+        body,
+    )
+    .await
+    {
         Ok(accepted) => accepted,
         Err(response) => return response,
     };
     let request = match incident_of(&accepted.body) {
         Ok(request) => request,
-        Err(message) => return invalid(&shared, error(StatusCode::BAD_REQUEST, &message), format!("incident {id}: {message}")),
+        Err(message) => {
+            return invalid(
+                &shared,
+                error(StatusCode::BAD_REQUEST, &message),
+                format!("incident {id}: {message}"),
+            );
+        }
     };
     let mut store = incidents.0.lock().expect("incident store poisoned");
-    let Some(incident) = store.get_mut(&id).filter(|incident| incident["page_id"] == page.as_str()) else {
+    let Some(incident) = store.get_mut(&id).filter(|incident| incident["page_id"] == page.as_str())
+    else {
         shared.rejected(RejectReason::UnknownResource, format!("incident {id} of page {page}"));
         return error(StatusCode::NOT_FOUND, "The requested resource could not be found.");
     };
@@ -254,9 +285,13 @@ async fn show(
     }
 }
 
-async fn list(Extension(incidents): Extension<Arc<Incidents>>, Path(page): Path<String>) -> Response {
+async fn list(
+    Extension(incidents): Extension<Arc<Incidents>>,
+    Path(page): Path<String>,
+) -> Response {
     let store = incidents.0.lock().expect("incident store poisoned");
-    let of_page: Vec<&Value> = store.values().filter(|incident| incident["page_id"] == page.as_str()).collect();
+    let of_page: Vec<&Value> =
+        store.values().filter(|incident| incident["page_id"] == page.as_str()).collect();
     (StatusCode::OK, Json(json!(of_page))).into_response()
 }
 
@@ -279,7 +314,9 @@ fn incident_update(shared: &Shared, incident: &str, status: &str, body: &str) ->
 /// `components` of a request (`{component_id: status}`) as Statuspage lists them.
 fn components(request: &Map<String, Value>) -> Value {
     let Some(Value::Object(components)) = request.get("components") else { return json!([]) };
-    Value::Array(components.iter().map(|(id, status)| json!({ "id": id, "status": status })).collect())
+    Value::Array(
+        components.iter().map(|(id, status)| json!({ "id": id, "status": status })).collect(),
+    )
 }
 
 fn detail(action: &str, incident: &Value, previous: Option<&str>) -> Value {

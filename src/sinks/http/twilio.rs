@@ -67,17 +67,30 @@ async fn messages(
     };
     let form = parse_form(&accepted.body);
     let Some(to) = form_value(&form, "To") else {
-        return invalid(&shared, twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required."), "Messages: no To");
+        return invalid(
+            &shared,
+            twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required."),
+            "Messages: no To",
+        );
     };
     let from = form_value(&form, "From");
     let service = form_value(&form, "MessagingServiceSid");
     if from.is_none() && service.is_none() {
-        return invalid(&shared, twilio_error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required."), "Messages: no From");
+        return invalid(
+            &shared,
+            twilio_error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required."),
+            "Messages: no From",
+        );
     }
     let text = form_value(&form, "Body");
-    let media: Vec<String> = form.iter().filter(|(k, _)| k == "MediaUrl").map(|(_, v)| v.clone()).collect();
+    let media: Vec<String> =
+        form.iter().filter(|(k, _)| k == "MediaUrl").map(|(_, v)| v.clone()).collect();
     if text.is_none() && media.is_empty() {
-        return invalid(&shared, twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required."), "Messages: no Body");
+        return invalid(
+            &shared,
+            twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required."),
+            "Messages: no Body",
+        );
     }
     if let Err(response) = take_slot(&shared, error) {
         return response;
@@ -137,10 +150,18 @@ async fn calls(
     };
     let form = parse_form(&accepted.body);
     let Some(to) = form_value(&form, "To") else {
-        return invalid(&shared, twilio_error(StatusCode::BAD_REQUEST, 21201, "No 'To' number is specified"), "Calls: no To");
+        return invalid(
+            &shared,
+            twilio_error(StatusCode::BAD_REQUEST, 21201, "No 'To' number is specified"),
+            "Calls: no To",
+        );
     };
     let Some(from) = form_value(&form, "From") else {
-        return invalid(&shared, twilio_error(StatusCode::BAD_REQUEST, 21213, "No 'From' number is specified"), "Calls: no From");
+        return invalid(
+            &shared,
+            twilio_error(StatusCode::BAD_REQUEST, 21213, "No 'From' number is specified"),
+            "Calls: no From",
+        );
     };
     let url = form_value(&form, "Url");
     let twiml = form_value(&form, "Twiml");
@@ -148,7 +169,11 @@ async fn calls(
     if url.is_none() && twiml.is_none() && application.is_none() {
         return invalid(
             &shared,
-            twilio_error(StatusCode::BAD_REQUEST, 21205, "Url parameter is required. Please provide the Url, Twiml or ApplicationSid parameter."),
+            twilio_error(
+                StatusCode::BAD_REQUEST,
+                21205,
+                "Url parameter is required. Please provide the Url, Twiml or ApplicationSid parameter.",
+            ),
             "Calls: no Url, Twiml or ApplicationSid",
         );
     }

@@ -26,7 +26,12 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn receive(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let path = uri.path().to_string();
     let accepted = match accept(&shared, error, &format!("POST {path}"), &headers, body).await {
         Ok(accepted) => accepted,
@@ -34,14 +39,23 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
     };
     let value = match parse_json(&accepted.body) {
         Ok(value) => value,
-        Err(detail) => return invalid(&shared, error(StatusCode::BAD_REQUEST, &detail), format!("{path}: {detail}")),
+        Err(detail) => {
+            return invalid(
+                &shared,
+                error(StatusCode::BAD_REQUEST, &detail),
+                format!("{path}: {detail}"),
+            );
+        }
     };
     if let Err(response) = take_slot(&shared, error) {
         return response;
     }
     let mut notification = shared.notification(accepted.received);
     notification.recipients = vec![shared.name.clone()];
-    notification.subject = ["subject", "title", "summary"].iter().find_map(|key| str_field(&value, key)).map(str::to_string);
+    notification.subject = ["subject", "title", "summary"]
+        .iter()
+        .find_map(|key| str_field(&value, key))
+        .map(str::to_string);
     notification.body = value.to_string();
     notification.channel_detail = json!({ "path": path, "json": value });
     shared.received(notification);
