@@ -527,10 +527,9 @@ mod tests {
         assert_ne!(first, (0..4).map(|_| SplitMix64(8).next()).collect::<Vec<_>>());
     }
 
-    fn shared(
-        max_messages: usize,
-        seed: u64,
-    ) -> (Shared, Arc<Mutex<Vec<SinkEvent>>>, watch::Sender<Option<Chaos>>) {
+    type Recorded = Arc<Mutex<Vec<SinkEvent>>>;
+
+    fn shared(max_messages: usize, seed: u64) -> (Shared, Recorded, watch::Sender<Option<Chaos>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let (tx, rx) = watch::channel(None);

@@ -140,13 +140,9 @@ pub(super) fn invalid(shared: &Shared, response: Response, detail: impl Into<Str
     response
 }
 
-/// Take one of the run's message slots, or the provider's 429.
-pub(super) fn take_slot(shared: &Shared, error: ErrorFn) -> Result<(), Response> {
-    if shared.try_accept() {
-        Ok(())
-    } else {
-        Err(error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"))
-    }
+/// Take one of the run's message slots: `None`, or the provider's 429 when none is left.
+pub(super) fn take_slot(shared: &Shared, error: ErrorFn) -> Option<Response> {
+    (!shared.try_accept()).then(|| error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"))
 }
 
 /// Parse a JSON body, or report it as invalid.

@@ -110,7 +110,7 @@ async fn enqueue(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bo
         let detail = format!("pagerduty: {}", errors.join("; "));
         return invalid(&shared, invalid_event(&errors), detail);
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let dedup_key =

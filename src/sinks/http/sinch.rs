@@ -160,7 +160,7 @@ async fn send(
             "fax: no content",
         );
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let id = ulid_like(&shared);

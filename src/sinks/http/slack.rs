@@ -118,7 +118,7 @@ async fn post_message(
             "slack: no text, blocks or attachments",
         );
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let mut texts = Vec::new();

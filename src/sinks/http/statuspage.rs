@@ -142,7 +142,7 @@ async fn create(
         let detail = format!("incident: {}", errors.join("; "));
         return invalid(&shared, unprocessable(&errors), detail);
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let id = short_id(&shared);
@@ -239,7 +239,7 @@ async fn update(
         let detail = format!("incident {id}: {}", errors.join("; "));
         return invalid(&shared, unprocessable(&errors), detail);
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let text = request.get("body").and_then(Value::as_str).unwrap_or("").to_string();

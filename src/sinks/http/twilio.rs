@@ -92,7 +92,7 @@ async fn messages(
             "Messages: no Body",
         );
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let sid = shared.id("SM");
@@ -177,7 +177,7 @@ async fn calls(
             "Calls: no Url, Twiml or ApplicationSid",
         );
     }
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let sid = shared.id("CA");

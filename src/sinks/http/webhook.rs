@@ -47,7 +47,7 @@ async fn receive(
             );
         }
     };
-    if let Err(response) = take_slot(&shared, error) {
+    if let Some(response) = take_slot(&shared, error) {
         return response;
     }
     let mut notification = shared.notification(accepted.received);
