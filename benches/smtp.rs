@@ -134,7 +134,8 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 fn smtp(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let clock = Arc::new(SystemClock::start());
     let received: Sent = Arc::default();
     let sent: Sent = Arc::default();
@@ -153,7 +154,11 @@ fn smtp(c: &mut Criterion) {
             Arc::new(move || sink_clock.offset()),
             Arc::new(move |event| {
                 if let SinkEvent::Received(mail) = event {
-                    let number = mail.subject.as_deref().and_then(|s| s.strip_prefix("m-")).and_then(|n| n.parse().ok());
+                    let number = mail
+                        .subject
+                        .as_deref()
+                        .and_then(|s| s.strip_prefix("m-"))
+                        .and_then(|n| n.parse().ok());
                     record.lock().unwrap().insert(number.expect("numbered subject"), mail.received);
                 }
             }),
@@ -172,7 +177,10 @@ fn smtp(c: &mut Criterion) {
     let mut baseline_time = (Duration::ZERO, 0u64);
 
     let mut group = c.benchmark_group("smtp");
-    group.sampling_mode(SamplingMode::Flat).sample_size(20).throughput(Throughput::Elements(per_batch));
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(20)
+        .throughput(Throughput::Elements(per_batch));
     group.bench_function("sink 8 clients 10KiB", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
