@@ -30,7 +30,9 @@
 //! [`SinkConfig::seed`], answered with the given status (HTTP: that status with the provider's
 //! error body; SMTP: 4xx → `451 4.3.0`, 5xx → `554 5.3.0`) or held open until chaos is changed or
 //! the client gives up (a held request is then handled normally). Each chaos answer or hold is a
-//! [`SinkEvent::Rejected`] with [`RejectReason::Chaos`].
+//! [`SinkEvent::Rejected`] with [`RejectReason::Chaos`]; [`Sink::held_requests`] counts the requests
+//! held right now. An HTTP client that hangs up ends its held request (hyper notices the closed
+//! connection); a held SMTP session is only looked at again when chaos changes or the sink stops.
 
 use std::fmt;
 use std::io;
@@ -222,6 +224,7 @@ pub struct Sink {
     chaos: watch::Sender<Option<Chaos>>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Sink {
@@ -262,6 +265,7 @@ impl Sink {
             chaos: chaos_rx,
             rng: Mutex::new(SplitMix64(cfg.seed)),
             accepted: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             stop: stop.clone(),
         });
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -284,7 +288,7 @@ impl Sink {
                 }
             }
         }
-        Ok(Sink { name: cfg.name, kind: cfg.kind, addrs, chaos: chaos_tx, stop, tasks })
+        Ok(Sink { name: cfg.name, kind: cfg.kind, addrs, chaos: chaos_tx, stop, tasks, shared })
     }
 
     /// The bound addresses, in the order of `SinkConfig::listen` (with the chosen ports).
@@ -306,6 +310,12 @@ impl Sink {
     /// is no longer `Hang`.
     pub fn set_chaos(&self, chaos: Option<Chaos>) {
         self.chaos.send_replace(chaos);
+    }
+
+    /// Requests held open by chaos right now (a request stops counting once it is released, its
+    /// client hangs up, or the sink stops).
+    pub fn held_requests(&self) -> usize {
+        self.shared.held.load(Ordering::Acquire)
     }
 
     /// Stop listening and end every open connection (held requests included).
@@ -332,7 +342,25 @@ pub(crate) struct Shared {
     chaos: watch::Receiver<Option<Chaos>>,
     rng: Mutex<SplitMix64>,
     accepted: AtomicUsize,
+    /// Requests held by chaos right now.
+    held: AtomicUsize,
     pub(crate) stop: CancellationToken,
+}
+
+/// Counts a held request for as long as it lives (its future is dropped when the client hangs up).
+struct Held<'a>(&'a AtomicUsize);
+
+impl<'a> Held<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Held(count)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What chaos decided for one request.
@@ -417,6 +445,8 @@ impl Shared {
                     return Some(ChaosVerdict::Status(status));
                 }
                 ChaosMode::Hang => {
+                    // Counted before it is reported, so a caller that saw the report sees the count.
+                    let _held = Held::new(&self.held);
                     self.rejected(RejectReason::Chaos, format!("held open: {what}"));
                     tokio::select! {
                         changed = chaos.changed() => {
@@ -542,6 +572,7 @@ mod tests {
             chaos: rx,
             rng: Mutex::new(SplitMix64(seed)),
             accepted: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             stop: CancellationToken::new(),
         };
         (shared, seen, tx)

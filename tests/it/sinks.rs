@@ -960,3 +960,31 @@ async fn receive_times_come_from_the_given_clock() {
     }
     sink.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_request_whose_client_gave_up_is_dropped_not_recorded() {
+    let mut h = Harness::start(SinkKind::Webhook, small()).await;
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    // A raw HTTP client sends a whole request, and hangs up once the sink reports the hold.
+    let mut abandoned = TcpStream::connect(h.addr()).await.unwrap();
+    let body = r#"{"n":"abandoned"}"#;
+    let request = format!(
+        "POST /a HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    abandoned.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(h.rejected().await.0, RejectReason::Chaos);
+    assert_eq!(h.sink.held_requests(), 1);
+    drop(abandoned);
+    // hyper notices the hang-up on its own and drops the held request (data, not a sleep).
+    while h.sink.held_requests() > 0 {
+        tokio::task::yield_now().await;
+    }
+    h.sink.set_chaos(None);
+    let response = client().post(h.url("/b")).json(&json!({"n": "fresh"})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Only the request that stayed is recorded.
+    assert_eq!(h.received().await.channel_detail["json"]["n"], "fresh");
+    h.quiet();
+    h.sink.shutdown().await;
+}
