@@ -31,8 +31,8 @@
 //! error body; SMTP: 4xx → `451 4.3.0`, 5xx → `554 5.3.0`) or held open until chaos is changed or
 //! the client gives up (a held request is then handled normally). Each chaos answer or hold is a
 //! [`SinkEvent::Rejected`] with [`RejectReason::Chaos`]; [`Sink::held_requests`] counts the requests
-//! held right now. An HTTP client that hangs up ends its held request (hyper notices the closed
-//! connection); a held SMTP session is only looked at again when chaos changes or the sink stops.
+//! held right now. A client that hangs up ends its held request (HTTP: hyper notices the closed
+//! connection; SMTP: the session watches for it while the mail is held).
 
 use std::fmt;
 use std::io;

@@ -536,7 +536,12 @@ async fn data<R: AsyncBufRead + Unpin>(
     }
     let from = session.mail_from.clone().unwrap_or_default();
     let what = format!("mail from <{from}> to {} recipient(s)", session.recipients.len());
-    match shared.chaos(&what).await {
+    let verdict = tokio::select! {
+        verdict = shared.chaos(&what) => verdict,
+        // A client that hangs up while its mail is held ends the hold.
+        () = hung_up(reader) => return Ok(Ok((String::new(), Next::Close))),
+    };
+    match verdict {
         None => return Ok(Ok(("421 4.3.0 Service shutting down\r\n".into(), Next::Close))),
         Some(ChaosVerdict::Status(status)) if status >= 500 => {
             return Ok(Ok((
@@ -565,6 +570,15 @@ async fn data<R: AsyncBufRead + Unpin>(
     fill_from_mime(&mut notification, &message, from, helo, &queue_id);
     shared.received(notification);
     Ok(ok(format!("250 2.0.0 OK queued as {queue_id}")))
+}
+
+/// Resolves once the client has closed the connection; pending while it is open (bytes it sends
+/// meanwhile stay buffered for the session).
+async fn hung_up<R: AsyncBufRead + Unpin>(reader: &mut R) {
+    match reader.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 /// Parse the mail and fill subject, body, sender and details.

@@ -335,9 +335,24 @@ async fn smtp_chaos_answers_451_554_or_holds_the_final_dot() {
     assert!(detail.starts_with("held open"), "{detail}");
     assert!(!held.is_finished());
     h.sink.set_chaos(None);
-    let (code, _c) = held.await.unwrap();
+    let (code, mut c) = held.await.unwrap();
     assert_eq!(code, 250);
     assert_eq!(h.received().await.subject.as_deref(), Some("s"));
+
+    // A client that hangs up while its mail is held ends the hold.
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    c.command("MAIL FROM:<a@acme.example>").await;
+    c.command("RCPT TO:<b@customer.example>").await;
+    c.command("DATA").await;
+    c.send(b"Subject: gone\r\n\r\nbody\r\n.\r\n").await;
+    assert_eq!(h.rejected().await.0, RejectReason::Chaos);
+    assert_eq!(h.sink.held_requests(), 1);
+    drop(c);
+    while h.sink.held_requests() > 0 {
+        tokio::task::yield_now().await;
+    }
+    h.sink.set_chaos(None);
+    h.quiet();
     h.sink.shutdown().await;
 }
 
