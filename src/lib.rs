@@ -15,5 +15,6 @@ pub mod journal;
 pub mod probe;
 pub mod report;
 pub mod scenario;
+pub mod sinks;
 pub mod stack;
 pub mod traffic;

@@ -6,6 +6,7 @@ mod faults;
 mod report;
 mod rolling;
 mod run;
+mod sinks;
 mod stack;
 mod support;
 mod upgrade;
