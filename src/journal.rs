@@ -250,6 +250,63 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A notification sink is listening (`addrs`: where, host side and container side).
+    SinkStarted {
+        /// The sink's name in the scenario.
+        sink: String,
+        /// Its protocol (`smtp`, `twilio`, `sinch`, `statuspage`, `slack`, `pagerduty`, `webhook`).
+        kind: String,
+        /// The addresses it listens on.
+        addrs: Vec<String>,
+    },
+    /// A notification arrived at a sink. The event's own offset is when it was journaled;
+    /// `received-us` is the sink's receive time (SMTP: the final `.`; HTTP: the body read), which
+    /// checks use.
+    NotificationReceived {
+        /// The sink's name in the scenario.
+        sink: String,
+        /// The channel: `email` (smtp), `sms` / `voice` (twilio messages / calls), `fax` (sinch),
+        /// `status-page` (statuspage), `chat` (slack), `page` (pagerduty), `webhook`.
+        channel: String,
+        /// The sink's receive time, µs since the run started.
+        received_us: u64,
+        /// Sender, when the protocol has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Recipients (mail envelope, phone numbers, page id, routing key, or the sink's name).
+        recipients: Vec<String>,
+        /// Subject, incident name or summary.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        /// The text.
+        body: String,
+        /// Provider-specific extras (Twilio `resource`, Statuspage `status`, `scheduled_for`,
+        /// PagerDuty `event_action`, `dedup_key`, ...).
+        #[serde(default)]
+        detail: serde_json::Value,
+    },
+    /// A sink turned something away with a protocol-correct answer (malformed, too large, unknown
+    /// path, over the run's limit, or chaos on purpose).
+    SinkRejected {
+        /// The sink's name in the scenario.
+        sink: String,
+        /// `protocol`, `too-large`, `invalid-payload`, `unknown-path`, `unknown-resource`,
+        /// `limit-reached` or `chaos`.
+        reason: String,
+        /// What exactly.
+        detail: String,
+    },
+    /// A sink was told to fail (`on: true`) or to work again (`on: false`).
+    SinkChaos {
+        /// The sink's name in the scenario.
+        sink: String,
+        /// `status 500`, `status 429`, `hang`.
+        mode: String,
+        /// Share of requests affected, 0 to 1.
+        probability: f64,
+        /// Failing from now on, or not any more.
+        on: bool,
+    },
     /// What Docker reported about a container of the run (from the engine's event stream).
     ContainerEvent {
         /// Service.
