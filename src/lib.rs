@@ -12,6 +12,7 @@ pub mod clock;
 pub mod engine;
 pub mod journal;
 pub mod probe;
+pub mod proxy;
 pub mod report;
 pub mod scenario;
 pub mod stack;
