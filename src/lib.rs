@@ -13,6 +13,7 @@ pub mod engine;
 pub mod faults;
 pub mod journal;
 pub mod probe;
+pub mod proxy;
 pub mod report;
 pub mod scenario;
 pub mod sinks;
