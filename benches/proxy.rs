@@ -230,21 +230,28 @@ fn report(figures: &Figures) {
     let best = |name: &str| {
         figures.bulk.iter().filter(|(n, _)| *n == name).map(|(_, d)| *d).min().unwrap_or_default()
     };
-    eprintln!("\nproxy figures (same process, loopback, 2 worker threads)");
     eprintln!(
-        "{:<28} {:>12} {:>12} {:>8}",
-        "64 MiB one way (best)", "direct MiB/s", "proxy MiB/s", "ratio"
+        "\nproxy figures (same process, loopback, 2 worker threads; groups filtered out are skipped)"
     );
-    for direction in ["upload", "download"] {
-        let direct = mib_per_sec(best(&format!("direct-{direction}")));
-        let proxied = mib_per_sec(best(&format!("proxy-{direction}")));
+    if !figures.bulk.is_empty() {
         eprintln!(
-            "{:<28} {:>12.0} {:>12.0} {:>7.0}%",
-            direction,
-            direct,
-            proxied,
-            100.0 * proxied / direct
+            "{:<28} {:>12} {:>12} {:>8}",
+            "64 MiB one way (best)", "direct MiB/s", "proxy MiB/s", "ratio"
         );
+        for direction in ["upload", "download"] {
+            let direct = mib_per_sec(best(&format!("direct-{direction}")));
+            let proxied = mib_per_sec(best(&format!("proxy-{direction}")));
+            eprintln!(
+                "{:<28} {:>12.0} {:>12.0} {:>7.0}%",
+                direction,
+                direct,
+                proxied,
+                100.0 * proxied / direct
+            );
+        }
+    }
+    if figures.echo_direct.is_empty() || figures.echo_proxy.is_empty() {
+        return latency_report(&figures.latency_ms);
     }
     let mut direct = figures.echo_direct.clone();
     let mut proxied = figures.echo_proxy.clone();
@@ -258,7 +265,13 @@ fn report(figures: &Figures) {
         let (d, x) = (percentile(&direct, p), percentile(&proxied, p));
         eprintln!("{:<28} {:>12.1} {:>12.1} {:>8.1}", format!("p{p}"), d, x, x - d);
     }
-    let latency = &figures.latency_ms;
+    latency_report(&figures.latency_ms);
+}
+
+fn latency_report(latency: &[f64]) {
+    if latency.is_empty() {
+        return;
+    }
     let mean = latency.iter().sum::<f64>() / latency.len() as f64;
     let spread =
         (latency.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / latency.len() as f64).sqrt();
