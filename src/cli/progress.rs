@@ -170,7 +170,7 @@ impl Progress {
                 };
                 format!("{t}      sink `{sink}` outage on: {mode}{share}")
             } else {
-                format!("{t}      sink `{sink}` outage over ({mode})")
+                format!("{t}      sink `{sink}` outage over: {mode}")
             }),
             EventKind::CallResult { service, request, ok, status, latency_us, error, .. } => {
                 let answer = match (status, error) {

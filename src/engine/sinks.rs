@@ -27,7 +27,56 @@ pub struct RunSinks {
 struct Running {
     sink: Sink,
     /// The outage in force, to end it (and say so) at teardown.
-    outage: Option<(OutageMode, f64)>,
+    outage: Option<Outage>,
+}
+
+/// An outage of one sink, as a `sink-outage` step asks for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outage {
+    /// How it fails.
+    pub mode: OutageMode,
+    /// Share of requests hit.
+    pub probability: f64,
+    /// Only this channel of a `twilio` sink; `None`: every request of the sink.
+    pub channel: Option<Channel>,
+}
+
+/// The channels of a `twilio` sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Messages.
+    Sms,
+    /// Calls.
+    Voice,
+}
+
+impl Outage {
+    /// From a `sink-outage` step.
+    pub fn of(step: &model::SinkOutage) -> Outage {
+        let channel = match step.channel.as_deref() {
+            Some("sms") => Some(Channel::Sms),
+            Some("voice") => Some(Channel::Voice),
+            Some(other) => unreachable!("validation allows sms and voice, not {other}"),
+            None => None,
+        };
+        Outage { mode: step.mode, probability: step.probability, channel }
+    }
+
+    /// As journaled in `sink-chaos`: `status 500`, `hang`, `status 500 (sms only)`.
+    fn describe(&self) -> String {
+        match self.channel {
+            None => self.mode.describe(),
+            Some(Channel::Sms) => format!("{} (sms only)", self.mode.describe()),
+            Some(Channel::Voice) => format!("{} (voice only)", self.mode.describe()),
+        }
+    }
+}
+
+fn resource(channel: Channel) -> sinks::Resource {
+    match channel {
+        Channel::Sms => sinks::Resource::Messages,
+        Channel::Voice => sinks::Resource::Calls,
+    }
 }
 
 impl RunSinks {
@@ -93,32 +142,29 @@ impl RunSinks {
 
     /// Start (`Some`) or end (`None`) an outage of sink `name`, journaling `sink-chaos`. False when
     /// no such sink runs. Ending an outage that is not in force records nothing.
-    pub fn set_outage(
-        &self,
-        name: &str,
-        outage: Option<(OutageMode, f64)>,
-        journal: &Journal,
-    ) -> bool {
+    pub fn set_outage(&self, name: &str, outage: Option<Outage>, journal: &Journal) -> bool {
         let mut running = self.lock();
         let Some(one) = running.get_mut(name) else { return false };
         match outage {
-            Some((mode, probability)) => {
-                one.sink.set_chaos(Some(Chaos { mode: chaos_mode(mode), probability }));
-                one.outage = Some((mode, probability));
+            Some(outage) => {
+                let (mode, probability) = (outage.mode, outage.probability);
+                let only = outage.channel.map(resource);
+                one.sink.set_chaos(Some(Chaos { mode: chaos_mode(mode), probability, only }));
                 journal.record(EventKind::SinkChaos {
                     sink: name.to_owned(),
-                    mode: mode.describe(),
+                    mode: outage.describe(),
                     probability,
                     on: true,
                 });
+                one.outage = Some(outage);
             }
             None => {
                 one.sink.set_chaos(None);
-                if let Some((mode, probability)) = one.outage.take() {
+                if let Some(outage) = one.outage.take() {
                     journal.record(EventKind::SinkChaos {
                         sink: name.to_owned(),
-                        mode: mode.describe(),
-                        probability,
+                        mode: outage.describe(),
+                        probability: outage.probability,
                         on: false,
                     });
                 }
@@ -320,7 +366,8 @@ mod tests {
         assert!(ports["sms"] > 0);
         assert!(sinks.local_addr("sms").is_some_and(|addr| addr.ip().is_loopback()));
         assert!(!sinks.set_outage("nope", None, &journal));
-        assert!(sinks.set_outage("sms", Some((OutageMode::Status(500), 1.0)), &journal));
+        let outage = Outage { mode: OutageMode::Status(500), probability: 1.0, channel: None };
+        assert!(sinks.set_outage("sms", Some(outage), &journal));
         sinks.shutdown(&journal).await;
         assert!(sinks.local_addr("sms").is_none());
         let kinds: Vec<EventKind> = journal.snapshot().into_iter().map(|e| e.kind).collect();

@@ -250,7 +250,7 @@ async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe)
 /// A sink outage: on now; with `for`, off again after it (also when interrupted, so a held request
 /// is not left hanging through teardown; teardown ends an outage without `for`).
 async fn run_sink_outage(ctx: &Context, outage: &SinkOutage) -> StepEnd {
-    let on = Some((outage.mode, outage.probability));
+    let on = Some(super::sinks::Outage::of(outage));
     if !ctx.sinks.set_outage(&outage.sink, on, &ctx.journal) {
         return StepEnd::Failed(format!("sink `{}` is not running", outage.sink));
     }

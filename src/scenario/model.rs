@@ -402,6 +402,9 @@ pub struct SinkOutage {
     pub mode: OutageMode,
     /// `probability`: share of requests that fail, 0 to 1 (default 1: every request).
     pub probability: f64,
+    /// `channel`: only this channel of a sink that serves two (a `twilio` sink's `sms` or
+    /// `voice`); `None`: every request of the sink.
+    pub channel: Option<String>,
     /// `for`: how long; the step waits it out and ends the outage. Without it the step returns
     /// at once and the outage lasts until the run's teardown.
     #[serde(with = "option_duration_serde")]

@@ -160,7 +160,7 @@ fn with_the_sms_provider_down_customers_get_a_voice_call_in_time() {
         .filter(|e| e["event"] == "sink-chaos" && e["sink"] == "sms")
         .map(|e| (e["on"].as_bool().unwrap(), e["mode"].as_str().unwrap()))
         .collect();
-    assert_eq!(chaos, [(true, "status 500"), (false, "status 500")]);
+    assert_eq!(chaos, [(true, "status 500 (sms only)"), (false, "status 500 (sms only)")]);
     let refused = journal
         .iter()
         .filter(|e| e["event"] == "sink-rejected" && e["sink"] == "sms" && e["reason"] == "chaos")
@@ -178,6 +178,6 @@ fn with_the_sms_provider_down_customers_get_a_voice_call_in_time() {
     assert!(voice.iter().any(|e| text(e).contains("RESOLVED")), "{voice:?}");
 
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("sink `sms` outage on: status 500"), "{stderr}");
+    assert!(stderr.contains("sink `sms` outage on: status 500 (sms only)"), "{stderr}");
     assert!(stderr.contains("voice to +15550001"), "{stderr}");
 }

@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use super::walk::{Services, StepDraft, Walk};
-use crate::scenario::model::{Action, Call, OutageMode, SinkOutage};
+use crate::scenario::model::{Action, Call, OutageMode, SinkKind, SinkOutage};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind, Value};
 
 /// Keys of `sink-outage`.
-const OUTAGE_KEYS: &[&str] = &["sink", "status", "probability", "for"];
+const OUTAGE_KEYS: &[&str] = &["sink", "status", "probability", "for", "channel"];
+/// The channels of a `twilio` sink, which an outage may hit one at a time.
+const TWILIO_CHANNELS: &[&str] = &["sms", "voice"];
 /// Keys of `call`.
 const CALL_KEYS: &[&str] = &["service", "port", "method", "path", "body", "status", "timeout"];
 
@@ -19,6 +21,8 @@ const CALL_KEYS: &[&str] = &["service", "port", "method", "path", "body", "statu
 #[derive(Debug, Default)]
 pub(super) struct SinkNames {
     pub(super) names: Vec<String>,
+    /// Each name's kind, when it was written right.
+    pub(super) kinds: Vec<Option<SinkKind>>,
     /// `sinks` is not a mapping (or a key is not text): "unknown sink" might be a consequence.
     pub(super) incomplete: bool,
 }
@@ -28,12 +32,16 @@ impl SinkNames {
     pub(super) fn read(node: Option<&Node>) -> SinkNames {
         let Some(node) = node else { return SinkNames::default() };
         let Value::Map(entries) = &node.value else {
-            return SinkNames { names: Vec::new(), incomplete: true };
+            return SinkNames { names: Vec::new(), kinds: Vec::new(), incomplete: true };
         };
         let mut table = SinkNames::default();
         for entry in entries {
             match entry.key.scalar() {
-                Some(key) if key.kind() != ScalarKind::Null => table.names.push(key.text.clone()),
+                Some(key) if key.kind() != ScalarKind::Null => {
+                    table.names.push(key.text.clone());
+                    let kind = entry.value.scalar().and_then(|v| SinkKind::from_name(&v.text));
+                    table.kinds.push(kind);
+                }
                 _ => table.incomplete = true,
             }
         }
@@ -76,6 +84,10 @@ impl Walk<'_> {
             None => Some(None),
             Some(node) => self.r.duration(node).map(Some),
         };
+        let channel = match fields.get("channel") {
+            None => Some(None),
+            Some(node) => self.outage_channel(node, sink.as_deref()).map(Some),
+        };
         draft.generated = written.as_ref().map(|sink| format!("sink-outage {sink}"));
         // Two outages of one sink in a `parallel` group would fight over it, like two faults.
         draft.fault = written.map(|sink| ("sink-outage", sink));
@@ -84,9 +96,33 @@ impl Walk<'_> {
                 sink: sink?,
                 mode: mode?,
                 probability: probability?,
+                channel: channel?,
                 duration: duration?,
             }))
         })();
+    }
+
+    /// `channel`: `sms` or `voice` of a `twilio` sink (the only kind serving two channels).
+    fn outage_channel(&mut self, node: &Node, sink: Option<&str>) -> Option<String> {
+        let channel = self.r.text(node, "a channel (`sms` or `voice`)")?;
+        let at = sink.and_then(|sink| self.sinks.names.iter().position(|n| n == sink));
+        let Some(kind) = at.and_then(|at| self.sinks.kinds[at]) else {
+            // The sink or its kind has a mistake of its own, reported there.
+            return None;
+        };
+        if kind != SinkKind::Twilio {
+            self.r
+                .error(node.span, "`channel` on a sink with one channel", "only for `twilio`")
+                .help("a `twilio` sink serves `sms` and `voice`; other sinks fail as a whole");
+            return None;
+        }
+        if TWILIO_CHANNELS.contains(&channel.as_str()) {
+            return Some(channel);
+        }
+        self.r
+            .error(node.span, format!("unknown channel `{channel}`"), "not a twilio channel")
+            .help("a `twilio` sink serves `sms` (Messages) and `voice` (Calls)");
+        None
     }
 
     fn outage_mode(&mut self, node: &Node) -> Option<OutageMode> {
@@ -238,7 +274,7 @@ stack:
     #[test]
     fn reads_the_three_steps_with_defaults() {
         let scenario = parse(
-            "  - sink-outage: { sink: sms, status: 500, for: 1m }
+            "  - sink-outage: { sink: sms, status: 500, for: 1m, channel: sms }
   - sink-outage: { sink: email, status: hang, probability: 50% }
   - call: { service: comms, port: 8080, path: /maintenance, body: '{\"a\":1}', status: 202 }
   - call: { service: comms, port: 8080, method: get }
@@ -263,6 +299,7 @@ stack:
                 sink: "sms".into(),
                 mode: OutageMode::Status(500),
                 probability: 1.0,
+                channel: Some("sms".into()),
                 duration: Some(Duration::from_secs(60)),
             })
         );
@@ -288,6 +325,8 @@ stack:
         let errors = parse(
             "  - sink-outage: { sink: smss, status: 200 }
   - sink-outage: { sink: sms, status: down, probability: 0% }
+  - sink-outage: { sink: sms, status: 500, channel: fax }
+  - sink-outage: { sink: email, status: 500, channel: sms }
   - call: { service: comms, port: 9090, body: '{' }
   - name: x
     mark: y
@@ -303,6 +342,8 @@ stack:
                 "200 is out of range",
                 "unknown outage status `down`",
                 "a `sink-outage` with probability 0",
+                "unknown channel `fax`",
+                "`channel` on a sink with one channel",
                 "port 9090 is not declared in `ports` of `comms`",
                 "`body` is not valid JSON",
                 "a `mark` step is named by its marker",
