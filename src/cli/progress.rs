@@ -152,7 +152,12 @@ impl Progress {
                 Some(format!("{t}    sink `{sink}` ({kind}) listening on {}", addrs.join(", ")))
             }
             EventKind::NotificationReceived {
-                channel, received_us, recipients, subject, body, ..
+                channel,
+                received_us,
+                recipients,
+                subject,
+                body,
+                ..
             } => Some(format!(
                 "{:>7.1}s      {channel} to {}: {}",
                 *received_us as f64 / 1e6,
@@ -174,7 +179,9 @@ impl Progress {
             }),
             EventKind::CallResult { service, request, ok, status, latency_us, error, .. } => {
                 let answer = match (status, error) {
-                    (Some(status), None) => format!("{status} in {:.1}ms", *latency_us as f64 / 1e3),
+                    (Some(status), None) => {
+                        format!("{status} in {:.1}ms", *latency_us as f64 / 1e3)
+                    }
                     (Some(status), Some(error)) => format!("{status}: {error}"),
                     (None, error) => error.clone().unwrap_or_default(),
                 };

@@ -346,14 +346,21 @@ fn sinks(events: &[Event], end_us: u64) -> Vec<SinkRow> {
                 row(&mut rows, sink);
             }
             EventKind::NotificationReceived {
-                sink, channel, received_us, recipients, subject, body, ..
+                sink,
+                channel,
+                received_us,
+                recipients,
+                subject,
+                body,
+                ..
             } => {
                 let i = row(&mut rows, sink);
                 let text = subject
                     .as_deref()
                     .or_else(|| body.lines().find(|l| !l.trim().is_empty()))
                     .unwrap_or("");
-                let label = format!("{channel} to {}: {}", recipients.join(", "), fit(text, 80.0 * CHAR));
+                let label =
+                    format!("{channel} to {}: {}", recipients.join(", "), fit(text, 80.0 * CHAR));
                 rows[i].markers.push(Marker {
                     at_us: *received_us,
                     kind: MarkerKind::Notification,

@@ -163,7 +163,8 @@ impl Walk<'_> {
         let hint = match suggest::closest(name, names.clone()) {
             Some(close) => format!("did you mean `{close}`?"),
             None if self.sinks.names.is_empty() => {
-                "no sinks are declared; add e.g. `sinks: { sms: twilio }` at the top level".to_owned()
+                "no sinks are declared; add e.g. `sinks: { sms: twilio }` at the top level"
+                    .to_owned()
             }
             None => format!("declared sinks: {}", suggest::list_all(names)),
         };
@@ -304,7 +305,10 @@ stack:
             })
         );
         let Action::SinkOutage(second) = &scenario.steps[1].action else { panic!() };
-        assert_eq!((second.mode, second.probability, second.duration), (OutageMode::Hang, 0.5, None));
+        assert_eq!(
+            (second.mode, second.probability, second.duration),
+            (OutageMode::Hang, 0.5, None)
+        );
         assert_eq!(
             scenario.steps[2].action,
             Action::Call(Call {

@@ -33,11 +33,8 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
-    let mut walk = Walk {
-        r: Reader::new(source, home),
-        folder: folder(path),
-        sinks: SinkNames::default(),
-    };
+    let mut walk =
+        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
