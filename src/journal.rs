@@ -307,6 +307,29 @@ pub enum EventKind {
         /// Failing from now on, or not any more.
         on: bool,
     },
+    /// A `call` step's HTTP request and its answer (a failed call fails no step: it is recorded
+    /// and judged by the checks that depend on what it should have caused).
+    CallResult {
+        /// The step.
+        step: String,
+        /// The service called.
+        service: String,
+        /// `POST /maintenance`.
+        request: String,
+        /// Whether the answer was the expected status (any 2xx when none was given).
+        ok: bool,
+        /// The status, when there was an answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Time to the answer, µs.
+        latency_us: u64,
+        /// The start of the answer's body (at most 200 characters).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        body: String,
+        /// What went wrong, when something did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// What Docker reported about a container of the run (from the engine's event stream).
     ContainerEvent {
         /// Service.
@@ -472,7 +495,8 @@ impl EventKind {
             | EventKind::Upgrade { service, .. }
             | EventKind::VersionObserved { service, .. }
             | EventKind::FaultApplied { service, .. }
-            | EventKind::FaultReverted { service, .. } => Some(service),
+            | EventKind::FaultReverted { service, .. }
+            | EventKind::CallResult { service, .. } => Some(service),
             _ => None,
         }
     }

@@ -148,6 +148,45 @@ impl Progress {
                     unknown.len()
                 ))
             }
+            EventKind::SinkStarted { sink, kind, addrs } => {
+                Some(format!("{t}    sink `{sink}` ({kind}) listening on {}", addrs.join(", ")))
+            }
+            EventKind::NotificationReceived {
+                channel,
+                received_us,
+                recipients,
+                subject,
+                body,
+                ..
+            } => Some(format!(
+                "{:>7.1}s      {channel} to {}: {}",
+                *received_us as f64 / 1e6,
+                if recipients.is_empty() { "-".to_owned() } else { recipients.join(", ") },
+                notification_text(subject.as_deref(), body)
+            )),
+            EventKind::SinkRejected { sink, reason, detail } => {
+                Some(format!("{t}      sink `{sink}` rejected ({reason}): {detail}"))
+            }
+            EventKind::SinkChaos { sink, mode, probability, on } => Some(if *on {
+                let share = if *probability >= 1.0 {
+                    String::new()
+                } else {
+                    format!(" for {:.0}% of requests", probability * 100.0)
+                };
+                format!("{t}      sink `{sink}` outage on: {mode}{share}")
+            } else {
+                format!("{t}      sink `{sink}` outage over: {mode}")
+            }),
+            EventKind::CallResult { service, request, ok, status, latency_us, error, .. } => {
+                let answer = match (status, error) {
+                    (Some(status), None) => {
+                        format!("{status} in {:.1}ms", *latency_us as f64 / 1e3)
+                    }
+                    (Some(status), Some(error)) => format!("{status}: {error}"),
+                    (None, error) => error.clone().unwrap_or_default(),
+                };
+                Some(format!("{t}      {} call {request} `{service}`: {answer}", self.mark(*ok)))
+            }
             EventKind::Interrupted { second: false } => Some(format!(
                 "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"
             )),
@@ -176,6 +215,22 @@ impl Progress {
     }
 }
 
+/// A notification on one line: the subject, else the body's first line, at most 100 characters.
+fn notification_text(subject: Option<&str>, body: &str) -> String {
+    const LIMIT: usize = 100;
+    let text = subject
+        .filter(|subject| !subject.trim().is_empty())
+        .or_else(|| body.lines().find(|line| !line.trim().is_empty()))
+        .unwrap_or("(empty)")
+        .trim();
+    if text.chars().count() <= LIMIT {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(LIMIT - 1).collect();
+    short.push('…');
+    short
+}
+
 fn phase_title(phase: Phase) -> &'static str {
     match phase {
         Phase::Prepare => "prepare: sweep leftovers, images",
@@ -184,5 +239,21 @@ fn phase_title(phase: Phase) -> &'static str {
         Phase::Steps => "steps",
         Phase::SteadyAfter => "steady state after",
         Phase::Teardown => "teardown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notification_text;
+
+    #[test]
+    fn a_notification_line_is_its_subject_or_first_body_line_shortened() {
+        assert_eq!(notification_text(Some("[FIRING] billing"), "x"), "[FIRING] billing");
+        assert_eq!(notification_text(None, "\n  OUTAGE: billing\nmore"), "OUTAGE: billing");
+        assert_eq!(notification_text(Some(" "), ""), "(empty)");
+        let long = "a".repeat(150);
+        let short = notification_text(None, &long);
+        assert_eq!(short.chars().count(), 100);
+        assert!(short.ends_with('…'));
     }
 }

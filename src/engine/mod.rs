@@ -9,6 +9,7 @@
 mod faults;
 mod health;
 mod run;
+mod sinks;
 mod steps;
 mod template;
 mod upgrade;
@@ -89,6 +90,14 @@ pub enum EngineError {
         /// Docker's error.
         reason: String,
     },
+    /// A notification sink could not be started.
+    #[error("notification sink `{sink}` could not be started: {reason}")]
+    Sink {
+        /// The sink's name.
+        sink: String,
+        /// Why.
+        reason: String,
+    },
     /// The report folder could not be written.
     #[error("failed to write to report folder `{}`: {source}", path.display())]
     ReportDir {
@@ -110,6 +119,11 @@ EngineError::Startup { .. } => Some(
                     .into(),
             ),
             EngineError::Step { .. } => None,
+            EngineError::Sink { .. } => Some(
+                "sinks listen on 127.0.0.1 and on the run network's gateway; check that no \
+                 firewall or address policy forbids binding there"
+                    .into(),
+            ),
             EngineError::ReportDir { .. } => Some("check the path and its permissions".into()),
         }
     }

@@ -62,6 +62,8 @@ pub struct Context {
     pub ledger: Option<Arc<crate::faults::Ledger>>,
     /// Fault ids when there is no ledger.
     pub fault_ids: AtomicU64,
+    /// The run's notification sinks (started at bring-up, stopped at teardown).
+    pub sinks: super::sinks::RunSinks,
 }
 
 impl Context {
@@ -182,6 +184,7 @@ pub async fn run(
             Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::stack::current_owner()))
         }),
         fault_ids: AtomicU64::new(0),
+        sinks: super::sinks::RunSinks::default(),
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
@@ -455,8 +458,11 @@ async fn bring_up(
             }
         }
     }));
+    // Sinks listen before the first service starts, so its environment can name them.
+    let gateway = stack.gateway();
     let stack = Arc::new(RwLock::new(stack));
     up.stack = Some(stack.clone());
+    up.endpoints.sinks = ctx.sinks.start(scenario, gateway, &ctx.journal, ctx.seed).await?;
 
     for service in scenario.stack.start_order() {
         let env = render_env(scenario, service, &run_id, &up.endpoints);
@@ -729,6 +735,8 @@ async fn port_resolver(
 }
 
 async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
+    // First, so nothing the stack sends while it is removed counts as a notification.
+    ctx.sinks.shutdown(&ctx.journal).await;
     up.monitors_stop.cancel();
     for monitor in up.monitors {
         let _ = monitor.await;

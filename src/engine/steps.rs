@@ -11,7 +11,7 @@ use crate::clock;
 use crate::journal::{EventKind, Outcome, ProbeContext};
 use crate::probe::{self, HttpExpectation, ProbeOutcome};
 use crate::scenario::model::{
-    Action, ContainerAction, ContainerOp, Probe, ProbeKind, Scenario, Step,
+    Action, Call, ContainerAction, ContainerOp, Probe, ProbeKind, Scenario, SinkOutage, Step,
 };
 use crate::stack::{StackError, StackHandle};
 
@@ -43,6 +43,9 @@ pub async fn run_step(
         Action::Rollback { .. } => "rollback",
         Action::Fault(fault) => fault.kind.key(),
         Action::Parallel(_) => "parallel",
+        Action::SinkOutage(_) => "sink-outage",
+        Action::Call(_) => "call",
+        Action::Mark => "mark",
     };
     ctx.journal.record(EventKind::StepStarted {
         index: step.index,
@@ -73,6 +76,14 @@ pub async fn run_step(
         Action::Parallel(children) => {
             super::faults::run_parallel(ctx, stack, scenario, state, children).await
         }
+        Action::SinkOutage(outage) => run_sink_outage(ctx, outage).await,
+        Action::Call(call) => match ctx.interruptible(run_call(ctx, stack, &step.name, call)).await
+        {
+            Some(()) => StepEnd::Done,
+            None => StepEnd::Interrupted,
+        },
+        // The step's own start and end are the marker.
+        Action::Mark => StepEnd::Done,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),
@@ -233,5 +244,82 @@ async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe)
             probe::http(&ctx.http, host_port, &expect, probe.timeout).await
         }
         ProbeKind::Tcp { .. } => probe::tcp(host_port, probe.timeout).await,
+    }
+}
+
+/// A sink outage: on now; with `for`, off again after it (also when interrupted, so a held request
+/// is not left hanging through teardown; teardown ends an outage without `for`).
+async fn run_sink_outage(ctx: &Context, outage: &SinkOutage) -> StepEnd {
+    let on = Some(super::sinks::Outage::of(outage));
+    if !ctx.sinks.set_outage(&outage.sink, on, &ctx.journal) {
+        return StepEnd::Failed(format!("sink `{}` is not running", outage.sink));
+    }
+    let Some(duration) = outage.duration else {
+        return StepEnd::Done;
+    };
+    let waited = ctx.declared_wait(duration).await;
+    ctx.sinks.set_outage(&outage.sink, None, &ctx.journal);
+    if waited { StepEnd::Done } else { StepEnd::Interrupted }
+}
+
+/// One HTTP request to a service's published port, recorded as `call-result`. A refused or
+/// unexpected answer is recorded, not a step failure: what the call should have caused is for
+/// the checks to judge.
+async fn run_call(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &str, call: &Call) {
+    let started = clock::instant_now();
+    let request = format!("{} {}", call.method, call.path);
+    let host_port = stack.read().await.host_port(&call.service, call.port).await;
+    let (status, body, error) = match host_port {
+        Err(error) => {
+            (None, String::new(), Some(format!("port {} is not reachable: {error}", call.port)))
+        }
+        Ok(host_port) => send_call(&ctx.http, host_port, call).await,
+    };
+    let latency = clock::instant_now().saturating_duration_since(started);
+    Accounting::add(&ctx.accounting.service_wait, latency);
+    let expected = match call.status {
+        Some(expected) => status == Some(expected),
+        None => status.is_some_and(|status| (200..300).contains(&status)),
+    };
+    let error = error.or_else(|| {
+        (!expected).then(|| match call.status {
+            Some(expected) => format!("expected status {expected}"),
+            None => "expected a 2xx status".to_owned(),
+        })
+    });
+    ctx.journal.record(EventKind::CallResult {
+        step: step.to_owned(),
+        service: call.service.clone(),
+        request,
+        ok: error.is_none(),
+        status,
+        latency_us: latency.as_micros() as u64,
+        body,
+        error,
+    });
+}
+
+/// Send `call` to `127.0.0.1:host_port`: the status, the start of the body, or what failed.
+async fn send_call(
+    http: &reqwest::Client,
+    host_port: u16,
+    call: &Call,
+) -> (Option<u16>, String, Option<String>) {
+    const BODY_CHARS: usize = 200;
+    let url = format!("http://127.0.0.1:{host_port}{}", call.path);
+    let method = reqwest::Method::from_bytes(call.method.as_bytes()).expect("validated method");
+    let mut request = http.request(method, url).timeout(call.timeout);
+    if let Some(body) = &call.body {
+        request = request.header("content-type", "application/json").body(body.clone());
+    }
+    match request.send().await {
+        Err(error) => (None, String::new(), Some(error.to_string())),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.text().await {
+                Ok(text) => (Some(status), text.chars().take(BODY_CHARS).collect(), None),
+                Err(error) => (Some(status), String::new(), Some(error.to_string())),
+            }
+        }
     }
 }

@@ -86,6 +86,10 @@ pub(super) enum MarkerKind {
         /// Whether the stage went well.
         ok: bool,
     },
+    /// A notification arrived at a sink.
+    Notification,
+    /// A sink turned a request away (chaos on purpose, or a malformed one).
+    Rejected,
 }
 
 /// One service's lane.
@@ -117,6 +121,17 @@ pub(super) struct Timeline {
     pub(super) faults: Vec<Bar>,
     pub(super) lanes: Vec<Lane>,
     pub(super) traffic: Vec<TrafficRow>,
+    /// One row per notification sink: its outages as bars, arrivals and rejections as markers.
+    pub(super) sinks: Vec<SinkRow>,
+}
+
+/// One notification sink over the run.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SinkRow {
+    pub(super) sink: String,
+    /// `sink-outage`s: from chaos on to chaos off (or the journal's end).
+    pub(super) outages: Vec<Bar>,
+    pub(super) markers: Vec<Marker>,
 }
 
 /// One traffic entry's requests, bucketed by when they were due.
@@ -309,7 +324,87 @@ pub(super) fn build(events: &[Event]) -> Timeline {
         faults: faults(events, end_us),
         lanes,
         traffic: traffic(events, end_us),
+        sinks: sinks(events, end_us),
     }
+}
+
+/// Per sink, in the order they started: outages as bars, arrivals (at the sink's receive time)
+/// and rejections as markers.
+fn sinks(events: &[Event], end_us: u64) -> Vec<SinkRow> {
+    let mut rows: Vec<SinkRow> = Vec::new();
+    let mut open: Vec<(String, u64, String)> = Vec::new();
+    let row = |rows: &mut Vec<SinkRow>, sink: &str| match rows.iter().position(|r| r.sink == sink) {
+        Some(i) => i,
+        None => {
+            rows.push(SinkRow { sink: sink.to_owned(), outages: Vec::new(), markers: Vec::new() });
+            rows.len() - 1
+        }
+    };
+    for event in events {
+        match &event.kind {
+            EventKind::SinkStarted { sink, .. } => {
+                row(&mut rows, sink);
+            }
+            EventKind::NotificationReceived {
+                sink,
+                channel,
+                received_us,
+                recipients,
+                subject,
+                body,
+                ..
+            } => {
+                let i = row(&mut rows, sink);
+                let text = subject
+                    .as_deref()
+                    .or_else(|| body.lines().find(|l| !l.trim().is_empty()))
+                    .unwrap_or("");
+                let label =
+                    format!("{channel} to {}: {}", recipients.join(", "), fit(text, 80.0 * CHAR));
+                rows[i].markers.push(Marker {
+                    at_us: *received_us,
+                    kind: MarkerKind::Notification,
+                    label,
+                });
+            }
+            EventKind::SinkRejected { sink, reason, detail } => {
+                let i = row(&mut rows, sink);
+                rows[i].markers.push(Marker {
+                    at_us: event.offset_us,
+                    kind: MarkerKind::Rejected,
+                    label: format!("rejected ({reason}): {detail}"),
+                });
+            }
+            EventKind::SinkChaos { sink, mode, on: true, .. } => {
+                row(&mut rows, sink);
+                open.retain(|(s, ..)| s != sink);
+                open.push((sink.clone(), event.offset_us, mode.clone()));
+            }
+            EventKind::SinkChaos { sink, on: false, .. } => {
+                let i = row(&mut rows, sink);
+                if let Some(at) = open.iter().position(|(s, ..)| s == sink) {
+                    let (_, from_us, mode) = open.remove(at);
+                    rows[i].outages.push(Bar {
+                        from_us,
+                        to_us: event.offset_us,
+                        label: format!("outage: {mode}"),
+                        ending: Ending::Ok,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (sink, from_us, mode) in open {
+        let i = row(&mut rows, &sink);
+        rows[i].outages.push(Bar {
+            from_us,
+            to_us: end_us,
+            label: format!("outage: {mode} (not ended)"),
+            ending: Ending::NotFinished,
+        });
+    }
+    rows
 }
 
 fn traffic(events: &[Event], end_us: u64) -> Vec<TrafficRow> {
@@ -473,7 +568,8 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
     let top = 22.0;
     let lanes_top = top + rows.len() as f64 * (ROW + GAP) + GAP;
     let traffic_top = lanes_top + timeline.lanes.len() as f64 * (LANE + GAP);
-    let bottom = traffic_top + timeline.traffic.len() as f64 * (LANE + GAP);
+    let sinks_top = traffic_top + timeline.traffic.len() as f64 * (LANE + GAP);
+    let bottom = sinks_top + timeline.sinks.len() as f64 * (LANE + GAP);
     let height = bottom + 22.0;
     let mut svg = String::new();
     let _ = write!(
@@ -538,6 +634,20 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
     for (i, row) in timeline.traffic.iter().enumerate() {
         let y = traffic_top + i as f64 * (LANE + GAP);
         draw_traffic(&mut svg, row, &x, y);
+    }
+    for (i, row) in timeline.sinks.iter().enumerate() {
+        let y = sinks_top + i as f64 * (LANE + GAP);
+        let name = format!("sink {}", row.sink);
+        row_label(&mut svg, y + LANE / 2.0, &name);
+        for (j, bar) in row.outages.iter().enumerate() {
+            let next = row.outages.get(j + 1).map_or(timeline.end_us, |b| b.from_us);
+            draw_bar(&mut svg, bar, "faults", x(bar.from_us), x(bar.to_us), x(next), y + 2.0);
+        }
+        let (bad, good): (Vec<&Marker>, Vec<&Marker>) =
+            row.markers.iter().partition(|m| m.kind == MarkerKind::Rejected);
+        for marker in good.into_iter().chain(bad) {
+            draw_marker(&mut svg, &name, marker, x(marker.at_us), y);
+        }
     }
     svg.push_str("</svg>");
     svg
@@ -640,6 +750,24 @@ fn draw_marker(svg: &mut String, service: &str, marker: &Marker, x: f64, y: f64)
                 svg,
                 r##"<path d="M{x:.1},{:.1} l6,6 l-6,6 l-6,-6 z" fill="{fill}" stroke="#1f2328" stroke-width="1.2"><title>{}</title></path>"##,
                 y - 4.0,
+                html(&title)
+            );
+        }
+        MarkerKind::Notification => {
+            let _ = write!(
+                svg,
+                r##"<rect x="{:.1}" y="{:.1}" width="9" height="7" fill="#ffffff" stroke="#2e8b57" stroke-width="1.5"><title>{}</title></rect>"##,
+                x - 4.5,
+                y + LANE / 2.0 - 3.5,
+                html(&title)
+            );
+        }
+        MarkerKind::Rejected => {
+            let _ = write!(
+                svg,
+                r##"<path d="M{:.1},{:.1} l8,8 m0,-8 l-8,8" stroke="#d64545" stroke-width="2"><title>{}</title></path>"##,
+                x - 4.0,
+                y + LANE / 2.0 - 4.0,
                 html(&title)
             );
         }
@@ -840,6 +968,60 @@ mod tests {
         let failed_stages =
             billing.markers.iter().filter(|m| m.kind == MarkerKind::Upgrade { ok: false }).count();
         assert_eq!(failed_stages, 2, "`healthy` not ok and `failed`");
+    }
+
+    #[test]
+    fn sinks_get_a_row_with_outages_arrivals_and_rejections() {
+        let notification = |received_us: u64| EventKind::NotificationReceived {
+            sink: "sms".into(),
+            channel: "voice".into(),
+            received_us,
+            from: None,
+            recipients: vec!["+15550001".into()],
+            subject: None,
+            body: "OUTAGE: billing is down".into(),
+            detail: serde_json::Value::Null,
+        };
+        let chaos = |on| EventKind::SinkChaos {
+            sink: "sms".into(),
+            mode: "status 500".into(),
+            probability: 1.0,
+            on,
+        };
+        let events = fixtures::events(vec![
+            (
+                0,
+                EventKind::SinkStarted {
+                    sink: "email".into(),
+                    kind: "smtp".into(),
+                    addrs: vec!["127.0.0.1:1".into()],
+                },
+            ),
+            (100, chaos(true)),
+            (
+                200,
+                EventKind::SinkRejected {
+                    sink: "sms".into(),
+                    reason: "chaos".into(),
+                    detail: "answered 500".into(),
+                },
+            ),
+            (300, notification(250_000)),
+            (400, chaos(false)),
+            (500, chaos(true)),
+            (600, EventKind::RunEnded { outcome: Outcome::Ok }),
+        ]);
+        let timeline = build(&events);
+        let names: Vec<_> = timeline.sinks.iter().map(|r| r.sink.as_str()).collect();
+        assert_eq!(names, ["email", "sms"]);
+        let sms = &timeline.sinks[1];
+        let outages: Vec<_> =
+            sms.outages.iter().map(|b| (b.from_us / 1_000, b.to_us / 1_000, b.ending)).collect();
+        assert_eq!(outages, [(100, 400, Ending::Ok), (500, 600, Ending::NotFinished)]);
+        let markers: Vec<_> = sms.markers.iter().map(|m| (m.at_us / 1_000, m.kind)).collect();
+        assert_eq!(markers, [(200, MarkerKind::Rejected), (250, MarkerKind::Notification)]);
+        assert_eq!(sms.markers[1].label, "voice to +15550001: OUTAGE: billing is down");
+        assert!(render_svg(&timeline).contains("sink sms"));
     }
 
     #[test]

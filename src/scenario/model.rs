@@ -383,6 +383,73 @@ pub enum Action {
     /// `parallel: [steps]`: the children run at the same time (each after its own `delay`); the
     /// group ends when every child has ended.
     Parallel(Vec<ParallelChild>),
+    /// `sink-outage: { sink, status, probability, for }`: a notification sink fails like a
+    /// provider outage.
+    SinkOutage(SinkOutage),
+    /// `call: { service, port, method, path, body, status }`: one HTTP request to a service, e.g.
+    /// announcing a maintenance; recorded with its outcome, never failing the timeline.
+    Call(Call),
+    /// `mark: NAME`: a named moment on the timeline (the step's name is `NAME`), for triggers.
+    Mark,
+}
+
+/// `sink-outage:` — chaos on a notification sink.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SinkOutage {
+    /// `sink`: a name declared in `sinks`.
+    pub sink: String,
+    /// `status`: how the sink fails.
+    pub mode: OutageMode,
+    /// `probability`: share of requests that fail, 0 to 1 (default 1: every request).
+    pub probability: f64,
+    /// `channel`: only this channel of a sink that serves two (a `twilio` sink's `sms` or
+    /// `voice`); `None`: every request of the sink.
+    pub channel: Option<String>,
+    /// `for`: how long; the step waits it out and ends the outage. Without it the step returns
+    /// at once and the outage lasts until the run's teardown.
+    #[serde(with = "option_duration_serde")]
+    pub duration: Option<Duration>,
+}
+
+/// How a sink fails during a [`SinkOutage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutageMode {
+    /// `status: 500` (any 400–599): answer that status with the provider's error body (SMTP:
+    /// 4xx → `451`, 5xx → `554`).
+    Status(u16),
+    /// `status: hang`: hold requests open until the outage ends or the client gives up.
+    Hang,
+}
+
+impl OutageMode {
+    /// As written in a scenario and journaled: `status 500`, `hang`.
+    pub fn describe(self) -> String {
+        match self {
+            OutageMode::Status(status) => format!("status {status}"),
+            OutageMode::Hang => "hang".to_owned(),
+        }
+    }
+}
+
+/// `call:` — one HTTP request from the harness to a service's published port.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Call {
+    /// `service`.
+    pub service: String,
+    /// `port`: a container port declared in the service's `ports`.
+    pub port: u16,
+    /// `method` (default `POST`).
+    pub method: String,
+    /// `path` (default `/`).
+    pub path: String,
+    /// `body`: JSON text, sent as `application/json`.
+    pub body: Option<String>,
+    /// `status`: the expected answer; `None` (the default) accepts any 2xx.
+    pub status: Option<u16>,
+    /// `timeout` (default 5s).
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
 }
 
 /// One child of a `parallel` group.

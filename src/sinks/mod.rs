@@ -146,6 +146,20 @@ pub struct Chaos {
     pub mode: ChaosMode,
     /// Share of requests that fail, `0.0..=1.0` (1.0: every request).
     pub probability: f64,
+    /// Only requests to this resource fail (e.g. Twilio's SMS while its calls work); `None`: every
+    /// request of the sink.
+    #[serde(default)]
+    pub only: Option<Resource>,
+}
+
+/// A part of a provider's API that chaos can hit alone: Twilio serves two channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resource {
+    /// Twilio Messages (SMS).
+    Messages,
+    /// Twilio Calls (voice).
+    Calls,
 }
 
 /// Why a sink turned something away.
@@ -432,10 +446,22 @@ impl Shared {
     /// again), or pass. Every answer or hold is reported as a `chaos` rejection with `what` (the
     /// request). Returns `None` when the sink is shutting down while the request is held.
     pub(crate) async fn chaos(&self, what: &str) -> Option<ChaosVerdict> {
+        self.chaos_on(what, None).await
+    }
+
+    /// [`Shared::chaos`] for a request to `resource`: chaos limited to another resource passes it.
+    pub(crate) async fn chaos_on(
+        &self,
+        what: &str,
+        resource: Option<Resource>,
+    ) -> Option<ChaosVerdict> {
         let mut chaos = self.chaos.clone();
         loop {
             let current = *chaos.borrow_and_update();
             let Some(current) = current else { return Some(ChaosVerdict::Pass) };
+            if current.only.is_some() && current.only != resource {
+                return Some(ChaosVerdict::Pass);
+            }
             if !self.roll(current.probability) {
                 return Some(ChaosVerdict::Pass);
             }
@@ -595,7 +621,7 @@ mod tests {
     async fn chaos_probability_follows_the_seed() {
         let (shared, seen, tx) = shared(10, 42);
         assert_eq!(shared.chaos("r").await, Some(ChaosVerdict::Pass));
-        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(503), probability: 0.5 }));
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(503), probability: 0.5, only: None }));
         let mut hits = 0;
         for _ in 0..1000 {
             if shared.chaos("r").await == Some(ChaosVerdict::Status(503)) {
@@ -604,17 +630,28 @@ mod tests {
         }
         assert!((400..600).contains(&hits), "{hits} of 1000 at p = 0.5");
         assert_eq!(seen.lock().unwrap().len(), hits);
-        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0 }));
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0, only: None }));
         assert_eq!(shared.chaos("r").await, Some(ChaosVerdict::Status(429)));
-        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(429), probability: 0.0 }));
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(429), probability: 0.0, only: None }));
         assert_eq!(shared.chaos("r").await, Some(ChaosVerdict::Pass));
+    }
+
+    #[tokio::test]
+    async fn chaos_limited_to_a_resource_passes_the_others() {
+        let (shared, seen, tx) = shared(10, 3);
+        let only = Some(Resource::Messages);
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Status(500), probability: 1.0, only }));
+        assert_eq!(shared.chaos_on("sms", only).await, Some(ChaosVerdict::Status(500)));
+        assert_eq!(shared.chaos_on("call", Some(Resource::Calls)).await, Some(ChaosVerdict::Pass));
+        assert_eq!(shared.chaos("smtp").await, Some(ChaosVerdict::Pass));
+        assert_eq!(seen.lock().unwrap().len(), 1, "only the SMS was refused");
     }
 
     #[tokio::test]
     async fn a_held_request_is_released_when_chaos_ends() {
         let (shared, seen, tx) = shared(10, 1);
         let shared = Arc::new(shared);
-        tx.send_replace(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
         let held = tokio::spawn({
             let shared = shared.clone();
             async move { shared.chaos("r").await }
@@ -632,7 +669,7 @@ mod tests {
     async fn a_held_request_ends_when_the_sink_stops() {
         let (shared, seen, tx) = shared(10, 1);
         let shared = Arc::new(shared);
-        tx.send_replace(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+        tx.send_replace(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
         let held = tokio::spawn({
             let shared = shared.clone();
             async move { shared.chaos("r").await }

@@ -3,6 +3,7 @@
 
 mod blue_green;
 mod faults;
+mod notify;
 mod report;
 mod rolling;
 mod run;

@@ -320,15 +320,15 @@ async fn smtp_chaos_answers_451_554_or_holds_the_final_dot() {
     let mut h = Harness::start(SinkKind::Smtp, small()).await;
     let mut c = Raw::connect(h.addr()).await;
     c.command("EHLO client.test").await;
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(500), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(500), probability: 1.0, only: None }));
     assert_eq!(one_mail(&mut c).await, 554);
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0, only: None }));
     assert_eq!(one_mail(&mut c).await, 451);
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
     h.quiet();
 
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     let held = tokio::spawn(async move { (one_mail(&mut c).await, c) });
     let (reason, detail) = h.rejected().await;
     assert_eq!(reason, RejectReason::Chaos);
@@ -340,7 +340,7 @@ async fn smtp_chaos_answers_451_554_or_holds_the_final_dot() {
     assert_eq!(h.received().await.subject.as_deref(), Some("s"));
 
     // A client that hangs up while its mail is held ends the hold.
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     c.command("MAIL FROM:<a@acme.example>").await;
     c.command("RCPT TO:<b@customer.example>").await;
     c.command("DATA").await;
@@ -508,17 +508,17 @@ async fn twilio_chaos_answers_twilio_errors_or_holds_until_cleared() {
     let http = client();
     let messages = h.url(&format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json"));
     let form = [("To", "+15550001111"), ("From", "+15559990000"), ("Body", "down")];
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(500), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(500), probability: 1.0, only: None }));
     let (status, e) = json_of(http.post(&messages).form(&form).send().await.unwrap()).await;
     assert_eq!((status, e["code"].as_u64(), e["status"].as_u64()), (500, Some(20500), Some(500)));
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0, only: None }));
     let (status, e) = json_of(http.post(&messages).form(&form).send().await.unwrap()).await;
     assert_eq!((status, e["code"].as_u64()), (429, Some(20429)));
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
     h.quiet();
 
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     let held = tokio::spawn({
         let request = http.post(&messages).form(&form);
         async move { request.send().await.unwrap().status().as_u16() }
@@ -530,7 +530,7 @@ async fn twilio_chaos_answers_twilio_errors_or_holds_until_cleared() {
     assert_eq!(h.received().await.body, "down");
 
     // A request held when the sink shuts down ends with the connection.
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     let held = tokio::spawn({
         let request = http.post(&messages).form(&form);
         async move { request.send().await }
@@ -605,7 +605,7 @@ async fn sinch_fax_json_and_multipart() {
     let (status, e) = json_of(http.post(h.url("/v1/projects/p/faxes")).send().await.unwrap()).await;
     assert_eq!((status, e["status"].as_str()), (404, Some("NOT_FOUND")));
     assert_eq!(h.rejected().await.0, RejectReason::UnknownPath);
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(503), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(503), probability: 1.0, only: None }));
     let (status, e) = json_of(
         http.post(&faxes).json(&json!({"to": "+1", "contentUrl": "u"})).send().await.unwrap(),
     )
@@ -816,7 +816,7 @@ async fn slack_webhook_answers_ok_or_slack_errors() {
         (404, "no_service")
     );
     assert_eq!(h.rejected().await.0, RejectReason::UnknownPath);
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0, only: None }));
     let response = http.post(&hook).json(&json!({"text": "x"})).send().await.unwrap();
     assert_eq!(
         (response.status().as_u16(), response.text().await.unwrap().as_str()),
@@ -885,7 +885,7 @@ async fn pagerduty_events_v2_trigger_resolve_and_invalid_events() {
     assert_eq!(status, 400);
     assert_eq!(h.rejected().await.0, RejectReason::InvalidPayload);
     assert_eq!(h.rejected().await.0, RejectReason::InvalidPayload);
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Status(429), probability: 1.0, only: None }));
     let (status, e) = json_of(http.post(&enqueue).json(&trigger).send().await.unwrap()).await;
     assert_eq!((status, e["status"].as_str()), (429, Some("throttle event")));
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
@@ -979,7 +979,7 @@ async fn receive_times_come_from_the_given_clock() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_request_whose_client_gave_up_is_dropped_not_recorded() {
     let mut h = Harness::start(SinkKind::Webhook, small()).await;
-    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0 }));
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     // A raw HTTP client sends a whole request, and hangs up once the sink reports the hold.
     let mut abandoned = TcpStream::connect(h.addr()).await.unwrap();
     let body = r#"{"n":"abandoned"}"#;

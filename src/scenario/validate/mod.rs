@@ -8,6 +8,7 @@ mod endpoints;
 mod expect;
 mod faults;
 mod services;
+mod sink_steps;
 mod steps;
 mod traffic;
 mod upgrade;

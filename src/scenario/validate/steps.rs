@@ -38,6 +38,9 @@ pub(super) const ACTIONS: &[&str] = &[
     "cpu",
     "partition",
     "parallel",
+    "sink-outage",
+    "call",
+    "mark",
 ];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
@@ -342,6 +345,9 @@ impl Walk<'_> {
                 draft.fault = service.map(|service| (action_key, service));
                 draft.action = fault.map(Action::Fault);
             }
+            "sink-outage" => self.sink_outage(draft, value, entry.key.span),
+            "call" => self.call(draft, value, entry.key.span, services),
+            "mark" => self.mark(draft, value),
             "parallel" => {
                 draft.generated = Some("parallel".to_owned());
                 let mut read_child = |walk: &mut Self, item: &Node| {

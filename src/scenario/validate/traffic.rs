@@ -165,7 +165,7 @@ impl Walk<'_> {
     }
 
     /// `body`: text that is sent as `application/json`, so it must be JSON.
-    fn json_body(&mut self, node: &Node) -> Option<String> {
+    pub(super) fn json_body(&mut self, node: &Node) -> Option<String> {
         let hint = r#"write the JSON as a quoted string: `body: '{"customer":"acme"}'`"#;
         let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
             self.r.wrong_type(node, "a JSON string").help(hint);

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 
 use super::expect::EXPECTATIONS;
 use super::services::{BUILD_KEYS, SERVICE_KEYS};
+use super::sink_steps::SinkNames;
 use super::steps::ACTIONS;
 use super::traffic::{TRAFFIC_KEYS, TrafficTable};
 use super::upgrade::UPGRADE_KEYS;
@@ -32,7 +33,8 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
-    let mut walk = Walk { r: Reader::new(source, home), folder: folder(path) };
+    let mut walk =
+        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
@@ -86,6 +88,8 @@ fn folder(path: &Path) -> PathBuf {
 pub(super) struct Walk<'s> {
     pub(super) r: Reader<'s>,
     pub(super) folder: PathBuf,
+    /// The names declared in `sinks`, for steps that name one.
+    pub(super) sinks: SinkNames,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -179,6 +183,7 @@ impl Walk<'_> {
         let name = self.r.require(&fields, "name").and_then(|node| self.scenario_name(node));
         let description =
             fields.get("description").and_then(|node| self.r.text(node, "a description"));
+        self.sinks = SinkNames::read(fields.get("sinks"));
         let sinks = match fields.get("sinks") {
             Some(node) => self.sinks(node),
             None => Some(IndexMap::new()),

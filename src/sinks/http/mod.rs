@@ -97,7 +97,19 @@ pub(super) async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, Response> {
-    match shared.chaos(what).await {
+    accept_on(shared, error, what, None, headers, body).await
+}
+
+/// [`accept`] for a request to one `resource` of the provider (chaos may be limited to one).
+pub(super) async fn accept_on(
+    shared: &Shared,
+    error: ErrorFn,
+    what: &str,
+    resource: Option<crate::sinks::Resource>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, Response> {
+    match shared.chaos_on(what, resource).await {
         Some(ChaosVerdict::Pass) => {}
         Some(ChaosVerdict::Status(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

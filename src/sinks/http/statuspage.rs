@@ -33,7 +33,8 @@ use crate::sinks::{RejectReason, Shared};
 
 const REALTIME: &[&str] = &["investigating", "identified", "monitoring", "resolved"];
 const SCHEDULED: &[&str] = &["scheduled", "in_progress", "verifying", "completed"];
-const IMPACTS: &[&str] = &["none", "minor", "major", "critical"];
+/// Statuspage's `impact_override` values (`maintenance` is what scheduled maintenances carry).
+const IMPACTS: &[&str] = &["none", "maintenance", "minor", "major", "critical"];
 
 /// Incidents by id, with their page.
 #[derive(Debug, Default)]

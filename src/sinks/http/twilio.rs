@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
-use super::{accept, form_value, invalid, markup_to_text, parse_form, take_slot};
-use crate::sinks::Shared;
+use super::{accept_on, form_value, invalid, markup_to_text, parse_form, take_slot};
+use crate::sinks::{Resource, Shared};
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -61,7 +61,8 @@ async fn messages(
     body: Body,
 ) -> Response {
     let what = format!("POST Messages.json of {account}");
-    let accepted = match accept(&shared, error, &what, &headers, body).await {
+    let resource = Some(Resource::Messages);
+    let accepted = match accept_on(&shared, error, &what, resource, &headers, body).await {
         Ok(accepted) => accepted,
         Err(response) => return response,
     };
@@ -144,7 +145,8 @@ async fn calls(
     body: Body,
 ) -> Response {
     let what = format!("POST Calls.json of {account}");
-    let accepted = match accept(&shared, error, &what, &headers, body).await {
+    let resource = Some(Resource::Calls);
+    let accepted = match accept_on(&shared, error, &what, resource, &headers, body).await {
         Ok(accepted) => accepted,
         Err(response) => return response,
     };
