@@ -906,3 +906,768 @@ pub(super) fn maintenance_notice(journal: &Timeline<'_>, spec: &MaintenanceNotic
     };
     findings.judged(expected, passed)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use indexmap::IndexMap;
+    use serde_json::json;
+
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::checks::evaluate;
+    use crate::journal::EventKind;
+    use crate::scenario::model::{ChannelDeadline, ExpectationKind, Resolved};
+
+    use CheckStatus::{Failed, NotEvaluated, Passed};
+
+    const EMAIL: Channel = Channel::Email;
+    const SMS: Channel = Channel::Sms;
+    const STATUS: Channel = Channel::StatusPage;
+
+    /// A notification on `channel` to `to`, received at the event's own time (the journal helper
+    /// records it at that time too).
+    fn message(
+        at_ms: u64,
+        channel: Channel,
+        to: &[&str],
+        subject: Option<&str>,
+        body: &str,
+        detail: serde_json::Value,
+    ) -> (u64, EventKind) {
+        (
+            at_ms,
+            EventKind::NotificationReceived {
+                sink: "sink".into(),
+                channel: channel.name().into(),
+                received_us: at_ms * 1_000,
+                from: None,
+                recipients: to.iter().map(|t| (*t).to_owned()).collect(),
+                subject: subject.map(Into::into),
+                body: body.into(),
+                detail,
+            },
+        )
+    }
+
+    fn alert(at_ms: u64, channel: Channel, to: &[&str]) -> (u64, EventKind) {
+        match channel {
+            Channel::StatusPage => message(
+                at_ms,
+                channel,
+                to,
+                Some("Billing outage"),
+                "Billing is down",
+                json!({"status": "investigating"}),
+            ),
+            Channel::Email => message(
+                at_ms,
+                channel,
+                to,
+                Some("[FIRING:1] billing outage"),
+                "billing is down",
+                json!(null),
+            ),
+            _ => message(
+                at_ms,
+                channel,
+                to,
+                None,
+                "ALERT: billing outage, billing is down",
+                json!(null),
+            ),
+        }
+    }
+
+    fn all_clear(at_ms: u64, channel: Channel, to: &[&str]) -> (u64, EventKind) {
+        match channel {
+            Channel::StatusPage => message(
+                at_ms,
+                channel,
+                to,
+                Some("Billing outage"),
+                "Billing is back",
+                json!({"status": "resolved"}),
+            ),
+            Channel::Email => message(
+                at_ms,
+                channel,
+                to,
+                Some("[RESOLVED] billing outage"),
+                "billing is back",
+                json!(null),
+            ),
+            _ => message(at_ms, channel, to, None, "RESOLVED: billing is back", json!(null)),
+        }
+    }
+
+    fn kill(at_ms: u64) -> (u64, EventKind) {
+        (at_ms, started(0, "kill billing"))
+    }
+
+    fn spec(channels: &[Channel], within_s: u64) -> Notify {
+        Notify {
+            on: Trigger::Step { step: "kill billing".into(), event: StepMoment::Started },
+            channels: channels.to_vec(),
+            within: channels
+                .iter()
+                .map(|&channel| ChannelDeadline { channel, within: Duration::from_secs(within_s) })
+                .collect(),
+            spread: None,
+            recipients: IndexMap::new(),
+            contains: Vec::new(),
+            matches: None,
+            at_most: None,
+            resolved: None,
+        }
+    }
+
+    fn notify_kind(spec: Notify) -> ExpectationKind {
+        ExpectationKind::Notify(Box::new(spec))
+    }
+
+    fn three() -> Notify {
+        spec(&[EMAIL, SMS, STATUS], 90)
+    }
+
+    #[test]
+    fn deadlines_per_channel() {
+        check_cases(
+            notify_kind(three()),
+            vec![
+                case(
+                    "all in time",
+                    Passed,
+                    "told on every channel in time; slowest `status-page` +54.1s",
+                    vec![
+                        kill(10_000),
+                        alert(22_300, EMAIL, &["ops@acme.test"]),
+                        alert(40_000, SMS, &["+15550001"]),
+                        alert(64_100, STATUS, &["page"]),
+                    ],
+                ),
+                case(
+                    "one late, by how much",
+                    Failed,
+                    "sms: +1m34.2s, 4.2s late (deadline 1m30s)",
+                    vec![
+                        kill(10_000),
+                        alert(22_300, EMAIL, &["ops@acme.test"]),
+                        alert(64_100, STATUS, &["page"]),
+                        alert(104_200, SMS, &["+15550001"]),
+                    ],
+                ),
+                case(
+                    "two late",
+                    Failed,
+                    "email: +1m40s, 10s late (deadline 1m30s); sms: +1m34.2s, 4.2s late (deadline 1m30s)",
+                    vec![
+                        kill(10_000),
+                        alert(64_100, STATUS, &["page"]),
+                        alert(104_200, SMS, &["+15550001"]),
+                        alert(110_000, EMAIL, &["ops@acme.test"]),
+                    ],
+                ),
+                case(
+                    "missing past the deadline",
+                    Failed,
+                    "status-page: missing — not received within the run, 2m0s after the trigger (deadline 1m30s)",
+                    vec![
+                        kill(10_000),
+                        alert(22_300, EMAIL, &["ops@acme.test"]),
+                        alert(40_000, SMS, &["+15550001"]),
+                        (130_000, teardown()),
+                    ],
+                ),
+                case(
+                    "missing, run cut short",
+                    NotEvaluated,
+                    "status-page: missing — not received within the run, 50s after the trigger, before its 1m30s deadline",
+                    vec![
+                        kill(10_000),
+                        alert(22_300, EMAIL, &["ops@acme.test"]),
+                        alert(40_000, SMS, &["+15550001"]),
+                        (60_000, teardown()),
+                    ],
+                ),
+                case(
+                    "before the trigger and all-clears do not count",
+                    Failed,
+                    "sms: missing — not received within the run, 1m50s after the trigger (deadline 1m30s)",
+                    vec![
+                        alert(5_000, SMS, &["+15550001"]),
+                        kill(10_000),
+                        alert(22_300, EMAIL, &["ops@acme.test"]),
+                        all_clear(30_000, SMS, &["+15550001"]),
+                        alert(64_100, STATUS, &["page"]),
+                        (120_000, later()),
+                    ],
+                ),
+                case(
+                    "trigger never happened",
+                    NotEvaluated,
+                    "the trigger never happened: `kill billing` never ran",
+                    vec![alert(22_300, EMAIL, &["ops@acme.test"])],
+                ),
+            ],
+        );
+        let mut different = spec(&[EMAIL, SMS], 90);
+        different.within[1].within = Duration::from_secs(20);
+        check_cases(
+            notify_kind(different),
+            vec![case(
+                "sms has its own deadline",
+                Failed,
+                "sms: +30s, 10s late (deadline 20s)",
+                vec![
+                    kill(10_000),
+                    alert(22_300, EMAIL, &["ops@acme.test"]),
+                    alert(40_000, SMS, &["+15550001"]),
+                ],
+            )],
+        );
+    }
+
+    #[test]
+    fn evidence_and_figures_per_channel() {
+        let scenario = scenario(vec![notify_kind(three())]);
+        let events = journal(&[
+            kill(10_000),
+            alert(22_300, EMAIL, &["ops@acme.test"]),
+            alert(64_100, STATUS, &["page"]),
+            alert(104_200, SMS, &["+15550001"]),
+        ]);
+        let verdict = evaluate(&scenario, &events).remove(0);
+        let notes: Vec<&str> = verdict.evidence.iter().map(|e| e.note.as_str()).collect();
+        assert_eq!(
+            notes,
+            [
+                "trigger: `kill billing` started at +10s",
+                "email: +12.3s, 1m17.7s to spare (deadline 1m30s)",
+                "status-page: +54.1s, 35.9s to spare (deadline 1m30s)",
+                "sms: +1m34.2s, 4.2s late (deadline 1m30s)",
+            ]
+        );
+        assert_eq!(verdict.kind, "notify");
+        assert_eq!(
+            verdict.observed,
+            "email: +12.3s, 1m17.7s to spare (deadline 1m30s); sms: +1m34.2s, 4.2s late (deadline 1m30s); status-page: +54.1s, 35.9s to spare (deadline 1m30s)"
+        );
+        let sms = &verdict.channels[1];
+        assert_eq!((sms.channel.as_str(), sms.outcome.as_str()), ("sms", "late"));
+        assert_eq!(
+            (sms.reference_us, sms.arrival_us, sms.limit_us, sms.margin_us),
+            (10_000_000, Some(104_200_000), 90_000_000, Some(-4_200_000))
+        );
+        assert_eq!(verdict.channels[0].margin_us, Some(77_700_000));
+    }
+
+    #[test]
+    fn spread() {
+        let mut with_spread = three();
+        with_spread.spread = Some(Duration::from_secs(30));
+        check_cases(
+            notify_kind(with_spread),
+            vec![
+                case(
+                    "close together",
+                    Passed,
+                    "told on every channel in time; slowest `status-page` +30s; spread 18s",
+                    vec![
+                        kill(10_000),
+                        alert(22_000, EMAIL, &["a"]),
+                        alert(30_000, SMS, &["b"]),
+                        alert(40_000, STATUS, &["c"]),
+                    ],
+                ),
+                case(
+                    "too far apart",
+                    Failed,
+                    "spread 42.1s: `email` first at +12s, `status-page` last at +54.1s (at most 30s)",
+                    vec![
+                        kill(10_000),
+                        alert(22_000, EMAIL, &["a"]),
+                        alert(30_000, SMS, &["b"]),
+                        alert(64_100, STATUS, &["c"]),
+                    ],
+                ),
+                case(
+                    "a channel missing long after the first",
+                    Failed,
+                    "status-page: missing — not received within the run, 1m40s after the trigger (deadline 1m30s); spread more than 30s: `status-page` not received 30s after `email` (+12s)",
+                    vec![
+                        kill(10_000),
+                        alert(22_000, EMAIL, &["a"]),
+                        alert(30_000, SMS, &["b"]),
+                        (110_000, later()),
+                    ],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn recipients_content_and_floods() {
+        let mut listed = spec(&[EMAIL, SMS], 90);
+        listed.recipients.insert(SMS, vec!["+15550001".into(), "+1 555-0002".into()]);
+        check_cases(
+            notify_kind(listed.clone()),
+            vec![
+                case(
+                    "everyone told",
+                    Passed,
+                    "told on every channel in time; slowest `sms` +20s",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, EMAIL, &["ops@acme.test"]),
+                        alert(30_000, SMS, &["+15550001"]),
+                        alert(35_000, SMS, &["+15550002"]),
+                    ],
+                ),
+                case(
+                    "one recipient never told",
+                    Failed,
+                    "sms to +1 555-0002: missing — not received within the run, 1m50s after the trigger (deadline 1m30s)",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, EMAIL, &["ops@acme.test"]),
+                        alert(30_000, SMS, &["+15550001"]),
+                        (120_000, later()),
+                    ],
+                ),
+            ],
+        );
+        let mut worded = spec(&[EMAIL, SMS], 90);
+        worded.contains = vec!["Billing".into(), "outage".into()];
+        worded.matches = Some("(?i)billing.*(down|outage)".into());
+        check_cases(
+            notify_kind(worded),
+            vec![
+                case(
+                    "says what and that it is an outage",
+                    Passed,
+                    "told on every channel in time; slowest `sms` +20s",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, EMAIL, &["ops@acme.test"]),
+                        alert(30_000, SMS, &["+15550001"]),
+                    ],
+                ),
+                case(
+                    "vague wording",
+                    Failed,
+                    "sms to +15550001 (+20s): does not contain `Billing`, does not contain `outage`, does not match `(?i)billing.*(down|outage)`",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, EMAIL, &["ops@acme.test"]),
+                        message(
+                            30_000,
+                            SMS,
+                            &["+15550001"],
+                            None,
+                            "We are seeing some issues",
+                            json!(null),
+                        ),
+                        alert(31_000, SMS, &["+15550001"]),
+                    ],
+                ),
+            ],
+        );
+        let mut limited = spec(&[SMS], 90);
+        limited.at_most = Some(2);
+        check_cases(
+            notify_kind(limited),
+            vec![
+                case(
+                    "an alert and its all-clear",
+                    Passed,
+                    "told on every channel in time; slowest `sms` +10s",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, SMS, &["+15550001", "+15550002"]),
+                        all_clear(80_000, SMS, &["+15550001"]),
+                    ],
+                ),
+                case(
+                    "a flood",
+                    Failed,
+                    "flood on sms: +15550001 got 3 messages from the trigger on (at most 2; message 3 at +30s)",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, SMS, &["+15550001"]),
+                        alert(30_000, SMS, &["+15550002"]),
+                        alert(35_000, SMS, &["+15550001"]),
+                        alert(40_000, SMS, &["+15550001"]),
+                    ],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn all_clear_after_restore() {
+        let mut resolving = spec(&[EMAIL, SMS, STATUS], 90);
+        resolving.resolved = Some(Resolved {
+            after: Trigger::Step { step: "start billing".into(), event: StepMoment::Started },
+            within: Duration::from_secs(60),
+        });
+        let outage = || {
+            vec![
+                kill(10_000),
+                alert(20_000, EMAIL, &["ops@acme.test"]),
+                alert(21_000, SMS, &["+15550001"]),
+                alert(22_000, STATUS, &["page"]),
+                (70_000, started(1, "start billing")),
+            ]
+        };
+        let with = |mut timeline: Vec<(u64, EventKind)>, extra: Vec<(u64, EventKind)>| {
+            timeline.extend(extra);
+            sorted(timeline)
+        };
+        check_cases(
+            notify_kind(resolving),
+            vec![
+                case(
+                    "all-clear in time",
+                    Passed,
+                    "told on every channel in time; slowest `status-page` +12s; all-clear within 30s",
+                    with(
+                        outage(),
+                        vec![
+                            all_clear(80_000, EMAIL, &["ops@acme.test"]),
+                            all_clear(90_000, SMS, &["+15550001"]),
+                            all_clear(100_000, STATUS, &["page"]),
+                        ],
+                    ),
+                ),
+                case(
+                    "premature all-clear",
+                    Failed,
+                    "premature all-clear on sms at +40s, 20s before `start billing` started",
+                    with(
+                        outage(),
+                        vec![
+                            all_clear(50_000, SMS, &["+15550001"]),
+                            all_clear(80_000, EMAIL, &["ops@acme.test"]),
+                            all_clear(90_000, SMS, &["+15550001"]),
+                            all_clear(100_000, STATUS, &["page"]),
+                        ],
+                    ),
+                ),
+                case(
+                    "late and missing all-clears",
+                    Failed,
+                    "all-clear on sms: +1m10s, 10s late (deadline 1m0s); all-clear on status-page: missing — not received within the run, 1m20s after `start billing` started (deadline 1m0s)",
+                    with(
+                        outage(),
+                        vec![
+                            all_clear(80_000, EMAIL, &["ops@acme.test"]),
+                            all_clear(140_000, SMS, &["+15550001"]),
+                            (150_000, later()),
+                        ],
+                    ),
+                ),
+                case(
+                    "restore never happened",
+                    NotEvaluated,
+                    "all-clear: not judged, `start billing` never ran",
+                    vec![
+                        kill(10_000),
+                        alert(20_000, EMAIL, &["ops@acme.test"]),
+                        alert(21_000, SMS, &["+15550001"]),
+                        alert(22_000, STATUS, &["page"]),
+                    ],
+                ),
+            ],
+        );
+    }
+
+    fn on(trigger: Trigger) -> ExpectationKind {
+        let mut notify = spec(&[SMS], 30);
+        notify.on = trigger;
+        notify_kind(notify)
+    }
+
+    #[test]
+    fn triggers() {
+        let step = |event| Trigger::Step { step: "upgrade billing".into(), event };
+        let upgrade = || {
+            vec![
+                (1_000, EventKind::PhaseStarted { phase: Phase::Steps }),
+                (2_000, started(0, "upgrade billing")),
+                (
+                    10_000,
+                    stage("upgrade billing", UpgradeStage::Failed, false, "not healthy within 5s"),
+                ),
+                (15_000, stage("upgrade billing", UpgradeStage::RolledBack, true, "")),
+                (16_000, ended(0, "upgrade billing")),
+            ]
+        };
+        let sms_at = |ms| {
+            let mut timeline = upgrade();
+            timeline.push(alert(ms, SMS, &["+1"]));
+            sorted(timeline)
+        };
+        check_cases(
+            on(step(StepMoment::Failed)),
+            vec![case(
+                "failed: from the failed stage",
+                Passed,
+                "told on every channel in time; slowest `sms` +20s",
+                sms_at(30_000),
+            )],
+        );
+        check_cases(
+            on(step(StepMoment::RolledBack)),
+            vec![case("rolled back", Failed, "sms: +35s, 5s late (deadline 30s)", sms_at(50_000))],
+        );
+        check_cases(
+            on(step(StepMoment::Ended)),
+            vec![case(
+                "ended",
+                Passed,
+                "told on every channel in time; slowest `sms` +14s",
+                sms_at(30_000),
+            )],
+        );
+        check_cases(
+            on(step(StepMoment::Restored)),
+            vec![case(
+                "restored: the rollback",
+                Passed,
+                "told on every channel in time; slowest `sms` +15s",
+                sms_at(30_000),
+            )],
+        );
+        let kill_for = || {
+            vec![
+                (1_000, EventKind::PhaseStarted { phase: Phase::Steps }),
+                (
+                    2_000,
+                    EventKind::StepStarted {
+                        index: 0,
+                        step: "kill billing".into(),
+                        action: "kill".into(),
+                    },
+                ),
+                (
+                    2_000,
+                    EventKind::ContainerAction {
+                        service: "billing".into(),
+                        action: "kill".into(),
+                        signal: Some("SIGKILL".into()),
+                        undo: false,
+                        ok: true,
+                        error: None,
+                    },
+                ),
+                (4_000, down("billing")),
+                (
+                    62_000,
+                    EventKind::ContainerAction {
+                        service: "billing".into(),
+                        action: "start".into(),
+                        signal: None,
+                        undo: true,
+                        ok: true,
+                        error: None,
+                    },
+                ),
+                (62_500, ended(0, "kill billing")),
+                alert(70_000, SMS, &["+1"]),
+            ]
+        };
+        check_cases(
+            on(Trigger::Step { step: "kill billing".into(), event: StepMoment::Restored }),
+            vec![
+                case(
+                    "restored: the undo",
+                    Passed,
+                    "told on every channel in time; slowest `sms` +8s",
+                    kill_for(),
+                ),
+                case(
+                    "nothing undone",
+                    NotEvaluated,
+                    "the trigger never happened: `kill billing` undid nothing (no revert, undo or rollback)",
+                    vec![(2_000, started(0, "kill billing")), (3_000, ended(0, "kill billing"))],
+                ),
+            ],
+        );
+        check_cases(
+            on(Trigger::Unhealthy("billing".into())),
+            vec![
+                case(
+                    "first failed health check",
+                    Failed,
+                    "sms: +1m6s, 36s late (deadline 30s)",
+                    kill_for(),
+                ),
+                case(
+                    "unhealthy before the timeline does not count, but unhealthy at its start does",
+                    Passed,
+                    "told on every channel in time; slowest `sms` +9s",
+                    vec![
+                        (500, down("billing")),
+                        (1_000, EventKind::PhaseStarted { phase: Phase::Steps }),
+                        alert(10_000, SMS, &["+1"]),
+                    ],
+                ),
+                case(
+                    "never unhealthy",
+                    NotEvaluated,
+                    "the trigger never happened: `billing` never became unhealthy",
+                    vec![
+                        (500, up("billing")),
+                        (1_000, EventKind::PhaseStarted { phase: Phase::Steps }),
+                    ],
+                ),
+            ],
+        );
+        let fault = |ok| EventKind::FaultApplied {
+            step: "partition db".into(),
+            fault: 1,
+            kind: "partition".into(),
+            service: "db".into(),
+            replica: "db".into(),
+            ok,
+            detail: String::new(),
+            previous: json!(null),
+        };
+        check_cases(
+            on(Trigger::Fault("partition db".into())),
+            vec![case(
+                "fault applied",
+                Passed,
+                "told on every channel in time; slowest `sms` +5s",
+                vec![
+                    (2_000, started(0, "partition db")),
+                    (3_000, fault(false)),
+                    (5_000, fault(true)),
+                    alert(10_000, SMS, &["+1"]),
+                ],
+            )],
+        );
+        check_cases(
+            on(Trigger::Marker("alert fired".into())),
+            vec![case(
+                "marker",
+                Passed,
+                "told on every channel in time; slowest `sms` +1s",
+                vec![
+                    (
+                        2_000,
+                        EventKind::StepStarted {
+                            index: 3,
+                            step: "alert fired".into(),
+                            action: "mark".into(),
+                        },
+                    ),
+                    alert(3_000, SMS, &["+1"]),
+                ],
+            )],
+        );
+    }
+
+    #[test]
+    fn what_counts_as_an_all_clear() {
+        let cases = [
+            ("status-page", None, "", json!({"status": "resolved"}), Class::AllClear),
+            ("status-page", None, "resolved soon", json!({"status": "identified"}), Class::Alert),
+            ("status-page", None, "", json!({"status": "scheduled"}), Class::Maintenance),
+            ("page", None, "", json!({"event_action": "resolve"}), Class::AllClear),
+            ("page", None, "", json!({"event_action": "acknowledge"}), Class::Other),
+            ("page", None, "resolved", json!({"event_action": "trigger"}), Class::Alert),
+            ("webhook", None, "{}", json!({"json": {"status": "resolved"}}), Class::AllClear),
+            ("webhook", None, "resolved", json!({"json": {"status": "firing"}}), Class::Alert),
+            ("email", Some("[RESOLVED] BillingDown"), "", json!(null), Class::AllClear),
+            (
+                "email",
+                Some("[FIRING:1] BillingDown"),
+                "we will tell you when resolved",
+                json!(null),
+                Class::Alert,
+            ),
+            ("sms", None, "All clear: billing is back", json!(null), Class::AllClear),
+            ("sms", None, "billing recovered", json!(null), Class::AllClear),
+            ("sms", None, "billing unresolved outage", json!(null), Class::Alert),
+        ];
+        for (channel, subject, body, detail, class) in cases {
+            assert_eq!(
+                classify(channel, subject, body, &detail),
+                class,
+                "{channel} {subject:?} {body}"
+            );
+        }
+        assert_eq!(normalise_recipient(" +1 (555) 000-1 "), "+15550001");
+        assert_eq!(normalise_recipient("<Ops@Acme.test>"), "ops@acme.test");
+    }
+
+    #[test]
+    fn maintenance_notices() {
+        let kind = ExpectationKind::MaintenanceNotice(MaintenanceNotice {
+            before: "upgrade billing".into(),
+            channels: vec![SMS, Channel::Chat, STATUS],
+            lead_time: Duration::from_secs(20),
+        });
+        let scheduled = |ms| {
+            message(
+                ms,
+                STATUS,
+                &["page"],
+                Some("Billing upgrade"),
+                "Planned",
+                json!({"status": "scheduled"}),
+            )
+        };
+        let notice =
+            |ms, channel| message(ms, channel, &["x"], None, "Maintenance at 12:00", json!(null));
+        let upgrade = (40_000, started(2, "upgrade billing"));
+        check_cases(
+            kind,
+            vec![
+                case(
+                    "every channel ahead",
+                    Passed,
+                    "every channel told at least 25s ahead (lead time 20s)",
+                    vec![
+                        notice(5_000, SMS),
+                        notice(10_000, Channel::Chat),
+                        scheduled(15_000),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
+                    "one too late",
+                    Failed,
+                    "chat: notice at +30s, only 10s before `upgrade billing` (10s short; lead time 20s)",
+                    vec![
+                        notice(5_000, SMS),
+                        scheduled(15_000),
+                        notice(30_000, Channel::Chat),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
+                    "an incident is not a scheduled maintenance",
+                    Failed,
+                    "status-page: no scheduled maintenance before `upgrade billing` started at +40s",
+                    vec![
+                        notice(5_000, SMS),
+                        notice(10_000, Channel::Chat),
+                        alert(15_000, STATUS, &["page"]),
+                        upgrade.clone(),
+                        scheduled(45_000),
+                    ],
+                ),
+                case(
+                    "never upgraded",
+                    NotEvaluated,
+                    "`upgrade billing` never ran",
+                    vec![notice(5_000, SMS)],
+                ),
+            ],
+        );
+    }
+}
