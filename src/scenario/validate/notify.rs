@@ -486,3 +486,89 @@ pub(super) fn maintenance_name(notice: &MaintenanceNotice) -> String {
 fn channel_list(channels: &[Channel]) -> String {
     channels.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::scenario::model::{Channel, Expectation, ExpectationKind, StepMoment, Trigger};
+
+    fn every_key() -> crate::scenario::Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scenarios/valid/every-notify-key.yaml");
+        crate::scenario::load(&path).expect("the example is valid")
+    }
+
+    #[test]
+    fn reads_every_key_and_names_the_checks() {
+        let scenario = every_key();
+        let names: Vec<&str> = scenario.expect.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "notify email, sms, status-page on \"kill billing\"",
+                "paged when billing turns unhealthy",
+                "notify email on \"upgrade billing\" failed",
+                "notify chat on \"upgrade billing\" rolled-back",
+                "notify chat on \"start billing\" ended",
+                "notify page on fault \"partition db\"",
+                "maintenance-notice sms, chat, status-page before \"upgrade billing\"",
+            ]
+        );
+        let ExpectationKind::Notify(first) = &scenario.expect[0].kind else { panic!() };
+        assert_eq!(first.deadline(Channel::Sms), Some(Duration::from_secs(90)));
+        assert_eq!(first.recipients[&Channel::Sms], ["+15550001", "+15550002"]);
+        assert_eq!(first.contains, ["billing", "outage"]);
+        assert_eq!((first.spread, first.at_most), (Some(Duration::from_secs(30)), Some(3)));
+        let resolved = first.resolved.as_ref().unwrap();
+        assert_eq!(
+            resolved.after,
+            Trigger::Step { step: "kill billing".into(), event: StepMoment::Restored }
+        );
+        let ExpectationKind::Notify(paged) = &scenario.expect[1].kind else { panic!() };
+        assert_eq!(paged.on, Trigger::Unhealthy("billing".into()));
+        assert_eq!(paged.deadline(Channel::Fax), Some(Duration::from_secs(300)));
+        assert_eq!(paged.contains, ["billing"]);
+    }
+
+    /// `firedrill report` re-reads expectations from the journal's `scenario-loaded` event.
+    #[test]
+    fn expectations_survive_the_journal() {
+        let expect = every_key().expect;
+        let json = serde_json::to_value(&expect).unwrap();
+        let back: Vec<Expectation> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, expect);
+    }
+
+    #[test]
+    fn a_trigger_has_one_event() {
+        let source = "name: t
+sinks: { email: smtp }
+stack:
+  services:
+    db: { image: p, ports: [5432], health: { tcp: { port: 5432 } } }
+    app: { image: a }
+steps:
+  - kill: { service: db }
+expect:
+  - notify: { on: { step: kill db, unhealthy: db }, channels: [email], within: 1m }
+  - notify: { on: { unhealthy: db, event: failed }, channels: [email], within: 1m }
+  - notify: { on: { unhealthy: app }, channels: [email, email], within: 1m }
+  - notify: { on: {}, channels: [], within: 1m }
+";
+        let invalid = crate::scenario::parse(source, Path::new("t.yaml")).unwrap_err();
+        let messages: Vec<_> = invalid.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "a trigger has one event, this one has `step` and `unhealthy`",
+                "`event` only goes with `step`, not `unhealthy`",
+                "`app` has no health check",
+                "`email` is listed twice",
+                "a trigger needs one of `step`, `unhealthy`, `fault` or `marker`",
+                "`channels` is empty",
+            ]
+        );
+    }
+}
