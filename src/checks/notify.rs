@@ -791,7 +791,7 @@ fn notify_expected(spec: &Notify) -> String {
     }
     if !spec.recipients.is_empty() {
         let count: usize = spec.recipients.values().map(Vec::len).sum();
-        expected.push_str(&format!(", each of {count} listed recipients too"));
+        expected.push_str(&format!(", each of {} too", super::count(count, "listed recipient")));
     }
     if !spec.contains.is_empty() {
         let words: Vec<String> = spec.contains.iter().map(|w| format!("`{w}`")).collect();
