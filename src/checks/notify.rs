@@ -235,8 +235,9 @@ impl<'a> Timeline<'a> {
                 };
                 self.events
                     .iter()
+                    .rev()
                     .filter(|e| e.seq >= start && e.seq <= end)
-                    .filter(|e| match &e.kind {
+                    .find(|e| match &e.kind {
                         EventKind::FaultReverted { step: s, ok: true, .. } => s == step,
                         EventKind::ContainerAction { undo: true, ok: true, .. } => true,
                         EventKind::SinkChaos { on: false, .. } => true,
@@ -245,7 +246,6 @@ impl<'a> Timeline<'a> {
                         } => s == step,
                         _ => false,
                     })
-                    .last()
                     .map(|e| found(e, format!("`{step}` restored")))
                     .ok_or(format!("`{step}` undid nothing (no revert, undo or rollback)"))
             }

@@ -99,19 +99,6 @@ pub(super) fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_escapes_markup_and_quotes() {
-        assert_eq!(
-            html(r#"<script>alert("x & 'y'")</script>"#),
-            "&lt;script&gt;alert(&quot;x &amp; &#39;y&#39;&quot;)&lt;/script&gt;"
-        );
-    }
-}
-
 /// Headings of the per-channel table of `notify` and `maintenance-notice` checks.
 pub(super) const TIMING_HEADINGS: [&str; 5] =
     ["channel", "clock starts", "arrived", "limit", "result"];
@@ -151,4 +138,17 @@ pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
         (_, Some(margin)) => format!("{} late", duration(margin.unsigned_abs())),
     };
     [channel, reference, arrived, limit, result]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_markup_and_quotes() {
+        assert_eq!(
+            html(r#"<script>alert("x & 'y'")</script>"#),
+            "&lt;script&gt;alert(&quot;x &amp; &#39;y&#39;&quot;)&lt;/script&gt;"
+        );
+    }
 }
