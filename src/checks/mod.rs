@@ -21,9 +21,11 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 
 #[cfg(test)]
 mod fixtures;
+mod notify;
 mod traffic;
 mod upgrade;
 
+pub use notify::ChannelTiming;
 pub use upgrade::{ErrorBudget, UpgradeFigures, UpgradeOutcome, upgrade_figures};
 
 /// The judgement of one `expect` entry.
@@ -34,7 +36,7 @@ pub struct Verdict {
     pub name: String,
     /// The expectation's YAML key: `steady-state`, `healthy-within`, `healthy-throughout`,
     /// `unhealthy-during`, `probe-passed`, `restored`, `slo`, `no-lost-writes`,
-    /// `upgrade-succeeds`, `upgrade-rolled-back`.
+    /// `upgrade-succeeds`, `upgrade-rolled-back`, `notify`, `maintenance-notice`.
     pub kind: &'static str,
     /// Passed, failed, or not evaluated.
     pub status: CheckStatus,
@@ -46,6 +48,10 @@ pub struct Verdict {
     pub observed: String,
     /// The journal events the verdict rests on, in journal order.
     pub evidence: Vec<Evidence>,
+    /// `notify` and `maintenance-notice`: per channel (and listed recipient), the reference
+    /// moment, the arrival and the margin or lateness. Empty for the other checks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelTiming>,
 }
 
 /// How a check came out.
@@ -141,6 +147,10 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 ExpectationKind::UpgradeRolledBack { step } => {
                     upgrade::upgrade_rolled_back(&journal, step)
                 }
+                ExpectationKind::Notify(spec) => notify::notify(&journal, spec),
+                ExpectationKind::MaintenanceNotice(spec) => {
+                    notify::maintenance_notice(&journal, spec)
+                }
             };
             Verdict {
                 name: expectation.name.clone(),
@@ -150,6 +160,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 expected: judged.expected,
                 observed: judged.observed,
                 evidence: judged.evidence,
+                channels: judged.channels,
             }
         })
         .collect()
@@ -172,6 +183,8 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::NoLostWrites { .. } => "no-lost-writes",
         ExpectationKind::UpgradeSucceeds { .. } => "upgrade-succeeds",
         ExpectationKind::UpgradeRolledBack { .. } => "upgrade-rolled-back",
+        ExpectationKind::Notify(_) => "notify",
+        ExpectationKind::MaintenanceNotice(_) => "maintenance-notice",
     }
 }
 
@@ -182,11 +195,12 @@ struct Judged {
     expected: String,
     observed: String,
     evidence: Vec<Evidence>,
+    channels: Vec<ChannelTiming>,
 }
 
 impl Judged {
     fn new(status: CheckStatus, expected: String, summary: String, observed: String) -> Self {
-        Judged { status, summary, expected, observed, evidence: Vec::new() }
+        Judged { status, summary, expected, observed, evidence: Vec::new(), channels: Vec::new() }
     }
 
     fn with_evidence(mut self, evidence: Vec<Evidence>) -> Self {
@@ -1316,6 +1330,7 @@ mod tests {
             expected: "e".into(),
             observed: "o".into(),
             evidence: vec![Evidence { offset_us: 1, seq: 2, note: "x".into() }],
+            channels: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&verdict).unwrap(),

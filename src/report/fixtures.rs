@@ -511,3 +511,70 @@ pub(super) fn upgraded() -> RunRecord {
     timeline.extend(end(10_100, Outcome::Ok));
     record(&scenario, events(timeline))
 }
+
+/// `notify-too-slow`: billing killed; email and the status page in time, SMS 4.2 s late, and a
+/// maintenance notice on chat that came too close to the upgrade.
+pub(super) const NOTIFY: &str = r#"
+name: notify-too-slow
+sinks: { email: smtp, sms: twilio, status: statuspage, chat: slack }
+stack:
+  services:
+    billing:
+      image: firedrill-demo/billing:1.0
+      ports: [8080]
+      health: { http: { port: 8080, path: /health } }
+steps:
+  - name: upgrade billing
+    upgrade: { service: billing, image: firedrill-demo/billing:2.0 }
+  - name: kill billing
+    kill: { service: billing }
+expect:
+  - notify:
+      on: { step: kill billing }
+      channels: [email, sms, status-page]
+      within: 90s
+      recipients: { sms: ["+15550001"] }
+  - maintenance-notice: { before: upgrade billing, channels: [chat], lead-time: 20s }
+"#;
+
+/// The run of [`NOTIFY`].
+pub(super) fn notified() -> RunRecord {
+    let scenario = scenario(NOTIFY, "scenarios/notify-too-slow.yaml");
+    let message = |at_ms: u64, channel: &str, to: &str, subject: Option<&str>, body: &str| {
+        (
+            at_ms,
+            EventKind::NotificationReceived {
+                sink: channel.into(),
+                channel: channel.into(),
+                received_us: at_ms * 1_000,
+                from: None,
+                recipients: vec![to.into()],
+                subject: subject.map(Into::into),
+                body: body.into(),
+                detail: serde_json::json!({}),
+            },
+        )
+    };
+    let mut timeline = start(&scenario, "fd-0000a1e7");
+    timeline.extend(bring_up());
+    timeline.extend([
+        message(1_500, "chat", "chat", None, "Billing maintenance in 15 seconds"),
+        (16_000, step(0, "upgrade billing", "upgrade")),
+        (20_000, step_ended(0, "upgrade billing", Outcome::Ok)),
+        (20_000, step(1, "kill billing", "kill")),
+        (20_010, step_ended(1, "kill billing", Outcome::Ok)),
+        message(
+            32_300,
+            "email",
+            "ops@acme.test",
+            Some("[FIRING:1] billing outage"),
+            "billing is down",
+        ),
+        message(74_100, "status-page", "page", Some("Billing outage"), "Investigating"),
+        message(114_200, "sms", "+15550001", None, "billing outage"),
+        (115_000, phase_ok(Phase::Steps)),
+    ]);
+    timeline.sort_by_key(|(ms, _)| *ms);
+    timeline.extend(end(115_100, Outcome::Ok));
+    record(&scenario, events(timeline))
+}

@@ -65,6 +65,10 @@ td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .check .summary { margin: 6px 0; font-weight: 500; }
 .check dl { display: grid; grid-template-columns: 90px 1fr; gap: 2px 10px; margin: 6px 0; }
 .check dt { color: var(--muted); } .check dd { margin: 0; }
+.channels { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+.channels th, .channels td { text-align: left; padding: 2px 10px 2px 0; border-bottom: 1px solid var(--line); }
+.channels tr.ok td:last-child { color: var(--pass); } .channels tr.failed td:last-child { color: var(--fail); font-weight: 600; }
+.channels tr.not-finished td:last-child { color: var(--warn); }
 .evidence { list-style: none; padding: 0; margin: 6px 0 0; }
 .evidence li { padding: 2px 0; border-top: 1px dashed var(--line); }
 .evidence time { display: inline-block; min-width: 80px; font-variant-numeric: tabular-nums;
@@ -415,6 +419,26 @@ fn check_card(out: &mut String, check: &CheckReport) {
         rich(&check.expected),
         rich(&check.observed)
     );
+    if !check.channels.is_empty() {
+        out.push_str("<table class=\"channels\"><thead><tr>");
+        for heading in text::TIMING_HEADINGS {
+            let _ = write!(out, "<th>{heading}</th>");
+        }
+        out.push_str("</tr></thead><tbody>");
+        for timing in &check.channels {
+            let class = match timing.outcome.as_str() {
+                "on-time" => "ok",
+                "not-settled" => "not-finished",
+                _ => "failed",
+            };
+            let _ = write!(out, "<tr class=\"{class}\">");
+            for cell in text::timing_cells(timing) {
+                let _ = write!(out, "<td>{}</td>", rich(&cell));
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
     if check.evidence.is_empty() {
         out.push_str("<p class=\"muted\">No journal event to point at.</p>");
     } else {
@@ -592,6 +616,20 @@ mod tests {
         assert!(page.contains(">traffic checkout</text>"), "a traffic row");
         assert!(page.contains("<td>rolled back</td>"), "the upgrade's figures");
         assert_versionless("html_upgrade", &page);
+    }
+
+    #[test]
+    fn html_shows_notifications_per_channel() {
+        let page = render_html(&[fixtures::notified()]);
+        assert!(page.contains("<table class=\"channels\">"), "a per-channel table");
+        assert!(
+            page.contains("<tr class=\"failed\"><td>sms</td><td><code>kill billing</code> started at +20s</td><td>+1m54.2s (1m34.2s after)</td><td>deadline 1m30s</td><td>4.2s late</td></tr>"),
+            "the late channel's row"
+        );
+        assert!(
+            page.contains("<td>1.5s (14.5s before)</td>") || page.contains("(14.5s before)"),
+            "the notice's lead"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{CheckStatus, Evidence, Verdict, format_duration_us};
+use crate::checks::{ChannelTiming, CheckStatus, Evidence, Verdict, format_duration_us};
 use crate::journal::{Event, EventKind, Outcome, Phase};
 
 /// Version of the `report.json` schema. Bump it on any change a reader could trip on (a renamed,
@@ -206,6 +206,10 @@ pub struct CheckReport {
     pub observed: String,
     /// The journal events it rests on.
     pub evidence: Vec<Evidence>,
+    /// `notify` and `maintenance-notice` only: per channel (and listed recipient), the reference
+    /// moment, the arrival and the margin or lateness.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelTiming>,
 }
 
 impl From<&Verdict> for CheckReport {
@@ -218,6 +222,7 @@ impl From<&Verdict> for CheckReport {
             expected: verdict.expected.clone(),
             observed: verdict.observed.clone(),
             evidence: verdict.evidence.clone(),
+            channels: verdict.channels.clone(),
         }
     }
 }

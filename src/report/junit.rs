@@ -92,6 +92,16 @@ fn details(check: &CheckReport) -> String {
         check.expected,
         check.observed
     );
+    if !check.channels.is_empty() {
+        out.push_str("per channel:\n");
+        for timing in &check.channels {
+            let [channel, reference, arrived, limit, result] = text::timing_cells(timing);
+            let _ = writeln!(
+                out,
+                "  {channel}: {result} ({limit}; arrived {arrived}; clock from {reference})"
+            );
+        }
+    }
     if !check.evidence.is_empty() {
         out.push_str("evidence (from the run's start):\n");
         for evidence in &check.evidence {
@@ -261,6 +271,18 @@ mod tests {
         ]}, {
             insta::assert_snapshot!(name, text);
         });
+    }
+
+    #[test]
+    fn junit_names_each_late_channel() {
+        let xml = render_junit(&[fixtures::notified()]);
+        assert!(xml.contains("per channel:\n  email: 1m17.7s to spare (deadline 1m30s; arrived +32.3s (12.3s after); clock from `kill billing` started at +20s)"), "{xml}");
+        assert!(xml.contains("  sms: 4.2s late (deadline 1m30s;"), "{xml}");
+        assert!(xml.contains("  sms to +15550001: 4.2s late"), "{xml}");
+        assert!(
+            xml.contains("  chat: 5.5s short (lead time 20s; arrived +1.5s (14.5s before)"),
+            "{xml}"
+        );
     }
 
     #[test]

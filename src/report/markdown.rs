@@ -96,6 +96,20 @@ fn render_run(out: &mut String, run: &RunRecord) {
             );
         }
         out.push('\n');
+        for check in report.checks.iter().filter(|c| !c.channels.is_empty()) {
+            let _ = writeln!(out, "{} per channel:\n", inline(&format!("`{}`", check.name)));
+            let _ = writeln!(
+                out,
+                "| {} |\n|{}",
+                text::TIMING_HEADINGS.join(" | "),
+                "---|".repeat(text::TIMING_HEADINGS.len())
+            );
+            for timing in &check.channels {
+                let cells = text::timing_cells(timing).map(|cell| inline(&cell));
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
+            }
+            out.push('\n');
+        }
     }
     render_figures(out, report, &key_figures(&run.events));
 }
@@ -342,6 +356,13 @@ mod tests {
     #[test]
     fn markdown_of_an_aborted_run() {
         insta::assert_snapshot!("markdown_aborted", render_markdown(&[fixtures::aborted()]));
+    }
+
+    #[test]
+    fn markdown_of_late_notifications_has_a_table_per_check() {
+        let text = render_markdown(&[fixtures::notified()]);
+        assert!(text.contains("| sms | `kill billing` started at +20s | +1m54.2s (1m34.2s after) | deadline 1m30s | 4.2s late |"), "{text}");
+        insta::assert_snapshot!("markdown_notify", text);
     }
 
     #[test]

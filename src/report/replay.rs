@@ -320,11 +320,11 @@ expect:
             EventKind::ScenarioLoaded {
                 description: None,
                 steady_state: serde_json::json!([]),
-                expect: serde_json::json!([{ "name": "x", "kind": { "notify": { "channel": "sms" } } }]),
+                expect: serde_json::json!([{ "name": "x", "kind": { "escalate": { "channel": "sms" } } }]),
             },
         )]);
         let error = scenario_from_journal(&events, "x", "x.yaml").unwrap().unwrap_err();
-        assert!(error.contains("notify"), "{error}");
+        assert!(error.contains("escalate"), "{error}");
     }
 
     #[test]

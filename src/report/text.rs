@@ -1,7 +1,9 @@
 //! Small text helpers the reporters share: escaping and the words for statuses.
 
 use super::json::RunStatus;
-use crate::checks::{CheckStatus, UpgradeFigures, UpgradeOutcome, format_duration_us};
+use crate::checks::{
+    ChannelTiming, CheckStatus, UpgradeFigures, UpgradeOutcome, format_duration_us,
+};
 use crate::journal::Phase;
 
 /// Escape text for HTML element content and attribute values (the journal holds user strings).
@@ -95,6 +97,47 @@ pub(super) fn error_budget(figures: &UpgradeFigures) -> Vec<(String, String)> {
 /// `1 check`, `2 checks`.
 pub(super) fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Headings of the per-channel table of `notify` and `maintenance-notice` checks.
+pub(super) const TIMING_HEADINGS: [&str; 5] =
+    ["channel", "clock starts", "arrived", "limit", "result"];
+
+/// One row of that table: channel (and recipient), reference moment, arrival, limit, result.
+/// Arrivals of alerts and all-clears are written after the reference (`+12.3s`); notices before
+/// it (`24.9s before`), since a notice's lead time counts back from the step's start.
+pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
+    let mut channel = match timing.part.as_str() {
+        "alert" | "notice" => timing.channel.clone(),
+        part => format!("{part} on {}", timing.channel),
+    };
+    if let Some(recipient) = &timing.recipient {
+        channel.push_str(&format!(" to {recipient}"));
+    }
+    let notice = timing.part == "notice";
+    let reference = format!("{} at {}", timing.reference, offset(timing.reference_us));
+    let arrived = match timing.arrival_us {
+        None => "—".to_owned(),
+        Some(at) if notice => {
+            format!("{} ({} before)", offset(at), duration(timing.reference_us.saturating_sub(at)))
+        }
+        Some(at) => {
+            format!("{} ({} after)", offset(at), duration(at.saturating_sub(timing.reference_us)))
+        }
+    };
+    let limit = if notice {
+        format!("lead time {}", duration(timing.limit_us))
+    } else {
+        format!("deadline {}", duration(timing.limit_us))
+    };
+    let result = match (timing.outcome.as_str(), timing.margin_us) {
+        ("not-settled", _) => "not received before the run ended".to_owned(),
+        (_, None) => "missing".to_owned(),
+        (_, Some(margin)) if margin >= 0 => format!("{} to spare", duration(margin.unsigned_abs())),
+        (_, Some(margin)) if notice => format!("{} short", duration(margin.unsigned_abs())),
+        (_, Some(margin)) => format!("{} late", duration(margin.unsigned_abs())),
+    };
+    [channel, reference, arrived, limit, result]
 }
 
 #[cfg(test)]

@@ -868,6 +868,230 @@ pub enum ExpectationKind {
         /// The upgrade step.
         step: String,
     },
+    /// `notify: { on, channels, within, ... }`: customers were told on every channel in time.
+    Notify(Box<Notify>),
+    /// `maintenance-notice: { before, channels, lead-time }`: a notice on every channel at least
+    /// `lead-time` before an upgrade step started.
+    MaintenanceNotice(MaintenanceNotice),
+}
+
+/// `notify:` — the notifications an event must cause. Semantics in the README's scenario
+/// reference ("Check semantics") and in `checks::notify`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Notify {
+    /// `on`: what starts the clock.
+    pub on: Trigger,
+    /// `channels`: every channel that must carry the notification, in the order written.
+    pub channels: Vec<Channel>,
+    /// `within`: the deadline from the trigger, one per channel (a single `within: 90s` is
+    /// copied to every channel), in the order of `channels`.
+    pub within: Vec<ChannelDeadline>,
+    /// `spread`: the most time between the first and the last channel's first arrival.
+    #[serde(with = "option_duration_serde")]
+    pub spread: Option<Duration>,
+    /// `recipients`: per channel, who must each get a notification within that channel's deadline.
+    pub recipients: IndexMap<Channel, Vec<String>>,
+    /// `contains`: words the subject and body of every counted message contain (case-insensitive).
+    pub contains: Vec<String>,
+    /// `matches`: a regular expression (`regex` crate syntax) subject and body must match.
+    pub matches: Option<String>,
+    /// `at-most`: the most messages per channel and recipient from the trigger to the run's end.
+    pub at_most: Option<u32>,
+    /// `resolved`: the all-clear that must follow.
+    pub resolved: Option<Resolved>,
+}
+
+impl Notify {
+    /// The deadline of `channel` (validation gives every channel one).
+    pub fn deadline(&self, channel: Channel) -> Option<Duration> {
+        self.within.iter().find(|d| d.channel == channel).map(|d| d.within)
+    }
+}
+
+/// One channel's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChannelDeadline {
+    /// The channel.
+    pub channel: Channel,
+    /// Its deadline from the trigger.
+    #[serde(with = "duration_serde")]
+    pub within: Duration,
+}
+
+/// `resolved: { after, within }`: an all-clear on the same channels within `within` of `after`,
+/// and none before `after`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Resolved {
+    /// When the service is back: the all-clear's clock starts here.
+    pub after: Trigger,
+    /// The all-clear's deadline from `after`.
+    #[serde(with = "duration_serde")]
+    pub within: Duration,
+}
+
+/// `maintenance-notice: { before, channels, lead-time }`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MaintenanceNotice {
+    /// `before`: the upgrade step the notice announces.
+    pub before: String,
+    /// `channels`: every channel that must carry a notice.
+    pub channels: Vec<Channel>,
+    /// `lead-time`: how long before the step's start the notice must have arrived.
+    #[serde(with = "duration_serde")]
+    pub lead_time: Duration,
+}
+
+/// A journal event that starts a notification's clock (`on:`, `resolved.after`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// `{ step: NAME }` / `{ step: NAME, event: ... }`: a moment of a step.
+    Step {
+        /// The step.
+        step: String,
+        /// Which moment (default `started`).
+        event: StepMoment,
+    },
+    /// `{ unhealthy: SERVICE }`: the first failed health check of the service at or after the
+    /// timeline's start.
+    Unhealthy(String),
+    /// `{ fault: STEP }`: the first `fault-applied` of that step.
+    Fault(String),
+    /// `{ marker: NAME }`: the start of the `mark: NAME` step.
+    Marker(String),
+}
+
+impl Trigger {
+    /// How the trigger reads in names and messages: `"kill billing"`, `"upgrade billing" failed`,
+    /// `billing unhealthy`, `fault "partition db"`, `marker "alert"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Step { step, event: StepMoment::Started } => format!("\"{step}\""),
+            Trigger::Step { step, event } => format!("\"{step}\" {}", event.name()),
+            Trigger::Unhealthy(service) => format!("{service} unhealthy"),
+            Trigger::Fault(step) => format!("fault \"{step}\""),
+            Trigger::Marker(name) => format!("marker \"{name}\""),
+        }
+    }
+}
+
+/// Which moment of a step a trigger means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepMoment {
+    /// Its `step-started`.
+    Started,
+    /// Its `step-ended`, whatever the outcome.
+    Ended,
+    /// The first `upgrade` stage `failed` of the step, or its `step-ended` with outcome failed.
+    Failed,
+    /// Its rollback's `rolled-back` stage, when that succeeded.
+    RolledBack,
+    /// When what the step did was undone: its last `fault-reverted`, `container-action` undo,
+    /// `sink-chaos` off or successful `rolled-back` inside its span.
+    Restored,
+}
+
+impl StepMoment {
+    /// Every moment, as written in a scenario.
+    pub const NAMES: &[&str] = &["started", "ended", "failed", "rolled-back", "restored"];
+
+    /// The moment written as `text`.
+    pub fn from_name(text: &str) -> Option<StepMoment> {
+        Some(match text {
+            "started" => StepMoment::Started,
+            "ended" => StepMoment::Ended,
+            "failed" => StepMoment::Failed,
+            "rolled-back" => StepMoment::RolledBack,
+            "restored" => StepMoment::Restored,
+            _ => return None,
+        })
+    }
+
+    /// As written in a scenario.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepMoment::Started => "started",
+            StepMoment::Ended => "ended",
+            StepMoment::Failed => "failed",
+            StepMoment::RolledBack => "rolled-back",
+            StepMoment::Restored => "restored",
+        }
+    }
+}
+
+/// A notification channel: what a sink's `notification-received` events carry as `channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// Mail, through an `smtp` sink.
+    Email,
+    /// Twilio Messages, through a `twilio` sink.
+    Sms,
+    /// Twilio Calls, through a `twilio` sink.
+    Voice,
+    /// Sinch Fax, through a `sinch` sink.
+    Fax,
+    /// Statuspage incidents and maintenances, through a `statuspage` sink.
+    StatusPage,
+    /// A Slack incoming webhook, through a `slack` sink.
+    Chat,
+    /// PagerDuty Events, through a `pagerduty` sink.
+    Page,
+    /// Any JSON, through a `webhook` sink.
+    Webhook,
+}
+
+impl Channel {
+    /// Every channel, as written in a scenario.
+    pub const NAMES: &[&str] =
+        &["email", "sms", "voice", "fax", "status-page", "chat", "page", "webhook"];
+
+    /// The channel written as `text`.
+    pub fn from_name(text: &str) -> Option<Channel> {
+        Some(match text {
+            "email" => Channel::Email,
+            "sms" => Channel::Sms,
+            "voice" => Channel::Voice,
+            "fax" => Channel::Fax,
+            "status-page" => Channel::StatusPage,
+            "chat" => Channel::Chat,
+            "page" => Channel::Page,
+            "webhook" => Channel::Webhook,
+            _ => return None,
+        })
+    }
+
+    /// As written in a scenario and in the journal's `channel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+            Channel::Fax => "fax",
+            Channel::StatusPage => "status-page",
+            Channel::Chat => "chat",
+            Channel::Page => "page",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    /// The sink kind that delivers this channel.
+    pub fn sink_kind(self) -> SinkKind {
+        match self {
+            Channel::Email => SinkKind::Smtp,
+            Channel::Sms | Channel::Voice => SinkKind::Twilio,
+            Channel::Fax => SinkKind::Sinch,
+            Channel::StatusPage => SinkKind::Statuspage,
+            Channel::Chat => SinkKind::Slack,
+            Channel::Page => SinkKind::Pagerduty,
+            Channel::Webhook => SinkKind::Webhook,
+        }
+    }
 }
 
 /// When steady state is probed.

@@ -1,9 +1,11 @@
 //! `expect`: the checks, their references to services (which must have a health check), to steps
 //! (upgrade checks to upgrade steps) and to traffic, and their generated names.
 
+use indexmap::IndexMap;
+
 use super::traffic::TrafficTable;
 use super::walk::{Naming, Services, StepKind, StepTable, UpgradeInfo, Walk};
-use crate::scenario::model::{Expectation, ExpectationKind, OnFailure, SteadyPhase};
+use crate::scenario::model::{Expectation, ExpectationKind, OnFailure, Sink, SteadyPhase};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::Node;
@@ -20,15 +22,19 @@ pub(super) const EXPECTATIONS: &[&str] = &[
     "no-lost-writes",
     "upgrade-succeeds",
     "upgrade-rolled-back",
+    "notify",
+    "maintenance-notice",
 ];
 /// The limits of an `slo`; it needs at least one.
 const SLO_LIMITS: &[&str] = &["availability", "p50", "p95", "p99", "max-outage"];
 
 /// What `expect` entries refer to.
 pub(super) struct Refs<'a> {
-    services: &'a Services,
-    traffic: &'a TrafficTable,
-    steps: &'a StepTable,
+    pub(super) services: &'a Services,
+    pub(super) traffic: &'a TrafficTable,
+    pub(super) steps: &'a StepTable,
+    /// The declared sinks (`None` when `sinks` had mistakes: channel checks would only add noise).
+    pub(super) sinks: Option<&'a IndexMap<String, Sink>>,
 }
 
 impl Walk<'_> {
@@ -38,9 +44,10 @@ impl Walk<'_> {
         services: &Services,
         traffic: &TrafficTable,
         steps: &StepTable,
+        sinks: Option<&IndexMap<String, Sink>>,
         has_steady: Option<bool>,
     ) -> Option<Vec<Expectation>> {
-        let refs = Refs { services, traffic, steps };
+        let refs = Refs { services, traffic, steps, sinks };
         let items = self.r.list(node, "a list of expectations")?;
         let mut kinds = Vec::with_capacity(items.len());
         let mut namings = Vec::with_capacity(items.len());
@@ -103,6 +110,8 @@ impl Walk<'_> {
         let (services, steps) = (refs.services, refs.steps);
         match kind {
             "restored" => self.restored(node, key, refs),
+            "notify" => self.notify(node, key, refs),
+            "maintenance-notice" => self.maintenance_notice(node, key, refs),
             "slo" => self.slo(node, key, refs),
             "no-lost-writes" => {
                 let hint = node.scalar().map(|s| s.text.clone());
@@ -351,7 +360,7 @@ impl Walk<'_> {
     }
 
     /// A service that exists and has a health check (the check observes health).
-    fn healthy_service(
+    pub(super) fn healthy_service(
         &mut self,
         services: &Services,
         name: &str,
@@ -370,7 +379,7 @@ impl Walk<'_> {
 
     /// A reference to an `upgrade` step, with what is known about it (`None` when the step's
     /// action could not be told).
-    fn upgrade_ref<'t>(
+    pub(super) fn upgrade_ref<'t>(
         &mut self,
         node: &Node,
         steps: &'t StepTable,
@@ -451,5 +460,7 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::NoLostWrites { traffic } => format!("no-lost-writes {traffic}"),
         ExpectationKind::UpgradeSucceeds { step } => format!("upgrade-succeeds \"{step}\""),
         ExpectationKind::UpgradeRolledBack { step } => format!("upgrade-rolled-back \"{step}\""),
+        ExpectationKind::Notify(notify) => super::notify::notify_name(notify),
+        ExpectationKind::MaintenanceNotice(notice) => super::notify::maintenance_name(notice),
     }
 }

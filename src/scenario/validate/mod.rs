@@ -7,6 +7,7 @@
 mod endpoints;
 mod expect;
 mod faults;
+mod notify;
 mod services;
 mod sink_steps;
 mod steps;

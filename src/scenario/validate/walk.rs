@@ -227,7 +227,9 @@ impl Walk<'_> {
             Some(None) => None,
         };
         let expect = match fields.get("expect") {
-            Some(node) => self.expectations(node, known, &traffic_table, &table, has_steady),
+            Some(node) => {
+                self.expectations(node, known, &traffic_table, &table, sinks.as_ref(), has_steady)
+            }
             None => Some(Vec::new()),
         };
 
