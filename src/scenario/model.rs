@@ -31,6 +31,11 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     /// `sinks`: notification sinks the harness runs, by name.
     pub sinks: IndexMap<String, Sink>,
+    /// `maintenance`: when upgrades are allowed and how early customers must be told.
+    pub maintenance: Option<crate::calendar::Policy>,
+    /// `calendar`: the calendar time the timeline stands for (its first step starts at
+    /// `start`), and how rehearsal time scales to it.
+    pub calendar: Option<crate::calendar::Calendar>,
 }
 
 impl Scenario {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::expect::EXPECTATIONS;
+use super::maintenance::{CALENDAR_KEYS, MAINTENANCE_KEYS};
 use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::steps::ACTIONS;
 use super::traffic::{TRAFFIC_KEYS, TrafficTable};
@@ -17,8 +18,18 @@ use crate::scenario::report::{Problems, Span};
 use crate::scenario::tree::{Node, Value};
 
 /// Keys at the top level of a scenario.
-pub(super) const TOP_KEYS: &[&str] =
-    &["name", "description", "sinks", "stack", "steady-state", "traffic", "steps", "expect"];
+pub(super) const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "sinks",
+    "stack",
+    "steady-state",
+    "traffic",
+    "steps",
+    "expect",
+    "maintenance",
+    "calendar",
+];
 
 /// Walk the document root into a scenario, or every problem found.
 ///
@@ -65,6 +76,10 @@ fn home(key: &str) -> Option<&'static str> {
         Some("a `traffic` entry")
     } else if UPGRADE_KEYS.contains(&key) && !["service", "image", "build"].contains(&key) {
         Some("an `upgrade` step")
+    } else if MAINTENANCE_KEYS.contains(&key) && key != "windows" && key != "blackouts" {
+        Some("`maintenance`")
+    } else if CALENDAR_KEYS.contains(&key) {
+        Some("`calendar`")
     } else if ACTIONS.contains(&key) {
         Some("a step")
     } else if EXPECTATIONS.contains(&key) {
@@ -226,6 +241,20 @@ impl Walk<'_> {
             None => Some(Vec::new()),
         };
 
+        let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
+        let calendar = fields.get("calendar").map(|node| self.calendar(node));
+        if let (Some(Some(policy)), Some(Some(calendar)), Some(steps)) =
+            (&maintenance, &calendar, &steps)
+        {
+            let spans: Vec<Span> = match fields.get("steps").map(|node| &node.value) {
+                Some(Value::Seq(items)) => items.iter().map(|item| self.r.head(item)).collect(),
+                _ => Vec::new(),
+            };
+            let calendar_span =
+                fields.entry("calendar").map(|entry| entry.key.span).unwrap_or_default();
+            self.place_upgrades(policy, calendar, steps, &spans, calendar_span);
+        }
+
         let services = services?;
         let mut stack = IndexMap::with_capacity(services.0.len());
         for (name, info) in services.0 {
@@ -241,6 +270,14 @@ impl Walk<'_> {
             steps: steps?,
             expect: expect?,
             sinks: sinks?,
+            maintenance: match maintenance {
+                None => None,
+                Some(policy) => Some(policy?),
+            },
+            calendar: match calendar {
+                None => None,
+                Some(calendar) => Some(calendar?),
+            },
         })
     }
 
