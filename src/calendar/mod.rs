@@ -22,7 +22,7 @@ mod policy;
 mod text;
 
 pub use decide::{CustomerDecision, CustomerState, Decision, decide, is_allowed, next_allowed};
-pub use notice::{NoticeDecision, SentNotice, check_lead_time, check_notices};
+pub use notice::{NoticeDecision, SentNotice, check_lead_time, check_notices, format_lead};
 pub use place::{Opening, allowed_openings, openings};
 pub use policy::{
     Blackout, Calendar, Customer, NoticeRule, Policy, Scale, WeekTime, WeeklyWindow, Zone,

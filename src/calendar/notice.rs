@@ -60,14 +60,14 @@ pub fn check_lead_time(rule: &NoticeRule, lead_time: Duration) -> Result<(), Str
     }
     Err(format!(
         "the notice's lead time stands for {} of calendar time, short of the policy's {} by {}",
-        hours(lead_time),
-        hours(rule.lead_time),
-        hours(rule.lead_time - lead_time)
+        format_lead(lead_time),
+        format_lead(rule.lead_time),
+        format_lead(rule.lead_time - lead_time)
     ))
 }
 
 /// `72h`, `1h30m`, `45m`, `20s`: calendar durations in the largest units.
-pub(super) fn hours(d: Duration) -> String {
+pub fn format_lead(d: Duration) -> String {
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::new();
@@ -139,7 +139,7 @@ mod tests {
         assert!(check_lead_time(&rule, Duration::from_secs(72 * 3600)).is_ok());
         let short = check_lead_time(&rule, Duration::from_secs(48 * 3600)).unwrap_err();
         assert!(short.contains("short of the policy's 72h by 24h"), "{short}");
-        assert_eq!(hours(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(hours(Duration::ZERO), "0s");
+        assert_eq!(format_lead(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_lead(Duration::ZERO), "0s");
     }
 }

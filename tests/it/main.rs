@@ -11,3 +11,4 @@ mod stack;
 mod support;
 mod upgrade;
 mod validate;
+mod windows;

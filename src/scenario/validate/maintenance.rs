@@ -15,8 +15,8 @@ use jiff::tz::AmbiguousOffset;
 
 use super::walk::Walk;
 use crate::calendar::{
-    self, Blackout, Calendar, Customer, CustomerState, NoticeRule, Policy, Scale, WeekTime,
-    WeeklyWindow, Zone,
+    self, Blackout, Calendar, Customer, CustomerState, NoticeRule, Policy, Scale, SentNotice,
+    WeekTime, WeeklyWindow, Zone,
 };
 use crate::scenario::duration;
 use crate::scenario::model::{Action, Step};
@@ -317,6 +317,50 @@ impl Walk<'_> {
         }
     }
 
+    /// `[{ sent: 2026-12-02T09:00:00Z, channels: [email, status] }, …]`.
+    pub(super) fn notices(&mut self, node: &Node) -> Option<Vec<SentNotice>> {
+        let items = self.r.list(node, "a list of notices `{ sent: TIME, channels: [...] }`")?;
+        let mut out = Some(Vec::with_capacity(items.len()));
+        for item in items {
+            let at = self.r.head(item);
+            let notice = self
+                .r
+                .fields(
+                    item,
+                    at,
+                    "a notice",
+                    "a notice `{ sent: TIME, channels: [email] }`",
+                    &["sent", "channels"],
+                )
+                .and_then(|fields| {
+                    let sent = self.r.require(&fields, "sent").and_then(|node| {
+                        let text = self.r.text(node, "a time such as `2026-12-02T09:00:00Z`")?;
+                        match parse_instant(&text) {
+                            Ok(sent) => Some(sent),
+                            Err((message, help)) => {
+                                self.r.error(node.span, message, "not a time").help(help);
+                                None
+                            }
+                        }
+                    });
+                    let channels = self.r.require(&fields, "channels").and_then(|node| {
+                        let items = self.r.list(node, "a list of channel names")?;
+                        let names: Vec<_> = items
+                            .iter()
+                            .map(|i| self.r.non_empty_text(i, "a channel name"))
+                            .collect();
+                        names.into_iter().collect::<Option<Vec<_>>>()
+                    });
+                    Some(SentNotice { sent: sent?, channels: channels? })
+                });
+            match (&mut out, notice) {
+                (Some(out), Some(notice)) => out.push(notice),
+                _ => out = None,
+            }
+        }
+        out
+    }
+
     /// Fail every upgrade step that the timeline places outside the policy's windows.
     pub(super) fn place_upgrades(
         &mut self,
@@ -475,6 +519,17 @@ pub(crate) fn parse_start(text: &str) -> Result<jiff::Zoned, (String, String)> {
     format!("{datetime}[{}]", zone.name())
         .parse::<jiff::Zoned>()
         .map_err(|e| (format!("invalid calendar time `{text}`: {e}"), hint))
+}
+
+/// An instant: RFC 3339 (`2026-12-02T09:00:00Z`, `2026-12-02T10:00:00+01:00`) or a local time
+/// and zone as [`parse_start`] reads it.
+pub(crate) fn parse_instant(text: &str) -> Result<jiff::Timestamp, (String, String)> {
+    match text.trim().parse::<jiff::Timestamp>() {
+        Ok(at) => Ok(at),
+        Err(_) => parse_start(text).map(|zoned| zoned.timestamp()).map_err(|(message, help)| {
+            (message, format!("{help}, or an RFC 3339 time such as `2026-12-02T09:00:00Z`"))
+        }),
+    }
 }
 
 /// `600` (one rehearsal second stands for 600) or `1s = 10m`.

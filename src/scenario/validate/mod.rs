@@ -14,4 +14,5 @@ mod traffic;
 mod upgrade;
 mod walk;
 
-pub(crate) use walk::scenario;
+pub(crate) use maintenance::parse_instant;
+pub(crate) use walk::{notices, policy, scenario};

@@ -12,6 +12,7 @@ use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::steps::ACTIONS;
 use super::traffic::{TRAFFIC_KEYS, TrafficTable};
 use super::upgrade::UPGRADE_KEYS;
+use crate::calendar::{Policy, SentNotice};
 use crate::scenario::model::{Action, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
@@ -49,6 +50,51 @@ pub(crate) fn scenario(
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
         _ => {
             assert!(!walk.r.problems.is_empty(), "a part was rejected without saying why");
+            Err(walk.r.problems)
+        }
+    }
+}
+
+/// Walk a policy file (`firedrill gate --policy`): its `maintenance` section. The other keys of a
+/// scenario may sit beside it (a scenario file is a policy file too) and are not read.
+pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<Policy, Problems> {
+    let mut walk = Walk { r: Reader::new(source, home), folder: folder(path) };
+    let policy = root.and_then(|root| {
+        let at = walk.r.head(root);
+        let fields =
+            walk.r.fields(root, at, "the policy file", "a mapping with `maintenance`", TOP_KEYS)?;
+        let node = walk.r.require(&fields, "maintenance")?;
+        walk.maintenance(node)
+    });
+    if root.is_none() {
+        walk.r
+            .error(Span::default(), "the policy file is empty", "nothing here")
+            .help("a policy file needs a `maintenance` section");
+    }
+    match policy {
+        Some(policy) if walk.r.problems.is_empty() => Ok(policy),
+        _ => {
+            assert!(!walk.r.problems.is_empty(), "a policy was rejected without saying why");
+            Err(walk.r.problems)
+        }
+    }
+}
+
+/// Walk a notices file (`firedrill gate --notices`): a list of `{ sent, channels }`.
+pub(crate) fn notices(
+    root: Option<&Node>,
+    source: &str,
+    path: &Path,
+) -> Result<Vec<SentNotice>, Problems> {
+    let mut walk = Walk { r: Reader::new(source, home), folder: folder(path) };
+    let notices = match root {
+        Some(root) => walk.notices(root),
+        None => Some(Vec::new()),
+    };
+    match notices {
+        Some(notices) if walk.r.problems.is_empty() => Ok(notices),
+        _ => {
+            assert!(!walk.r.problems.is_empty(), "notices were rejected without saying why");
             Err(walk.r.problems)
         }
     }
