@@ -21,6 +21,7 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 
 #[cfg(test)]
 mod fixtures;
+mod maintenance;
 mod traffic;
 mod upgrade;
 
@@ -152,6 +153,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 evidence: judged.evidence,
             }
         })
+        .chain(maintenance::upgrades_in_windows(events))
         .collect()
 }
 
