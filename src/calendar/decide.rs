@@ -161,7 +161,17 @@ mod tests {
 
     /// Daylight-saving edges: (zone, window, an instant inside it, expected start, expected end,
     /// expected note fragments).
-    const DST_TABLE: &[(&str, (&str, &str), &str, &str, &str, &[&str])] = &[
+    /// (zone, window, an instant inside it, expected start, expected end, note fragments).
+    type DstCase = (
+        &'static str,
+        (&'static str, &'static str),
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    );
+
+    const DST_TABLE: &[DstCase] = &[
         // Berlin springs forward 02:00 → 03:00 on 2026-03-29: a 02:30 start does not exist.
         (
             "Europe/Berlin",
