@@ -467,6 +467,16 @@ pub enum EventKind {
         /// Ok when the harness could run everything (checks are judged separately).
         outcome: Outcome,
     },
+    /// The scenario's `calendar` (and `maintenance` policy), recorded after `scenario-loaded`
+    /// when it has one: the calendar time of an event is `calendar.start` + scale × (its offset
+    /// − the offset of the `steps` phase's start).
+    CalendarSet {
+        /// When the timeline starts and how rehearsal time scales.
+        calendar: crate::calendar::Calendar,
+        /// The policy upgrades are placed in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        maintenance: Option<crate::calendar::Policy>,
+    },
     /// What judging the run needs from its scenario, recorded right after `run-started`, so that
     /// `firedrill report` can re-judge a journal without the scenario file (which may have
     /// changed or be gone). Values are the scenario model as it serializes.

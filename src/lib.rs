@@ -6,6 +6,7 @@
 //! and the [`checks`] judge the journal. See `ARCHITECTURE.md` for the module map.
 #![deny(missing_docs)]
 
+pub mod calendar;
 pub mod checks;
 pub mod cli;
 pub mod clock;

@@ -64,6 +64,8 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
             .map(|(i, kind)| Expectation { name: format!("check {i}"), kind })
             .collect(),
         sinks: IndexMap::new(),
+        maintenance: None,
+        calendar: None,
     }
 }
 

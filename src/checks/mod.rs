@@ -21,6 +21,7 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 
 #[cfg(test)]
 mod fixtures;
+mod maintenance;
 mod notify;
 mod traffic;
 mod upgrade;
@@ -163,6 +164,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 channels: judged.channels,
             }
         })
+        .chain(maintenance::upgrades_in_windows(events))
         .collect()
 }
 

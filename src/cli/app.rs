@@ -54,6 +54,9 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
+        Command::Gate { policy, at, notices } => {
+            super::gate::gate(&policy, at.as_deref(), notices.as_deref(), color)
+        }
     };
     match result {
         Ok(status) => status,
@@ -277,9 +280,26 @@ async fn images(
     rebuild: bool,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
-    let files = if files.is_empty() { default_scenarios()? } else { files };
-    let Some(scenarios) = load_all(&files, color) else {
-        return Ok(ExitStatus::Error);
+    let scenarios = if files.is_empty() {
+        // Every scenario in `scenarios/`, but one that is invalid on purpose (such as
+        // `upgrade-on-tuesday.yaml`) must not stop the images of the others being built.
+        let mut scenarios = Vec::new();
+        for file in default_scenarios()? {
+            match scenario::load(&file) {
+                Ok(scenario) => scenarios.push(scenario),
+                Err(_) => eprintln!(
+                    "note: skipping `{}`: it is invalid (see `firedrill validate {}`)",
+                    file.display(),
+                    file.display()
+                ),
+            }
+        }
+        scenarios
+    } else {
+        let Some(scenarios) = load_all(&files, color) else {
+            return Ok(ExitStatus::Error);
+        };
+        scenarios
     };
     let docker = Docker::connect().await?;
     let mut seen = std::collections::HashSet::new();

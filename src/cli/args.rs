@@ -55,6 +55,24 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Release gate: may a deployment happen now (or at `--at`) under a maintenance policy?
+    ///
+    /// Exit 0 when the time is inside a window of every customer, off every blackout day, and
+    /// (when the policy requires a notice) a notice went out at least the lead time before on
+    /// every required channel; 1 otherwise, with the next allowed time in your zone (`TZ`) and
+    /// in each customer's; 2 for bad input.
+    Gate {
+        /// A YAML file with a `maintenance` section (a scenario file works too).
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The deployment time (default: now): RFC 3339 (`2026-12-05T21:00:00Z`) or a local time
+        /// and zone (`2026-12-05T22:00 Europe/Berlin`).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The notices sent: a YAML list of `{ sent: TIME, channels: [email, status] }`.
+        #[arg(long, value_name = "FILE")]
+        notices: Option<PathBuf>,
+    },
     /// Build every image the scenarios need, locally, skipping the ones that exist.
     Images {
         /// Rebuild images that exist already.

@@ -7,6 +7,7 @@
 mod app;
 pub mod args;
 mod errors;
+mod gate;
 mod progress;
 
 pub use app::main;

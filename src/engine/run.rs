@@ -163,6 +163,12 @@ pub async fn run(
         steady_state: serde_json::to_value(&scenario.steady_state).expect("the model serializes"),
         expect: serde_json::to_value(&scenario.expect).expect("the model serializes"),
     });
+    if let Some(calendar) = &scenario.calendar {
+        journal.record(EventKind::CalendarSet {
+            calendar: calendar.clone(),
+            maintenance: scenario.maintenance.clone(),
+        });
+    }
     let signal_journal = journal.clone();
     let signal_watch = signals.clone();
     let signal_recorder = tokio::spawn(async move {

@@ -538,6 +538,8 @@ mod tests {
                 .map(|(name, kind)| Expectation { name: name.into(), kind })
                 .collect(),
             sinks: indexmap::IndexMap::new(),
+            maintenance: None,
+            calendar: None,
         }
     }
 

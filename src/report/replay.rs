@@ -229,6 +229,9 @@ fn scenario_from_journal(
             steps: Vec::new(),
             expect,
             sinks: IndexMap::new(),
+            // The run-time window check reads them from the journal's `calendar` event.
+            maintenance: None,
+            calendar: None,
         })
     };
     Some(parse())

@@ -40,6 +40,36 @@ pub fn parse(source: &str, path: &Path) -> Result<Scenario, Invalid> {
         .map_err(|problems| problems.into_invalid(source, &file))
 }
 
+/// Read and validate a policy file for `firedrill gate`: the `maintenance` section of a YAML file
+/// (a scenario file works too).
+pub fn load_policy(path: &Path) -> Result<crate::calendar::Policy, LoadError> {
+    let source = read(path)?;
+    let file = path.display().to_string();
+    let root = tree::parse(&source).map_err(|problems| problems.into_invalid(&source, &file))?;
+    Ok(validate::policy(root.as_ref(), &source, path)
+        .map_err(|problems| problems.into_invalid(&source, &file))?)
+}
+
+/// Read a notices file for `firedrill gate --notices`: a YAML list of `{ sent, channels }`.
+pub fn load_notices(path: &Path) -> Result<Vec<crate::calendar::SentNotice>, LoadError> {
+    let source = read(path)?;
+    let file = path.display().to_string();
+    let root = tree::parse(&source).map_err(|problems| problems.into_invalid(&source, &file))?;
+    Ok(validate::notices(root.as_ref(), &source, path)
+        .map_err(|problems| problems.into_invalid(&source, &file))?)
+}
+
+/// An instant written as RFC 3339 (`2026-12-05T21:00:00Z`) or as a local time and zone
+/// (`2026-12-05T22:00 Europe/Berlin`); `Err` carries a message and a hint.
+pub fn parse_instant(text: &str) -> Result<jiff::Timestamp, (String, String)> {
+    validate::parse_instant(text)
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+}
+
 /// Parse a positive duration: `250ms`, `30s`, `5m`, `1h`, `1m30s` (units largest first, each once;
 /// `us` and `ns` are read too). Zero is an error.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -31,6 +31,11 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     /// `sinks`: notification sinks the harness runs, by name.
     pub sinks: IndexMap<String, Sink>,
+    /// `maintenance`: when upgrades are allowed and how early customers must be told.
+    pub maintenance: Option<crate::calendar::Policy>,
+    /// `calendar`: the calendar time the timeline stands for (its first step starts at
+    /// `start`), and how rehearsal time scales to it.
+    pub calendar: Option<crate::calendar::Calendar>,
 }
 
 impl Scenario {
@@ -69,6 +74,22 @@ impl Scenario {
         walk(&self.steps, &mut out);
         out
     }
+}
+
+/// The names of every upgrade step, nested ones included, in document order.
+pub fn upgrade_steps(steps: &[Step]) -> Vec<String> {
+    let mut names = Vec::new();
+    for step in steps {
+        match &step.action {
+            Action::Upgrade(_) => names.push(step.name.clone()),
+            Action::Parallel(children) => {
+                let nested: Vec<Step> = children.iter().map(|c| c.step.clone()).collect();
+                names.extend(upgrade_steps(&nested));
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 /// `stack`: the services of the system under rehearsal.

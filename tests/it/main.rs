@@ -12,3 +12,4 @@ mod stack;
 mod support;
 mod upgrade;
 mod validate;
+mod windows;

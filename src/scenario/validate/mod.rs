@@ -7,6 +7,7 @@
 mod endpoints;
 mod expect;
 mod faults;
+mod maintenance;
 mod notify;
 mod services;
 mod sink_steps;
@@ -15,4 +16,5 @@ mod traffic;
 mod upgrade;
 mod walk;
 
-pub(crate) use walk::scenario;
+pub(crate) use maintenance::parse_instant;
+pub(crate) use walk::{notices, policy, scenario};

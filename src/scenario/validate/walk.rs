@@ -7,19 +7,31 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::expect::EXPECTATIONS;
+use super::maintenance::{CALENDAR_KEYS, MAINTENANCE_KEYS};
 use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::sink_steps::SinkNames;
 use super::steps::ACTIONS;
 use super::traffic::{TRAFFIC_KEYS, TrafficTable};
 use super::upgrade::UPGRADE_KEYS;
+use crate::calendar::{Policy, SentNotice};
 use crate::scenario::model::{Action, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
 use crate::scenario::tree::{Node, Value};
 
 /// Keys at the top level of a scenario.
-pub(super) const TOP_KEYS: &[&str] =
-    &["name", "description", "sinks", "stack", "steady-state", "traffic", "steps", "expect"];
+pub(super) const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "sinks",
+    "stack",
+    "steady-state",
+    "traffic",
+    "steps",
+    "expect",
+    "maintenance",
+    "calendar",
+];
 
 /// Walk the document root into a scenario, or every problem found.
 ///
@@ -40,6 +52,53 @@ pub(crate) fn scenario(
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
         _ => {
             assert!(!walk.r.problems.is_empty(), "a part was rejected without saying why");
+            Err(walk.r.problems)
+        }
+    }
+}
+
+/// Walk a policy file (`firedrill gate --policy`): its `maintenance` section. The other keys of a
+/// scenario may sit beside it (a scenario file is a policy file too) and are not read.
+pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<Policy, Problems> {
+    let mut walk =
+        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
+    let policy = root.and_then(|root| {
+        let at = walk.r.head(root);
+        let fields =
+            walk.r.fields(root, at, "the policy file", "a mapping with `maintenance`", TOP_KEYS)?;
+        let node = walk.r.require(&fields, "maintenance")?;
+        walk.maintenance(node)
+    });
+    if root.is_none() {
+        walk.r
+            .error(Span::default(), "the policy file is empty", "nothing here")
+            .help("a policy file needs a `maintenance` section");
+    }
+    match policy {
+        Some(policy) if walk.r.problems.is_empty() => Ok(policy),
+        _ => {
+            assert!(!walk.r.problems.is_empty(), "a policy was rejected without saying why");
+            Err(walk.r.problems)
+        }
+    }
+}
+
+/// Walk a notices file (`firedrill gate --notices`): a list of `{ sent, channels }`.
+pub(crate) fn notices(
+    root: Option<&Node>,
+    source: &str,
+    path: &Path,
+) -> Result<Vec<SentNotice>, Problems> {
+    let mut walk =
+        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
+    let notices = match root {
+        Some(root) => walk.notices(root),
+        None => Some(Vec::new()),
+    };
+    match notices {
+        Some(notices) if walk.r.problems.is_empty() => Ok(notices),
+        _ => {
+            assert!(!walk.r.problems.is_empty(), "notices were rejected without saying why");
             Err(walk.r.problems)
         }
     }
@@ -67,6 +126,10 @@ fn home(key: &str) -> Option<&'static str> {
         Some("a `traffic` entry")
     } else if UPGRADE_KEYS.contains(&key) && !["service", "image", "build"].contains(&key) {
         Some("an `upgrade` step")
+    } else if MAINTENANCE_KEYS.contains(&key) && key != "windows" && key != "blackouts" {
+        Some("`maintenance`")
+    } else if CALENDAR_KEYS.contains(&key) {
+        Some("`calendar`")
     } else if ACTIONS.contains(&key) {
         Some("a step")
     } else if EXPECTATIONS.contains(&key) {
@@ -233,6 +296,28 @@ impl Walk<'_> {
             None => Some(Vec::new()),
         };
 
+        let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
+        let calendar = fields.get("calendar").map(|node| self.calendar(node));
+        if let (Some(Some(policy)), Some(Some(calendar)), Some(steps)) =
+            (&maintenance, &calendar, &steps)
+        {
+            let spans: Vec<Span> = match fields.get("steps").map(|node| &node.value) {
+                Some(Value::Seq(items)) => items.iter().map(|item| self.r.head(item)).collect(),
+                _ => Vec::new(),
+            };
+            let calendar_span =
+                fields.entry("calendar").map(|entry| entry.key.span).unwrap_or_default();
+            self.place_upgrades(policy, calendar, steps, &spans, calendar_span);
+            if let (Some(rule), Some(expect)) = (&policy.notice, &expect) {
+                let expect_spans: Vec<Span> = match fields.get("expect").map(|node| &node.value) {
+                    Some(Value::Seq(items)) => items.iter().map(|item| self.r.head(item)).collect(),
+                    _ => Vec::new(),
+                };
+                let upgrades = crate::scenario::model::upgrade_steps(steps);
+                self.check_notices(rule, calendar, &upgrades, expect, &expect_spans, calendar_span);
+            }
+        }
+
         let services = services?;
         let mut stack = IndexMap::with_capacity(services.0.len());
         for (name, info) in services.0 {
@@ -248,6 +333,14 @@ impl Walk<'_> {
             steps: steps?,
             expect: expect?,
             sinks: sinks?,
+            maintenance: match maintenance {
+                None => None,
+                Some(policy) => Some(policy?),
+            },
+            calendar: match calendar {
+                None => None,
+                Some(calendar) => Some(calendar?),
+            },
         })
     }
 
