@@ -8,6 +8,7 @@
 
 mod faults;
 mod health;
+mod links;
 mod run;
 mod steps;
 mod template;
@@ -89,6 +90,15 @@ pub enum EngineError {
         /// Docker's error.
         reason: String,
     },
+    /// A link's fault proxy could not listen.
+    #[error("could not start the fault proxy of link `{link}`: {source}")]
+    Link {
+        /// The link.
+        link: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The report folder could not be written.
     #[error("failed to write to report folder `{}`: {source}", path.display())]
     ReportDir {
@@ -110,6 +120,10 @@ EngineError::Startup { .. } => Some(
                     .into(),
             ),
             EngineError::Step { .. } => None,
+            EngineError::Link { .. } => Some(
+                "the proxy listens on the run network's gateway address; check that no firewall rule forbids it"
+                    .into(),
+            ),
             EngineError::ReportDir { .. } => Some("check the path and its permissions".into()),
         }
     }

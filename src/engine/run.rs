@@ -60,8 +60,10 @@ pub struct Context {
     pub seed: u64,
     /// The run's fault ledger (`None` without a state folder).
     pub ledger: Option<Arc<crate::faults::Ledger>>,
-    /// Fault ids when there is no ledger.
+    /// Fault ids when there is no ledger (and of link faults, which are never ledgered).
     pub fault_ids: AtomicU64,
+    /// The run's link proxies (started at bring-up, shut down at teardown).
+    pub links: super::links::LinkProxies,
 }
 
 impl Context {
@@ -182,6 +184,7 @@ pub async fn run(
             Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::stack::current_owner()))
         }),
         fault_ids: AtomicU64::new(0),
+        links: super::links::LinkProxies::default(),
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
@@ -457,6 +460,8 @@ async fn bring_up(
     }));
     let stack = Arc::new(RwLock::new(stack));
     up.stack = Some(stack.clone());
+    // Before the first service starts: their environment names the links' addresses.
+    super::links::start_links(ctx, scenario, &stack, &mut up.endpoints).await?;
 
     for service in scenario.stack.start_order() {
         let env = render_env(scenario, service, &run_id, &up.endpoints);
@@ -733,6 +738,9 @@ async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
     for monitor in up.monitors {
         let _ = monitor.await;
     }
+    // Once nobody observes health any more (a service losing its link is not news now), and
+    // before the containers go: their open link connections end.
+    ctx.links.shutdown().await;
     drop(up.health);
     let Some(stack) = up.stack else {
         return Ok(());

@@ -7,6 +7,7 @@
 mod endpoints;
 mod expect;
 mod faults;
+mod links;
 mod services;
 mod steps;
 mod traffic;

@@ -38,6 +38,17 @@ pub(super) const ACTIONS: &[&str] = &[
     "cpu",
     "partition",
     "parallel",
+    "latency",
+    "bandwidth",
+    "timeout",
+    "reset-peer",
+    "slow-close",
+    "slicer",
+    "limit-data",
+    "down",
+    "http-error",
+    "http-delay",
+    "cut",
 ];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
@@ -341,6 +352,11 @@ impl Walk<'_> {
                 draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
                 draft.fault = service.map(|service| (action_key, service));
                 draft.action = fault.map(Action::Fault);
+            }
+            link if super::links::LINK_FAULTS.contains(&link) => {
+                let (name, fault) = self.link_fault(link, value, entry.key.span);
+                draft.generated = name.map(|name| format!("{link} {name}"));
+                draft.action = fault.map(Action::LinkFault);
             }
             "parallel" => {
                 draft.generated = Some("parallel".to_owned());

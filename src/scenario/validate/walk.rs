@@ -32,7 +32,11 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
-    let mut walk = Walk { r: Reader::new(source, home), folder: folder(path) };
+    let mut walk = Walk {
+        r: Reader::new(source, home),
+        folder: folder(path),
+        links: Default::default(),
+    };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
@@ -86,6 +90,8 @@ fn folder(path: &Path) -> PathBuf {
 pub(super) struct Walk<'s> {
     pub(super) r: Reader<'s>,
     pub(super) folder: PathBuf,
+    /// The declared links, for link fault steps (filled once `stack.links` is read).
+    pub(super) links: super::links::LinkTable,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -195,6 +201,19 @@ impl Walk<'_> {
         };
         if let (Some(services), Some(links), Some(sinks)) = (&services, &links, &sinks) {
             self.check_endpoint_refs(services, links, sinks);
+        }
+        match &links {
+            Some(links) => {
+                self.links.names =
+                    links.iter().map(|(name, link)| (name.clone(), link.as_ref().map(|l| l.http))).collect();
+                self.links.incomplete = stack_node
+                    .and_then(|node| child(node, "links"))
+                    .is_some_and(|node| match &node.value {
+                        Value::Map(entries) => entries.len() != links.len(),
+                        _ => true,
+                    });
+            }
+            None => self.links.incomplete = true,
         }
         // Complete only when every link was read without a mistake.
         let links = links.and_then(|links| {
