@@ -919,7 +919,7 @@ pub enum ExpectationKind {
         /// `traffic`: whose success rate must be back to its pre-upgrade level.
         traffic: Option<String>,
     },
-    /// `slo: { traffic, availability, p50, p95, p99, max-outage, during }`.
+    /// `slo: { traffic, availability, p50, p95, p99, max-outage, during, expect }`.
     Slo {
         /// Traffic entry.
         traffic: String,
@@ -940,6 +940,11 @@ pub enum ExpectationKind {
         max_outage: Option<Duration>,
         /// `during`: only requests scheduled while this step ran (default: the whole traffic).
         during: Option<String>,
+        /// `expect: breached`: the rehearsal *wants* a limit broken (a fault must be felt by the
+        /// customers' traffic), so the check passes when at least one limit is breached and
+        /// fails when all hold. Default `met`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        expect_breach: bool,
     },
     /// `no-lost-writes: { traffic }`: every write the service acknowledged is still there at the end.
     NoLostWrites {

@@ -324,3 +324,136 @@ fn example(kind: &str) -> &'static str {
         _ => "`cut: { link: db, direction: both, for: 5s }`",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::model::{Action, Scenario};
+
+    const HEAD: &str = "name: t
+stack:
+  services:
+    db: { image: p, ports: [5432] }
+    billing: { image: b, ports: [8080], env: { DB: '{{ links.db.addr }}' } }
+    worker: { image: w, env: { API: 'http://{{ links.api.addr }}' } }
+  links:
+    db: billing -> db:5432
+    api: { from: worker, to: billing, port: 8080, http: true }
+";
+
+    fn parse(steps: &str) -> Result<Scenario, Vec<String>> {
+        crate::scenario::parse(&format!("{HEAD}steps:\n{steps}"), Path::new("t.yaml"))
+            .map_err(|invalid| invalid.diagnostics.into_iter().map(|d| d.message).collect())
+    }
+
+    fn faults(scenario: &Scenario) -> Vec<&LinkFault> {
+        scenario
+            .all_steps()
+            .into_iter()
+            .filter_map(|s| match &s.action {
+                Action::LinkFault(fault) => Some(fault),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_reads_with_its_defaults() {
+        let scenario = parse(
+            "  - latency: { link: db, latency: 300ms, jitter: 20ms, for: 10s }
+  - bandwidth: { link: db, rate: 64KiB/s, for: 1s, direction: both }
+  - timeout: { link: db, after: 2s, for: 1s }
+  - reset-peer: { link: db, for: 1s, toxicity: 50% }
+  - slow-close: { link: db, delay: 1s, for: 1s }
+  - slicer: { link: db, average: 64, variation: 0, delay: 0s, for: 1s }
+  - limit-data: { link: db, bytes: 4KiB, for: 1s }
+  - down: { link: db, for: 1s }
+  - http-error: { link: api, status: 503, probability: 0.5, for: 1s }
+  - http-delay: { link: api, delay: 1s, for: 1s, toxicity: 0.25 }
+  - cut: { link: db, direction: upstream, for: 1s }
+  - cut: { link: db, for: 1s }
+",
+        )
+        .unwrap();
+        let faults = faults(&scenario);
+        let kinds: Vec<(&str, LinkDirection)> =
+            faults.iter().map(|f| (f.kind.key(), f.direction)).collect();
+        use LinkDirection::*;
+        assert_eq!(
+            kinds,
+            [
+                ("latency", Downstream),
+                ("bandwidth", Both),
+                ("timeout", Both),
+                ("reset-peer", Upstream),
+                ("slow-close", Downstream),
+                ("slicer", Downstream),
+                ("limit-data", Downstream),
+                ("down", Both),
+                ("http-error", Upstream),
+                ("http-delay", Upstream),
+                ("cut", Upstream),
+                ("cut", Both),
+            ]
+        );
+        assert_eq!(
+            faults[0].kind,
+            LinkFaultKind::Latency {
+                latency: Duration::from_millis(300),
+                jitter: Duration::from_millis(20)
+            }
+        );
+        assert_eq!(faults[0].duration, Duration::from_secs(10));
+        assert_eq!(faults[1].kind, LinkFaultKind::Bandwidth { bytes_per_sec: 64 * 1024 });
+        assert_eq!(faults[3].kind, LinkFaultKind::ResetPeer { after: Duration::ZERO });
+        assert_eq!(faults[3].toxicity, 0.5);
+        assert_eq!(faults[6].kind, LinkFaultKind::LimitData { bytes: 4096 });
+        assert_eq!(faults[8].kind, LinkFaultKind::HttpError { status: 503, probability: 0.5 });
+        assert_eq!((faults[9].toxicity, faults[0].toxicity), (0.25, 1.0));
+        let names: Vec<_> = scenario.steps.iter().map(|s| s.name.as_str()).take(3).collect();
+        assert_eq!(names, ["latency db", "bandwidth db", "timeout db"]);
+    }
+
+    #[test]
+    fn link_fault_mistakes_are_all_reported() {
+        let errors = parse(
+            "  - latency: { link: db, latency: 300ms }
+  - http-error: { link: db, status: 503, for: 5s }
+  - cut: { link: dbb, for: 5s }
+  - down: { link: db, direction: upstream, for: 5s }
+  - latency: { link: db, latency: 1s, toxicity: 2, for: 5s, direction: sideways }
+  - slicer: { link: db, average: 8, variation: 8, for: 5s }
+  - bandwidth: { link: db, rate: 0/s, for: 5s }
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "missing `for` in `latency`",
+                "link `db` does not carry HTTP",
+                "unknown link `dbb`",
+                "unknown key `direction` in `down`",
+                "invalid toxicity `2`",
+                "unknown direction `sideways`",
+                "`variation` must be smaller than `average`",
+                "a bandwidth of 0 bytes per second",
+            ]
+        );
+    }
+
+    #[test]
+    fn link_faults_run_in_parallel_groups() {
+        let scenario = parse(
+            "  - parallel:
+      - latency: { link: db, latency: 100ms, for: 2s }
+      - delay: 1s
+        cut: { link: db, for: 1s }
+",
+        )
+        .unwrap();
+        assert_eq!(faults(&scenario).len(), 2);
+    }
+}
