@@ -251,7 +251,7 @@ pub(super) fn describe(fault: &LinkFault) -> String {
             format_duration(*delay),
             share(*probability)
         ),
-        LinkFaultKind::Cut => "cut: bytes held until healed".to_owned(),
+        LinkFaultKind::Cut => "bytes held until healed".to_owned(),
     };
     let direction = match fault.kind {
         LinkFaultKind::Down | LinkFaultKind::HttpError { .. } | LinkFaultKind::HttpDelay { .. } => {
