@@ -3,6 +3,7 @@
 
 mod blue_green;
 mod faults;
+mod links;
 mod report;
 mod rolling;
 mod run;
