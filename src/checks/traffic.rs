@@ -1036,8 +1036,9 @@ mod tests {
                 ),
             ],
         );
-        let verdict = evaluate(&scenario(vec![breached(40)]), &journal(&with_step(Some(ended(1, STEP)))))
-            .remove(0);
+        let verdict =
+            evaluate(&scenario(vec![breached(40)]), &journal(&with_step(Some(ended(1, STEP)))))
+                .remove(0);
         assert_eq!(
             verdict.expected,
             "`orders` breaks at least one of p95 ≤ 40ms over requests scheduled while `upgrade billing` runs"

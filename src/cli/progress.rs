@@ -91,9 +91,9 @@ impl Progress {
                     ),
                 })
             }
-            EventKind::LinkStarted { link, from, to, port, .. } => {
-                Some(format!("{t}    link `{link}`: `{from}` → `{to}`:{port} through the fault proxy"))
-            }
+            EventKind::LinkStarted { link, from, to, port, .. } => Some(format!(
+                "{t}    link `{link}`: `{from}` → `{to}`:{port} through the fault proxy"
+            )),
             EventKind::FaultApplied { kind, link: Some(link), ok, detail, .. } => Some(if *ok {
                 format!("{t}      {kind} on link `{link}`: {detail}")
             } else {

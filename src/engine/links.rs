@@ -24,12 +24,12 @@ use tokio::sync::RwLock;
 
 use super::run::Context;
 use super::steps::StepEnd;
-use super::{EngineError, Endpoints};
+use super::{Endpoints, EngineError};
 use crate::faults::SeededRng;
 use crate::journal::{EventKind, Journal};
 use crate::proxy::{Direction, Proxy, ProxyConfig, ToxicId, ToxicKind, ToxicSpec, Upstream};
-use crate::scenario::model::{Link, LinkDirection, LinkFault, LinkFaultKind, Scenario, Step};
 use crate::scenario::format_duration;
+use crate::scenario::model::{Link, LinkDirection, LinkFault, LinkFaultKind, Scenario, Step};
 use crate::stack::StackHandle;
 
 /// Mixed into the run's seed so that link seeds differ from the step seeds drawn from it.
@@ -195,8 +195,9 @@ pub(super) fn toxic_specs(fault: &LinkFault) -> Vec<ToxicSpec> {
         LinkFaultKind::LimitData { bytes } => ToxicKind::LimitData { bytes: *bytes },
         // `down` and the http faults act on the whole link or on requests: one toxic.
         LinkFaultKind::Down => {
-            return vec![ToxicSpec::new(ToxicKind::Down, Direction::Upstream)
-                .with_toxicity(fault.toxicity)];
+            return vec![
+                ToxicSpec::new(ToxicKind::Down, Direction::Upstream).with_toxicity(fault.toxicity),
+            ];
         }
         LinkFaultKind::HttpError { status, probability } => {
             let kind = ToxicKind::HttpError { status: *status, probability: *probability };
@@ -246,11 +247,9 @@ pub(super) fn describe(fault: &LinkFault) -> String {
         LinkFaultKind::HttpError { status, probability } => {
             format!("HTTP {status} for {} of requests", share(*probability))
         }
-        LinkFaultKind::HttpDelay { delay, probability } => format!(
-            "requests held {} for {} of them",
-            format_duration(*delay),
-            share(*probability)
-        ),
+        LinkFaultKind::HttpDelay { delay, probability } => {
+            format!("requests held {} for {} of them", format_duration(*delay), share(*probability))
+        }
         LinkFaultKind::Cut => "bytes held until healed".to_owned(),
     };
     let direction = match fault.kind {

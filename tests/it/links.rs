@@ -86,7 +86,12 @@ fn db_latency_is_felt_through_the_link_and_removed() {
         .filter(|(at, _, _)| *at > reverted)
         .map(|(_, latency, _)| *latency)
         .collect();
-    assert!(during.len() >= 40 && after.len() >= 30, "{} during, {} after", during.len(), after.len());
+    assert!(
+        during.len() >= 40 && after.len() >= 30,
+        "{} during, {} after",
+        during.len(),
+        after.len()
+    );
     // Every answer from the database is 300 ms late: no request during the fault is faster.
     assert!(during.iter().all(|latency| *latency >= 300_000), "{during:?}");
     // Once removed (what the proxy held is delivered at once), nothing is that slow any more.
@@ -99,7 +104,8 @@ fn db_latency_is_felt_through_the_link_and_removed() {
         .filter(|e| e["event"] == "link-activity")
         .map(|e| e["detail"]["event"].as_str().unwrap())
         .collect();
-    for kind in ["accepted", "connected", "toxic-added", "toxic-applied", "toxic-removed", "closed"] {
+    for kind in ["accepted", "connected", "toxic-added", "toxic-applied", "toxic-removed", "closed"]
+    {
         assert!(activity.contains(&kind), "no `{kind}` in {activity:?}");
     }
     let run_id = report["run-id"].as_str().unwrap();
@@ -158,8 +164,9 @@ fn observe_links(seed: &str) -> Observed {
     };
     let (db_port, api_port) = (port("db"), port("api"));
     let step_event = |event: &str, step: &str| {
-        let line =
-            wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| v["event"] == event && v["step"] == step);
+        let line = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+            v["event"] == event && v["step"] == step
+        });
         assert_eq!(line["ok"], true, "{line}");
     };
     // PostgreSQL answers an SSLRequest with one byte, `N`, at once.

@@ -75,9 +75,7 @@ impl Walk<'_> {
             _ => None,
         };
         let is_http = matches!(kind, "http-error" | "http-delay");
-        if is_http
-            && let (Some(name), Some(Some(false)), Some(node)) = (&link, http, link_node)
-        {
+        if is_http && let (Some(name), Some(Some(false)), Some(node)) = (&link, http, link_node) {
             self.r
                 .error(node.span, format!("link `{name}` does not carry HTTP"), "not an http link")
                 .help(format!(
@@ -95,9 +93,7 @@ impl Walk<'_> {
             None => {
                 self.r
                     .error(fields.at, format!("missing `for` in `{kind}`"), "needs `for`")
-                    .help(format!(
-                        "a link fault lasts a while and is then removed: {example}"
-                    ));
+                    .help(format!("a link fault lasts a while and is then removed: {example}"));
                 None
             }
         };
@@ -111,7 +107,9 @@ impl Walk<'_> {
             "latency" => {
                 let latency = self.r.require(&fields, "latency").and_then(|n| self.r.duration(n));
                 let jitter = optional(self, "jitter");
-                latency.zip(jitter).map(|(latency, jitter)| LinkFaultKind::Latency { latency, jitter })
+                latency
+                    .zip(jitter)
+                    .map(|(latency, jitter)| LinkFaultKind::Latency { latency, jitter })
             }
             "bandwidth" => self
                 .r
@@ -228,7 +226,8 @@ impl Walk<'_> {
 
     /// A share from 0 to 1: `0.25` or `25%`.
     fn share(&mut self, node: &Node, what: &str) -> Option<f64> {
-        let help = format!("write `{what}` as a fraction from 0 to 1 (`0.25`) or a percentage (`25%`)");
+        let help =
+            format!("write `{what}` as a fraction from 0 to 1 (`0.25`) or a percentage (`25%`)");
         let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
             self.r.wrong_type(node, "a share such as `0.5` or `50%`").help(help);
             return None;

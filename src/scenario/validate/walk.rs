@@ -32,11 +32,8 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
-    let mut walk = Walk {
-        r: Reader::new(source, home),
-        folder: folder(path),
-        links: Default::default(),
-    };
+    let mut walk =
+        Walk { r: Reader::new(source, home), folder: folder(path), links: Default::default() };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
@@ -204,8 +201,10 @@ impl Walk<'_> {
         }
         match &links {
             Some(links) => {
-                self.links.names =
-                    links.iter().map(|(name, link)| (name.clone(), link.as_ref().map(|l| l.http))).collect();
+                self.links.names = links
+                    .iter()
+                    .map(|(name, link)| (name.clone(), link.as_ref().map(|l| l.http)))
+                    .collect();
                 self.links.incomplete = stack_node
                     .and_then(|node| child(node, "links"))
                     .is_some_and(|node| match &node.value {
