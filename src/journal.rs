@@ -202,9 +202,10 @@ pub enum EventKind {
     FaultApplied {
         /// The step.
         step: String,
-        /// Id within the run (the ledger's).
+        /// Id within the run (the ledger's; link faults, never ledgered, are counted apart, so
+        /// a link fault is known by its `link` and id together).
         fault: u64,
-        /// `memory`, `cpu`, `partition` or `pause`.
+        /// `memory`, `cpu`, `partition` or `pause`, or a link fault's kind (`latency`, `cut`, …).
         kind: String,
         /// Service.
         service: String,

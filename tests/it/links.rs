@@ -225,10 +225,19 @@ fn cut_and_http_error_are_seen_from_inside_the_stack_and_replay_with_the_seed() 
     assert_eq!(first.statuses.len(), 16, "{first:?}");
     let errors = first.statuses.iter().filter(|s| *s == "503").count();
     let served = first.statuses.iter().filter(|s| *s == "200").count();
-    // Probability 0.5 over 16 requests, decided by seed 7: some of each, nothing else.
+    // Toxicity 75% (per connection) and probability 0.5 (per request) over 16 one-request
+    // connections, decided by seed 7: some of each, nothing else.
     assert!(errors > 0 && served > 0 && errors + served == 16, "{first:?}");
+    let applied = first.decisions.iter().filter(|(_, what)| what == "applied").count();
+    assert!(applied > errors && applied < 16, "toxicity spared some connections: {first:?}");
     let injected = first.decisions.iter().filter(|(_, what)| what.contains("error")).count();
     assert_eq!(injected, errors, "each 503 is journaled: {first:?}");
+    // Only connections the toxicity roll picked got an error.
+    for (conn, what) in &first.decisions {
+        if what.contains("error") {
+            assert!(first.decisions.contains(&(*conn, "applied".to_owned())), "{first:?}");
+        }
+    }
 
     let second = observe_links("7");
     assert_eq!(second, first, "the same seed replays the same decisions");

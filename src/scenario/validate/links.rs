@@ -132,12 +132,11 @@ impl Walk<'_> {
                 let variation = fields.get("variation").map_or(Some(0), |n| self.size(n, 0));
                 let delay = optional(self, "delay");
                 match (average, variation, delay) {
-                    (Some(average), Some(variation), Some(delay)) if variation >= average => {
+                    (Some(average), Some(variation), Some(_)) if variation >= average => {
                         let at = fields.get("variation").map_or(fields.at, |n| n.span);
                         self.r
                             .error(at, "`variation` must be smaller than `average`", "too large")
                             .help("pieces are `average` ± `variation` bytes and never empty");
-                        let _ = delay;
                         None
                     }
                     (Some(average), Some(variation), Some(delay)) => {
