@@ -202,9 +202,10 @@ pub enum EventKind {
     FaultApplied {
         /// The step.
         step: String,
-        /// Id within the run (the ledger's).
+        /// Id within the run (the ledger's; link faults, never ledgered, are counted apart, so
+        /// a link fault is known by its `link` and id together).
         fault: u64,
-        /// `memory`, `cpu`, `partition` or `pause`.
+        /// `memory`, `cpu`, `partition` or `pause`, or a link fault's kind (`latency`, `cut`, …).
         kind: String,
         /// Service.
         service: String,
@@ -214,8 +215,13 @@ pub enum EventKind {
         ok: bool,
         /// What was done (the new limit, the network left), or Docker's error.
         detail: String,
-        /// What was in force before and restores it (limits, aliases), as the ledger has it.
+        /// What was in force before and restores it (limits, aliases), as the ledger has it
+        /// (`null` for link faults: removing the proxy fault restores the link).
         previous: serde_json::Value,
+        /// The link, for a fault on a link's fault proxy (`service` is then the link's
+        /// dependency and `replica` the link's name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
     },
     /// A fault was reverted (or reverting it failed).
     FaultReverted {
@@ -233,6 +239,9 @@ pub enum EventKind {
         ok: bool,
         /// What was done, or Docker's error.
         detail: String,
+        /// The link, for a fault on a link's fault proxy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
     },
     /// A fault a dead run left in force, found in its ledger and reverted at this run's start.
     FaultRecovered {
@@ -249,6 +258,31 @@ pub enum EventKind {
         /// What was done, or why it failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+    },
+    /// A link's fault proxy is listening (`addrs`: host side and container side).
+    LinkStarted {
+        /// The link's name in the scenario.
+        link: String,
+        /// The dependent service.
+        from: String,
+        /// The dependency.
+        to: String,
+        /// The dependency's container port.
+        port: u16,
+        /// Whether the link carries HTTP/1.1.
+        http: bool,
+        /// The addresses the proxy listens on.
+        addrs: Vec<String>,
+    },
+    /// Something a link's fault proxy did or saw: a connection accepted, connected upstream or
+    /// closed (with its byte counts), a proxy fault added, applied to a connection (its
+    /// toxicity roll said yes) or removed, an HTTP request answered or delayed, a listener
+    /// closed or opened. `detail` is the proxy's event as it serializes, tagged by `event`.
+    LinkActivity {
+        /// The link's name in the scenario.
+        link: String,
+        /// The proxy's event.
+        detail: serde_json::Value,
     },
     /// A notification sink is listening (`addrs`: where, host side and container side).
     SinkStarted {

@@ -127,9 +127,9 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                     p99,
                     max_outage,
                     during,
-                } => traffic::slo(
-                    &journal,
-                    &traffic::SloSpec {
+                    expect_breach,
+                } => {
+                    let spec = traffic::SloSpec {
                         traffic,
                         availability: *availability,
                         p50_us: p50.map(micros),
@@ -137,8 +137,13 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                         p99_us: p99.map(micros),
                         max_outage_us: max_outage.map(micros),
                         during: during.as_deref(),
-                    },
-                ),
+                    };
+                    if *expect_breach {
+                        traffic::slo_breached(&journal, &spec)
+                    } else {
+                        traffic::slo(&journal, &spec)
+                    }
+                }
                 ExpectationKind::NoLostWrites { traffic } => {
                     traffic::no_lost_writes(&journal, traffic)
                 }
@@ -203,6 +208,11 @@ struct Judged {
 impl Judged {
     fn new(status: CheckStatus, expected: String, summary: String, observed: String) -> Self {
         Judged { status, summary, expected, observed, evidence: Vec::new(), channels: Vec::new() }
+    }
+
+    /// The summary without a leading `breached: `.
+    fn summary_tail(&self) -> &str {
+        self.summary.strip_prefix("breached: ").unwrap_or(&self.summary)
     }
 
     fn with_evidence(mut self, evidence: Vec<Evidence>) -> Self {

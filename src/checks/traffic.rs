@@ -458,6 +458,30 @@ pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
     Judged::new(status, expected, summary, observed).with_evidence(evidence)
 }
 
+/// `slo: { ..., expect: breached }`: the same measurement as [`slo`], with the verdict turned
+/// around, for a fault the customers' traffic must feel (300 ms of database latency must show
+/// in the p99). Passed when at least one limit is breached over a complete window (or an outage
+/// already longer than its limit over an incomplete one); failed when every limit held; not
+/// evaluated when [`slo`] could not judge. The measured figures are reported either way.
+pub(super) fn slo_breached(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
+    let judged = slo(journal, spec);
+    let expected = match judged.expected.strip_prefix(&format!("`{}` keeps ", spec.traffic)) {
+        Some(rest) => format!("`{}` breaks at least one of {rest}", spec.traffic),
+        None => judged.expected.clone(),
+    };
+    let (status, summary) = match judged.status {
+        CheckStatus::Failed => {
+            (CheckStatus::Passed, format!("breached as expected: {}", judged.summary_tail()))
+        }
+        CheckStatus::Passed => (
+            CheckStatus::Failed,
+            format!("expected a breach, but every limit held: {}", judged.summary),
+        ),
+        CheckStatus::NotEvaluated => (CheckStatus::NotEvaluated, judged.summary.clone()),
+    };
+    Judged { status, summary, expected, ..judged }
+}
+
 /// The kinds of `slo` limit.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Limit {
@@ -684,6 +708,7 @@ mod tests {
             p99: None,
             max_outage: max_outage_ms.map(Duration::from_millis),
             during: during.map(Into::into),
+            expect_breach: false,
         }
     }
 
@@ -954,6 +979,69 @@ mod tests {
                     vec![(3_000, started(1, STEP)), (6_000, ended(1, STEP))],
                 ),
             ],
+        );
+    }
+
+    #[test]
+    fn slo_expected_to_be_breached() {
+        // The i-th request takes (i+1) ms; the step covers requests 20..50 (21..50 ms).
+        let with_step = |end: Option<EventKind>| {
+            let mut timeline = hundred(|_| true);
+            timeline.push((3_000, started(1, STEP)));
+            if let Some(end) = end {
+                timeline.push((6_000, end));
+            }
+            sorted(timeline)
+        };
+        let breached = |p95_ms: u64| {
+            let ExpectationKind::Slo { traffic, p95, during, .. } =
+                slo(None, Some(p95_ms), None, Some(STEP))
+            else {
+                unreachable!()
+            };
+            ExpectationKind::Slo {
+                traffic,
+                availability: None,
+                p50: None,
+                p95,
+                p99: None,
+                max_outage: None,
+                during,
+                expect_breach: true,
+            }
+        };
+        check_cases(
+            breached(40),
+            vec![case(
+                "a breach is what was asked for",
+                Passed,
+                "breached as expected: p95 49ms > 40ms",
+                with_step(Some(ended(1, STEP))),
+            )],
+        );
+        check_cases(
+            breached(60),
+            vec![
+                case(
+                    "every limit held",
+                    Failed,
+                    "expected a breach, but every limit held: p95 49ms ≤ 60ms",
+                    with_step(Some(ended(1, STEP))),
+                ),
+                case(
+                    "an unfinished window settles nothing",
+                    NotEvaluated,
+                    "`upgrade billing` never ended",
+                    with_step(None),
+                ),
+            ],
+        );
+        let verdict =
+            evaluate(&scenario(vec![breached(40)]), &journal(&with_step(Some(ended(1, STEP)))))
+                .remove(0);
+        assert_eq!(
+            verdict.expected,
+            "`orders` breaks at least one of p95 ≤ 40ms over requests scheduled while `upgrade billing` runs"
         );
     }
 

@@ -1769,6 +1769,7 @@ mod tests {
                 p99: None,
                 max_outage: None,
                 during: None,
+                expect_breach: false,
             },
             ExpectationKind::NoLostWrites { traffic: "orders".into() },
             ExpectationKind::UpgradeSucceeds { step: STEP.into() },

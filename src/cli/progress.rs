@@ -91,6 +91,17 @@ impl Progress {
                     ),
                 })
             }
+            EventKind::LinkStarted { link, from, to, port, .. } => Some(format!(
+                "{t}    link `{link}`: `{from}` → `{to}`:{port} through the fault proxy"
+            )),
+            EventKind::FaultApplied { kind, link: Some(link), ok, detail, .. } => Some(if *ok {
+                format!("{t}      {kind} on link `{link}`: {detail}")
+            } else {
+                format!("{t}      {kind} on link `{link}` FAILED: {detail}")
+            }),
+            EventKind::FaultReverted { kind, link: Some(link), detail, .. } => {
+                Some(format!("{t}      {kind} on link `{link}` removed: {detail}"))
+            }
             EventKind::FaultApplied { kind, replica, ok, detail, .. } => Some(if *ok {
                 format!("{t}      {kind} `{replica}`: {detail}")
             } else {

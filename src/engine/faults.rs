@@ -107,6 +107,7 @@ async fn apply_one(
         ok,
         detail: detail.clone(),
         previous: serde_json::to_value(&undo).expect("undo records serialize"),
+        link: None,
     });
     if !ok {
         // Docker applies an update or a disconnect whole or not at all: nothing is in force.
@@ -135,6 +136,7 @@ async fn revert_one(
         replica: one.replica.clone(),
         ok,
         detail: detail.clone(),
+        link: None,
     });
     if ok {
         ledger_reverted(ctx, one.fault);

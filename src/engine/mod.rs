@@ -8,6 +8,7 @@
 
 mod faults;
 mod health;
+mod links;
 mod run;
 mod sinks;
 mod steps;
@@ -98,6 +99,15 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// A link's fault proxy could not listen.
+    #[error("could not start the fault proxy of link `{link}`: {source}")]
+    Link {
+        /// The link.
+        link: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The report folder could not be written.
     #[error("failed to write to report folder `{}`: {source}", path.display())]
     ReportDir {
@@ -122,6 +132,9 @@ EngineError::Startup { .. } => Some(
             EngineError::Sink { .. } => Some(
                 "sinks listen on 127.0.0.1 and on the run network's gateway; check that no \
                  firewall or address policy forbids binding there"
+            ),
+            EngineError::Link { .. } => Some(
+                "the proxy listens on the run network's gateway address; check that no firewall rule forbids it"
                     .into(),
             ),
             EngineError::ReportDir { .. } => Some("check the path and its permissions".into()),

@@ -60,10 +60,12 @@ pub struct Context {
     pub seed: u64,
     /// The run's fault ledger (`None` without a state folder).
     pub ledger: Option<Arc<crate::faults::Ledger>>,
-    /// Fault ids when there is no ledger.
+    /// Fault ids when there is no ledger (and of link faults, which are never ledgered).
     pub fault_ids: AtomicU64,
     /// The run's notification sinks (started at bring-up, stopped at teardown).
     pub sinks: super::sinks::RunSinks,
+    /// The run's link proxies (started at bring-up, shut down at teardown).
+    pub links: super::links::LinkProxies,
 }
 
 impl Context {
@@ -191,6 +193,7 @@ pub async fn run(
         }),
         fault_ids: AtomicU64::new(0),
         sinks: super::sinks::RunSinks::default(),
+        links: super::links::LinkProxies::default(),
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
@@ -469,6 +472,8 @@ async fn bring_up(
     let stack = Arc::new(RwLock::new(stack));
     up.stack = Some(stack.clone());
     up.endpoints.sinks = ctx.sinks.start(scenario, gateway, &ctx.journal, ctx.seed).await?;
+    // Before the first service starts: their environment names the links' addresses.
+    super::links::start_links(ctx, scenario, &stack, &mut up.endpoints).await?;
 
     for service in scenario.stack.start_order() {
         let env = render_env(scenario, service, &run_id, &up.endpoints);
@@ -747,6 +752,9 @@ async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
     for monitor in up.monitors {
         let _ = monitor.await;
     }
+    // Once nobody observes health any more (a service losing its link is not news now), and
+    // before the containers go: their open link connections end.
+    ctx.links.shutdown().await;
     drop(up.health);
     let Some(stack) = up.stack else {
         return Ok(());

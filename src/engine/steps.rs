@@ -42,6 +42,7 @@ pub async fn run_step(
         Action::Upgrade(_) => "upgrade",
         Action::Rollback { .. } => "rollback",
         Action::Fault(fault) => fault.kind.key(),
+        Action::LinkFault(fault) => fault.kind.key(),
         Action::Parallel(_) => "parallel",
         Action::SinkOutage(_) => "sink-outage",
         Action::Call(_) => "call",
@@ -73,6 +74,7 @@ pub async fn run_step(
         }
         Action::Rollback { service } => run_rollback(ctx, stack, scenario, state, service).await,
         Action::Fault(fault) => super::faults::run_fault(ctx, stack, step, fault).await,
+        Action::LinkFault(fault) => super::links::run_link_fault(ctx, scenario, step, fault).await,
         Action::Parallel(children) => {
             super::faults::run_parallel(ctx, stack, scenario, state, children).await
         }

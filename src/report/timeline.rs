@@ -542,6 +542,42 @@ fn faults(events: &[Event], end_us: u64) -> Vec<Bar> {
         let label = format!("{action} {service} (not undone)");
         bars.push(Bar { from_us, to_us: end_us, label, ending: Ending::NotFinished });
     }
+    bars.extend(link_faults(events, end_us));
+    bars.sort_by_key(|bar| bar.from_us);
+    bars
+}
+
+/// Link faults (`latency`, `cut`, …): from `fault-applied` to the `fault-reverted` of the same
+/// fault on the same link, or to the journal's end when it was never removed.
+fn link_faults(events: &[Event], end_us: u64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    for (i, start) in events.iter().enumerate() {
+        let EventKind::FaultApplied { fault, kind, link: Some(link), ok: true, .. } = &start.kind
+        else {
+            continue;
+        };
+        let end = events[i + 1..].iter().find(|e| {
+            matches!(&e.kind, EventKind::FaultReverted { fault: f, link: Some(l), .. }
+                if f == fault && l == link)
+        });
+        bars.push(match end {
+            Some(end) => Bar {
+                from_us: start.offset_us,
+                to_us: end.offset_us,
+                label: format!(
+                    "{kind} on link {link} for {}",
+                    duration(end.offset_us - start.offset_us)
+                ),
+                ending: Ending::Ok,
+            },
+            None => Bar {
+                from_us: start.offset_us,
+                to_us: end_us,
+                label: format!("{kind} on link {link} (not removed)"),
+                ending: Ending::NotFinished,
+            },
+        });
+    }
     bars
 }
 
@@ -921,6 +957,52 @@ mod tests {
         let crashed = build(&fixtures::crashed().events);
         assert_eq!(crashed.faults[0].ending, Ending::NotFinished);
         assert_eq!(crashed.steps[0].ending, Ending::NotFinished);
+    }
+
+    #[test]
+    fn link_faults_are_bars_until_removed() {
+        let applied = |fault: u64, kind: &str| EventKind::FaultApplied {
+            step: format!("{kind} db"),
+            fault,
+            kind: kind.into(),
+            service: "db".into(),
+            replica: "db".into(),
+            ok: true,
+            detail: "+300ms, downstream (toxic-1)".into(),
+            previous: serde_json::Value::Null,
+            link: Some("db".into()),
+        };
+        let events = fixtures::events(vec![
+            (100, applied(1, "latency")),
+            (
+                2_100,
+                EventKind::FaultReverted {
+                    step: "latency db".into(),
+                    fault: 1,
+                    kind: "latency".into(),
+                    service: "db".into(),
+                    replica: "db".into(),
+                    ok: true,
+                    detail: "removed toxic-1".into(),
+                    link: Some("db".into()),
+                },
+            ),
+            (3_000, applied(2, "cut")),
+            (4_000, EventKind::RunEnded { outcome: Outcome::Ok }),
+        ]);
+        let timeline = build(&events);
+        let bars: Vec<(u64, u64, &str, Ending)> = timeline
+            .faults
+            .iter()
+            .map(|b| (b.from_us, b.to_us, b.label.as_str(), b.ending))
+            .collect();
+        assert_eq!(
+            bars,
+            [
+                (100_000, 2_100_000, "latency on link db for 2s", Ending::Ok),
+                (3_000_000, 4_000_000, "cut on link db (not removed)", Ending::NotFinished),
+            ]
+        );
     }
 
     #[test]

@@ -401,6 +401,8 @@ pub enum Action {
     },
     /// `memory` / `cpu` / `partition`: a fault on a service's containers, reverted after `for`.
     Fault(Fault),
+    /// `latency` / `bandwidth` / … / `cut`: a fault on a link's fault proxy, removed after `for`.
+    LinkFault(LinkFault),
     /// `parallel: [steps]`: the children run at the same time (each after its own `delay`); the
     /// group ends when every child has ended.
     Parallel(Vec<ParallelChild>),
@@ -524,6 +526,160 @@ impl FaultKind {
             FaultKind::Memory { .. } => "memory",
             FaultKind::Cpu { .. } => "cpu",
             FaultKind::Partition => "partition",
+        }
+    }
+}
+
+/// A fault on a link's fault proxy (`stack.links`), removed after `for` (the step ends when it
+/// is removed). Only the link's connections see it; the services themselves are untouched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkFault {
+    /// `link`: the link's name.
+    pub link: String,
+    /// What the proxy does to the link's connections.
+    pub kind: LinkFaultKind,
+    /// `direction`: which byte stream (default per kind, see [`LinkFaultKind::default_direction`]).
+    pub direction: LinkDirection,
+    /// `toxicity`: share of connections it applies to, 0 to 1 (decided once per connection from
+    /// the run's seed; default 1).
+    pub toxicity: f64,
+    /// `for`: how long the fault lasts.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+}
+
+/// Which byte stream of a link's connections a fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkDirection {
+    /// Requests: from the dependent service to its dependency.
+    Upstream,
+    /// Answers: from the dependency back.
+    Downstream,
+    /// Both streams (one proxy fault on each).
+    Both,
+}
+
+impl LinkDirection {
+    /// The YAML word.
+    pub fn key(self) -> &'static str {
+        match self {
+            LinkDirection::Upstream => "upstream",
+            LinkDirection::Downstream => "downstream",
+            LinkDirection::Both => "both",
+        }
+    }
+}
+
+/// The kinds of [`LinkFault`]; each maps onto one proxy toxic (`cut` onto a `timeout` that never
+/// closes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case")]
+pub enum LinkFaultKind {
+    /// `latency: { latency, jitter }`: every chunk delayed by `latency` ± `jitter`.
+    Latency {
+        /// Added delay.
+        #[serde(with = "duration_serde")]
+        latency: Duration,
+        /// Uniform spread (default 0).
+        #[serde(with = "duration_serde")]
+        jitter: Duration,
+    },
+    /// `bandwidth: { rate }`: the stream limited to `rate` bytes per second.
+    Bandwidth {
+        /// Bytes per second.
+        bytes_per_sec: u64,
+    },
+    /// `timeout: { after }`: nothing forwarded; the connection is closed `after` later.
+    Timeout {
+        /// When the connection is closed.
+        #[serde(with = "duration_serde")]
+        after: Duration,
+    },
+    /// `reset-peer: { after }`: at the first data, both peers get a TCP reset `after` later.
+    ResetPeer {
+        /// Delay from the first data to the reset (default 0).
+        #[serde(with = "duration_serde")]
+        after: Duration,
+    },
+    /// `slow-close: { delay }`: the close (FIN) held back by `delay`.
+    SlowClose {
+        /// How long.
+        #[serde(with = "duration_serde")]
+        delay: Duration,
+    },
+    /// `slicer: { average, variation, delay }`: data cut into small pieces, `delay` apart.
+    Slicer {
+        /// Mean piece size in bytes.
+        average: u64,
+        /// Uniform spread of the size (default 0).
+        variation: u64,
+        /// Pause between pieces (default 0).
+        #[serde(with = "duration_serde")]
+        delay: Duration,
+    },
+    /// `limit-data: { bytes }`: `bytes` forwarded, then the connection is closed.
+    LimitData {
+        /// Bytes let through.
+        bytes: u64,
+    },
+    /// `down: { link }`: the proxy refuses connections and closes open ones.
+    Down,
+    /// `http-error: { status, probability }`: requests answered with `status` by the proxy.
+    HttpError {
+        /// Status the client sees.
+        status: u16,
+        /// Share of requests, 0 to 1 (default 1).
+        probability: f64,
+    },
+    /// `http-delay: { delay, probability }`: requests held back by `delay`.
+    HttpDelay {
+        /// How long.
+        #[serde(with = "duration_serde")]
+        delay: Duration,
+        /// Share of requests, 0 to 1 (default 1).
+        probability: f64,
+    },
+    /// `cut: { link, direction }`: a link partition; the direction(s) blackholed (bytes held, not
+    /// lost: delivered once the cut heals, as TCP retransmits across a healed partition).
+    Cut,
+}
+
+impl LinkFaultKind {
+    /// The step's YAML key.
+    pub fn key(&self) -> &'static str {
+        match self {
+            LinkFaultKind::Latency { .. } => "latency",
+            LinkFaultKind::Bandwidth { .. } => "bandwidth",
+            LinkFaultKind::Timeout { .. } => "timeout",
+            LinkFaultKind::ResetPeer { .. } => "reset-peer",
+            LinkFaultKind::SlowClose { .. } => "slow-close",
+            LinkFaultKind::Slicer { .. } => "slicer",
+            LinkFaultKind::LimitData { .. } => "limit-data",
+            LinkFaultKind::Down => "down",
+            LinkFaultKind::HttpError { .. } => "http-error",
+            LinkFaultKind::HttpDelay { .. } => "http-delay",
+            LinkFaultKind::Cut => "cut",
+        }
+    }
+
+    /// The direction when the step names none: `downstream` for what shapes answers (latency,
+    /// bandwidth, slow-close, slicer, limit-data, as Toxiproxy does), `upstream` for `reset-peer`
+    /// (the client's first bytes trigger it, for any protocol where the client speaks first) and
+    /// the http faults (they act on requests), `both` for `timeout`, `cut` and `down`.
+    pub fn default_direction(&self) -> LinkDirection {
+        match self {
+            LinkFaultKind::Latency { .. }
+            | LinkFaultKind::Bandwidth { .. }
+            | LinkFaultKind::SlowClose { .. }
+            | LinkFaultKind::Slicer { .. }
+            | LinkFaultKind::LimitData { .. } => LinkDirection::Downstream,
+            LinkFaultKind::ResetPeer { .. }
+            | LinkFaultKind::HttpError { .. }
+            | LinkFaultKind::HttpDelay { .. } => LinkDirection::Upstream,
+            LinkFaultKind::Timeout { .. } | LinkFaultKind::Cut | LinkFaultKind::Down => {
+                LinkDirection::Both
+            }
         }
     }
 }
@@ -851,7 +1007,7 @@ pub enum ExpectationKind {
         /// `traffic`: whose success rate must be back to its pre-upgrade level.
         traffic: Option<String>,
     },
-    /// `slo: { traffic, availability, p50, p95, p99, max-outage, during }`.
+    /// `slo: { traffic, availability, p50, p95, p99, max-outage, during, expect }`.
     Slo {
         /// Traffic entry.
         traffic: String,
@@ -872,6 +1028,11 @@ pub enum ExpectationKind {
         max_outage: Option<Duration>,
         /// `during`: only requests scheduled while this step ran (default: the whole traffic).
         during: Option<String>,
+        /// `expect: breached`: the rehearsal *wants* a limit broken (a fault must be felt by the
+        /// customers' traffic), so the check passes when at least one limit is breached and
+        /// fails when all hold. Default `met`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        expect_breach: bool,
     },
     /// `no-lost-writes: { traffic }`: every write the service acknowledged is still there at the end.
     NoLostWrites {

@@ -4,6 +4,7 @@
 mod blue_green;
 mod faults;
 mod notify;
+mod links;
 mod report;
 mod rolling;
 mod run;

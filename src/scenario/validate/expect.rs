@@ -329,7 +329,7 @@ impl Walk<'_> {
     }
 
     fn slo(&mut self, node: &Node, key: Span, refs: &Refs<'_>) -> Option<ExpectationKind> {
-        let mut keys = vec!["traffic", "during"];
+        let mut keys = vec!["traffic", "during", "expect"];
         keys.extend_from_slice(SLO_LIMITS);
         let fields =
             self.r.fields(node, key, "`slo`", "a mapping with `traffic` and limits", &keys)?;
@@ -345,6 +345,19 @@ impl Walk<'_> {
         let (p50, p95, p99, max_outage) =
             (latency("p50"), latency("p95"), latency("p99"), latency("max-outage"));
         let during = fields.get("during").map(|n| self.step_ref(n, refs.steps));
+        let expect_breach = match fields.get("expect") {
+            None => Some(false),
+            Some(n) => match n.scalar().map(|s| s.text.as_str()) {
+                Some("met") => Some(false),
+                Some("breached") => Some(true),
+                _ => {
+                    self.r.wrong_type(n, "`met` or `breached`").help(
+                        "`expect: breached` passes when a limit is broken (a fault the traffic must feel)",
+                    );
+                    None
+                }
+            },
+        };
         if fields.present(SLO_LIMITS).is_empty() {
             return None;
         }
@@ -356,6 +369,7 @@ impl Walk<'_> {
             p99: option(p99)?,
             max_outage: option(max_outage)?,
             during: option(during)?,
+            expect_breach: expect_breach?,
         })
     }
 

@@ -9,6 +9,7 @@ mod expect;
 mod faults;
 mod maintenance;
 mod notify;
+mod links;
 mod services;
 mod sink_steps;
 mod steps;

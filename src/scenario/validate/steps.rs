@@ -41,6 +41,17 @@ pub(super) const ACTIONS: &[&str] = &[
     "sink-outage",
     "call",
     "mark",
+    "latency",
+    "bandwidth",
+    "timeout",
+    "reset-peer",
+    "slow-close",
+    "slicer",
+    "limit-data",
+    "down",
+    "http-error",
+    "http-delay",
+    "cut",
 ];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
@@ -348,6 +359,11 @@ impl Walk<'_> {
             "sink-outage" => self.sink_outage(draft, value, entry.key.span),
             "call" => self.call(draft, value, entry.key.span, services),
             "mark" => self.mark(draft, value),
+            link if super::links::LINK_FAULTS.contains(&link) => {
+                let (name, fault) = self.link_fault(link, value, entry.key.span);
+                draft.generated = name.map(|name| format!("{link} {name}"));
+                draft.action = fault.map(Action::LinkFault);
+            }
             "parallel" => {
                 draft.generated = Some("parallel".to_owned());
                 let mut read_child = |walk: &mut Self, item: &Node| {

@@ -46,7 +46,12 @@ pub(crate) fn scenario(
     path: &Path,
 ) -> Result<Scenario, Problems> {
     let mut walk =
-        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
+        Walk {
+            r: Reader::new(source, home),
+            folder: folder(path),
+            sinks: SinkNames::default(),
+            links: Default::default(),
+        };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
@@ -61,7 +66,12 @@ pub(crate) fn scenario(
 /// scenario may sit beside it (a scenario file is a policy file too) and are not read.
 pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<Policy, Problems> {
     let mut walk =
-        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
+        Walk {
+            r: Reader::new(source, home),
+            folder: folder(path),
+            sinks: SinkNames::default(),
+            links: Default::default(),
+        };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
         let fields =
@@ -90,7 +100,12 @@ pub(crate) fn notices(
     path: &Path,
 ) -> Result<Vec<SentNotice>, Problems> {
     let mut walk =
-        Walk { r: Reader::new(source, home), folder: folder(path), sinks: SinkNames::default() };
+        Walk {
+            r: Reader::new(source, home),
+            folder: folder(path),
+            sinks: SinkNames::default(),
+            links: Default::default(),
+        };
     let notices = match root {
         Some(root) => walk.notices(root),
         None => Some(Vec::new()),
@@ -153,6 +168,8 @@ pub(super) struct Walk<'s> {
     pub(super) folder: PathBuf,
     /// The names declared in `sinks`, for steps that name one.
     pub(super) sinks: SinkNames,
+    /// The declared links, for link fault steps (filled once `stack.links` is read).
+    pub(super) links: super::links::LinkTable,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -263,6 +280,21 @@ impl Walk<'_> {
         };
         if let (Some(services), Some(links), Some(sinks)) = (&services, &links, &sinks) {
             self.check_endpoint_refs(services, links, sinks);
+        }
+        match &links {
+            Some(links) => {
+                self.links.names = links
+                    .iter()
+                    .map(|(name, link)| (name.clone(), link.as_ref().map(|l| l.http)))
+                    .collect();
+                self.links.incomplete = stack_node
+                    .and_then(|node| child(node, "links"))
+                    .is_some_and(|node| match &node.value {
+                        Value::Map(entries) => entries.len() != links.len(),
+                        _ => true,
+                    });
+            }
+            None => self.links.incomplete = true,
         }
         // Complete only when every link was read without a mistake.
         let links = links.and_then(|links| {
