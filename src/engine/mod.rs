@@ -132,6 +132,7 @@ EngineError::Startup { .. } => Some(
             EngineError::Sink { .. } => Some(
                 "sinks listen on 127.0.0.1 and on the run network's gateway; check that no \
                  firewall or address policy forbids binding there"
+                    .into(),
             ),
             EngineError::Link { .. } => Some(
                 "the proxy listens on the run network's gateway address; check that no firewall rule forbids it"

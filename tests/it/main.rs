@@ -3,8 +3,8 @@
 
 mod blue_green;
 mod faults;
-mod notify;
 mod links;
+mod notify;
 mod report;
 mod rolling;
 mod run;

@@ -477,6 +477,7 @@ fn declared(action: &Action) -> Duration {
             .unwrap_or_default(),
         // An outage with `for` ends when its step ends; calls and markers take no declared time.
         Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
+        Action::LinkFault(fault) => fault.duration,
         Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
             Duration::ZERO
         }

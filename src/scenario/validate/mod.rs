@@ -7,9 +7,9 @@
 mod endpoints;
 mod expect;
 mod faults;
+mod links;
 mod maintenance;
 mod notify;
-mod links;
 mod services;
 mod sink_steps;
 mod steps;

@@ -45,13 +45,12 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
-    let mut walk =
-        Walk {
-            r: Reader::new(source, home),
-            folder: folder(path),
-            sinks: SinkNames::default(),
-            links: Default::default(),
-        };
+    let mut walk = Walk {
+        r: Reader::new(source, home),
+        folder: folder(path),
+        sinks: SinkNames::default(),
+        links: Default::default(),
+    };
     let scenario = walk.scenario(root, path);
     match scenario {
         Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
@@ -65,13 +64,12 @@ pub(crate) fn scenario(
 /// Walk a policy file (`firedrill gate --policy`): its `maintenance` section. The other keys of a
 /// scenario may sit beside it (a scenario file is a policy file too) and are not read.
 pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<Policy, Problems> {
-    let mut walk =
-        Walk {
-            r: Reader::new(source, home),
-            folder: folder(path),
-            sinks: SinkNames::default(),
-            links: Default::default(),
-        };
+    let mut walk = Walk {
+        r: Reader::new(source, home),
+        folder: folder(path),
+        sinks: SinkNames::default(),
+        links: Default::default(),
+    };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
         let fields =
@@ -99,13 +97,12 @@ pub(crate) fn notices(
     source: &str,
     path: &Path,
 ) -> Result<Vec<SentNotice>, Problems> {
-    let mut walk =
-        Walk {
-            r: Reader::new(source, home),
-            folder: folder(path),
-            sinks: SinkNames::default(),
-            links: Default::default(),
-        };
+    let mut walk = Walk {
+        r: Reader::new(source, home),
+        folder: folder(path),
+        sinks: SinkNames::default(),
+        links: Default::default(),
+    };
     let notices = match root {
         Some(root) => walk.notices(root),
         None => Some(Vec::new()),
