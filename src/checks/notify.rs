@@ -71,8 +71,11 @@ enum Class {
     Other,
 }
 
-static ALL_CLEAR_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(resolved|recovered|all[ -]clear)\b").expect("a valid pattern")
+static STATUS_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:(resolved|recovered|all[ -]clear)|firing|outage|down|failing|failed|errors?|incident|degraded|unavailable)\b",
+    )
+    .expect("a valid pattern")
 });
 
 /// Whether a message is an alert, an all-clear or neither; see the module's documentation.
@@ -98,7 +101,11 @@ fn classify(channel: &str, subject: Option<&str>, body: &str, detail: &serde_jso
     };
     provider.unwrap_or_else(|| {
         let text = subject.filter(|s| !s.trim().is_empty()).unwrap_or(body);
-        if ALL_CLEAR_WORDS.is_match(text) { Class::AllClear } else { Class::Alert }
+        // The first status word decides; group 1 is the all-clear words.
+        match STATUS_WORDS.captures(text) {
+            Some(found) if found.get(1).is_some() => Class::AllClear,
+            _ => Class::Alert,
+        }
     })
 }
 
@@ -1534,6 +1541,7 @@ mod tests {
             ok,
             detail: String::new(),
             previous: json!(null),
+            link: None,
         };
         check_cases(
             on(Trigger::Fault("partition db".into())),
@@ -1592,6 +1600,15 @@ mod tests {
             ("sms", None, "All clear: billing is back", json!(null), Class::AllClear),
             ("sms", None, "billing recovered", json!(null), Class::AllClear),
             ("sms", None, "billing unresolved outage", json!(null), Class::Alert),
+            (
+                "sms",
+                None,
+                "OUTAGE: billing is down. We will tell you when it is resolved.",
+                json!(null),
+                Class::Alert,
+            ),
+            ("sms", None, "RESOLVED: the billing outage is over", json!(null), Class::AllClear),
+            ("voice", None, "Billing is down; all clear follows.", json!(null), Class::Alert),
         ];
         for (channel, subject, body, detail, class) in cases {
             assert_eq!(

@@ -379,7 +379,7 @@ async fn replace_replicas(
         .docker_call(async {
             let mut stack = stack.write().await;
             for key in keys {
-                stack.drain(service, key).await?;
+                stack.drain(service, key);
             }
             for key in keys {
                 // Graceful: requests in flight on the old version finish. A container that is

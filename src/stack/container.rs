@@ -221,12 +221,12 @@ impl StackHandle {
         Ok(id)
     }
 
-    /// Take replica `key` of `service` out of rotation: the service's name stops resolving to it
-    /// on the network, and the host-side lookups stop handing out its ports.
-    pub async fn drain(&mut self, service: &str, key: &str) -> Result<(), StackError> {
+    /// Take replica `key` of `service` out of rotation: the host-side lookups stop handing out
+    /// its ports at once. Its network alias stays: it is about to be stopped, and Docker's DNS
+    /// stops answering with a stopped container. (Reconnecting it without the alias would cut
+    /// the requests it is still serving; a graceful stop lets them finish.)
+    pub fn drain(&mut self, service: &str, key: &str) {
         self.set_rotation(service, key, false);
-        let id = self.container_id(key)?.to_owned();
-        self.reconnect(&id, key, vec![key.to_owned()]).await
     }
 
     /// Put replica `key` of `service` (back) in rotation.

@@ -343,14 +343,31 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
     assert!(all.contains("prepare says hi") && all.contains("to-stderr"), "{all}");
     assert!(all.contains("Step 1/"), "builder output is streamed: {all}");
 
-    // Present now: neither prepare nor the builder runs again.
+    // Present now: prepare runs (its output is part of the context) but the context is the
+    // same, so the builder does not.
     lines.clear();
     let status = docker
         .ensure_image(&ImageSource::Build(spec.clone()), &mut |l: &str| lines.push(l.to_owned()))
         .await
         .expect("present");
     assert_eq!(status, ImageStatus::Present);
-    assert!(lines.is_empty(), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("Step ")), "{lines:?}");
+
+    // A changed context (an edited file) is rebuilt, not rehearsed stale.
+    fs_err::write(dir.join("edited.txt"), "edited").unwrap();
+    lines.clear();
+    let status = docker
+        .ensure_image(&ImageSource::Build(spec.clone()), &mut |l: &str| lines.push(l.to_owned()))
+        .await
+        .expect("rebuilt");
+    assert_eq!(status, ImageStatus::Built, "{lines:?}");
+    // An ignored file is not part of the context.
+    fs_err::write(dir.join("secret.txt"), "changed but ignored").unwrap();
+    let status = docker
+        .ensure_image(&ImageSource::Build(spec.clone()), &mut |_: &str| {})
+        .await
+        .expect("present again");
+    assert_eq!(status, ImageStatus::Present);
 
     let id = run_id("build");
     let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
