@@ -2,29 +2,15 @@
 //! beside the old one and takes its name once healthy; a release that never gets healthy is
 //! removed while the old one keeps serving; a release that fails its watch period is switched back.
 
-use crate::support::{demo_images, describe, firedrill, leftovers, report, stack_lock};
+use crate::support::{describe, rehearse, stack_lock};
 
 #[test]
 fn blue_green_upgrades_switch_and_switch_back_with_the_old_version_serving() {
     let _serial = stack_lock();
-    demo_images();
-    let dir = tempfile::tempdir().unwrap();
-    let output = firedrill()
-        .args(["run", "--report"])
-        .arg(dir.path())
-        .arg("scenarios/blue-green-upgrade.yaml")
-        .output()
-        .unwrap();
-    let report = report(dir.path());
-    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(report["counts"]["passed"], 7, "{report:#}");
-
-    let journal: Vec<serde_json::Value> = fs_err::read_to_string(dir.path().join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let run = rehearse("scenarios/blue-green-upgrade.yaml");
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run.output));
+    assert_eq!(run.report["counts"]["passed"], 7, "{:#}", run.report);
+    let journal = &run.journal;
     let stages = |step: &str| -> Vec<String> {
         journal
             .iter()
@@ -53,20 +39,11 @@ fn blue_green_upgrades_switch_and_switch_back_with_the_old_version_serving() {
     // The old version serves until the switch: availability during the upgrade and during the
     // failed release stays at 99% or more (the traffic loses at most the request that finds the
     // old container's port gone after the switch).
-    let slo = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
-            .clone()
-    };
     for step in ["upgrade billing", "release never gets healthy"] {
-        let check = slo(&format!("slo checkout during \"{step}\""));
+        let check = run.check(&format!("slo checkout during \"{step}\""));
         assert_eq!(check["status"], "passed", "{check:#}");
     }
-    let never_healthy = slo("slo checkout during \"release never gets healthy\"");
+    let never_healthy = run.check("slo checkout during \"release never gets healthy\"");
     assert!(
         never_healthy["observed"].as_str().unwrap().contains("no failed request"),
         "{never_healthy:#}"

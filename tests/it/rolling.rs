@@ -3,29 +3,16 @@
 //! crashes is rolled back after its first replica; a release that fails its watch is rolled back
 //! replica by replica.
 
-use crate::support::{demo_images, describe, firedrill, leftovers, report, stack_lock};
+use crate::support::{describe, rehearse, stack_lock};
 
 #[test]
 fn rolling_upgrades_replace_replicas_one_batch_at_a_time_and_roll_back() {
     let _serial = stack_lock();
-    demo_images();
-    let dir = tempfile::tempdir().unwrap();
-    let output = firedrill()
-        .args(["run", "--report"])
-        .arg(dir.path())
-        .arg("scenarios/rolling-upgrade.yaml")
-        .output()
-        .unwrap();
-    let report = report(dir.path());
-    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(report["counts"]["passed"], 9, "{report:#}");
+    let run = rehearse("scenarios/rolling-upgrade.yaml");
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run.output));
+    assert_eq!(run.report["counts"]["passed"], 9, "{:#}", run.report);
+    let journal = &run.journal;
 
-    let journal: Vec<serde_json::Value> = fs_err::read_to_string(dir.path().join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
     let upgrade_events = |step: &str| -> Vec<(String, String)> {
         journal
             .iter()
@@ -99,17 +86,8 @@ fn rolling_upgrades_replace_replicas_one_batch_at_a_time_and_roll_back() {
 
     // Traffic spread across the replicas kept the service available through the rolling release
     // and through the crashing one.
-    let check = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
-            .clone()
-    };
     for step in ["upgrade billing", "release crashes on start"] {
-        let slo = check(&format!("slo checkout during \"{step}\""));
+        let slo = run.check(&format!("slo checkout during \"{step}\""));
         assert_eq!(slo["status"], "passed", "{slo:#}");
     }
     let versions: Vec<(&str, &str)> = journal

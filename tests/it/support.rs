@@ -67,6 +67,51 @@ pub fn describe(output: &Output) -> String {
     )
 }
 
+/// A scenario run through the CLI with a report folder.
+pub struct Rehearsal {
+    /// The CLI's exit status and output.
+    pub output: Output,
+    /// `report.json`.
+    pub report: serde_json::Value,
+    /// `journal.jsonl`, one value per event.
+    pub journal: Vec<serde_json::Value>,
+}
+
+impl Rehearsal {
+    /// The check named `name` in the report.
+    pub fn check(&self, name: &str) -> serde_json::Value {
+        self.report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check `{name}` in {:#}", self.report))
+            .clone()
+    }
+}
+
+/// `firedrill run --report DIR FILE` (with the demo images built): its output, report and
+/// journal. Asserts that the run left no labelled container or network behind.
+pub fn rehearse(file: &str) -> Rehearsal {
+    demo_images();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg(file)
+        .output()
+        .expect("firedrill");
+    let report = report(dir.path());
+    let run_id = report["run-id"].as_str().expect("run-id").to_owned();
+    assert_eq!(leftovers(&run_id), Vec::<String>::new(), "{file} left objects behind");
+    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl"))
+        .expect("journal.jsonl is written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a journal line is JSON"))
+        .collect();
+    Rehearsal { output, report, journal }
+}
+
 /// The parsed `report.json` in `dir`.
 pub fn report(dir: &Path) -> serde_json::Value {
     let text = fs_err::read_to_string(dir.join("report.json")).expect("report.json is written");
