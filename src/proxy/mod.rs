@@ -24,6 +24,7 @@
 mod chain;
 mod conn;
 mod event;
+mod pump;
 mod rng;
 mod server;
 mod spec;
