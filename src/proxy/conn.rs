@@ -53,6 +53,9 @@ pub(crate) enum ConnCommand {
     Close(CloseReason),
 }
 
+/// A stopped reader's chain input and the chunk it had not sent yet.
+type ReaderStopped = (mpsc::Sender<Chunk>, Option<Chunk>);
+
 /// How an output task's join came back.
 type Ended = Result<io::Result<OutputEnd>, JoinError>;
 
@@ -72,7 +75,7 @@ enum Mode {
     Staged {
         chain: Chain,
         /// `None` once awaited.
-        reader: Option<JoinHandle<Option<mpsc::Sender<Chunk>>>>,
+        reader: Option<JoinHandle<Option<ReaderStopped>>>,
         reader_stop: CancellationToken,
         /// Set before the chain's input is closed to switch back to the pump: the writer then
         /// leaves the destination open.
@@ -110,11 +113,12 @@ impl Side {
         let Some(mut running) = reader.take() else { return };
         reader_stop.cancel();
         // The stream ended or failed: the chain finishes on its own.
-        let Some(input) = (&mut running).await.ok().flatten() else { return };
+        let Some((input, unsent)) = (&mut running).await.ok().flatten() else { return };
         handover.store(true, Ordering::SeqCst);
         drop(input);
         let Some(writer) = self.output.take() else { return };
-        let (mode, output) = connection.fast(&self.route, Some(writer));
+        // The pump writes the reader's unsent chunk once the writer has drained the chain.
+        let (mode, output) = connection.fast(&self.route, Some(writer), unsent);
         self.mode = mode;
         self.output = Some(output);
     }
@@ -314,17 +318,20 @@ pub(crate) async fn run(
                         Mode::Staged { reader, .. } => reader.take(),
                         Mode::Fast { .. } => None,
                     };
-                    let sender = match reader {
+                    let stopped = match reader {
                         Some(reader) => tokio::select! {
-                            sender = reader => sender.ok().flatten(),
+                            stopped = reader => stopped.ok().flatten(),
                             () = cancel.cancelled() => break 'run CloseReason::Shutdown,
                         },
                         None => None,
                     };
-                    if let Some(sender) = sender {
-                        tokio::select! {
-                            _ = sender.send(Chunk { data: bytes, at: time::now() }) => {}
-                            () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                    if let Some((sender, unsent)) = stopped {
+                        let reply = Chunk { data: bytes, at: time::now() };
+                        for chunk in unsent.into_iter().chain([reply]) {
+                            tokio::select! {
+                                _ = sender.send(chunk) => {}
+                                () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                            }
                         }
                     }
                     if down.output_done {
@@ -421,7 +428,7 @@ impl Connection<'_> {
             }
         }
         let (mode, output) = if stages.is_empty() {
-            self.fast(&route, None)
+            self.fast(&route, None, None)
         } else {
             self.staged(&route, stages, None, None)
         };
@@ -431,12 +438,18 @@ impl Connection<'_> {
         Side { route, mode, output: Some(output), output_done: false }
     }
 
-    /// The pump, after `predecessor` has delivered what it holds.
-    fn fast(&self, route: &Route, predecessor: Option<Output>) -> (Mode, Output) {
+    /// The pump, after `predecessor` has delivered what it holds; it writes `first` first.
+    fn fast(
+        &self,
+        route: &Route,
+        predecessor: Option<Output>,
+        first: Option<Chunk>,
+    ) -> (Mode, Output) {
         let stop = CancellationToken::new();
         let output = self.tracker.spawn(pump::pump(
             route.clone(),
             predecessor,
+            first,
             stop.clone(),
             self.cancel.clone(),
             self.signals.clone(),
@@ -459,9 +472,11 @@ impl Connection<'_> {
             input_tx.try_send(leftover).expect("a new channel has room for one chunk");
         }
         let (output_tx, output_rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let mut all = vec![NewStage { stage: Box::new(Noop), cx: self.cx(None, "noop", direction) }];
+        let mut all =
+            vec![NewStage { stage: Box::new(Noop), cx: self.cx(None, "noop", direction) }];
         all.extend(stages);
-        let chain = Chain::start(input_rx, output_tx, all, self.cancel.clone(), self.tracker.clone());
+        let chain =
+            Chain::start(input_rx, output_tx, all, self.cancel.clone(), self.tracker.clone());
         let reader_stop = CancellationToken::new();
         let reader = self.tracker.spawn(read_loop(
             route.source.clone(),
@@ -483,8 +498,9 @@ impl Connection<'_> {
     }
 }
 
-/// Read `source` into the chain. Returns the chain's input sender when stopped by `stop` (so the
-/// supervisor can append a reply or hand over to the pump), `None` when the stream ended or failed.
+/// Read `source` into the chain. Stopped by `stop`, it returns the chain's input sender and the
+/// chunk it had read but not sent yet (so the supervisor can append a reply, or hand over to the
+/// pump); `None` when the stream ended or failed.
 async fn read_loop(
     source: Arc<TcpStream>,
     chain: mpsc::Sender<Chunk>,
@@ -492,7 +508,7 @@ async fn read_loop(
     cancel: CancellationToken,
     signals: mpsc::UnboundedSender<Signal>,
     direction: Direction,
-) -> Option<mpsc::Sender<Chunk>> {
+) -> Option<ReaderStopped> {
     let mut buffer = BytesMut::new();
     loop {
         buffer.reserve(READ_SIZE);
@@ -501,7 +517,7 @@ async fn read_loop(
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return None,
-                    () = stop.cancelled() => return Some(chain),
+                    () = stop.cancelled() => return Some((chain, None)),
                     ready = source.readable() => match ready {
                         Ok(()) => continue,
                         Err(error) => Err(error),
@@ -514,11 +530,25 @@ async fn read_loop(
             Ok(0) => return None,
             Ok(_) => {
                 let chunk = Chunk { data: buffer.split().freeze(), at: time::now() };
-                tokio::select! {
+                // Reserve first: stopped while waiting for room, the chunk is handed back.
+                let reserved = tokio::select! {
                     biased;
                     () = cancel.cancelled() => return None,
-                    () = stop.cancelled() => return Some(chain),
-                    sent = chain.send(chunk) => if sent.is_err() { return None },
+                    () = stop.cancelled() => None,
+                    permit = chain.reserve() => match permit {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return None,
+                    },
+                };
+                let unsent = match { reserved } {
+                    Some(permit) => {
+                        permit.send(chunk);
+                        None
+                    }
+                    None => Some(chunk),
+                };
+                if unsent.is_some() {
+                    return Some((chain, unsent));
                 }
             }
             Err(error) => {
