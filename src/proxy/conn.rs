@@ -531,22 +531,16 @@ async fn read_loop(
             Ok(_) => {
                 let chunk = Chunk { data: buffer.split().freeze(), at: time::now() };
                 // Reserve first: stopped while waiting for room, the chunk is handed back.
-                let reserved = tokio::select! {
+                let mut unsent = Some(chunk);
+                tokio::select! {
                     biased;
                     () = cancel.cancelled() => return None,
-                    () = stop.cancelled() => None,
+                    () = stop.cancelled() => {}
                     permit = chain.reserve() => match permit {
-                        Ok(permit) => Some(permit),
+                        Ok(permit) => permit.send(unsent.take().expect("not sent yet")),
                         Err(_) => return None,
                     },
-                };
-                let unsent = match { reserved } {
-                    Some(permit) => {
-                        permit.send(chunk);
-                        None
-                    }
-                    None => Some(chunk),
-                };
+                }
                 if unsent.is_some() {
                     return Some((chain, unsent));
                 }

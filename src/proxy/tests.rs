@@ -728,3 +728,22 @@ async fn switching_between_fast_path_and_toxics_on_a_busy_connection_loses_and_r
     assert_eq!(reader.await.unwrap(), written, "every number arrived");
     proxy.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_toxic_takes_effect_on_a_live_connection_every_time_it_is_added_again() {
+    let (proxy, events) = start(ProxyConfig::loopback("echo"), echo_server().await).await;
+    let mut client = connect(&proxy).await;
+    for round in 0..4 {
+        assert!(round_trip(&mut client, b"fast").await < Duration::from_millis(50), "{round}");
+        let direction = if round % 2 == 0 { Direction::Upstream } else { Direction::Downstream };
+        let id = proxy.add(ToxicSpec::new(latency(100), direction));
+        events.applied(id, 1).await;
+        let delayed = round_trip(&mut client, b"slow").await;
+        assert!(delayed >= Duration::from_millis(100), "round {round}: {delayed:?}");
+        proxy.remove(id);
+    }
+    assert!(round_trip(&mut client, b"fast again").await < Duration::from_millis(50));
+    let closed = events.closed();
+    assert!(closed.is_empty(), "one connection throughout: {closed:?}");
+    proxy.shutdown().await;
+}
