@@ -6,7 +6,7 @@
 //! client ◄─ writer ◄─ chain (downstream) ◄─ reader ◄─ server     (a toxic applies)
 //! ```
 //!
-//! A direction with no toxic runs on the fast path ([`pump`](super::pump)); the first toxic that
+//! A direction with no toxic runs on the fast path (`pump.rs`); the first toxic that
 //! applies to it stops the pump between chunks and starts the staged reader, chain and writer
 //! with the pump's unwritten bytes first; removing the last one stops the reader, lets the writer
 //! drain the chain, and starts a pump behind it.
