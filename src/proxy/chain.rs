@@ -343,6 +343,11 @@ impl Chain {
         }
     }
 
+    /// Whether only stage 0 is left (no toxic on this direction).
+    pub(crate) fn is_bare(&self) -> bool {
+        self.slots.len() == 1
+    }
+
     /// Append a stage at the end of the chain.
     pub(crate) async fn add(&mut self, new: NewStage) {
         let id = new.cx.id;

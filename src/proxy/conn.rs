@@ -1,39 +1,44 @@
-//! One proxied connection: connect upstream, run both directions' chains, apply toxic changes, and
-//! decide when and how it ends.
+//! One proxied connection: connect upstream, run both directions, apply toxic changes, and decide
+//! when and how it ends.
 //!
 //! ```text
-//! client ─► reader ─► chain (upstream)   ─► writer ─► server
-//! client ◄─ writer ◄─ chain (downstream) ◄─ reader ◄─ server
+//! client ─► pump ─────────────────────────────► server     (no toxic on this direction)
+//! client ◄─ writer ◄─ chain (downstream) ◄─ reader ◄─ server     (a toxic applies)
 //! ```
 //!
-//! The supervisor (`run`) owns both chains; commands from the proxy (add, remove, close) and
+//! A direction with no toxic runs on the fast path (`pump.rs`); the first toxic that
+//! applies to it stops the pump between chunks and starts the staged reader, chain and writer
+//! with the pump's unwritten bytes first; removing the last one stops the reader, lets the writer
+//! drain the chain, and starts a pump behind it.
+//!
+//! The supervisor (`run`) owns both directions; commands from the proxy (add, remove, close) and
 //! signals from stages (close, reset, reply) arrive on channels, so a connection's structure is
 //! only ever changed by its own task. A stream that ends is half-closed (FIN) on the other side;
 //! the connection ends when both streams have, or when a toxic, an error or shutdown ends it.
 
 use std::io;
-use std::net::Shutdown;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::chain::{CHANNEL_CAPACITY, Chain, Chunk, NewStage, Signal, StageCx};
 use super::event::{CloseReason, ProxyEvent};
+use super::pump::{self, Output, OutputEnd, Route};
 use super::rng::Rng;
 use super::server::Inner;
 use super::spec::{ConnId, Direction, ToxicId, ToxicSpec};
 use super::time;
 use super::toxic::{self, Noop};
 
-/// Bytes asked of the kernel per read.
+/// Bytes asked of the kernel per read on the staged path.
 const READ_SIZE: usize = 64 * 1024;
 
 /// Salts separating a connection's random draws per purpose.
@@ -48,13 +53,99 @@ pub(crate) enum ConnCommand {
     Close(CloseReason),
 }
 
+/// A stopped reader's chain input and the chunk it had not sent yet.
+type ReaderStopped = (mpsc::Sender<Chunk>, Option<Chunk>);
+
+/// How an output task's join came back.
+type Ended = Result<io::Result<OutputEnd>, JoinError>;
+
 /// One direction's moving parts.
 struct Side {
-    chain: Chain,
-    reader: JoinHandle<Option<mpsc::Sender<Chunk>>>,
-    reader_stop: CancellationToken,
-    writer: JoinHandle<io::Result<()>>,
-    writer_done: bool,
+    route: Route,
+    mode: Mode,
+    /// The pump or the staged writer; `None` once it ended (or while it is being replaced).
+    output: Option<Output>,
+    output_done: bool,
+}
+
+enum Mode {
+    /// The pump copies socket to socket.
+    Fast { stop: CancellationToken },
+    /// Reader, chain of stage 0 and the toxics, writer.
+    Staged {
+        chain: Chain,
+        /// `None` once awaited.
+        reader: Option<JoinHandle<Option<ReaderStopped>>>,
+        reader_stop: CancellationToken,
+        /// Set before the chain's input is closed to switch back to the pump: the writer then
+        /// leaves the destination open.
+        handover: Arc<AtomicBool>,
+    },
+}
+
+impl Side {
+    /// Stop the pump and start the staged path with `stages` behind stage 0. `Some` when the pump
+    /// had ended on its own (the direction is done; nothing was started).
+    async fn stage(&mut self, connection: &Connection<'_>, stages: Vec<NewStage>) -> Option<Ended> {
+        let Mode::Fast { stop } = &self.mode else { return None };
+        let mut output = self.output.take()?;
+        stop.cancel();
+        match (&mut output).await {
+            Ok(Ok(OutputEnd::Stopped { leftover, predecessor })) => {
+                let (mode, output) = connection.staged(&self.route, stages, leftover, predecessor);
+                self.mode = mode;
+                self.output = Some(output);
+                None
+            }
+            ended => {
+                self.output_done = true;
+                Some(ended)
+            }
+        }
+    }
+
+    /// Back to the pump when the chain is down to stage 0 and the source is still open.
+    async fn unstage(&mut self, connection: &Connection<'_>) {
+        let Mode::Staged { chain, reader, reader_stop, handover } = &mut self.mode else { return };
+        if self.output_done || !chain.is_bare() {
+            return;
+        }
+        let Some(mut running) = reader.take() else { return };
+        reader_stop.cancel();
+        // The stream ended or failed: the chain finishes on its own.
+        let Some((input, unsent)) = (&mut running).await.ok().flatten() else { return };
+        handover.store(true, Ordering::SeqCst);
+        drop(input);
+        let Some(writer) = self.output.take() else { return };
+        // The pump writes the reader's unsent chunk once the writer has drained the chain.
+        let (mode, output) = connection.fast(&self.route, Some(writer), unsent);
+        self.mode = mode;
+        self.output = Some(output);
+    }
+
+    /// Stop reading the source (the staged path only).
+    fn stop_reading(&self) {
+        if let Mode::Staged { reader_stop, .. } = &self.mode {
+            reader_stop.cancel();
+        }
+    }
+
+    fn abort(self) {
+        if let Mode::Staged { reader: Some(reader), .. } = self.mode {
+            reader.abort();
+        }
+        if let Some(output) = self.output {
+            output.abort();
+        }
+    }
+}
+
+/// Wait for a side's output task (forever once it ended: the caller guards with `output_done`).
+async fn output_ended(output: &mut Option<Output>) -> Ended {
+    match output {
+        Some(output) => output.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serve one accepted client until the connection ends.
@@ -125,9 +216,19 @@ pub(crate) async fn run(
         tracker: tracker.clone(),
     };
 
+    let route = |direction, source: &Arc<TcpStream>, dest: &Arc<TcpStream>, index: usize| Route {
+        direction,
+        source: source.clone(),
+        dest: dest.clone(),
+        counter: counters[index].clone(),
+        total: match direction {
+            Direction::Upstream => inner.bytes_up.clone(),
+            Direction::Downstream => inner.bytes_down.clone(),
+        },
+    };
     let mut sides = [
-        connection.side(Direction::Upstream, &client, &server, &counters[0], &toxics),
-        connection.side(Direction::Downstream, &server, &client, &counters[1], &toxics),
+        connection.side(route(Direction::Upstream, &client, &server, 0), &toxics),
+        connection.side(route(Direction::Downstream, &server, &client, 1), &toxics),
     ];
 
     let mut closing: Option<(Direction, CloseReason)> = None;
@@ -136,39 +237,59 @@ pub(crate) async fn run(
         let [up, down] = &mut sides;
         tokio::select! {
             () = cancel.cancelled() => break CloseReason::Shutdown,
-            written = &mut up.writer, if !up.writer_done => {
-                up.writer_done = true;
-                if let Some(reason) = writer_done(Direction::Upstream, written, &closing, down.writer_done) {
+            ended = output_ended(&mut up.output), if !up.output_done => {
+                up.output_done = true;
+                up.output = None;
+                if let Some(reason) = output_done(Direction::Upstream, ended, &closing, down.output_done) {
                     break reason;
                 }
             }
-            written = &mut down.writer, if !down.writer_done => {
-                down.writer_done = true;
-                if let Some(reason) = writer_done(Direction::Downstream, written, &closing, up.writer_done) {
+            ended = output_ended(&mut down.output), if !down.output_done => {
+                down.output_done = true;
+                down.output = None;
+                if let Some(reason) = output_done(Direction::Downstream, ended, &closing, up.output_done) {
                     break reason;
                 }
             }
             Some(command) = commands.recv() => match command {
                 ConnCommand::Add(id, spec) => {
                     let Some(direction) = toxic::chain_direction(&spec, inner.http) else { continue };
-                    let new = connection.stage(id, &spec, direction);
-                    let side = if direction == Direction::Upstream { up } else { down };
-                    tokio::select! {
-                        () = side.chain.add(new) => {}
-                        () = cancel.cancelled() => break CloseReason::Shutdown,
+                    let Some(new) = connection.stage(id, &spec, direction) else { continue };
+                    let (side, other) = if direction == Direction::Upstream { (up, down) } else { (down, up) };
+                    match &mut side.mode {
+                        Mode::Staged { chain, .. } => tokio::select! {
+                            () = chain.add(new) => {}
+                            () = cancel.cancelled() => break CloseReason::Shutdown,
+                        },
+                        Mode::Fast { .. } => {
+                            if let Some(ended) = side.stage(&connection, vec![new]).await
+                                && let Some(reason) = output_done(direction, ended, &closing, other.output_done)
+                            {
+                                break reason;
+                            }
+                        }
                     }
+                    (inner.events)(ProxyEvent::ToxicApplied { conn, id });
                 }
                 ConnCommand::Remove(id) => {
-                    tokio::select! {
-                        () = async { up.chain.remove(id).await; down.chain.remove(id).await } => {}
-                        () = cancel.cancelled() => break CloseReason::Shutdown,
+                    for side in [&mut *up, &mut *down] {
+                        if let Mode::Staged { chain, .. } = &mut side.mode {
+                            tokio::select! {
+                                () = chain.remove(id) => {}
+                                () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                            }
+                        }
+                    }
+                    if closing.is_none() && !reset {
+                        up.unstage(&connection).await;
+                        down.unstage(&connection).await;
                     }
                 }
                 ConnCommand::Close(reason) => break reason,
             },
             Some(signal) = signal_rx.recv() => match signal {
                 Signal::Close { direction, reason } => {
-                    let done = if direction == Direction::Upstream { up.writer_done } else { down.writer_done };
+                    let done = if direction == Direction::Upstream { up.output_done } else { down.output_done };
                     if done {
                         break reason;
                     }
@@ -179,19 +300,41 @@ pub(crate) async fn run(
                     break reason;
                 }
                 Signal::Reply { bytes, reason } => {
-                    up.reader_stop.cancel();
-                    down.reader_stop.cancel();
-                    let sender = tokio::select! {
-                        sender = &mut down.reader => sender.ok().flatten(),
-                        () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                    // The reply follows what the server already sent: both directions go through
+                    // their (maybe bare) chains, whose readers then stop.
+                    if let Some(ended) = up.stage(&connection, Vec::new()).await
+                        && let Some(reason) = output_done(Direction::Upstream, ended, &closing, down.output_done)
+                    {
+                        break reason;
+                    }
+                    if let Some(ended) = down.stage(&connection, Vec::new()).await
+                        && let Some(reason) = output_done(Direction::Downstream, ended, &closing, up.output_done)
+                    {
+                        break reason;
+                    }
+                    up.stop_reading();
+                    down.stop_reading();
+                    let reader = match &mut down.mode {
+                        Mode::Staged { reader, .. } => reader.take(),
+                        Mode::Fast { .. } => None,
                     };
-                    if let Some(sender) = sender {
-                        tokio::select! {
-                            _ = sender.send(Chunk { data: bytes, at: time::now() }) => {}
+                    let stopped = match reader {
+                        Some(reader) => tokio::select! {
+                            stopped = reader => stopped.ok().flatten(),
                             () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                        },
+                        None => None,
+                    };
+                    if let Some((sender, unsent)) = stopped {
+                        let reply = Chunk { data: bytes, at: time::now() };
+                        for chunk in unsent.into_iter().chain([reply]) {
+                            tokio::select! {
+                                _ = sender.send(chunk) => {}
+                                () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                            }
                         }
                     }
-                    if down.writer_done {
+                    if down.output_done {
                         break reason;
                     }
                     closing = Some((Direction::Downstream, reason));
@@ -210,24 +353,23 @@ pub(crate) async fn run(
     tracker.close();
     tracker.wait().await;
     for side in sides {
-        side.reader.abort();
-        side.writer.abort();
+        side.abort();
     }
     drop((client, server));
     emit_closed(reason);
 }
 
-/// After a writer ended: the reason to end the connection now, if any.
-fn writer_done(
+/// After a direction's output ended: the reason to end the connection now, if any.
+fn output_done(
     direction: Direction,
-    written: Result<io::Result<()>, tokio::task::JoinError>,
+    ended: Ended,
     closing: &Option<(Direction, CloseReason)>,
     other_done: bool,
 ) -> Option<CloseReason> {
-    match written {
+    match ended {
         Ok(Err(error)) => return Some(CloseReason::Io { direction, error: error.to_string() }),
         Err(error) => return Some(CloseReason::Io { direction, error: error.to_string() }),
-        Ok(Ok(())) => {}
+        Ok(Ok(_)) => {}
     }
     match closing {
         Some((closing_direction, reason)) if *closing_direction == direction => {
@@ -259,61 +401,106 @@ impl Connection<'_> {
         }
     }
 
-    /// The stage for a toxic on this connection: the toxic itself if its toxicity roll says so.
-    fn stage(&self, id: ToxicId, spec: &ToxicSpec, direction: Direction) -> NewStage {
+    /// The stage for a toxic on this connection, if its toxicity roll says it applies. The caller
+    /// announces it ([`ProxyEvent::ToxicApplied`]) once it is in place.
+    fn stage(&self, id: ToxicId, spec: &ToxicSpec, direction: Direction) -> Option<NewStage> {
         let seed = self.inner.seed;
         let applies = Rng::derive(seed, self.conn.0, id.0, SALT_TOXICITY).chance(spec.toxicity);
-        let cx = self.cx(Some(id), spec.kind.name(), direction);
         if !applies {
-            return NewStage { stage: Box::new(Noop), cx };
+            return None;
         }
-        (self.inner.events)(ProxyEvent::ToxicApplied { conn: self.conn, id });
+        let cx = self.cx(Some(id), spec.kind.name(), direction);
         let rng = Rng::derive(seed, self.conn.0, id.0, SALT_STAGE);
-        NewStage { stage: toxic::build(&spec.kind, rng), cx }
+        Some(NewStage { stage: toxic::build(&spec.kind, rng), cx })
     }
 
-    /// Start one direction: reader, chain of stage 0 and the toxics on this direction, writer.
-    fn side(
-        &self,
-        direction: Direction,
-        source: &Arc<TcpStream>,
-        dest: &Arc<TcpStream>,
-        counter: &Arc<AtomicU64>,
-        toxics: &[(ToxicId, ToxicSpec)],
-    ) -> Side {
-        let (input_tx, input_rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let (output_tx, output_rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let mut stages =
-            vec![NewStage { stage: Box::new(Noop), cx: self.cx(None, "noop", direction) }];
+    /// Start one direction: the pump, or the staged path when toxics apply to it.
+    fn side(&self, route: Route, toxics: &[(ToxicId, ToxicSpec)]) -> Side {
+        let direction = route.direction;
+        let mut stages = Vec::new();
+        let mut applied = Vec::new();
         for (id, spec) in toxics {
-            if toxic::chain_direction(spec, self.inner.http) == Some(direction) {
-                stages.push(self.stage(*id, spec, direction));
+            if toxic::chain_direction(spec, self.inner.http) == Some(direction)
+                && let Some(stage) = self.stage(*id, spec, direction)
+            {
+                stages.push(stage);
+                applied.push(*id);
             }
         }
+        let (mode, output) = if stages.is_empty() {
+            self.fast(&route, None, None)
+        } else {
+            self.staged(&route, stages, None, None)
+        };
+        for id in applied {
+            (self.inner.events)(ProxyEvent::ToxicApplied { conn: self.conn, id });
+        }
+        Side { route, mode, output: Some(output), output_done: false }
+    }
+
+    /// The pump, after `predecessor` has delivered what it holds; it writes `first` first.
+    fn fast(
+        &self,
+        route: &Route,
+        predecessor: Option<Output>,
+        first: Option<Chunk>,
+    ) -> (Mode, Output) {
+        let stop = CancellationToken::new();
+        let output = self.tracker.spawn(pump::pump(
+            route.clone(),
+            predecessor,
+            first,
+            stop.clone(),
+            self.cancel.clone(),
+            self.signals.clone(),
+        ));
+        (Mode::Fast { stop }, output)
+    }
+
+    /// Reader, chain of stage 0 and `stages`, writer; `leftover` enters the chain first, and the
+    /// writer starts after `predecessor`.
+    fn staged(
+        &self,
+        route: &Route,
+        stages: Vec<NewStage>,
+        leftover: Option<Chunk>,
+        predecessor: Option<Output>,
+    ) -> (Mode, Output) {
+        let direction = route.direction;
+        let (input_tx, input_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        if let Some(leftover) = leftover {
+            input_tx.try_send(leftover).expect("a new channel has room for one chunk");
+        }
+        let (output_tx, output_rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let mut all =
+            vec![NewStage { stage: Box::new(Noop), cx: self.cx(None, "noop", direction) }];
+        all.extend(stages);
         let chain =
-            Chain::start(input_rx, output_tx, stages, self.cancel.clone(), self.tracker.clone());
+            Chain::start(input_rx, output_tx, all, self.cancel.clone(), self.tracker.clone());
         let reader_stop = CancellationToken::new();
         let reader = self.tracker.spawn(read_loop(
-            source.clone(),
+            route.source.clone(),
             input_tx,
             reader_stop.clone(),
             self.cancel.clone(),
             self.signals.clone(),
             direction,
         ));
-        let total = match direction {
-            Direction::Upstream => self.inner.bytes_up.clone(),
-            Direction::Downstream => self.inner.bytes_down.clone(),
-        };
-        let cancel = self.cancel.clone();
-        let writer =
-            self.tracker.spawn(write_loop(dest.clone(), output_rx, counter.clone(), total, cancel));
-        Side { chain, reader, reader_stop, writer, writer_done: false }
+        let handover = Arc::new(AtomicBool::new(false));
+        let writer = self.tracker.spawn(write_loop(
+            route.clone(),
+            output_rx,
+            handover.clone(),
+            predecessor,
+            self.cancel.clone(),
+        ));
+        (Mode::Staged { chain, reader: Some(reader), reader_stop, handover }, writer)
     }
 }
 
-/// Read `source` into the chain. Returns the chain's input sender when stopped by `stop` (so the
-/// supervisor can append a reply), `None` when the stream ended or failed.
+/// Read `source` into the chain. Stopped by `stop`, it returns the chain's input sender and the
+/// chunk it had read but not sent yet (so the supervisor can append a reply, or hand over to the
+/// pump); `None` when the stream ended or failed.
 async fn read_loop(
     source: Arc<TcpStream>,
     chain: mpsc::Sender<Chunk>,
@@ -321,7 +508,7 @@ async fn read_loop(
     cancel: CancellationToken,
     signals: mpsc::UnboundedSender<Signal>,
     direction: Direction,
-) -> Option<mpsc::Sender<Chunk>> {
+) -> Option<ReaderStopped> {
     let mut buffer = BytesMut::new();
     loop {
         buffer.reserve(READ_SIZE);
@@ -330,7 +517,7 @@ async fn read_loop(
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return None,
-                    () = stop.cancelled() => return Some(chain),
+                    () = stop.cancelled() => return Some((chain, None)),
                     ready = source.readable() => match ready {
                         Ok(()) => continue,
                         Err(error) => Err(error),
@@ -343,11 +530,19 @@ async fn read_loop(
             Ok(0) => return None,
             Ok(_) => {
                 let chunk = Chunk { data: buffer.split().freeze(), at: time::now() };
+                // Reserve first: stopped while waiting for room, the chunk is handed back.
+                let mut unsent = Some(chunk);
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => return None,
-                    () = stop.cancelled() => return Some(chain),
-                    sent = chain.send(chunk) => if sent.is_err() { return None },
+                    () = stop.cancelled() => {}
+                    permit = chain.reserve() => match permit {
+                        Ok(permit) => permit.send(unsent.take().expect("not sent yet")),
+                        Err(_) => return None,
+                    },
+                }
+                if unsent.is_some() {
+                    return Some((chain, unsent));
                 }
             }
             Err(error) => {
@@ -358,23 +553,29 @@ async fn read_loop(
     }
 }
 
-/// Write the chain's output to `dest`, then half-close it. Counts delivered bytes.
+/// After `predecessor` handed the destination over, write the chain's output to it, then
+/// half-close it (or leave it open for the pump when `handover` is set). Counts delivered bytes.
 async fn write_loop(
-    dest: Arc<TcpStream>,
+    route: Route,
     mut chain: mpsc::Receiver<Chunk>,
-    counter: Arc<AtomicU64>,
-    total: Arc<AtomicU64>,
+    handover: Arc<AtomicBool>,
+    predecessor: Option<Output>,
     cancel: CancellationToken,
-) -> io::Result<()> {
+) -> io::Result<OutputEnd> {
     let write = async {
+        if let Some(mut predecessor) = predecessor
+            && !pump::predecessor_done(&mut predecessor).await?
+        {
+            return Ok(OutputEnd::Closed);
+        }
+        let dest = &*route.dest;
         while let Some(chunk) = chain.recv().await {
             let mut data = &chunk.data[..];
             while !data.is_empty() {
                 match dest.try_write(data) {
                     Ok(written) => {
                         data = &data[written..];
-                        counter.fetch_add(written as u64, Ordering::Relaxed);
-                        total.fetch_add(written as u64, Ordering::Relaxed);
+                        route.count(written);
                     }
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                         dest.writable().await?
@@ -383,19 +584,20 @@ async fn write_loop(
                 }
             }
         }
+        if handover.load(Ordering::SeqCst) {
+            return Ok(OutputEnd::HandedOver);
+        }
         if cancel.is_cancelled() {
             // The chain ended because the connection is torn down: no FIN, it could overtake a
             // reset.
-            return Ok(());
+            return Ok(OutputEnd::Closed);
         }
-        match SockRef::from(&*dest).shutdown(Shutdown::Write) {
-            Err(error) if error.kind() != io::ErrorKind::NotConnected => Err(error),
-            _ => Ok(()),
-        }
+        route.half_close()?;
+        Ok(OutputEnd::Closed)
     };
     tokio::select! {
         biased;
-        () = cancel.cancelled() => Ok(()),
+        () = cancel.cancelled() => Ok(OutputEnd::Closed),
         written = write => written,
     }
 }

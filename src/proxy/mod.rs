@@ -2,15 +2,18 @@
 //!
 //! Modelled on Toxiproxy. A [`Proxy`] listens on loopback addresses and forwards each accepted
 //! connection to an [`Upstream`] resolved anew per connection. Every connection has two
-//! directions; each is a chain of stages joined by channels of chunks:
+//! directions. A direction no toxic applies to is one task copying socket to socket (the fast
+//! path); one with toxics is a chain of stages joined by channels of chunks:
 //!
 //! ```text
-//! client ─► reader ─► [noop] ─► [toxic 1] ─► … ─► writer ─► server      (upstream)
+//! client ─► pump ──────────────────────────────────► server      (upstream, no toxic)
 //! client ◄─ writer ◄─ … ◄─ [toxic 2] ◄─ [noop] ◄─ reader ◄─ server      (downstream)
 //! ```
 //!
 //! - `server.rs`: [`Proxy`], [`ProxyConfig`], [`Upstream`]; listeners, the toxic table, `down`.
-//! - `conn.rs`: one connection's supervisor: connect, readers and writers, toxic changes, close.
+//! - `conn.rs`: one connection's supervisor: connect, both directions, switching a direction
+//!   between the fast path and its chain as toxics come and go, close.
+//! - `pump.rs`: the fast path; stopped between chunks, it hands back what it has not written.
 //! - `chain.rs`: stages, channels, and adding/removing a stage without losing or reordering bytes.
 //! - `toxic/`: one toxic per file, built by the table in `toxic/mod.rs`.
 //! - `spec.rs`, `event.rs`: what the engine sends ([`ToxicSpec`]) and receives ([`ProxyEvent`]).
@@ -24,6 +27,7 @@
 mod chain;
 mod conn;
 mod event;
+mod pump;
 mod rng;
 mod server;
 mod spec;

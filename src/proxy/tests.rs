@@ -653,3 +653,97 @@ fn events_serialize_kebab_case() {
     assert_eq!(json["injection"], serde_json::json!({"kind": "delay", "delay": "50ms"}));
     assert_eq!(serde_json::from_value::<ProxyEvent>(json).unwrap(), injected);
 }
+
+/// Numbers 0.. as big-endian u32s, checked in order as they arrive; returns how many arrived.
+async fn expect_numbered(mut read: tokio::net::tcp::OwnedReadHalf) -> u32 {
+    let mut expected = 0u32;
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = within("the numbered stream", read.read(&mut chunk)).await.unwrap();
+        if n == 0 {
+            assert!(buffer.is_empty(), "a number was cut short");
+            return expected;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        let whole = buffer.len() / 4 * 4;
+        for number in buffer[..whole].chunks_exact(4) {
+            let got = u32::from_be_bytes(number.try_into().unwrap());
+            assert_eq!(got, expected, "a byte was lost or reordered");
+            expected += 1;
+        }
+        buffer.drain(..whole);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_between_fast_path_and_toxics_on_a_busy_connection_loses_and_reorders_no_bytes() {
+    let (proxy, events) = start(ProxyConfig::loopback("echo"), echo_server().await).await;
+    let client = connect(&proxy).await;
+    let (read, mut write) = client.into_split();
+    let toggling = Arc::new(Notify::new());
+    let toggled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Writes numbers until every toggle is done, so each one happens on a busy connection.
+    let writer = tokio::spawn({
+        let toggled = toggled.clone();
+        async move {
+            let mut next = 0u32;
+            loop {
+                let done = toggled.load(Ordering::SeqCst);
+                let bytes: Vec<u8> = (next..next + 4096).flat_map(u32::to_be_bytes).collect();
+                write.write_all(&bytes).await.unwrap();
+                next += 4096;
+                if done {
+                    write.shutdown().await.unwrap();
+                    return next;
+                }
+            }
+        }
+    });
+    // The client starts reading only after the first rounds, so those find the buffers filling
+    // up (pumps and writers stopped with bytes unwritten).
+    let reader = tokio::spawn({
+        let toggling = toggling.clone();
+        async move {
+            toggling.notified().await;
+            expect_numbered(read).await
+        }
+    });
+    let kinds = [
+        latency(1),
+        ToxicKind::Slicer { average: 700, variation: 300, delay: Duration::ZERO },
+        ToxicKind::Bandwidth { bytes_per_sec: 1 << 30 },
+    ];
+    for round in 0..60usize {
+        if round == 10 {
+            toggling.notify_one();
+        }
+        let direction = if round % 2 == 0 { Direction::Downstream } else { Direction::Upstream };
+        let id = proxy.add(ToxicSpec::new(kinds[round % kinds.len()].clone(), direction));
+        events.applied(id, 1).await;
+        proxy.remove(id);
+    }
+    toggled.store(true, Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert_eq!(reader.await.unwrap(), written, "every number arrived");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_toxic_takes_effect_on_a_live_connection_every_time_it_is_added_again() {
+    let (proxy, events) = start(ProxyConfig::loopback("echo"), echo_server().await).await;
+    let mut client = connect(&proxy).await;
+    for round in 0..4 {
+        assert!(round_trip(&mut client, b"fast").await < Duration::from_millis(50), "{round}");
+        let direction = if round % 2 == 0 { Direction::Upstream } else { Direction::Downstream };
+        let id = proxy.add(ToxicSpec::new(latency(100), direction));
+        events.applied(id, 1).await;
+        let delayed = round_trip(&mut client, b"slow").await;
+        assert!(delayed >= Duration::from_millis(100), "round {round}: {delayed:?}");
+        proxy.remove(id);
+    }
+    assert!(round_trip(&mut client, b"fast again").await < Duration::from_millis(50));
+    let closed = events.closed();
+    assert!(closed.is_empty(), "one connection throughout: {closed:?}");
+    proxy.shutdown().await;
+}
