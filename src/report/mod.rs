@@ -19,6 +19,8 @@ mod replay;
 mod text;
 mod timeline;
 mod write;
+#[cfg(test)]
+mod xsd;
 
 pub use figures::{
     FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
