@@ -10,9 +10,10 @@ use clap::Parser;
 use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
+use super::repeat;
 use crate::engine::{self, RunOptions, Signals};
 use crate::faults;
-use crate::report::{self, RunRecord, RunStatus, WriteOptions};
+use crate::report::{self, RunRecord, RunStatus, Stability, WriteOptions};
 use crate::scenario::{self, LoadError, Scenario};
 use crate::stack::{Docker, ImageStatus, SweepScope};
 
@@ -50,7 +51,9 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, files } => run(&files, report, keep, seed, color).await,
+        Command::Run { report, keep, seed, repeat, files } => {
+            run(&files, report, keep, seed, repeat, color).await
+        }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
@@ -109,6 +112,7 @@ async fn run(
     report_dir: Option<PathBuf>,
     keep: bool,
     seed: Option<u64>,
+    repeat: u32,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
@@ -123,20 +127,28 @@ async fn run(
 
     let mut worst = ExitStatus::Success;
     let mut records = Vec::with_capacity(scenarios.len());
-    for scenario in &scenarios {
+    // Every run's report, also without `--report` (the stability summary needs them).
+    let mut reports = Vec::new();
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    for planned in repeat::plan(&names, repeat, report_dir.as_deref()) {
         if signals.interrupt.is_cancelled() {
             break;
         }
-        let dir = report_dir
-            .as_ref()
-            .map(|dir| if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() });
+        let scenario = &scenarios[planned.scenario];
+        if repeat > 1 {
+            eprintln!("run {}/{repeat} of `{}`", planned.repetition, scenario.name);
+        }
         let progress = Arc::new(Progress::new(color, scenario.all_steps().len()));
         let listener = {
             let progress = progress.clone();
             Box::new(move |event: &crate::journal::Event| progress.show(event))
         };
-        let options =
-            RunOptions { report_dir: dir, keep, seed: Some(seed), state_dir: state_dir.clone() };
+        let options = RunOptions {
+            report_dir: planned.dir,
+            keep,
+            seed: Some(seed),
+            state_dir: state_dir.clone(),
+        };
         let dir = options.report_dir.clone();
         let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
         progress.finish();
@@ -151,6 +163,9 @@ async fn run(
         );
         let stdout_color = color && std::io::stdout().is_terminal();
         print!("{}", report::render_summary_text(&record.report, stdout_color));
+        if repeat > 1 {
+            reports.push(record.report.clone());
+        }
         if dir.is_some() {
             records.push(record);
         }
@@ -172,9 +187,14 @@ async fn run(
         worst = worst.max(status);
     }
     watcher.abort();
+    let stability = (repeat > 1).then(|| report::stability(&reports.iter().collect::<Vec<_>>()));
+    if let Some(stability) = &stability {
+        print!("{}", report::render_stability_text(stability));
+        worst = worst.max(repeat::stability_status(stability));
+    }
     if let Some(dir) = &report_dir {
         // After every scenario (also after Ctrl-C): the combined reports cover all that ran.
-        write_reports(dir, &records);
+        write_reports(dir, &records, stability);
     }
     Ok(worst)
 }
@@ -191,16 +211,16 @@ fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> 
         print!("{}", report::render_summary_text(&run.record.report, stdout_color));
         records.push(run.record);
     }
-    let written = write_reports(dir, &records);
+    let written = write_reports(dir, &records, None);
     Ok(if written { ExitStatus::Success } else { ExitStatus::Error })
 }
 
 /// Write every report into `dir` (appending the summary to `$GITHUB_STEP_SUMMARY` when set) and
 /// list what was written on stderr; false if a report could not be written.
-fn write_reports(dir: &Path, records: &[RunRecord]) -> bool {
+fn write_reports(dir: &Path, records: &[RunRecord], stability: Option<Stability>) -> bool {
     let step_summary =
         std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()).map(PathBuf::from);
-    let written = report::write_all(dir, records, &WriteOptions { step_summary });
+    let written = report::write_all(dir, records, &WriteOptions { step_summary, stability });
     for path in &written.files {
         eprintln!("report: {}", path.display());
     }

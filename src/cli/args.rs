@@ -35,6 +35,14 @@ pub enum Command {
         /// again to replay the same choices.
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// Run each scenario N times in a row, each on a fresh stack with the same seed, and
+        /// report per check in how many runs it passed and which runs differed (stdout,
+        /// `DIR/stability.json`, the top of `DIR/summary.md`). Each run's journal and
+        /// `report.json` go into `DIR/run-K/` (`DIR/<scenario>/run-K/` with several files).
+        /// Exit 1 unless every check passed in every run.
+        #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "keep",
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

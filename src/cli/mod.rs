@@ -9,6 +9,7 @@ pub mod args;
 mod errors;
 mod gate;
 mod progress;
+mod repeat;
 
 pub use app::main;
 pub use errors::{ExitStatus, ExpectedError};
