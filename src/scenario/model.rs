@@ -151,6 +151,63 @@ pub struct Service {
     /// `SERVICE.N` (1-based) on the network and in the journal; the service's name resolves to the
     /// replicas in rotation, and the harness spreads its traffic across them.
     pub replicas: u32,
+    /// `pull`: when the service's images (its `image:`, its upgrade targets, the bases of its
+    /// `build:`) are fetched from their registry (default `missing`).
+    pub pull: PullPolicy,
+}
+
+/// `pull:` (per service) and `--pull` (for the whole run), as in docker compose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Never contact a registry: an image that is not local is an error (offline runs).
+    Never,
+    /// Pull an image only when it is not in the local store.
+    #[default]
+    Missing,
+    /// Pull every time, so the local copy is the registry's current one.
+    Always,
+}
+
+impl PullPolicy {
+    /// The spellings, for messages and `--pull`.
+    pub const NAMES: &[&str] = &["missing", "always", "never"];
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!("unknown pull policy `{other}`: use missing, always or never")),
+        }
+    }
+}
+
+impl Scenario {
+    /// The pull policy for one of [`Scenario::image_sources`]: the most eager policy of the
+    /// services that run it (as their image or an upgrade target), `always` over `missing` over
+    /// `never`; `missing` for an image no service claims.
+    pub fn pull_policy(&self, reference: &str) -> PullPolicy {
+        let mut policies = Vec::new();
+        for service in self.stack.services.values() {
+            if service.image.reference() == reference {
+                policies.push(service.pull);
+            }
+        }
+        for step in self.all_steps() {
+            if let Action::Upgrade(upgrade) = &step.action
+                && upgrade.target.reference() == reference
+                && let Some(service) = self.stack.services.get(&upgrade.service)
+            {
+                policies.push(service.pull);
+            }
+        }
+        policies.into_iter().max().unwrap_or_default()
+    }
 }
 
 impl Service {
