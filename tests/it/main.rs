@@ -6,6 +6,7 @@ mod concurrent;
 mod faults;
 mod links;
 mod notify;
+mod pull;
 mod report;
 mod rolling;
 mod run;
