@@ -6,7 +6,9 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use firedrill::clock::instant_now;
 
 use crate::support::{describe, firedrill, leftovers, report, root};
 
@@ -54,9 +56,9 @@ impl Registry {
             );
         let registry = Registry { child, port, _storage: storage };
         // Ready when it accepts connections (polled, bounded).
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = instant_now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not listen on {port} within 30 s");
+            assert!(instant_now() < deadline, "the registry did not listen on {port} within 30 s");
             pause();
         }
         registry
@@ -123,7 +125,7 @@ fn an_image_only_in_the_registry_is_pulled_and_never_means_offline() {
     let file = scenario(dir.path(), &image);
 
     // Offline: fails at once, naming the image, before anything starts.
-    let started = Instant::now();
+    let started = instant_now();
     let output = run(&file, &dir.path().join("never"), &["--pull", "never"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -159,7 +161,7 @@ fn an_unreachable_registry_fails_before_anything_starts() {
     // A free port with nothing listening.
     let image = format!("127.0.0.1:{}/firedrill-test/nowhere:1", free_port());
     let file = scenario(dir.path(), &image);
-    let started = Instant::now();
+    let started = instant_now();
     let output = run(&file, &dir.path().join("r"), &[]);
     let took = started.elapsed();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
