@@ -1386,3 +1386,25 @@ pub mod option_duration_serde {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_default_to_missing_and_a_shared_image_takes_the_most_eager() {
+        let source = "name: p\nstack:\n  services:\n    a:\n      image: img:1\n      pull: never\n    \
+                      b:\n      image: img:1\n      pull: always\n    c:\n      image: other:1\n    \
+                      d:\n      image: offline:1\n      pull: never\n\
+                      steps:\n  - name: up\n    upgrade: { service: d, image: offline:2 }\n";
+        let scenario = crate::scenario::parse(source, std::path::Path::new("p.yaml"))
+            .unwrap_or_else(|invalid| panic!("{invalid}"));
+        assert_eq!(scenario.stack.services["c"].pull, PullPolicy::Missing);
+        assert_eq!(scenario.pull_policy("img:1"), PullPolicy::Always);
+        assert_eq!(scenario.pull_policy("other:1"), PullPolicy::Missing);
+        // An upgrade target follows the policy of the service it upgrades.
+        assert_eq!(scenario.pull_policy("offline:2"), PullPolicy::Never);
+        assert_eq!("never".parse::<PullPolicy>(), Ok(PullPolicy::Never));
+        assert!("sometimes".parse::<PullPolicy>().is_err());
+    }
+}
