@@ -128,6 +128,16 @@ pub enum EventKind {
         /// Time spent building, µs (0 when present).
         build_us: u64,
     },
+    /// An image was pulled from its registry (pull policy `missing` and it was not local, or
+    /// `always`).
+    ImagePulled {
+        /// Image reference.
+        image: String,
+        /// The manifest digest pulled (`sha256:…`).
+        digest: String,
+        /// Time the pull took, µs.
+        pull_us: u64,
+    },
     /// The run's network exists.
     NetworkCreated {
         /// Network name.

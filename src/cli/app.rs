@@ -14,8 +14,9 @@ use super::repeat;
 use crate::engine::{self, RunOptions, Signals};
 use crate::faults;
 use crate::report::{self, RunRecord, RunStatus, Stability, WriteOptions};
+use crate::scenario::model::{ImageSource, PullPolicy};
 use crate::scenario::{self, LoadError, Scenario};
-use crate::stack::{Docker, ImageStatus, SweepScope};
+use crate::stack::{Docker, ImageStatus, PullBar, SweepScope};
 
 /// Entry point of the binary: parse arguments, run, return the exit code.
 pub fn main() -> ExitCode {
@@ -51,11 +52,11 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, repeat, files } => {
-            run(&files, report, keep, seed, repeat, color).await
+        Command::Run { report, keep, seed, repeat, pull, files } => {
+            run(&files, report, keep, seed, repeat, pull, color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
-        Command::Images { rebuild, files } => images(files, rebuild, color).await,
+        Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
         Command::Gate { policy, at, notices } => {
             super::gate::gate(&policy, at.as_deref(), notices.as_deref(), color)
@@ -113,6 +114,7 @@ async fn run(
     keep: bool,
     seed: Option<u64>,
     repeat: u32,
+    pull: Option<PullPolicy>,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
@@ -148,6 +150,7 @@ async fn run(
             keep,
             seed: Some(seed),
             state_dir: state_dir.clone(),
+            pull,
         };
         let dir = options.report_dir.clone();
         let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
@@ -298,6 +301,7 @@ fn default_scenarios() -> Result<Vec<PathBuf>, ExpectedError> {
 async fn images(
     files: Vec<PathBuf>,
     rebuild: bool,
+    pull_all: bool,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let scenarios = if files.is_empty() {
@@ -330,22 +334,32 @@ async fn images(
                 continue;
             }
             let mut progress = |line: &str| eprintln!("  | {line}");
+            let policy =
+                if pull_all { PullPolicy::Always } else { scenario.pull_policy(&reference) };
             let status = match (source, rebuild) {
-                (scenario::model::ImageSource::Build(spec), true) => {
+                (ImageSource::Build(spec), true) => {
                     eprintln!("building {reference}");
-                    docker.build_image(spec, &mut progress).await?;
+                    docker.build_image(spec, policy, &mut progress).await?;
                     ImageStatus::Built
                 }
                 (source, _) => {
                     if !docker.image_exists(&reference).await? {
-                        eprintln!("building {reference}");
+                        let doing = match source {
+                            ImageSource::Build(_) => "building",
+                            ImageSource::Image(_) => "pulling",
+                        };
+                        eprintln!("{doing} {reference}");
                     }
-                    docker.ensure_image(source, &mut progress).await?
+                    let bar = PullBar::new(&reference);
+                    docker
+                        .ensure_image_with(source, policy, &mut progress, &mut |p| bar.show(p))
+                        .await?
                 }
             };
             match status {
                 ImageStatus::Built => println!("built   {reference}"),
                 ImageStatus::Present => println!("present {reference}"),
+                ImageStatus::Pulled(pulled) => println!("pulled  {reference} ({})", pulled.digest),
             }
         }
     }

@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::scenario::model::PullPolicy;
+
+fn parse_pull(text: &str) -> Result<PullPolicy, String> {
+    text.parse()
+}
+
 /// Rehearse upgrades and outages of a containerised stack before they happen for real.
 #[derive(Debug, Parser)]
 #[command(name = "firedrill", version, about, propagate_version = true)]
@@ -43,6 +49,11 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "keep",
               value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
+        /// When images are pulled from their registry, for every service (overrides their
+        /// `pull:`): `missing` (pull what is not local), `always`, or `never` (offline: every
+        /// image must be local).
+        #[arg(long, value_name = "POLICY", value_parser = parse_pull)]
+        pull: Option<PullPolicy>,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -86,6 +97,10 @@ pub enum Command {
         /// Rebuild images that exist already.
         #[arg(long)]
         rebuild: bool,
+        /// Pull every registry image the scenarios run, present or not (to fill a CI cache);
+        /// without it, each service's `pull:` applies (by default: pull what is missing).
+        #[arg(long)]
+        pull: bool,
         /// Scenario files (default: every `*.yaml` in `scenarios/`).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -54,6 +54,10 @@ impl Progress {
             } else {
                 format!("{t}    image {image} present")
             }),
+            EventKind::ImagePulled { image, digest, pull_us } => Some(format!(
+                "{t}    pulled image {image} ({digest}) in {:.1}s",
+                *pull_us as f64 / 1e6
+            )),
             EventKind::ServiceStarted { service, .. } => {
                 self.bar.set_message(format!("waiting for `{service}` to be healthy"));
                 self.bar.enable_steady_tick(Duration::from_millis(120));

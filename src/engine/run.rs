@@ -387,11 +387,27 @@ async fn prepare(
         }
         let started = clock::instant_now();
         let mut progress = |line: &str| tracing::debug!(target: "firedrill::build", "{line}");
+        let policy = options.pull.unwrap_or_else(|| scenario.pull_policy(&image));
+        let bar = crate::stack::PullBar::new(&image);
+        let mut pulling = |p: &crate::stack::PullProgress| bar.show(p);
         let status = ctx
-            .interruptible(ctx.docker_call(docker.ensure_image(source, &mut progress)))
+            .interruptible(ctx.docker_call(docker.ensure_image_with(
+                source,
+                policy,
+                &mut progress,
+                &mut pulling,
+            )))
             .await
             .ok_or(Stop::Interrupted)?
             .map_err(EngineError::from)?;
+        drop(bar);
+        if let ImageStatus::Pulled(pulled) = &status {
+            ctx.journal.record(EventKind::ImagePulled {
+                image: image.clone(),
+                digest: pulled.digest.clone(),
+                pull_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
+            });
+        }
         let built = status == ImageStatus::Built;
         ctx.journal.record(EventKind::ImageReady {
             image,

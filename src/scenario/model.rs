@@ -151,6 +151,63 @@ pub struct Service {
     /// `SERVICE.N` (1-based) on the network and in the journal; the service's name resolves to the
     /// replicas in rotation, and the harness spreads its traffic across them.
     pub replicas: u32,
+    /// `pull`: when the service's images (its `image:`, its upgrade targets, the bases of its
+    /// `build:`) are fetched from their registry (default `missing`).
+    pub pull: PullPolicy,
+}
+
+/// `pull:` (per service) and `--pull` (for the whole run), as in docker compose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Never contact a registry: an image that is not local is an error (offline runs).
+    Never,
+    /// Pull an image only when it is not in the local store.
+    #[default]
+    Missing,
+    /// Pull every time, so the local copy is the registry's current one.
+    Always,
+}
+
+impl PullPolicy {
+    /// The spellings, for messages and `--pull`.
+    pub const NAMES: &[&str] = &["missing", "always", "never"];
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!("unknown pull policy `{other}`: use missing, always or never")),
+        }
+    }
+}
+
+impl Scenario {
+    /// The pull policy for one of [`Scenario::image_sources`]: the most eager policy of the
+    /// services that run it (as their image or an upgrade target), `always` over `missing` over
+    /// `never`; `missing` for an image no service claims.
+    pub fn pull_policy(&self, reference: &str) -> PullPolicy {
+        let mut policies = Vec::new();
+        for service in self.stack.services.values() {
+            if service.image.reference() == reference {
+                policies.push(service.pull);
+            }
+        }
+        for step in self.all_steps() {
+            if let Action::Upgrade(upgrade) = &step.action
+                && upgrade.target.reference() == reference
+                && let Some(service) = self.stack.services.get(&upgrade.service)
+            {
+                policies.push(service.pull);
+            }
+        }
+        policies.into_iter().max().unwrap_or_default()
+    }
 }
 
 impl Service {
@@ -1327,5 +1384,27 @@ pub mod option_duration_serde {
                     .map_err(|e| serde::de::Error::custom(format!("bad duration `{text}`: {e}")))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_default_to_missing_and_a_shared_image_takes_the_most_eager() {
+        let source = "name: p\nstack:\n  services:\n    a:\n      image: img:1\n      pull: never\n    \
+                      b:\n      image: img:1\n      pull: always\n    c:\n      image: other:1\n    \
+                      d:\n      image: offline:1\n      pull: never\n\
+                      steps:\n  - name: up\n    upgrade: { service: d, image: offline:2 }\n";
+        let scenario = crate::scenario::parse(source, std::path::Path::new("p.yaml"))
+            .unwrap_or_else(|invalid| panic!("{invalid}"));
+        assert_eq!(scenario.stack.services["c"].pull, PullPolicy::Missing);
+        assert_eq!(scenario.pull_policy("img:1"), PullPolicy::Always);
+        assert_eq!(scenario.pull_policy("other:1"), PullPolicy::Missing);
+        // An upgrade target follows the policy of the service it upgrades.
+        assert_eq!(scenario.pull_policy("offline:2"), PullPolicy::Never);
+        assert_eq!("never".parse::<PullPolicy>(), Ok(PullPolicy::Never));
+        assert!("sometimes".parse::<PullPolicy>().is_err());
     }
 }

@@ -2,9 +2,11 @@
 //! engine on this machine; the demo images are built once, locally, by `firedrill images`.
 
 mod blue_green;
+mod concurrent;
 mod faults;
 mod links;
 mod notify;
+mod pull;
 mod report;
 mod rolling;
 mod run;

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use firedrill::clock::{instant_now, sleep};
-use firedrill::scenario::model::{BuildSpec, ImageSource, Service};
+use firedrill::scenario::model::{BuildSpec, ImageSource, PullPolicy, Service};
 use firedrill::stack::{
     ContainerEvent, Docker, HARNESS_HOST, ImageStatus, RunIdentity, StackError, StackHandle,
     SweepScope, container_name, labels, network_name,
@@ -78,6 +78,7 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         backup: None,
         restore: None,
         replicas: 1,
+        pull: PullPolicy::Never,
     }
 }
 
@@ -392,7 +393,10 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
     let mut failing = spec.clone();
     failing.tag = format!("{tag}-prepare-fails");
     failing.prepare = Some(argv(&["sh", "-c", "echo line1; echo boom >&2; exit 3"]));
-    let error = docker.build_image(&failing, &mut |_: &str| {}).await.expect_err("prepare fails");
+    let error = docker
+        .build_image(&failing, PullPolicy::Never, &mut |_: &str| {})
+        .await
+        .expect_err("prepare fails");
     let message = error.to_string();
     assert!(matches!(error, StackError::Prepare { .. }), "{error:?}");
     assert!(message.contains("exit status: 3") && message.contains("boom"), "{message}");
@@ -411,7 +415,10 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
         args: IndexMap::new(),
         prepare: None,
     };
-    let error = docker.build_image(&broken_spec, &mut |_: &str| {}).await.expect_err("RUN false");
+    let error = docker
+        .build_image(&broken_spec, PullPolicy::Never, &mut |_: &str| {})
+        .await
+        .expect_err("RUN false");
     let message = error.to_string();
     assert!(matches!(error, StackError::Build { .. }), "{error:?}");
     assert!(message.contains("non-zero code") && message.contains("about-to-fail"), "{message}");

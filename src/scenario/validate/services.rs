@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use super::walk::{ServiceInfo, Services, Walk, is_name};
 use crate::scenario::model::{
-    BuildSpec, HealthCheck, HealthKind, ImageSource, Reference, Service, Template,
+    BuildSpec, HealthCheck, HealthKind, ImageSource, PullPolicy, Reference, Service, Template,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -19,6 +19,7 @@ use crate::scenario::{suggest, template};
 pub(super) const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
+    "pull",
     "env",
     "command",
     "ports",
@@ -136,6 +137,10 @@ impl Walk<'_> {
             None => Some(1),
         };
         info.replicas = replicas.unwrap_or(1);
+        let pull = match fields.get("pull") {
+            Some(node) => self.pull(node),
+            None => Some(PullPolicy::default()),
+        };
 
         let ports = info.ports.clone();
         info.service = (|| {
@@ -151,9 +156,26 @@ impl Walk<'_> {
                 backup: backup.map_or(Some(None), |c| c.map(Some))?,
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
                 replicas: replicas?,
+                pull: pull?,
             })
         })();
         info
+    }
+
+    fn pull(&mut self, node: &Node) -> Option<PullPolicy> {
+        let text = self.r.text(node, "`missing`, `always` or `never`")?;
+        if let Ok(policy) = text.parse() {
+            return Some(policy);
+        }
+        let names = PullPolicy::NAMES.iter().copied();
+        let hint = match suggest::closest(&text, names.clone()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("use {}", suggest::list(names)),
+        };
+        self.r
+            .error(node.span, format!("unknown pull policy `{text}`"), "unknown policy")
+            .help(hint);
+        None
     }
 
     pub(super) fn image_source(&mut self, fields: &Fields<'_>) -> Option<ImageSource> {
