@@ -984,6 +984,10 @@ pub enum ExpectationKind {
         service: String,
         /// Step name.
         step: String,
+        /// `starts-during: true`: the unhealthiness must begin inside the step (a state that was
+        /// already unhealthy when the step started does not count).
+        #[serde(default)]
+        starts_during: bool,
     },
     /// `probe-passed: STEP`: the probe step's observation met its expectation.
     ProbePassed {
@@ -1125,6 +1129,12 @@ pub struct MaintenanceNotice {
     /// `lead-time`: how long before the step's start the notice must have arrived.
     #[serde(with = "duration_serde")]
     pub lead_time: Duration,
+    /// `recipients`: per channel, who must each get a notice at least `lead-time` ahead.
+    #[serde(default)]
+    pub recipients: IndexMap<Channel, Vec<String>>,
+    /// `contains`: words every counted notice contains (case-insensitive).
+    #[serde(default)]
+    pub contains: Vec<String>,
 }
 
 /// A journal event that starts a notification's clock (`on:`, `resolved.after`).

@@ -210,10 +210,10 @@ impl Walk<'_> {
                 Some(ExpectationKind::ProbePassed { step })
             }
             _ => {
-                let keys: &[&str] = if kind == "healthy-within" {
-                    &["service", "after", "within"]
-                } else {
-                    &["service", "step"]
+                let keys: &[&str] = match kind {
+                    "healthy-within" => &["service", "after", "within"],
+                    "unhealthy-during" => &["service", "step", "starts-during"],
+                    _ => &["service", "step"],
                 };
                 let fields = self.r.fields(
                     node,
@@ -237,11 +237,15 @@ impl Walk<'_> {
                     });
                 }
                 let step = self.r.require(&fields, "step").and_then(|n| self.step_ref(n, steps));
-                let (service, step) = (service?, step?);
+                let starts_during = match fields.get("starts-during") {
+                    None => Some(false),
+                    Some(n) => self.r.boolean(n, "`true` or `false`"),
+                };
+                let (service, step, starts_during) = (service?, step?, starts_during?);
                 Some(if kind == "healthy-throughout" {
                     ExpectationKind::HealthyThroughout { service, step }
                 } else {
-                    ExpectationKind::UnhealthyDuring { service, step }
+                    ExpectationKind::UnhealthyDuring { service, step, starts_during }
                 })
             }
         }
@@ -460,7 +464,7 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::HealthyThroughout { service, step } => {
             format!("healthy-throughout {service} during \"{step}\"")
         }
-        ExpectationKind::UnhealthyDuring { service, step } => {
+        ExpectationKind::UnhealthyDuring { service, step, .. } => {
             format!("unhealthy-during {service} during \"{step}\"")
         }
         ExpectationKind::ProbePassed { step } => format!("probe-passed \"{step}\""),

@@ -105,7 +105,7 @@ impl Walk<'_> {
             key,
             "`maintenance-notice`",
             "a mapping with `before`, `channels` and `lead-time`",
-            &["before", "channels", "lead-time"],
+            &["before", "channels", "lead-time", "recipients", "contains"],
         )?;
         let before = self
             .r
@@ -113,10 +113,20 @@ impl Walk<'_> {
             .and_then(|n| self.upgrade_ref(n, refs.steps, "maintenance-notice"));
         let channels = self.r.require(&fields, "channels").and_then(|n| self.channels(n, refs));
         let lead_time = self.r.require(&fields, "lead-time").and_then(|n| self.r.duration(n));
+        let recipients = match fields.get("recipients") {
+            None => Some(IndexMap::new()),
+            Some(n) => channels.as_deref().and_then(|channels| self.recipients(n, channels)),
+        };
+        let contains = match fields.get("contains") {
+            None => Some(Vec::new()),
+            Some(n) => self.words(n),
+        };
         Some(ExpectationKind::MaintenanceNotice(MaintenanceNotice {
             before: before?.0,
             channels: channels?,
             lead_time: lead_time?,
+            recipients: recipients?,
+            contains: contains?,
         }))
     }
 
