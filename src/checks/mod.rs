@@ -24,6 +24,7 @@ mod fixtures;
 mod maintenance;
 mod notify;
 mod traffic;
+mod unnamed;
 mod upgrade;
 
 pub use notify::ChannelTiming;
@@ -107,6 +108,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                     unhealthy_during(&journal, service, step, *starts_during)
                 }
                 ExpectationKind::ProbePassed { step } => probe_passed(&journal, step),
+                ExpectationKind::ProbeFailed { step } => probe_failed(&journal, step),
                 ExpectationKind::Restored { service, after, within, version, traffic } => {
                     upgrade::restored(
                         &journal,
@@ -170,6 +172,7 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
             }
         })
         .chain(maintenance::upgrades_in_windows(events))
+        .chain(unnamed::unexpected_failures(scenario, events))
         .collect()
 }
 
@@ -206,6 +209,7 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::HealthyThroughout { .. } => "healthy-throughout",
         ExpectationKind::UnhealthyDuring { .. } => "unhealthy-during",
         ExpectationKind::ProbePassed { .. } => "probe-passed",
+        ExpectationKind::ProbeFailed { .. } => "probe-failed",
         ExpectationKind::Restored { .. } => "restored",
         ExpectationKind::Slo { .. } => "slo",
         ExpectationKind::NoLostWrites { .. } => "no-lost-writes",
@@ -584,6 +588,19 @@ fn probe_passed(journal: &Timeline<'_>, step: &str) -> Judged {
     let evidence =
         results.iter().map(|p| Evidence::at(p.event, format!("probe `{}`: ok", p.probe))).collect();
     Judged::new(CheckStatus::Passed, expected, summary.clone(), summary).with_evidence(evidence)
+}
+
+/// `probe-failed: STEP`: `probe-passed` turned around — passed when a probe result of the step
+/// failed, failed when every one met its expectation, not evaluated as `probe-passed` is.
+fn probe_failed(journal: &Timeline<'_>, step: &str) -> Judged {
+    let mut judged = probe_passed(journal, step);
+    judged.expected = format!("the probe of `{step}` fails its expectation");
+    judged.status = match judged.status {
+        CheckStatus::Passed => CheckStatus::Failed,
+        CheckStatus::Failed => CheckStatus::Passed,
+        CheckStatus::NotEvaluated => CheckStatus::NotEvaluated,
+    };
+    judged
 }
 
 /// Read-only views over a journal that the checks share.

@@ -50,7 +50,9 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, files } => run(&files, report, keep, seed, color).await,
+        Command::Run { report, keep, seed, strict, files } => {
+            run(&files, report, (keep, strict), seed, color).await
+        }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
@@ -107,7 +109,7 @@ fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError>
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
-    keep: bool,
+    (keep, strict): (bool, bool),
     seed: Option<u64>,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
@@ -160,7 +162,17 @@ async fn run(
                 id = result.run_id
             );
         }
+        // No `expect:`: say so loudly; `--strict` fails it.
+        let unchecked = scenario.expect.is_empty();
+        if unchecked {
+            println!(
+                "  NOTHING WAS CHECKED: `{}` has no `expect:` entries{}",
+                scenario.name,
+                if strict { " (failed: --strict)" } else { "; --strict fails this" }
+            );
+        }
         let status = match result.status {
+            RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
             RunStatus::Completed => ExitStatus::Success,
             RunStatus::Deviated => ExitStatus::CheckFailed,
             RunStatus::Aborted => ExitStatus::Error,

@@ -35,6 +35,9 @@ pub enum Command {
         /// again to replay the same choices.
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
+        #[arg(long)]
+        strict: bool,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -122,12 +122,19 @@ async fn observe_once(
                 }
             }
         },
-        HealthKind::Tcp { port } => match stack.host_port(name, *port).await {
+        HealthKind::Tcp { port, exchange } => match stack.host_port(name, *port).await {
             Err(error) => unhealthy(error.to_string()),
             Ok(host_port) => {
-                let outcome = probe::tcp(host_port, health.timeout).await;
+                let expect = probe::TcpExpectation {
+                    send: exchange.send.as_deref(),
+                    expect: exchange.expect.as_deref(),
+                };
+                let outcome = probe::tcp(host_port, &expect, health.timeout).await;
                 if outcome.ok {
-                    healthy(format!("port {port} accepts connections"))
+                    healthy(match &exchange.expect {
+                        Some(wanted) => format!("port {port} answered `{wanted}`"),
+                        None => format!("port {port} accepts connections"),
+                    })
                 } else {
                     unhealthy(outcome.error.unwrap_or_default())
                 }

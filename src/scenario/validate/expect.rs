@@ -17,6 +17,7 @@ pub(super) const EXPECTATIONS: &[&str] = &[
     "healthy-throughout",
     "unhealthy-during",
     "probe-passed",
+    "probe-failed",
     "restored",
     "slo",
     "no-lost-writes",
@@ -194,7 +195,7 @@ impl Walk<'_> {
                 }
                 Some(ExpectationKind::SteadyState(phase))
             }
-            "probe-passed" => {
+            "probe-passed" | "probe-failed" => {
                 let step = self.step_ref(node, steps)?;
                 if matches!(steps.names.get(&step), Some(Some(kind)) if !matches!(kind, StepKind::Probe))
                 {
@@ -204,10 +205,14 @@ impl Walk<'_> {
                             format!("step `{step}` is not a probe step"),
                             "not a probe",
                         )
-                        .help("`probe-passed` names a step with `probe:`");
+                        .help(format!("`{kind}` names a step with `probe:`"));
                     return None;
                 }
-                Some(ExpectationKind::ProbePassed { step })
+                Some(if kind == "probe-passed" {
+                    ExpectationKind::ProbePassed { step }
+                } else {
+                    ExpectationKind::ProbeFailed { step }
+                })
             }
             _ => {
                 let keys: &[&str] = match kind {
@@ -468,6 +473,7 @@ fn expectation_name(kind: &ExpectationKind) -> String {
             format!("unhealthy-during {service} during \"{step}\"")
         }
         ExpectationKind::ProbePassed { step } => format!("probe-passed \"{step}\""),
+        ExpectationKind::ProbeFailed { step } => format!("probe-failed \"{step}\""),
         ExpectationKind::Restored { service, after, .. } => {
             format!("restored {service} after \"{after}\"")
         }

@@ -557,7 +557,7 @@ mod tests {
 sinks: { email: smtp }
 stack:
   services:
-    db: { image: p, ports: [5432], health: { tcp: { port: 5432 } } }
+    db: { image: p, ports: [5432], health: { tcp: { port: 5432, connect-is-enough: true } } }
     app: { image: a }
 steps:
   - kill: { service: db }
