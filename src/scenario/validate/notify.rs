@@ -540,6 +540,32 @@ mod tests {
         assert_eq!(paged.on, Trigger::Unhealthy("billing".into()));
         assert_eq!(paged.deadline(Channel::Fax), Some(Duration::from_secs(300)));
         assert_eq!(paged.contains, ["billing"]);
+        let ExpectationKind::MaintenanceNotice(notice) = &scenario.expect[6].kind else { panic!() };
+        assert_eq!(notice.recipients[&Channel::Sms], ["+15550001"]);
+        assert_eq!(notice.contains, ["billing"]);
+    }
+
+    #[test]
+    fn maintenance_notice_recipients_name_its_channels() {
+        let source = "name: t
+sinks: { email: smtp, sms: twilio }
+stack:
+  services:
+    app: { image: a, ports: [80], health: { http: { port: 80, path: / } } }
+steps:
+  - upgrade: { service: app, image: a2 }
+expect:
+  - maintenance-notice:
+      before: upgrade app
+      channels: [email]
+      lead-time: 1m
+      recipients: { sms: [\"+1\"] }
+      contains: { billing: true }
+";
+        let invalid = crate::scenario::parse(source, Path::new("t.yaml")).unwrap_err();
+        let messages: Vec<_> = invalid.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0], "`sms` in `recipients` is not one of `channels`");
     }
 
     /// `firedrill report` re-reads expectations from the journal's `scenario-loaded` event.
