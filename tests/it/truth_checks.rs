@@ -47,3 +47,24 @@ fn a_paused_tcp_checked_service_is_unhealthy_while_paused() {
         "{health:#?}"
     );
 }
+
+#[test]
+fn a_scenario_without_expectations_says_nothing_was_checked_and_strict_fails_it() {
+    let _serial = stack_lock();
+    crate::support::demo_images();
+    for (strict, code) in [(false, 0), (true, 1)] {
+        let mut command = crate::support::firedrill();
+        command.arg("run");
+        if strict {
+            command.arg("--strict");
+        }
+        let output = command.arg("tests/scenarios/webcache/no-expect.yaml").output().unwrap();
+        assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("NOTHING WAS CHECKED: `webcache-no-expect` has no `expect:` entries"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("Every check held"), "{stdout}");
+    }
+}
