@@ -87,7 +87,12 @@ pub(super) fn ended_with(
 }
 
 pub(super) fn health(service: &str, healthy: bool, detail: &str) -> EventKind {
-    EventKind::HealthChanged { service: service.into(), healthy, detail: detail.into() }
+    EventKind::HealthChanged {
+        service: service.into(),
+        healthy,
+        detail: detail.into(),
+        check_started_us: None,
+    }
 }
 
 pub(super) fn up(service: &str) -> EventKind {

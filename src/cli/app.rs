@@ -52,8 +52,8 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, repeat, pull, files } => {
-            run(&files, report, keep, seed, repeat, pull, color).await
+        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
+            run(&files, report, (keep, strict), seed, repeat, pull, color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -111,7 +111,7 @@ fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError>
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
-    keep: bool,
+    (keep, strict): (bool, bool),
     seed: Option<u64>,
     repeat: u32,
     pull: Option<PullPolicy>,
@@ -178,7 +178,17 @@ async fn run(
                 id = result.run_id
             );
         }
+        // No `expect:`: say so loudly; `--strict` fails it.
+        let unchecked = scenario.expect.is_empty();
+        if unchecked {
+            println!(
+                "  NOTHING WAS CHECKED: `{}` has no `expect:` entries{}",
+                scenario.name,
+                if strict { " (failed: --strict)" } else { "; --strict fails this" }
+            );
+        }
         let status = match result.status {
+            RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
             RunStatus::Completed => ExitStatus::Success,
             RunStatus::Deviated => ExitStatus::CheckFailed,
             RunStatus::Aborted => ExitStatus::Error,

@@ -54,6 +54,9 @@ pub enum Command {
         /// image must be local).
         #[arg(long, value_name = "POLICY", value_parser = parse_pull)]
         pull: Option<PullPolicy>,
+        /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
+        #[arg(long)]
+        strict: bool,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

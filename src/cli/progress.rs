@@ -68,7 +68,7 @@ impl Progress {
                 self.bar.set_message("");
                 Some(format!("{t}    `{service}` healthy after {:.1}s", *startup_us as f64 / 1e6))
             }
-            EventKind::HealthChanged { service, healthy, detail } => Some(format!(
+            EventKind::HealthChanged { service, healthy, detail, .. } => Some(format!(
                 "{t}    health of `{service}`: {} ({detail})",
                 if *healthy { "healthy" } else { "UNHEALTHY" }
             )),

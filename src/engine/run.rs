@@ -243,6 +243,15 @@ pub async fn run(
         .await
         .err();
     }
+    if let (None, Some(_)) = (&stop, &up.stack)
+        && let Some(until_us) = crate::checks::observe_until_us(scenario, &ctx.journal.snapshot())
+    {
+        // `healthy-within` must see the service stay healthy to its deadline: keep observing.
+        let left = Duration::from_micros(until_us).saturating_sub(ctx.journal.offset());
+        if !left.is_zero() {
+            let _ = ctx.interruptible(clock::sleep(left)).await;
+        }
+    }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);
     }

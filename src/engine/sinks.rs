@@ -179,9 +179,11 @@ impl RunSinks {
         for name in &names {
             self.set_outage(name, None, journal);
         }
-        let running: Vec<Running> = self.lock().drain(..).map(|(_, running)| running).collect();
-        for running in running {
+        let running: Vec<(String, Running)> = self.lock().drain(..).collect();
+        for (name, running) in running {
             running.sink.shutdown().await;
+            // Nothing arrives after this: `notify` judges a missing message against it.
+            journal.record(EventKind::SinkStopped { sink: name });
         }
     }
 
@@ -388,6 +390,7 @@ mod tests {
                     probability: 1.0,
                     on: false
                 },
+                EventKind::SinkStopped { sink: "sms".into() },
             ]
         );
     }

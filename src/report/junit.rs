@@ -479,7 +479,7 @@ mod tests {
         let root = xml.lines().find(|line| line.starts_with("<testsuites")).unwrap();
         assert_eq!(
             root,
-            r#"<testsuites name="firedrill" tests="4" failures="0" errors="0" time="8.037">"#
+            r#"<testsuites name="firedrill" tests="4" failures="0" errors="0" time="12.100">"#
         );
     }
 

@@ -1025,7 +1025,7 @@ mod tests {
                 (895, 1_505, State::Up),
                 (1_505, 6_525, State::Paused),
                 (6_525, 6_732, State::Unhealthy),
-                (6_732, 7_805, State::Up),
+                (6_732, 17_100, State::Up),
             ]
         );
         assert_eq!(
@@ -1037,10 +1037,10 @@ mod tests {
                 (2_750, 6_650, State::Unhealthy),
                 (6_650, 6_990, State::Down),
                 (6_990, 7_776, State::Unhealthy),
-                (7_776, 7_805, State::Up),
+                (7_776, 17_100, State::Up),
             ]
         );
-        assert_eq!(timeline.lanes_end_us, 7_805_000, "lanes end at teardown");
+        assert_eq!(timeline.lanes_end_us, 17_100_000, "lanes end at teardown");
     }
 
     #[test]
@@ -1122,6 +1122,7 @@ mod tests {
                     service: "billing".into(),
                     healthy: true,
                     detail: "status 200".into(),
+                    check_started_us: None,
                 },
             ),
             (100, upgrade(UpgradeStage::Started)),

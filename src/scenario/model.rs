@@ -397,6 +397,24 @@ pub struct HealthCheck {
     pub timeout: Duration,
 }
 
+/// What a TCP health check or probe does once connected. Validation requires `expect` (with an
+/// optional `send` before it) or `connect-is-enough: true`: an accepted connection alone proves
+/// little, since Docker's port proxy accepts on the host side and the kernel of a frozen
+/// (paused) container still completes the handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct TcpExchange {
+    /// `send`: bytes written after connecting (the YAML string's UTF-8, escapes such as `\r\n`
+    /// in double quotes).
+    pub send: Option<String>,
+    /// `expect`: text the answer must contain (read until it does, the peer closes, or the
+    /// timeout).
+    pub expect: Option<String>,
+    /// `connect-is-enough: true`: no exchange; an accepted connection that the peer does not close
+    /// at once counts.
+    pub connect_is_enough: bool,
+}
+
 /// The kinds of health check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -410,10 +428,13 @@ pub enum HealthKind {
         /// Expected status (default 200).
         status: u16,
     },
-    /// `tcp: { port }`: a TCP connect from the harness through the published port.
+    /// `tcp: { port, send, expect | connect-is-enough }`: a TCP exchange (or, opted into, a
+    /// connect) from the harness through the published port.
     Tcp {
         /// Container port (declared in `ports`).
         port: u16,
+        /// What to send and expect back, or that a connect is enough.
+        exchange: TcpExchange,
     },
     /// `exec: [argv]`: run inside the container, healthy on exit 0.
     Exec {
@@ -983,12 +1004,16 @@ pub enum ProbeKind {
         /// Text the body must contain, when set.
         body_contains: Option<String>,
     },
-    /// `tcp: { service, port }`: the connection is accepted.
+    /// `tcp: { service, port, send, expect | connect-is-enough }`: the exchange succeeds (or,
+    /// opted into, the connection is accepted).
     Tcp {
         /// Target service.
         service: String,
         /// Container port (declared in the service's `ports`).
         port: u16,
+        /// What to send and expect back, or that a connect is enough.
+        #[serde(default)]
+        exchange: TcpExchange,
     },
 }
 
@@ -1041,9 +1066,20 @@ pub enum ExpectationKind {
         service: String,
         /// Step name.
         step: String,
+        /// `starts-during: true`: the unhealthiness must begin inside the step (a state that was
+        /// already unhealthy when the step started does not count).
+        #[serde(default)]
+        starts_during: bool,
     },
     /// `probe-passed: STEP`: the probe step's observation met its expectation.
     ProbePassed {
+        /// Step name (a `probe` step).
+        step: String,
+    },
+    /// `probe-failed: STEP`: the probe step's observation failed its expectation (a probe that
+    /// is meant to fail, such as a request the fault kills; it also accepts that failure, which
+    /// otherwise makes the run deviate).
+    ProbeFailed {
         /// Step name (a `probe` step).
         step: String,
     },
@@ -1182,6 +1218,12 @@ pub struct MaintenanceNotice {
     /// `lead-time`: how long before the step's start the notice must have arrived.
     #[serde(with = "duration_serde")]
     pub lead_time: Duration,
+    /// `recipients`: per channel, who must each get a notice at least `lead-time` ahead.
+    #[serde(default)]
+    pub recipients: IndexMap<Channel, Vec<String>>,
+    /// `contains`: words every counted notice contains (case-insensitive).
+    #[serde(default)]
+    pub contains: Vec<String>,
 }
 
 /// A journal event that starts a notification's clock (`on:`, `resolved.after`).

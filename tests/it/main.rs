@@ -13,6 +13,7 @@ mod run;
 mod sinks;
 mod stack;
 mod support;
+mod truth_checks;
 mod upgrade;
 mod validate;
 mod windows;

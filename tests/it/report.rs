@@ -71,7 +71,7 @@ fn report_renders_every_file_from_a_journal() {
     let summary = read(&dir.path().join("summary.md"));
     assert!(summary.starts_with("## ✅ firedrill `db-pause`: PASSED\n"), "{summary}");
     assert!(summary.contains("| ✅ passed | unhealthy-during billing during \"pause db\" |"));
-    assert!(summary.contains("| `pause db` at +2.496s | `db` | 268ms |"), "{summary}");
+    assert!(summary.contains("| `pause db` at +4.307s | `db` | 182ms |"), "{summary}");
     assert_html_covers(&read(&dir.path().join("report.html")), &report);
     let stderr = String::from_utf8_lossy(&output.stderr);
     for file in ["report.json", "junit.xml", "summary.md", "report.html"] {

@@ -410,11 +410,17 @@ impl Walk<'_> {
                 Some(HealthKind::Http { port: port?, path: path?, status: status? })
             }
             "tcp" => {
-                let fields =
-                    self.r.fields(node, key, "`health.tcp`", "a mapping with `port`", &["port"])?;
+                let fields = self.r.fields(
+                    node,
+                    key,
+                    "`health.tcp`",
+                    "a mapping with `port`",
+                    &["port", "send", "expect", "connect-is-enough"],
+                )?;
                 let port =
                     self.r.require(&fields, "port").and_then(|n| self.port_with_span(n, info));
-                Some(HealthKind::Tcp { port: port? })
+                let exchange = self.tcp_exchange(&fields, node, "`health.tcp`");
+                Some(HealthKind::Tcp { port: port?, exchange: exchange? })
             }
             "exec" => Some(HealthKind::Exec { command: self.r.argv(node, "exec")? }),
             _ => Some(HealthKind::Log {

@@ -327,6 +327,20 @@ impl Walk<'_> {
 
         let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
         let calendar = fields.get("calendar").map(|node| self.calendar(node));
+        if let (Some(entry), None) = (fields.entry("maintenance"), &calendar) {
+            // Without a calendar the steps have no calendar time: the policy would go unchecked.
+            self.r
+                .error(
+                    entry.key.span,
+                    "`maintenance:` without `calendar:` would never be checked",
+                    "no calendar",
+                )
+                .help(
+                    "add `calendar: { start: 2026-12-05T21:50 Europe/Berlin, scale: 1s = 10m }` (the \
+                     calendar time the rehearsal stands for), or keep the policy in its own file for \
+                     `firedrill gate`",
+                );
+        }
         if let (Some(Some(policy)), Some(Some(calendar)), Some(steps)) =
             (&maintenance, &calendar, &steps)
         {
@@ -427,7 +441,7 @@ stack:
     fn fills_defaults() {
         let scenario = parse(
             "steady-state:
-  - tcp: { service: db, port: 5432 }
+  - tcp: { service: db, port: 5432, connect-is-enough: true }
 steps:
   - kill: { service: db }
   - stop: { service: db }
@@ -471,7 +485,7 @@ steps:
         let scenario = parse(
             "steady-state:
   - http: { service: billing, port: 8080, path: /health }
-  - tcp: { service: db, port: 5432 }
+  - tcp: { service: db, port: 5432, connect-is-enough: true }
   - http: { service: billing, port: 8080, method: post, path: /invoices }
 steps:
   - kill: { service: billing }
@@ -480,7 +494,7 @@ steps:
   - kill: { service: billing, signal: 15 }
   - kill: { service: billing, signal: term }
   - wait: 1500ms
-  - probe: { tcp: { service: db, port: 5432 } }
+  - probe: { tcp: { service: db, port: 5432, connect-is-enough: true } }
 expect:
   - healthy-within: { service: billing, after: kill billing, within: 10s }
   - healthy-throughout: { service: db, step: wait 1500ms }
@@ -527,7 +541,7 @@ expect:
         let scenario = parse(
             "steps:
   - name: db answers
-    probe: { tcp: { service: db, port: 5432 }, timeout: 1s }
+    probe: { tcp: { service: db, port: 5432, connect-is-enough: true }, timeout: 1s }
 ",
         )
         .unwrap();
@@ -588,7 +602,7 @@ expect:
 
     #[test]
     fn probe_name_belongs_on_the_step() {
-        let errors = parse("steps:\n  - probe: { name: x, tcp: { service: db, port: 5432 } }\n")
+        let errors = parse("steps:\n  - probe: { name: x, tcp: { service: db, port: 5432, connect-is-enough: true } }\n")
             .unwrap_err();
         assert_eq!(errors, ["unknown key `name` in `probe`"]);
     }
@@ -600,7 +614,7 @@ stack:
   services:
     db: { image: p, ports: [x] }
 steady-state:
-  - tcp: { service: db, port: 1 }
+  - tcp: { service: db, port: 1, connect-is-enough: true }
 ";
         let invalid = crate::scenario::parse(source, Path::new("t.yaml")).unwrap_err();
         let messages: Vec<_> = invalid.diagnostics.iter().map(|d| d.message.as_str()).collect();
