@@ -6,11 +6,12 @@
 //! expected and measured by the traffic). The rollback is a recreate with the previous image.
 //!
 //! Strategy `blue-green`: start the new version beside the old one (key `SERVICE.green`, its own
-//! ports), wait until it is healthy, then switch: the service's name (network alias, and the key
-//! the traffic and the health monitor look up) moves to the new container, the old one stays as
-//! `SERVICE.blue` until the upgrade is verified, then it is removed. A failure before the switch
-//! removes the new container; the old one never stopped serving. A failure after it switches
-//! back. The backup is taken while the old version still serves: writes it accepts between the
+//! ports), wait until it is healthy, then switch without losing a request ([`take_over`]): the
+//! service's name (network alias, and the key the traffic and the health monitor look up) moves
+//! to the new container while the old one keeps its endpoint for a drain period; the old one
+//! stays as `SERVICE.blue` until the upgrade is verified, then it is stopped gracefully and
+//! removed. A failure before the switch removes the new container; the old one never stopped
+//! serving. A failure after it switches back. The backup is taken while the old version still serves: writes it accepts between the
 //! backup and a restore are lost, as with `recreate`'s restore. A `rollback` step after a
 //! completed blue-green upgrade has no old container left and recreates the previous version.
 
