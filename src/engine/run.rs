@@ -510,7 +510,7 @@ async fn bring_up(
             definition.name = key.clone();
             let container = ctx
                 .interruptible(ctx.docker_call(async {
-                    let mut stack = stack.write().await;
+                    let stack = stack.write().await;
                     if replicated {
                         stack.start_replica(service, &key, &env, true).await
                     } else {

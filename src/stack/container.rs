@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -55,11 +55,10 @@ pub struct StackHandle {
     network_id: String,
     network_name: String,
     gateway: Option<IpAddr>,
-    /// Key (service, replica `SERVICE.N`, or a helper like `SERVICE.green`) → container id, in
-    /// start order.
-    containers: IndexMap<String, String>,
-    /// Replicated services: their replicas and which are in rotation.
-    groups: HashMap<String, Group>,
+    /// Which container each key is and which replicas are in rotation. A plain mutex, never
+    /// held across an `.await`: every method takes `&self`, so the engine never needs the stack's
+    /// write lock while a container stops or starts, and port look-ups never wait behind one.
+    registry: Mutex<Registry>,
     /// Round-robin position over replicas, for lookups that want one container of a service.
     next_replica: AtomicUsize,
     /// Bumped whenever a replica enters or leaves rotation, so the traffic looks its ports up again.
@@ -88,8 +87,7 @@ impl StackHandle {
             network_id: created.id,
             network_name: name,
             gateway: None,
-            containers: IndexMap::new(),
-            groups: HashMap::new(),
+            registry: Mutex::new(Registry::default()),
             next_replica: AtomicUsize::new(0),
             rotation_changes: Arc::new(AtomicU64::new(0)),
             finished: false,
@@ -134,10 +132,16 @@ impl StackHandle {
         self.gateway
     }
 
+    /// The registry, locked for a moment (never across an `.await`).
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The container id of a started service. For a replicated service: one of its replicas in
     /// rotation, taken in turn (so probes and lookups spread like the traffic does).
-    pub fn container_id(&self, service: &str) -> Result<&str, StackError> {
-        let key = match self.groups.get(service) {
+    pub fn container_id(&self, service: &str) -> Result<String, StackError> {
+        let registry = self.registry();
+        let key = match registry.groups.get(service) {
             Some(group) => {
                 let serving = group.serving();
                 let pick = serving
@@ -150,22 +154,24 @@ impl StackHandle {
             }
             None => service,
         };
-        self.containers
+        registry
+            .containers
             .get(key)
-            .map(String::as_str)
+            .cloned()
             .ok_or_else(|| StackError::UnknownService(key.to_owned()))
     }
 
     /// The keys an action on `service` applies to: every replica of a replicated service, else
     /// the key itself.
     pub fn targets(&self, service: &str) -> Result<Vec<(String, String)>, StackError> {
-        let keys = match self.groups.get(service) {
+        let registry = self.registry();
+        let keys = match registry.groups.get(service) {
             Some(group) => group.keys.clone(),
             None => vec![service.to_owned()],
         };
         keys.into_iter()
             .map(|key| {
-                let id = self
+                let id = registry
                     .containers
                     .get(&key)
                     .cloned()
@@ -176,19 +182,22 @@ impl StackHandle {
     }
 
     /// The replicas of a replicated service (`None` for a single-container service).
-    pub fn replicas(&self, service: &str) -> Option<&[String]> {
-        self.groups.get(service).map(|group| group.keys.as_slice())
+    pub fn replicas(&self, service: &str) -> Option<Vec<String>> {
+        self.registry().groups.get(service).map(|group| group.keys.clone())
     }
 
     /// The replicas of `service` in rotation, in replica order.
     pub fn in_rotation(&self, service: &str) -> Vec<String> {
-        self.groups
+        self.registry()
+            .groups
             .get(service)
             .map(|group| group.serving().into_iter().map(str::to_owned).collect())
             .unwrap_or_else(|| vec![service.to_owned()])
     }
 
-    /// A counter bumped whenever a replica enters or leaves rotation.
+    /// A counter bumped whenever a replica enters or leaves rotation, and whenever a blue-green
+    /// switch moves a service's name to another container: the traffic looks its ports up again
+    /// before its next request.
     pub fn rotation_changes(&self) -> Arc<AtomicU64> {
         self.rotation_changes.clone()
     }
@@ -197,19 +206,22 @@ impl StackHandle {
     /// plus the service's name when `in_rotation` (Docker's DNS then answers the service's name
     /// with every replica in rotation). A replica that already has a container gets a new one.
     pub async fn start_replica(
-        &mut self,
+        &self,
         service: &Service,
         key: &str,
         env: &BTreeMap<String, String>,
         in_rotation: bool,
     ) -> Result<String, StackError> {
-        let group = self.groups.entry(service.name.clone()).or_default();
-        if !group.keys.iter().any(|k| k == key) {
-            group.keys.push(key.to_owned());
+        {
+            let mut registry = self.registry();
+            let group = registry.groups.entry(service.name.clone()).or_default();
+            if !group.keys.iter().any(|k| k == key) {
+                group.keys.push(key.to_owned());
+            }
+            // Out of rotation until the container exists, whatever happens below.
+            group.out.insert(key.to_owned());
         }
-        // Out of rotation until the container exists, whatever happens below.
-        group.out.insert(key.to_owned());
-        self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+        self.rotation_changes.fetch_add(1, Ordering::Release);
         let mut aliases = vec![key.to_owned()];
         if in_rotation {
             aliases.insert(0, service.name.clone());
@@ -225,24 +237,25 @@ impl StackHandle {
     /// its ports at once. Its network alias stays: it is about to be stopped, and Docker's DNS
     /// stops answering with a stopped container. (Reconnecting it without the alias would cut
     /// the requests it is still serving; a graceful stop lets them finish.)
-    pub fn drain(&mut self, service: &str, key: &str) {
+    pub fn drain(&self, service: &str, key: &str) {
         self.set_rotation(service, key, false);
     }
 
     /// Put replica `key` of `service` (back) in rotation.
-    pub async fn admit(&mut self, service: &str, key: &str) -> Result<(), StackError> {
-        let id = self.container_id(key)?.to_owned();
+    pub async fn admit(&self, service: &str, key: &str) -> Result<(), StackError> {
+        let id = self.container_id(key)?;
         self.reconnect(&id, key, vec![service.to_owned(), key.to_owned()]).await?;
         self.set_rotation(service, key, true);
         Ok(())
     }
 
-    fn set_rotation(&mut self, service: &str, key: &str, serving: bool) {
-        if let Some(group) = self.groups.get_mut(service) {
+    fn set_rotation(&self, service: &str, key: &str, serving: bool) {
+        let mut registry = self.registry();
+        if let Some(group) = registry.groups.get_mut(service) {
             let changed =
                 if serving { group.out.remove(key) } else { group.out.insert(key.to_owned()) };
             if changed {
-                self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+                self.rotation_changes.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -253,7 +266,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", key))?;
         Ok(inspect.config.and_then(|config| config.image).unwrap_or_default())
@@ -266,7 +279,7 @@ impl StackHandle {
     /// A service that already has a container gets a new one (the old one is removed first): this
     /// is how an upgrade swaps the image.
     pub async fn start_service(
-        &mut self,
+        &self,
         service: &Service,
         env: &BTreeMap<String, String>,
     ) -> Result<String, StackError> {
@@ -275,7 +288,7 @@ impl StackHandle {
 
     /// Create and start the container of key `name` from `service`'s definition.
     async fn create_and_start(
-        &mut self,
+        &self,
         service: &Service,
         name: &str,
         aliases: Vec<String>,
@@ -283,11 +296,12 @@ impl StackHandle {
     ) -> Result<String, StackError> {
         let client = self.docker.client();
         let name = &name.to_owned();
-        if let Some(old) = self.containers.get(name) {
-            remove_container(client, old, None)
+        let old = self.registry().containers.get(name).cloned();
+        if let Some(old) = old {
+            remove_container(client, &old, None)
                 .await
                 .map_err(docker_error("remove the previous container", name))?;
-            self.containers.shift_remove(name);
+            self.forget(name, &old);
         }
 
         let mut labels = run_labels(&self.identity);
@@ -340,7 +354,7 @@ impl StackHandle {
             Err(error) => return Err(docker_error("create container", name)(error)),
         };
         // Owned from here on, even if starting fails.
-        self.containers.insert(name.clone(), created.id.clone());
+        self.registry().containers.insert(name.clone(), created.id.clone());
         client
             .start_container(&created.id, None)
             .await
@@ -348,27 +362,60 @@ impl StackHandle {
         Ok(created.id)
     }
 
+    /// Forget key `key` if it still names container `id` (a concurrent start may have replaced it).
+    fn forget(&self, key: &str, id: &str) {
+        let mut registry = self.registry();
+        if registry.containers.get(key).is_some_and(|current| current == id) {
+            registry.containers.shift_remove(key);
+        }
+    }
+
     /// Remove one container of the run (force: it is killed if running) and forget it; used for
     /// one-shot migration containers. Removing an unknown key is a no-op.
-    pub async fn remove(&mut self, key: &str) -> Result<(), StackError> {
-        let Some(id) = self.containers.get(key).cloned() else {
+    pub async fn remove(&self, key: &str) -> Result<(), StackError> {
+        self.remove_with(key, None).await
+    }
+
+    /// Stop one container of the run gracefully (its image's stop signal, then SIGKILL when
+    /// `grace` runs out), remove it and forget it: how the version a blue-green switch left
+    /// behind goes, so the requests it still serves finish. An unknown key is a no-op.
+    pub async fn retire(&self, key: &str, grace: Duration) -> Result<(), StackError> {
+        self.remove_with(key, Some(grace)).await
+    }
+
+    async fn remove_with(&self, key: &str, grace: Option<Duration>) -> Result<(), StackError> {
+        let Some(id) = self.registry().containers.get(key).cloned() else {
             return Ok(());
         };
-        remove_container(self.docker.client(), &id, None)
+        remove_container(self.docker.client(), &id, grace)
             .await
             .map_err(docker_error("remove container", key))?;
-        self.containers.shift_remove(key);
+        self.forget(key, &id);
         Ok(())
     }
 
-    /// Move `service`'s name to the container of `candidate` (blue-green): the candidate is
-    /// reconnected to the run network with aliases `[service, candidate]` and becomes the key
-    /// `service`; the container it displaces is reconnected with its own alias only and becomes
-    /// the key `SERVICE.blue` (or `SERVICE.green` when the candidate is `SERVICE.blue`: switching
-    /// back). A container already under the displaced key is removed first.
-    pub async fn switch(&mut self, service: &str, candidate: &str) -> Result<(), StackError> {
-        let new_id = self.container_id(candidate)?.to_owned();
-        let old_id = self.container_id(service)?.to_owned();
+    /// Blue-green, first move: connect `candidate` to the run network again with the service's
+    /// name as an alias besides its own. Docker's DNS then answers the name with both
+    /// containers, while the host side (traffic, health monitor, probes) still reaches the one
+    /// serving. The candidate serves nothing yet, so the reconnect cuts no request of the
+    /// service; its own outgoing connections may break and its published ports may change: judge
+    /// its health again before [`StackHandle::switch`].
+    pub async fn share_name(&self, service: &str, candidate: &str) -> Result<(), StackError> {
+        let id = self.container_id(candidate)?;
+        self.reconnect(&id, candidate, vec![service.to_owned(), candidate.to_owned()]).await
+    }
+
+    /// Blue-green, second move: the key `service` (what the traffic, the service's health monitor
+    /// and probes look up) moves to `candidate`'s container at once, and the rotation counter
+    /// moves so every port cache looks up again before its next request. The container it
+    /// displaces becomes the key `SERVICE.blue` (or `SERVICE.green` when the candidate is
+    /// `SERVICE.blue`: switching back), which is returned. Nothing changes on the network: the
+    /// displaced container keeps its endpoint, published ports and alias, so requests in flight
+    /// on it finish; [`StackHandle::withdraw_name`] or [`StackHandle::retire`] ends that after
+    /// the caller's drain period. A container already under the displaced key is removed first.
+    pub async fn switch(&self, service: &str, candidate: &str) -> Result<String, StackError> {
+        let new_id = self.container_id(candidate)?;
+        let old_id = self.container_id(service)?;
         let blue = format!("{service}.blue");
         let displaced = if candidate == blue { format!("{service}.green") } else { blue.clone() };
         if displaced != candidate {
@@ -376,15 +423,26 @@ impl StackHandle {
         }
         // Container names follow the keys (`RUNID-KEY`), so that a later `start_service` of the
         // candidate's key finds its name free. The displaced one first: it frees the name.
+        // Renaming touches neither the network endpoint nor the published ports.
         self.rename(&old_id, &displaced).await?;
         self.rename(&new_id, service).await?;
-        // The candidate first, so the name always resolves to at least one container.
-        self.reconnect(&new_id, candidate, vec![service.to_owned(), candidate.to_owned()]).await?;
-        // The host side (traffic, health) follows the map: swap it before the old one moves.
-        self.containers.insert(service.to_owned(), new_id);
-        self.containers.shift_remove(candidate);
-        self.containers.insert(displaced.clone(), old_id.clone());
-        self.reconnect(&old_id, &displaced, vec![displaced.clone()]).await
+        {
+            let mut registry = self.registry();
+            registry.containers.insert(service.to_owned(), new_id);
+            registry.containers.shift_remove(candidate);
+            registry.containers.insert(displaced.clone(), old_id);
+        }
+        self.rotation_changes.fetch_add(1, Ordering::Release);
+        Ok(displaced)
+    }
+
+    /// Blue-green, last move for a displaced container that stays (the old version, kept for a
+    /// switch back): connect it again with its own key as its only alias, so Docker's DNS stops
+    /// answering the service's name with it. Call it once nothing reaches it through the name
+    /// any more (the caller's drain period): the reconnect cuts its open connections.
+    pub async fn withdraw_name(&self, key: &str) -> Result<(), StackError> {
+        let id = self.container_id(key)?;
+        self.reconnect(&id, key, vec![key.to_owned()]).await
     }
 
     /// Rename a container to the name of `key`.
@@ -427,7 +485,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", service))?;
         let port_error = |reason: &str| StackError::Port {
@@ -459,7 +517,7 @@ impl StackHandle {
     /// single-container service). Replicas whose port can't be found are left out; no port at all
     /// is the last error.
     pub async fn host_ports(&self, service: &str, port: u16) -> Result<Vec<u16>, StackError> {
-        if !self.groups.contains_key(service) {
+        if !self.registry().groups.contains_key(service) {
             return self.host_port(service, port).await.map(|port| vec![port]);
         }
         let mut ports = Vec::new();
@@ -490,7 +548,7 @@ impl StackHandle {
         let run = async {
             let exec = client
                 .create_exec(
-                    id,
+                    &id,
                     CreateExecOptions {
                         attach_stdout: Some(true),
                         attach_stderr: Some(true),
@@ -621,7 +679,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", service))?;
         let state = inspect.state.unwrap_or_default();
@@ -638,7 +696,7 @@ impl StackHandle {
         let id = self.container_id(service)?;
         let options =
             LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.client().logs(id, Some(options));
+        let mut stream = self.docker.client().logs(&id, Some(options));
         let mut text: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(docker_error("read logs", service))?;
@@ -655,7 +713,7 @@ impl StackHandle {
             return Ok(true);
         }
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
-        let mut stream = self.docker.client().logs(id, Some(options));
+        let mut stream = self.docker.client().logs(&id, Some(options));
         // The text may straddle two chunks: keep the end of the previous one.
         let mut window: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -715,8 +773,9 @@ impl StackHandle {
             self.finished = true;
             return Ok(());
         }
-        let services: Vec<String> = self.containers.keys().cloned().collect();
-        let ids: Vec<String> = self.containers.values().cloned().collect();
+        let registry = self.registry.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let services: Vec<String> = registry.containers.keys().cloned().collect();
+        let ids: Vec<String> = registry.containers.values().cloned().collect();
         let grace = graceful.then_some(SHUTDOWN_GRACE);
         let errors = remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
         // Whatever failed is left to the sweep; `Drop` would only fail the same way.
@@ -743,10 +802,20 @@ impl Drop for StackHandle {
         }
         remove_all_blocking(
             self.docker.endpoint().to_owned(),
-            self.containers.values().cloned().collect(),
+            self.registry().containers.values().cloned().collect(),
             Some(self.network_id.clone()),
         );
     }
+}
+
+/// Which container each key is, and the replicated services' groups.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Key (service, replica `SERVICE.N`, or a helper like `SERVICE.green`) → container id, in
+    /// start order.
+    containers: IndexMap<String, String>,
+    /// Replicated services: their replicas and which are in rotation.
+    groups: HashMap<String, Group>,
 }
 
 /// The replicas of one replicated service.

@@ -271,7 +271,7 @@ async fn missing_images_fail_clearly_without_pulling() {
 
     // Creating a container does not pull either.
     let id = run_id("missing");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let mut absent = sleeper("app");
     absent.image = ImageSource::Image(missing.to_owned());
     let error = stack.start_service(&absent, &no_env()).await.expect_err("absent");
@@ -371,7 +371,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
     assert_eq!(status, ImageStatus::Present);
 
     let id = run_id("build");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let mut app = sleeper("app");
     app.image = ImageSource::Build(spec.clone());
     app.command = None;
@@ -432,7 +432,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
 async fn services_are_labelled_published_on_loopback_and_reach_each_other() {
     let docker = docker().await;
     let id = run_id("labels");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     assert_eq!(stack.network(), network_name(&id));
     let gateway = stack.gateway().expect("the run network has a gateway");
 
@@ -521,7 +521,7 @@ async fn services_are_labelled_published_on_loopback_and_reach_each_other() {
 async fn kill_signals_give_their_exit_codes_and_events_report_them() {
     let docker = docker().await;
     let id = run_id("kill");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let trapping = ["bash", "-c", "trap 'exit 42' TERM; echo ready; sleep infinity & wait"];
     stack.start_service(&service("term", &trapping, &[]), &no_env()).await.expect("start");
     stack.start_service(&service("kill", &trapping, &[]), &no_env()).await.expect("start");
@@ -568,7 +568,7 @@ async fn kill_signals_give_their_exit_codes_and_events_report_them() {
 async fn pause_and_unpause_show_in_state() {
     let docker = docker().await;
     let id = run_id("pause");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
 
     stack.pause("app").await.expect("pause");
@@ -592,7 +592,7 @@ async fn pause_and_unpause_show_in_state() {
 async fn exec_reports_exit_codes_output_and_timeouts() {
     let docker = docker().await;
     let id = run_id("exec");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     let timeout = Duration::from_secs(10);
 
@@ -634,7 +634,7 @@ async fn exec_reports_exit_codes_output_and_timeouts() {
 async fn host_ports_are_looked_up_again_after_restarts() {
     let docker = docker().await;
     let id = run_id("restart");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&greeter("server"), &no_env()).await.expect("start");
     let first = stack.host_port("server", 7000).await.expect("port");
     assert_eq!(greeting(first).await, "hello\n");
@@ -668,7 +668,7 @@ async fn shutdown_removes_everything_and_keep_leaves_it_up() {
     let docker = docker().await;
     for graceful in [true, false] {
         let id = run_id(if graceful { "shutdown-graceful" } else { "shutdown-force" });
-        let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+        let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
         stack.start_service(&greeter("server"), &no_env()).await.expect("start");
         stack.start_service(&sleeper("worker"), &no_env()).await.expect("start");
         stack.pause("worker").await.expect("pause");
@@ -682,7 +682,7 @@ async fn shutdown_removes_everything_and_keep_leaves_it_up() {
 
     // Kept: shutdown leaves it up, the dead-owner sweep would too; a run sweep removes it.
     let id = run_id("keep");
-    let mut stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     stack.shutdown(true).await.expect("kept");
     assert_eq!(leftovers(&id).await.len(), 2);
@@ -701,7 +701,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
     let id = run_id("drop-panic");
     let (docker_clone, id_clone) = (docker.clone(), id.clone());
     let task = tokio::spawn(async move {
-        let mut stack =
+        let stack =
             StackHandle::create(&docker_clone, identity(&id_clone, false)).await.expect("net");
         stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
         assert_eq!(leftovers(&id_clone).await.len(), 2);
@@ -720,7 +720,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
             let docker = Docker::connect().await.expect("docker");
-            let mut stack =
+            let stack =
                 StackHandle::create(&docker, identity(&id_clone, false)).await.expect("net");
             stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
             ready_tx.send(()).expect("send");
@@ -737,7 +737,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
     // A kept stack survives its drop.
     let id = run_id("drop-keep");
     {
-        let mut stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
+        let stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
         stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     }
     assert_eq!(leftovers(&id).await.len(), 2);
@@ -756,7 +756,7 @@ async fn sweep_removes_dead_runs_and_keeps_live_and_kept_ones() {
         containers: vec![dead_container.clone(), kept_container.clone()],
         networks: vec![dead_network.clone(), kept_network.clone()],
     };
-    let mut stack = StackHandle::create(&docker, identity(&live, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&live, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
 
     let mine = |run: &str| [&dead, &kept, &live].iter().any(|id| *id == run);
