@@ -354,11 +354,12 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     }
     let report = docker.sweep(scope).await?;
     println!(
-        "removed {} container(s) and {} network(s)",
+        "removed {} container(s), {} network(s) and {} volume(s)",
         report.containers.len(),
-        report.networks.len()
+        report.networks.len(),
+        report.volumes.len()
     );
-    for name in report.containers.iter().chain(&report.networks) {
+    for name in report.containers.iter().chain(&report.networks).chain(&report.volumes) {
         println!("  {name}");
     }
     Ok(ExitStatus::Success)

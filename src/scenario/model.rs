@@ -151,6 +151,56 @@ pub struct Service {
     /// `SERVICE.N` (1-based) on the network and in the journal; the service's name resolves to the
     /// replicas in rotation, and the harness spreads its traffic across them.
     pub replicas: u32,
+    /// How the container is created beyond image, command and env: what a compose file can say
+    /// (entrypoint, user, mounts, ...). All empty for a service written in firedrill's own format.
+    pub container: ContainerSettings,
+}
+
+/// Container settings that come from a compose file (`stack.compose`); the default is "as the
+/// image says".
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ContainerSettings {
+    /// `entrypoint`: replaces the image's ENTRYPOINT when set (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// `user`: `uid[:gid]` or a name.
+    pub user: Option<String>,
+    /// `working_dir`.
+    pub working_dir: Option<String>,
+    /// `labels`, added to firedrill's own labels (which win on a clash).
+    pub labels: IndexMap<String, String>,
+    /// `volumes`: named volumes (created per run) and bind mounts.
+    pub mounts: Vec<Mount>,
+    /// `tmpfs`: paths mounted as tmpfs, with options after a `:` when given.
+    pub tmpfs: Vec<String>,
+    /// `stop_signal`: the signal a stop sends first.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period`: Docker's stop timeout for stops that do not give their own.
+    #[serde(with = "option_duration_serde")]
+    pub stop_grace_period: Option<Duration>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mount {
+    /// What is mounted.
+    pub source: MountSource,
+    /// The path inside the container.
+    pub target: String,
+    /// `:ro` / `read_only: true`.
+    pub read_only: bool,
+}
+
+/// Where a mount's content lives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountSource {
+    /// A named volume of the stack: the run creates `firedrill-RUNID-NAME` (labelled) and removes
+    /// it at teardown.
+    Volume(String),
+    /// An anonymous volume, removed with its container.
+    Anonymous,
+    /// A folder or file of the host (absolute), never created or removed by firedrill.
+    Bind(PathBuf),
 }
 
 impl Service {
@@ -199,6 +249,8 @@ pub struct BuildSpec {
     /// `prepare`: a command (argv) run on the host, in the context folder, before the build; for
     /// example one that compiles a binary the Dockerfile copies. It must exit 0.
     pub prepare: Option<Vec<String>>,
+    /// `target`: the Dockerfile stage to build (compose `build.target`).
+    pub target: Option<String>,
 }
 
 /// A string with `{{ ... }}` references, resolved by the engine when the stack comes up.

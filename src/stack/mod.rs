@@ -39,11 +39,13 @@ mod image;
 mod owner;
 mod remove;
 mod sweep;
+mod volume;
 
 pub use container::{HARNESS_HOST, StackHandle};
 pub use docker::Docker;
 pub use error::StackError;
 pub(crate) use owner::{current_owner, owner_alive};
+pub use volume::volume_name;
 
 /// Label keys every object of a run carries.
 pub mod labels {
@@ -122,6 +124,8 @@ pub struct SweepReport {
     pub containers: Vec<String>,
     /// Names of networks removed.
     pub networks: Vec<String>,
+    /// Names of volumes removed (compose stacks' named volumes).
+    pub volumes: Vec<String>,
 }
 
 /// Which runs a sweep removes.

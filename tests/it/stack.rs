@@ -78,6 +78,7 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         backup: None,
         restore: None,
         replicas: 1,
+        container: Default::default(),
     }
 }
 
@@ -287,6 +288,7 @@ async fn missing_images_fail_clearly_without_pulling() {
         tag: "firedrill-test/never-built:1".to_owned(),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
     let start = instant_now();
     let error = docker
@@ -329,6 +331,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
             "-c",
             "echo prepared > generated.txt && echo prepare says hi && echo to-stderr >&2",
         ])),
+        target: None,
     };
 
     let mut lines: Vec<String> = Vec::new();
@@ -410,6 +413,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
         tag: format!("{tag}-broken"),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
     let error = docker.build_image(&broken_spec, &mut |_: &str| {}).await.expect_err("RUN false");
     let message = error.to_string();

@@ -151,6 +151,7 @@ impl Walk<'_> {
                 backup: backup.map_or(Some(None), |c| c.map(Some))?,
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
                 replicas: replicas?,
+                container: Default::default(),
             })
         })();
         info
@@ -241,6 +242,7 @@ impl Walk<'_> {
             tag: tag?,
             args: args?,
             prepare: prepare.map_or(Some(None), |p| p.map(Some))?,
+            target: None,
         })
     }
 
