@@ -54,6 +54,9 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, files } => images(files, rebuild, color).await,
         Command::Gc { run, all } => gc(run, all).await,
+        Command::Init { compose, output, profiles } => {
+            Ok(super::init::init(&compose, output.as_deref(), &profiles, color))
+        }
         Command::Gate { policy, at, notices } => {
             super::gate::gate(&policy, at.as_deref(), notices.as_deref(), color)
         }
@@ -73,7 +76,12 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     let mut failed = false;
     for file in files {
         match scenario::load(file) {
-            Ok(scenario) => scenarios.push(scenario),
+            Ok(scenario) => {
+                for warning in scenario.stack.compose.iter().flat_map(|c| &c.warnings) {
+                    eprintln!("warning: {warning}");
+                }
+                scenarios.push(scenario);
+            }
             Err(LoadError::Invalid(invalid)) => {
                 eprint!("{}", scenario::render(&invalid, color));
                 failed = true;

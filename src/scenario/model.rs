@@ -99,6 +99,22 @@ pub struct Stack {
     pub services: IndexMap<String, Service>,
     /// `links`: dependencies routed through the fault proxy, by name.
     pub links: IndexMap<String, Link>,
+    /// `compose`: the compose files the services came from, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeOrigin>,
+}
+
+/// Where a stack read from compose files came from, and what reading them noticed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeOrigin {
+    /// The files, in merge order.
+    pub files: Vec<PathBuf>,
+    /// The selected profiles.
+    pub profiles: Vec<String>,
+    /// The compose project name (names images built without an `image:`).
+    pub project: String,
+    /// `FILE:LINE:COL: message` for every ignored key and unset variable.
+    pub warnings: Vec<String>,
 }
 
 impl Stack {

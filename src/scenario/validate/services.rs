@@ -46,8 +46,16 @@ impl Walk<'_> {
             at,
             "`stack`",
             "a mapping with `services`",
-            &["services", "links"],
+            &["services", "links", "compose", "profiles"],
         )?;
+        if fields.get("compose").is_some() {
+            return self.compose_stack(&fields);
+        }
+        if let Some(entry) = fields.entry("profiles") {
+            self.r
+                .error(entry.key.span, "`profiles` needs `compose`", "without `compose`")
+                .help("profiles select services of a compose file (`stack.compose`)");
+        }
         let services_node = self.r.require(&fields, "services")?;
         let Value::Map(entries) = &services_node.value else {
             self.r.wrong_type(services_node, "a mapping of service names to services");
