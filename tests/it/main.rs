@@ -2,6 +2,7 @@
 //! engine on this machine; the demo images are built once, locally, by `firedrill images`.
 
 mod blue_green;
+mod compose;
 mod faults;
 mod links;
 mod notify;

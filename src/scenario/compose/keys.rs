@@ -329,7 +329,8 @@ pub(super) fn sort_keys<'n>(
 }
 
 /// Every table, named, for the README check.
-pub(super) fn tables() -> Vec<(&'static str, &'static [(&'static str, Support)])> {
+#[cfg(test)]
+fn tables() -> Vec<(&'static str, &'static [(&'static str, Support)])> {
     vec![
         ("top level", TOP),
         ("service", SERVICE),
@@ -343,4 +344,25 @@ pub(super) fn tables() -> Vec<(&'static str, &'static [(&'static str, Support)])
         ("ports", PORT),
         ("service volumes", MOUNT),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_mapping_table_names_every_key() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## Rehearsing your own stack").expect("the README section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+        for (table, keys) in tables() {
+            for (key, _) in keys {
+                assert!(
+                    section.contains(&format!("`{key}`")) || section.contains(&format!(".{key}`")),
+                    "the README's compose section does not name `{key}` ({table})"
+                );
+            }
+        }
+    }
 }

@@ -63,8 +63,11 @@ impl Walk<'_> {
                 if let Some(node) = overrides {
                     self.overrides(node, &mut stand_ins, compose_span, false);
                 }
-                self.check_services(&Services(stand_ins));
-                return None;
+                let services = Services(stand_ins);
+                self.check_services(&services);
+                // Every stand-in lacks its service, so the scenario is rejected; its other
+                // parts are still checked against the names.
+                return Some(services);
             }
         };
         let loaded = loaded.expect("handled above");
