@@ -121,23 +121,45 @@ pub(crate) fn starter(
         })
     });
     let link_name = edge.as_ref().map(|(from, to, _)| format!("{from}-{to}"));
+    // A service without a healthcheck counts as ready once it runs, before it listens: give the
+    // ones with a port a TCP health check, so bring-up waits until they accept connections.
+    let tcp_health: Vec<(String, u16)> = stack
+        .services
+        .iter()
+        .filter(|(_, c)| c.service.health.is_none())
+        .filter_map(|(name, c)| Some((name.clone(), *c.service.ports.first()?)))
+        .collect();
     let _ = writeln!(
         w,
         "  ## Add to or override compose services here (health checks, backup/restore hooks):"
     );
-    let _ = writeln!(w, "  # services:");
-    match stack.services.iter().find(|(_, c)| c.service.health.is_none()) {
-        Some((service, _)) => {
-            let _ = writeln!(w, "  #   {service}:");
+    if tcp_health.is_empty() {
+        let _ = writeln!(w, "  # services:");
+        match stack.services.iter().find(|(_, c)| c.service.health.is_none()) {
+            Some((service, _)) => {
+                let _ = writeln!(w, "  #   {service}:");
+                let _ = writeln!(
+                    w,
+                    "  #     health: {{ exec: [\"true\"] }}   ## replace with a real check"
+                );
+            }
+            None => {
+                let (service, _) = stack.services.first().expect("a stack has services");
+                let _ = writeln!(w, "  #   {service}:");
+                let _ = writeln!(w, "  #     startup-timeout: 2m");
+            }
+        }
+    } else {
+        let _ = writeln!(w, "  services:");
+        for (service, port) in &tcp_health {
+            let _ = writeln!(w, "    {service}:");
             let _ = writeln!(
                 w,
-                "  #     health: {{ exec: [\"true\"] }}   ## replace with a real check"
+                "      ## No healthcheck in the compose file: ready once port {port} accepts connections."
             );
-        }
-        None => {
-            let (service, _) = stack.services.first().expect("a stack has services");
-            let _ = writeln!(w, "  #   {service}:");
-            let _ = writeln!(w, "  #     startup-timeout: 2m");
+            let _ = writeln!(w, "      health: {{ tcp: {{ port: {port} }}, interval: 250ms }}");
+            let _ = writeln!(w, "      # startup-timeout: 2m");
+            notes.push(format!("inferred: `{service}` has no healthcheck: a tcp health check on port {port} (fill in: an http or exec check says more)"));
         }
     }
     if let (Some((from, to, port)), Some(link)) = (&edge, &link_name) {
@@ -183,7 +205,7 @@ pub(crate) fn starter(
                 "  - name: {service} accepts connections on {port}\n    tcp: {{ service: {service}, port: {port} }}"
             ));
             notes.push(format!(
-                "inferred: tcp probe {service}:{port} from `ports` (fill in: an http probe says more; Docker's port proxy accepts connections even when nothing listens)"
+                "inferred: tcp probe {service}:{port} from `ports` (fill in: an http probe says more)"
             ));
         }
     }
@@ -261,8 +283,14 @@ pub(crate) fn starter(
         checks.push("  - steady-state: before".to_owned());
         checks.push("  - steady-state: after".to_owned());
     }
-    let healthy: Vec<&String> =
-        stack.services.iter().filter(|(_, c)| c.service.health.is_some()).map(|(n, _)| n).collect();
+    let healthy: Vec<&String> = stack
+        .services
+        .iter()
+        .filter(|(name, c)| {
+            c.service.health.is_some() || tcp_health.iter().any(|(s, _)| s == *name)
+        })
+        .map(|(n, _)| n)
+        .collect();
     for service in &healthy {
         checks.push(format!("  - healthy-throughout: {{ service: {service}, step: settle }}"));
         notes.push(format!("inferred: `{service}` stays healthy (from its healthcheck)"));
@@ -284,7 +312,7 @@ pub(crate) fn starter(
         notes.push("fill in: no healthcheck and no published port: add a `health:` under `stack.services` or a probe".to_owned());
     }
     for (service, compose) in &stack.services {
-        if compose.service.health.is_none() {
+        if compose.service.health.is_none() && !tcp_health.iter().any(|(s, _)| s == service) {
             notes.push(format!(
                 "fill in: `{service}` has no healthcheck, so it counts as ready once it runs"
             ));
