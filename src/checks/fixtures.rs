@@ -51,7 +51,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
         name: "smoke".into(),
         description: None,
         source: PathBuf::from("/scenarios/smoke.yaml"),
-        stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+        stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
         traffic: IndexMap::new(),
         steady_state: vec![
             http_probe("billing answers", "billing"),

@@ -58,6 +58,9 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
+        Command::Init { compose, output, profiles } => {
+            Ok(super::init::init(&compose, output.as_deref(), &profiles, color))
+        }
         Command::Gate { policy, at, notices } => {
             super::gate::gate(&policy, at.as_deref(), notices.as_deref(), color)
         }
@@ -77,7 +80,12 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     let mut failed = false;
     for file in files {
         match scenario::load(file) {
-            Ok(scenario) => scenarios.push(scenario),
+            Ok(scenario) => {
+                for warning in scenario.stack.compose.iter().flat_map(|c| &c.warnings) {
+                    eprintln!("warning: {warning}");
+                }
+                scenarios.push(scenario);
+            }
             Err(LoadError::Invalid(invalid)) => {
                 eprint!("{}", scenario::render(&invalid, color));
                 failed = true;
@@ -398,11 +406,12 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     }
     let report = docker.sweep(scope).await?;
     println!(
-        "removed {} container(s) and {} network(s)",
+        "removed {} container(s), {} network(s) and {} volume(s)",
         report.containers.len(),
-        report.networks.len()
+        report.networks.len(),
+        report.volumes.len()
     );
-    for name in report.containers.iter().chain(&report.networks) {
+    for name in report.containers.iter().chain(&report.networks).chain(&report.volumes) {
         println!("  {name}");
     }
     Ok(ExitStatus::Success)

@@ -108,6 +108,20 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Write a starter scenario for a compose stack that runs and passes as written, with one
+    /// commented example of each step family. Exit 0 written, 2 invalid compose input.
+    Init {
+        /// The compose file; repeat to merge several, in order, like `docker compose -f`.
+        #[arg(long = "compose", required = true, value_name = "FILE")]
+        compose: Vec<PathBuf>,
+        /// Where to write the scenario (default `firedrill.yaml` beside the first compose file);
+        /// an existing file is never overwritten.
+        #[arg(long, value_name = "SCENARIO")]
+        output: Option<PathBuf>,
+        /// A compose profile to enable; repeat for several.
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
+    },
     /// Revert the faults dead runs left in force (from their ledgers), then remove the containers
     /// and networks they left behind.
     Gc {

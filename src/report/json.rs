@@ -529,7 +529,7 @@ mod tests {
             name: "smoke".into(),
             description: None,
             source: PathBuf::from("scenarios/smoke.yaml"),
-            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
             traffic: indexmap::IndexMap::new(),
             steady_state: Vec::new(),
             steps: Vec::new(),

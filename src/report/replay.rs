@@ -223,7 +223,7 @@ fn scenario_from_journal(
             name: name.to_owned(),
             description: description.clone(),
             source: PathBuf::from(file),
-            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
             traffic: IndexMap::new(),
             steady_state,
             steps: Vec::new(),

@@ -1157,6 +1157,7 @@ mod tests {
                     service: "billing".into(),
                     healthy: true,
                     detail: "status 200".into(),
+                    check_started_us: None,
                 },
             ),
             (100, upgrade(UpgradeStage::Started)),

@@ -99,6 +99,22 @@ pub struct Stack {
     pub services: IndexMap<String, Service>,
     /// `links`: dependencies routed through the fault proxy, by name.
     pub links: IndexMap<String, Link>,
+    /// `compose`: the compose files the services came from, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeOrigin>,
+}
+
+/// Where a stack read from compose files came from, and what reading them noticed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeOrigin {
+    /// The files, in merge order.
+    pub files: Vec<PathBuf>,
+    /// The selected profiles.
+    pub profiles: Vec<String>,
+    /// The compose project name (names images built without an `image:`).
+    pub project: String,
+    /// `FILE:LINE:COL: message` for every ignored key and unset variable.
+    pub warnings: Vec<String>,
 }
 
 impl Stack {
@@ -154,6 +170,56 @@ pub struct Service {
     /// `pull`: when the service's images (its `image:`, its upgrade targets, the bases of its
     /// `build:`) are fetched from their registry (default `missing`).
     pub pull: PullPolicy,
+    /// How the container is created beyond image, command and env: what a compose file can say
+    /// (entrypoint, user, mounts, ...). All empty for a service written in firedrill's own format.
+    pub container: ContainerSettings,
+}
+
+/// Container settings that come from a compose file (`stack.compose`); the default is "as the
+/// image says".
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ContainerSettings {
+    /// `entrypoint`: replaces the image's ENTRYPOINT when set (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// `user`: `uid[:gid]` or a name.
+    pub user: Option<String>,
+    /// `working_dir`.
+    pub working_dir: Option<String>,
+    /// `labels`, added to firedrill's own labels (which win on a clash).
+    pub labels: IndexMap<String, String>,
+    /// `volumes`: named volumes (created per run) and bind mounts.
+    pub mounts: Vec<Mount>,
+    /// `tmpfs`: paths mounted as tmpfs, with options after a `:` when given.
+    pub tmpfs: Vec<String>,
+    /// `stop_signal`: the signal a stop sends first.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period`: Docker's stop timeout for stops that do not give their own.
+    #[serde(with = "option_duration_serde")]
+    pub stop_grace_period: Option<Duration>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mount {
+    /// What is mounted.
+    pub source: MountSource,
+    /// The path inside the container.
+    pub target: String,
+    /// `:ro` / `read_only: true`.
+    pub read_only: bool,
+}
+
+/// Where a mount's content lives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountSource {
+    /// A named volume of the stack: the run creates `firedrill-RUNID-NAME` (labelled) and removes
+    /// it at teardown.
+    Volume(String),
+    /// An anonymous volume, removed with its container.
+    Anonymous,
+    /// A folder or file of the host (absolute), never created or removed by firedrill.
+    Bind(PathBuf),
 }
 
 /// `pull:` (per service) and `--pull` (for the whole run), as in docker compose.
@@ -256,6 +322,8 @@ pub struct BuildSpec {
     /// `prepare`: a command (argv) run on the host, in the context folder, before the build; for
     /// example one that compiles a binary the Dockerfile copies. It must exit 0.
     pub prepare: Option<Vec<String>>,
+    /// `target`: the Dockerfile stage to build (compose `build.target`).
+    pub target: Option<String>,
 }
 
 /// A string with `{{ ... }}` references, resolved by the engine when the stack comes up.

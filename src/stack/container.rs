@@ -25,12 +25,13 @@ use testcontainers::bollard::query_parameters::{
 use super::error::{docker_error, is_status};
 use super::owner::current_owner;
 use super::remove::{remove_all, remove_all_blocking, remove_container};
+use super::volume;
 use super::{
     ContainerEvent, ContainerState, Docker, ExecOutcome, RunIdentity, StackError, container_name,
     labels, network_name,
 };
 use crate::clock::{self, Clock};
-use crate::scenario::model::Service;
+use crate::scenario::model::{MountSource, Service};
 
 /// Grace period of a graceful shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -321,17 +322,61 @@ impl StackHandle {
             .collect();
         let extra_hosts = self.gateway.map(|gateway| vec![format!("{HARNESS_HOST}:{gateway}")]);
         let endpoint = EndpointSettings { aliases: Some(aliases), ..Default::default() };
+        let settings = &service.container;
+        for mount in &settings.mounts {
+            if let MountSource::Volume(volume) = &mount.source {
+                volume::ensure_volume(
+                    client,
+                    &self.identity.run_id,
+                    volume,
+                    run_labels(&self.identity),
+                )
+                .await
+                .map_err(docker_error("create volume", name))?;
+            }
+        }
+        let run_id = &self.identity.run_id;
+        let binds: Vec<String> =
+            settings.mounts.iter().filter_map(|m| volume::bind_string(run_id, m)).collect();
+        let anonymous: Vec<String> = settings
+            .mounts
+            .iter()
+            .filter(|m| m.source == MountSource::Anonymous)
+            .map(|m| m.target.clone())
+            .collect();
+        let tmpfs: HashMap<String, String> = settings
+            .tmpfs
+            .iter()
+            .map(|entry| match entry.split_once(':') {
+                Some((path, options)) => (path.to_owned(), options.to_owned()),
+                None => (entry.clone(), String::new()),
+            })
+            .collect();
+        // Compose labels first: firedrill's own labels win a clash (the sweep relies on them).
+        let mut all_labels: HashMap<String, String> =
+            settings.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all_labels.extend(labels);
         let body = ContainerCreateBody {
             image: Some(service.image.reference().to_owned()),
             env: Some(env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
             cmd: service.command.clone(),
-            labels: Some(labels),
+            entrypoint: settings.entrypoint.clone(),
+            user: settings.user.clone(),
+            working_dir: settings.working_dir.clone(),
+            stop_signal: settings.stop_signal.clone(),
+            stop_timeout: settings
+                .stop_grace_period
+                .map(|grace| i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)),
+            volumes: (!anonymous.is_empty()).then_some(anonymous),
+            labels: Some(all_labels),
             exposed_ports: Some(port_keys),
             host_config: Some(HostConfig {
                 network_mode: Some(self.network_name.clone()),
                 port_bindings: Some(bindings),
                 publish_all_ports: Some(false),
                 extra_hosts,
+                binds: (!binds.is_empty()).then_some(binds),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -777,7 +822,11 @@ impl StackHandle {
         let services: Vec<String> = registry.containers.keys().cloned().collect();
         let ids: Vec<String> = registry.containers.values().cloned().collect();
         let grace = graceful.then_some(SHUTDOWN_GRACE);
-        let errors = remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
+        let mut errors =
+            remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
+        let volume_errors =
+            volume::remove_run_volumes(self.docker.client(), &self.identity.run_id).await;
+        errors.extend(volume_errors.into_iter().map(|error| (ids.len() + 1, error)));
         // Whatever failed is left to the sweep; `Drop` would only fail the same way.
         self.finished = true;
         match errors.into_iter().next() {
@@ -785,8 +834,10 @@ impl StackHandle {
             Some((index, source)) => Err(StackError::Docker {
                 operation: if index < services.len() {
                     "remove container"
-                } else {
+                } else if index == services.len() {
                     "remove network"
+                } else {
+                    "remove volume"
                 },
                 service: services.get(index).cloned().unwrap_or_else(|| "-".to_owned()),
                 source,
@@ -804,6 +855,7 @@ impl Drop for StackHandle {
             self.docker.endpoint().to_owned(),
             self.registry().containers.values().cloned().collect(),
             Some(self.network_id.clone()),
+            Some(self.identity.run_id.clone()),
         );
     }
 }

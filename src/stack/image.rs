@@ -152,6 +152,9 @@ pub(crate) async fn prepare_context(
             })?;
     let mut fingerprint = context::Fnv(packed.fingerprint);
     fingerprint.write(spec.dockerfile.as_bytes());
+    if let Some(target) = &spec.target {
+        fingerprint.write(target.as_bytes());
+    }
     for (key, value) in &spec.args {
         fingerprint.write(key.as_bytes());
         fingerprint.write(value.as_bytes());
@@ -173,14 +176,17 @@ pub(crate) async fn build_prepared(
     let build_error = |reason: String| StackError::Build { image: spec.tag.clone(), reason };
     let Prepared { archive, build_args, fingerprint } = prepared;
     let labels = HashMap::from([(FINGERPRINT_LABEL, fingerprint)]);
-    let options = BuildImageOptionsBuilder::default()
+    let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(&spec.dockerfile)
         .t(&spec.tag)
         .rm(true)
         .forcerm(true)
         .buildargs(&build_args)
-        .labels(&labels)
-        .build();
+        .labels(&labels);
+    if let Some(target) = &spec.target {
+        options = options.target(target);
+    }
+    let options = options.build();
     let mut stream = docker.client().build_image(options, None, Some(body_full(archive.into())));
     let mut tail = Tail::default();
     let mut partial = String::new();

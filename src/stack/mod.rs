@@ -43,12 +43,14 @@ mod owner;
 mod pull;
 mod remove;
 mod sweep;
+mod volume;
 
 pub use container::{HARNESS_HOST, StackHandle};
 pub use docker::Docker;
 pub use error::StackError;
 pub(crate) use owner::{current_owner, owner_alive};
 pub use pull::{PULL_STALL_TIMEOUT, PullBar, PullProgress, Pulled};
+pub use volume::volume_name;
 
 /// Label keys every object of a run carries.
 pub mod labels {
@@ -129,6 +131,8 @@ pub struct SweepReport {
     pub containers: Vec<String>,
     /// Names of networks removed.
     pub networks: Vec<String>,
+    /// Names of volumes removed (compose stacks' named volumes).
+    pub volumes: Vec<String>,
 }
 
 /// Which runs a sweep removes.

@@ -3,6 +3,7 @@
 
 mod blue_green;
 mod concurrent;
+mod compose;
 mod faults;
 mod links;
 mod notify;

@@ -79,6 +79,7 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         restore: None,
         replicas: 1,
         pull: PullPolicy::Never,
+        container: Default::default(),
     }
 }
 
@@ -288,6 +289,7 @@ async fn missing_images_fail_clearly_without_pulling() {
         tag: "firedrill-test/never-built:1".to_owned(),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
     let start = instant_now();
     let error = docker
@@ -330,6 +332,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
             "-c",
             "echo prepared > generated.txt && echo prepare says hi && echo to-stderr >&2",
         ])),
+        target: None,
     };
 
     let mut lines: Vec<String> = Vec::new();
@@ -414,6 +417,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
         tag: format!("{tag}-broken"),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
     let error = docker
         .build_image(&broken_spec, PullPolicy::Never, &mut |_: &str| {})

@@ -47,8 +47,16 @@ impl Walk<'_> {
             at,
             "`stack`",
             "a mapping with `services`",
-            &["services", "links"],
+            &["services", "links", "compose", "profiles"],
         )?;
+        if fields.get("compose").is_some() {
+            return self.compose_stack(&fields);
+        }
+        if let Some(entry) = fields.entry("profiles") {
+            self.r
+                .error(entry.key.span, "`profiles` needs `compose`", "without `compose`")
+                .help("profiles select services of a compose file (`stack.compose`)");
+        }
         let services_node = self.r.require(&fields, "services")?;
         let Value::Map(entries) = &services_node.value else {
             self.r.wrong_type(services_node, "a mapping of service names to services");
@@ -157,6 +165,7 @@ impl Walk<'_> {
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
                 replicas: replicas?,
                 pull: pull?,
+                container: Default::default(),
             })
         })();
         info
@@ -263,6 +272,7 @@ impl Walk<'_> {
             tag: tag?,
             args: args?,
             prepare: prepare.map_or(Some(None), |p| p.map(Some))?,
+            target: None,
         })
     }
 

@@ -50,6 +50,7 @@ pub(crate) fn scenario(
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let scenario = walk.scenario(root, path);
     match scenario {
@@ -69,6 +70,7 @@ pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<P
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
@@ -102,6 +104,7 @@ pub(crate) fn notices(
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let notices = match root {
         Some(root) => walk.notices(root),
@@ -167,6 +170,8 @@ pub(super) struct Walk<'s> {
     pub(super) sinks: SinkNames,
     /// The declared links, for link fault steps (filled once `stack.links` is read).
     pub(super) links: super::links::LinkTable,
+    /// `stack.compose`: where the services came from (set by `validate/compose.rs`).
+    pub(super) compose: Option<crate::scenario::model::ComposeOrigin>,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -370,7 +375,7 @@ impl Walk<'_> {
             name: name?,
             description,
             source: path.to_path_buf(),
-            stack: Stack { services: stack, links: links? },
+            stack: Stack { services: stack, links: links?, compose: self.compose.take() },
             steady_state: steady.unwrap_or(Some(Vec::new()))?,
             traffic: traffic?,
             steps: steps?,
