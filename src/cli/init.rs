@@ -157,7 +157,14 @@ pub(crate) fn starter(
                 w,
                 "      ## No healthcheck in the compose file: ready once port {port} accepts connections."
             );
-            let _ = writeln!(w, "      health: {{ tcp: {{ port: {port} }}, interval: 250ms }}");
+            let _ = writeln!(
+                w,
+                "      ## A connect alone proves little (a frozen service still accepts): prefer an exchange,\n      ## e.g. `send: \"PING\\r\\n\"` and `expect: \"+PONG\"`, or an http/exec check."
+            );
+            let _ = writeln!(
+                w,
+                "      health: {{ tcp: {{ port: {port}, connect-is-enough: true }}, interval: 250ms }}"
+            );
             let _ = writeln!(w, "      # startup-timeout: 2m");
             notes.push(format!("inferred: `{service}` has no healthcheck: a tcp health check on port {port} (fill in: an http or exec check says more)"));
         }
@@ -202,10 +209,10 @@ pub(crate) fn starter(
                 continue;
             }
             probes.push(format!(
-                "  - name: {service} accepts connections on {port}\n    tcp: {{ service: {service}, port: {port} }}"
+                "  - name: {service} accepts connections on {port}\n    tcp: {{ service: {service}, port: {port}, connect-is-enough: true }}"
             ));
             notes.push(format!(
-                "inferred: tcp probe {service}:{port} from `ports` (fill in: an http probe says more)"
+                "inferred: tcp probe {service}:{port} from `ports`, connect only (fill in: `send`/`expect` or an http probe says more)"
             ));
         }
     }
