@@ -42,6 +42,10 @@ const RESTART_GRACE_SECONDS: i32 = 10;
 /// How much exec output is kept.
 const EXEC_OUTPUT_LIMIT: usize = 4096;
 
+/// How long past its own timeout an exec keeps a pause of its container waiting. By then the
+/// exec's process has long started (starting takes milliseconds); see [`StackHandle::exec`].
+const EXEC_GATE_SLACK: Duration = Duration::from_secs(5);
+
 /// The name containers reach the harness by (the run network's gateway).
 pub const HARNESS_HOST: &str = "host.docker.internal";
 
@@ -64,6 +68,14 @@ pub struct StackHandle {
     next_replica: AtomicUsize,
     /// Bumped whenever a replica enters or leaves rotation, so the traffic looks its ports up again.
     rotation_changes: Arc<AtomicU64>,
+    /// One gate per container between execs (read) and pause/unpause (write). Docker 20.10 on
+    /// cgroup v1 wedges when a container is frozen while an exec into it is starting: runc's exec
+    /// joins the frozen cgroup and never returns, containerd holds the task's lock, and the
+    /// unpause, every inspect and every removal of that container hang with it (seen here with
+    /// dockerd's goroutine dump: `ContainerExecStart` stuck in `tasks.Start`, `Unpause` waiting
+    /// in `tasks.Resume`). Docker's own health checks stop while a container is paused; firedrill's
+    /// exec health checks and hooks wait at this gate instead, so the harness never causes that.
+    exec_gates: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
     finished: bool,
 }
@@ -90,6 +102,7 @@ impl StackHandle {
             gateway: None,
             registry: Mutex::new(Registry::default()),
             next_replica: AtomicUsize::new(0),
+            exec_gates: Mutex::new(HashMap::new()),
             rotation_changes: Arc::new(AtomicU64::new(0)),
             finished: false,
         };
@@ -588,50 +601,72 @@ impl StackHandle {
         timeout: Duration,
     ) -> Result<ExecOutcome, StackError> {
         let id = self.container_id(service)?;
-        let client = self.docker.client();
-        let mut output: Vec<u8> = Vec::new();
-        let run = async {
-            let exec = client
-                .create_exec(
-                    &id,
-                    CreateExecOptions {
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        cmd: Some(command.to_vec()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(docker_error("create exec", service))?;
-            let started = client
-                .start_exec(&exec.id, None)
-                .await
-                .map_err(docker_error("start exec", service))?;
-            if let StartExecResults::Attached { output: mut stream, .. } = started {
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(docker_error("read exec output", service))?;
-                    output.extend_from_slice(&chunk.into_bytes());
-                    if output.len() > 2 * EXEC_OUTPUT_LIMIT {
-                        output.drain(..output.len() - EXEC_OUTPUT_LIMIT);
+        let client = self.docker.client().clone();
+        let output: Arc<Mutex<Vec<u8>>> = Arc::default();
+        // Held from before the exec is created until its process ended, or its timeout plus
+        // EXEC_GATE_SLACK passed: a pause of this container waits for it (see `exec_gates`).
+        let gate = self.exec_gate(&id).read_owned().await;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let collected = Arc::clone(&output);
+        let service_name = service.to_owned();
+        let command = command.to_vec();
+        tokio::spawn(async move {
+            let service = service_name.as_str();
+            let run = async {
+                let exec = client
+                    .create_exec(
+                        &id,
+                        CreateExecOptions {
+                            attach_stdout: Some(true),
+                            attach_stderr: Some(true),
+                            cmd: Some(command),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(docker_error("create exec", service))?;
+                let started = client
+                    .start_exec(&exec.id, None)
+                    .await
+                    .map_err(docker_error("start exec", service))?;
+                if let StartExecResults::Attached { output: mut stream, .. } = started {
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(docker_error("read exec output", service))?;
+                        let mut output = lock(&collected);
+                        output.extend_from_slice(&chunk.into_bytes());
+                        if output.len() > 2 * EXEC_OUTPUT_LIMIT {
+                            let excess = output.len() - EXEC_OUTPUT_LIMIT;
+                            output.drain(..excess);
+                        }
                     }
                 }
-            }
-            // The output closes as the process ends; Docker records the exit code an instant later.
-            loop {
-                let inspect = client
-                    .inspect_exec(&exec.id)
-                    .await
-                    .map_err(docker_error("inspect exec", service))?;
-                if inspect.running != Some(true) {
-                    return Ok::<_, StackError>(inspect.exit_code);
+                // The output closes as the process ends; Docker records the exit code an instant
+                // later.
+                loop {
+                    let inspect = client
+                        .inspect_exec(&exec.id)
+                        .await
+                        .map_err(docker_error("inspect exec", service))?;
+                    if inspect.running != Some(true) {
+                        return Ok::<_, StackError>(inspect.exit_code);
+                    }
+                    clock::sleep(Duration::from_millis(10)).await;
                 }
-                clock::sleep(Duration::from_millis(10)).await;
-            }
+            };
+            let result = tokio::select! {
+                result = run => Some(result),
+                () = clock::sleep(timeout + EXEC_GATE_SLACK) => None,
+            };
+            drop(gate);
+            // The caller may have given up at its timeout already.
+            let _ = done_tx.send(result);
+        });
+        let exit_code = match tokio::time::timeout(timeout, done_rx).await {
+            Ok(Ok(Some(result))) => result?,
+            // Timed out (here or in the task), or the task was cancelled with the runtime.
+            _ => None,
         };
-        let exit_code = match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result?,
-            Err(_) => None,
-        };
+        let output = lock(&output);
         Ok(ExecOutcome { exit_code, output: tail_text(&output, EXEC_OUTPUT_LIMIT) })
     }
 
@@ -682,19 +717,33 @@ impl StackHandle {
     /// Freeze the container.
     pub async fn pause(&self, service: &str) -> Result<(), StackError> {
         let client = self.docker.client();
-        self.each(service, "pause container", |id| async move { client.pause_container(&id).await })
-            .await
+        self.each(service, "pause container", |id| {
+            let gate = self.exec_gate(&id);
+            async move {
+                // Never freeze a container while an exec into it may be starting (`exec_gates`).
+                let _no_exec = gate.write().await;
+                client.pause_container(&id).await
+            }
+        })
+        .await
     }
 
     /// Thaw it.
     pub async fn unpause(&self, service: &str) -> Result<(), StackError> {
         let client = self.docker.client();
-        self.each(
-            service,
-            "unpause container",
-            |id| async move { client.unpause_container(&id).await },
-        )
+        self.each(service, "unpause container", |id| {
+            let gate = self.exec_gate(&id);
+            async move {
+                let _no_exec = gate.write().await;
+                client.unpause_container(&id).await
+            }
+        })
         .await
+    }
+
+    /// The exec/pause gate of one container (see `exec_gates`).
+    fn exec_gate(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        Arc::clone(lock(&self.exec_gates).entry(id.to_owned()).or_default())
     }
 
     /// Run `action` on the container of `service`, or on every replica of a replicated one,
@@ -900,4 +949,9 @@ fn tail_text(bytes: &[u8], limit: usize) -> String {
     let start = bytes.len().saturating_sub(limit);
     let text = String::from_utf8_lossy(&bytes[start..]);
     text.trim_start_matches('\u{FFFD}').to_owned()
+}
+
+/// Lock a mutex that is never held across an `.await`, recovering it from a panicked holder.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

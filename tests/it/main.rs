@@ -2,8 +2,8 @@
 //! engine on this machine; the demo images are built once, locally, by `firedrill images`.
 
 mod blue_green;
-mod concurrent;
 mod compose;
+mod concurrent;
 mod faults;
 mod links;
 mod notify;

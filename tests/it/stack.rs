@@ -592,6 +592,57 @@ async fn pause_and_unpause_show_in_state() {
     assert!(leftovers(&id).await.is_empty());
 }
 
+/// A pause never freezes a container while an exec into it runs: on this engine (Docker 20.10,
+/// cgroup v1) a freeze that lands while an exec is starting wedges the container in the daemon
+/// (unpause, inspect and removal hang). The pause waits for the exec; an exec after the pause is
+/// refused by Docker at once. Without the gate the pause returns at once and freezes the exec.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_waits_for_a_running_exec_and_never_freezes_one() {
+    let docker = docker().await;
+    let id = run_id("pausegate");
+    let stack = std::sync::Arc::new(
+        StackHandle::create(&docker, identity(&id, false)).await.expect("network"),
+    );
+    stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
+
+    let exec_stack = std::sync::Arc::clone(&stack);
+    let exec = tokio::spawn(async move {
+        exec_stack.exec("app", &argv(&["sleep", "2"]), Duration::from_secs(20)).await.expect("exec")
+    });
+    // Readiness is data: the exec's process is running inside the container.
+    eventually("the exec's sleep runs", Duration::from_secs(10), || {
+        let stack = std::sync::Arc::clone(&stack);
+        async move {
+            stack
+                .exec(
+                    "app",
+                    // PID 1 is `sleep infinity`; the exec's `sleep 2` makes two.
+                    &argv(&["sh", "-c", "[ \"$(cat /proc/[0-9]*/comm | grep -cx sleep)\" -ge 2 ]"]),
+                    Duration::from_secs(5),
+                )
+                .await
+                .is_ok_and(|outcome| outcome.exit_code == Some(0))
+        }
+    })
+    .await;
+    stack.pause("app").await.expect("pause");
+    // Still paused: had the pause frozen the exec's `sleep`, it would never end and the exec
+    // would time out (exit code None) after 20 s.
+    let outcome = exec.await.expect("exec task");
+    assert_eq!(
+        outcome.exit_code,
+        Some(0),
+        "the exec ran to its end before the freeze: {outcome:?}"
+    );
+    let state = stack.state("app").await.expect("state");
+    assert!(state.paused, "{state:?}");
+
+    stack.unpause("app").await.expect("unpause");
+    let stack = std::sync::Arc::into_inner(stack).expect("one owner left");
+    stack.shutdown(false).await.expect("shutdown");
+    assert!(leftovers(&id).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_reports_exit_codes_output_and_timeouts() {
     let docker = docker().await;

@@ -95,10 +95,7 @@ pub(super) const SERVICE: &[(&str, Support)] = &[
     ("tty", Ignored("firedrill never attaches a terminal")),
     ("stdin_open", Ignored("firedrill never attaches a terminal")),
     ("attach", Ignored("firedrill never attaches to a container's output")),
-    (
-        "pull_policy",
-        Read,
-    ),
+    ("pull_policy", Read),
     ("platform", Ignored("images run on this machine's platform")),
     ("mem_reservation", Ignored("a soft reservation changes nothing on one machine")),
     ("develop", Ignored("watch mode is for development, not rehearsals")),

@@ -148,8 +148,8 @@ impl ComposeWalk<'_> {
         // a `build:` image is rebuilt whenever its context changed.
         let pull = match get("pull_policy") {
             None => Some(PullPolicy::default()),
-            Some(node) => self.r.non_empty_text(node, "a pull policy").and_then(|text| {
-                match text.as_str() {
+            Some(node) => {
+                self.r.non_empty_text(node, "a pull policy").and_then(|text| match text.as_str() {
                     "always" => Some(PullPolicy::Always),
                     "missing" | "if_not_present" => Some(PullPolicy::Missing),
                     "never" => Some(PullPolicy::Never),
@@ -166,8 +166,8 @@ impl ComposeWalk<'_> {
                             );
                         None
                     }
-                }
-            }),
+                })
+            }
         };
         let mut tmpfs = Vec::new();
         if let Some(node) = get("tmpfs") {
