@@ -111,6 +111,7 @@ impl RunSinks {
                     SocketAddr::new(gateway, 0),
                 ],
                 limits: sinks::Limits::default(),
+                timeouts: sinks::Timeouts::default(),
                 seed: sink_seed(seed, index),
             };
             let clock_journal = journal.clone();
@@ -332,6 +333,23 @@ mod tests {
                 detail: "missing To".into(),
             }
         );
+    }
+
+    #[test]
+    fn evictions_and_timeouts_are_journaled_as_rejections_with_their_reason() {
+        for (reason, text) in
+            [(RejectReason::Evicted, "evicted"), (RejectReason::Timeout, "timeout")]
+        {
+            let event = journal_event(SinkEvent::Rejected {
+                sink: "email".into(),
+                reason,
+                detail: "127.0.0.1:5".into(),
+            });
+            assert!(
+                matches!(&event, EventKind::SinkRejected { reason, .. } if reason == text),
+                "{event:?}"
+            );
+        }
     }
 
     #[test]
