@@ -5,7 +5,8 @@
 //! Each scenario sink listens twice: on `127.0.0.1:0` for the harness and tests on the host, and
 //! on `GATEWAY:0` (the run network's gateway) for the containers, which reach it as
 //! `host.docker.internal:PORT` through `{{ sinks.NAME.* }}`. Limits are the sinks' defaults
-//! (`sinks::Limits::default()`: 1 MiB per message, 10 000 messages per sink and run).
+//! (`sinks::Limits::default()`: 1 MiB per message, 10 000 messages per sink and run); timeouts
+//! are `sinks::Timeouts::default()` with what the scenario's `timeouts` sets.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -111,7 +112,7 @@ impl RunSinks {
                     SocketAddr::new(gateway, 0),
                 ],
                 limits: sinks::Limits::default(),
-                timeouts: sinks::Timeouts::default(),
+                timeouts: timeouts(&sink.timeouts),
                 seed: sink_seed(seed, index),
             };
             let clock_journal = journal.clone();
@@ -202,6 +203,22 @@ fn kind(kind: model::SinkKind) -> SinkKind {
         model::SinkKind::Slack => SinkKind::Slack,
         model::SinkKind::Pagerduty => SinkKind::Pagerduty,
         model::SinkKind::Webhook => SinkKind::Webhook,
+    }
+}
+
+/// The sink's default timeouts with the scenario's on top.
+fn timeouts(set: &model::SinkTimeouts) -> sinks::Timeouts {
+    let default = sinks::Timeouts::default();
+    sinks::Timeouts {
+        greeting: set.greeting.unwrap_or(default.greeting),
+        mail: set.mail.unwrap_or(default.mail),
+        rcpt: set.rcpt.unwrap_or(default.rcpt),
+        data_init: set.data_init.unwrap_or(default.data_init),
+        data_block: set.data_block.unwrap_or(default.data_block),
+        data_termination: set.data_termination.unwrap_or(default.data_termination),
+        server: set.server.unwrap_or(default.server),
+        idle: set.idle.unwrap_or(default.idle),
+        header_read: set.header_read.unwrap_or(default.header_read),
     }
 }
 
@@ -350,6 +367,26 @@ mod tests {
                 "{event:?}"
             );
         }
+    }
+
+    #[test]
+    fn scenario_timeouts_override_only_what_they_set() {
+        let set = model::SinkTimeouts {
+            server: Some(Duration::from_secs(5)),
+            idle: Some(Duration::from_secs(7)),
+            ..model::SinkTimeouts::default()
+        };
+        let got = timeouts(&set);
+        let default = sinks::Timeouts::default();
+        assert_eq!(
+            got,
+            sinks::Timeouts {
+                server: Duration::from_secs(5),
+                idle: Duration::from_secs(7),
+                ..default
+            }
+        );
+        assert_eq!(timeouts(&model::SinkTimeouts::default()), default);
     }
 
     #[test]
