@@ -369,6 +369,40 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_scenario_timeout_reaches_the_running_sink_and_its_journal() {
+        use tokio::io::AsyncReadExt;
+
+        let clock = Arc::new(crate::clock::SystemClock::start());
+        let journal = Journal::in_memory(clock);
+        let scenario = crate::scenario::parse(
+            "name: t\nsinks: { email: { kind: smtp, timeouts: { greeting: 50ms } } }\n\
+             stack:\n  services:\n    a: { image: a }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let sinks = RunSinks::default();
+        sinks.start(&scenario, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), &journal, 1).await.unwrap();
+        let addr = sinks.local_addr("email").unwrap();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut said = String::new();
+        // The sink greets, times the silence out, answers 421 and closes (after journaling).
+        silent.read_to_string(&mut said).await.unwrap();
+        assert!(said.starts_with("220 ") && said.contains("\r\n421 4.4.2"), "{said}");
+        sinks.shutdown(&journal).await;
+        let rejected: Vec<EventKind> = journal
+            .snapshot()
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|kind| matches!(kind, EventKind::SinkRejected { .. }))
+            .collect();
+        assert!(
+            matches!(&rejected[..], [EventKind::SinkRejected { sink, reason, detail }]
+                if sink == "email" && reason == "timeout" && detail.contains("`greeting` timeout, 50ms")),
+            "{rejected:?}"
+        );
+    }
+
     #[test]
     fn scenario_timeouts_override_only_what_they_set() {
         let set = model::SinkTimeouts {
