@@ -219,6 +219,7 @@ fn timeouts(set: &model::SinkTimeouts) -> sinks::Timeouts {
         server: set.server.unwrap_or(default.server),
         idle: set.idle.unwrap_or(default.idle),
         header_read: set.header_read.unwrap_or(default.header_read),
+        body_read: set.body_read.unwrap_or(default.body_read),
     }
 }
 

@@ -307,6 +307,8 @@ pub struct SinkTimeouts {
     pub idle: Option<Duration>,
     /// HTTP: a request head, from its first byte.
     pub header_read: Option<Duration>,
+    /// HTTP: a request body, from the end of the head.
+    pub body_read: Option<Duration>,
 }
 
 impl SinkTimeouts {
@@ -314,7 +316,7 @@ impl SinkTimeouts {
     pub const SMTP_KEYS: &[&str] =
         &["greeting", "mail", "rcpt", "data-init", "data-block", "data-termination", "server"];
     /// The keys of the HTTP sinks.
-    pub const HTTP_KEYS: &[&str] = &["idle", "header-read"];
+    pub const HTTP_KEYS: &[&str] = &["idle", "header-read", "body-read"];
 
     /// The keys a sink of `kind` has.
     pub fn keys(kind: SinkKind) -> &'static [&'static str] {
@@ -333,6 +335,7 @@ impl SinkTimeouts {
             "server" => &mut self.server,
             "idle" => &mut self.idle,
             "header-read" => &mut self.header_read,
+            "body-read" => &mut self.body_read,
             _ => return false,
         };
         *field = Some(value);

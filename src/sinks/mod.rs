@@ -28,7 +28,8 @@
 //! state is bounded by `max_messages` too.
 //!
 //! No client holds a connection forever: [`Timeouts`] bound every wait for a client (SMTP: the
-//! RFC 5321 §4.5.3.2 timeouts, seen from the server; HTTP: keep-alive idle and request head);
+//! RFC 5321 §4.5.3.2 timeouts, seen from the server; HTTP: keep-alive idle, request head and
+//! body);
 //! a connection that runs out of time is closed (SMTP with `421`) and reported as a
 //! [`RejectReason::Timeout`].
 //!
@@ -129,7 +130,7 @@ impl Default for Limits {
 /// The SMTP fields are RFC 5321 §4.5.3.2's timeouts seen from the server: each bounds the client's
 /// turn after the sink's last reply (the RFC's 5, 5, 5, 2, 3, 10 and 5 minutes are the client's
 /// patience with the server; the sink is stricter, see [`Timeouts::default`]). The HTTP fields
-/// bound a keep-alive connection between requests and the arrival of a request head. A mail held
+/// bound a keep-alive connection between requests and the arrival of a request head and body. A mail held
 /// by chaos and the handling of an HTTP request are the sink's turn, never timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -154,12 +155,14 @@ pub struct Timeouts {
     pub idle: Duration,
     /// HTTP: a request head, from its first byte to its last.
     pub header_read: Duration,
+    /// HTTP: a request body, from the end of the head to its last byte (then `408`).
+    pub body_read: Duration,
 }
 
 impl Default for Timeouts {
     /// Shorter than RFC 5321's minutes, because a rehearsal lasts minutes: SMTP `greeting`,
     /// `mail`, `rcpt`, `data-init`, `data-block` 30 s, `data-termination` 2 min, `server` 60 s;
-    /// HTTP `idle` 60 s, `header-read` 30 s.
+    /// HTTP `idle` 60 s, `header-read` 30 s, `body-read` 30 s.
     fn default() -> Self {
         let seconds = Duration::from_secs;
         Timeouts {
@@ -172,6 +175,7 @@ impl Default for Timeouts {
             server: seconds(60),
             idle: seconds(60),
             header_read: seconds(30),
+            body_read: seconds(30),
         }
     }
 }

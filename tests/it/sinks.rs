@@ -1123,6 +1123,7 @@ fn patient() -> Timeouts {
         server: long,
         idle: long,
         header_read: long,
+        body_read: long,
     }
 }
 
@@ -1223,6 +1224,7 @@ async fn http_idle_and_header_read_timeouts_close_connections_but_not_requests_i
     let mut timeouts = patient();
     timeouts.idle = SHORT;
     timeouts.header_read = SHORT * 2;
+    timeouts.body_read = SHORT;
     let mut h = Harness::start_with(
         SinkKind::Webhook,
         small(),
@@ -1249,7 +1251,22 @@ async fn http_idle_and_header_read_timeouts_close_connections_but_not_requests_i
         "{detail}"
     );
     assert_eq!(slow.read_to_end(&mut Vec::new()).await.unwrap(), 0);
-    // A request being handled (held by chaos) outlasts both.
+    // Body read: a whole head, then part of the body: 408 from the sink, not a hang.
+    let mut stalled = TcpStream::connect(h.addr()).await.unwrap();
+    stalled
+        .write_all(b"POST /c HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{\"n\"")
+        .await
+        .unwrap();
+    let (reason, detail) = rejected_soon(&mut h).await;
+    assert_eq!(
+        (reason, detail.contains("`body-read` timeout")),
+        (RejectReason::Timeout, true),
+        "{detail}"
+    );
+    let mut answer = String::new();
+    stalled.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A request being handled (held by chaos) outlasts all three.
     h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     let held = tokio::spawn(client().post(h.url("/b")).json(&json!({"n": 1})).send());
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);

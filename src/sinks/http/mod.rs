@@ -9,8 +9,9 @@
 //!
 //! Each connection is watched ([`Watched`]): idle (no request in progress) it may last `idle`
 //! and may be evicted at the connection cap; once the first byte of a request head arrives it has
-//! `header-read` for the rest of the head; while a request is handled (body read, chaos hold,
-//! answer) nothing times it out. hyper's own `header_read_timeout` is not used: it starts when hyper
+//! `header-read` for the rest of the head; while a request is handled nothing times the
+//! connection out, but [`accept`] gives its body `body-read` (then 408), and a chaos hold and the
+//! answer are the sink's own turn. hyper's own `header_read_timeout` is not used: it starts when hyper
 //! begins waiting for a head, so it would also close idle keep-alive connections.
 
 use std::net::SocketAddr;
@@ -293,18 +294,29 @@ pub(super) async fn accept_on(
     if let Some(declared) = declared.filter(|&declared| declared > max as u64) {
         return Err(too_large(shared, declared.to_string()));
     }
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(error(StatusCode::BAD_REQUEST, "The request body could not be read"));
-        };
-        if bytes.len() + chunk.len() > max {
-            return Err(too_large(shared, format!("more than {max}")));
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Err(error(StatusCode::BAD_REQUEST, "The request body could not be read"));
+            };
+            if bytes.len() + chunk.len() > max {
+                return Err(too_large(shared, format!("more than {max}")));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Accepted { body: bytes, received: shared.now() })
+        Ok(bytes)
+    };
+    let limit = shared.timeouts.body_read;
+    let Ok(bytes) = tokio::time::timeout(limit, read).await else {
+        shared.rejected(
+            RejectReason::Timeout,
+            format!("{what}: request body not complete within {limit:?} (`body-read` timeout)"),
+        );
+        return Err(error(StatusCode::REQUEST_TIMEOUT, "Request body not received in time"));
+    };
+    Ok(Accepted { body: bytes?, received: shared.now() })
 }
 
 /// Report an invalid request and render the provider's answer for it.
