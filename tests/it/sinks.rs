@@ -1222,8 +1222,9 @@ async fn a_mail_held_by_chaos_is_not_timed_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_idle_and_header_read_timeouts_close_connections_but_not_requests_in_progress() {
     let mut timeouts = patient();
-    timeouts.idle = SHORT;
-    timeouts.header_read = SHORT * 2;
+    // `idle` the longest, so a connection that is about to send its head is not cut first.
+    timeouts.idle = SHORT * 3;
+    timeouts.header_read = SHORT;
     timeouts.body_read = SHORT;
     let mut h = Harness::start_with(
         SinkKind::Webhook,
@@ -1270,7 +1271,7 @@ async fn http_idle_and_header_read_timeouts_close_connections_but_not_requests_i
     h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
     let held = tokio::spawn(client().post(h.url("/b")).json(&json!({"n": 1})).send());
     assert_eq!(h.rejected().await.0, RejectReason::Chaos);
-    let quiet = tokio::time::timeout(SHORT * 3, h.next()).await;
+    let quiet = tokio::time::timeout(SHORT * 4, h.next()).await;
     assert!(quiet.is_err(), "held request was cut: {quiet:?}");
     h.sink.set_chaos(None);
     assert_eq!(held.await.unwrap().unwrap().status().as_u16(), 200);
