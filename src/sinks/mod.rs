@@ -161,8 +161,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     /// Shorter than RFC 5321's minutes, because a rehearsal lasts minutes: SMTP `greeting`,
-    /// `mail`, `rcpt`, `data-init`, `data-block` 30 s, `data-termination` 2 min, `server` 60 s;
-    /// HTTP `idle` 60 s, `header-read` 30 s, `body-read` 30 s.
+    /// `mail`, `rcpt`, `data-init`, `data-block` 30 s, `data-termination` 2 min, `server` 2 min;
+    /// HTTP `idle` 2 min, `header-read` 30 s, `body-read` 30 s. The two that end a connection
+    /// between messages (`server`, `idle`) are longer than the idle time of common client pools
+    /// (lettre 60 s, reqwest and Go 90 s), so a pooled connection is closed by its client, never
+    /// under a request the client is just sending.
     fn default() -> Self {
         let seconds = Duration::from_secs;
         Timeouts {
@@ -172,8 +175,8 @@ impl Default for Timeouts {
             data_init: seconds(30),
             data_block: seconds(30),
             data_termination: seconds(120),
-            server: seconds(60),
-            idle: seconds(60),
+            server: seconds(120),
+            idle: seconds(120),
             header_read: seconds(30),
             body_read: seconds(30),
         }
