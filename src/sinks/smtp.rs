@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -184,7 +185,9 @@ async fn read_line_paced<R: AsyncBufRead + Unpin>(
     buf.clear();
     let mut too_long = false;
     loop {
-        let available = match pace {
+        // A timer only when the read would wait: most lines of a mail are buffered already.
+        let waits = pace.filter(|_| reader.fill_buf().now_or_never().is_none());
+        let available = match waits {
             Some((wait, timeouts)) => within(wait, timeouts, reader.fill_buf()).await?,
             None => reader.fill_buf().await?,
         };
