@@ -405,6 +405,67 @@ pub struct Sink {
     pub name: String,
     /// The protocol it speaks.
     pub kind: SinkKind,
+    /// `timeouts`: how long it waits for its clients, where the scenario sets it.
+    #[serde(default)]
+    pub timeouts: SinkTimeouts,
+}
+
+/// `sinks.NAME.timeouts`: each `None` keeps the sink's default (README, "Sinks").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SinkTimeouts {
+    /// SMTP: after the greeting, until the first command.
+    pub greeting: Option<Duration>,
+    /// SMTP: after `MAIL`, until the next command.
+    pub mail: Option<Duration>,
+    /// SMTP: after `RCPT`, until the next command.
+    pub rcpt: Option<Duration>,
+    /// SMTP: after `354`, until the first line of the mail.
+    pub data_init: Option<Duration>,
+    /// SMTP: each further read of the mail.
+    pub data_block: Option<Duration>,
+    /// SMTP: the whole mail, `354` to the final `.`.
+    pub data_termination: Option<Duration>,
+    /// SMTP: any other wait for a command, and writing a reply.
+    pub server: Option<Duration>,
+    /// HTTP: a keep-alive connection with no request in progress.
+    pub idle: Option<Duration>,
+    /// HTTP: a request head, from its first byte.
+    pub header_read: Option<Duration>,
+    /// HTTP: a request body, from the end of the head.
+    pub body_read: Option<Duration>,
+}
+
+impl SinkTimeouts {
+    /// The keys of an `smtp` sink (RFC 5321 §4.5.3.2).
+    pub const SMTP_KEYS: &[&str] =
+        &["greeting", "mail", "rcpt", "data-init", "data-block", "data-termination", "server"];
+    /// The keys of the HTTP sinks.
+    pub const HTTP_KEYS: &[&str] = &["idle", "header-read", "body-read"];
+
+    /// The keys a sink of `kind` has.
+    pub fn keys(kind: SinkKind) -> &'static [&'static str] {
+        if kind.is_http() { Self::HTTP_KEYS } else { Self::SMTP_KEYS }
+    }
+
+    /// Set the timeout written as `key`; false for a key that is not one.
+    pub fn set(&mut self, key: &str, value: Duration) -> bool {
+        let field = match key {
+            "greeting" => &mut self.greeting,
+            "mail" => &mut self.mail,
+            "rcpt" => &mut self.rcpt,
+            "data-init" => &mut self.data_init,
+            "data-block" => &mut self.data_block,
+            "data-termination" => &mut self.data_termination,
+            "server" => &mut self.server,
+            "idle" => &mut self.idle,
+            "header-read" => &mut self.header_read,
+            "body-read" => &mut self.body_read,
+            _ => return false,
+        };
+        *field = Some(value);
+        true
+    }
 }
 
 /// The protocols a sink can speak.
