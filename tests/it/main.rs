@@ -11,6 +11,7 @@ mod run;
 mod sinks;
 mod stack;
 mod support;
+mod truth_traffic;
 mod upgrade;
 mod validate;
 mod windows;
