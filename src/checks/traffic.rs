@@ -271,9 +271,10 @@ pub(super) struct SloSpec<'s> {
 /// Failed when any limit is breached (each breach is listed); passed otherwise. Not evaluated
 /// when the window holds no request or the `during` step never ran. An incomplete window — the
 /// `during` step never ended or was interrupted, or the whole traffic never stopped (the journal
-/// ends first) — settles only an outage already longer than its limit (failed; a run of failures
-/// still going counts up to the last request seen); otherwise it is not evaluated, since
-/// availability and percentiles could still move. Every measured figure is reported either way.
+/// ends first) or some request due at its stop has no outcome (`traffic-stopped`'s `due`) —
+/// settles only an outage already longer than its limit (failed; a run of failures still going
+/// counts up to the last request seen); otherwise it is not evaluated, since availability and
+/// percentiles could still move. Every measured figure is reported either way.
 pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
     let traffic = spec.traffic;
     let scope = match spec.during {
