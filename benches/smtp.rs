@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use firedrill::clock::{Clock, SystemClock};
-use firedrill::sinks::{Limits, Sink, SinkConfig, SinkEvent, SinkKind};
+use firedrill::sinks::{Limits, Sink, SinkConfig, SinkEvent, SinkKind, Timeouts};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -145,6 +145,7 @@ fn smtp(c: &mut Criterion) {
             kind: SinkKind::Smtp,
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             limits: Limits { max_message_bytes: 64 * 1024, max_messages: usize::MAX },
+            timeouts: Timeouts::default(),
             seed: 1,
         };
         let sink_clock = clock.clone();

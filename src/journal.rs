@@ -140,6 +140,16 @@ pub enum EventKind {
         /// Time spent building, µs (0 when present).
         build_us: u64,
     },
+    /// An image was pulled from its registry (pull policy `missing` and it was not local, or
+    /// `always`).
+    ImagePulled {
+        /// Image reference.
+        image: String,
+        /// The manifest digest pulled (`sha256:…`).
+        digest: String,
+        /// Time the pull took, µs.
+        pull_us: u64,
+    },
     /// The run's network exists.
     NetworkCreated {
         /// Network name.
@@ -170,6 +180,11 @@ pub enum EventKind {
         healthy: bool,
         /// What the check saw (status, error, exit code).
         detail: String,
+        /// When the check that saw it began, µs from the run's start (the event's own offset is
+        /// when it ended). A check spans time: one that began before a restart and answered
+        /// after it may describe the old container. Absent in journals written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check_started_us: Option<u64>,
     },
     /// A step began.
     StepStarted {
@@ -304,6 +319,11 @@ pub enum EventKind {
         kind: String,
         /// The addresses it listens on.
         addrs: Vec<String>,
+    },
+    /// A sink stopped listening (teardown): notifications are observed up to here.
+    SinkStopped {
+        /// The sink's name in the scenario.
+        sink: String,
     },
     /// A notification arrived at a sink. The event's own offset is when it was journaled;
     /// `received-us` is the sink's receive time (SMTP: the final `.`; HTTP: the body read), which
@@ -768,6 +788,7 @@ mod tests {
             service: "billing".into(),
             healthy: false,
             detail: "status 503".into(),
+            check_started_us: Some(4_000),
         });
         let back = read_journal(&path).unwrap();
         assert_eq!(back, journal.snapshot());

@@ -93,44 +93,97 @@ pub async fn http(
     }
 }
 
-/// Open a TCP connection to `127.0.0.1:port`. Docker's port publishing accepts connections on
-/// the host side even when nothing listens inside, so the probe also waits briefly for the peer
-/// to close on us: a connection the proxy closes at once means nothing is listening.
-pub async fn tcp(port: u16, timeout: Duration) -> ProbeOutcome {
+/// What a TCP probe does once connected: write `send` (if any), then read until the answer
+/// contains `expect`. Without `expect` a connect is enough (the scenario said so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpExpectation<'a> {
+    /// Bytes to write after connecting.
+    pub send: Option<&'a str>,
+    /// Text the answer must contain; `None`: connect only.
+    pub expect: Option<&'a str>,
+}
+
+/// Open a TCP connection to `127.0.0.1:port` and, with an `expect`, run the exchange.
+///
+/// An accepted connection proves little: Docker's userland port proxy accepts on the host side
+/// whatever happens inside, and the kernel of a paused (frozen) container still completes the
+/// handshake and queues the bytes. So with `expect`, only the expected answer within `timeout`
+/// passes; a timeout, a reset or a close before it fails. Without `expect` (`connect-is-enough`),
+/// the connection passes unless the peer closes or resets it at once (the proxy does that when
+/// nothing listens inside).
+pub async fn tcp(port: u16, expect: &TcpExpectation<'_>, timeout: Duration) -> ProbeOutcome {
     let started = clock::instant_now();
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        // Docker's userland proxy accepts, then closes when the backend refuses: read with a
-        // short grace to tell the two apart.
-        let mut buf = [0u8; 1];
-        match tokio::time::timeout(
-            Duration::from_millis(50),
-            tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
-        )
-        .await
-        {
-            Ok(Ok(0)) => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "closed by peer at once",
-            )),
-            Ok(Err(e)) => Err(e),
-            _ => {
-                let _ = stream.shutdown().await;
-                Ok(())
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let Some(wanted) = expect.expect else {
+            return connect_only(&mut stream).await;
+        };
+        if let Some(send) = expect.send {
+            stream.write_all(send.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+        }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                Ok(0) => {
+                    return Err(format!(
+                        "closed before answering `{wanted}`{}",
+                        excerpt(&answer).map(|a| format!(" (answered `{a}`)")).unwrap_or_default()
+                    ));
+                }
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&answer).contains(wanted) {
+                        let _ = stream.shutdown().await;
+                        return Ok(());
+                    }
+                    if answer.len() > 64 * 1024 {
+                        return Err(format!("answered without `{wanted}`"));
+                    }
+                }
+                Err(e) => return Err(format!("read: {e}")),
             }
         }
     };
     let result = tokio::time::timeout(timeout, attempt).await;
     let latency = clock::instant_now().saturating_duration_since(started);
+    let within = crate::scenario::format_duration(timeout);
     match result {
-        Err(_) => failed(
-            None,
-            latency,
-            format!("no connection within {}", crate::scenario::format_duration(timeout)),
-        ),
-        Ok(Err(error)) => failed(None, latency, format!("connect: {error}")),
+        Err(_) => match expect.expect {
+            Some(wanted) => failed(None, latency, format!("no answer `{wanted}` within {within}")),
+            None => failed(None, latency, format!("no connection within {within}")),
+        },
+        Ok(Err(error)) => failed(None, latency, error),
         Ok(Ok(())) => ProbeOutcome { ok: true, status: None, latency, error: None },
     }
+}
+
+/// `connect-is-enough`: Docker's userland proxy accepts, then closes when the backend refuses;
+/// read with a short grace to tell that from a listening service.
+async fn connect_only(stream: &mut tokio::net::TcpStream) -> Result<(), String> {
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(
+        Duration::from_millis(50),
+        tokio::io::AsyncReadExt::read(stream, &mut buf),
+    )
+    .await
+    {
+        Ok(Ok(0)) => Err("connect: closed by peer at once".to_owned()),
+        Ok(Err(e)) => Err(format!("connect: {e}")),
+        _ => {
+            let _ = stream.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// The first line of an answer, for messages.
+fn excerpt(answer: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(answer);
+    let line: String = text.lines().next().unwrap_or_default().chars().take(60).collect();
+    (!line.trim().is_empty()).then(|| line.trim().to_owned())
 }
 
 fn failed(status: Option<u16>, latency: Duration, error: String) -> ProbeOutcome {
@@ -206,7 +259,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        assert!(!tcp(port, Duration::from_secs(1)).await.ok);
+        assert!(!tcp(port, &TcpExpectation::default(), Duration::from_secs(1)).await.ok);
         let expect = HttpExpectation { method: "GET", path: "/", status: 200, body_contains: None };
         let outcome = http(&http_client(), port, &expect, Duration::from_secs(1)).await;
         assert!(!outcome.ok);
@@ -223,7 +276,56 @@ mod tests {
                 held.push(socket);
             }
         });
-        assert!(tcp(port, Duration::from_secs(1)).await.ok);
+        assert!(tcp(port, &TcpExpectation::default(), Duration::from_secs(1)).await.ok);
+    }
+
+    /// A server that accepts and holds every connection without a word: what a frozen service
+    /// behind Docker's port proxy looks like.
+    async fn silent_server() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        port
+    }
+
+    const REDIS_PING: TcpExpectation<'static> =
+        TcpExpectation { send: Some("PING\r\n"), expect: Some("+PONG") };
+
+    #[tokio::test]
+    async fn an_accepted_but_silent_connection_is_not_an_answer() {
+        let port = silent_server().await;
+        let outcome = tcp(port, &REDIS_PING, Duration::from_millis(300)).await;
+        assert!(!outcome.ok, "{outcome:?}");
+        assert_eq!(outcome.error.as_deref(), Some("no answer `+PONG` within 300ms"));
+        // Opted into: a connect is enough, and the silent server passes.
+        assert!(tcp(port, &TcpExpectation::default(), Duration::from_millis(300)).await.ok);
+    }
+
+    #[tokio::test]
+    async fn the_expected_answer_passes_and_a_wrong_or_closed_one_fails() {
+        let pong = one_shot_server("+PONG\r\n").await;
+        let outcome = tcp(pong, &REDIS_PING, Duration::from_secs(2)).await;
+        assert!(outcome.ok, "{outcome:?}");
+        let loading = one_shot_server("-LOADING Redis is loading the dataset in memory\r\n").await;
+        let outcome = tcp(loading, &REDIS_PING, Duration::from_secs(2)).await;
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some(
+                "closed before answering `+PONG` (answered `-LOADING Redis is loading the \
+                 dataset in memory`)"
+            )
+        );
+        let refused = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let outcome = tcp(refused, &REDIS_PING, Duration::from_secs(1)).await;
+        assert!(outcome.error.unwrap().starts_with("connect: "));
     }
 
     #[tokio::test(start_paused = true)]

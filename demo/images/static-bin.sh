@@ -27,9 +27,12 @@ target=x86_64-unknown-linux-gnu
 built="$target_dir/$target/release/$name"
 mkdir -p "$here/bin"
 # Image variants are built from a context right after its prepare script, so the no-op case must
-# stay cheap: cargo's up-to-date check plus copying and stripping a few MB is about 0.2 s. A
-# per-process temporary name, because variants may be prepared concurrently.
-tmp="$here/bin/$name.tmp.$$"
+# stay cheap: cargo's up-to-date check plus copying and stripping a few MB is about 0.2 s.
+# The binary is written beside the context, not in it, and renamed into place: whoever packs the
+# context at the same time (firedrill locks the context, a hand-run `docker build` does not) sees
+# the old binary or the new one, never a half-written or vanishing temporary file. Same folder
+# tree, so the rename is atomic.
+tmp="$(mktemp "$(dirname "$here")/.$name.bin.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 cp "$built" "$tmp"
 # Symbols are most of the file; the image needs none of them.
@@ -44,5 +47,6 @@ if command -v file >/dev/null 2>&1; then
       ;;
   esac
 fi
+chmod 755 "$tmp"
 mv "$tmp" "$here/bin/$name"
 echo "prepare: built $here/bin/$name" >&2

@@ -51,7 +51,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
         name: "smoke".into(),
         description: None,
         source: PathBuf::from("/scenarios/smoke.yaml"),
-        stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+        stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
         traffic: IndexMap::new(),
         steady_state: vec![
             http_probe("billing answers", "billing"),
@@ -87,7 +87,12 @@ pub(super) fn ended_with(
 }
 
 pub(super) fn health(service: &str, healthy: bool, detail: &str) -> EventKind {
-    EventKind::HealthChanged { service: service.into(), healthy, detail: detail.into() }
+    EventKind::HealthChanged {
+        service: service.into(),
+        healthy,
+        detail: detail.into(),
+        check_started_us: None,
+    }
 }
 
 pub(super) fn up(service: &str) -> EventKind {

@@ -24,6 +24,7 @@ mod fixtures;
 mod maintenance;
 mod notify;
 mod traffic;
+mod unnamed;
 mod upgrade;
 
 pub use notify::ChannelTiming;
@@ -103,10 +104,11 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 ExpectationKind::HealthyThroughout { service, step } => {
                     healthy_throughout(&journal, service, step)
                 }
-                ExpectationKind::UnhealthyDuring { service, step } => {
-                    unhealthy_during(&journal, service, step)
+                ExpectationKind::UnhealthyDuring { service, step, starts_during } => {
+                    unhealthy_during(&journal, service, step, *starts_during)
                 }
                 ExpectationKind::ProbePassed { step } => probe_passed(&journal, step),
+                ExpectationKind::ProbeFailed { step } => probe_failed(&journal, step),
                 ExpectationKind::Restored { service, after, within, version, traffic } => {
                     upgrade::restored(
                         &journal,
@@ -170,7 +172,29 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
             }
         })
         .chain(maintenance::upgrades_in_windows(events))
+        .chain(unnamed::unexpected_failures(scenario, events))
         .collect()
+}
+
+/// The latest `healthy-within` deadline the journal so far places (`step-ended` of `after` +
+/// `within`), µs from the run's start: the engine keeps observing until then before teardown, so
+/// the check can see the service stay healthy to its deadline. `None` when there is none (no such
+/// check, or none of their steps ended).
+pub fn observe_until_us(scenario: &Scenario, events: &[Event]) -> Option<u64> {
+    let journal = Timeline::new(events);
+    scenario
+        .expect
+        .iter()
+        .filter_map(|expectation| match &expectation.kind {
+            ExpectationKind::HealthyWithin { after, within, .. } => match journal.step_end(after) {
+                StepEnd::Ended(end) if end.outcome != Outcome::Interrupted => {
+                    Some(end.event.offset_us.saturating_add(micros(*within)))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .max()
 }
 
 /// A duration in µs, saturating.
@@ -185,6 +209,7 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::HealthyThroughout { .. } => "healthy-throughout",
         ExpectationKind::UnhealthyDuring { .. } => "unhealthy-during",
         ExpectationKind::ProbePassed { .. } => "probe-passed",
+        ExpectationKind::ProbeFailed { .. } => "probe-failed",
         ExpectationKind::Restored { .. } => "restored",
         ExpectationKind::Slo { .. } => "slo",
         ExpectationKind::NoLostWrites { .. } => "no-lost-writes",
@@ -294,16 +319,18 @@ fn count(n: usize, noun: &str) -> String {
 
 /// `healthy-within: { service, after, within }`.
 ///
-/// From the `step-ended` of step `after`, the service must be observed healthy at or before
-/// end + `within` (a change exactly at the deadline passes). The moment it counts as healthy is:
-/// - the step's end itself, when the service's latest health state at that moment is healthy and
-///   no unhealthy change follows up to the deadline, as far as the journal goes (so a stale "healthy" from before a restart
-///   that the health check only notices afterwards does not count);
-/// - otherwise the first `health-changed` to healthy after the step's end.
+/// From the `step-ended` of step `after`, the service must be healthy at the deadline (end +
+/// `within`) and have been so without a break since a moment at or before it: its state at the
+/// deadline — the last `health-changed` at or before it, however early — is healthy. The moment it
+/// counts as healthy is the start of that last healthy stretch: the step's end itself when the
+/// stretch began before it ("already healthy"), otherwise the `health-changed` to healthy that began
+/// it (a change exactly at the deadline passes). A service that was healthy early but unhealthy
+/// again at the deadline fails: it did not stay healthy.
 ///
 /// Health changes from teardown on are ignored (removing the stack is not an outage). Not
-/// evaluated when the step never ended or was interrupted, or when the journal (up to teardown)
-/// ends before the deadline without a healthy observation.
+/// evaluated when the step never ended or was interrupted, or when observation (the journal up to
+/// teardown) stops before the deadline, whatever was seen until then: a healthy state recorded
+/// before a restart that the health check would only have contradicted later proves nothing.
 fn healthy_within(journal: &Timeline<'_>, service: &str, after: &str, within_us: u64) -> Judged {
     let expected = format!(
         "`{service}` healthy within {} after `{after}` ends",
@@ -332,65 +359,69 @@ fn healthy_within(journal: &Timeline<'_>, service: &str, after: &str, within_us:
     if let Some(state) = at_end {
         evidence.push(Evidence::at(state.event, state.note()));
     }
-    // Recovery is looked for after the last known unhealthy moment: the state at the step's end,
-    // or a dip the health check noticed only after a healthy-looking end.
-    let mut recovery_after = end.event.seq;
-    if at_end.is_some_and(|state| state.healthy) {
-        let dip = journal
-            .health_after(service, end.event.seq)
-            .find(|c| !c.healthy && c.event.offset_us <= deadline_us);
-        match dip {
-            None => {
-                let summary = format!("already healthy when `{after}` ended");
-                let observed = format!(
-                    "healthy when `{after}` ended, with no unhealthy observation up to the deadline"
-                );
-                return Judged::new(CheckStatus::Passed, expected, summary, observed)
-                    .with_evidence(evidence);
-            }
-            Some(dip) => {
-                evidence.push(Evidence::at(dip.event, dip.note()));
-                recovery_after = dip.event.seq;
-            }
-        }
+    // Every change after the end up to the deadline, and the state at the deadline.
+    let changes: Vec<HealthView<'_>> = journal
+        .health_after(service, end.event.seq)
+        .take_while(|c| c.event.offset_us <= deadline_us)
+        .collect();
+    evidence.extend(changes.iter().map(|c| Evidence::at(c.event, c.note())));
+    let observed_until = journal.observed_until_us();
+    if observed_until < deadline_us {
+        let last = changes.last().copied().or(at_end);
+        let until_then = match last {
+            Some(state) if state.healthy => "healthy until then",
+            Some(_) if at_end.is_some() => "still unhealthy until then",
+            _ => "not healthy until then",
+        };
+        let summary = format!(
+            "observation stopped {} after `{after}` ended, before the {} deadline; {until_then}",
+            since(observed_until),
+            format_duration_us(within_us)
+        );
+        return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary)
+            .with_evidence(evidence);
     }
+    let at_deadline = changes.last().copied().or(at_end);
+    if let Some(state) = at_deadline.filter(|state| state.healthy) {
+        let summary = if state.event.seq < end.event.seq {
+            format!("already healthy when `{after}` ended")
+        } else {
+            format!("healthy {} after `{after}` ended", since(state.event.offset_us))
+        };
+        return Judged::new(CheckStatus::Passed, expected, summary.clone(), summary)
+            .with_evidence(evidence);
+    }
+    // Unhealthy (or never observed) at the deadline.
     let not_healthy = if at_end.is_some() { "still unhealthy" } else { "not healthy" };
-    let recovery = journal.health_after(service, recovery_after).find(|c| c.healthy);
-    let (status, summary) = match recovery {
-        Some(healthy) => {
-            evidence.push(Evidence::at(healthy.event, healthy.note()));
-            if healthy.event.offset_us <= deadline_us {
-                let summary =
-                    format!("healthy {} after `{after}` ended", since(healthy.event.offset_us));
-                (CheckStatus::Passed, summary)
-            } else {
-                let summary = format!(
+    // A recovery after the end that did not last (a healthy state at the end may be stale).
+    let healthy_before = changes.iter().find(|c| c.healthy).map(|c| c.event.offset_us);
+    let summary = if let Some(was_healthy_us) = healthy_before {
+        let dip = at_deadline.expect("a healthy state before an unhealthy one at the deadline");
+        format!(
+            "healthy {} after `{after}` ended but unhealthy again after {}; {not_healthy} at the \
+             {} deadline",
+            since(was_healthy_us),
+            since(dip.event.offset_us),
+            format_duration_us(within_us)
+        )
+    } else {
+        match journal.health_after(service, end.event.seq).find(|c| c.healthy) {
+            Some(healthy) => {
+                evidence.push(Evidence::at(healthy.event, healthy.note()));
+                format!(
                     "{not_healthy} {} after `{after}` ended; first healthy after {}",
                     format_duration_us(within_us),
                     since(healthy.event.offset_us)
-                );
-                (CheckStatus::Failed, summary)
+                )
             }
-        }
-        None if journal.observed_until_us() >= deadline_us => {
-            let summary = format!(
+            None => format!(
                 "{not_healthy} {} after `{after}` ended; {}",
                 format_duration_us(within_us),
                 if at_end.is_some() { "never healthy again" } else { "never healthy" }
-            );
-            (CheckStatus::Failed, summary)
-        }
-        None => {
-            let summary = format!(
-                "observation stopped {} after `{after}` ended, before the {} deadline; \
-                 {not_healthy} until then",
-                since(journal.observed_until_us()),
-                format_duration_us(within_us)
-            );
-            (CheckStatus::NotEvaluated, summary)
+            ),
         }
     };
-    Judged::new(status, expected, summary.clone(), summary).with_evidence(evidence)
+    Judged::new(CheckStatus::Failed, expected, summary.clone(), summary).with_evidence(evidence)
 }
 
 /// `healthy-throughout: { service, step }`.
@@ -403,32 +434,61 @@ fn healthy_within(journal: &Timeline<'_>, service: &str, after: &str, within_us:
 /// observation of the service up to the step's end, it is not evaluated.
 fn healthy_throughout(journal: &Timeline<'_>, service: &str, step: &str) -> Judged {
     let expected = format!("`{service}` never unhealthy while `{step}` runs");
-    health_during_step(journal, service, step, expected, CheckStatus::Failed, CheckStatus::Passed)
+    let judge = SpanJudge {
+        if_unhealthy: CheckStatus::Failed,
+        if_healthy: CheckStatus::Passed,
+        starts_during: false,
+    };
+    health_during_step(journal, service, step, expected, &judge)
 }
 
-/// `unhealthy-during: { service, step }`.
+/// `unhealthy-during: { service, step [, starts-during] }`.
 ///
 /// At least one unhealthy state within the step's span: the state at its start (the last
 /// `health-changed` before it) counts, as does any change during it. Evidence is the first
-/// unhealthy state. A step that never ran is not evaluated; a step that never finished (or was
+/// unhealthy state; one that began before the step says so ("unhealthy since 500ms before `pause
+/// db` started"). With `starts-during: true` the state at the start does not count: the
+/// unhealthiness must begin inside the step (a change to unhealthy recorded after its
+/// `step-started`). A step that never ran is not evaluated; a step that never finished (or was
 /// interrupted) passes if an unhealthy state was already seen and is not evaluated otherwise.
 /// Without any health observation of the service up to the step's end, it is not evaluated.
-fn unhealthy_during(journal: &Timeline<'_>, service: &str, step: &str) -> Judged {
-    let expected = format!("`{service}` unhealthy at least once while `{step}` runs");
-    health_during_step(journal, service, step, expected, CheckStatus::Passed, CheckStatus::Failed)
+fn unhealthy_during(
+    journal: &Timeline<'_>,
+    service: &str,
+    step: &str,
+    starts_during: bool,
+) -> Judged {
+    let expected = if starts_during {
+        format!("`{service}` becomes unhealthy at least once while `{step}` runs")
+    } else {
+        format!("`{service}` unhealthy at least once while `{step}` runs")
+    };
+    let judge = SpanJudge {
+        if_unhealthy: CheckStatus::Passed,
+        if_healthy: CheckStatus::Failed,
+        starts_during,
+    };
+    health_during_step(journal, service, step, expected, &judge)
 }
 
-/// The health of `service` over `step`'s span, judged `if_unhealthy` when an unhealthy state was
-/// seen in it and `if_healthy` when the whole span was observed healthy; the two checks above
-/// differ only in which of those is a pass.
+/// How [`health_during_step`] judges: `if_unhealthy` when an unhealthy state was seen in the span
+/// and `if_healthy` when the whole span was observed healthy (the two checks differ only in which
+/// of those is a pass); with `starts_during`, the state at the step's start does not count.
+struct SpanJudge {
+    if_unhealthy: CheckStatus,
+    if_healthy: CheckStatus,
+    starts_during: bool,
+}
+
+/// The health of `service` over `step`'s span, judged as `judge` says.
 fn health_during_step(
     journal: &Timeline<'_>,
     service: &str,
     step: &str,
     expected: String,
-    if_unhealthy: CheckStatus,
-    if_healthy: CheckStatus,
+    judge: &SpanJudge,
 ) -> Judged {
+    let SpanJudge { if_unhealthy, if_healthy, starts_during } = *judge;
     let span = match journal.step_span(step) {
         Ok(span) => span,
         Err((summary, evidence)) => {
@@ -436,13 +496,44 @@ fn health_during_step(
                 .with_evidence(evidence);
         }
     };
-    let states = journal.health_in_span(service, &span);
+    let mut states = journal.health_in_span(service, &span);
     let mut evidence = span.evidence(step);
+    let mut already = None;
+    if starts_during && let Some(at_start) = states.at_start.filter(|state| !state.healthy) {
+        // Unhealthy already: what counts is a change to unhealthy after a recovery in the step.
+        let since = span.start.offset_us.saturating_sub(at_start.event.offset_us);
+        evidence.push(Evidence::at(
+            at_start.event,
+            format!(
+                "unhealthy since {} before `{step}` started (does not count): {}",
+                format_duration_us(since),
+                at_start.detail
+            ),
+        ));
+        states.during.retain(|state| state.event.seq > at_start.event.seq);
+        let first_recovery = states.during.iter().position(|state| state.healthy);
+        states.during.drain(..first_recovery.unwrap_or(states.during.len()));
+        states.at_start = None;
+        already = Some(format_duration_us(since));
+    }
     if let Some(unhealthy) = states.first_unhealthy() {
-        evidence.push(Evidence::at(unhealthy.event, unhealthy.note()));
+        evidence.push(Evidence::at(unhealthy.event, span.evidence_note(unhealthy, step)));
         let summary = format!("{}: {}", span.describe_moment(unhealthy, step), unhealthy.detail);
         let observed = format!("{}{}", summary, span.step_failure_suffix());
         return Judged::new(if_unhealthy, expected, summary, observed).with_evidence(evidence);
+    }
+    if let Some(since) = already {
+        let summary = format!(
+            "unhealthy since {since} before `{step}` started; no unhealthiness began inside it"
+        );
+        if !span.complete() {
+            let how = if span.end.is_some() { "was interrupted" } else { "never ended" };
+            let summary = format!("`{step}` {how}; {summary} so far");
+            return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary)
+                .with_evidence(evidence);
+        }
+        let observed = format!("{summary}{}", span.step_failure_suffix());
+        return Judged::new(if_healthy, expected, summary, observed).with_evidence(evidence);
     }
     if let Some((summary, observed)) = states.unsettled(service, step, &span) {
         return Judged::new(CheckStatus::NotEvaluated, expected, summary, observed)
@@ -497,6 +588,19 @@ fn probe_passed(journal: &Timeline<'_>, step: &str) -> Judged {
     let evidence =
         results.iter().map(|p| Evidence::at(p.event, format!("probe `{}`: ok", p.probe))).collect();
     Judged::new(CheckStatus::Passed, expected, summary.clone(), summary).with_evidence(evidence)
+}
+
+/// `probe-failed: STEP`: `probe-passed` turned around — passed when a probe result of the step
+/// failed, failed when every one met its expectation, not evaluated as `probe-passed` is.
+fn probe_failed(journal: &Timeline<'_>, step: &str) -> Judged {
+    let mut judged = probe_passed(journal, step);
+    judged.expected = format!("the probe of `{step}` fails its expectation");
+    judged.status = match judged.status {
+        CheckStatus::Passed => CheckStatus::Failed,
+        CheckStatus::Failed => CheckStatus::Passed,
+        CheckStatus::NotEvaluated => CheckStatus::NotEvaluated,
+    };
+    judged
 }
 
 /// Read-only views over a journal that the checks share.
@@ -606,6 +710,20 @@ impl Span<'_> {
         }
     }
 
+    /// The evidence note of an unhealthy state: one from before the step says since when.
+    fn evidence_note(&self, state: &HealthView<'_>, step: &str) -> String {
+        if state.event.seq < self.start.seq {
+            let before = self.start.offset_us.saturating_sub(state.event.offset_us);
+            format!(
+                "unhealthy since {} before `{step}` started: {}",
+                format_duration_us(before),
+                state.detail
+            )
+        } else {
+            state.note()
+        }
+    }
+
     fn length(&self) -> String {
         match &self.end {
             Some(end) => {
@@ -630,6 +748,7 @@ impl Span<'_> {
 }
 
 /// A service's health over a step's span: the state at its start and the changes during it.
+#[derive(Clone)]
 struct SpanHealth<'a> {
     at_start: Option<HealthView<'a>>,
     during: Vec<HealthView<'a>>,
@@ -699,7 +818,7 @@ impl<'a> Timeline<'a> {
             .iter()
             .take_while(|e| self.teardown_seq.is_none_or(|seq| e.seq < seq))
             .filter_map(move |event| match &event.kind {
-                EventKind::HealthChanged { service: s, healthy, detail } if s == service => {
+                EventKind::HealthChanged { service: s, healthy, detail, .. } if s == service => {
                     Some(HealthView { event, healthy: *healthy, detail })
                 }
                 _ => None,
@@ -964,13 +1083,56 @@ mod tests {
                     "teardown's unhealthy changes are ignored",
                     Passed,
                     "already healthy when `start billing` ended",
+                    run_healthy(vec![(13_000, teardown()), (13_100, down("billing"))]),
+                ),
+                case(
+                    "healthy at the end, but teardown comes before the deadline",
+                    NotEvaluated,
+                    "observation stopped 1s after `start billing` ended, before the 10s deadline; \
+                     healthy until then",
                     run_healthy(vec![(3_000, teardown()), (3_100, down("billing"))]),
+                ),
+                case(
+                    "a healthy state from before a restart, observation ended early",
+                    NotEvaluated,
+                    "observation stopped 500ms after `start billing` ended, before the 10s \
+                     deadline; healthy until then",
+                    run_healthy(vec![(2_500, later())]),
+                ),
+                case(
+                    "recovered, then the journal ends before the deadline",
+                    NotEvaluated,
+                    "observation stopped 3s after `start billing` ended, before the 10s deadline; \
+                     healthy until then",
+                    run(vec![(3_000, up("billing")), (5_000, later())]),
+                ),
+                case(
+                    "healthy early but unhealthy again at the deadline",
+                    Failed,
+                    "healthy 1s after `start billing` ended but unhealthy again after 4s; \
+                     still unhealthy at the 10s deadline",
+                    run(vec![(3_000, up("billing")), (6_000, down("billing")), (13_000, later())]),
+                ),
+                case(
+                    "flapping, then healthy for good before the deadline",
+                    Passed,
+                    "healthy 5s after `start billing` ended",
+                    run(vec![
+                        (3_000, up("billing")),
+                        (4_000, down("billing")),
+                        (7_000, up("billing")),
+                        (13_000, later()),
+                    ]),
                 ),
                 case(
                     "a stale healthy state that dips then recovers",
                     Passed,
                     "healthy 2s after `start billing` ended",
-                    run_healthy(vec![(2_300, down("billing")), (4_000, up("billing"))]),
+                    run_healthy(vec![
+                        (2_300, down("billing")),
+                        (4_000, up("billing")),
+                        (13_000, later()),
+                    ]),
                 ),
                 case(
                     "a stale healthy state that never recovers",
@@ -1020,6 +1182,30 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    #[test]
+    fn observation_goes_on_to_the_latest_healthy_within_deadline() {
+        let within = |after: &str, secs| ExpectationKind::HealthyWithin {
+            service: "billing".into(),
+            after: after.into(),
+            within: Duration::from_secs(secs),
+        };
+        let scenario = scenario(vec![
+            within("start billing", 10),
+            within("pause db", 5),
+            within("never ran", 60),
+            ExpectationKind::ProbePassed { step: "probe".into() },
+        ]);
+        let events = journal(&[
+            (1_000, started(1, "pause db")),
+            (9_000, ended(1, "pause db")),
+            (10_000, started(2, "start billing")),
+            (11_000, ended(2, "start billing")),
+        ]);
+        assert_eq!(observe_until_us(&scenario, &events), Some(21_000_000));
+        assert_eq!(observe_until_us(&scenario, &events[..2]), Some(14_000_000));
+        assert_eq!(observe_until_us(&scenario, &[]), None);
     }
 
     #[test]
@@ -1161,7 +1347,11 @@ mod tests {
             timeline
         };
         check_cases(
-            ExpectationKind::UnhealthyDuring { service: "billing".into(), step: step.into() },
+            ExpectationKind::UnhealthyDuring {
+                service: "billing".into(),
+                step: step.into(),
+                starts_during: false,
+            },
             vec![
                 case(
                     "unhealthy during the step",
@@ -1224,6 +1414,87 @@ mod tests {
     }
 
     #[test]
+    fn unhealthy_during_says_when_the_unhealthiness_began() {
+        let step = "pause db";
+        let kind = |starts_during| ExpectationKind::UnhealthyDuring {
+            service: "billing".into(),
+            step: step.into(),
+            starts_during,
+        };
+        let before_the_step = journal(&[
+            (500, down("billing")),
+            (1_000, started(2, step)),
+            (3_000, up("billing")),
+            (5_000, ended(2, step)),
+        ]);
+        let verdict = evaluate(&scenario(vec![kind(false)]), &before_the_step).remove(0);
+        assert_eq!(verdict.status, Passed);
+        let notes: Vec<&str> = verdict.evidence.iter().map(|e| e.note.as_str()).collect();
+        assert_eq!(
+            notes,
+            vec![
+                "unhealthy since 500ms before `pause db` started: status 503",
+                "`pause db` started",
+                "`pause db` ended"
+            ]
+        );
+        let span = |before: Vec<(u64, EventKind)>, during: Vec<(u64, EventKind)>| {
+            let mut timeline = before;
+            timeline.push((1_000, started(2, step)));
+            timeline.extend(during);
+            timeline.push((5_000, ended(2, step)));
+            timeline
+        };
+        check_cases(
+            kind(true),
+            vec![
+                case(
+                    "unhealthy before the step only does not count",
+                    Failed,
+                    "unhealthy since 500ms before `pause db` started; no unhealthiness began \
+                     inside it",
+                    span(vec![(500, down("billing"))], vec![(3_000, up("billing"))]),
+                ),
+                case(
+                    "unhealthy before and still unhealthy does not count",
+                    Failed,
+                    "unhealthy since 500ms before `pause db` started; no unhealthiness began \
+                     inside it",
+                    span(vec![(500, down("billing"))], vec![]),
+                ),
+                case(
+                    "recovered in the step, then unhealthy again",
+                    Passed,
+                    "unhealthy 3s into `pause db`: status 503",
+                    span(
+                        vec![(500, down("billing"))],
+                        vec![(2_000, up("billing")), (4_000, down("billing"))],
+                    ),
+                ),
+                case(
+                    "healthy at the start, unhealthy inside",
+                    Passed,
+                    "unhealthy 1.2s into `pause db`: status 503",
+                    span(vec![(500, up("billing"))], vec![(2_200, down("billing"))]),
+                ),
+                case(
+                    "healthy throughout",
+                    Failed,
+                    "healthy throughout `pause db` (4s)",
+                    span(vec![(500, up("billing"))], vec![]),
+                ),
+                case(
+                    "unhealthy before, the step never ended",
+                    NotEvaluated,
+                    "`pause db` never ended; unhealthy since 500ms before `pause db` started; no \
+                     unhealthiness began inside it so far",
+                    vec![(500, down("billing")), (1_000, started(2, step))],
+                ),
+            ],
+        );
+    }
+
+    #[test]
     fn a_failed_step_is_mentioned_in_what_was_observed() {
         let step = "pause db";
         let events = journal(&[
@@ -1231,8 +1502,11 @@ mod tests {
             (1_000, started(2, step)),
             (1_100, ended_with(2, step, Outcome::Failed, Some("no such container"))),
         ]);
-        let kind =
-            ExpectationKind::UnhealthyDuring { service: "billing".into(), step: step.into() };
+        let kind = ExpectationKind::UnhealthyDuring {
+            service: "billing".into(),
+            step: step.into(),
+            starts_during: false,
+        };
         let verdict = evaluate(&scenario(vec![kind]), &events).remove(0);
         assert_eq!(verdict.status, Failed);
         assert_eq!(

@@ -69,14 +69,35 @@ enum Class {
     Maintenance,
     /// Neither (a PagerDuty acknowledge).
     Other,
+    /// A text message about planned work (`maintenance`, `planned`, `scheduled`, `upgrade`): for
+    /// `notify` an alert like any other, for `maintenance-notice` the only kind that counts.
+    Notice,
 }
 
-static STATUS_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(?:(resolved|recovered|all[ -]clear)|firing|outage|down|failing|failed|errors?|incident|degraded|unavailable)\b",
-    )
-    .expect("a valid pattern")
+/// The all-clear words.
+static ALL_CLEAR_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:resolved|recovered|all[ -]clear)\b").expect("a valid pattern")
 });
+
+/// Words that make a clause a promise or a denial rather than news: "we will tell you when it is
+/// resolved", "not resolved yet", "all clear follows".
+static NOT_YET_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:when|once|until|till|if|will|would|not|yet|soon|follows?|later)\b")
+        .expect("a valid pattern")
+});
+
+/// Words that make a text message a maintenance notice rather than an incident alert.
+static NOTICE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:maintenance|planned|scheduled|upgrades?|upgrading)\b")
+        .expect("a valid pattern")
+});
+
+/// Whether `text` announces an all-clear: some clause (text between `.`, `;`, `:`, `!`, `?` and
+/// line breaks) holds an all-clear word and none of the not-yet words.
+fn says_all_clear(text: &str) -> bool {
+    text.split(['.', ';', ':', '!', '?', '\n'])
+        .any(|clause| ALL_CLEAR_WORDS.is_match(clause) && !NOT_YET_WORDS.is_match(clause))
+}
 
 /// Whether a message is an alert, an all-clear or neither; see the module's documentation.
 fn classify(channel: &str, subject: Option<&str>, body: &str, detail: &serde_json::Value) -> Class {
@@ -100,11 +121,17 @@ fn classify(channel: &str, subject: Option<&str>, body: &str, detail: &serde_jso
         _ => None,
     };
     provider.unwrap_or_else(|| {
-        let text = subject.filter(|s| !s.trim().is_empty()).unwrap_or(body);
-        // The first status word decides; group 1 is the all-clear words.
-        match STATUS_WORDS.captures(text) {
-            Some(found) if found.get(1).is_some() => Class::AllClear,
-            _ => Class::Alert,
+        // The whole message: subject and body.
+        let text = match subject {
+            Some(subject) => format!("{subject}\n{body}"),
+            None => body.to_owned(),
+        };
+        if says_all_clear(&text) {
+            Class::AllClear
+        } else if NOTICE_WORDS.is_match(&text) {
+            Class::Notice
+        } else {
+            Class::Alert
         }
     })
 }
@@ -189,10 +216,15 @@ impl<'a> Timeline<'a> {
         messages
     }
 
-    /// The offset of the journal's last event: notifications are observed until the sinks stop,
-    /// which is during teardown, so the whole journal counts.
-    fn last_offset_us(&self) -> u64 {
-        self.events.last().map_or(0, |e| e.offset_us)
+    /// Until when notifications were observed: the first `sink-stopped` (teardown stops the sinks
+    /// before the stack; nothing arrives after), or, in a journal without one (a crashed or older
+    /// run), its last event.
+    fn notifications_until_us(&self) -> u64 {
+        self.events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::SinkStopped { .. }))
+            .or(self.events.last())
+            .map_or(0, |e| e.offset_us)
     }
 
     /// The event a trigger names, or why there is none (yet).
@@ -477,7 +509,7 @@ pub(super) fn notify(journal: &Timeline<'_>, spec: &Notify) -> Judged {
             return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary);
         }
     };
-    let end_us = journal.last_offset_us();
+    let end_us = journal.notifications_until_us();
     let messages = journal.messages();
     let mut findings = Findings::default();
     findings.evidence.push(Evidence::at(
@@ -487,7 +519,9 @@ pub(super) fn notify(journal: &Timeline<'_>, spec: &Notify) -> Judged {
     let after_trigger: Vec<Message<'_>> =
         messages.iter().copied().filter(|m| m.received_us >= trigger.at_us).collect();
     let alert = |channel: Channel| {
-        move |m: &Message<'_>| m.channel == channel.name() && m.class == Class::Alert
+        move |m: &Message<'_>| {
+            m.channel == channel.name() && matches!(m.class, Class::Alert | Class::Notice)
+        }
     };
 
     // Deadlines and content, per channel and per listed recipient.
@@ -820,9 +854,12 @@ fn notify_expected(spec: &Notify) -> String {
     expected
 }
 
-/// `maintenance-notice`: per channel, the earliest notice received before the step started must
-/// have arrived at least `lead-time` before it. A notice is any alert-like message (not an
-/// all-clear); on `status-page` it must be a scheduled maintenance (status `scheduled`).
+/// `maintenance-notice`: per channel (and per listed recipient), the earliest notice received at
+/// or before the step's start must have arrived at least `lead-time` before it. A notice is, on
+/// `status-page`, a scheduled maintenance (status `scheduled`); on the other channels a message
+/// about planned work — it names `maintenance`, `planned`, `scheduled` or an upgrade and is not an
+/// all-clear — so an incident alert sent earlier is not a notice. `contains` applies to every
+/// counted notice.
 pub(super) fn maintenance_notice(journal: &Timeline<'_>, spec: &MaintenanceNotice) -> Judged {
     let step = &spec.before;
     let lead_us = micros(Some(spec.lead_time));
@@ -835,74 +872,54 @@ pub(super) fn maintenance_notice(journal: &Timeline<'_>, spec: &MaintenanceNotic
         return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary);
     };
     let start_us = start.offset_us;
-    let reference = format!("`{step}` started");
     let messages = journal.messages();
     let mut findings = Findings::default();
     findings.evidence.push(Evidence::at(start, format!("`{step}` started at {}", plus(start_us))));
     let mut shortest: Option<u64> = None;
+    let mut judged_content: Vec<u64> = Vec::new();
     for &channel in &spec.channels {
-        let notice = messages.iter().find(|m| {
-            m.channel == channel.name()
-                && m.received_us <= start_us
-                && match channel {
-                    Channel::StatusPage => {
-                        m.class == Class::Maintenance
-                            && m.detail["status"].as_str() == Some("scheduled")
-                    }
-                    _ => matches!(m.class, Class::Alert | Class::Maintenance),
+        let notices: Vec<&Message<'_>> = messages
+            .iter()
+            .filter(|m| m.channel == channel.name() && m.received_us <= start_us)
+            .filter(|m| match channel {
+                Channel::StatusPage => {
+                    m.class == Class::Maintenance
+                        && m.detail["status"].as_str() == Some("scheduled")
                 }
-        });
-        let mut timing = ChannelTiming {
-            part: "notice".into(),
-            channel: channel.name().into(),
-            recipient: None,
-            reference: reference.clone(),
-            reference_us: start_us,
-            arrival_us: None,
-            limit_us: lead_us,
-            margin_us: None,
-            outcome: "missing".into(),
-        };
-        let what = if channel == Channel::StatusPage { "scheduled maintenance" } else { "notice" };
-        match notice {
-            Some(message) => {
-                let ahead = start_us - message.received_us;
-                timing.arrival_us = Some(message.received_us);
-                timing.margin_us = Some(signed(ahead) - signed(lead_us));
-                if ahead >= lead_us {
-                    shortest = Some(shortest.map_or(ahead, |s: u64| s.min(ahead)));
-                    let note = format!(
-                        "{}: {what} at {}, {} before `{step}` ({} to spare; lead time {lead})",
-                        channel.name(),
-                        plus(message.received_us),
-                        format_duration_us(ahead),
-                        format_duration_us(ahead - lead_us)
-                    );
-                    findings.evidence.push(Evidence::at(message.event, note.clone()));
-                    findings.lines.push(note);
-                    timing.outcome = "on-time".into();
-                } else {
-                    let note = format!(
-                        "{}: {what} at {}, only {} before `{step}` ({} short; lead time {lead})",
-                        channel.name(),
-                        plus(message.received_us),
-                        format_duration_us(ahead),
-                        format_duration_us(lead_us - ahead)
-                    );
-                    findings.fail(message.event, note);
-                    timing.outcome = "late".into();
-                }
+                _ => m.class == Class::Notice,
+            })
+            .collect();
+        let mut counted: Vec<&Message<'_>> = Vec::new();
+        let first = notices.first().copied();
+        counted.extend(first);
+        let notice =
+            NoticeArrival { channel, recipient: None, message: first, start, step, lead_us };
+        judge_notice(&mut findings, &notice, &mut shortest);
+        for recipient in spec.recipients.get(&channel).into_iter().flatten() {
+            let to_them = notices.iter().copied().find(|m| m.to(recipient));
+            counted.extend(to_them);
+            let notice = NoticeArrival { recipient: Some(recipient), message: to_them, ..notice };
+            judge_notice(&mut findings, &notice, &mut shortest);
+        }
+        for message in counted {
+            if judged_content.contains(&message.event.seq) {
+                continue;
             }
-            None => {
-                let note = format!(
-                    "{}: no {what} before `{step}` started at {}",
-                    channel.name(),
-                    plus(start_us)
+            judged_content.push(message.event.seq);
+            let problems = content_problems(message, &spec.contains, None);
+            if !problems.is_empty() {
+                let to = message.recipients.join(", ");
+                findings.fail(
+                    message.event,
+                    format!(
+                        "{} to {to} (notice at {}): {}",
+                        channel.name(),
+                        plus(message.received_us),
+                        problems.join(", ")
+                    ),
                 );
-                findings.fail(start, note);
             }
         }
-        findings.timings.push(timing);
     }
     let passed = match shortest {
         Some(shortest) => format!(
@@ -912,6 +929,78 @@ pub(super) fn maintenance_notice(journal: &Timeline<'_>, spec: &MaintenanceNotic
         None => "every channel told in time".to_owned(),
     };
     findings.judged(expected, passed)
+}
+
+/// One channel's (or listed recipient's) earliest notice before an upgrade step.
+#[derive(Clone, Copy)]
+struct NoticeArrival<'m, 'a> {
+    channel: Channel,
+    recipient: Option<&'m str>,
+    message: Option<&'m Message<'a>>,
+    start: &'a Event,
+    step: &'m str,
+    lead_us: u64,
+}
+
+/// Judge one notice against the lead time; records lines, evidence and a timing, and keeps the
+/// shortest lead seen in `shortest`.
+fn judge_notice(
+    findings: &mut Findings,
+    notice: &NoticeArrival<'_, '_>,
+    shortest: &mut Option<u64>,
+) {
+    let NoticeArrival { channel, recipient, message, start, step, lead_us } = *notice;
+    let start_us = start.offset_us;
+    let lead = format_duration_us(lead_us);
+    let label = match recipient {
+        Some(recipient) => format!("{} to {recipient}", channel.name()),
+        None => channel.name().to_owned(),
+    };
+    let mut timing = ChannelTiming {
+        part: "notice".into(),
+        channel: channel.name().into(),
+        recipient: recipient.map(str::to_owned),
+        reference: format!("`{step}` started"),
+        reference_us: start_us,
+        arrival_us: None,
+        limit_us: lead_us,
+        margin_us: None,
+        outcome: "missing".into(),
+    };
+    let what = if channel == Channel::StatusPage { "scheduled maintenance" } else { "notice" };
+    match message {
+        Some(message) => {
+            let ahead = start_us - message.received_us;
+            timing.arrival_us = Some(message.received_us);
+            timing.margin_us = Some(signed(ahead) - signed(lead_us));
+            if ahead >= lead_us {
+                *shortest = Some(shortest.map_or(ahead, |s: u64| s.min(ahead)));
+                let note = format!(
+                    "{label}: {what} at {}, {} before `{step}` ({} to spare; lead time {lead})",
+                    plus(message.received_us),
+                    format_duration_us(ahead),
+                    format_duration_us(ahead - lead_us)
+                );
+                findings.evidence.push(Evidence::at(message.event, note.clone()));
+                findings.lines.push(note);
+                timing.outcome = "on-time".into();
+            } else {
+                let note = format!(
+                    "{label}: {what} at {}, only {} before `{step}` ({} short; lead time {lead})",
+                    plus(message.received_us),
+                    format_duration_us(ahead),
+                    format_duration_us(lead_us - ahead)
+                );
+                findings.fail(message.event, note);
+                timing.outcome = "late".into();
+            }
+        }
+        None => {
+            let note = format!("{label}: no {what} before `{step}` started at {}", plus(start_us));
+            findings.fail(start, note);
+        }
+    }
+    findings.timings.push(timing);
 }
 
 #[cfg(test)]
@@ -1133,6 +1222,48 @@ mod tests {
                     alert(40_000, SMS, &["+15550001"]),
                 ],
             )],
+        );
+    }
+
+    #[test]
+    fn an_all_clear_worded_after_the_outage_is_not_the_alert() {
+        // "billing outage resolved": the first status word is `outage`, but it is an all-clear.
+        check_cases(
+            notify_kind(spec(&[SMS], 90)),
+            vec![case(
+                "only the all-clear arrived",
+                Failed,
+                "sms: missing — not received within the run, 1m50s after the trigger (deadline 1m30s)",
+                vec![
+                    kill(10_000),
+                    message(30_000, SMS, &["+1"], None, "billing outage resolved", json!(null)),
+                    (120_000, later()),
+                ],
+            )],
+        );
+    }
+
+    #[test]
+    fn missing_is_judged_when_the_sinks_stopped() {
+        let stopped = || EventKind::SinkStopped { sink: "sms".into() };
+        check_cases(
+            notify_kind(spec(&[SMS], 90)),
+            vec![
+                case(
+                    "the sinks stopped before the deadline: not settled",
+                    NotEvaluated,
+                    "sms: missing — not received within the run, 50s after the trigger, before its \
+                     1m30s deadline",
+                    vec![kill(10_000), (60_000, stopped()), (120_000, later())],
+                ),
+                case(
+                    "the sinks stopped after the deadline: missing",
+                    Failed,
+                    "sms: missing — not received within the run, 1m40s after the trigger (deadline \
+                     1m30s)",
+                    vec![kill(10_000), (110_000, stopped()), (120_000, later())],
+                ),
+            ],
         );
     }
 
@@ -1609,6 +1740,40 @@ mod tests {
             ),
             ("sms", None, "RESOLVED: the billing outage is over", json!(null), Class::AllClear),
             ("voice", None, "Billing is down; all clear follows.", json!(null), Class::Alert),
+            // The whole message decides, not its first status word.
+            ("sms", None, "billing outage resolved", json!(null), Class::AllClear),
+            ("sms", None, "Billing down since 10:02, now recovered", json!(null), Class::AllClear),
+            (
+                "email",
+                Some("billing outage"),
+                "The outage is resolved.",
+                json!(null),
+                Class::AllClear,
+            ),
+            ("sms", None, "billing outage: not resolved yet", json!(null), Class::Alert),
+            (
+                "email",
+                Some("[FIRING] billing outage: BillingDown"),
+                "OUTAGE: billing is down\nWe will tell you as soon as it is resolved.",
+                json!(null),
+                Class::Alert,
+            ),
+            // Planned work is a notice: an alert for `notify`, the only kind `maintenance-notice`
+            // counts.
+            (
+                "sms",
+                None,
+                "Planned maintenance of billing on Sat 22:00",
+                json!(null),
+                Class::Notice,
+            ),
+            (
+                "email",
+                Some("Billing upgrade"),
+                "Billing is upgraded on Sat.",
+                json!(null),
+                Class::Notice,
+            ),
         ];
         for (channel, subject, body, detail, class) in cases {
             assert_eq!(
@@ -1627,6 +1792,8 @@ mod tests {
             before: "upgrade billing".into(),
             channels: vec![SMS, Channel::Chat, STATUS],
             lead_time: Duration::from_secs(20),
+            recipients: IndexMap::new(),
+            contains: Vec::new(),
         });
         let scheduled = |ms| {
             message(
@@ -1679,10 +1846,80 @@ mod tests {
                     ],
                 ),
                 case(
+                    "an earlier incident alert is not a notice",
+                    Failed,
+                    "sms: notice at +30s, only 10s before `upgrade billing` (10s short; lead time 20s)",
+                    vec![
+                        alert(5_000, SMS, &["x"]),
+                        notice(10_000, Channel::Chat),
+                        scheduled(15_000),
+                        notice(30_000, SMS),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
                     "never upgraded",
                     NotEvaluated,
                     "`upgrade billing` never ran",
                     vec![notice(5_000, SMS)],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn maintenance_notices_per_recipient_and_content() {
+        let kind = ExpectationKind::MaintenanceNotice(MaintenanceNotice {
+            before: "upgrade billing".into(),
+            channels: vec![SMS],
+            lead_time: Duration::from_secs(20),
+            recipients: IndexMap::from([(SMS, vec!["+1 555 0001".into(), "+15550002".into()])]),
+            contains: vec!["billing".into()],
+        });
+        let notice = |ms, to: &str, body: &str| message(ms, SMS, &[to], None, body, json!(null));
+        let upgrade = (40_000, started(2, "upgrade billing"));
+        check_cases(
+            kind,
+            vec![
+                case(
+                    "everyone told in time, with the words",
+                    Passed,
+                    "every channel told at least 30s ahead (lead time 20s)",
+                    vec![
+                        notice(5_000, "+15550001", "Planned maintenance of billing at 22:00"),
+                        notice(10_000, "+15550002", "Planned maintenance of billing at 22:00"),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
+                    "one recipient told too late",
+                    Failed,
+                    "sms to +15550002: notice at +30s, only 10s before `upgrade billing` (10s \
+                     short; lead time 20s)",
+                    vec![
+                        notice(5_000, "+15550001", "Planned maintenance of billing at 22:00"),
+                        notice(30_000, "+15550002", "Planned maintenance of billing at 22:00"),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
+                    "one recipient never told",
+                    Failed,
+                    "sms to +15550002: no notice before `upgrade billing` started at +40s",
+                    vec![
+                        notice(5_000, "+15550001", "Planned maintenance of billing at 22:00"),
+                        upgrade.clone(),
+                    ],
+                ),
+                case(
+                    "a notice without the words",
+                    Failed,
+                    "sms to +15550002 (notice at +10s): does not contain `billing`",
+                    vec![
+                        notice(5_000, "+15550001", "Planned maintenance of billing at 22:00"),
+                        notice(10_000, "+15550002", "Planned maintenance at 22:00"),
+                        upgrade.clone(),
+                    ],
                 ),
             ],
         );

@@ -10,11 +10,13 @@ use clap::Parser;
 use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
+use super::repeat;
 use crate::engine::{self, RunOptions, Signals};
 use crate::faults;
-use crate::report::{self, RunRecord, RunStatus, WriteOptions};
+use crate::report::{self, RunRecord, RunStatus, Stability, WriteOptions};
+use crate::scenario::model::{ImageSource, PullPolicy};
 use crate::scenario::{self, LoadError, Scenario};
-use crate::stack::{Docker, ImageStatus, SweepScope};
+use crate::stack::{Docker, ImageStatus, PullBar, SweepScope};
 
 /// Entry point of the binary: parse arguments, run, return the exit code.
 pub fn main() -> ExitCode {
@@ -50,10 +52,15 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, files } => run(&files, report, keep, seed, color).await,
+        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
+            run(&files, report, (keep, strict), seed, repeat, pull, color).await
+        }
         Command::Report { dir } => render_reports(&dir, color),
-        Command::Images { rebuild, files } => images(files, rebuild, color).await,
+        Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
+        Command::Init { compose, output, profiles } => {
+            Ok(super::init::init(&compose, output.as_deref(), &profiles, color))
+        }
         Command::Gate { policy, at, notices } => {
             super::gate::gate(&policy, at.as_deref(), notices.as_deref(), color)
         }
@@ -73,7 +80,12 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     let mut failed = false;
     for file in files {
         match scenario::load(file) {
-            Ok(scenario) => scenarios.push(scenario),
+            Ok(scenario) => {
+                for warning in scenario.stack.compose.iter().flat_map(|c| &c.warnings) {
+                    eprintln!("warning: {warning}");
+                }
+                scenarios.push(scenario);
+            }
             Err(LoadError::Invalid(invalid)) => {
                 eprint!("{}", scenario::render(&invalid, color));
                 failed = true;
@@ -107,8 +119,10 @@ fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError>
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
-    keep: bool,
+    (keep, strict): (bool, bool),
     seed: Option<u64>,
+    repeat: u32,
+    pull: Option<PullPolicy>,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
@@ -123,20 +137,29 @@ async fn run(
 
     let mut worst = ExitStatus::Success;
     let mut records = Vec::with_capacity(scenarios.len());
-    for scenario in &scenarios {
+    // Every run's report, also without `--report` (the stability summary needs them).
+    let mut reports = Vec::new();
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    for planned in repeat::plan(&names, repeat, report_dir.as_deref()) {
         if signals.interrupt.is_cancelled() {
             break;
         }
-        let dir = report_dir
-            .as_ref()
-            .map(|dir| if scenarios.len() > 1 { dir.join(&scenario.name) } else { dir.clone() });
+        let scenario = &scenarios[planned.scenario];
+        if repeat > 1 {
+            eprintln!("run {}/{repeat} of `{}`", planned.repetition, scenario.name);
+        }
         let progress = Arc::new(Progress::new(color, scenario.all_steps().len()));
         let listener = {
             let progress = progress.clone();
             Box::new(move |event: &crate::journal::Event| progress.show(event))
         };
-        let options =
-            RunOptions { report_dir: dir, keep, seed: Some(seed), state_dir: state_dir.clone() };
+        let options = RunOptions {
+            report_dir: planned.dir,
+            keep,
+            seed: Some(seed),
+            state_dir: state_dir.clone(),
+            pull,
+        };
         let dir = options.report_dir.clone();
         let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
         progress.finish();
@@ -151,6 +174,9 @@ async fn run(
         );
         let stdout_color = color && std::io::stdout().is_terminal();
         print!("{}", report::render_summary_text(&record.report, stdout_color));
+        if repeat > 1 {
+            reports.push(record.report.clone());
+        }
         if dir.is_some() {
             records.push(record);
         }
@@ -160,7 +186,17 @@ async fn run(
                 id = result.run_id
             );
         }
+        // No `expect:`: say so loudly; `--strict` fails it.
+        let unchecked = scenario.expect.is_empty();
+        if unchecked {
+            println!(
+                "  NOTHING WAS CHECKED: `{}` has no `expect:` entries{}",
+                scenario.name,
+                if strict { " (failed: --strict)" } else { "; --strict fails this" }
+            );
+        }
         let status = match result.status {
+            RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
             RunStatus::Completed => ExitStatus::Success,
             RunStatus::Deviated => ExitStatus::CheckFailed,
             RunStatus::Aborted => ExitStatus::Error,
@@ -172,9 +208,14 @@ async fn run(
         worst = worst.max(status);
     }
     watcher.abort();
+    let stability = (repeat > 1).then(|| report::stability(&reports.iter().collect::<Vec<_>>()));
+    if let Some(stability) = &stability {
+        print!("{}", report::render_stability_text(stability));
+        worst = worst.max(repeat::stability_status(stability));
+    }
     if let Some(dir) = &report_dir {
         // After every scenario (also after Ctrl-C): the combined reports cover all that ran.
-        write_reports(dir, &records);
+        write_reports(dir, &records, stability);
     }
     Ok(worst)
 }
@@ -191,16 +232,16 @@ fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> 
         print!("{}", report::render_summary_text(&run.record.report, stdout_color));
         records.push(run.record);
     }
-    let written = write_reports(dir, &records);
+    let written = write_reports(dir, &records, None);
     Ok(if written { ExitStatus::Success } else { ExitStatus::Error })
 }
 
 /// Write every report into `dir` (appending the summary to `$GITHUB_STEP_SUMMARY` when set) and
 /// list what was written on stderr; false if a report could not be written.
-fn write_reports(dir: &Path, records: &[RunRecord]) -> bool {
+fn write_reports(dir: &Path, records: &[RunRecord], stability: Option<Stability>) -> bool {
     let step_summary =
         std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()).map(PathBuf::from);
-    let written = report::write_all(dir, records, &WriteOptions { step_summary });
+    let written = report::write_all(dir, records, &WriteOptions { step_summary, stability });
     for path in &written.files {
         eprintln!("report: {}", path.display());
     }
@@ -278,6 +319,7 @@ fn default_scenarios() -> Result<Vec<PathBuf>, ExpectedError> {
 async fn images(
     files: Vec<PathBuf>,
     rebuild: bool,
+    pull_all: bool,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let scenarios = if files.is_empty() {
@@ -310,22 +352,32 @@ async fn images(
                 continue;
             }
             let mut progress = |line: &str| eprintln!("  | {line}");
+            let policy =
+                if pull_all { PullPolicy::Always } else { scenario.pull_policy(&reference) };
             let status = match (source, rebuild) {
-                (scenario::model::ImageSource::Build(spec), true) => {
+                (ImageSource::Build(spec), true) => {
                     eprintln!("building {reference}");
-                    docker.build_image(spec, &mut progress).await?;
+                    docker.build_image(spec, policy, &mut progress).await?;
                     ImageStatus::Built
                 }
                 (source, _) => {
                     if !docker.image_exists(&reference).await? {
-                        eprintln!("building {reference}");
+                        let doing = match source {
+                            ImageSource::Build(_) => "building",
+                            ImageSource::Image(_) => "pulling",
+                        };
+                        eprintln!("{doing} {reference}");
                     }
-                    docker.ensure_image(source, &mut progress).await?
+                    let bar = PullBar::new(&reference);
+                    docker
+                        .ensure_image_with(source, policy, &mut progress, &mut |p| bar.show(p))
+                        .await?
                 }
             };
             match status {
                 ImageStatus::Built => println!("built   {reference}"),
                 ImageStatus::Present => println!("present {reference}"),
+                ImageStatus::Pulled(pulled) => println!("pulled  {reference} ({})", pulled.digest),
             }
         }
     }
@@ -354,11 +406,12 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     }
     let report = docker.sweep(scope).await?;
     println!(
-        "removed {} container(s) and {} network(s)",
+        "removed {} container(s), {} network(s) and {} volume(s)",
         report.containers.len(),
-        report.networks.len()
+        report.networks.len(),
+        report.volumes.len()
     );
-    for name in report.containers.iter().chain(&report.networks) {
+    for name in report.containers.iter().chain(&report.networks).chain(&report.volumes) {
         println!("  {name}");
     }
     Ok(ExitStatus::Success)

@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::scenario::model::PullPolicy;
+
+fn parse_pull(text: &str) -> Result<PullPolicy, String> {
+    text.parse()
+}
+
 /// Rehearse upgrades and outages of a containerised stack before they happen for real.
 #[derive(Debug, Parser)]
 #[command(name = "firedrill", version, about, propagate_version = true)]
@@ -35,6 +41,22 @@ pub enum Command {
         /// again to replay the same choices.
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// Run each scenario N times in a row, each on a fresh stack with the same seed, and
+        /// report per check in how many runs it passed and which runs differed (stdout,
+        /// `DIR/stability.json`, the top of `DIR/summary.md`). Each run's journal and
+        /// `report.json` go into `DIR/run-K/` (`DIR/<scenario>/run-K/` with several files).
+        /// Exit 1 unless every check passed in every run.
+        #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "keep",
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
+        /// When images are pulled from their registry, for every service (overrides their
+        /// `pull:`): `missing` (pull what is not local), `always`, or `never` (offline: every
+        /// image must be local).
+        #[arg(long, value_name = "POLICY", value_parser = parse_pull)]
+        pull: Option<PullPolicy>,
+        /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
+        #[arg(long)]
+        strict: bool,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -78,9 +100,27 @@ pub enum Command {
         /// Rebuild images that exist already.
         #[arg(long)]
         rebuild: bool,
+        /// Pull every registry image the scenarios run, present or not (to fill a CI cache);
+        /// without it, each service's `pull:` applies (by default: pull what is missing).
+        #[arg(long)]
+        pull: bool,
         /// Scenario files (default: every `*.yaml` in `scenarios/`).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Write a starter scenario for a compose stack that runs and passes as written, with one
+    /// commented example of each step family. Exit 0 written, 2 invalid compose input.
+    Init {
+        /// The compose file; repeat to merge several, in order, like `docker compose -f`.
+        #[arg(long = "compose", required = true, value_name = "FILE")]
+        compose: Vec<PathBuf>,
+        /// Where to write the scenario (default `firedrill.yaml` beside the first compose file);
+        /// an existing file is never overwritten.
+        #[arg(long, value_name = "SCENARIO")]
+        output: Option<PathBuf>,
+        /// A compose profile to enable; repeat for several.
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
     },
     /// Revert the faults dead runs left in force (from their ledgers), then remove the containers
     /// and networks they left behind.

@@ -8,7 +8,9 @@ mod app;
 pub mod args;
 mod errors;
 mod gate;
+mod init;
 mod progress;
+mod repeat;
 
 pub use app::main;
 pub use errors::{ExitStatus, ExpectedError};

@@ -54,6 +54,10 @@ impl Progress {
             } else {
                 format!("{t}    image {image} present")
             }),
+            EventKind::ImagePulled { image, digest, pull_us } => Some(format!(
+                "{t}    pulled image {image} ({digest}) in {:.1}s",
+                *pull_us as f64 / 1e6
+            )),
             EventKind::ServiceStarted { service, .. } => {
                 self.bar.set_message(format!("waiting for `{service}` to be healthy"));
                 self.bar.enable_steady_tick(Duration::from_millis(120));
@@ -64,7 +68,7 @@ impl Progress {
                 self.bar.set_message("");
                 Some(format!("{t}    `{service}` healthy after {:.1}s", *startup_us as f64 / 1e6))
             }
-            EventKind::HealthChanged { service, healthy, detail } => Some(format!(
+            EventKind::HealthChanged { service, healthy, detail, .. } => Some(format!(
                 "{t}    health of `{service}`: {} ({detail})",
                 if *healthy { "healthy" } else { "UNHEALTHY" }
             )),

@@ -29,6 +29,8 @@ pub struct Observation {
     /// When the check began (an observation that began before a container swap says nothing
     /// about the new container).
     pub started: tokio::time::Instant,
+    /// The same moment as the journal's offset, µs (what `health-changed` records).
+    pub started_us: u64,
 }
 
 /// Interval of services without a health check.
@@ -49,7 +51,9 @@ pub fn spawn_monitor(
         let mut last: Option<bool> = None;
         loop {
             let check_started = clock::instant_now();
-            let check = observe(&service, &stack, &http, &mut log_seen, check_started);
+            let check_started_us = micros(journal.offset());
+            let check =
+                observe(&service, &stack, &http, &mut log_seen, check_started, check_started_us);
             let observation = tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
@@ -61,6 +65,7 @@ pub fn spawn_monitor(
                     service: service.name.clone(),
                     healthy: observation.healthy,
                     detail: observation.detail.clone(),
+                    check_started_us: Some(observation.started_us),
                 });
             }
             tx.send_replace(Some(observation));
@@ -80,10 +85,16 @@ async fn observe(
     http: &reqwest::Client,
     log_seen: &mut bool,
     started: tokio::time::Instant,
+    started_us: u64,
 ) -> Observation {
     let mut observation = observe_once(service, stack, http, log_seen).await;
     observation.started = started;
+    observation.started_us = started_us;
     observation
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 async fn observe_once(
@@ -111,12 +122,19 @@ async fn observe_once(
                 }
             }
         },
-        HealthKind::Tcp { port } => match stack.host_port(name, *port).await {
+        HealthKind::Tcp { port, exchange } => match stack.host_port(name, *port).await {
             Err(error) => unhealthy(error.to_string()),
             Ok(host_port) => {
-                let outcome = probe::tcp(host_port, health.timeout).await;
+                let expect = probe::TcpExpectation {
+                    send: exchange.send.as_deref(),
+                    expect: exchange.expect.as_deref(),
+                };
+                let outcome = probe::tcp(host_port, &expect, health.timeout).await;
                 if outcome.ok {
-                    healthy(format!("port {port} accepts connections"))
+                    healthy(match &exchange.expect {
+                        Some(wanted) => format!("port {port} answered `{wanted}`"),
+                        None => format!("port {port} accepts connections"),
+                    })
                 } else {
                     unhealthy(outcome.error.unwrap_or_default())
                 }
@@ -165,11 +183,11 @@ async fn container_running(stack: &StackHandle, name: &str) -> Observation {
 }
 
 fn healthy(detail: String) -> Observation {
-    Observation { healthy: true, detail, started: clock::instant_now() }
+    Observation { healthy: true, detail, started: clock::instant_now(), started_us: 0 }
 }
 
 fn unhealthy(detail: String) -> Observation {
-    Observation { healthy: false, detail, started: clock::instant_now() }
+    Observation { healthy: false, detail, started: clock::instant_now(), started_us: 0 }
 }
 
 /// The health of a replicated service from its replicas' monitors: healthy while at least one
@@ -194,15 +212,17 @@ pub fn spawn_aggregate(
                 let healthy = up > 0;
                 let detail = format!("{up}/{} replicas healthy", replicas.len());
                 let started = seen.iter().map(|o| o.started).max().expect("at least one replica");
+                let started_us = seen.iter().map(|o| o.started_us).max().unwrap_or_default();
                 if last != Some(healthy) {
                     last = Some(healthy);
                     journal.record(EventKind::HealthChanged {
                         service: service.clone(),
                         healthy,
                         detail: detail.clone(),
+                        check_started_us: Some(started_us),
                     });
                 }
-                tx.send_replace(Some(Observation { healthy, detail, started }));
+                tx.send_replace(Some(Observation { healthy, detail, started, started_us }));
             }
             let changed = futures_util::future::select_all(
                 replicas.iter_mut().map(|rx| Box::pin(rx.changed())),

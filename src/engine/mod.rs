@@ -39,6 +39,8 @@ pub struct RunOptions {
     /// Where firedrill keeps state across runs (the fault ledger, `STATE/ledger/RUNID.jsonl`);
     /// without one, faults are not ledgered and a SIGKILL leaves them to the label sweep only.
     pub state_dir: Option<PathBuf>,
+    /// `--pull`: the pull policy of every service, overriding their `pull:` keys.
+    pub pull: Option<crate::scenario::model::PullPolicy>,
 }
 
 /// The two escalation steps of Ctrl-C, owned by the CLI.

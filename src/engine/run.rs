@@ -243,6 +243,15 @@ pub async fn run(
         .await
         .err();
     }
+    if let (None, Some(_)) = (&stop, &up.stack)
+        && let Some(until_us) = crate::checks::observe_until_us(scenario, &ctx.journal.snapshot())
+    {
+        // `healthy-within` must see the service stay healthy to its deadline: keep observing.
+        let left = Duration::from_micros(until_us).saturating_sub(ctx.journal.offset());
+        if !left.is_zero() {
+            let _ = ctx.interruptible(clock::sleep(left)).await;
+        }
+    }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);
     }
@@ -387,11 +396,27 @@ async fn prepare(
         }
         let started = clock::instant_now();
         let mut progress = |line: &str| tracing::debug!(target: "firedrill::build", "{line}");
+        let policy = options.pull.unwrap_or_else(|| scenario.pull_policy(&image));
+        let bar = crate::stack::PullBar::new(&image);
+        let mut pulling = |p: &crate::stack::PullProgress| bar.show(p);
         let status = ctx
-            .interruptible(ctx.docker_call(docker.ensure_image(source, &mut progress)))
+            .interruptible(ctx.docker_call(docker.ensure_image_with(
+                source,
+                policy,
+                &mut progress,
+                &mut pulling,
+            )))
             .await
             .ok_or(Stop::Interrupted)?
             .map_err(EngineError::from)?;
+        drop(bar);
+        if let ImageStatus::Pulled(pulled) = &status {
+            ctx.journal.record(EventKind::ImagePulled {
+                image: image.clone(),
+                digest: pulled.digest.clone(),
+                pull_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
+            });
+        }
         let built = status == ImageStatus::Built;
         ctx.journal.record(EventKind::ImageReady {
             image,
@@ -485,7 +510,7 @@ async fn bring_up(
             definition.name = key.clone();
             let container = ctx
                 .interruptible(ctx.docker_call(async {
-                    let mut stack = stack.write().await;
+                    let stack = stack.write().await;
                     if replicated {
                         stack.start_replica(service, &key, &env, true).await
                     } else {

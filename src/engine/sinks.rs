@@ -5,7 +5,8 @@
 //! Each scenario sink listens twice: on `127.0.0.1:0` for the harness and tests on the host, and
 //! on `GATEWAY:0` (the run network's gateway) for the containers, which reach it as
 //! `host.docker.internal:PORT` through `{{ sinks.NAME.* }}`. Limits are the sinks' defaults
-//! (`sinks::Limits::default()`: 1 MiB per message, 10 000 messages per sink and run).
+//! (`sinks::Limits::default()`: 1 MiB per message, 10 000 messages per sink and run); timeouts
+//! are `sinks::Timeouts::default()` with what the scenario's `timeouts` sets.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -111,6 +112,7 @@ impl RunSinks {
                     SocketAddr::new(gateway, 0),
                 ],
                 limits: sinks::Limits::default(),
+                timeouts: timeouts(&sink.timeouts),
                 seed: sink_seed(seed, index),
             };
             let clock_journal = journal.clone();
@@ -179,9 +181,11 @@ impl RunSinks {
         for name in &names {
             self.set_outage(name, None, journal);
         }
-        let running: Vec<Running> = self.lock().drain(..).map(|(_, running)| running).collect();
-        for running in running {
+        let running: Vec<(String, Running)> = self.lock().drain(..).collect();
+        for (name, running) in running {
             running.sink.shutdown().await;
+            // Nothing arrives after this: `notify` judges a missing message against it.
+            journal.record(EventKind::SinkStopped { sink: name });
         }
     }
 
@@ -201,6 +205,23 @@ fn kind(kind: model::SinkKind) -> SinkKind {
         model::SinkKind::Slack => SinkKind::Slack,
         model::SinkKind::Pagerduty => SinkKind::Pagerduty,
         model::SinkKind::Webhook => SinkKind::Webhook,
+    }
+}
+
+/// The sink's default timeouts with the scenario's on top.
+fn timeouts(set: &model::SinkTimeouts) -> sinks::Timeouts {
+    let default = sinks::Timeouts::default();
+    sinks::Timeouts {
+        greeting: set.greeting.unwrap_or(default.greeting),
+        mail: set.mail.unwrap_or(default.mail),
+        rcpt: set.rcpt.unwrap_or(default.rcpt),
+        data_init: set.data_init.unwrap_or(default.data_init),
+        data_block: set.data_block.unwrap_or(default.data_block),
+        data_termination: set.data_termination.unwrap_or(default.data_termination),
+        server: set.server.unwrap_or(default.server),
+        idle: set.idle.unwrap_or(default.idle),
+        header_read: set.header_read.unwrap_or(default.header_read),
+        body_read: set.body_read.unwrap_or(default.body_read),
     }
 }
 
@@ -335,6 +356,77 @@ mod tests {
     }
 
     #[test]
+    fn evictions_and_timeouts_are_journaled_as_rejections_with_their_reason() {
+        for (reason, text) in
+            [(RejectReason::Evicted, "evicted"), (RejectReason::Timeout, "timeout")]
+        {
+            let event = journal_event(SinkEvent::Rejected {
+                sink: "email".into(),
+                reason,
+                detail: "127.0.0.1:5".into(),
+            });
+            assert!(
+                matches!(&event, EventKind::SinkRejected { reason, .. } if reason == text),
+                "{event:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scenario_timeout_reaches_the_running_sink_and_its_journal() {
+        use tokio::io::AsyncReadExt;
+
+        let clock = Arc::new(crate::clock::SystemClock::start());
+        let journal = Journal::in_memory(clock);
+        let scenario = crate::scenario::parse(
+            "name: t\nsinks: { email: { kind: smtp, timeouts: { greeting: 50ms } } }\n\
+             stack:\n  services:\n    a: { image: a }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let sinks = RunSinks::default();
+        sinks.start(&scenario, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), &journal, 1).await.unwrap();
+        let addr = sinks.local_addr("email").unwrap();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut said = String::new();
+        // The sink greets, times the silence out, answers 421 and closes (after journaling).
+        silent.read_to_string(&mut said).await.unwrap();
+        assert!(said.starts_with("220 ") && said.contains("\r\n421 4.4.2"), "{said}");
+        sinks.shutdown(&journal).await;
+        let rejected: Vec<EventKind> = journal
+            .snapshot()
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|kind| matches!(kind, EventKind::SinkRejected { .. }))
+            .collect();
+        assert!(
+            matches!(&rejected[..], [EventKind::SinkRejected { sink, reason, detail }]
+                if sink == "email" && reason == "timeout" && detail.contains("`greeting` timeout, 50ms")),
+            "{rejected:?}"
+        );
+    }
+
+    #[test]
+    fn scenario_timeouts_override_only_what_they_set() {
+        let set = model::SinkTimeouts {
+            server: Some(Duration::from_secs(5)),
+            idle: Some(Duration::from_secs(7)),
+            ..model::SinkTimeouts::default()
+        };
+        let got = timeouts(&set);
+        let default = sinks::Timeouts::default();
+        assert_eq!(
+            got,
+            sinks::Timeouts {
+                server: Duration::from_secs(5),
+                idle: Duration::from_secs(7),
+                ..default
+            }
+        );
+        assert_eq!(timeouts(&model::SinkTimeouts::default()), default);
+    }
+
+    #[test]
     fn every_scenario_kind_maps_to_the_same_sink_kind() {
         for name in model::SinkKind::NAMES {
             let kind = kind(model::SinkKind::from_name(name).unwrap());
@@ -388,6 +480,7 @@ mod tests {
                     probability: 1.0,
                     on: false
                 },
+                EventKind::SinkStopped { sink: "sms".into() },
             ]
         );
     }

@@ -219,7 +219,7 @@ pub async fn run_probe(
 
 async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe) -> ProbeOutcome {
     let (service, port) = match &probe.kind {
-        ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port } => {
+        ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port, .. } => {
             (service, *port)
         }
     };
@@ -245,7 +245,13 @@ async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe)
             };
             probe::http(&ctx.http, host_port, &expect, probe.timeout).await
         }
-        ProbeKind::Tcp { .. } => probe::tcp(host_port, probe.timeout).await,
+        ProbeKind::Tcp { exchange, .. } => {
+            let expect = probe::TcpExpectation {
+                send: exchange.send.as_deref(),
+                expect: exchange.expect.as_deref(),
+            };
+            probe::tcp(host_port, &expect, probe.timeout).await
+        }
     }
 }
 

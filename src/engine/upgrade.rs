@@ -6,11 +6,12 @@
 //! expected and measured by the traffic). The rollback is a recreate with the previous image.
 //!
 //! Strategy `blue-green`: start the new version beside the old one (key `SERVICE.green`, its own
-//! ports), wait until it is healthy, then switch: the service's name (network alias, and the key
-//! the traffic and the health monitor look up) moves to the new container, the old one stays as
-//! `SERVICE.blue` until the upgrade is verified, then it is removed. A failure before the switch
-//! removes the new container; the old one never stopped serving. A failure after it switches
-//! back. The backup is taken while the old version still serves: writes it accepts between the
+//! ports), wait until it is healthy, then switch without losing a request ([`take_over`]): the
+//! service's name (network alias, and the key the traffic and the health monitor look up) moves
+//! to the new container while the old one keeps its endpoint for a drain period; the old one
+//! stays as `SERVICE.blue` until the upgrade is verified, then it is stopped gracefully and
+//! removed. A failure before the switch removes the new container; the old one never stopped
+//! serving. A failure after it switches back. The backup is taken while the old version still serves: writes it accepts between the
 //! backup and a restore are lost, as with `recreate`'s restore. A `rollback` step after a
 //! completed blue-green upgrade has no old container left and recreates the previous version.
 
@@ -227,7 +228,10 @@ async fn attempt_upgrade(
     }
 
     let replaced = match spec.strategy {
-        Strategy::BlueGreen => switch_to_green(ctx, stack, state, step, spec, next, &env).await,
+        Strategy::BlueGreen => {
+            let drain = drain_period(scenario, service);
+            switch_to_green(ctx, stack, state, step, spec, next, &env, drain).await
+        }
         Strategy::Recreate => recreate_and_wait(ctx, stack, state, step, spec, next, &env).await,
         Strategy::Rolling => roll(ctx, stack, state, step, spec, next, &env).await,
     };
@@ -276,7 +280,10 @@ async fn attempt_upgrade(
     if blue_green {
         // Verified: the old version is no longer needed.
         let blue = format!("{service}.blue");
-        let removed = ctx.docker_call(async { stack.write().await.remove(&blue).await }).await;
+        // Gracefully: the old version left the name a drain period ago, but a caller that
+        // resolved it before may still be finishing a request.
+        let removed =
+            ctx.docker_call(async { stack.read().await.retire(&blue, STOP_GRACE).await }).await;
         if let Err(error) = removed {
             return Attempt::Failed(format!("could not remove the old version: {error}"));
         }
@@ -341,7 +348,8 @@ async fn roll(
     let keys = next.replica_keys();
     let batch = usize::try_from(spec.max_unavailable).unwrap_or(1).max(1);
     for chunk in keys.chunks(batch) {
-        let replaced = replace_replicas(ctx, stack, state, next, env, chunk, spec.deadline);
+        let replaced =
+            replace_replicas(ctx, stack, state, next, env, chunk, spec.deadline, Some(step));
         match ctx.interruptible(replaced).await {
             None => return Err(Attempt::Interrupted),
             Some(Err((stage, reason))) => {
@@ -353,23 +361,23 @@ async fn roll(
                 };
                 return Err(Attempt::Failed(reason));
             }
-            Some(Ok(detail)) => {
-                record(ctx, step, service, UpgradeStage::Switched, true, Some(detail.switched));
-                record(ctx, step, service, UpgradeStage::Healthy, true, Some(detail.healthy));
+            Some(Ok(healthy)) => {
+                record(ctx, step, service, UpgradeStage::Healthy, true, Some(healthy));
             }
         }
     }
     Ok(())
 }
 
-/// What replacing one batch of replicas did.
-struct Replaced {
-    switched: String,
-    healthy: String,
-}
-
 /// Take `keys` out of rotation, replace them with `next`, wait for their health within
-/// `deadline`, put them back in rotation. `Err` names the stage that failed.
+/// `deadline`, put them back in rotation. With `step`, the `switched` stage is recorded the
+/// moment the replicas run the new image (before their health is judged). `Ok` is the `healthy`
+/// detail; `Err` names the stage that failed.
+///
+/// Only the stack's read lock is taken, one call at a time: the stack's own registry is locked
+/// for moments, so port look-ups of the traffic and health checks never wait behind a graceful
+/// stop or a container start.
+#[expect(clippy::too_many_arguments, reason = "the rolling stages share one replacement routine")]
 async fn replace_replicas(
     ctx: &Context,
     stack: &Arc<RwLock<StackHandle>>,
@@ -378,22 +386,22 @@ async fn replace_replicas(
     env: &std::collections::BTreeMap<String, String>,
     keys: &[String],
     deadline: Duration,
-) -> Result<Replaced, (UpgradeStage, String)> {
+    step: Option<&str>,
+) -> Result<String, (UpgradeStage, String)> {
     let service = next.name.as_str();
     let listed = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
     // Subscribed before the starts, so a crash right after one is not missed.
     let mut exits: Vec<_> = keys.iter().map(|_| ctx.exits.subscribe()).collect();
     let swapped = ctx
         .docker_call(async {
-            let mut stack = stack.write().await;
             for key in keys {
-                stack.drain(service, key);
+                stack.read().await.drain(service, key);
             }
             for key in keys {
                 // Graceful: requests in flight on the old version finish. A container that is
                 // gone already is replaced either way.
-                let _ = stack.stop(key, STOP_GRACE).await;
-                stack.start_replica(next, key, env, false).await?;
+                let _ = stack.read().await.stop(key, STOP_GRACE).await;
+                stack.read().await.start_replica(next, key, env, false).await?;
             }
             Ok::<_, crate::stack::StackError>(())
         })
@@ -405,6 +413,10 @@ async fn replace_replicas(
             format!("could not replace {listed} with {}: {error}", next.image.reference()),
         ));
     }
+    if let Some(step) = step {
+        let detail = format!("{listed} → {}", next.image.reference());
+        record(ctx, step, service, UpgradeStage::Switched, true, Some(detail));
+    }
     for key in keys {
         let rx = state.health.get(key).cloned().expect("every replica has a monitor");
         let exits = exits.remove(0);
@@ -414,15 +426,14 @@ async fn replace_replicas(
     }
     let healthy = format!("{listed} healthy {} after the replacement", fmt(since(switch_time)));
     ctx.docker_call(async {
-        let mut stack = stack.write().await;
         for key in keys {
-            stack.admit(service, key).await?;
+            stack.read().await.admit(service, key).await?;
         }
         Ok::<_, crate::stack::StackError>(())
     })
     .await
     .map_err(|error| (UpgradeStage::Switched, format!("could not put {listed} back: {error}")))?;
-    Ok(Replaced { switched: format!("{listed} → {}", next.image.reference()), healthy })
+    Ok(healthy)
 }
 
 /// Record the `healthy` stage from a wait's outcome; `Err` ends the attempt.
@@ -451,8 +462,10 @@ fn judge_healthy(
     }
 }
 
-/// Blue-green: start `next` beside the old version as `SERVICE.green`, wait for its health with a
-/// temporary monitor, then move the service's name to it; the old one becomes `SERVICE.blue`.
+/// Blue-green: start `next` beside the old version as `SERVICE.green` and wait for its health
+/// with a temporary monitor; then [`take_over`] moves the service's name to it without losing a
+/// request, and the old one becomes `SERVICE.blue`.
+#[expect(clippy::too_many_arguments, reason = "one step's context, as the other strategies")]
 async fn switch_to_green(
     ctx: &Context,
     stack: &Arc<RwLock<StackHandle>>,
@@ -461,6 +474,7 @@ async fn switch_to_green(
     spec: &Upgrade,
     next: &Service,
     env: &std::collections::BTreeMap<String, String>,
+    drain: Duration,
 ) -> Result<(), Attempt> {
     let service = spec.service.as_str();
     let green_key = format!("{service}.green");
@@ -468,7 +482,7 @@ async fn switch_to_green(
     green.name = green_key.clone();
     // Subscribed before the start, so a crash right after it is not missed.
     let exits = ctx.exits.subscribe();
-    let start = ctx.docker_call(async { stack.write().await.start_service(&green, env).await });
+    let start = ctx.docker_call(async { stack.read().await.start_service(&green, env).await });
     let started = ctx.interruptible(start).await.ok_or(Attempt::Interrupted)?;
     let start_time = clock::instant_now();
     if let Err(error) = started {
@@ -486,39 +500,135 @@ async fn switch_to_green(
         ctx.http.clone(),
         stop.clone(),
     );
-    let ready = wait_ready(exits, rx, stack, &green_key, spec.deadline, start_time);
+    let ready = wait_ready(exits, rx.clone(), stack, &green_key, spec.deadline, start_time);
     let healthy = ctx.interruptible(ready).await;
-    stop.cancel();
     super::run::Accounting::add(&ctx.accounting.service_wait, since(start_time));
     let detail = || format!("`{green_key}` healthy {} after its start", fmt(since(start_time)));
     judge_healthy(ctx, step, spec, healthy, detail)?;
 
-    let exits = ctx.exits.subscribe();
-    let switch = ctx.docker_call(async { stack.write().await.switch(service, &green_key).await });
-    let switched = ctx.interruptible(switch).await.ok_or(Attempt::Interrupted)?;
-    let switch_time = clock::instant_now();
-    if let Err(error) = switched {
-        let reason = format!("could not switch `{service}` to the new version: {error}");
-        record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
-        return Err(Attempt::Failed(reason));
-    }
-    record(
-        ctx,
-        step,
+    let handover = Handover {
         service,
-        UpgradeStage::Switched,
-        true,
-        Some(format!(
-            "`{service}` → {} (the old version is `{service}.blue`)",
-            next.image.reference()
-        )),
-    );
+        candidate: &green_key,
+        rx,
+        monitor: stop,
+        timeout: spec.deadline,
+        drain,
+    };
+    let switched = ctx.interruptible(take_over(ctx, stack, state, handover, |_| {
+        record(
+            ctx,
+            step,
+            service,
+            UpgradeStage::Switched,
+            true,
+            Some(format!(
+                "`{service}` → {} (the old version is `{service}.blue`)",
+                next.image.reference()
+            )),
+        );
+    }));
+    match switched.await {
+        None => Err(Attempt::Interrupted),
+        Some(Ok(_)) => Ok(()),
+        Some(Err(TakeOverError::BeforeSwitch(reason))) => {
+            let reason = format!("could not switch `{service}` to the new version: {reason}");
+            record(ctx, step, service, UpgradeStage::Switched, false, Some(reason.clone()));
+            Err(Attempt::Failed(reason))
+        }
+        Some(Err(TakeOverError::AfterSwitch(reason))) => {
+            Err(Attempt::Failed(format!("not healthy after the switch: {reason}")))
+        }
+    }
+}
+
+/// The longest a request sent to a service's old container before a blue-green switch can still
+/// be in flight: the longest `timeout` of the traffic aimed at the service and of its health
+/// check. The old container keeps its endpoint that long after the switch, like a load
+/// balancer's deregistration delay, so no request the harness (or the old container's last
+/// health check) sent before the switch is cut.
+fn drain_period(scenario: &Scenario, service: &str) -> Duration {
+    let traffic = scenario.traffic.values().filter(|t| t.request.service == service);
+    let health = scenario.stack.services.get(service).and_then(|s| s.health.as_ref());
+    traffic.map(|t| t.timeout).chain(health.map(|h| h.timeout)).max().unwrap_or_default()
+}
+
+/// One move of a service's name to another of its containers.
+struct Handover<'a> {
+    service: &'a str,
+    /// The key of the container that takes the name (`SERVICE.green`, or `SERVICE.blue` back).
+    candidate: &'a str,
+    /// The candidate's health, from its own (temporary) monitor...
+    rx: watch::Receiver<HealthState>,
+    /// ...stopped once it has judged the candidate (its key is gone after the switch).
+    monitor: CancellationToken,
+    /// How long the candidate, and then the service, may take to pass a health check.
+    timeout: Duration,
+    /// How long the displaced container keeps its endpoint after the switch.
+    drain: Duration,
+}
+
+enum TakeOverError {
+    /// The name did not move: the service still runs on its old container (the candidate may
+    /// carry the name's alias beside it until it is removed).
+    BeforeSwitch(String),
+    /// The name moved, but the service is not healthy on its new container.
+    AfterSwitch(String),
+}
+
+/// Move a service's name to `candidate` without losing a request:
+/// 1. the candidate also takes the service's alias (it serves nothing yet, so its reconnect cuts
+///    nothing) and must pass a health check begun after that reconnect (its outgoing connections
+///    may have broken with it);
+/// 2. [`StackHandle::switch`]: the host side (traffic, probes, health monitor) moves at once and
+///    the traffic's port caches look up again before their next request; `switched` is called
+///    at that moment (to record it);
+/// 3. the service's own monitor must pass on the new container;
+/// 4. the displaced container keeps its endpoint until `drain` after the switch (requests sent
+///    to it before finish), then leaves the name.
+///
+/// Returns the displaced key, which still runs (the caller keeps it or retires it).
+async fn take_over(
+    ctx: &Context,
+    stack: &Arc<RwLock<StackHandle>>,
+    state: &ServiceState,
+    handover: Handover<'_>,
+    switched: impl FnOnce(&str),
+) -> Result<String, TakeOverError> {
+    let Handover { service, candidate, rx, monitor, timeout, drain } = handover;
+    let exits = ctx.exits.subscribe();
+    let shared = ctx.docker_call(async { stack.read().await.share_name(service, candidate).await });
+    shared.await.map_err(|error| TakeOverError::BeforeSwitch(error.to_string()))?;
+    let shared_at = clock::instant_now();
+    let ready = wait_ready(exits, rx, stack, candidate, timeout, shared_at).await;
+    monitor.cancel();
+    super::run::Accounting::add(&ctx.accounting.service_wait, since(shared_at));
+    ready.map_err(|reason| {
+        TakeOverError::BeforeSwitch(format!(
+            "`{candidate}` not healthy after taking the name: {reason}"
+        ))
+    })?;
+
+    let exits = ctx.exits.subscribe();
+    let switch = ctx.docker_call(async { stack.read().await.switch(service, candidate).await });
+    let displaced = switch.await.map_err(|error| TakeOverError::BeforeSwitch(error.to_string()))?;
+    let switch_time = clock::instant_now();
+    switched(&displaced);
+
     // The service's own monitor follows the name: its first check after the switch must pass.
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let ready = wait_ready(exits, rx, stack, service, spec.deadline, switch_time);
-    let serving = ctx.interruptible(ready).await.ok_or(Attempt::Interrupted)?;
+    let ready = wait_ready(exits, rx, stack, service, timeout, switch_time).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
-    serving.map_err(|reason| Attempt::Failed(format!("not healthy after the switch: {reason}")))
+    ready.map_err(TakeOverError::AfterSwitch)?;
+
+    let remaining = drain.saturating_sub(since(switch_time));
+    if !remaining.is_zero() {
+        ctx.declared_wait(remaining).await;
+    }
+    let withdrawn = ctx.docker_call(async { stack.read().await.withdraw_name(&displaced).await });
+    withdrawn.await.map_err(|error| {
+        TakeOverError::AfterSwitch(format!("could not take the name from `{displaced}`: {error}"))
+    })?;
+    Ok(displaced)
 }
 
 /// Whether `service`'s name has been moved away from its old container (blue-green).
@@ -582,10 +692,11 @@ async fn rollback(
     match result {
         Ok(detail) => {
             state.current.insert(service.to_owned(), previous);
+            // Stamped when the rollback is done; the version check that follows is its own event.
+            record(ctx, step, service, UpgradeStage::RolledBack, true, Some(detail));
             if let Some(endpoint) = &upgrade.version {
                 observe_version(ctx, stack, service, step, endpoint, "after-rollback").await;
             }
-            record(ctx, step, service, UpgradeStage::RolledBack, true, Some(detail));
             Some(true)
         }
         Err(reason) => {
@@ -646,7 +757,7 @@ async fn roll_back(
             continue;
         }
         let keys = [key.clone()];
-        replace_replicas(ctx, stack, state, previous, &env, &keys, previous.startup_timeout)
+        replace_replicas(ctx, stack, state, previous, &env, &keys, previous.startup_timeout, None)
             .await
             .map_err(|(_, reason)| format!("the previous version did not come back: {reason}"))?;
         replaced.push(format!("`{key}`"));
@@ -664,7 +775,8 @@ async fn roll_back(
 }
 
 /// Blue-green rollback: the old container still exists (`SERVICE.blue` after the switch, `SERVICE`
-/// before it). Switch back if needed, remove the new one, restore the data.
+/// before it). Switch back if needed (the same lossless [`take_over`], judged by a temporary
+/// monitor of the old container), stop the new one gracefully and remove it, restore the data.
 async fn switch_back(
     ctx: &Context,
     stack: &Arc<RwLock<StackHandle>>,
@@ -676,31 +788,49 @@ async fn switch_back(
     let service = upgrade.previous.name.as_str();
     let blue = format!("{service}.blue");
     let green = format!("{service}.green");
-    let exits = ctx.exits.subscribe();
+    let previous = upgrade.previous.image.reference();
+    let started = clock::instant_now();
     if switched {
-        ctx.docker_call(async { stack.write().await.switch(service, &blue).await })
-            .await
-            .map_err(|error| format!("could not switch back to the old version: {error}"))?;
+        let mut old = upgrade.previous.clone();
+        old.name = blue.clone();
+        let stop = CancellationToken::new();
+        let _stop_on_drop = stop.clone().drop_guard();
+        let (rx, _task) = super::health::spawn_monitor(
+            old,
+            stack.clone(),
+            ctx.journal.clone(),
+            ctx.http.clone(),
+            stop.clone(),
+        );
+        let handover = Handover {
+            service,
+            candidate: &blue,
+            rx,
+            monitor: stop,
+            timeout: upgrade.previous.startup_timeout,
+            drain: drain_period(scenario, service),
+        };
+        take_over(ctx, stack, state, handover, |_| {}).await.map_err(|error| match error {
+            TakeOverError::BeforeSwitch(reason) => {
+                format!("could not switch back to the old version: {reason}")
+            }
+            TakeOverError::AfterSwitch(reason) => {
+                format!("the previous version did not come back: {reason}")
+            }
+        })?;
     }
-    let switched_back = clock::instant_now();
-    // Stop the new version before touching the data it may be writing.
-    ctx.docker_call(async { stack.write().await.remove(&green).await })
+    // Stop the new version before touching the data it may be writing. Gracefully: before the
+    // switch it never served; after it, the drain period has passed.
+    ctx.docker_call(async { stack.read().await.retire(&green, STOP_GRACE).await })
         .await
         .map_err(|error| format!("could not remove the new version: {error}"))?;
     restore_data(ctx, stack, scenario, upgrade).await?;
-    let previous = upgrade.previous.image.reference();
     if !switched {
         return Ok(format!("{previous} kept serving; the new version was removed"));
     }
-    let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let ready =
-        wait_ready(exits, rx, stack, service, upgrade.previous.startup_timeout, switched_back)
-            .await;
-    super::run::Accounting::add(&ctx.accounting.service_wait, since(switched_back));
-    ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
     Ok(format!(
-        "switched back to {previous}, healthy {} after the switch",
-        fmt(since(switched_back))
+        "switched back to {previous}, healthy {} after the rollback began",
+        fmt(since(started))
     ))
 }
 
@@ -737,7 +867,7 @@ async fn recreate(
     ctx.docker_call(async {
         // A container that is gone or stopped already is fine: it is replaced either way.
         let _ = stack.read().await.stop(service, STOP_GRACE).await;
-        stack.write().await.start_service(next, env).await
+        stack.read().await.start_service(next, env).await
     })
     .await
     .map(|_| ())
@@ -761,7 +891,7 @@ async fn run_migration(
     oneshot.ports = Vec::new();
     oneshot.health = None;
     let started = clock::instant_now();
-    ctx.docker_call(async { stack.write().await.start_service(&oneshot, env).await })
+    ctx.docker_call(async { stack.read().await.start_service(&oneshot, env).await })
         .await
         .map_err(|error| format!("could not start the migration container: {error}"))?;
     let outcome = async {
@@ -780,7 +910,7 @@ async fn run_migration(
     }
     .await;
     let logs = stack.read().await.logs_tail(&key, 5).await.unwrap_or_default();
-    let _ = ctx.docker_call(async { stack.write().await.remove(&key).await }).await;
+    let _ = ctx.docker_call(async { stack.read().await.remove(&key).await }).await;
     let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
     match outcome {
         Ok(Some(0)) => Ok(format!("exit 0 after {}", fmt(since(started)))),
@@ -834,7 +964,7 @@ async fn observe_version_once(
     endpoint: &VersionEndpoint,
     moment: &str,
 ) {
-    let replicas = stack.read().await.replicas(service).map(<[String]>::to_vec);
+    let replicas = stack.read().await.replicas(service);
     let (ok, body) = match replicas {
         None => ask_version(ctx, stack, service, endpoint).await,
         // Every replica must answer, and all the same: a half-rolled-back service is not back.

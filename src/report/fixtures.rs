@@ -145,7 +145,12 @@ fn phase_ok(phase: Phase) -> EventKind {
 }
 
 fn health(service: &str, healthy: bool, detail: &str) -> EventKind {
-    EventKind::HealthChanged { service: service.into(), healthy, detail: detail.into() }
+    EventKind::HealthChanged {
+        service: service.into(),
+        healthy,
+        detail: detail.into(),
+        check_started_us: None,
+    }
 }
 
 fn step(index: usize, name: &str, action: &str) -> EventKind {
@@ -306,7 +311,8 @@ pub(super) fn deviated() -> RunRecord {
         (7_800, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
         (7_800, phase_ok(Phase::SteadyAfter)),
     ]);
-    timeline.extend(end(7_805, Outcome::Ok));
+    // The engine observes until the last `healthy-within` deadline before teardown.
+    timeline.extend(end(17_100, Outcome::Ok));
     record(&scenario, events(timeline))
 }
 
@@ -327,7 +333,8 @@ pub(super) fn completed() -> RunRecord {
         (7_536, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
         (7_536, phase_ok(Phase::SteadyAfter)),
     ]);
-    timeline.extend(end(7_537, Outcome::Ok));
+    // The engine observes until the `healthy-within` deadline before teardown.
+    timeline.extend(end(11_600, Outcome::Ok));
     record(&scenario, events(timeline))
 }
 
@@ -511,7 +518,8 @@ pub(super) fn upgraded() -> RunRecord {
             },
         ),
     ]);
-    timeline.extend(end(10_100, Outcome::Ok));
+    // The engine observes until the `healthy-within` deadline before teardown.
+    timeline.extend(end(11_100, Outcome::Ok));
     record(&scenario, events(timeline))
 }
 

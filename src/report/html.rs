@@ -207,6 +207,9 @@ fn verdict_card(out: &mut String, run: &RunRecord) {
         let _ = write!(out, "<p>{}</p>", html(description.trim()));
     }
     let meaning = match report.status {
+        RunStatus::Completed if report.checks.is_empty() => {
+            "Nothing was checked: the scenario has no `expect:` entries."
+        }
         RunStatus::Completed => "Every check held.",
         RunStatus::Deviated => "The rehearsal ran and a check did not hold.",
         RunStatus::Aborted => "The harness could not run the scenario to its end.",

@@ -529,7 +529,7 @@ mod tests {
             name: "smoke".into(),
             description: None,
             source: PathBuf::from("scenarios/smoke.yaml"),
-            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
             traffic: indexmap::IndexMap::new(),
             steady_state: Vec::new(),
             steps: Vec::new(),
@@ -552,7 +552,12 @@ mod tests {
     }
 
     fn health(healthy: bool, detail: &str) -> EventKind {
-        EventKind::HealthChanged { service: "billing".into(), healthy, detail: detail.into() }
+        EventKind::HealthChanged {
+            service: "billing".into(),
+            healthy,
+            detail: detail.into(),
+            check_started_us: None,
+        }
     }
 
     fn step(index: usize, name: &str, action: &str) -> EventKind {
@@ -618,18 +623,19 @@ mod tests {
             (12_410, health(true, "status 200")),
             (12_500, probe(ProbeContext::SteadyState { phase: SteadyPhase::After }, 200)),
             (12_500, phase_ok(Phase::SteadyAfter)),
+            // The engine observes until `billing recovers`' deadline (14.209 s) before teardown.
             (
-                12_501,
+                14_301,
                 EventKind::TimeAccounting {
                     docker_us: 3_100_000,
                     declared_wait_us: 0,
                     service_wait_us: 8_400_000,
                 },
             ),
-            (12_501, phase(Phase::Teardown)),
-            (13_000, health(false, "connection refused")),
-            (13_400, phase_ok(Phase::Teardown)),
-            (13_400, EventKind::RunEnded { outcome: Outcome::Ok }),
+            (14_301, phase(Phase::Teardown)),
+            (14_800, health(false, "connection refused")),
+            (15_200, phase_ok(Phase::Teardown)),
+            (15_200, EventKind::RunEnded { outcome: Outcome::Ok }),
         ]
     }
 

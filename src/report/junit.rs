@@ -263,6 +263,7 @@ fn without_testsuites_skipped(xml: String) -> String {
 mod tests {
     use super::*;
     use crate::report::fixtures;
+    use crate::report::xsd::Schema;
 
     /// Snapshots `text` with the firedrill version masked, so releases do not churn snapshots.
     fn assert_versionless(name: &str, text: &str) {
@@ -315,32 +316,161 @@ mod tests {
         assert_versionless("junit_interrupted_and_crashed", &xml);
     }
 
-    /// A real validator: `xmllint` against the Jenkins JUnit schema the xUnit plugin enforces. A
-    /// missing `xmllint` fails the test (`.ci/run` installs it).
-    #[test]
-    fn junit_validates_against_the_jenkins_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("junit.xml");
-        let runs = [
+    /// The Jenkins JUnit schema the xUnit plugin enforces, read from the real `.xsd` file.
+    fn jenkins_schema() -> Schema {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/junit-10.xsd");
+        Schema::load(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every fixture run, rendered together.
+    fn every_run() -> String {
+        render_junit(&[
             fixtures::completed(),
             fixtures::deviated(),
             fixtures::aborted(),
             fixtures::interrupted(),
             fixtures::crashed(),
+        ])
+    }
+
+    /// The violations the schema finds in `xml`, which must be rejected.
+    fn rejected(schema: &Schema, xml: &str) -> String {
+        match schema.validate(xml) {
+            Ok(()) => panic!("accepted, but violates the schema:\n{xml}"),
+            Err(errors) => errors.join("\n"),
+        }
+    }
+
+    #[test]
+    fn junit_validates_against_the_jenkins_schema() {
+        let schema = jenkins_schema();
+        let xml = every_run();
+        schema.validate(&xml).unwrap_or_else(|errors| panic!("{}\n{xml}", errors.join("\n")));
+        for run in [fixtures::upgraded(), fixtures::notified()] {
+            let xml = render_junit(&[run]);
+            schema.validate(&xml).unwrap_or_else(|errors| panic!("{}\n{xml}", errors.join("\n")));
+        }
+    }
+
+    /// The schema check can fail: a junit.xml broken in each way the schema constrains is
+    /// rejected, with the line and the reason.
+    #[test]
+    fn the_jenkins_schema_rejects_what_it_forbids() {
+        let schema = jenkins_schema();
+        let xml = every_run();
+        let first_case = r#"<testcase name="steady-state before""#;
+        assert!(xml.contains(first_case), "{xml}");
+        // An element the schema does not declare.
+        let errors =
+            rejected(&schema, &xml.replacen("<system-out>", "<stdout-log/><system-out>", 1));
+        assert!(errors.contains("`<stdout-log>` is not declared"), "{errors}");
+        // A content model (sequence / choice): a testcase directly under testsuites.
+        let errors = rejected(
+            &schema,
+            &xml.replacen("<testsuite ", "<testcase name=\"stray\"/><testsuite ", 1),
+        );
+        assert!(errors.contains("`<testsuites>`: its children (testcase, testsuite"), "{errors}");
+        assert!(errors.contains("do not match its content model (testsuite*)"), "{errors}");
+        // A content model (choice): a testsuite inside a testcase.
+        let errors = rejected(
+            &schema,
+            &xml.replacen("</testcase>", "<testsuite tests=\"0\"/></testcase>", 1),
+        );
+        assert!(errors.contains("`<testcase>`: its children ("), "{errors}");
+        // A required attribute: a testcase without its name, a testsuite without `tests`.
+        let errors = rejected(&schema, &xml.replacen(first_case, "<testcase", 1));
+        assert!(errors.contains("`<testcase>` lacks the required attribute `name`"), "{errors}");
+        let errors =
+            rejected(&schema, &xml.replacen(r#" tests="4" skipped="0""#, r#" skipped="0""#, 1));
+        assert!(errors.contains("`<testsuite>` lacks the required attribute `tests`"), "{errors}");
+        // An attribute the schema does not declare.
+        let errors =
+            rejected(&schema, &xml.replacen(first_case, r#"<testcase retries="1" name="x""#, 1));
+        assert!(
+            errors.contains("`<testcase>` has no attribute `retries` in the schema"),
+            "{errors}"
+        );
+        // A simple type (`system-out` is xs:string): no child element, no attribute.
+        let errors = rejected(&schema, &xml.replacen("<system-out>", "<system-out><b/>", 1));
+        assert!(errors.contains("has simple content (xs:string) but contains `<b>`"), "{errors}");
+        let errors =
+            rejected(&schema, &xml.replacen("<system-out>", "<system-out kind=\"log\">", 1));
+        assert!(errors.contains("`<system-out>` has simple content and no attribute `kind`"));
+        // Text where the type is not mixed.
+        let errors = rejected(&schema, &xml.replacen("<testsuite ", "loose text<testsuite ", 1));
+        assert!(errors.contains("`<testsuites>` is not mixed but contains text"), "{errors}");
+        // A root the schema does not declare at top level, and XML that is not well-formed.
+        let errors = rejected(&schema, "<report/>");
+        assert!(errors.contains("`<report>` is not declared as a top-level element"), "{errors}");
+        let errors = rejected(&schema, &xml.replacen("</testcase>", "</testsuite>", 1));
+        assert!(errors.contains("not well-formed"), "{errors}");
+    }
+
+    /// The interpreter's bounds and order, on a schema that has finite ones (the Jenkins schema's
+    /// only bounds are `0..unbounded`), and its simple types.
+    #[test]
+    fn occurrence_bounds_order_and_simple_types_are_enforced() {
+        let schema = Schema::parse(
+            r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+                 <xs:element name="run"><xs:complexType>
+                   <xs:sequence>
+                     <xs:element ref="head"/>
+                     <xs:choice minOccurs="1" maxOccurs="2">
+                       <xs:element ref="a"/>
+                       <xs:sequence><xs:element ref="b" minOccurs="2" maxOccurs="3"/></xs:sequence>
+                     </xs:choice>
+                   </xs:sequence>
+                   <xs:attribute name="rate" type="xs:decimal" use="required"/>
+                   <xs:attribute name="count" type="xs:int"/>
+                   <xs:attribute name="ok" type="xs:boolean"/>
+                 </xs:complexType></xs:element>
+                 <xs:element name="head" type="xs:string"/>
+                 <xs:element name="a" type="xs:integer"/>
+                 <xs:element name="b"><xs:complexType/></xs:element>
+               </xs:schema>"#,
+        )
+        .unwrap();
+        let doc = |attributes: &str, children: &str| format!("<run {attributes}>{children}</run>");
+        let fine = [
+            doc(r#"rate="1.5""#, "<head/><a>7</a>"),
+            doc(r#"rate="-.5" count="3" ok="true""#, "<head>x</head><a>1</a><a>+2</a>"),
+            doc(r#"rate="2""#, "<head/><b/><b/>"),
+            doc(r#"rate="2""#, "<head/><b/><b/><b/><a>0</a>"),
         ];
-        fs_err::write(&path, render_junit(&runs)).unwrap();
-        let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/junit-10.xsd");
-        let output = std::process::Command::new("xmllint")
-            .args(["--noout", "--schema", schema])
-            .arg(&path)
-            .output()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run `xmllint` ({error}); install it (Debian: `apt-get install \
-                     libxml2-utils`, as .ci/run does)"
-                )
-            });
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        for xml in &fine {
+            schema.validate(xml).unwrap_or_else(|e| panic!("{xml}: {e:?}"));
+        }
+        let broken = [
+            (doc(r#"rate="1""#, "<a>1</a><head/>"), "do not match"), // order
+            (doc(r#"rate="1""#, "<head/>"), "do not match"),         // choice minOccurs 1
+            (doc(r#"rate="1""#, "<head/><a>1</a><a>2</a><a>3</a>"), "do not match"), // maxOccurs 2
+            (doc(r#"rate="1""#, "<head/><b/>"), "do not match"),     // b minOccurs 2
+            (doc(r#"rate="1""#, "<head/><b/><b/><b/><b/><b/><b/><b/>"), "do not match"),
+            (doc("", "<head/><a>1</a>"), "lacks the required attribute `rate`"),
+            (doc(r#"rate="fast""#, "<head/><a>1</a>"), "is not a valid xs:decimal"),
+            (doc(r#"rate="1" count="1e3""#, "<head/><a>1</a>"), "is not a valid xs:int"),
+            (doc(r#"rate="1" count="99999999999""#, "<head/><a>1</a>"), "is not a valid xs:int"),
+            (doc(r#"rate="1" ok="yes""#, "<head/><a>1</a>"), "is not a valid xs:boolean"),
+            (doc(r#"rate="1""#, "<head/><a>one</a>"), "is not a valid xs:integer"),
+            (doc(r#"rate="1""#, "<head/><b>text</b><b/>"), "is not mixed"),
+        ];
+        for (xml, reason) in &broken {
+            let errors = rejected(&schema, xml);
+            assert!(errors.contains(reason), "{xml}: {errors}");
+        }
+    }
+
+    #[test]
+    fn a_schema_construct_it_does_not_interpret_is_an_error_not_a_pass() {
+        let unknown = [
+            r#"<xs:schema><xs:element name="a"><xs:complexType><xs:all/></xs:complexType></xs:element></xs:schema>"#,
+            r#"<xs:schema><xs:element name="a" type="xs:dateTime"/></xs:schema>"#,
+            r#"<xs:schema><xs:simpleType name="t"/></xs:schema>"#,
+            r#"<xs:schema><xs:element name="a"><xs:complexType><xs:sequence><xs:element ref="b"/></xs:sequence></xs:complexType></xs:element></xs:schema>"#,
+        ];
+        for xsd in unknown {
+            assert!(Schema::parse(xsd).is_err(), "{xsd}");
+        }
     }
 
     #[test]
@@ -349,7 +479,7 @@ mod tests {
         let root = xml.lines().find(|line| line.starts_with("<testsuites")).unwrap();
         assert_eq!(
             root,
-            r#"<testsuites name="firedrill" tests="4" failures="0" errors="0" time="8.037">"#
+            r#"<testsuites name="firedrill" tests="4" failures="0" errors="0" time="12.100">"#
         );
     }
 

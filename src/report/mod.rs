@@ -16,9 +16,12 @@ mod junit;
 mod markdown;
 mod record;
 mod replay;
+mod stability;
 mod text;
 mod timeline;
 mod write;
+#[cfg(test)]
+mod xsd;
 
 pub use figures::{
     FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
@@ -32,4 +35,8 @@ pub use junit::render_junit;
 pub use markdown::render_markdown;
 pub use record::RunRecord;
 pub use replay::{ReplayError, ReplayedRun, replay_dir, status_from_journal};
+pub use stability::{
+    CheckStability, RunDifference, STABILITY_FORMAT_VERSION, ScenarioStability, Stability,
+    StabilityVerdict, render_stability_markdown, render_stability_text, stability,
+};
 pub use write::{WriteOptions, Written, write_all};

@@ -223,7 +223,7 @@ fn scenario_from_journal(
             name: name.to_owned(),
             description: description.clone(),
             source: PathBuf::from(file),
-            stack: Stack { services: IndexMap::new(), links: IndexMap::new() },
+            stack: Stack { services: IndexMap::new(), links: IndexMap::new(), compose: None },
             traffic: IndexMap::new(),
             steady_state,
             steps: Vec::new(),
@@ -260,15 +260,15 @@ mod tests {
 name: kinds
 stack:
   services:
-    db: { image: "x:1", ports: [5432], health: { tcp: { port: 5432 } } }
+    db: { image: "x:1", ports: [5432], health: { tcp: { port: 5432, connect-is-enough: true } } }
     billing: { image: "x:1", ports: [8080], health: { log: ready } }
 steady-state:
   - http: { service: billing, port: 8080, path: /health, status: 204, method: HEAD, body-contains: ok }
     timeout: 1500ms
-  - tcp: { service: db, port: 5432 }
+  - tcp: { service: db, port: 5432, connect-is-enough: true }
 steps:
   - pause: { service: db, for: 1m30s }
-  - probe: { tcp: { service: db, port: 5432 } }
+  - probe: { tcp: { service: db, port: 5432, connect-is-enough: true } }
 expect:
   - steady-state: before
   - steady-state: after

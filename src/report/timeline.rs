@@ -8,6 +8,10 @@
 //! outage). Steps, `for` faults and phases are bars; probe results, the harness's container
 //! actions and upgrade stages are markers on the service's lane. Each traffic entry gets a row of
 //! time buckets coloured by success rate, with its median latency drawn as a line.
+//!
+//! A long `prepare` (image builds on a first run take minutes) is drawn collapsed: a fixed,
+//! labelled segment at the axis's start, cut from the rest by a break mark, so the rehearsal from
+//! bring-up on fills the width (see [`Axis`]).
 
 use std::fmt::Write as _;
 
@@ -162,6 +166,9 @@ struct LaneBuilder {
     down: Option<String>,
     paused: bool,
     upgrading: bool,
+    /// A blue-green upgrade renamed the old version away: its end is not the service going
+    /// down (until the upgrade completes or is rolled back).
+    switched: bool,
     current: Option<(State, u64, String)>,
     segments: Vec<Segment>,
     markers: Vec<Marker>,
@@ -240,6 +247,10 @@ pub(super) fn build(events: &[Event]) -> Timeline {
                 lane.health = Some((*healthy, detail.clone()));
             }
             EventKind::ContainerEvent { action, exit_code, .. } => match action.as_str() {
+                // Blue-green renames the old version `SERVICE.blue` (its events keep the
+                // service's label) before the switch: its exit is not the service going down.
+                "rename" => lane.switched = true,
+                "die" if lane.switched => {}
                 "die" => {
                     lane.down = Some(match exit_code {
                         Some(code) => format!("container exited with code {code}"),
@@ -291,7 +302,10 @@ pub(super) fn build(events: &[Event]) -> Timeline {
             EventKind::Upgrade { step, stage, ok, detail, .. } => {
                 match stage {
                     UpgradeStage::Started | UpgradeStage::RollbackStarted => lane.upgrading = true,
-                    UpgradeStage::Completed | UpgradeStage::RolledBack => lane.upgrading = false,
+                    UpgradeStage::Completed | UpgradeStage::RolledBack => {
+                        lane.upgrading = false;
+                        lane.switched = false;
+                    }
                     _ => {}
                 }
                 let ok = *ok && *stage != UpgradeStage::Failed;
@@ -592,12 +606,80 @@ const FONT: f64 = 11.0;
 /// A rough width of one character at [`FONT`], to decide whether a label fits in its bar.
 const CHAR: f64 = 6.3;
 
+/// Width of a collapsed `prepare` at the axis's start, in SVG units.
+const COLLAPSED: f64 = 84.0;
+/// The gap between a collapsed `prepare` and the rest of the axis, where the break mark sits.
+const BREAK: f64 = 12.0;
+
+/// How run offsets map to x: linear over the run, or, when `prepare` would take more than
+/// [`COLLAPSED`] units to scale, `prepare` squeezed into [`COLLAPSED`] units and the rest of the
+/// run linear over the remaining width.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Axis {
+    end_us: u64,
+    /// The end of a collapsed `prepare`.
+    collapsed_until_us: Option<u64>,
+}
+
+impl Axis {
+    fn new(timeline: &Timeline) -> Axis {
+        let end_us = timeline.end_us.max(1);
+        let plot = WIDTH - LEFT - RIGHT;
+        let prepare = timeline.phases.iter().find(|bar| bar.label == "prepare");
+        let collapsed_until_us = prepare
+            .map(|bar| bar.to_us)
+            .filter(|&until| until < end_us && (until as f64 / end_us as f64) * plot > COLLAPSED);
+        Axis { end_us, collapsed_until_us }
+    }
+
+    fn x(&self, us: u64) -> f64 {
+        let plot = WIDTH - LEFT - RIGHT;
+        match self.collapsed_until_us {
+            None => LEFT + (us as f64 / self.end_us as f64) * plot,
+            Some(until) if us <= until => LEFT + (us as f64 / until as f64) * COLLAPSED,
+            Some(until) => {
+                let rest = (us - until) as f64 / (self.end_us - until) as f64;
+                LEFT + COLLAPSED + BREAK + rest * (plot - COLLAPSED - BREAK)
+            }
+        }
+    }
+
+    /// Offsets to draw grid lines at: round ones over the part drawn to scale, plus the start.
+    fn ticks(&self) -> Vec<u64> {
+        match self.collapsed_until_us {
+            None => ticks(self.end_us),
+            Some(until) => {
+                let round = ticks(self.end_us - until);
+                let step = round.get(1).copied().unwrap_or(1_000);
+                let first = until.div_ceil(step) * step;
+                std::iter::once(0).chain((first..=self.end_us).step_by(step as usize)).collect()
+            }
+        }
+    }
+}
+
 /// Render the timeline as an SVG element.
 pub(super) fn render_svg(timeline: &Timeline) -> String {
-    let span = timeline.end_us.max(1) as f64;
-    let x = |us: u64| LEFT + (us as f64 / span) * (WIDTH - LEFT - RIGHT);
+    let axis = Axis::new(timeline);
+    let x = |us: u64| axis.x(us);
+    // A collapsed `prepare` says how long it took, since its width no longer does.
+    let phases: Vec<Bar> = timeline
+        .phases
+        .iter()
+        .map(|bar| match axis.collapsed_until_us {
+            Some(_) if bar.label == "prepare" => Bar {
+                // Whole seconds, so that the label fits the collapsed width.
+                label: format!(
+                    "prepare {}",
+                    duration((bar.to_us - bar.from_us + 500_000) / 1_000_000 * 1_000_000)
+                ),
+                ..bar.clone()
+            },
+            _ => bar.clone(),
+        })
+        .collect();
     let mut rows: Vec<(&str, &[Bar])> =
-        vec![("phases", &timeline.phases[..]), ("steps", &timeline.steps[..])];
+        vec![("phases", &phases[..]), ("steps", &timeline.steps[..])];
     if !timeline.faults.is_empty() {
         rows.push(("faults", &timeline.faults[..]));
     }
@@ -616,7 +698,7 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
         r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f1f2f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c9ced6" stroke-width="2"/></pattern></defs>"##,
     );
     // Grid and axis.
-    for tick in ticks(timeline.end_us) {
+    for tick in axis.ticks() {
         let tx = x(tick);
         let _ = write!(
             svg,
@@ -625,6 +707,25 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
             tick_label(tick),
             bottom + 14.0,
             tick_label(tick),
+        );
+    }
+    if let Some(until) = axis.collapsed_until_us {
+        let bx = LEFT + COLLAPSED + BREAK / 2.0;
+        let _ = write!(
+            svg,
+            r##"<g class="axis-break"><title>prepare (0s → {}) is collapsed: not to scale; the axis runs to scale from there</title><rect x="{:.1}" y="{:.1}" width="{BREAK}" height="{:.1}" fill="#ffffff"/><path d="M{:.1},{:.1} l4,-8 M{:.1},{:.1} l4,-8 M{:.1},{:.1} l4,-8 M{:.1},{:.1} l4,-8" stroke="#59606b" stroke-width="1.5"/></g>"##,
+            offset(until),
+            LEFT + COLLAPSED,
+            top - 4.0,
+            bottom - top + 8.0,
+            bx - 5.0,
+            top + 2.0,
+            bx - 1.0,
+            top + 2.0,
+            bx - 5.0,
+            bottom + 4.0,
+            bx - 1.0,
+            bottom + 4.0,
         );
     }
     if timeline.lanes_end_us < timeline.end_us && !timeline.lanes.is_empty() {
@@ -924,7 +1025,7 @@ mod tests {
                 (895, 1_505, State::Up),
                 (1_505, 6_525, State::Paused),
                 (6_525, 6_732, State::Unhealthy),
-                (6_732, 7_805, State::Up),
+                (6_732, 17_100, State::Up),
             ]
         );
         assert_eq!(
@@ -936,10 +1037,10 @@ mod tests {
                 (2_750, 6_650, State::Unhealthy),
                 (6_650, 6_990, State::Down),
                 (6_990, 7_776, State::Unhealthy),
-                (7_776, 7_805, State::Up),
+                (7_776, 17_100, State::Up),
             ]
         );
-        assert_eq!(timeline.lanes_end_us, 7_805_000, "lanes end at teardown");
+        assert_eq!(timeline.lanes_end_us, 17_100_000, "lanes end at teardown");
     }
 
     #[test]
@@ -1021,6 +1122,7 @@ mod tests {
                     service: "billing".into(),
                     healthy: true,
                     detail: "status 200".into(),
+                    check_started_us: None,
                 },
             ),
             (100, upgrade(UpgradeStage::Started)),
@@ -1031,6 +1133,57 @@ mod tests {
         assert_eq!(
             states(&timeline.lanes[0]),
             vec![(0, 100, State::Up), (100, 900, State::Upgrading), (900, 1_000, State::Up)]
+        );
+    }
+
+    #[test]
+    fn the_old_version_ending_after_a_blue_green_switch_is_not_the_service_down() {
+        let upgrade = |stage| EventKind::Upgrade {
+            step: "upgrade billing".into(),
+            service: "billing".into(),
+            stage,
+            ok: true,
+            detail: None,
+        };
+        let die = EventKind::ContainerEvent {
+            service: "billing".into(),
+            action: "die".into(),
+            exit_code: Some(0),
+        };
+        let events = fixtures::events(vec![
+            (
+                0,
+                EventKind::HealthChanged {
+                    service: "billing".into(),
+                    healthy: true,
+                    detail: "status 200".into(),
+                    check_started_us: None,
+                },
+            ),
+            (100, upgrade(UpgradeStage::Started)),
+            (
+                250,
+                EventKind::ContainerEvent {
+                    service: "billing".into(),
+                    action: "rename".into(),
+                    exit_code: None,
+                },
+            ),
+            (300, upgrade(UpgradeStage::Switched)),
+            (800, die.clone()),
+            (900, upgrade(UpgradeStage::Completed)),
+            (1_000, die),
+            (1_100, EventKind::RunEnded { outcome: Outcome::Ok }),
+        ]);
+        assert_eq!(
+            states(&build(&events).lanes[0]),
+            vec![
+                (0, 100, State::Up),
+                (100, 900, State::Upgrading),
+                (900, 1_000, State::Up),
+                (1_000, 1_100, State::Down),
+            ],
+            "the old version's exit is not an outage; a later exit of the service is"
         );
     }
 
@@ -1104,6 +1257,85 @@ mod tests {
         assert_eq!(markers, [(200, MarkerKind::Rejected), (250, MarkerKind::Notification)]);
         assert_eq!(sms.markers[1].label, "voice to +15550001: OUTAGE: billing is down");
         assert!(render_svg(&timeline).contains("sink sms"));
+    }
+
+    /// A first run: `prepare` builds images for 120 s, the rehearsal takes 13 s.
+    fn first_run() -> Vec<Event> {
+        let phase = |phase| EventKind::PhaseStarted { phase };
+        let ended = |phase| EventKind::PhaseEnded { phase, outcome: Outcome::Ok, error: None };
+        let step = |index: usize, name: &str| EventKind::StepStarted {
+            index,
+            step: name.into(),
+            action: "wait".into(),
+        };
+        let step_ended = |index: usize, name: &str| EventKind::StepEnded {
+            index,
+            step: name.into(),
+            outcome: Outcome::Ok,
+            error: None,
+        };
+        fixtures::events(vec![
+            (0, phase(Phase::Prepare)),
+            (120_000, ended(Phase::Prepare)),
+            (120_000, phase(Phase::BringUp)),
+            (122_000, ended(Phase::BringUp)),
+            (122_000, phase(Phase::Steps)),
+            (122_000, step(0, "kill billing")),
+            (127_000, step_ended(0, "kill billing")),
+            (127_000, step(1, "wait for billing")),
+            (132_000, step_ended(1, "wait for billing")),
+            (132_000, ended(Phase::Steps)),
+            (132_000, phase(Phase::Teardown)),
+            (133_000, ended(Phase::Teardown)),
+            (133_000, EventKind::RunEnded { outcome: Outcome::Ok }),
+        ])
+    }
+
+    /// The `x` and `width` of the first `<rect>` after `<title>{title}`.
+    fn rect_of(svg: &str, title: &str) -> (f64, f64) {
+        let at = svg.find(&format!("<title>{title}")).unwrap_or_else(|| panic!("{title}: {svg}"));
+        let rect = &svg[at..][svg[at..].find("<rect").unwrap()..];
+        let number = |key: &str| -> f64 {
+            let from = rect.find(&format!(" {key}=\"")).unwrap() + key.len() + 3;
+            rect[from..][..rect[from..].find('"').unwrap()].parse().unwrap()
+        };
+        (number("x"), number("width"))
+    }
+
+    #[test]
+    fn a_long_prepare_is_collapsed_and_the_rehearsal_fills_the_width() {
+        let svg = render_svg(&build(&first_run()));
+        let plot = WIDTH - LEFT - RIGHT;
+        let (prepare_x, prepare_width) = rect_of(&svg, "prepare 2m0s:");
+        assert!(svg.contains("<title>prepare 2m0s: +0ms → +2m0s (2m0s)</title>"), "{svg}");
+        assert_eq!((prepare_x, prepare_width), (LEFT, COLLAPSED), "collapsed and labelled");
+        assert!(svg.contains(">prepare 2m0s</text>"), "the label says how long it took");
+        assert!(svg.contains("class=\"axis-break\""), "a break mark says it is not to scale");
+        let (kill_x, kill_width) = rect_of(&svg, "kill billing:");
+        let (wait_x, wait_width) = rect_of(&svg, "wait for billing:");
+        let steps_width = wait_x + wait_width - kill_x;
+        assert!(steps_width > 0.65 * plot, "the steps take {steps_width:.0} of {plot:.0} units");
+        assert!((kill_width - wait_width).abs() < 1.0, "to scale after the break: 5 s each");
+        // Grid: 0s at the start, then round offsets over the part drawn to scale only.
+        let ticks = Axis::new(&build(&first_run())).ticks();
+        assert_eq!(ticks[0], 0);
+        assert!(ticks[1..].iter().all(|&t| t >= 120_000_000), "{ticks:?}");
+        assert!(ticks.len() >= 5, "{ticks:?}");
+    }
+
+    #[test]
+    fn a_short_prepare_stays_to_scale() {
+        // 0.5 s of prepare in a 13.5 s run is under `COLLAPSED` units wide: drawn as it is.
+        let events: Vec<(u64, EventKind)> = first_run()
+            .into_iter()
+            .map(|e| (if e.offset_us == 0 { 0 } else { e.offset_us / 1_000 - 119_500 }, e.kind))
+            .collect();
+        let timeline = build(&fixtures::events(events));
+        assert_eq!(Axis::new(&timeline).collapsed_until_us, None);
+        let svg = render_svg(&timeline);
+        assert!(!svg.contains("axis-break"));
+        let (_, prepare_width) = rect_of(&svg, "prepare:");
+        assert!(prepare_width < COLLAPSED, "{prepare_width}");
     }
 
     #[test]

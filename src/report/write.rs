@@ -10,12 +10,16 @@ use super::json::{ReportError, write_json};
 use super::junit::render_junit;
 use super::markdown::render_markdown;
 use super::record::RunRecord;
+use super::stability::{Stability, render_stability_markdown};
 
 /// What to write besides the report folder.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// Append `summary.md` to this file too (GitHub's `$GITHUB_STEP_SUMMARY`, which the CLI reads).
     pub step_summary: Option<PathBuf>,
+    /// Runs repeated with `--repeat`: write `stability.json` and open `summary.md` with the
+    /// stability section.
+    pub stability: Option<Stability>,
 }
 
 /// What [`write_all`] did.
@@ -28,8 +32,9 @@ pub struct Written {
 }
 
 /// Write every report of `runs`: each run's `report.json` into its own folder, then
-/// `DIR/junit.xml`, `DIR/summary.md` and `DIR/report.html` covering all of them, and append the
-/// summary to `options.step_summary` when given. Never stops at a failing reporter.
+/// `DIR/junit.xml`, `DIR/summary.md` and `DIR/report.html` covering all of them (and
+/// `DIR/stability.json` when `options.stability` is given), and append the summary to
+/// `options.step_summary` when given. Never stops at a failing reporter.
 pub fn write_all(dir: &Path, runs: &[RunRecord], options: &WriteOptions) -> Written {
     let mut written = Written::default();
     let mut outcome = |result: Result<PathBuf, ReportError>| match result {
@@ -49,7 +54,16 @@ pub fn write_all(dir: &Path, runs: &[RunRecord], options: &WriteOptions) -> Writ
         return written;
     }
     outcome(render("junit.xml", || render_junit(runs)).and_then(|t| put(dir, "junit.xml", &t)));
-    let markdown = render("summary.md", || render_markdown(runs));
+    if let Some(stability) = &options.stability {
+        let json = render("stability.json", || {
+            serde_json::to_string_pretty(stability).expect("stability serialises") + "\n"
+        });
+        outcome(json.and_then(|t| put(dir, "stability.json", &t)));
+    }
+    let markdown = render("summary.md", || {
+        let stability = options.stability.as_ref().map(render_stability_markdown);
+        stability.unwrap_or_default() + &render_markdown(runs)
+    });
     outcome(markdown.as_ref().map_err(clone_error).and_then(|t| put(dir, "summary.md", t)));
     outcome(render("report.html", || render_html(runs)).and_then(|t| put(dir, "report.html", &t)));
     if let (Some(path), Ok(markdown)) = (&options.step_summary, &markdown) {
@@ -111,7 +125,7 @@ mod tests {
         run.dir = dir.path().to_owned();
         let step_summary = dir.path().join("step-summary.md");
         fs_err::write(&step_summary, "earlier step\n").unwrap();
-        let options = WriteOptions { step_summary: Some(step_summary.clone()) };
+        let options = WriteOptions { step_summary: Some(step_summary.clone()), stability: None };
         let written = write_all(dir.path(), &[run], &options);
         assert!(written.failures.is_empty(), "{:?}", written.failures);
         let names: Vec<String> = written
@@ -126,6 +140,30 @@ mod tests {
         let appended = fs_err::read_to_string(&step_summary).unwrap();
         let summary = fs_err::read_to_string(dir.path().join("summary.md")).unwrap();
         assert_eq!(appended, format!("earlier step\n{summary}\n"));
+    }
+
+    #[test]
+    fn repeated_runs_get_stability_json_and_a_stability_section_on_top_of_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = [fixtures::completed(), fixtures::deviated()];
+        for (i, run) in runs.iter_mut().enumerate() {
+            run.dir = dir.path().join(format!("run-{}", i + 1));
+            run.report.scenario.name = "db-pause".into();
+        }
+        let reports: Vec<_> = runs.iter().map(|r| &r.report).collect();
+        let stability = crate::report::stability(&reports);
+        let options = WriteOptions { step_summary: None, stability: Some(stability.clone()) };
+        let written = write_all(dir.path(), &runs, &options);
+        assert!(written.failures.is_empty(), "{:?}", written.failures);
+        assert!(dir.path().join("run-1/report.json").is_file());
+        assert!(dir.path().join("run-2/report.json").is_file());
+        let json = fs_err::read_to_string(dir.path().join("stability.json")).unwrap();
+        assert_eq!(serde_json::from_str::<Stability>(&json).unwrap(), stability);
+        let summary = fs_err::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert!(
+            summary.starts_with("## ❌ Stability of `db-pause`: NOT STABLE over 2 runs"),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -15,6 +15,11 @@ const UNITS: [(&str, u128); 6] = [
     ("ns", 1),
 ];
 
+/// The longest duration a scenario may write: 366 days. Longer is a mistake in a rehearsal (a step,
+/// deadline, lead time or scale), and it keeps every `Instant + duration` and every calendar
+/// product far from overflowing.
+pub const MAX: Duration = Duration::from_secs(366 * 24 * 3_600);
+
 /// Parse a positive duration such as `250ms`, `30s`, `5m`, `1h` or `1m30s`.
 ///
 /// The error is a lowercase fragment saying what is wrong with the text.
@@ -60,6 +65,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
     if total == 0 {
         return Err("a duration must be greater than zero".to_owned());
+    }
+    if total > MAX.as_nanos() {
+        return Err(format!("a duration is at most {} (366 days)", format(MAX)));
     }
     let seconds =
         u64::try_from(total / 1_000_000_000).map_err(|_| "the duration is too long".to_owned())?;
@@ -111,6 +119,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse("8784h"), Ok(MAX));
+        assert!(parse("8785h").unwrap_err().contains("at most 8784h"));
+        assert!(parse("10000000000000000000s").is_err());
+        assert!(parse("340282366920938463463374607431768211455ns").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_panics_and_every_duration_is_bounded(text in "[0-9]{1,25}(h|m|s|ms|us|ns)([0-9]{1,25}(m|s|ms))?") {
+            if let Ok(duration) = parse(&text) {
+                proptest::prop_assert!(duration <= MAX);
+            }
+        }
+    }
+
+    #[test]
     fn parses_single_units() {
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
@@ -158,13 +183,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trips_milliseconds(ms in 1u64..=10_000_000_000) {
+        fn round_trips_milliseconds(ms in 1u64..=31_622_400_000) {
             let duration = Duration::from_millis(ms);
             prop_assert_eq!(parse(&format(duration)), Ok(duration));
         }
 
         #[test]
-        fn round_trips_nanoseconds(ns in 1u64..=u64::MAX) {
+        fn round_trips_nanoseconds(ns in 1u64..=31_622_400_000_000_000) {
             let duration = Duration::from_nanos(ns);
             prop_assert_eq!(parse(&format(duration)), Ok(duration));
         }

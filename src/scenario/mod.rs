@@ -7,6 +7,7 @@
 //! duplicate keys stop here), [`validate`] walks the nodes into the [`model`] with the typed reads
 //! of [`read`], collecting problems, and [`report`] turns problems into diagnostics.
 
+pub mod compose;
 mod duration;
 pub mod model;
 mod quantity;

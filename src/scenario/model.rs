@@ -99,6 +99,22 @@ pub struct Stack {
     pub services: IndexMap<String, Service>,
     /// `links`: dependencies routed through the fault proxy, by name.
     pub links: IndexMap<String, Link>,
+    /// `compose`: the compose files the services came from, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeOrigin>,
+}
+
+/// Where a stack read from compose files came from, and what reading them noticed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeOrigin {
+    /// The files, in merge order.
+    pub files: Vec<PathBuf>,
+    /// The selected profiles.
+    pub profiles: Vec<String>,
+    /// The compose project name (names images built without an `image:`).
+    pub project: String,
+    /// `FILE:LINE:COL: message` for every ignored key and unset variable.
+    pub warnings: Vec<String>,
 }
 
 impl Stack {
@@ -151,6 +167,113 @@ pub struct Service {
     /// `SERVICE.N` (1-based) on the network and in the journal; the service's name resolves to the
     /// replicas in rotation, and the harness spreads its traffic across them.
     pub replicas: u32,
+    /// `pull`: when the service's images (its `image:`, its upgrade targets, the bases of its
+    /// `build:`) are fetched from their registry (default `missing`).
+    pub pull: PullPolicy,
+    /// How the container is created beyond image, command and env: what a compose file can say
+    /// (entrypoint, user, mounts, ...). All empty for a service written in firedrill's own format.
+    pub container: ContainerSettings,
+}
+
+/// Container settings that come from a compose file (`stack.compose`); the default is "as the
+/// image says".
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ContainerSettings {
+    /// `entrypoint`: replaces the image's ENTRYPOINT when set (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// `user`: `uid[:gid]` or a name.
+    pub user: Option<String>,
+    /// `working_dir`.
+    pub working_dir: Option<String>,
+    /// `labels`, added to firedrill's own labels (which win on a clash).
+    pub labels: IndexMap<String, String>,
+    /// `volumes`: named volumes (created per run) and bind mounts.
+    pub mounts: Vec<Mount>,
+    /// `tmpfs`: paths mounted as tmpfs, with options after a `:` when given.
+    pub tmpfs: Vec<String>,
+    /// `stop_signal`: the signal a stop sends first.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period`: Docker's stop timeout for stops that do not give their own.
+    #[serde(with = "option_duration_serde")]
+    pub stop_grace_period: Option<Duration>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mount {
+    /// What is mounted.
+    pub source: MountSource,
+    /// The path inside the container.
+    pub target: String,
+    /// `:ro` / `read_only: true`.
+    pub read_only: bool,
+}
+
+/// Where a mount's content lives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountSource {
+    /// A named volume of the stack: the run creates `firedrill-RUNID-NAME` (labelled) and removes
+    /// it at teardown.
+    Volume(String),
+    /// An anonymous volume, removed with its container.
+    Anonymous,
+    /// A folder or file of the host (absolute), never created or removed by firedrill.
+    Bind(PathBuf),
+}
+
+/// `pull:` (per service) and `--pull` (for the whole run), as in docker compose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Never contact a registry: an image that is not local is an error (offline runs).
+    Never,
+    /// Pull an image only when it is not in the local store.
+    #[default]
+    Missing,
+    /// Pull every time, so the local copy is the registry's current one.
+    Always,
+}
+
+impl PullPolicy {
+    /// The spellings, for messages and `--pull`.
+    pub const NAMES: &[&str] = &["missing", "always", "never"];
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!("unknown pull policy `{other}`: use missing, always or never")),
+        }
+    }
+}
+
+impl Scenario {
+    /// The pull policy for one of [`Scenario::image_sources`]: the most eager policy of the
+    /// services that run it (as their image or an upgrade target), `always` over `missing` over
+    /// `never`; `missing` for an image no service claims.
+    pub fn pull_policy(&self, reference: &str) -> PullPolicy {
+        let mut policies = Vec::new();
+        for service in self.stack.services.values() {
+            if service.image.reference() == reference {
+                policies.push(service.pull);
+            }
+        }
+        for step in self.all_steps() {
+            if let Action::Upgrade(upgrade) = &step.action
+                && upgrade.target.reference() == reference
+                && let Some(service) = self.stack.services.get(&upgrade.service)
+            {
+                policies.push(service.pull);
+            }
+        }
+        policies.into_iter().max().unwrap_or_default()
+    }
 }
 
 impl Service {
@@ -199,6 +322,8 @@ pub struct BuildSpec {
     /// `prepare`: a command (argv) run on the host, in the context folder, before the build; for
     /// example one that compiles a binary the Dockerfile copies. It must exit 0.
     pub prepare: Option<Vec<String>>,
+    /// `target`: the Dockerfile stage to build (compose `build.target`).
+    pub target: Option<String>,
 }
 
 /// A string with `{{ ... }}` references, resolved by the engine when the stack comes up.
@@ -280,6 +405,67 @@ pub struct Sink {
     pub name: String,
     /// The protocol it speaks.
     pub kind: SinkKind,
+    /// `timeouts`: how long it waits for its clients, where the scenario sets it.
+    #[serde(default)]
+    pub timeouts: SinkTimeouts,
+}
+
+/// `sinks.NAME.timeouts`: each `None` keeps the sink's default (README, "Sinks").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SinkTimeouts {
+    /// SMTP: after the greeting, until the first command.
+    pub greeting: Option<Duration>,
+    /// SMTP: after `MAIL`, until the next command.
+    pub mail: Option<Duration>,
+    /// SMTP: after `RCPT`, until the next command.
+    pub rcpt: Option<Duration>,
+    /// SMTP: after `354`, until the first line of the mail.
+    pub data_init: Option<Duration>,
+    /// SMTP: each further read of the mail.
+    pub data_block: Option<Duration>,
+    /// SMTP: the whole mail, `354` to the final `.`.
+    pub data_termination: Option<Duration>,
+    /// SMTP: any other wait for a command, and writing a reply.
+    pub server: Option<Duration>,
+    /// HTTP: a keep-alive connection with no request in progress.
+    pub idle: Option<Duration>,
+    /// HTTP: a request head, from its first byte.
+    pub header_read: Option<Duration>,
+    /// HTTP: a request body, from the end of the head.
+    pub body_read: Option<Duration>,
+}
+
+impl SinkTimeouts {
+    /// The keys of an `smtp` sink (RFC 5321 §4.5.3.2).
+    pub const SMTP_KEYS: &[&str] =
+        &["greeting", "mail", "rcpt", "data-init", "data-block", "data-termination", "server"];
+    /// The keys of the HTTP sinks.
+    pub const HTTP_KEYS: &[&str] = &["idle", "header-read", "body-read"];
+
+    /// The keys a sink of `kind` has.
+    pub fn keys(kind: SinkKind) -> &'static [&'static str] {
+        if kind.is_http() { Self::HTTP_KEYS } else { Self::SMTP_KEYS }
+    }
+
+    /// Set the timeout written as `key`; false for a key that is not one.
+    pub fn set(&mut self, key: &str, value: Duration) -> bool {
+        let field = match key {
+            "greeting" => &mut self.greeting,
+            "mail" => &mut self.mail,
+            "rcpt" => &mut self.rcpt,
+            "data-init" => &mut self.data_init,
+            "data-block" => &mut self.data_block,
+            "data-termination" => &mut self.data_termination,
+            "server" => &mut self.server,
+            "idle" => &mut self.idle,
+            "header-read" => &mut self.header_read,
+            "body-read" => &mut self.body_read,
+            _ => return false,
+        };
+        *field = Some(value);
+        true
+    }
 }
 
 /// The protocols a sink can speak.
@@ -340,6 +526,24 @@ pub struct HealthCheck {
     pub timeout: Duration,
 }
 
+/// What a TCP health check or probe does once connected. Validation requires `expect` (with an
+/// optional `send` before it) or `connect-is-enough: true`: an accepted connection alone proves
+/// little, since Docker's port proxy accepts on the host side and the kernel of a frozen
+/// (paused) container still completes the handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct TcpExchange {
+    /// `send`: bytes written after connecting (the YAML string's UTF-8, escapes such as `\r\n`
+    /// in double quotes).
+    pub send: Option<String>,
+    /// `expect`: text the answer must contain (read until it does, the peer closes, or the
+    /// timeout).
+    pub expect: Option<String>,
+    /// `connect-is-enough: true`: no exchange; an accepted connection that the peer does not close
+    /// at once counts.
+    pub connect_is_enough: bool,
+}
+
 /// The kinds of health check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -353,10 +557,13 @@ pub enum HealthKind {
         /// Expected status (default 200).
         status: u16,
     },
-    /// `tcp: { port }`: a TCP connect from the harness through the published port.
+    /// `tcp: { port, send, expect | connect-is-enough }`: a TCP exchange (or, opted into, a
+    /// connect) from the harness through the published port.
     Tcp {
         /// Container port (declared in `ports`).
         port: u16,
+        /// What to send and expect back, or that a connect is enough.
+        exchange: TcpExchange,
     },
     /// `exec: [argv]`: run inside the container, healthy on exit 0.
     Exec {
@@ -926,12 +1133,16 @@ pub enum ProbeKind {
         /// Text the body must contain, when set.
         body_contains: Option<String>,
     },
-    /// `tcp: { service, port }`: the connection is accepted.
+    /// `tcp: { service, port, send, expect | connect-is-enough }`: the exchange succeeds (or,
+    /// opted into, the connection is accepted).
     Tcp {
         /// Target service.
         service: String,
         /// Container port (declared in the service's `ports`).
         port: u16,
+        /// What to send and expect back, or that a connect is enough.
+        #[serde(default)]
+        exchange: TcpExchange,
     },
 }
 
@@ -984,9 +1195,20 @@ pub enum ExpectationKind {
         service: String,
         /// Step name.
         step: String,
+        /// `starts-during: true`: the unhealthiness must begin inside the step (a state that was
+        /// already unhealthy when the step started does not count).
+        #[serde(default)]
+        starts_during: bool,
     },
     /// `probe-passed: STEP`: the probe step's observation met its expectation.
     ProbePassed {
+        /// Step name (a `probe` step).
+        step: String,
+    },
+    /// `probe-failed: STEP`: the probe step's observation failed its expectation (a probe that
+    /// is meant to fail, such as a request the fault kills; it also accepts that failure, which
+    /// otherwise makes the run deviate).
+    ProbeFailed {
         /// Step name (a `probe` step).
         step: String,
     },
@@ -1125,6 +1347,12 @@ pub struct MaintenanceNotice {
     /// `lead-time`: how long before the step's start the notice must have arrived.
     #[serde(with = "duration_serde")]
     pub lead_time: Duration,
+    /// `recipients`: per channel, who must each get a notice at least `lead-time` ahead.
+    #[serde(default)]
+    pub recipients: IndexMap<Channel, Vec<String>>,
+    /// `contains`: words every counted notice contains (case-insensitive).
+    #[serde(default)]
+    pub contains: Vec<String>,
 }
 
 /// A journal event that starts a notification's clock (`on:`, `resolved.after`).
@@ -1327,5 +1555,27 @@ pub mod option_duration_serde {
                     .map_err(|e| serde::de::Error::custom(format!("bad duration `{text}`: {e}")))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_default_to_missing_and_a_shared_image_takes_the_most_eager() {
+        let source = "name: p\nstack:\n  services:\n    a:\n      image: img:1\n      pull: never\n    \
+                      b:\n      image: img:1\n      pull: always\n    c:\n      image: other:1\n    \
+                      d:\n      image: offline:1\n      pull: never\n\
+                      steps:\n  - name: up\n    upgrade: { service: d, image: offline:2 }\n";
+        let scenario = crate::scenario::parse(source, std::path::Path::new("p.yaml"))
+            .unwrap_or_else(|invalid| panic!("{invalid}"));
+        assert_eq!(scenario.stack.services["c"].pull, PullPolicy::Missing);
+        assert_eq!(scenario.pull_policy("img:1"), PullPolicy::Always);
+        assert_eq!(scenario.pull_policy("other:1"), PullPolicy::Missing);
+        // An upgrade target follows the policy of the service it upgrades.
+        assert_eq!(scenario.pull_policy("offline:2"), PullPolicy::Never);
+        assert_eq!("never".parse::<PullPolicy>(), Ok(PullPolicy::Never));
+        assert!("sometimes".parse::<PullPolicy>().is_err());
     }
 }

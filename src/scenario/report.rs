@@ -43,6 +43,8 @@ pub(crate) struct Problem {
 #[derive(Debug, Default)]
 pub(crate) struct Problems {
     list: Vec<Problem>,
+    /// Diagnostics already placed in another file (a compose file the scenario names).
+    foreign: Vec<Diagnostic>,
 }
 
 impl Problems {
@@ -64,7 +66,17 @@ impl Problems {
 
     /// Whether nothing was found.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.is_empty() && self.foreign.is_empty()
+    }
+
+    /// Add mistakes found in another file; they come first in the report.
+    pub fn foreign(&mut self, diagnostics: Vec<Diagnostic>) {
+        self.foreign.extend(diagnostics);
+    }
+
+    /// The problems recorded so far, unsorted (foreign ones are not included).
+    pub fn into_list(self) -> Vec<Problem> {
+        self.list
     }
 
     /// The problems, as diagnostics in source order.
@@ -74,23 +86,21 @@ impl Problems {
         let mut problems = self.list;
         problems.sort_by_key(|p| (p.span.start, p.span.end));
         problems.dedup();
-        let diagnostics = problems
-            .into_iter()
-            .map(|problem| {
-                let start = problem.span.start.min(source.len());
-                let end = problem.span.end.clamp(start, source.len());
-                let (line, column) = lines.position(source, start);
-                Diagnostic {
-                    message: problem.message,
-                    line,
-                    column,
-                    source_code: named.clone(),
-                    span: SourceSpan::new(start.into(), end - start),
-                    label: problem.label,
-                    help: problem.help,
-                }
-            })
-            .collect();
+        let own = problems.into_iter().map(|problem| {
+            let start = problem.span.start.min(source.len());
+            let end = problem.span.end.clamp(start, source.len());
+            let (line, column) = lines.position(source, start);
+            Diagnostic {
+                message: problem.message,
+                line,
+                column,
+                source_code: named.clone(),
+                span: SourceSpan::new(start.into(), end - start),
+                label: problem.label,
+                help: problem.help,
+            }
+        });
+        let diagnostics = self.foreign.into_iter().chain(own).collect();
         Invalid { file: file.to_owned(), diagnostics }
     }
 }

@@ -6,8 +6,9 @@
 //! through a callback of its own event type, [`SinkEvent`], stamped with the receive time read from
 //! the clock callback it was given. The engine maps these to journal events.
 //!
-//! This module depends on nothing else in the crate: not the journal, not the scenario. It holds
-//! no timers of its own and never reads the time except through the clock callback.
+//! This module depends on nothing else in the crate: not the journal, not the scenario. Its only
+//! timers are the [`Timeouts`] it waits for clients with (tokio's timer, so paused-time tests
+//! control them); receive times come only from the clock callback.
 //!
 //! Protocols (answers are the real provider's status codes and body shapes, so unmodified clients
 //! work; credentials are accepted and never checked):
@@ -20,10 +21,17 @@
 //! Bounded memory, stated: a message (SMTP `DATA`, an HTTP body) is never buffered past
 //! [`Limits::max_message_bytes`] (SMTP answers 552, HTTP 413); at most [`Limits::max_messages`]
 //! messages are accepted per sink and run (then SMTP 452, HTTP 429); at most
-//! [`MAX_CONNECTIONS`] connections are served at once per sink (more are closed at accept);
+//! [`MAX_CONNECTIONS`] connections are served at once per sink (at the cap, the connection idle
+//! longest is closed to admit a new one, `evicted`; when none is idle the new one is closed);
 //! SMTP command lines are capped at [`smtp::MAX_COMMAND_LINE`] bytes and a transaction at
 //! [`smtp::MAX_RECIPIENTS`] recipients. Statuspage keeps one record per created incident, so its
 //! state is bounded by `max_messages` too.
+//!
+//! No client holds a connection forever: [`Timeouts`] bound every wait for a client (SMTP: the
+//! RFC 5321 §4.5.3.2 timeouts, seen from the server; HTTP: keep-alive idle, request head and
+//! body);
+//! a connection that runs out of time is closed (SMTP with `421`) and reported as a
+//! [`RejectReason::Timeout`].
 //!
 //! Chaos ([`Sink::set_chaos`]) makes a sink fail like a provider outage: each request (each SMTP
 //! message at its final `.`) is, with the given probability drawn from a RNG seeded by
@@ -47,10 +55,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+mod connections;
 mod http;
 pub mod smtp;
 
-/// Connections served at once by one sink; more are closed as soon as they are accepted.
+use connections::{Admission, Connections, Slot};
+
+/// Connections served at once by one sink. At the cap the connection idle longest is closed to
+/// admit a new one; when none is idle, the new one is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Which protocol a sink speaks.
@@ -112,6 +124,65 @@ impl Default for Limits {
     }
 }
 
+/// How long a sink waits for its client, per phase; a connection that runs out of time is closed
+/// and reported ([`RejectReason::Timeout`]).
+///
+/// The SMTP fields are RFC 5321 §4.5.3.2's timeouts seen from the server: each bounds the client's
+/// turn after the sink's last reply (the RFC's 5, 5, 5, 2, 3, 10 and 5 minutes are the client's
+/// patience with the server; the sink is stricter, see [`Timeouts::default`]). The HTTP fields
+/// bound a keep-alive connection between requests and the arrival of a request head and body. A mail held
+/// by chaos and the handling of an HTTP request are the sink's turn, never timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Timeouts {
+    /// SMTP "initial 220 message": after the greeting, until the client's first command line.
+    pub greeting: Duration,
+    /// SMTP "MAIL command": after `MAIL` was accepted, until the next command line.
+    pub mail: Duration,
+    /// SMTP "RCPT command": after a `RCPT` was accepted, until the next command line.
+    pub rcpt: Duration,
+    /// SMTP "DATA initiation": after the `354`, until the first line of the mail.
+    pub data_init: Duration,
+    /// SMTP "data block": each further read of the mail must bring bytes within it.
+    pub data_block: Duration,
+    /// SMTP "DATA termination": the whole mail, from the `354` to the final `.`.
+    pub data_termination: Duration,
+    /// SMTP "server timeout": any other wait for a command line (after `EHLO`, after a finished
+    /// or reset transaction, an `AUTH` response), and writing any reply to a client that does
+    /// not read.
+    pub server: Duration,
+    /// HTTP keep-alive: a connection with no request in progress (before the first, between two).
+    pub idle: Duration,
+    /// HTTP: a request head, from its first byte to its last.
+    pub header_read: Duration,
+    /// HTTP: a request body, from the end of the head to its last byte (then `408`).
+    pub body_read: Duration,
+}
+
+impl Default for Timeouts {
+    /// Shorter than RFC 5321's minutes, because a rehearsal lasts minutes: SMTP `greeting`,
+    /// `mail`, `rcpt`, `data-init`, `data-block` 30 s, `data-termination` 2 min, `server` 2 min;
+    /// HTTP `idle` 2 min, `header-read` 30 s, `body-read` 30 s. The two that end a connection
+    /// between messages (`server`, `idle`) are longer than the idle time of common client pools
+    /// (lettre 60 s, reqwest and Go 90 s), so a pooled connection is closed by its client, never
+    /// under a request the client is just sending.
+    fn default() -> Self {
+        let seconds = Duration::from_secs;
+        Timeouts {
+            greeting: seconds(30),
+            mail: seconds(30),
+            rcpt: seconds(30),
+            data_init: seconds(30),
+            data_block: seconds(30),
+            data_termination: seconds(120),
+            server: seconds(120),
+            idle: seconds(120),
+            header_read: seconds(30),
+            body_read: seconds(30),
+        }
+    }
+}
+
 /// How to start one sink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
@@ -123,6 +194,8 @@ pub struct SinkConfig {
     pub listen: Vec<SocketAddr>,
     /// Memory bounds.
     pub limits: Limits,
+    /// How long the sink waits for its clients.
+    pub timeouts: Timeouts,
     /// Seed of the RNG that decides which requests chaos hits (and the ids the sink hands out).
     pub seed: u64,
 }
@@ -180,6 +253,10 @@ pub enum RejectReason {
     LimitReached,
     /// Chaos answered or held the request.
     Chaos,
+    /// A client did not go on within one of the sink's [`Timeouts`]: its connection was closed.
+    Timeout,
+    /// [`MAX_CONNECTIONS`] were open: the connection idle longest was closed to admit a new one.
+    Evicted,
 }
 
 /// What a sink reports.
@@ -274,6 +351,7 @@ impl Sink {
             name: cfg.name.clone(),
             kind: cfg.kind,
             limits: cfg.limits,
+            timeouts: cfg.timeouts,
             clock,
             events,
             chaos: chaos_rx,
@@ -282,7 +360,7 @@ impl Sink {
             held: AtomicUsize::new(0),
             stop: stop.clone(),
         });
-        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let connections = Connections::new(MAX_CONNECTIONS);
         let mut tasks = JoinSet::new();
         match cfg.kind {
             SinkKind::Smtp => {
@@ -351,6 +429,7 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) kind: SinkKind,
     pub(crate) limits: Limits,
+    pub(crate) timeouts: Timeouts,
     clock: SinkClock,
     events: SinkEvents,
     chaos: watch::Receiver<Option<Chaos>>,
@@ -521,15 +600,16 @@ impl SplitMix64 {
     }
 }
 
-/// Accept connections until the sink stops, at most [`MAX_CONNECTIONS`] at once; each connection
-/// runs `handle` in a task that ends when the sink stops.
+/// Accept connections until the sink stops, at most [`MAX_CONNECTIONS`] at once (evicting the
+/// connection idle longest at the cap); each connection runs `handle` in a task that ends when the
+/// sink stops.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     shared: Arc<Shared>,
-    connections: Arc<tokio::sync::Semaphore>,
+    connections: Arc<Connections>,
     handle: F,
 ) where
-    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+    F: Fn(tokio::net::TcpStream, SocketAddr, Slot) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut open = JoinSet::new();
@@ -544,19 +624,28 @@ pub(crate) async fn accept_loop<F, Fut>(
             // Accept errors (e.g. out of file descriptors) are per connection; keep serving.
             continue;
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            shared.rejected(
-                RejectReason::LimitReached,
-                format!("{MAX_CONNECTIONS} connections already open; closed {peer}"),
-            );
-            continue;
+        let slot = match connections.admit(peer) {
+            Admission::Admitted(slot) => slot,
+            Admission::Evicted(slot, evicted) => {
+                shared.rejected(
+                    RejectReason::Evicted,
+                    format!(
+                        "{MAX_CONNECTIONS} connections open: closed the one idle longest, from \
+                         {evicted}, to admit {peer}"
+                    ),
+                );
+                slot
+            }
+            Admission::Refused => {
+                shared.rejected(
+                    RejectReason::LimitReached,
+                    format!("{MAX_CONNECTIONS} connections open, none idle; closed {peer}"),
+                );
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let connection = handle(stream, peer);
-        open.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+        open.spawn(handle(stream, peer, slot));
     }
     // Dropping the set aborts every open connection.
     open.shutdown().await;
@@ -593,6 +682,7 @@ mod tests {
             name: "s".into(),
             kind: SinkKind::Webhook,
             limits: Limits { max_message_bytes: 10, max_messages },
+            timeouts: Timeouts::default(),
             clock: Arc::new(|| Duration::from_millis(5)),
             events: Arc::new(move |event| sink.lock().unwrap().push(event)),
             chaos: rx,

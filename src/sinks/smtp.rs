@@ -9,6 +9,15 @@
 //! TLS). Lines may end in CRLF or a bare LF. After [`MAX_ERRORS`] rejected commands the connection
 //! is closed with 421.
 //!
+//! Every wait for the client is bounded by the sink's [`Timeouts`] (RFC 5321 §4.5.3.2 from the
+//! server's side): the first command within `greeting`; the next command within `mail` after a
+//! `MAIL`, `rcpt` after a `RCPT`, `server` otherwise (and every reply must be written within
+//! `server`); the mail after `354` arrives first within `data-init`, then each read within
+//! `data-block`, the whole of it within `data-termination`. Out of time, the sink answers
+//! `421 4.4.2` (without waiting for the client to read it), closes the connection and reports a
+//! `timeout` rejection. While it waits for a command the connection is idle and may be evicted
+//! (with `421 4.7.0`) to admit a new one at the connection cap.
+//!
 //! The mail is parsed with `mail-parser` (RFC 2047 words, multipart, quoted-printable, base64,
 //! HTML-only bodies turned into text). A notification's `from` and `recipients` are the envelope's
 //! (`MAIL FROM`, every accepted `RCPT TO`); header addresses go to `channel_detail`. The body is
@@ -16,14 +25,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::FutureExt;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
-use super::{ChaosVerdict, RejectReason, Shared};
+use super::connections::{Connections, Slot};
+use super::{ChaosVerdict, RejectReason, Shared, Timeouts};
 
 /// The longest command line accepted, in bytes (RFC 5321 asks for 512; extensions add to it).
 pub const MAX_COMMAND_LINE: usize = 2048;
@@ -37,16 +49,110 @@ const MAX_PATH: usize = 256;
 const HOSTNAME: &str = "firedrill.sink";
 
 /// Serve SMTP on `listener` until the sink stops.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, connections: Arc<Semaphore>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    connections: Arc<Connections>,
+) {
     let per_connection = shared.clone();
-    super::accept_loop(listener, shared, connections, move |stream, peer| {
+    super::accept_loop(listener, shared, connections, move |stream, peer, slot| {
         let shared = per_connection.clone();
-        async move {
-            // I/O errors end the session: the client is gone.
-            let _ = session(stream, peer, &shared).await;
-        }
+        async move { session(stream, peer, &shared, slot).await }
     })
     .await;
+}
+
+/// Which wait for the client ran out, named by its key in [`Timeouts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Greeting,
+    Mail,
+    Rcpt,
+    DataInit,
+    DataBlock,
+    DataTermination,
+    Server,
+}
+
+impl Wait {
+    fn limit(self, timeouts: &Timeouts) -> Duration {
+        match self {
+            Wait::Greeting => timeouts.greeting,
+            Wait::Mail => timeouts.mail,
+            Wait::Rcpt => timeouts.rcpt,
+            Wait::DataInit => timeouts.data_init,
+            Wait::DataBlock => timeouts.data_block,
+            Wait::DataTermination => timeouts.data_termination,
+            Wait::Server => timeouts.server,
+        }
+    }
+
+    /// The key, as in scenario files.
+    fn key(self) -> &'static str {
+        match self {
+            Wait::Greeting => "greeting",
+            Wait::Mail => "mail",
+            Wait::Rcpt => "rcpt",
+            Wait::DataInit => "data-init",
+            Wait::DataBlock => "data-block",
+            Wait::DataTermination => "data-termination",
+            Wait::Server => "server",
+        }
+    }
+
+    /// What the client did not do in time.
+    fn missed(self) -> &'static str {
+        match self {
+            Wait::Greeting => "no command after the greeting",
+            Wait::Mail => "no command after MAIL",
+            Wait::Rcpt => "no command after RCPT",
+            Wait::DataInit => "no mail data after 354",
+            Wait::DataBlock => "mail data stalled",
+            Wait::DataTermination => "mail data not ended with `.`",
+            Wait::Server => "no command (or reply not read)",
+        }
+    }
+}
+
+/// Why the sink ended a session itself; carried inside an `io::Error` so that `?` reaches the top.
+#[derive(Debug)]
+enum Cut {
+    Timeout(Wait, Duration),
+    Evicted,
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Timeout(wait, after) => write!(f, "{} within {after:?}", wait.missed()),
+            Cut::Evicted => f.write_str("evicted"),
+        }
+    }
+}
+
+impl std::error::Error for Cut {}
+
+fn cut(cut: Cut) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, cut)
+}
+
+/// `future` within the wait's limit, or a [`Cut::Timeout`].
+async fn within<T>(
+    wait: Wait,
+    timeouts: &Timeouts,
+    future: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    let limit = wait.limit(timeouts);
+    tokio::time::timeout(limit, future).await.map_err(|_| cut(Cut::Timeout(wait, limit)))?
+}
+
+/// Write a reply within the `server` timeout.
+async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    write: &mut W,
+    text: &[u8],
+    timeouts: &Timeouts,
+) -> std::io::Result<()> {
+    within(Wait::Server, timeouts, write.write_all(text)).await
 }
 
 /// One line as read from the client.
@@ -66,10 +172,25 @@ async fn read_line<R: AsyncBufRead + Unpin>(
     buf: &mut Vec<u8>,
     max: usize,
 ) -> std::io::Result<Line> {
+    read_line_paced(reader, buf, max, None).await
+}
+
+/// [`read_line`], where each read must bring bytes within `pace` (the wait and its limit).
+async fn read_line_paced<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    pace: Option<(Wait, &Timeouts)>,
+) -> std::io::Result<Line> {
     buf.clear();
     let mut too_long = false;
     loop {
-        let available = reader.fill_buf().await?;
+        // A timer only when the read would wait: most lines of a mail are buffered already.
+        let waits = pace.filter(|_| reader.fill_buf().now_or_never().is_none());
+        let available = match waits {
+            Some((wait, timeouts)) => within(wait, timeouts, reader.fill_buf()).await?,
+            None => reader.fill_buf().await?,
+        };
         if available.is_empty() {
             return Ok(Line::Eof);
         }
@@ -109,12 +230,24 @@ struct Session {
     recipients: Vec<String>,
     /// Rejected commands so far.
     errors: usize,
+    /// Whether any command line arrived yet.
+    spoken: bool,
 }
 
 impl Session {
     fn reset(&mut self) {
         self.mail_from = None;
         self.recipients.clear();
+    }
+
+    /// Which timeout bounds the wait for the next command.
+    fn waiting_for_command(&self) -> Wait {
+        match (self.spoken, &self.mail_from, self.recipients.is_empty()) {
+            (false, _, _) => Wait::Greeting,
+            (true, Some(_), true) => Wait::Mail,
+            (true, Some(_), false) => Wait::Rcpt,
+            (true, None, _) => Wait::Server,
+        }
     }
 }
 
@@ -124,14 +257,61 @@ enum Next {
     Close,
 }
 
-async fn session(stream: TcpStream, _peer: SocketAddr, shared: &Shared) -> std::io::Result<()> {
+/// One connection: the conversation, then what ended it, reported when the sink ended it.
+async fn session(stream: TcpStream, peer: SocketAddr, shared: &Shared, slot: Slot) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    write.write_all(format!("220 {HOSTNAME} ESMTP firedrill sink ready\r\n").as_bytes()).await?;
+    let ended = converse(&mut reader, &mut write, shared, &slot).await;
+    // Other I/O errors end the session silently: the client is gone.
+    let Err(error) = ended else { return };
+    let Some(cut) = error.get_ref().and_then(|inner| inner.downcast_ref::<Cut>()) else { return };
+    match cut {
+        Cut::Timeout(wait, after) => {
+            let key = wait.key();
+            // Best effort, without waiting: the client may be the one not reading.
+            let _ = write.try_write(
+                format!("421 4.4.2 {HOSTNAME} Timeout ({key}), closing connection\r\n").as_bytes(),
+            );
+            shared.rejected(
+                RejectReason::Timeout,
+                format!("{peer}: {cut} (`{key}` timeout, {after:?}); answered 421 and closed"),
+            );
+        }
+        // Reported by the accept loop, which knows whom it was evicted for.
+        Cut::Evicted => evicted(&mut write),
+    }
+}
+
+/// Tell an evicted client why, without waiting for it.
+fn evicted(write: &mut OwnedWriteHalf) {
+    let _ = write.try_write(
+        format!("421 4.7.0 {HOSTNAME} Too many connections, closing the idle one\r\n").as_bytes(),
+    );
+}
+
+async fn converse<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    write: &mut OwnedWriteHalf,
+    shared: &Shared,
+    slot: &Slot,
+) -> std::io::Result<()> {
+    let timeouts = &shared.timeouts;
+    send(write, format!("220 {HOSTNAME} ESMTP firedrill sink ready\r\n").as_bytes(), timeouts)
+        .await?;
     let mut session = Session::default();
     let mut line = Vec::new();
     loop {
-        let reply = match read_line(&mut reader, &mut line, MAX_COMMAND_LINE).await? {
+        let wait = session.waiting_for_command();
+        slot.idle();
+        let read = tokio::select! {
+            read = within(wait, timeouts, read_line(reader, &mut line, MAX_COMMAND_LINE)) => read?,
+            () = slot.evicted() => return Err(cut(Cut::Evicted)),
+        };
+        if !slot.busy() {
+            return Err(cut(Cut::Evicted));
+        }
+        session.spoken = true;
+        let reply = match read {
             Line::Eof => return Ok(()),
             Line::TooLong => Err(reject(
                 shared,
@@ -139,26 +319,22 @@ async fn session(stream: TcpStream, _peer: SocketAddr, shared: &Shared) -> std::
                 RejectReason::Protocol,
                 "command line too long",
             )),
-            Line::Complete => command(&mut session, &line, &mut reader, &mut write, shared).await?,
+            Line::Complete => command(&mut session, &line, reader, write, shared).await?,
         };
         match reply {
-            Ok((text, Next::Continue)) => write.write_all(text.as_bytes()).await?,
+            Ok((text, Next::Continue)) => send(write, text.as_bytes(), timeouts).await?,
             Ok((text, Next::Close)) => {
-                write.write_all(text.as_bytes()).await?;
+                send(write, text.as_bytes(), timeouts).await?;
                 return Ok(());
             }
             Err(text) => {
                 session.errors += 1;
                 if session.errors >= MAX_ERRORS {
-                    write
-                        .write_all(
-                            format!("{text}421 4.7.0 Too many errors, closing connection\r\n")
-                                .as_bytes(),
-                        )
-                        .await?;
+                    let text = format!("{text}421 4.7.0 Too many errors, closing connection\r\n");
+                    send(write, text.as_bytes(), timeouts).await?;
                     return Ok(());
                 }
-                write.write_all(text.as_bytes()).await?;
+                send(write, text.as_bytes(), timeouts).await?;
             }
         }
     }
@@ -247,7 +423,8 @@ where
                     shown,
                 )));
             }
-            write.write_all(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n").await?;
+            send(write, b"354 Start mail input; end with <CRLF>.<CRLF>\r\n", &shared.timeouts)
+                .await?;
             let reply = data(session, reader, shared).await?;
             session.reset();
             reply
@@ -466,9 +643,11 @@ where
         }
     };
     let mut line = Vec::new();
+    let timeouts = &shared.timeouts;
     for challenge in challenges {
-        write.write_all(format!("{challenge}\r\n").as_bytes()).await?;
-        match read_line(reader, &mut line, MAX_COMMAND_LINE).await? {
+        send(write, format!("{challenge}\r\n").as_bytes(), timeouts).await?;
+        match within(Wait::Server, timeouts, read_line(reader, &mut line, MAX_COMMAND_LINE)).await?
+        {
             Line::Eof => return Ok(Ok((String::new(), Next::Close))),
             Line::TooLong => {
                 return Ok(Err(reject(
@@ -501,31 +680,42 @@ async fn data<R: AsyncBufRead + Unpin>(
     shared: &Shared,
 ) -> std::io::Result<Reply> {
     let max = shared.limits.max_message_bytes;
-    let mut message: Vec<u8> = Vec::new();
-    let mut line = Vec::new();
-    let mut too_large = false;
-    loop {
-        // While within the limit, a line may use the rest of it (plus its CR); past it, lines are
-        // only looked at for the final dot.
-        let budget = if too_large { 2 } else { max - message.len() + 1 };
-        match read_line(reader, &mut line, budget).await? {
-            Line::Eof => return Ok(Ok((String::new(), Next::Close))),
-            Line::TooLong => too_large = true,
-            Line::Complete if line == b"." => break,
-            Line::Complete => {
-                if too_large {
-                    continue;
+    let timeouts = &shared.timeouts;
+    let transfer = async {
+        let mut message: Vec<u8> = Vec::new();
+        let mut line = Vec::new();
+        let mut too_large = false;
+        // The first line is due within `data-init`, each later read within `data-block`.
+        let mut pace = Wait::DataInit;
+        loop {
+            // While within the limit, a line may use the rest of it (plus its CR); past it, lines
+            // are only looked at for the final dot.
+            let budget = if too_large { 2 } else { max - message.len() + 1 };
+            let read = read_line_paced(reader, &mut line, budget, Some((pace, timeouts))).await?;
+            pace = Wait::DataBlock;
+            match read {
+                Line::Eof => return Ok(None),
+                Line::TooLong => too_large = true,
+                Line::Complete if line == b"." => return Ok(Some((message, too_large))),
+                Line::Complete => {
+                    if too_large {
+                        continue;
+                    }
+                    let text = line.strip_prefix(b".").unwrap_or(&line);
+                    if message.len() + text.len() + 2 > max {
+                        too_large = true;
+                        continue;
+                    }
+                    message.extend_from_slice(text);
+                    message.extend_from_slice(b"\r\n");
                 }
-                let text = line.strip_prefix(b".").unwrap_or(&line);
-                if message.len() + text.len() + 2 > max {
-                    too_large = true;
-                    continue;
-                }
-                message.extend_from_slice(text);
-                message.extend_from_slice(b"\r\n");
             }
         }
-    }
+    };
+    let Some((message, too_large)) = within(Wait::DataTermination, timeouts, transfer).await?
+    else {
+        return Ok(Ok((String::new(), Next::Close)));
+    };
     if too_large {
         return Ok(Err(reject(
             shared,

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,12 +25,13 @@ use testcontainers::bollard::query_parameters::{
 use super::error::{docker_error, is_status};
 use super::owner::current_owner;
 use super::remove::{remove_all, remove_all_blocking, remove_container};
+use super::volume;
 use super::{
     ContainerEvent, ContainerState, Docker, ExecOutcome, RunIdentity, StackError, container_name,
     labels, network_name,
 };
 use crate::clock::{self, Clock};
-use crate::scenario::model::Service;
+use crate::scenario::model::{MountSource, Service};
 
 /// Grace period of a graceful shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -40,6 +41,10 @@ const RESTART_GRACE_SECONDS: i32 = 10;
 
 /// How much exec output is kept.
 const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// How long past its own timeout an exec keeps a pause of its container waiting. By then the
+/// exec's process has long started (starting takes milliseconds); see [`StackHandle::exec`].
+const EXEC_GATE_SLACK: Duration = Duration::from_secs(5);
 
 /// The name containers reach the harness by (the run network's gateway).
 pub const HARNESS_HOST: &str = "host.docker.internal";
@@ -55,15 +60,22 @@ pub struct StackHandle {
     network_id: String,
     network_name: String,
     gateway: Option<IpAddr>,
-    /// Key (service, replica `SERVICE.N`, or a helper like `SERVICE.green`) → container id, in
-    /// start order.
-    containers: IndexMap<String, String>,
-    /// Replicated services: their replicas and which are in rotation.
-    groups: HashMap<String, Group>,
+    /// Which container each key is and which replicas are in rotation. A plain mutex, never
+    /// held across an `.await`: every method takes `&self`, so the engine never needs the stack's
+    /// write lock while a container stops or starts, and port look-ups never wait behind one.
+    registry: Mutex<Registry>,
     /// Round-robin position over replicas, for lookups that want one container of a service.
     next_replica: AtomicUsize,
     /// Bumped whenever a replica enters or leaves rotation, so the traffic looks its ports up again.
     rotation_changes: Arc<AtomicU64>,
+    /// One gate per container between execs (read) and pause/unpause (write). Docker 20.10 on
+    /// cgroup v1 wedges when a container is frozen while an exec into it is starting: runc's exec
+    /// joins the frozen cgroup and never returns, containerd holds the task's lock, and the
+    /// unpause, every inspect and every removal of that container hang with it (seen here with
+    /// dockerd's goroutine dump: `ContainerExecStart` stuck in `tasks.Start`, `Unpause` waiting
+    /// in `tasks.Resume`). Docker's own health checks stop while a container is paused; firedrill's
+    /// exec health checks and hooks wait at this gate instead, so the harness never causes that.
+    exec_gates: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
     finished: bool,
 }
@@ -88,9 +100,9 @@ impl StackHandle {
             network_id: created.id,
             network_name: name,
             gateway: None,
-            containers: IndexMap::new(),
-            groups: HashMap::new(),
+            registry: Mutex::new(Registry::default()),
             next_replica: AtomicUsize::new(0),
+            exec_gates: Mutex::new(HashMap::new()),
             rotation_changes: Arc::new(AtomicU64::new(0)),
             finished: false,
         };
@@ -134,10 +146,16 @@ impl StackHandle {
         self.gateway
     }
 
+    /// The registry, locked for a moment (never across an `.await`).
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The container id of a started service. For a replicated service: one of its replicas in
     /// rotation, taken in turn (so probes and lookups spread like the traffic does).
-    pub fn container_id(&self, service: &str) -> Result<&str, StackError> {
-        let key = match self.groups.get(service) {
+    pub fn container_id(&self, service: &str) -> Result<String, StackError> {
+        let registry = self.registry();
+        let key = match registry.groups.get(service) {
             Some(group) => {
                 let serving = group.serving();
                 let pick = serving
@@ -150,22 +168,24 @@ impl StackHandle {
             }
             None => service,
         };
-        self.containers
+        registry
+            .containers
             .get(key)
-            .map(String::as_str)
+            .cloned()
             .ok_or_else(|| StackError::UnknownService(key.to_owned()))
     }
 
     /// The keys an action on `service` applies to: every replica of a replicated service, else
     /// the key itself.
     pub fn targets(&self, service: &str) -> Result<Vec<(String, String)>, StackError> {
-        let keys = match self.groups.get(service) {
+        let registry = self.registry();
+        let keys = match registry.groups.get(service) {
             Some(group) => group.keys.clone(),
             None => vec![service.to_owned()],
         };
         keys.into_iter()
             .map(|key| {
-                let id = self
+                let id = registry
                     .containers
                     .get(&key)
                     .cloned()
@@ -176,19 +196,22 @@ impl StackHandle {
     }
 
     /// The replicas of a replicated service (`None` for a single-container service).
-    pub fn replicas(&self, service: &str) -> Option<&[String]> {
-        self.groups.get(service).map(|group| group.keys.as_slice())
+    pub fn replicas(&self, service: &str) -> Option<Vec<String>> {
+        self.registry().groups.get(service).map(|group| group.keys.clone())
     }
 
     /// The replicas of `service` in rotation, in replica order.
     pub fn in_rotation(&self, service: &str) -> Vec<String> {
-        self.groups
+        self.registry()
+            .groups
             .get(service)
             .map(|group| group.serving().into_iter().map(str::to_owned).collect())
             .unwrap_or_else(|| vec![service.to_owned()])
     }
 
-    /// A counter bumped whenever a replica enters or leaves rotation.
+    /// A counter bumped whenever a replica enters or leaves rotation, and whenever a blue-green
+    /// switch moves a service's name to another container: the traffic looks its ports up again
+    /// before its next request.
     pub fn rotation_changes(&self) -> Arc<AtomicU64> {
         self.rotation_changes.clone()
     }
@@ -197,19 +220,22 @@ impl StackHandle {
     /// plus the service's name when `in_rotation` (Docker's DNS then answers the service's name
     /// with every replica in rotation). A replica that already has a container gets a new one.
     pub async fn start_replica(
-        &mut self,
+        &self,
         service: &Service,
         key: &str,
         env: &BTreeMap<String, String>,
         in_rotation: bool,
     ) -> Result<String, StackError> {
-        let group = self.groups.entry(service.name.clone()).or_default();
-        if !group.keys.iter().any(|k| k == key) {
-            group.keys.push(key.to_owned());
+        {
+            let mut registry = self.registry();
+            let group = registry.groups.entry(service.name.clone()).or_default();
+            if !group.keys.iter().any(|k| k == key) {
+                group.keys.push(key.to_owned());
+            }
+            // Out of rotation until the container exists, whatever happens below.
+            group.out.insert(key.to_owned());
         }
-        // Out of rotation until the container exists, whatever happens below.
-        group.out.insert(key.to_owned());
-        self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+        self.rotation_changes.fetch_add(1, Ordering::Release);
         let mut aliases = vec![key.to_owned()];
         if in_rotation {
             aliases.insert(0, service.name.clone());
@@ -225,24 +251,25 @@ impl StackHandle {
     /// its ports at once. Its network alias stays: it is about to be stopped, and Docker's DNS
     /// stops answering with a stopped container. (Reconnecting it without the alias would cut
     /// the requests it is still serving; a graceful stop lets them finish.)
-    pub fn drain(&mut self, service: &str, key: &str) {
+    pub fn drain(&self, service: &str, key: &str) {
         self.set_rotation(service, key, false);
     }
 
     /// Put replica `key` of `service` (back) in rotation.
-    pub async fn admit(&mut self, service: &str, key: &str) -> Result<(), StackError> {
-        let id = self.container_id(key)?.to_owned();
+    pub async fn admit(&self, service: &str, key: &str) -> Result<(), StackError> {
+        let id = self.container_id(key)?;
         self.reconnect(&id, key, vec![service.to_owned(), key.to_owned()]).await?;
         self.set_rotation(service, key, true);
         Ok(())
     }
 
-    fn set_rotation(&mut self, service: &str, key: &str, serving: bool) {
-        if let Some(group) = self.groups.get_mut(service) {
+    fn set_rotation(&self, service: &str, key: &str, serving: bool) {
+        let mut registry = self.registry();
+        if let Some(group) = registry.groups.get_mut(service) {
             let changed =
                 if serving { group.out.remove(key) } else { group.out.insert(key.to_owned()) };
             if changed {
-                self.rotation_changes.fetch_add(1, Ordering::Relaxed);
+                self.rotation_changes.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -253,7 +280,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", key))?;
         Ok(inspect.config.and_then(|config| config.image).unwrap_or_default())
@@ -266,7 +293,7 @@ impl StackHandle {
     /// A service that already has a container gets a new one (the old one is removed first): this
     /// is how an upgrade swaps the image.
     pub async fn start_service(
-        &mut self,
+        &self,
         service: &Service,
         env: &BTreeMap<String, String>,
     ) -> Result<String, StackError> {
@@ -275,7 +302,7 @@ impl StackHandle {
 
     /// Create and start the container of key `name` from `service`'s definition.
     async fn create_and_start(
-        &mut self,
+        &self,
         service: &Service,
         name: &str,
         aliases: Vec<String>,
@@ -283,11 +310,12 @@ impl StackHandle {
     ) -> Result<String, StackError> {
         let client = self.docker.client();
         let name = &name.to_owned();
-        if let Some(old) = self.containers.get(name) {
-            remove_container(client, old, None)
+        let old = self.registry().containers.get(name).cloned();
+        if let Some(old) = old {
+            remove_container(client, &old, None)
                 .await
                 .map_err(docker_error("remove the previous container", name))?;
-            self.containers.shift_remove(name);
+            self.forget(name, &old);
         }
 
         let mut labels = run_labels(&self.identity);
@@ -307,17 +335,61 @@ impl StackHandle {
             .collect();
         let extra_hosts = self.gateway.map(|gateway| vec![format!("{HARNESS_HOST}:{gateway}")]);
         let endpoint = EndpointSettings { aliases: Some(aliases), ..Default::default() };
+        let settings = &service.container;
+        for mount in &settings.mounts {
+            if let MountSource::Volume(volume) = &mount.source {
+                volume::ensure_volume(
+                    client,
+                    &self.identity.run_id,
+                    volume,
+                    run_labels(&self.identity),
+                )
+                .await
+                .map_err(docker_error("create volume", name))?;
+            }
+        }
+        let run_id = &self.identity.run_id;
+        let binds: Vec<String> =
+            settings.mounts.iter().filter_map(|m| volume::bind_string(run_id, m)).collect();
+        let anonymous: Vec<String> = settings
+            .mounts
+            .iter()
+            .filter(|m| m.source == MountSource::Anonymous)
+            .map(|m| m.target.clone())
+            .collect();
+        let tmpfs: HashMap<String, String> = settings
+            .tmpfs
+            .iter()
+            .map(|entry| match entry.split_once(':') {
+                Some((path, options)) => (path.to_owned(), options.to_owned()),
+                None => (entry.clone(), String::new()),
+            })
+            .collect();
+        // Compose labels first: firedrill's own labels win a clash (the sweep relies on them).
+        let mut all_labels: HashMap<String, String> =
+            settings.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all_labels.extend(labels);
         let body = ContainerCreateBody {
             image: Some(service.image.reference().to_owned()),
             env: Some(env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
             cmd: service.command.clone(),
-            labels: Some(labels),
+            entrypoint: settings.entrypoint.clone(),
+            user: settings.user.clone(),
+            working_dir: settings.working_dir.clone(),
+            stop_signal: settings.stop_signal.clone(),
+            stop_timeout: settings
+                .stop_grace_period
+                .map(|grace| i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)),
+            volumes: (!anonymous.is_empty()).then_some(anonymous),
+            labels: Some(all_labels),
             exposed_ports: Some(port_keys),
             host_config: Some(HostConfig {
                 network_mode: Some(self.network_name.clone()),
                 port_bindings: Some(bindings),
                 publish_all_ports: Some(false),
                 extra_hosts,
+                binds: (!binds.is_empty()).then_some(binds),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -340,7 +412,7 @@ impl StackHandle {
             Err(error) => return Err(docker_error("create container", name)(error)),
         };
         // Owned from here on, even if starting fails.
-        self.containers.insert(name.clone(), created.id.clone());
+        self.registry().containers.insert(name.clone(), created.id.clone());
         client
             .start_container(&created.id, None)
             .await
@@ -348,27 +420,60 @@ impl StackHandle {
         Ok(created.id)
     }
 
+    /// Forget key `key` if it still names container `id` (a concurrent start may have replaced it).
+    fn forget(&self, key: &str, id: &str) {
+        let mut registry = self.registry();
+        if registry.containers.get(key).is_some_and(|current| current == id) {
+            registry.containers.shift_remove(key);
+        }
+    }
+
     /// Remove one container of the run (force: it is killed if running) and forget it; used for
     /// one-shot migration containers. Removing an unknown key is a no-op.
-    pub async fn remove(&mut self, key: &str) -> Result<(), StackError> {
-        let Some(id) = self.containers.get(key).cloned() else {
+    pub async fn remove(&self, key: &str) -> Result<(), StackError> {
+        self.remove_with(key, None).await
+    }
+
+    /// Stop one container of the run gracefully (its image's stop signal, then SIGKILL when
+    /// `grace` runs out), remove it and forget it: how the version a blue-green switch left
+    /// behind goes, so the requests it still serves finish. An unknown key is a no-op.
+    pub async fn retire(&self, key: &str, grace: Duration) -> Result<(), StackError> {
+        self.remove_with(key, Some(grace)).await
+    }
+
+    async fn remove_with(&self, key: &str, grace: Option<Duration>) -> Result<(), StackError> {
+        let Some(id) = self.registry().containers.get(key).cloned() else {
             return Ok(());
         };
-        remove_container(self.docker.client(), &id, None)
+        remove_container(self.docker.client(), &id, grace)
             .await
             .map_err(docker_error("remove container", key))?;
-        self.containers.shift_remove(key);
+        self.forget(key, &id);
         Ok(())
     }
 
-    /// Move `service`'s name to the container of `candidate` (blue-green): the candidate is
-    /// reconnected to the run network with aliases `[service, candidate]` and becomes the key
-    /// `service`; the container it displaces is reconnected with its own alias only and becomes
-    /// the key `SERVICE.blue` (or `SERVICE.green` when the candidate is `SERVICE.blue`: switching
-    /// back). A container already under the displaced key is removed first.
-    pub async fn switch(&mut self, service: &str, candidate: &str) -> Result<(), StackError> {
-        let new_id = self.container_id(candidate)?.to_owned();
-        let old_id = self.container_id(service)?.to_owned();
+    /// Blue-green, first move: connect `candidate` to the run network again with the service's
+    /// name as an alias besides its own. Docker's DNS then answers the name with both
+    /// containers, while the host side (traffic, health monitor, probes) still reaches the one
+    /// serving. The candidate serves nothing yet, so the reconnect cuts no request of the
+    /// service; its own outgoing connections may break and its published ports may change: judge
+    /// its health again before [`StackHandle::switch`].
+    pub async fn share_name(&self, service: &str, candidate: &str) -> Result<(), StackError> {
+        let id = self.container_id(candidate)?;
+        self.reconnect(&id, candidate, vec![service.to_owned(), candidate.to_owned()]).await
+    }
+
+    /// Blue-green, second move: the key `service` (what the traffic, the service's health monitor
+    /// and probes look up) moves to `candidate`'s container at once, and the rotation counter
+    /// moves so every port cache looks up again before its next request. The container it
+    /// displaces becomes the key `SERVICE.blue` (or `SERVICE.green` when the candidate is
+    /// `SERVICE.blue`: switching back), which is returned. Nothing changes on the network: the
+    /// displaced container keeps its endpoint, published ports and alias, so requests in flight
+    /// on it finish; [`StackHandle::withdraw_name`] or [`StackHandle::retire`] ends that after
+    /// the caller's drain period. A container already under the displaced key is removed first.
+    pub async fn switch(&self, service: &str, candidate: &str) -> Result<String, StackError> {
+        let new_id = self.container_id(candidate)?;
+        let old_id = self.container_id(service)?;
         let blue = format!("{service}.blue");
         let displaced = if candidate == blue { format!("{service}.green") } else { blue.clone() };
         if displaced != candidate {
@@ -376,15 +481,26 @@ impl StackHandle {
         }
         // Container names follow the keys (`RUNID-KEY`), so that a later `start_service` of the
         // candidate's key finds its name free. The displaced one first: it frees the name.
+        // Renaming touches neither the network endpoint nor the published ports.
         self.rename(&old_id, &displaced).await?;
         self.rename(&new_id, service).await?;
-        // The candidate first, so the name always resolves to at least one container.
-        self.reconnect(&new_id, candidate, vec![service.to_owned(), candidate.to_owned()]).await?;
-        // The host side (traffic, health) follows the map: swap it before the old one moves.
-        self.containers.insert(service.to_owned(), new_id);
-        self.containers.shift_remove(candidate);
-        self.containers.insert(displaced.clone(), old_id.clone());
-        self.reconnect(&old_id, &displaced, vec![displaced.clone()]).await
+        {
+            let mut registry = self.registry();
+            registry.containers.insert(service.to_owned(), new_id);
+            registry.containers.shift_remove(candidate);
+            registry.containers.insert(displaced.clone(), old_id);
+        }
+        self.rotation_changes.fetch_add(1, Ordering::Release);
+        Ok(displaced)
+    }
+
+    /// Blue-green, last move for a displaced container that stays (the old version, kept for a
+    /// switch back): connect it again with its own key as its only alias, so Docker's DNS stops
+    /// answering the service's name with it. Call it once nothing reaches it through the name
+    /// any more (the caller's drain period): the reconnect cuts its open connections.
+    pub async fn withdraw_name(&self, key: &str) -> Result<(), StackError> {
+        let id = self.container_id(key)?;
+        self.reconnect(&id, key, vec![key.to_owned()]).await
     }
 
     /// Rename a container to the name of `key`.
@@ -427,7 +543,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", service))?;
         let port_error = |reason: &str| StackError::Port {
@@ -459,7 +575,7 @@ impl StackHandle {
     /// single-container service). Replicas whose port can't be found are left out; no port at all
     /// is the last error.
     pub async fn host_ports(&self, service: &str, port: u16) -> Result<Vec<u16>, StackError> {
-        if !self.groups.contains_key(service) {
+        if !self.registry().groups.contains_key(service) {
             return self.host_port(service, port).await.map(|port| vec![port]);
         }
         let mut ports = Vec::new();
@@ -485,50 +601,72 @@ impl StackHandle {
         timeout: Duration,
     ) -> Result<ExecOutcome, StackError> {
         let id = self.container_id(service)?;
-        let client = self.docker.client();
-        let mut output: Vec<u8> = Vec::new();
-        let run = async {
-            let exec = client
-                .create_exec(
-                    id,
-                    CreateExecOptions {
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        cmd: Some(command.to_vec()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(docker_error("create exec", service))?;
-            let started = client
-                .start_exec(&exec.id, None)
-                .await
-                .map_err(docker_error("start exec", service))?;
-            if let StartExecResults::Attached { output: mut stream, .. } = started {
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(docker_error("read exec output", service))?;
-                    output.extend_from_slice(&chunk.into_bytes());
-                    if output.len() > 2 * EXEC_OUTPUT_LIMIT {
-                        output.drain(..output.len() - EXEC_OUTPUT_LIMIT);
+        let client = self.docker.client().clone();
+        let output: Arc<Mutex<Vec<u8>>> = Arc::default();
+        // Held from before the exec is created until its process ended, or its timeout plus
+        // EXEC_GATE_SLACK passed: a pause of this container waits for it (see `exec_gates`).
+        let gate = self.exec_gate(&id).read_owned().await;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let collected = Arc::clone(&output);
+        let service_name = service.to_owned();
+        let command = command.to_vec();
+        tokio::spawn(async move {
+            let service = service_name.as_str();
+            let run = async {
+                let exec = client
+                    .create_exec(
+                        &id,
+                        CreateExecOptions {
+                            attach_stdout: Some(true),
+                            attach_stderr: Some(true),
+                            cmd: Some(command),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(docker_error("create exec", service))?;
+                let started = client
+                    .start_exec(&exec.id, None)
+                    .await
+                    .map_err(docker_error("start exec", service))?;
+                if let StartExecResults::Attached { output: mut stream, .. } = started {
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(docker_error("read exec output", service))?;
+                        let mut output = lock(&collected);
+                        output.extend_from_slice(&chunk.into_bytes());
+                        if output.len() > 2 * EXEC_OUTPUT_LIMIT {
+                            let excess = output.len() - EXEC_OUTPUT_LIMIT;
+                            output.drain(..excess);
+                        }
                     }
                 }
-            }
-            // The output closes as the process ends; Docker records the exit code an instant later.
-            loop {
-                let inspect = client
-                    .inspect_exec(&exec.id)
-                    .await
-                    .map_err(docker_error("inspect exec", service))?;
-                if inspect.running != Some(true) {
-                    return Ok::<_, StackError>(inspect.exit_code);
+                // The output closes as the process ends; Docker records the exit code an instant
+                // later.
+                loop {
+                    let inspect = client
+                        .inspect_exec(&exec.id)
+                        .await
+                        .map_err(docker_error("inspect exec", service))?;
+                    if inspect.running != Some(true) {
+                        return Ok::<_, StackError>(inspect.exit_code);
+                    }
+                    clock::sleep(Duration::from_millis(10)).await;
                 }
-                clock::sleep(Duration::from_millis(10)).await;
-            }
+            };
+            let result = tokio::select! {
+                result = run => Some(result),
+                () = clock::sleep(timeout + EXEC_GATE_SLACK) => None,
+            };
+            drop(gate);
+            // The caller may have given up at its timeout already.
+            let _ = done_tx.send(result);
+        });
+        let exit_code = match tokio::time::timeout(timeout, done_rx).await {
+            Ok(Ok(Some(result))) => result?,
+            // Timed out (here or in the task), or the task was cancelled with the runtime.
+            _ => None,
         };
-        let exit_code = match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result?,
-            Err(_) => None,
-        };
+        let output = lock(&output);
         Ok(ExecOutcome { exit_code, output: tail_text(&output, EXEC_OUTPUT_LIMIT) })
     }
 
@@ -579,19 +717,33 @@ impl StackHandle {
     /// Freeze the container.
     pub async fn pause(&self, service: &str) -> Result<(), StackError> {
         let client = self.docker.client();
-        self.each(service, "pause container", |id| async move { client.pause_container(&id).await })
-            .await
+        self.each(service, "pause container", |id| {
+            let gate = self.exec_gate(&id);
+            async move {
+                // Never freeze a container while an exec into it may be starting (`exec_gates`).
+                let _no_exec = gate.write().await;
+                client.pause_container(&id).await
+            }
+        })
+        .await
     }
 
     /// Thaw it.
     pub async fn unpause(&self, service: &str) -> Result<(), StackError> {
         let client = self.docker.client();
-        self.each(
-            service,
-            "unpause container",
-            |id| async move { client.unpause_container(&id).await },
-        )
+        self.each(service, "unpause container", |id| {
+            let gate = self.exec_gate(&id);
+            async move {
+                let _no_exec = gate.write().await;
+                client.unpause_container(&id).await
+            }
+        })
         .await
+    }
+
+    /// The exec/pause gate of one container (see `exec_gates`).
+    fn exec_gate(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        Arc::clone(lock(&self.exec_gates).entry(id.to_owned()).or_default())
     }
 
     /// Run `action` on the container of `service`, or on every replica of a replicated one,
@@ -621,7 +773,7 @@ impl StackHandle {
         let inspect = self
             .docker
             .client()
-            .inspect_container(id, None)
+            .inspect_container(&id, None)
             .await
             .map_err(docker_error("inspect container", service))?;
         let state = inspect.state.unwrap_or_default();
@@ -638,7 +790,7 @@ impl StackHandle {
         let id = self.container_id(service)?;
         let options =
             LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.client().logs(id, Some(options));
+        let mut stream = self.docker.client().logs(&id, Some(options));
         let mut text: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(docker_error("read logs", service))?;
@@ -655,7 +807,7 @@ impl StackHandle {
             return Ok(true);
         }
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
-        let mut stream = self.docker.client().logs(id, Some(options));
+        let mut stream = self.docker.client().logs(&id, Some(options));
         // The text may straddle two chunks: keep the end of the previous one.
         let mut window: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -715,10 +867,15 @@ impl StackHandle {
             self.finished = true;
             return Ok(());
         }
-        let services: Vec<String> = self.containers.keys().cloned().collect();
-        let ids: Vec<String> = self.containers.values().cloned().collect();
+        let registry = self.registry.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let services: Vec<String> = registry.containers.keys().cloned().collect();
+        let ids: Vec<String> = registry.containers.values().cloned().collect();
         let grace = graceful.then_some(SHUTDOWN_GRACE);
-        let errors = remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
+        let mut errors =
+            remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
+        let volume_errors =
+            volume::remove_run_volumes(self.docker.client(), &self.identity.run_id).await;
+        errors.extend(volume_errors.into_iter().map(|error| (ids.len() + 1, error)));
         // Whatever failed is left to the sweep; `Drop` would only fail the same way.
         self.finished = true;
         match errors.into_iter().next() {
@@ -726,8 +883,10 @@ impl StackHandle {
             Some((index, source)) => Err(StackError::Docker {
                 operation: if index < services.len() {
                     "remove container"
-                } else {
+                } else if index == services.len() {
                     "remove network"
+                } else {
+                    "remove volume"
                 },
                 service: services.get(index).cloned().unwrap_or_else(|| "-".to_owned()),
                 source,
@@ -743,10 +902,21 @@ impl Drop for StackHandle {
         }
         remove_all_blocking(
             self.docker.endpoint().to_owned(),
-            self.containers.values().cloned().collect(),
+            self.registry().containers.values().cloned().collect(),
             Some(self.network_id.clone()),
+            Some(self.identity.run_id.clone()),
         );
     }
+}
+
+/// Which container each key is, and the replicated services' groups.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Key (service, replica `SERVICE.N`, or a helper like `SERVICE.green`) → container id, in
+    /// start order.
+    containers: IndexMap<String, String>,
+    /// Replicated services: their replicas and which are in rotation.
+    groups: HashMap<String, Group>,
 }
 
 /// The replicas of one replicated service.
@@ -779,4 +949,9 @@ fn tail_text(bytes: &[u8], limit: usize) -> String {
     let start = bytes.len().saturating_sub(limit);
     let text = String::from_utf8_lossy(&bytes[start..]);
     text.trim_start_matches('\u{FFFD}').to_owned()
+}
+
+/// Lock a mutex that is never held across an `.await`, recovering it from a panicked holder.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

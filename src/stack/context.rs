@@ -65,8 +65,13 @@ fn add_dir(
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = if relative.is_empty() { name } else { format!("{relative}/{name}") };
-        let metadata = fs_err::symlink_metadata(entry.path())?;
         let excluded = ignore.excludes(&path) && !always.contains(&path);
+        // An excluded file is never looked at: a `prepare` may be writing or renaming it (its
+        // temporary files belong in `.dockerignore`).
+        if excluded && !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let metadata = fs_err::symlink_metadata(entry.path())?;
         if metadata.is_dir() {
             // An excluded folder is still walked when an exception (`!pattern`) may bring back
             // something inside it.

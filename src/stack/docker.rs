@@ -5,8 +5,8 @@ use std::time::Duration;
 use testcontainers::bollard;
 
 use super::error::{docker_error, is_status};
-use super::{ImageStatus, StackError, SweepReport, SweepScope, image, sweep};
-use crate::scenario::model::{BuildSpec, ImageSource};
+use super::{ImageStatus, PullProgress, StackError, SweepReport, SweepScope, image, sweep};
+use crate::scenario::model::{BuildSpec, ImageSource, PullPolicy};
 
 /// Where bollard connects when `DOCKER_HOST` is unset.
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -80,27 +80,49 @@ impl Docker {
         }
     }
 
-    /// Make sure a service's image exists: `image:` must be present (else `ImageMissing`);
-    /// `build:` is built when its tag is missing (running `prepare` first). `progress` gets the
-    /// builder's output lines.
+    /// [`Docker::ensure_image_with`] with pull policy `never`: `image:` must be present (else
+    /// `ImageMissing`), a `build:` whose base is missing fails.
     pub async fn ensure_image(
         &self,
         source: &ImageSource,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ImageStatus, StackError> {
+        self.ensure_image_with(source, PullPolicy::Never, progress, &mut |_| {}).await
+    }
+
+    /// Make sure a service's image exists. `image:` follows `pull`: `never` requires it locally
+    /// (else `ImageMissing`), `missing` pulls it when it is not local, `always` pulls it. `build:`
+    /// is built when its tag is missing or its context changed (running `prepare` first), its
+    /// missing base images pulled unless `pull` is `never`. `progress` gets the builder's output
+    /// lines, `pulling` a pull's progress.
+    pub async fn ensure_image_with(
+        &self,
+        source: &ImageSource,
+        pull: PullPolicy,
+        progress: &mut (dyn FnMut(&str) + Send),
+        pulling: &mut (dyn FnMut(&PullProgress) + Send),
+    ) -> Result<ImageStatus, StackError> {
         match source {
             ImageSource::Image(reference) => {
-                if self.image_exists(reference).await? {
-                    Ok(ImageStatus::Present)
-                } else {
-                    Err(StackError::ImageMissing { image: reference.clone() })
+                let present = pull != PullPolicy::Always && self.image_exists(reference).await?;
+                match (present, pull) {
+                    (true, _) => Ok(ImageStatus::Present),
+                    (false, PullPolicy::Never) => {
+                        Err(StackError::ImageMissing { image: reference.clone() })
+                    }
+                    (false, _) => {
+                        Ok(ImageStatus::Pulled(super::pull::pull(self, reference, pulling).await?))
+                    }
                 }
             }
             // `prepare` runs every time and the context is fingerprinted: an image built from
             // another version of its context (edited code, another checkout sharing the engine)
             // is rebuilt, never rehearsed by mistake.
             ImageSource::Build(spec) => {
-                let prepared = image::prepare_context(self, spec, progress).await?;
+                // Held until the build is done: another process's `prepare` must not rewrite the
+                // context between its fingerprint and the build.
+                let _lock = image::lock_context(spec, progress).await?;
+                let prepared = image::prepare_context(self, spec, pull, progress).await?;
                 if self.image_label(&spec.tag, image::FINGERPRINT_LABEL).await?.as_deref()
                     == Some(prepared.fingerprint.as_str())
                 {
@@ -113,13 +135,15 @@ impl Docker {
         }
     }
 
-    /// Build unconditionally (for `firedrill images --rebuild`).
+    /// Build unconditionally (for `firedrill images --rebuild`), pulling missing base images
+    /// unless `pull` is `never`.
     pub async fn build_image(
         &self,
         spec: &BuildSpec,
+        pull: PullPolicy,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), StackError> {
-        image::build(self, spec, progress).await
+        image::build(self, spec, pull, progress).await
     }
 
     /// Remove leftovers according to `scope`.

@@ -14,11 +14,19 @@ pub enum StackError {
         /// What went wrong.
         reason: String,
     },
-    /// An `image:` that is not in the local store; firedrill never pulls.
-    #[error("image `{image}` is not in the local image store")]
+    /// An `image:` that is not in the local store, and its pull policy is `never`.
+    #[error("image `{image}` is not in the local image store (pull policy `never`)")]
     ImageMissing {
         /// The reference.
         image: String,
+    },
+    /// A pull from a registry failed (refused, unknown image, unreachable, stalled).
+    #[error("cannot pull image `{image}`: {reason}")]
+    Pull {
+        /// The reference.
+        image: String,
+        /// The engine's or registry's answer.
+        reason: String,
     },
     /// A build's `prepare` command failed.
     #[error("prepare command for image `{image}` failed: {reason}")]
@@ -73,8 +81,10 @@ impl StackError {
                 "is the Docker engine running? check `docker info` or DOCKER_HOST"
             }
             StackError::ImageMissing { .. } => {
-                "build it with `firedrill images FILE`, or give the service a `build:` section"
+                "build or load it (`firedrill images FILE`, a `build:` section), or let firedrill \
+                 pull it: drop `--pull never` / `pull: never`"
             }
+            StackError::Pull { reason, .. } => return Some(pull_hint(reason).to_owned()),
             StackError::Prepare { .. } => {
                 "run the prepare command by hand in the build context to see all of its output"
             }
@@ -97,6 +107,23 @@ impl StackError {
     /// Whether Docker answered "no such object" (the object is already gone).
     pub fn is_not_found(&self) -> bool {
         matches!(self, StackError::Docker { source, .. } if is_status(source, 404))
+    }
+}
+
+fn pull_hint(reason: &str) -> &'static str {
+    let reason = reason.to_ascii_lowercase();
+    if ["unauthorized", "authentication required", "denied", "credentials"]
+        .iter()
+        .any(|word| reason.contains(word))
+    {
+        "log in to the registry with `docker login REGISTRY` (firedrill uses the Docker client's \
+         credentials: ~/.docker/config.json and its credential helpers)"
+    } else if ["not found", "manifest unknown", "does not exist"].iter().any(|w| reason.contains(w))
+    {
+        "check the image's name and tag in the registry; a local-only image needs `pull: never`"
+    } else {
+        "is the registry reachable from the Docker engine? Offline, build or load the image and \
+         run with `--pull never`"
     }
 }
 

@@ -1,10 +1,11 @@
 //! Building a `build:` image: run `prepare`, make sure every base image is local, then build the
 //! context with the engine's legacy builder and stream its output.
 //!
-//! firedrill never pulls. The legacy builder (the only one an API 1.41 engine without buildx
-//! offers through `/build`) pulls a missing `FROM` image on its own, so the Dockerfile's `FROM`
-//! (and `COPY --from=IMAGE`) lines are read first and a missing base fails the build before the
-//! daemon sees it, naming the image.
+//! The legacy builder (the only one an API 1.41 engine without buildx offers through `/build`)
+//! pulls a missing `FROM` image on its own, without credentials or a say for the pull policy, so
+//! the Dockerfile's `FROM` (and `COPY --from=IMAGE`) lines are read first: a missing base is
+//! pulled here (pull policy `missing` or `always`), or fails the build before the daemon sees it,
+//! naming the image (`never`).
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -16,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::error::MISSING_BASE_PREFIX;
 use super::{Docker, StackError, context};
-use crate::scenario::model::BuildSpec;
+use crate::scenario::model::{BuildSpec, PullPolicy};
 
 /// How many output lines an error carries.
 const TAIL_LINES: usize = 20;
@@ -36,16 +37,78 @@ pub(crate) struct Prepared {
 pub(crate) async fn build(
     docker: &Docker,
     spec: &BuildSpec,
+    pull: PullPolicy,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), StackError> {
-    let prepared = prepare_context(docker, spec, progress).await?;
+    let _lock = lock_context(spec, progress).await?;
+    let prepared = prepare_context(docker, spec, pull, progress).await?;
     build_prepared(docker, spec, prepared, progress).await
 }
 
-/// Run `prepare`, check that the `FROM` images are local, and pack the context.
+/// An exclusive hold on one build context, shared by every firedrill process on the machine:
+/// released when dropped (or when the process dies, the kernel's doing).
+pub(crate) struct ContextLock {
+    _dir: std::fs::File,
+}
+
+/// Lock `spec`'s context folder for `prepare`, fingerprinting and building, so that two runs
+/// sharing a context (two scenarios started side by side, a CI matrix) never pack it while the
+/// other's `prepare` writes into it, nor build it twice at once.
+///
+/// The lock is `flock(2)` on the context folder itself: keyed by the folder whatever path names
+/// it (symlinks, relative paths, another checkout's scenario), machine-wide whatever state folder
+/// each process uses, no lock file to leave behind, and released by the kernel when a holder is
+/// killed.
+pub(crate) async fn lock_context(
+    spec: &BuildSpec,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<ContextLock, StackError> {
+    let lock_error = |reason: String| StackError::Build {
+        image: spec.tag.clone(),
+        reason: format!("cannot lock the build context `{}`: {reason}", spec.context.display()),
+    };
+    let dir = std::fs::File::open(&spec.context).map_err(|e| lock_error(e.to_string()))?;
+    match flock(&dir, libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => return Ok(ContextLock { _dir: dir }),
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(error) => return Err(lock_error(error.to_string())),
+    }
+    progress(&format!(
+        "waiting for another firedrill process that prepares or builds `{}`",
+        spec.context.display()
+    ));
+    // Dropping this future (an interrupted run) leaves the thread waiting; once it gets the
+    // lock, the dropped result closes the file and so releases it at once.
+    tokio::task::spawn_blocking(move || {
+        flock(&dir, libc::LOCK_EX).map(|()| ContextLock { _dir: dir })
+    })
+    .await
+    .map_err(|e| lock_error(format!("waiting for the lock panicked: {e}")))?
+    .map_err(|e| lock_error(e.to_string()))
+}
+
+/// `flock(2)`, retried when a signal interrupts it.
+fn flock(file: &std::fs::File, operation: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the descriptor is open for as long as `file` is borrowed; flock takes no
+        // pointers.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Run `prepare`, make sure the `FROM` images are local (pulling the missing ones unless `pull`
+/// is `never`), and pack the context.
 pub(crate) async fn prepare_context(
     docker: &Docker,
     spec: &BuildSpec,
+    pull: PullPolicy,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Prepared, StackError> {
     if let Some(command) = &spec.prepare {
@@ -60,6 +123,13 @@ pub(crate) async fn prepare_context(
         spec.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for base in external_images(&dockerfile, &build_args).map_err(build_error)? {
         if !docker.image_exists(&base.reference).await? {
+            if pull != PullPolicy::Never {
+                let bar = super::PullBar::new(&base.reference);
+                let pulled =
+                    super::pull::pull(docker, &base.reference, &mut |p| bar.show(p)).await?;
+                progress(&format!("pulled base image {} ({})", base.reference, pulled.digest));
+                continue;
+            }
             return Err(build_error(format!(
                 "{MISSING_BASE_PREFIX}{}` ({}:{}) is not in the local image store, and firedrill \
                  never pulls; build or load `{}` first",
@@ -82,6 +152,9 @@ pub(crate) async fn prepare_context(
             })?;
     let mut fingerprint = context::Fnv(packed.fingerprint);
     fingerprint.write(spec.dockerfile.as_bytes());
+    if let Some(target) = &spec.target {
+        fingerprint.write(target.as_bytes());
+    }
     for (key, value) in &spec.args {
         fingerprint.write(key.as_bytes());
         fingerprint.write(value.as_bytes());
@@ -103,14 +176,17 @@ pub(crate) async fn build_prepared(
     let build_error = |reason: String| StackError::Build { image: spec.tag.clone(), reason };
     let Prepared { archive, build_args, fingerprint } = prepared;
     let labels = HashMap::from([(FINGERPRINT_LABEL, fingerprint)]);
-    let options = BuildImageOptionsBuilder::default()
+    let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(&spec.dockerfile)
         .t(&spec.tag)
         .rm(true)
         .forcerm(true)
         .buildargs(&build_args)
-        .labels(&labels)
-        .build();
+        .labels(&labels);
+    if let Some(target) = &spec.target {
+        options = options.target(target);
+    }
+    let options = options.build();
     let mut stream = docker.client().build_image(options, None, Some(body_full(archive.into())));
     let mut tail = Tail::default();
     let mut partial = String::new();

@@ -1,4 +1,4 @@
-//! Docker: the run's network, images (built locally, never pulled), containers, exec, container
+//! Docker: the run's network, images (built locally, pulled per pull policy), containers, exec, container
 //! actions, logs, labels and the sweep of dead runs' leftovers.
 //!
 //! Docker specifics stay in here. Callers speak in services, never in container ids. This module
@@ -9,7 +9,8 @@
 //! Containers, networks and builds go through the bollard 0.21 client that testcontainers 0.28
 //! re-exports, not through `GenericImage` + `ContainerAsync`, because a firedrill stack needs what
 //! testcontainers does not do or does differently:
-//! - it must never pull: testcontainers pulls when creating a container answers 404;
+//! - it pulls only as the pull policy says, before anything starts: testcontainers pulls when
+//!   creating a container answers 404;
 //! - network aliases, `host.docker.internal` pointing at the run network's gateway, kill with a
 //!   signal, labels on the network, and one owner that removes containers *and* the network;
 //! - testcontainers' drop runs removal on the caller's runtime (`block_in_place`), which fails
@@ -23,7 +24,8 @@
 //!
 //! # Files
 //! - `docker.rs`: [`Docker`], connecting and the image entry points.
-//! - `image.rs`: `prepare`, the missing-base check on `FROM` lines, the legacy-builder build.
+//! - `image.rs`: the context lock, `prepare`, base images of `FROM` lines, the legacy-builder build.
+//! - `pull.rs`, `credentials.rs`: pulls per pull policy with the Docker client's credentials.
 //! - `context.rs`: the build context as a tar archive, honouring `.dockerignore`.
 //! - `container.rs`: [`StackHandle`], the containers of one run and the actions on them.
 //! - `remove.rs`: removal shared by shutdown, `Drop` and the sweep.
@@ -33,17 +35,22 @@
 
 mod container;
 mod context;
+mod credentials;
 mod docker;
 mod error;
 mod image;
 mod owner;
+mod pull;
 mod remove;
 mod sweep;
+mod volume;
 
 pub use container::{HARNESS_HOST, StackHandle};
 pub use docker::Docker;
 pub use error::StackError;
 pub(crate) use owner::{current_owner, owner_alive};
+pub use pull::{PULL_STALL_TIMEOUT, PullBar, PullProgress, Pulled};
+pub use volume::volume_name;
 
 /// Label keys every object of a run carries.
 pub mod labels {
@@ -72,12 +79,14 @@ pub struct RunIdentity {
 }
 
 /// What `Docker::ensure_image` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
     /// The image was already in the local store.
     Present,
     /// It was built just now.
     Built,
+    /// It was pulled just now.
+    Pulled(Pulled),
 }
 
 /// Result of an exec inside a container.
@@ -122,6 +131,8 @@ pub struct SweepReport {
     pub containers: Vec<String>,
     /// Names of networks removed.
     pub networks: Vec<String>,
+    /// Names of volumes removed (compose stacks' named volumes).
+    pub volumes: Vec<String>,
 }
 
 /// Which runs a sweep removes.

@@ -108,6 +108,7 @@ pub(crate) fn remove_all_blocking(
     endpoint: String,
     containers: Vec<String>,
     network: Option<String>,
+    volumes_of_run: Option<String>,
 ) {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new().name("firedrill-stack-drop".to_owned()).spawn(move || {
@@ -120,6 +121,11 @@ pub(crate) fn remove_all_blocking(
             let errors = remove_all(&client, &containers, network.as_deref(), None).await;
             for (_, error) in errors {
                 tracing::warn!(%error, "removing a dropped stack failed; `firedrill gc` removes leftovers");
+            }
+            if let Some(run_id) = &volumes_of_run {
+                for error in super::volume::remove_run_volumes(&client, run_id).await {
+                    tracing::warn!(%error, "removing a dropped stack's volume failed; `firedrill gc` removes leftovers");
+                }
             }
         });
         let _ = done_tx.send(());

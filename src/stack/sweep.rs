@@ -1,4 +1,4 @@
-//! The sweep: find containers and networks labelled `firedrill.run` and remove those the scope
+//! The sweep: find containers, networks and volumes labelled `firedrill.run` and remove those the scope
 //! selects, judging each object by its own labels (every object of a run carries the same ones).
 //!
 //! An owner is alive when `/proc/PID/stat` on this machine shows that pid with that start time:
@@ -91,6 +91,25 @@ pub(crate) async fn sweep(
             }
         }
     }
+    // Volumes last: a volume in use by a container cannot go.
+    let volumes =
+        super::volume::labelled_volumes(client).await.map_err(docker_error("list volumes", "-"))?;
+    for (name, volume_labels) in volumes {
+        if !selected(Some(&volume_labels)) {
+            continue;
+        }
+        match super::volume::remove_volume(client, &name).await {
+            Ok(()) => report.volumes.push(name),
+            Err(error) => {
+                first_error.get_or_insert(StackError::Docker {
+                    operation: "remove a leftover volume",
+                    service: "-".to_owned(),
+                    source: error,
+                });
+            }
+        }
+    }
+    report.volumes.sort();
     report.containers.sort();
     report.networks.sort();
     match first_error {

@@ -2,15 +2,19 @@
 //! engine on this machine; the demo images are built once, locally, by `firedrill images`.
 
 mod blue_green;
+mod compose;
+mod concurrent;
 mod faults;
 mod links;
 mod notify;
+mod pull;
 mod report;
 mod rolling;
 mod run;
 mod sinks;
 mod stack;
 mod support;
+mod truth_checks;
 mod truth_traffic;
 mod upgrade;
 mod validate;

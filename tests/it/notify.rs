@@ -125,9 +125,20 @@ fn a_long_group_wait_fails_the_rehearsal_naming_every_late_channel() {
     );
     let notify = check(&report, "notify");
     assert_eq!(notify["status"], "failed", "{notify:#}");
-    let said = notify.to_string();
+    // Each channel is reported *missing* (its own timing row, and a line of the summary), not
+    // merely named: the expected text names them all already.
+    let timings = notify["channels"].as_array().expect("per-channel timings");
+    let summary = notify["observed"].as_str().unwrap_or_default();
     for channel in ["email", "sms", "status-page"] {
-        assert!(said.contains(channel), "the verdict does not name `{channel}`: {notify:#}");
+        let row = timings
+            .iter()
+            .find(|t| t["channel"] == channel && t["part"] == "alert" && t["recipient"].is_null())
+            .unwrap_or_else(|| panic!("no timing row for `{channel}`: {notify:#}"));
+        assert_eq!(row["outcome"], "missing", "`{channel}`: {row:#}");
+        assert!(
+            summary.contains(&format!("{channel}: missing")),
+            "`{channel}` is not reported missing: {notify:#}"
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("notify"), "{stdout}");

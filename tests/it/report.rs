@@ -3,13 +3,14 @@
 //! `scenario-loaded`; and one real `firedrill run --report` whose four reports must validate and
 //! re-render byte for byte.
 //!
-//! `junit.xml` is checked by a real validator: `xmllint --schema` against the Jenkins JUnit schema
-//! vendored in `tests/fixtures/junit-10.xsd` (`.ci/run` installs `xmllint`).
+//! `junit.xml` is validated against the real Jenkins JUnit schema vendored in
+//! `tests/fixtures/junit-10.xsd`, read and interpreted in Rust (`src/report/xsd.rs`; no external
+//! tool), so `cargo test` needs nothing the README's first command does not.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::support::{demo_images, describe, firedrill, report, root, stack_lock};
+use crate::support::{demo_images, describe, firedrill, leftovers, report, root, stack_lock};
 
 /// A journal fixture's text.
 fn journal(name: &str) -> String {
@@ -29,27 +30,16 @@ fn render(dir: &Path) -> Output {
     firedrill().arg("report").arg(dir).output().expect("failed to run firedrill report")
 }
 
-/// Validate `junit.xml` with `xmllint` against the Jenkins JUnit schema; a missing `xmllint` is a
-/// failure, not a skip.
+#[path = "../../src/report/xsd.rs"]
+mod xsd;
+
+/// Validate `junit.xml` against the Jenkins JUnit schema (the real `.xsd`).
 fn assert_valid_junit(path: &Path) {
-    let schema = root().join("tests/fixtures/junit-10.xsd");
-    let output = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&schema)
-        .arg(path)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot run `xmllint` ({error}): it validates junit.xml against the Jenkins JUnit \
-                 schema; install it (Debian: `apt-get install libxml2-utils`, as .ci/run does)"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{} does not validate against junit-10.xsd:\n{}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let schema = xsd::Schema::load(&root().join("tests/fixtures/junit-10.xsd"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    if let Err(errors) = schema.validate(&read(path)) {
+        panic!("{} does not validate against junit-10.xsd:\n{}", path.display(), errors.join("\n"));
+    }
 }
 
 fn read(path: &Path) -> String {
@@ -81,7 +71,7 @@ fn report_renders_every_file_from_a_journal() {
     let summary = read(&dir.path().join("summary.md"));
     assert!(summary.starts_with("## ✅ firedrill `db-pause`: PASSED\n"), "{summary}");
     assert!(summary.contains("| ✅ passed | unhealthy-during billing during \"pause db\" |"));
-    assert!(summary.contains("| `pause db` at +2.496s | `db` | 268ms |"), "{summary}");
+    assert!(summary.contains("| `pause db` at +4.307s | `db` | 182ms |"), "{summary}");
     assert_html_covers(&read(&dir.path().join("report.html")), &report);
     let stderr = String::from_utf8_lossy(&output.stderr);
     for file in ["report.json", "junit.xml", "summary.md", "report.html"] {
@@ -213,4 +203,63 @@ fn a_real_run_writes_four_valid_reports_that_rerender_identically() {
     for (file, before) in files.iter().zip(&first) {
         assert_eq!(&read(&out.join(file)), before, "{file} renders the same from the journal");
     }
+}
+
+/// `--repeat 2`: two runs on fresh stacks (two run ids, nothing left of either), one folder
+/// each, and a stability summary on stdout, in `stability.json` and atop `summary.md` that agrees
+/// with what each run's own `report.json` says; the exit code follows it.
+#[test]
+fn repeat_runs_the_scenario_on_fresh_stacks_and_reports_stability() {
+    demo_images();
+    let _stack = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports");
+    let output = firedrill()
+        .args(["run", "--repeat", "2", "--seed", "7", "--report"])
+        .arg(&out)
+        .arg("scenarios/smoke.yaml")
+        .output()
+        .expect("failed to run firedrill");
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{}", describe(&output));
+    let runs = [report(&out.join("run-1")), report(&out.join("run-2"))];
+    let ids: Vec<String> = runs.iter().map(|r| r["run-id"].as_str().unwrap().to_owned()).collect();
+    assert_ne!(ids[0], ids[1], "each repetition is a run of its own");
+    for (run, id) in runs.iter().zip(&ids) {
+        assert_eq!(run["seed"], 7, "every repetition replays the same seed");
+        assert!(leftovers(id).is_empty(), "run {id} left {:?}", leftovers(id));
+    }
+    let stability: serde_json::Value =
+        serde_json::from_str(&read(&out.join("stability.json"))).unwrap();
+    assert_eq!(stability["format-version"], 1);
+    let smoke = &stability["scenarios"][0];
+    assert_eq!((smoke["scenario"].as_str(), smoke["runs"].as_u64()), (Some("smoke"), Some(2)));
+    assert_eq!(smoke["run-ids"], serde_json::json!(ids));
+    let checks = smoke["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), runs[0]["checks"].as_array().unwrap().len());
+    let mut every_check_held = true;
+    for (i, check) in checks.iter().enumerate() {
+        let passed_in: Vec<u64> = (0..2u64)
+            .filter(|&r| runs[r as usize]["checks"][i]["status"] == "passed")
+            .map(|r| r + 1)
+            .collect();
+        assert_eq!(check["name"], runs[0]["checks"][i]["name"]);
+        assert_eq!(check["passed"].as_u64(), Some(passed_in.len() as u64), "{check}");
+        let differed: Vec<u64> = check["differed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["run"].as_u64().unwrap())
+            .collect();
+        assert_eq!(differed.len() + passed_in.len(), 2, "{check}");
+        every_check_held &= passed_in.len() == 2;
+    }
+    assert_eq!(smoke["stable"], every_check_held);
+    assert_eq!(output.status.code(), Some(if every_check_held { 0 } else { 1 }));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let word = if every_check_held { "STABLE" } else { "NOT STABLE" };
+    assert!(stdout.contains(&format!("stability of smoke: {word} over 2 runs")), "{stdout}");
+    let summary = read(&out.join("summary.md"));
+    assert!(summary.starts_with("## "), "the stability section opens summary.md: {summary}");
+    assert!(summary.contains("Stability of `smoke`"), "{summary}");
+    assert_valid_junit(&out.join("junit.xml"));
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use firedrill::clock::{Clock, SystemClock};
 use firedrill::sinks::{
-    Chaos, ChaosMode, Limits, Notification, RejectReason, Sink, SinkConfig, SinkEvent, SinkKind,
+    Chaos, ChaosMode, Limits, MAX_CONNECTIONS, Notification, RejectReason, Sink, SinkConfig,
+    SinkEvent, SinkKind, Timeouts,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -26,9 +27,19 @@ impl Harness {
     }
 
     async fn start_on(kind: SinkKind, limits: Limits, listen: Vec<SocketAddr>) -> Harness {
+        Harness::start_with(kind, limits, listen, Timeouts::default()).await
+    }
+
+    async fn start_with(
+        kind: SinkKind,
+        limits: Limits,
+        listen: Vec<SocketAddr>,
+        timeouts: Timeouts,
+    ) -> Harness {
         let (tx, events) = mpsc::unbounded_channel();
         let clock = Arc::new(SystemClock::start());
-        let config = SinkConfig { name: format!("{kind}-sink"), kind, listen, limits, seed: 7 };
+        let config =
+            SinkConfig { name: format!("{kind}-sink"), kind, listen, limits, timeouts, seed: 7 };
         let sink = Sink::start(
             config,
             Arc::new(move || clock.offset()),
@@ -958,6 +969,7 @@ async fn receive_times_come_from_the_given_clock() {
         kind: SinkKind::Webhook,
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         limits: small(),
+        timeouts: Timeouts::default(),
         seed: 1,
     };
     let sink = Sink::start(
@@ -1001,5 +1013,268 @@ async fn a_held_request_whose_client_gave_up_is_dropped_not_recorded() {
     // Only the request that stayed is recorded.
     assert_eq!(h.received().await.channel_detail["json"]["n"], "fresh");
     h.quiet();
+    h.sink.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starvation: idle connections, timeouts, eviction at the cap
+
+/// A rejection the sink must report well within this (a sink without timeouts never does).
+async fn rejected_soon(h: &mut Harness) -> (RejectReason, String) {
+    let patience = std::time::Duration::from_secs(10);
+    tokio::time::timeout(patience, h.rejected()).await.expect("a rejection within 10 s")
+}
+
+/// Connections the starvation tests leave idle: more than the cap.
+const IDLE: usize = 300;
+
+/// The peers named by the `evicted` rejections, in order (every event must be one).
+async fn evictions(h: &mut Harness, count: usize) -> Vec<String> {
+    let mut peers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (reason, detail) = rejected_soon(h).await;
+        assert_eq!(reason, RejectReason::Evicted, "{detail}");
+        let from = detail.split("from ").nth(1).and_then(|rest| rest.split(',').next());
+        peers.push(from.expect("the evicted peer is named").to_owned());
+    }
+    peers
+}
+
+const SMTPLIB_QUICK: &str = r#"
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10) as s:
+    s.sendmail("alerts@acme.example", ["carol@customer.example"],
+               "Subject: still here\r\n\r\nBilling is down.\r\n")
+print("sent")
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_sink_with_300_idle_connections_still_takes_a_real_clients_mail() {
+    let mut h = Harness::start(SinkKind::Smtp, Limits::default()).await;
+    // A leaky service: 300 connections that got their greeting and then say nothing.
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(Raw::connect(h.addr()).await);
+    }
+    let port = h.addr().port().to_string();
+    let smtplib =
+        tokio::process::Command::new("python3").args(["-c", SMTPLIB_QUICK, &port]).output();
+    // Within the sink's idle (greeting) timeout, not after the idle connections time out.
+    let output = tokio::time::timeout(Timeouts::default().greeting, smtplib)
+        .await
+        .expect("smtplib finishes within the greeting timeout")
+        .expect("python3 runs");
+    assert!(output.status.success(), "smtplib failed: {}", String::from_utf8_lossy(&output.stderr));
+    // The 44 idle connections over the cap, then smtplib's, each evicted the one idle longest.
+    let evicted = IDLE + 1 - MAX_CONNECTIONS;
+    let peers = evictions(&mut h, evicted).await;
+    let oldest: Vec<String> = idle[..evicted]
+        .iter()
+        .map(|raw| raw.reader.get_ref().local_addr().unwrap().to_string())
+        .collect();
+    assert_eq!(peers, oldest, "oldest idle first");
+    let mail = h.received().await;
+    assert_eq!(mail.subject.as_deref(), Some("still here"));
+    h.quiet();
+    // An evicted client is told why, then closed; the others still hold their greeting.
+    let (code, text) = idle[0].reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert!(idle[0].closed().await);
+    assert_eq!(idle[evicted].command("NOOP").await.0, 250);
+    h.sink.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_sink_with_300_idle_connections_still_answers_a_real_request() {
+    let mut h = Harness::start(SinkKind::Webhook, small()).await;
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(TcpStream::connect(h.addr()).await.unwrap());
+    }
+    let request = client().post(h.url("/alerts")).json(&json!({"text": "still here"})).send();
+    let response = tokio::time::timeout(Timeouts::default().idle, request)
+        .await
+        .expect("answered within the idle timeout")
+        .expect("the request reaches the sink");
+    assert_eq!(response.status().as_u16(), 200);
+    // Connections are accepted in the order they were made, so the first ones went first.
+    let evicted = IDLE + 1 - MAX_CONNECTIONS;
+    let peers = evictions(&mut h, evicted).await;
+    let oldest: Vec<String> =
+        idle[..evicted].iter().map(|s| s.local_addr().unwrap().to_string()).collect();
+    assert_eq!(peers, oldest, "oldest idle first");
+    assert_eq!(h.received().await.channel_detail["json"]["text"], "still here");
+    h.quiet();
+    let mut rest = Vec::new();
+    assert_eq!(idle[0].read_to_end(&mut rest).await.unwrap(), 0, "evicted: closed");
+    h.sink.shutdown().await;
+}
+
+/// Every timeout 30 s but the ones a test shortens.
+fn patient() -> Timeouts {
+    let long = std::time::Duration::from_secs(30);
+    Timeouts {
+        greeting: long,
+        mail: long,
+        rcpt: long,
+        data_init: long,
+        data_block: long,
+        data_termination: long,
+        server: long,
+        idle: long,
+        header_read: long,
+        body_read: long,
+    }
+}
+
+const SHORT: std::time::Duration = std::time::Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_waits_are_bounded_by_the_rfc_5321_timeouts() {
+    // Each case: the one timeout shortened, and the conversation that leaves the client's turn
+    // open where that timeout applies.
+    type Shorten = fn(&mut Timeouts);
+    let cases: [(&str, Shorten, &[&str]); 7] = [
+        ("greeting", |t| t.greeting = SHORT, &[]),
+        ("server", |t| t.server = SHORT, &["EHLO a"]),
+        ("mail", |t| t.mail = SHORT, &["EHLO a", "MAIL FROM:<a@b.example>"]),
+        (
+            "rcpt",
+            |t| t.rcpt = SHORT,
+            &["EHLO a", "MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>"],
+        ),
+        (
+            "data-init",
+            |t| t.data_init = SHORT,
+            &["EHLO a", "MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA"],
+        ),
+        (
+            "data-block",
+            |t| t.data_block = SHORT,
+            &["EHLO a", "MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA", "Subject: x"],
+        ),
+        (
+            "data-termination",
+            |t| t.data_termination = SHORT,
+            &["EHLO a", "MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA", "Subject: x"],
+        ),
+    ];
+    for (key, shorten, conversation) in cases {
+        let mut timeouts = patient();
+        shorten(&mut timeouts);
+        let mut h = Harness::start_with(
+            SinkKind::Smtp,
+            small(),
+            vec!["127.0.0.1:0".parse().unwrap()],
+            timeouts,
+        )
+        .await;
+        let mut c = Raw::connect(h.addr()).await;
+        for line in conversation {
+            c.send(format!("{line}\r\n").as_bytes()).await;
+            // Data lines get no reply; commands do.
+            if !line.starts_with("Subject") {
+                let (code, text) = c.reply().await;
+                assert!(code < 400, "{key}: {line} → {text}");
+            }
+        }
+        let (reason, detail) = rejected_soon(&mut h).await;
+        assert_eq!(reason, RejectReason::Timeout, "{key}: {detail}");
+        assert!(detail.contains(&format!("`{key}` timeout")), "{key}: {detail}");
+        let (code, text) = c.reply().await;
+        assert_eq!(code, 421, "{key}: {text}");
+        assert!(text.contains(key), "{key}: {text}");
+        assert!(c.closed().await, "{key}: closed after 421");
+        h.quiet();
+        h.sink.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_held_by_chaos_is_not_timed_out() {
+    let mut timeouts = patient();
+    timeouts.server = SHORT;
+    timeouts.data_termination = SHORT;
+    let mut h = Harness::start_with(
+        SinkKind::Smtp,
+        small(),
+        vec!["127.0.0.1:0".parse().unwrap()],
+        timeouts,
+    )
+    .await;
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
+    let mut c = Raw::connect(h.addr()).await;
+    c.command("EHLO a").await;
+    c.command("MAIL FROM:<a@b.example>").await;
+    c.command("RCPT TO:<c@d.example>").await;
+    c.command("DATA").await;
+    c.send(b"Subject: held\r\n\r\nbody\r\n.\r\n").await;
+    assert_eq!(h.rejected().await.0, RejectReason::Chaos);
+    // The sink's turn: well past every shortened timeout, nothing ends it.
+    let quiet = tokio::time::timeout(SHORT * 3, h.next()).await;
+    assert!(quiet.is_err(), "held mail was cut: {quiet:?}");
+    h.sink.set_chaos(None);
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(h.received().await.subject.as_deref(), Some("held"));
+    h.sink.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_idle_and_header_read_timeouts_close_connections_but_not_requests_in_progress() {
+    let mut timeouts = patient();
+    // `idle` the longest, so a connection that is about to send its head is not cut first.
+    timeouts.idle = SHORT * 3;
+    timeouts.header_read = SHORT;
+    timeouts.body_read = SHORT;
+    let mut h = Harness::start_with(
+        SinkKind::Webhook,
+        small(),
+        vec!["127.0.0.1:0".parse().unwrap()],
+        timeouts,
+    )
+    .await;
+    // Idle: a connection that never sends a request.
+    let mut silent = TcpStream::connect(h.addr()).await.unwrap();
+    let (reason, detail) = rejected_soon(&mut h).await;
+    assert_eq!(
+        (reason, detail.contains("`idle` timeout")),
+        (RejectReason::Timeout, true),
+        "{detail}"
+    );
+    assert_eq!(silent.read_to_end(&mut Vec::new()).await.unwrap(), 0);
+    // Header read: half a request head.
+    let mut slow = TcpStream::connect(h.addr()).await.unwrap();
+    slow.write_all(b"POST /a HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let (reason, detail) = rejected_soon(&mut h).await;
+    assert_eq!(
+        (reason, detail.contains("`header-read` timeout")),
+        (RejectReason::Timeout, true),
+        "{detail}"
+    );
+    assert_eq!(slow.read_to_end(&mut Vec::new()).await.unwrap(), 0);
+    // Body read: a whole head, then part of the body: 408 from the sink, not a hang.
+    let mut stalled = TcpStream::connect(h.addr()).await.unwrap();
+    stalled
+        .write_all(b"POST /c HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{\"n\"")
+        .await
+        .unwrap();
+    let (reason, detail) = rejected_soon(&mut h).await;
+    assert_eq!(
+        (reason, detail.contains("`body-read` timeout")),
+        (RejectReason::Timeout, true),
+        "{detail}"
+    );
+    let mut answer = String::new();
+    stalled.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A request being handled (held by chaos) outlasts all three.
+    h.sink.set_chaos(Some(Chaos { mode: ChaosMode::Hang, probability: 1.0, only: None }));
+    let held = tokio::spawn(client().post(h.url("/b")).json(&json!({"n": 1})).send());
+    assert_eq!(h.rejected().await.0, RejectReason::Chaos);
+    let quiet = tokio::time::timeout(SHORT * 4, h.next()).await;
+    assert!(quiet.is_err(), "held request was cut: {quiet:?}");
+    h.sink.set_chaos(None);
+    assert_eq!(held.await.unwrap().unwrap().status().as_u16(), 200);
+    assert_eq!(h.received().await.channel_detail["json"]["n"], 1);
     h.sink.shutdown().await;
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use firedrill::clock::{instant_now, sleep};
-use firedrill::scenario::model::{BuildSpec, ImageSource, Service};
+use firedrill::scenario::model::{BuildSpec, ImageSource, PullPolicy, Service};
 use firedrill::stack::{
     ContainerEvent, Docker, HARNESS_HOST, ImageStatus, RunIdentity, StackError, StackHandle,
     SweepScope, container_name, labels, network_name,
@@ -78,6 +78,8 @@ fn service(name: &str, command: &[&str], ports: &[u16]) -> Service {
         backup: None,
         restore: None,
         replicas: 1,
+        pull: PullPolicy::Never,
+        container: Default::default(),
     }
 }
 
@@ -270,7 +272,7 @@ async fn missing_images_fail_clearly_without_pulling() {
 
     // Creating a container does not pull either.
     let id = run_id("missing");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let mut absent = sleeper("app");
     absent.image = ImageSource::Image(missing.to_owned());
     let error = stack.start_service(&absent, &no_env()).await.expect_err("absent");
@@ -287,6 +289,7 @@ async fn missing_images_fail_clearly_without_pulling() {
         tag: "firedrill-test/never-built:1".to_owned(),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
     let start = instant_now();
     let error = docker
@@ -329,6 +332,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
             "-c",
             "echo prepared > generated.txt && echo prepare says hi && echo to-stderr >&2",
         ])),
+        target: None,
     };
 
     let mut lines: Vec<String> = Vec::new();
@@ -370,7 +374,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
     assert_eq!(status, ImageStatus::Present);
 
     let id = run_id("build");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let mut app = sleeper("app");
     app.image = ImageSource::Build(spec.clone());
     app.command = None;
@@ -392,7 +396,10 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
     let mut failing = spec.clone();
     failing.tag = format!("{tag}-prepare-fails");
     failing.prepare = Some(argv(&["sh", "-c", "echo line1; echo boom >&2; exit 3"]));
-    let error = docker.build_image(&failing, &mut |_: &str| {}).await.expect_err("prepare fails");
+    let error = docker
+        .build_image(&failing, PullPolicy::Never, &mut |_: &str| {})
+        .await
+        .expect_err("prepare fails");
     let message = error.to_string();
     assert!(matches!(error, StackError::Prepare { .. }), "{error:?}");
     assert!(message.contains("exit status: 3") && message.contains("boom"), "{message}");
@@ -410,8 +417,12 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
         tag: format!("{tag}-broken"),
         args: IndexMap::new(),
         prepare: None,
+        target: None,
     };
-    let error = docker.build_image(&broken_spec, &mut |_: &str| {}).await.expect_err("RUN false");
+    let error = docker
+        .build_image(&broken_spec, PullPolicy::Never, &mut |_: &str| {})
+        .await
+        .expect_err("RUN false");
     let message = error.to_string();
     assert!(matches!(error, StackError::Build { .. }), "{error:?}");
     assert!(message.contains("non-zero code") && message.contains("about-to-fail"), "{message}");
@@ -425,7 +436,7 @@ async fn builds_run_prepare_and_honour_dockerfile_args_and_dockerignore() {
 async fn services_are_labelled_published_on_loopback_and_reach_each_other() {
     let docker = docker().await;
     let id = run_id("labels");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     assert_eq!(stack.network(), network_name(&id));
     let gateway = stack.gateway().expect("the run network has a gateway");
 
@@ -514,7 +525,7 @@ async fn services_are_labelled_published_on_loopback_and_reach_each_other() {
 async fn kill_signals_give_their_exit_codes_and_events_report_them() {
     let docker = docker().await;
     let id = run_id("kill");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     let trapping = ["bash", "-c", "trap 'exit 42' TERM; echo ready; sleep infinity & wait"];
     stack.start_service(&service("term", &trapping, &[]), &no_env()).await.expect("start");
     stack.start_service(&service("kill", &trapping, &[]), &no_env()).await.expect("start");
@@ -561,7 +572,7 @@ async fn kill_signals_give_their_exit_codes_and_events_report_them() {
 async fn pause_and_unpause_show_in_state() {
     let docker = docker().await;
     let id = run_id("pause");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
 
     stack.pause("app").await.expect("pause");
@@ -581,11 +592,62 @@ async fn pause_and_unpause_show_in_state() {
     assert!(leftovers(&id).await.is_empty());
 }
 
+/// A pause never freezes a container while an exec into it runs: on this engine (Docker 20.10,
+/// cgroup v1) a freeze that lands while an exec is starting wedges the container in the daemon
+/// (unpause, inspect and removal hang). The pause waits for the exec; an exec after the pause is
+/// refused by Docker at once. Without the gate the pause returns at once and freezes the exec.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_waits_for_a_running_exec_and_never_freezes_one() {
+    let docker = docker().await;
+    let id = run_id("pausegate");
+    let stack = std::sync::Arc::new(
+        StackHandle::create(&docker, identity(&id, false)).await.expect("network"),
+    );
+    stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
+
+    let exec_stack = std::sync::Arc::clone(&stack);
+    let exec = tokio::spawn(async move {
+        exec_stack.exec("app", &argv(&["sleep", "2"]), Duration::from_secs(20)).await.expect("exec")
+    });
+    // Readiness is data: the exec's process is running inside the container.
+    eventually("the exec's sleep runs", Duration::from_secs(10), || {
+        let stack = std::sync::Arc::clone(&stack);
+        async move {
+            stack
+                .exec(
+                    "app",
+                    // PID 1 is `sleep infinity`; the exec's `sleep 2` makes two.
+                    &argv(&["sh", "-c", "[ \"$(cat /proc/[0-9]*/comm | grep -cx sleep)\" -ge 2 ]"]),
+                    Duration::from_secs(5),
+                )
+                .await
+                .is_ok_and(|outcome| outcome.exit_code == Some(0))
+        }
+    })
+    .await;
+    stack.pause("app").await.expect("pause");
+    // Still paused: had the pause frozen the exec's `sleep`, it would never end and the exec
+    // would time out (exit code None) after 20 s.
+    let outcome = exec.await.expect("exec task");
+    assert_eq!(
+        outcome.exit_code,
+        Some(0),
+        "the exec ran to its end before the freeze: {outcome:?}"
+    );
+    let state = stack.state("app").await.expect("state");
+    assert!(state.paused, "{state:?}");
+
+    stack.unpause("app").await.expect("unpause");
+    let stack = std::sync::Arc::into_inner(stack).expect("one owner left");
+    stack.shutdown(false).await.expect("shutdown");
+    assert!(leftovers(&id).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_reports_exit_codes_output_and_timeouts() {
     let docker = docker().await;
     let id = run_id("exec");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     let timeout = Duration::from_secs(10);
 
@@ -627,7 +689,7 @@ async fn exec_reports_exit_codes_output_and_timeouts() {
 async fn host_ports_are_looked_up_again_after_restarts() {
     let docker = docker().await;
     let id = run_id("restart");
-    let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
     stack.start_service(&greeter("server"), &no_env()).await.expect("start");
     let first = stack.host_port("server", 7000).await.expect("port");
     assert_eq!(greeting(first).await, "hello\n");
@@ -661,7 +723,7 @@ async fn shutdown_removes_everything_and_keep_leaves_it_up() {
     let docker = docker().await;
     for graceful in [true, false] {
         let id = run_id(if graceful { "shutdown-graceful" } else { "shutdown-force" });
-        let mut stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
+        let stack = StackHandle::create(&docker, identity(&id, false)).await.expect("network");
         stack.start_service(&greeter("server"), &no_env()).await.expect("start");
         stack.start_service(&sleeper("worker"), &no_env()).await.expect("start");
         stack.pause("worker").await.expect("pause");
@@ -675,7 +737,7 @@ async fn shutdown_removes_everything_and_keep_leaves_it_up() {
 
     // Kept: shutdown leaves it up, the dead-owner sweep would too; a run sweep removes it.
     let id = run_id("keep");
-    let mut stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     stack.shutdown(true).await.expect("kept");
     assert_eq!(leftovers(&id).await.len(), 2);
@@ -694,7 +756,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
     let id = run_id("drop-panic");
     let (docker_clone, id_clone) = (docker.clone(), id.clone());
     let task = tokio::spawn(async move {
-        let mut stack =
+        let stack =
             StackHandle::create(&docker_clone, identity(&id_clone, false)).await.expect("net");
         stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
         assert_eq!(leftovers(&id_clone).await.len(), 2);
@@ -713,7 +775,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
             let docker = Docker::connect().await.expect("docker");
-            let mut stack =
+            let stack =
                 StackHandle::create(&docker, identity(&id_clone, false)).await.expect("net");
             stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
             ready_tx.send(()).expect("send");
@@ -730,7 +792,7 @@ async fn dropping_a_stack_removes_it_while_panicking_and_during_runtime_shutdown
     // A kept stack survives its drop.
     let id = run_id("drop-keep");
     {
-        let mut stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
+        let stack = StackHandle::create(&docker, identity(&id, true)).await.expect("network");
         stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
     }
     assert_eq!(leftovers(&id).await.len(), 2);
@@ -749,7 +811,7 @@ async fn sweep_removes_dead_runs_and_keeps_live_and_kept_ones() {
         containers: vec![dead_container.clone(), kept_container.clone()],
         networks: vec![dead_network.clone(), kept_network.clone()],
     };
-    let mut stack = StackHandle::create(&docker, identity(&live, false)).await.expect("network");
+    let stack = StackHandle::create(&docker, identity(&live, false)).await.expect("network");
     stack.start_service(&sleeper("app"), &no_env()).await.expect("start");
 
     let mine = |run: &str| [&dead, &kept, &live].iter().any(|id| *id == run);

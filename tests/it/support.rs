@@ -42,13 +42,14 @@ pub fn stack_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Names of containers and networks carrying `firedrill.run=RUN`.
+/// Names of containers, networks and volumes carrying `firedrill.run=RUN`.
 pub fn leftovers(run_id: &str) -> Vec<String> {
     let filter = format!("label=firedrill.run={run_id}");
     let mut names = Vec::new();
     for args in [
         vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
         vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
     ] {
         let output = Command::new("docker").args(&args).output().expect("failed to run docker");
         assert!(output.status.success(), "docker {args:?} failed");

@@ -12,6 +12,11 @@ image="${FIREDRILL_BASE_IMAGE:-firedrill-demo/base:bookworm}"
 if docker image inspect "$image" >/dev/null 2>&1; then
   exit 0
 fi
+# Several contexts' prepare scripts may get here at once (runs started side by side): one creates
+# the image, the others wait for it under a machine-wide lock and then find it present.
+if [ -z "${FIREDRILL_BASE_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  FIREDRILL_BASE_LOCKED=1 exec flock "${TMPDIR:-/tmp}/firedrill-base-image.lock" sh "$0" "$@"
+fi
 
 mirror="${FIREDRILL_DEBIAN_MIRROR:-}"
 if [ -z "$mirror" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then

@@ -4,16 +4,18 @@
 use indexmap::IndexMap;
 
 use super::walk::{Services, Walk, is_name};
-use crate::scenario::model::{Field, Link, Reference, Sink, SinkKind};
+use crate::scenario::model::{Field, Link, Reference, Sink, SinkKind, SinkTimeouts};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, Value};
 
+/// Keys of a sink written as a mapping.
+const SINK_KEYS: &[&str] = &["kind", "timeouts"];
 /// Keys of a link written as a mapping.
 const LINK_KEYS: &[&str] = &["from", "to", "port", "http"];
 
 impl Walk<'_> {
-    /// `sinks: { NAME: KIND }`.
+    /// `sinks: { NAME: KIND }` or `{ NAME: { kind: KIND, timeouts: { KEY: DURATION } } }`.
     pub(super) fn sinks(&mut self, node: &Node) -> Option<IndexMap<String, Sink>> {
         let Value::Map(entries) = &node.value else {
             self.r.wrong_type(node, "a mapping of sink names to kinds (`email: smtp`)");
@@ -22,31 +24,104 @@ impl Walk<'_> {
         let mut sinks = Some(IndexMap::with_capacity(entries.len()));
         for entry in entries {
             let name = self.endpoint_name(&entry.key, "sink");
-            let kind = self.r.text(&entry.value, "a sink kind").and_then(|text| {
-                let kind = SinkKind::from_name(&text);
-                if kind.is_none() {
-                    let hint = match suggest::closest(&text, SinkKind::NAMES.iter().copied()) {
-                        Some(close) => format!("did you mean `{close}`?"),
-                        None => format!("use {}", suggest::list(SinkKind::NAMES.iter().copied())),
-                    };
-                    self.r
-                        .error(
-                            entry.value.span,
-                            format!("unknown sink kind `{text}`"),
-                            "unknown kind",
-                        )
-                        .help(hint);
-                }
-                kind
-            });
-            match (&mut sinks, name, kind) {
-                (Some(sinks), Some(name), Some(kind)) => {
-                    sinks.insert(name.clone(), Sink { name, kind });
+            let (kind, timeouts) = match &entry.value.value {
+                Value::Map(_) => self.sink_fields(name.as_deref(), entry.key.span, &entry.value),
+                _ => (self.sink_kind(&entry.value), Some(SinkTimeouts::default())),
+            };
+            match (&mut sinks, name, kind, timeouts) {
+                (Some(sinks), Some(name), Some(kind), Some(timeouts)) => {
+                    sinks.insert(name.clone(), Sink { name, kind, timeouts });
                 }
                 _ => sinks = None,
             }
         }
         sinks
+    }
+
+    fn sink_kind(&mut self, node: &Node) -> Option<SinkKind> {
+        let text = self.r.text(node, "a sink kind")?;
+        let kind = SinkKind::from_name(&text);
+        if kind.is_none() {
+            let hint = match suggest::closest(&text, SinkKind::NAMES.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("use {}", suggest::list(SinkKind::NAMES.iter().copied())),
+            };
+            self.r
+                .error(node.span, format!("unknown sink kind `{text}`"), "unknown kind")
+                .help(hint);
+        }
+        kind
+    }
+
+    /// `NAME: { kind, timeouts }`.
+    fn sink_fields(
+        &mut self,
+        name: Option<&str>,
+        key: Span,
+        node: &Node,
+    ) -> (Option<SinkKind>, Option<SinkTimeouts>) {
+        let context = format!("sink `{}`", name.unwrap_or("?"));
+        let expected =
+            "a sink kind, or a mapping such as `{ kind: smtp, timeouts: { server: 30s } }`";
+        let Some(fields) = self.r.fields(node, key, context, expected, SINK_KEYS) else {
+            return (None, None);
+        };
+        let kind = self.r.require(&fields, "kind").and_then(|node| self.sink_kind(node));
+        let timeouts = match fields.get("timeouts") {
+            None => Some(SinkTimeouts::default()),
+            Some(node) => self.sink_timeouts(node, kind),
+        };
+        (kind, timeouts)
+    }
+
+    /// `timeouts: { KEY: DURATION }`, the keys of the sink's kind (every key when the kind is
+    /// unknown, so a misspelt kind does not make every timeout a mistake too).
+    fn sink_timeouts(&mut self, node: &Node, kind: Option<SinkKind>) -> Option<SinkTimeouts> {
+        let Value::Map(entries) = &node.value else {
+            self.r.wrong_type(node, "a mapping of timeouts such as `{ server: 30s }`");
+            return None;
+        };
+        let mut timeouts = Some(SinkTimeouts::default());
+        for entry in entries {
+            let Some(key) = self.r.text(&entry.key, "a timeout name") else {
+                timeouts = None;
+                continue;
+            };
+            let known = SinkTimeouts::SMTP_KEYS.contains(&key.as_str())
+                || SinkTimeouts::HTTP_KEYS.contains(&key.as_str());
+            let own = kind.map_or(known, |kind| SinkTimeouts::keys(kind).contains(&key.as_str()));
+            if !own {
+                let keys = kind.map_or(SinkTimeouts::SMTP_KEYS, SinkTimeouts::keys);
+                let kind_text =
+                    kind.map_or("a", |kind| if kind.is_http() { "an HTTP" } else { "an `smtp`" });
+                if known {
+                    self.r
+                        .error(
+                            entry.key.span,
+                            format!("`{key}` is not a timeout of {kind_text} sink"),
+                            "not for this kind",
+                        )
+                        .help(format!(
+                            "{kind_text} sink has {}",
+                            suggest::list(keys.iter().copied())
+                        ));
+                } else {
+                    let mut all = SinkTimeouts::SMTP_KEYS.to_vec();
+                    all.extend_from_slice(SinkTimeouts::HTTP_KEYS);
+                    let keys = if kind.is_some() { keys.to_vec() } else { all };
+                    self.r.unknown_key(&key, entry.key.span, "`timeouts`", &keys);
+                }
+                timeouts = None;
+                continue;
+            }
+            match (self.r.duration(&entry.value), &mut timeouts) {
+                (Some(value), Some(timeouts)) => {
+                    timeouts.set(&key, value);
+                }
+                _ => timeouts = None,
+            }
+        }
+        timeouts
     }
 
     /// `stack.links: { NAME: "FROM -> TO:PORT" }` or `{ NAME: { from, to, port, http } }`: every
@@ -236,8 +311,11 @@ fn parse_arrow(text: &str) -> Option<(String, String, u16)> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
-    use crate::scenario::model::{Reference, Scenario, SinkKind, TemplatePart};
+    use crate::scenario::model::{
+        Action, Reference, Scenario, SinkKind, SinkTimeouts, TemplatePart,
+    };
 
     fn parse(source: &str) -> Result<Scenario, Vec<String>> {
         crate::scenario::parse(source, Path::new("t.yaml"))
@@ -250,6 +328,73 @@ stack:
   services:
     db: { image: p, ports: [5432] }
 ";
+
+    const TIMED: &str = "name: t
+stack:
+  services:
+    db: { image: p }
+";
+
+    #[test]
+    fn sink_timeouts_are_read_per_kind_and_default_to_none() {
+        let scenario = parse(&format!(
+            "{TIMED}sinks:
+  email: {{ kind: smtp, timeouts: {{ greeting: 10s, data-termination: 5m, server: 45s }} }}
+  sms: {{ kind: twilio, timeouts: {{ idle: 20s, header-read: 5s }} }}
+  chat: slack
+  page: {{ kind: pagerduty }}
+steps:
+  - sink-outage: {{ sink: sms, status: 500, channel: voice }}
+"
+        ))
+        .unwrap();
+        // A step sees the kind of a sink written as a mapping (only `twilio` has channels).
+        let Action::SinkOutage(outage) = &scenario.steps[0].action else { panic!("an outage") };
+        assert_eq!(outage.channel.as_deref(), Some("voice"));
+        let email = &scenario.sinks["email"];
+        assert_eq!(email.kind, SinkKind::Smtp);
+        let expected = SinkTimeouts {
+            greeting: Some(Duration::from_secs(10)),
+            data_termination: Some(Duration::from_secs(300)),
+            server: Some(Duration::from_secs(45)),
+            ..SinkTimeouts::default()
+        };
+        assert_eq!(email.timeouts, expected);
+        let sms = &scenario.sinks["sms"].timeouts;
+        assert_eq!(
+            (sms.idle, sms.header_read),
+            (Some(Duration::from_secs(20)), Some(Duration::from_secs(5)))
+        );
+        assert_eq!(scenario.sinks["chat"].timeouts, SinkTimeouts::default());
+        assert_eq!(scenario.sinks["page"].kind, SinkKind::Pagerduty);
+    }
+
+    #[test]
+    fn sink_timeout_mistakes_are_all_reported() {
+        let errors = parse(&format!(
+            "{TIMED}sinks:
+  email: {{ kind: smtp, timeouts: {{ idle: 10s, greting: 5s, data-block: 0s, mail: soon }} }}
+  sms: {{ kind: twilio, timeout: {{ idle: 1s }} }}
+  hook: {{ timeouts: {{ server: 1s }} }}
+  chat: {{ kind: slack, timeouts: 5s }}
+steps:
+  - sink-outage: {{ sink: sms, status: 500 }}
+"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "`idle` is not a timeout of an `smtp` sink",
+                "unknown key `greting` in `timeouts`",
+                "invalid duration `0s`",
+                "invalid duration `soon`",
+                "unknown key `timeout` in sink `sms`",
+                "missing `kind` in sink `hook`",
+                "expected a mapping of timeouts such as `{ server: 30s }`, found a string",
+            ]
+        );
+    }
 
     #[test]
     fn links_and_sinks_are_read_in_both_forms() {

@@ -17,6 +17,7 @@ pub(super) const EXPECTATIONS: &[&str] = &[
     "healthy-throughout",
     "unhealthy-during",
     "probe-passed",
+    "probe-failed",
     "restored",
     "slo",
     "no-lost-writes",
@@ -194,7 +195,7 @@ impl Walk<'_> {
                 }
                 Some(ExpectationKind::SteadyState(phase))
             }
-            "probe-passed" => {
+            "probe-passed" | "probe-failed" => {
                 let step = self.step_ref(node, steps)?;
                 if matches!(steps.names.get(&step), Some(Some(kind)) if !matches!(kind, StepKind::Probe))
                 {
@@ -204,16 +205,20 @@ impl Walk<'_> {
                             format!("step `{step}` is not a probe step"),
                             "not a probe",
                         )
-                        .help("`probe-passed` names a step with `probe:`");
+                        .help(format!("`{kind}` names a step with `probe:`"));
                     return None;
                 }
-                Some(ExpectationKind::ProbePassed { step })
+                Some(if kind == "probe-passed" {
+                    ExpectationKind::ProbePassed { step }
+                } else {
+                    ExpectationKind::ProbeFailed { step }
+                })
             }
             _ => {
-                let keys: &[&str] = if kind == "healthy-within" {
-                    &["service", "after", "within"]
-                } else {
-                    &["service", "step"]
+                let keys: &[&str] = match kind {
+                    "healthy-within" => &["service", "after", "within"],
+                    "unhealthy-during" => &["service", "step", "starts-during"],
+                    _ => &["service", "step"],
                 };
                 let fields = self.r.fields(
                     node,
@@ -237,11 +242,15 @@ impl Walk<'_> {
                     });
                 }
                 let step = self.r.require(&fields, "step").and_then(|n| self.step_ref(n, steps));
-                let (service, step) = (service?, step?);
+                let starts_during = match fields.get("starts-during") {
+                    None => Some(false),
+                    Some(n) => self.r.boolean(n, "`true` or `false`"),
+                };
+                let (service, step, starts_during) = (service?, step?, starts_during?);
                 Some(if kind == "healthy-throughout" {
                     ExpectationKind::HealthyThroughout { service, step }
                 } else {
-                    ExpectationKind::UnhealthyDuring { service, step }
+                    ExpectationKind::UnhealthyDuring { service, step, starts_during }
                 })
             }
         }
@@ -460,10 +469,11 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::HealthyThroughout { service, step } => {
             format!("healthy-throughout {service} during \"{step}\"")
         }
-        ExpectationKind::UnhealthyDuring { service, step } => {
+        ExpectationKind::UnhealthyDuring { service, step, .. } => {
             format!("unhealthy-during {service} during \"{step}\"")
         }
         ExpectationKind::ProbePassed { step } => format!("probe-passed \"{step}\""),
+        ExpectationKind::ProbeFailed { step } => format!("probe-failed \"{step}\""),
         ExpectationKind::Restored { service, after, .. } => {
             format!("restored {service} after \"{after}\"")
         }

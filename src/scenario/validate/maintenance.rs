@@ -233,7 +233,15 @@ impl Walk<'_> {
     fn date(&mut self, node: &Node) -> Option<Date> {
         let text = self.r.text(node, "a date such as `2026-12-24`")?;
         match text.trim().parse::<Date>() {
-            Ok(date) if text.trim().len() == 10 => Some(date),
+            Ok(date) if text.trim().len() == 10 => match supported_year(date.year()) {
+                Ok(()) => Some(date),
+                Err(why) => {
+                    self.r
+                        .error(node.span, format!("date `{text}` is out of range"), why)
+                        .help(BLACKOUT_HINT);
+                    None
+                }
+            },
             _ => {
                 self.r
                     .error(node.span, format!("invalid date `{text}`"), "expected YYYY-MM-DD")
@@ -488,6 +496,27 @@ fn declared(action: &Action) -> Duration {
 /// `2026-12-05T21:50[Europe/Berlin]`. A local time that does not exist or occurs twice in the
 /// zone is an error (with an offset, an ambiguous time is settled).
 pub(crate) fn parse_start(text: &str) -> Result<jiff::Zoned, (String, String)> {
+    let zoned = parse_start_anywhen(text)?;
+    supported_year(zoned.year()).map_err(|why| {
+        (format!("`{}` is out of range: {why}", text.trim()), "use a date in that range".into())
+    })?;
+    Ok(zoned)
+}
+
+/// The years calendar times and dates may fall in: the policy arithmetic (weeks before and after,
+/// a year of windows ahead) stays far inside jiff's range (years -9999 to 9999).
+pub(crate) const SUPPORTED_YEARS: std::ops::RangeInclusive<i16> = 1900..=2999;
+
+/// `Ok` for a year in [`SUPPORTED_YEARS`], else why not.
+fn supported_year(year: i16) -> Result<(), String> {
+    if SUPPORTED_YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!("years {} to {} are supported", SUPPORTED_YEARS.start(), SUPPORTED_YEARS.end()))
+    }
+}
+
+fn parse_start_anywhen(text: &str) -> Result<jiff::Zoned, (String, String)> {
     let hint = "write a local time and an IANA zone: `2026-12-05T21:50 Europe/Berlin`".to_owned();
     let text = text.trim();
     let (datetime, zone) = if let Some((datetime, rest)) = text.split_once('[') {
@@ -530,7 +559,16 @@ pub(crate) fn parse_start(text: &str) -> Result<jiff::Zoned, (String, String)> {
 /// and zone as [`parse_start`] reads it.
 pub(crate) fn parse_instant(text: &str) -> Result<jiff::Timestamp, (String, String)> {
     match text.trim().parse::<jiff::Timestamp>() {
-        Ok(at) => Ok(at),
+        Ok(at) => {
+            let year = at.to_zoned(jiff::tz::TimeZone::UTC).year();
+            supported_year(year).map_err(|why| {
+                (
+                    format!("`{}` is out of range: {why}", text.trim()),
+                    "use a time in that range".into(),
+                )
+            })?;
+            Ok(at)
+        }
         Err(_) => parse_start(text).map(|zoned| zoned.timestamp()).map_err(|(message, help)| {
             (message, format!("{help}, or an RFC 3339 time such as `2026-12-02T09:00:00Z`"))
         }),
@@ -544,6 +582,9 @@ pub(crate) fn parse_scale(text: &str) -> Result<Scale, String> {
         if factor == 0 {
             return Err("the factor must be at least 1".into());
         }
+        if factor > MAX_SCALE {
+            return Err(format!("the factor must be at most {MAX_SCALE}"));
+        }
         return Ok(Scale {
             rehearsal: Duration::from_secs(1),
             calendar: Duration::from_secs(factor),
@@ -554,8 +595,15 @@ pub(crate) fn parse_scale(text: &str) -> Result<Scale, String> {
     };
     let rehearsal = duration::parse(rehearsal.trim())?;
     let calendar = duration::parse(calendar.trim())?;
+    if calendar.as_nanos() > rehearsal.as_nanos().saturating_mul(u128::from(MAX_SCALE)) {
+        return Err(format!("one rehearsal second may stand for at most {MAX_SCALE} s"));
+    }
     Ok(Scale { rehearsal, calendar })
 }
+
+/// The largest calendar scale (1 s of rehearsal = about 11.6 days): beyond it a short rehearsal
+/// lands years away and the placement arithmetic leaves any useful range.
+const MAX_SCALE: u64 = 1_000_000;
 
 /// `1s = 10m`.
 fn scale_text(scale: &Scale) -> String {
@@ -689,8 +737,19 @@ mod tests {
 ";
 
     #[test]
+    fn a_policy_without_a_calendar_is_rejected() {
+        let problems = parse(POLICY).unwrap_err();
+        assert_eq!(
+            problems.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+            ["`maintenance:` without `calendar:` would never be checked"]
+        );
+    }
+
+    #[test]
     fn policies_get_their_defaults() {
-        let scenario = parse(POLICY).unwrap();
+        let scenario =
+            parse(&format!("{POLICY}calendar: {{ start: 2026-12-05T21:50 Europe/Berlin }}\n"))
+                .unwrap();
         let policy = scenario.maintenance.unwrap();
         let acme = &policy.customers[0];
         assert_eq!(acme.windows[0].to_string(), "Sat 22:00 – Sun 06:00");
@@ -699,7 +758,6 @@ mod tests {
         assert_eq!(globex.windows[0].to_string(), "Sat 14:00 – Sun 02:00");
         assert_eq!(globex.blackouts.len(), 3, "its own and the policy's");
         assert_eq!(policy.notice.unwrap().lead_time, Duration::from_secs(72 * 3600));
-        assert!(scenario.calendar.is_none());
     }
 
     #[test]

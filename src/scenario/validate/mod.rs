@@ -4,6 +4,7 @@
 //!
 //! Reads the file system only to resolve build contexts; never touches Docker.
 
+mod compose;
 mod endpoints;
 mod expect;
 mod faults;

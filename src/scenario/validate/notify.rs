@@ -105,7 +105,7 @@ impl Walk<'_> {
             key,
             "`maintenance-notice`",
             "a mapping with `before`, `channels` and `lead-time`",
-            &["before", "channels", "lead-time"],
+            &["before", "channels", "lead-time", "recipients", "contains"],
         )?;
         let before = self
             .r
@@ -113,10 +113,20 @@ impl Walk<'_> {
             .and_then(|n| self.upgrade_ref(n, refs.steps, "maintenance-notice"));
         let channels = self.r.require(&fields, "channels").and_then(|n| self.channels(n, refs));
         let lead_time = self.r.require(&fields, "lead-time").and_then(|n| self.r.duration(n));
+        let recipients = match fields.get("recipients") {
+            None => Some(IndexMap::new()),
+            Some(n) => channels.as_deref().and_then(|channels| self.recipients(n, channels)),
+        };
+        let contains = match fields.get("contains") {
+            None => Some(Vec::new()),
+            Some(n) => self.words(n),
+        };
         Some(ExpectationKind::MaintenanceNotice(MaintenanceNotice {
             before: before?.0,
             channels: channels?,
             lead_time: lead_time?,
+            recipients: recipients?,
+            contains: contains?,
         }))
     }
 
@@ -530,6 +540,32 @@ mod tests {
         assert_eq!(paged.on, Trigger::Unhealthy("billing".into()));
         assert_eq!(paged.deadline(Channel::Fax), Some(Duration::from_secs(300)));
         assert_eq!(paged.contains, ["billing"]);
+        let ExpectationKind::MaintenanceNotice(notice) = &scenario.expect[6].kind else { panic!() };
+        assert_eq!(notice.recipients[&Channel::Sms], ["+15550001"]);
+        assert_eq!(notice.contains, ["billing"]);
+    }
+
+    #[test]
+    fn maintenance_notice_recipients_name_its_channels() {
+        let source = "name: t
+sinks: { email: smtp, sms: twilio }
+stack:
+  services:
+    app: { image: a, ports: [80], health: { http: { port: 80, path: / } } }
+steps:
+  - upgrade: { service: app, image: a2 }
+expect:
+  - maintenance-notice:
+      before: upgrade app
+      channels: [email]
+      lead-time: 1m
+      recipients: { sms: [\"+1\"] }
+      contains: { billing: true }
+";
+        let invalid = crate::scenario::parse(source, Path::new("t.yaml")).unwrap_err();
+        let messages: Vec<_> = invalid.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0], "`sms` in `recipients` is not one of `channels`");
     }
 
     /// `firedrill report` re-reads expectations from the journal's `scenario-loaded` event.
@@ -547,7 +583,7 @@ mod tests {
 sinks: { email: smtp }
 stack:
   services:
-    db: { image: p, ports: [5432], health: { tcp: { port: 5432 } } }
+    db: { image: p, ports: [5432], health: { tcp: { port: 5432, connect-is-enough: true } } }
     app: { image: a }
 steps:
   - kill: { service: db }

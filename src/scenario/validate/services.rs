@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use super::walk::{ServiceInfo, Services, Walk, is_name};
 use crate::scenario::model::{
-    BuildSpec, HealthCheck, HealthKind, ImageSource, Reference, Service, Template,
+    BuildSpec, HealthCheck, HealthKind, ImageSource, PullPolicy, Reference, Service, Template,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -19,6 +19,7 @@ use crate::scenario::{suggest, template};
 pub(super) const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
+    "pull",
     "env",
     "command",
     "ports",
@@ -46,8 +47,16 @@ impl Walk<'_> {
             at,
             "`stack`",
             "a mapping with `services`",
-            &["services", "links"],
+            &["services", "links", "compose", "profiles"],
         )?;
+        if fields.get("compose").is_some() {
+            return self.compose_stack(&fields);
+        }
+        if let Some(entry) = fields.entry("profiles") {
+            self.r
+                .error(entry.key.span, "`profiles` needs `compose`", "without `compose`")
+                .help("profiles select services of a compose file (`stack.compose`)");
+        }
         let services_node = self.r.require(&fields, "services")?;
         let Value::Map(entries) = &services_node.value else {
             self.r.wrong_type(services_node, "a mapping of service names to services");
@@ -136,6 +145,10 @@ impl Walk<'_> {
             None => Some(1),
         };
         info.replicas = replicas.unwrap_or(1);
+        let pull = match fields.get("pull") {
+            Some(node) => self.pull(node),
+            None => Some(PullPolicy::default()),
+        };
 
         let ports = info.ports.clone();
         info.service = (|| {
@@ -151,9 +164,27 @@ impl Walk<'_> {
                 backup: backup.map_or(Some(None), |c| c.map(Some))?,
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
                 replicas: replicas?,
+                pull: pull?,
+                container: Default::default(),
             })
         })();
         info
+    }
+
+    fn pull(&mut self, node: &Node) -> Option<PullPolicy> {
+        let text = self.r.text(node, "`missing`, `always` or `never`")?;
+        if let Ok(policy) = text.parse() {
+            return Some(policy);
+        }
+        let names = PullPolicy::NAMES.iter().copied();
+        let hint = match suggest::closest(&text, names.clone()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("use {}", suggest::list(names)),
+        };
+        self.r
+            .error(node.span, format!("unknown pull policy `{text}`"), "unknown policy")
+            .help(hint);
+        None
     }
 
     pub(super) fn image_source(&mut self, fields: &Fields<'_>) -> Option<ImageSource> {
@@ -241,6 +272,7 @@ impl Walk<'_> {
             tag: tag?,
             args: args?,
             prepare: prepare.map_or(Some(None), |p| p.map(Some))?,
+            target: None,
         })
     }
 
@@ -388,11 +420,17 @@ impl Walk<'_> {
                 Some(HealthKind::Http { port: port?, path: path?, status: status? })
             }
             "tcp" => {
-                let fields =
-                    self.r.fields(node, key, "`health.tcp`", "a mapping with `port`", &["port"])?;
+                let fields = self.r.fields(
+                    node,
+                    key,
+                    "`health.tcp`",
+                    "a mapping with `port`",
+                    &["port", "send", "expect", "connect-is-enough"],
+                )?;
                 let port =
                     self.r.require(&fields, "port").and_then(|n| self.port_with_span(n, info));
-                Some(HealthKind::Tcp { port: port? })
+                let exchange = self.tcp_exchange(&fields, node, "`health.tcp`");
+                Some(HealthKind::Tcp { port: port?, exchange: exchange? })
             }
             "exec" => Some(HealthKind::Exec { command: self.r.argv(node, "exec")? }),
             _ => Some(HealthKind::Log {

@@ -39,7 +39,17 @@ impl SinkNames {
             match entry.key.scalar() {
                 Some(key) if key.kind() != ScalarKind::Null => {
                     table.names.push(key.text.clone());
-                    let kind = entry.value.scalar().and_then(|v| SinkKind::from_name(&v.text));
+                    // `NAME: KIND` or `NAME: { kind: KIND, ... }`.
+                    let kind = match &entry.value.value {
+                        Value::Map(fields) => fields
+                            .iter()
+                            .find(|field| field.key.scalar().is_some_and(|key| key.text == "kind"))
+                            .map(|field| &field.value),
+                        _ => Some(&entry.value),
+                    };
+                    let kind = kind
+                        .and_then(Node::scalar)
+                        .and_then(|value| SinkKind::from_name(&value.text));
                     table.kinds.push(kind);
                 }
                 _ => table.incomplete = true,

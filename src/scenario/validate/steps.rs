@@ -9,7 +9,7 @@ use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
 use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{
-    Action, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step,
+    Action, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step, TcpExchange,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -77,7 +77,7 @@ impl Walk<'_> {
                 item,
                 at,
                 "a steady-state probe",
-                "a probe such as `{ tcp: { service: db, port: 5432 } }`",
+                "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
                 &["name", "http", "tcp", "timeout"],
             ) else {
                 probes.push(None);
@@ -137,7 +137,7 @@ impl Walk<'_> {
             ProbeKind::Http { service, port, method, path, .. } => {
                 format!("http {method} {service}:{port}{path}")
             }
-            ProbeKind::Tcp { service, port } => format!("tcp {service}:{port}"),
+            ProbeKind::Tcp { service, port, .. } => format!("tcp {service}:{port}"),
         };
         Some(Probe { name, kind, timeout: timeout? })
     }
@@ -152,7 +152,7 @@ impl Walk<'_> {
         let (context, keys) = if kind == "http" {
             ("an `http` probe", HTTP_PROBE_KEYS)
         } else {
-            ("a `tcp` probe", &["service", "port"][..])
+            ("a `tcp` probe", &["service", "port", "send", "expect", "connect-is-enough"][..])
         };
         let fields =
             self.r.fields(node, key, context, "a mapping with `service` and `port`", keys)?;
@@ -169,7 +169,8 @@ impl Walk<'_> {
             self.declared_port(name, info, port, node.span);
         }
         if kind == "tcp" {
-            return Some(ProbeKind::Tcp { service: service?, port: port? });
+            let exchange = self.tcp_exchange(&fields, node, "a `tcp` probe");
+            return Some(ProbeKind::Tcp { service: service?, port: port?, exchange: exchange? });
         }
         let path = self.http_path(fields.get("path"));
         let status = fields.get("status").map_or(Some(200), |n| self.r.status(n));
@@ -189,6 +190,58 @@ impl Walk<'_> {
             status: status?,
             body_contains: body_contains?,
         })
+    }
+
+    /// `send`, `expect` and `connect-is-enough` of a TCP health check or probe: `expect` (with an
+    /// optional `send`), or `connect-is-enough: true`, never both, never neither.
+    pub(super) fn tcp_exchange(
+        &mut self,
+        fields: &Fields<'_>,
+        node: &Node,
+        context: &str,
+    ) -> Option<TcpExchange> {
+        let send = match fields.get("send") {
+            None => Some(None),
+            Some(n) => self.r.non_empty_text(n, "the text to send").map(Some),
+        };
+        let expect = match fields.get("expect") {
+            None => Some(None),
+            Some(n) => self.r.non_empty_text(n, "the text the answer must contain").map(Some),
+        };
+        let connect_is_enough = match fields.get("connect-is-enough") {
+            None => Some(false),
+            Some(n) => self.r.boolean(n, "`true` or `false`"),
+        };
+        let (send, expect, connect_is_enough) = (send?, expect?, connect_is_enough?);
+        let example = "`send: \"PING\\r\\n\"` and `expect: \"+PONG\"` for redis";
+        if connect_is_enough && (send.is_some() || expect.is_some()) {
+            let at = fields.get("connect-is-enough").map_or(node.span, |n| n.span);
+            self.r
+                .error(at, format!("{context} has an exchange and `connect-is-enough`"), "both")
+                .help("keep `send`/`expect` (an exchange proves more) or remove them");
+            return None;
+        }
+        if send.is_some() && expect.is_none() {
+            let at = fields.get("send").map_or(node.span, |n| n.span);
+            self.r
+                .error(at, format!("{context} sends without `expect`"), "no answer expected")
+                .help(format!("say what the answer contains: {example}"));
+            return None;
+        }
+        if expect.is_none() && !connect_is_enough {
+            self.r
+                .error(
+                    node.span,
+                    format!("{context} needs `expect` or `connect-is-enough: true`"),
+                    "a connect alone proves little",
+                )
+                .help(format!(
+                    "Docker's port proxy and a frozen container's kernel accept connections: \
+                     add an exchange, e.g. {example}, or `connect-is-enough: true`"
+                ));
+            return None;
+        }
+        Some(TcpExchange { send, expect, connect_is_enough })
     }
 
     pub(super) fn method(&mut self, node: &Node) -> Option<String> {
@@ -332,7 +385,7 @@ impl Walk<'_> {
                     value,
                     entry.key.span,
                     "`probe`",
-                    "a probe such as `{ tcp: { service: db, port: 5432 } }`",
+                    "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
                     &probe_keys,
                 ) else {
                     return;

@@ -50,6 +50,7 @@ pub(crate) fn scenario(
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let scenario = walk.scenario(root, path);
     match scenario {
@@ -69,6 +70,7 @@ pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<P
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
@@ -102,6 +104,7 @@ pub(crate) fn notices(
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
+        compose: None,
     };
     let notices = match root {
         Some(root) => walk.notices(root),
@@ -167,6 +170,8 @@ pub(super) struct Walk<'s> {
     pub(super) sinks: SinkNames,
     /// The declared links, for link fault steps (filled once `stack.links` is read).
     pub(super) links: super::links::LinkTable,
+    /// `stack.compose`: where the services came from (set by `validate/compose.rs`).
+    pub(super) compose: Option<crate::scenario::model::ComposeOrigin>,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -327,6 +332,20 @@ impl Walk<'_> {
 
         let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
         let calendar = fields.get("calendar").map(|node| self.calendar(node));
+        if let (Some(entry), None) = (fields.entry("maintenance"), &calendar) {
+            // Without a calendar the steps have no calendar time: the policy would go unchecked.
+            self.r
+                .error(
+                    entry.key.span,
+                    "`maintenance:` without `calendar:` would never be checked",
+                    "no calendar",
+                )
+                .help(
+                    "add `calendar: { start: 2026-12-05T21:50 Europe/Berlin, scale: 1s = 10m }` (the \
+                     calendar time the rehearsal stands for), or keep the policy in its own file for \
+                     `firedrill gate`",
+                );
+        }
         if let (Some(Some(policy)), Some(Some(calendar)), Some(steps)) =
             (&maintenance, &calendar, &steps)
         {
@@ -356,7 +375,7 @@ impl Walk<'_> {
             name: name?,
             description,
             source: path.to_path_buf(),
-            stack: Stack { services: stack, links: links? },
+            stack: Stack { services: stack, links: links?, compose: self.compose.take() },
             steady_state: steady.unwrap_or(Some(Vec::new()))?,
             traffic: traffic?,
             steps: steps?,
@@ -427,7 +446,7 @@ stack:
     fn fills_defaults() {
         let scenario = parse(
             "steady-state:
-  - tcp: { service: db, port: 5432 }
+  - tcp: { service: db, port: 5432, connect-is-enough: true }
 steps:
   - kill: { service: db }
   - stop: { service: db }
@@ -471,7 +490,7 @@ steps:
         let scenario = parse(
             "steady-state:
   - http: { service: billing, port: 8080, path: /health }
-  - tcp: { service: db, port: 5432 }
+  - tcp: { service: db, port: 5432, connect-is-enough: true }
   - http: { service: billing, port: 8080, method: post, path: /invoices }
 steps:
   - kill: { service: billing }
@@ -480,7 +499,7 @@ steps:
   - kill: { service: billing, signal: 15 }
   - kill: { service: billing, signal: term }
   - wait: 1500ms
-  - probe: { tcp: { service: db, port: 5432 } }
+  - probe: { tcp: { service: db, port: 5432, connect-is-enough: true } }
 expect:
   - healthy-within: { service: billing, after: kill billing, within: 10s }
   - healthy-throughout: { service: db, step: wait 1500ms }
@@ -527,7 +546,7 @@ expect:
         let scenario = parse(
             "steps:
   - name: db answers
-    probe: { tcp: { service: db, port: 5432 }, timeout: 1s }
+    probe: { tcp: { service: db, port: 5432, connect-is-enough: true }, timeout: 1s }
 ",
         )
         .unwrap();
@@ -588,7 +607,7 @@ expect:
 
     #[test]
     fn probe_name_belongs_on_the_step() {
-        let errors = parse("steps:\n  - probe: { name: x, tcp: { service: db, port: 5432 } }\n")
+        let errors = parse("steps:\n  - probe: { name: x, tcp: { service: db, port: 5432, connect-is-enough: true } }\n")
             .unwrap_err();
         assert_eq!(errors, ["unknown key `name` in `probe`"]);
     }
@@ -600,7 +619,7 @@ stack:
   services:
     db: { image: p, ports: [x] }
 steady-state:
-  - tcp: { service: db, port: 1 }
+  - tcp: { service: db, port: 1, connect-is-enough: true }
 ";
         let invalid = crate::scenario::parse(source, Path::new("t.yaml")).unwrap_err();
         let messages: Vec<_> = invalid.diagnostics.iter().map(|d| d.message.as_str()).collect();

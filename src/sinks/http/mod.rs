@@ -6,8 +6,18 @@
 //! (400/404/422 with the provider's error body and a rejection), then [`take_slot`] for the run's
 //! message budget (429). Unknown paths and methods get the provider's 404/405 and an
 //! `unknown-path` rejection.
+//!
+//! Each connection is watched ([`Watched`]): idle (no request in progress) it may last `idle`
+//! and may be evicted at the connection cap; once the first byte of a request head arrives it has
+//! `header-read` for the rest of the head; while a request is handled nothing times the
+//! connection out, but [`accept`] gives its body `body-read` (then 408), and a chaos hold and the
+//! answer are the sink's own turn. hyper's own `header_read_timeout` is not used: it starts when hyper
+//! begins waiting for a head, so it would also close idle keep-alive connections.
 
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,9 +28,11 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
+use super::connections::{Connections, Slot};
 use super::{ChaosVerdict, RejectReason, Shared, SinkKind};
 
 mod pagerduty;
@@ -66,19 +78,169 @@ pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     shared: Arc<Shared>,
-    connections: Arc<Semaphore>,
+    connections: Arc<Connections>,
 ) {
-    super::accept_loop(listener, shared, connections, move |stream, _peer| {
-        let service = TowerToHyperService::new(router.clone());
-        async move {
-            // A connection error (client gone, malformed HTTP) ends only that connection; hyper
-            // answers malformed requests with 400 itself.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        }
+    let per_connection = shared.clone();
+    super::accept_loop(listener, shared, connections, move |stream, peer, slot| {
+        connection(stream, peer, slot, router.clone(), per_connection.clone())
     })
     .await;
+}
+
+/// Where a connection is between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No request in progress (evictable; `idle` timeout).
+    Idle,
+    /// Bytes of a request head arrived (still evictable; `header-read` timeout).
+    Head,
+    /// A request is being handled.
+    Busy,
+}
+
+/// A connection's phase, shared by its stream, its service and its supervisor.
+struct Tracker {
+    slot: Slot,
+    phase: watch::Sender<Phase>,
+}
+
+impl Tracker {
+    fn bytes_arrived(&self) {
+        self.phase.send_if_modified(|phase| {
+            let head = *phase == Phase::Idle;
+            if head {
+                *phase = Phase::Head;
+            }
+            head
+        });
+    }
+
+    fn request_started(&self) {
+        // An evicted connection is dropped by its supervisor; the request goes with it.
+        self.slot.busy();
+        self.phase.send_replace(Phase::Busy);
+    }
+
+    fn request_ended(&self) {
+        self.slot.idle();
+        self.phase.send_replace(Phase::Idle);
+    }
+}
+
+/// The TCP stream of one connection, noticing when a request head begins.
+struct Watched {
+    stream: TcpStream,
+    tracker: Arc<Tracker>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.tracker.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Serve one connection until the client closes it, it times out, it is evicted or the sink
+/// stops.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    router: Router,
+    shared: Arc<Shared>,
+) {
+    let (phase, mut phases) = watch::channel(Phase::Idle);
+    let tracker = Arc::new(Tracker { slot, phase });
+    let inner = TowerToHyperService::new(router);
+    let service = {
+        let tracker = tracker.clone();
+        hyper::service::service_fn(move |request| {
+            tracker.request_started();
+            let answer = hyper::service::Service::call(&inner, request);
+            let tracker = tracker.clone();
+            async move {
+                let answer = answer.await;
+                tracker.request_ended();
+                answer
+            }
+        })
+    };
+    let io = TokioIo::new(Watched { stream, tracker: tracker.clone() });
+    // A connection error (client gone, malformed HTTP) ends only that connection; hyper answers
+    // malformed requests with 400 itself.
+    let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(served);
+    let timeouts = &shared.timeouts;
+    loop {
+        let current = *phases.borrow_and_update();
+        let limit = match current {
+            Phase::Idle => Some(("idle", "no request", timeouts.idle)),
+            Phase::Head => Some(("header-read", "request head not complete", timeouts.header_read)),
+            Phase::Busy => None,
+        };
+        let timed_out = async {
+            match limit {
+                Some((_, _, limit)) => tokio::time::timeout(limit, phases.changed()).await.is_err(),
+                None => {
+                    let _ = phases.changed().await;
+                    false
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut served => return,
+            // Reported by the accept loop, which knows whom it was evicted for.
+            () = tracker.slot.evicted() => return,
+            timed_out = timed_out => {
+                if timed_out {
+                    let (key, missed, limit) = limit.expect("only a limit runs out");
+                    shared.rejected(
+                        RejectReason::Timeout,
+                        format!("{peer}: {missed} within {limit:?} (`{key}` timeout); closed"),
+                    );
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A request that passed chaos and the body cap.
@@ -132,18 +294,29 @@ pub(super) async fn accept_on(
     if let Some(declared) = declared.filter(|&declared| declared > max as u64) {
         return Err(too_large(shared, declared.to_string()));
     }
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(error(StatusCode::BAD_REQUEST, "The request body could not be read"));
-        };
-        if bytes.len() + chunk.len() > max {
-            return Err(too_large(shared, format!("more than {max}")));
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Err(error(StatusCode::BAD_REQUEST, "The request body could not be read"));
+            };
+            if bytes.len() + chunk.len() > max {
+                return Err(too_large(shared, format!("more than {max}")));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Accepted { body: bytes, received: shared.now() })
+        Ok(bytes)
+    };
+    let limit = shared.timeouts.body_read;
+    let Ok(bytes) = tokio::time::timeout(limit, read).await else {
+        shared.rejected(
+            RejectReason::Timeout,
+            format!("{what}: request body not complete within {limit:?} (`body-read` timeout)"),
+        );
+        return Err(error(StatusCode::REQUEST_TIMEOUT, "Request body not received in time"));
+    };
+    Ok(Accepted { body: bytes?, received: shared.now() })
 }
 
 /// Report an invalid request and render the provider's answer for it.
