@@ -13,6 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 /// Version of the `journal.jsonl` line format; bumped on incompatible changes.
 pub const JOURNAL_FORMAT_VERSION: u32 = 1;
 
@@ -459,37 +471,62 @@ pub enum EventKind {
         /// Requests per second.
         rate_per_second: f64,
     },
-    /// One traffic request's outcome.
+    /// One traffic request's outcome, judged from when it was **due**, not from when it could be
+    /// sent: the harness is open-loop, and measuring from the send would hide the wait of a
+    /// request that found every slot busy (coordinated omission). Every request due before the
+    /// stream stopped gets one, sent or not.
     TrafficRequest {
         /// Traffic entry.
         traffic: String,
         /// When it was due, µs from the run's start (the schedule does not slip: late requests are
         /// sent late and counted, never skipped).
         scheduled_us: u64,
-        /// How late it was sent, µs.
+        /// How late it was sent (or, when it never was, how long it waited), µs.
         lateness_us: u64,
-        /// Whether the expected status came.
+        /// Whether the expected status came within the request timeout of the due time.
         ok: bool,
         /// The status, when an answer came.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
-        /// Time from sending to the answer, µs.
+        /// Time from the due time to the answer (or to giving up), µs: the lateness included.
         latency_us: u64,
+        /// Whether it was handed to the HTTP client at all; `false` when no `concurrency` slot
+        /// came free before its timeout (a failure).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        sent: bool,
         /// The id of the write the service acknowledged (`verify-writes`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         write_id: Option<String>,
+        /// With `verify-writes`: the answer had the expected status but no readable id, so the
+        /// write cannot be read back (an unverifiable write; `error` says why).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unidentified: bool,
         /// What was wrong.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
-    /// A traffic stream stopped.
+    /// A traffic stream stopped scheduling: no request is due after this event. Requests due
+    /// before it may still be in flight; their `traffic-request` events follow.
     TrafficStopped {
         /// Traffic entry.
         traffic: String,
-        /// Requests sent.
+        /// Requests due before the stop; each has one `traffic-request` event (0 in journals
+        /// written before this was recorded).
+        #[serde(default)]
+        due: u64,
+    },
+    /// The last request of a stopped stream is settled (answered, failed or given up on).
+    TrafficDrained {
+        /// Traffic entry.
+        traffic: String,
+        /// Requests handed to the HTTP client.
         sent: u64,
-        /// Requests sent more than 1 ms after they were due.
+        /// Of those, sent more than 1 ms after they were due.
         late: u64,
+        /// Requests due but never sent (no free slot before their timeout): failures.
+        unsent: u64,
+        /// Requests that succeeded.
+        ok: u64,
     },
     /// Acknowledged writes read back at the end of the run.
     WritesVerified {
@@ -504,6 +541,10 @@ pub enum EventKind {
         /// Ids whose read-back failed for another reason (not counted as lost).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unknown: Vec<String>,
+        /// Writes answered with the expected status but without a readable id: they cannot be
+        /// read back, so nothing shows they were kept (not part of `acknowledged`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unverifiable: u64,
     },
     /// Where the run's time went, recorded just before `run-ended`; the harness's own overhead is
     /// the total minus these.

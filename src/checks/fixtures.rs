@@ -164,6 +164,8 @@ pub(super) fn request(traffic: &str, scheduled_ms: u64, ok: bool, latency_ms: u6
         ok,
         status: Some(if ok { 200 } else { 503 }),
         latency_us: latency_ms * 1_000,
+        sent: true,
+        unidentified: false,
         write_id: None,
         error: None,
     }
@@ -191,7 +193,7 @@ pub(super) fn traffic_started(traffic: &str) -> EventKind {
 }
 
 pub(super) fn traffic_stopped(traffic: &str) -> EventKind {
-    EventKind::TrafficStopped { traffic: traffic.into(), sent: 0, late: 0 }
+    EventKind::TrafficStopped { traffic: traffic.into(), due: 0 }
 }
 
 /// Orders `timeline` by time, keeping the given order for equal times.

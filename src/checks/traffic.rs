@@ -16,6 +16,8 @@ pub(super) struct RequestView<'a> {
     status: Option<u16>,
     latency_us: u64,
     write_id: Option<&'a str>,
+    /// A write answered without a readable id.
+    unidentified: bool,
     error: Option<&'a str>,
 }
 
@@ -39,6 +41,7 @@ struct WritesView<'a> {
     found: u64,
     lost: &'a [String],
     unknown: &'a [String],
+    unverifiable: u64,
 }
 
 impl<'a> Timeline<'a> {
@@ -55,6 +58,7 @@ impl<'a> Timeline<'a> {
                     status,
                     latency_us,
                     write_id,
+                    unidentified,
                     error,
                     ..
                 } if name == traffic => Some(RequestView {
@@ -63,6 +67,7 @@ impl<'a> Timeline<'a> {
                     ok: *ok,
                     status: *status,
                     latency_us: *latency_us,
+                    unidentified: *unidentified,
                     write_id: write_id.as_deref(),
                     error: error.as_deref(),
                 }),
@@ -106,17 +111,21 @@ impl<'a> Timeline<'a> {
     /// The last `writes-verified` event of `traffic`.
     fn writes_verified(&self, traffic: &str) -> Option<WritesView<'a>> {
         self.events.iter().rev().find_map(|event| match &event.kind {
-            EventKind::WritesVerified { traffic: t, acknowledged, found, lost, unknown }
-                if t == traffic =>
-            {
-                Some(WritesView {
-                    event,
-                    acknowledged: *acknowledged,
-                    found: *found,
-                    lost,
-                    unknown,
-                })
-            }
+            EventKind::WritesVerified {
+                traffic: t,
+                acknowledged,
+                found,
+                lost,
+                unknown,
+                unverifiable,
+            } if t == traffic => Some(WritesView {
+                event,
+                acknowledged: *acknowledged,
+                found: *found,
+                lost,
+                unknown,
+                unverifiable: *unverifiable,
+            }),
             _ => None,
         })
     }
@@ -247,9 +256,13 @@ pub(super) struct SloSpec<'s> {
 ///   at least equal to it;
 /// - **p50 / p95 / p99**: latency percentiles of the **successful** requests only (a failure's
 ///   latency is often a timeout or an instant refusal, which says nothing about service speed),
-///   by the nearest-rank method (the value of rank ⌈p/100 · n⌉ among the sorted latencies); each
-///   meets its limit when at most equal to it. A latency limit with no successful request at all
-///   is breached (nothing was served in time);
+///   each request's latency measured from its **due** time (the generator's rule: a wait for a
+///   free slot counts), by the nearest-rank method (the value of rank ⌈p/100 · n⌉ among the
+///   sorted latencies); each meets its limit when at most equal to it. A latency limit with no
+///   successful request at all is **not measured**: neither met nor breached. The availability
+///   and outage limits speak for a total outage; a verdict resting on an unmeasured latency
+///   limit alone is not evaluated (so `expect: breached` on a latency limit alone does not pass
+///   on a total outage: what it expected to see, slow answers, was not seen);
 /// - **longest outage**: over runs of consecutive failed requests (ordered by scheduled time),
 ///   the longest span from the run's first failure's scheduled time to the scheduled time of the
 ///   success that ended it, or to the end of the window (the step's end, or the
@@ -258,9 +271,10 @@ pub(super) struct SloSpec<'s> {
 /// Failed when any limit is breached (each breach is listed); passed otherwise. Not evaluated
 /// when the window holds no request or the `during` step never ran. An incomplete window — the
 /// `during` step never ended or was interrupted, or the whole traffic never stopped (the journal
-/// ends first) — settles only an outage already longer than its limit (failed; a run of failures
-/// still going counts up to the last request seen); otherwise it is not evaluated, since
-/// availability and percentiles could still move. Every measured figure is reported either way.
+/// ends first) or some request due at its stop has no outcome (`traffic-stopped`'s `due`) —
+/// settles only an outage already longer than its limit (failed; a run of failures still going
+/// counts up to the last request seen); otherwise it is not evaluated, since availability and
+/// percentiles could still move. Every measured figure is reported either way.
 pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
     let traffic = spec.traffic;
     let scope = match spec.during {
@@ -336,6 +350,8 @@ pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
     // outage already longer than the limit stays so, while availability and percentiles could
     // still move.
     let mut checked: Vec<Judgement> = Vec::new();
+    // Latency limits with no successful request to measure: neither met nor breached.
+    let mut unmeasured: Vec<String> = Vec::new();
     if let Some(limit) = spec.availability {
         let met = rate.at_least(limit);
         let op = if met { "≥" } else { "<" };
@@ -354,7 +370,10 @@ pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
     {
         let Some(limit) = limit else { continue };
         checked.push(match p(q) {
-            None => Judgement::new(Limit::Latency, false, format!("{name}: no successful request")),
+            None => {
+                unmeasured.push(format!("{name} not measured: no request succeeded"));
+                continue;
+            }
             Some(value) => {
                 let met = value <= limit;
                 let op = if met { "≤" } else { ">" };
@@ -432,6 +451,9 @@ pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
         None => format!("{} of `{traffic}`", count(requests.len(), "request")),
     };
     let mut observed = format!("{scope_seen}: {}", figures.join("; "));
+    if !unmeasured.is_empty() {
+        observed.push_str(&format!("; {}", unmeasured.join(", ")));
+    }
     if let Some(why) = &incomplete {
         if !breached.is_empty() {
             observed.push_str(&format!("; breached so far: {}", breached.join(", ")));
@@ -449,6 +471,8 @@ pub(super) fn slo(journal: &Timeline<'_>, spec: &SloSpec<'_>) -> Judged {
         }
     } else if !breached.is_empty() {
         (CheckStatus::Failed, format!("breached: {}", breached.join(", ")))
+    } else if !unmeasured.is_empty() {
+        (CheckStatus::NotEvaluated, unmeasured.join(", "))
     } else if checked.is_empty() {
         (CheckStatus::Passed, figures.join("; "))
     } else {
@@ -571,7 +595,20 @@ fn traffic_window<'a>(
     let (end_us, incomplete) = match stopped {
         Some(stopped) => {
             evidence.push(Evidence::at(stopped, format!("`{traffic}` stopped")));
-            (stopped.offset_us, None)
+            let due = match &stopped.kind {
+                EventKind::TrafficStopped { due, .. } => *due,
+                _ => 0,
+            };
+            // `traffic-stopped` is recorded when scheduling stops; the requests due by then
+            // settle after it. A journal that ends first misses some of their outcomes.
+            let missing = due.saturating_sub(all.len() as u64);
+            let incomplete = (missing > 0).then(|| {
+                format!(
+                    "{missing} of the {due} requests due before `{traffic}` stopped have no \
+                     outcome in the journal"
+                )
+            });
+            (stopped.offset_us, incomplete)
         }
         None => (
             all.last().map_or(0, |r| r.scheduled_us),
@@ -598,12 +635,15 @@ const LISTED_IDS: usize = 10;
 /// **lost** (the read-back said it is gone), and also when any is **unknown** (its read-back
 /// failed for another reason, e.g. a timeout) or unaccounted for (`found` + lost + unknown falls
 /// short of `acknowledged`): an acknowledged write that cannot be shown to exist is not proven
-/// kept, and the rehearsal's point is the proof. The summary names lost ids before unknown ones,
-/// at most ten of each. Not evaluated without a `writes-verified` event (the run ended before the
-/// read-back) or when no write was acknowledged (nothing was put to the test).
+/// kept, and the rehearsal's point is the proof. Failed too when any write was **unverifiable**:
+/// answered with the expected status but without a readable id (no JSON, no id field), so it
+/// cannot be read back at all; nothing shows the service kept it, so it is never counted as
+/// verified. The summary names lost ids before unknown ones, at most ten of each. Not evaluated
+/// without a `writes-verified` event (the run ended before the read-back) or when no write was
+/// answered at all (nothing was put to the test).
 ///
-/// Evidence: the `writes-verified` event, and the requests that acknowledged the first ten lost
-/// ids, so the report shows when in the run the lost writes were made.
+/// Evidence: the `writes-verified` event, the requests that acknowledged the first ten lost ids
+/// and the first ten unverifiable writes, so the report shows when in the run they were made.
 pub(super) fn no_lost_writes(journal: &Timeline<'_>, traffic: &str) -> Judged {
     let expected = format!("every write `{traffic}` acknowledged is read back at the end");
     let Some(verified) = journal.writes_verified(traffic) else {
@@ -615,7 +655,8 @@ pub(super) fn no_lost_writes(journal: &Timeline<'_>, traffic: &str) -> Judged {
         return Judged::new(CheckStatus::NotEvaluated, expected, summary, observed);
     };
     let acknowledged = verified.acknowledged;
-    if acknowledged == 0 {
+    let unverifiable = verified.unverifiable;
+    if acknowledged == 0 && unverifiable == 0 {
         let summary = format!("`{traffic}` had no acknowledged write to verify");
         let evidence = vec![Evidence::at(verified.event, "0 writes acknowledged")];
         return Judged::new(CheckStatus::NotEvaluated, expected, summary.clone(), summary)
@@ -643,12 +684,21 @@ pub(super) fn no_lost_writes(journal: &Timeline<'_>, traffic: &str) -> Judged {
     if unaccounted > 0 {
         problems.push(format!("{unaccounted} of {acknowledged} unaccounted for"));
     }
+    if unverifiable > 0 {
+        problems.push(format!(
+            "{} unverifiable: answered without a readable id, so never read back",
+            count(unverifiable as usize, "write")
+        ));
+    }
     let mut note = format!("{acknowledged} acknowledged, {} found", verified.found);
     if !lost.is_empty() {
         note.push_str(&format!(", lost: {}", list_ids(lost)));
     }
     if !unknown.is_empty() {
         note.push_str(&format!(", unknown: {}", list_ids(unknown)));
+    }
+    if unverifiable > 0 {
+        note.push_str(&format!(", {unverifiable} without an id"));
     }
     let mut evidence = vec![Evidence::at(verified.event, note)];
     if problems.is_empty() {
@@ -667,6 +717,16 @@ pub(super) fn no_lost_writes(journal: &Timeline<'_>, traffic: &str) -> Judged {
                 ),
             ));
         }
+    }
+    for request in requests.iter().filter(|r| r.unidentified).take(LISTED_IDS) {
+        evidence.push(Evidence::at(
+            request.event,
+            format!(
+                "unverifiable write (request scheduled at +{}): {}",
+                format_duration_us(request.scheduled_us),
+                request.error.unwrap_or("no readable id")
+            ),
+        ));
     }
     let summary = problems[0].clone();
     let observed = format!("{}; {} found", problems.join("; "), verified.found);
@@ -832,8 +892,7 @@ mod tests {
                 case(
                     "nothing succeeded",
                     Failed,
-                    "breached: availability 0% < 99%, p95: no successful request, longest \
-                     outage 10s > 1s",
+                    "breached: availability 0% < 99%, longest outage 10s > 1s",
                     hundred(|_| false),
                 ),
                 case(
@@ -867,6 +926,22 @@ mod tests {
                     vec![(900, traffic_started("orders")), (2_000, traffic_stopped("orders"))],
                 ),
                 case("the traffic never ran", NotEvaluated, "traffic `orders` never ran", vec![]),
+                case(
+                    "the journal ends before every request due at the stop settled",
+                    NotEvaluated,
+                    "2 of the 100 requests due before `orders` stopped have no outcome in the \
+                     journal",
+                    {
+                        let mut timeline = hundred(|i| i != 30);
+                        timeline.pop();
+                        timeline.truncate(timeline.len() - 2);
+                        timeline.push((
+                            11_000,
+                            EventKind::TrafficStopped { traffic: "orders".into(), due: 100 },
+                        ));
+                        timeline
+                    },
+                ),
                 case(
                     "the traffic never stopped",
                     NotEvaluated,
@@ -1046,6 +1121,73 @@ mod tests {
     }
 
     #[test]
+    fn a_latency_limit_is_not_measured_during_a_total_outage() {
+        // Nothing succeeds while the step runs: there is no latency to compare with 40 ms.
+        let outage = || {
+            let mut timeline = hundred(|i| !(20..50).contains(&i));
+            timeline.push((3_000, started(1, STEP)));
+            timeline.push((6_000, ended(1, STEP)));
+            sorted(timeline)
+        };
+        let latency_only = |expect_breach: bool| ExpectationKind::Slo {
+            traffic: "orders".into(),
+            availability: None,
+            p50: None,
+            p95: Some(Duration::from_millis(40)),
+            p99: None,
+            max_outage: None,
+            during: Some(STEP.into()),
+            expect_breach,
+        };
+        // Before, "no successful request" counted as a breach: `expect: breached` passed on an
+        // outage that showed no slow answer at all.
+        check_cases(
+            latency_only(true),
+            vec![case(
+                "expect: breached does not pass on an unmeasured latency",
+                NotEvaluated,
+                "p95 not measured: no request succeeded",
+                outage(),
+            )],
+        );
+        check_cases(
+            latency_only(false),
+            vec![case(
+                "nor does the limit hold",
+                NotEvaluated,
+                "p95 not measured: no request succeeded",
+                outage(),
+            )
+            .observed(
+                "30 requests scheduled while `upgrade billing` ran (3s): availability 0% (0/30); \
+                 no successful request to measure latency; longest outage 3s from 0ms into \
+                 `upgrade billing` (30 failed in a row, until the window's end); p95 not measured: \
+                 no request succeeded",
+            )],
+        );
+        // With an availability limit too, the outage itself is the breach.
+        let ExpectationKind::Slo { p95, during, .. } = latency_only(true) else { unreachable!() };
+        check_cases(
+            ExpectationKind::Slo {
+                traffic: "orders".into(),
+                availability: Some(99.0),
+                p50: None,
+                p95,
+                p99: None,
+                max_outage: None,
+                during,
+                expect_breach: true,
+            },
+            vec![case(
+                "another limit breached",
+                Passed,
+                "breached as expected: availability 0% < 99%",
+                outage(),
+            )],
+        );
+    }
+
+    #[test]
     fn slo_evidence_points_at_the_longest_outage() {
         let events = journal(&hundred(|i| !(40..55).contains(&i) && i != 70));
         let verdict =
@@ -1070,6 +1212,7 @@ mod tests {
             found,
             lost: lost.iter().map(|s| (*s).to_owned()).collect(),
             unknown: unknown.iter().map(|s| (*s).to_owned()).collect(),
+            unverifiable: 0,
         }
     }
 
@@ -1117,6 +1260,42 @@ mod tests {
                      (unverifiable): `inv-3`; 118 found",
                 ),
                 case(
+                    "writes answered without an id are unverifiable and fail",
+                    Failed,
+                    "3 writes unverifiable: answered without a readable id, so never read back",
+                    vec![(
+                        20_000,
+                        EventKind::WritesVerified {
+                            traffic: "orders".into(),
+                            acknowledged: 120,
+                            found: 120,
+                            lost: vec![],
+                            unknown: vec![],
+                            unverifiable: 3,
+                        },
+                    )],
+                )
+                .observed(
+                    "3 writes unverifiable: answered without a readable id, so never read back; 120 \
+                     found",
+                ),
+                case(
+                    "every write unverifiable",
+                    Failed,
+                    "5 writes unverifiable: answered without a readable id, so never read back",
+                    vec![(
+                        20_000,
+                        EventKind::WritesVerified {
+                            traffic: "orders".into(),
+                            acknowledged: 0,
+                            found: 0,
+                            lost: vec![],
+                            unknown: vec![],
+                            unverifiable: 5,
+                        },
+                    )],
+                ),
+                case(
                     "writes unaccounted for",
                     Failed,
                     "2 of 120 unaccounted for",
@@ -1140,6 +1319,7 @@ mod tests {
                             found: 0,
                             lost: vec!["a".into(), "b".into(), "c".into()],
                             unknown: vec![],
+                            unverifiable: 0,
                         },
                     )],
                 ),
@@ -1162,6 +1342,8 @@ mod tests {
             ok: true,
             status: Some(201),
             latency_us: 4_000,
+            sent: true,
+            unidentified: false,
             write_id: Some(id.into()),
             error: None,
         };

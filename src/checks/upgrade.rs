@@ -430,7 +430,9 @@ impl Part {
 /// - **(c) version** (with `version`): the first `version-observed` of moment `after-rollback`
 ///   for the upgrade is an answer whose body contains the text, observed at or before D;
 /// - **(d) traffic** (with `traffic`): the traffic's success rate is back to its pre-upgrade
-///   level. Pre-upgrade rate: requests scheduled before the upgrade step started. Then windows of
+///   level. Pre-upgrade rate: the upper median of the success rates of the 5 s windows before the
+///   upgrade step started (see [`pre_upgrade_rate`]), so an earlier outage does not lower it.
+///   Then windows of
 ///   5 s ([`RESTORED_WINDOW_US`]) are tried, each starting at the scheduled time of a request at
 ///   or after the moment (a) and (b) are met (the rollback's start if they are not); the first
 ///   whose success rate is at least the pre-upgrade rate minus 1 percentage point
@@ -704,6 +706,35 @@ fn healthy_since<'a>(
     Some((first_healthy.event.offset_us.max(from_us), Some(first_healthy)))
 }
 
+/// The pre-upgrade success rate of `before` (the requests scheduled before the upgrade step
+/// started, in schedule order), and how many windows it was taken from.
+///
+/// The time before the upgrade is cut into windows of [`RESTORED_WINDOW_US`] back from its start
+/// (the last one before the upgrade first); the baseline is the **upper median** of their rates
+/// (windows without a request skipped): an earlier outage that fills fewer than half of the
+/// windows does not lower the bar the restored traffic must reach. A partial window at the
+/// traffic's start counts only when there is no whole one.
+fn pre_upgrade_rate(before: &[RequestView<'_>], upgrade_start_us: u64) -> (Rate, usize) {
+    let Some(first) = before.first() else { return (Rate::of(before), 0) };
+    let mut rates: Vec<Rate> = Vec::new();
+    let mut end = upgrade_start_us;
+    while let Some(start) = end.checked_sub(RESTORED_WINDOW_US)
+        && start >= first.scheduled_us
+    {
+        let window: Vec<RequestView<'_>> =
+            before.iter().filter(|r| (start..end).contains(&r.scheduled_us)).copied().collect();
+        if !window.is_empty() {
+            rates.push(Rate::of(&window));
+        }
+        end = start;
+    }
+    if rates.is_empty() {
+        return (Rate::of(before), 1);
+    }
+    rates.sort_by(|a, b| a.percent().total_cmp(&b.percent()));
+    (rates[rates.len() / 2], rates.len())
+}
+
 /// Condition (d) of `restored`.
 fn traffic_restored<'a>(
     journal: &Timeline<'a>,
@@ -726,10 +757,18 @@ fn traffic_restored<'a>(
         );
         return (Part::Unsettled(text), Vec::new());
     }
-    let pre = Rate::of(&before);
+    let (pre, windows) = pre_upgrade_rate(&before, upgrade_start_us);
     let needed = (pre.percent() - RESTORED_TOLERANCE_POINTS).max(0.0);
-    let baseline =
-        format!("before the upgrade {}, needed ≥ {}", pre.describe(), format_percent(needed));
+    let median = if windows > 1 {
+        format!(" (the median of {windows} windows of {})", format_duration_us(RESTORED_WINDOW_US))
+    } else {
+        String::new()
+    };
+    let baseline = format!(
+        "before the upgrade {}{median}, needed ≥ {}",
+        pre.describe(),
+        format_percent(needed)
+    );
     let after: Vec<RequestView<'a>> =
         requests.iter().filter(|r| r.scheduled_us >= anchor_us).copied().collect();
     let stopped = journal.traffic_stopped(traffic);
@@ -1581,6 +1620,40 @@ mod tests {
                 ),
                 case("the step never ran", NotEvaluated, "`upgrade billing` never ran", vec![]),
             ],
+        );
+    }
+
+    #[test]
+    fn restored_baseline_leaves_out_an_earlier_outage() {
+        // Traffic from 0 s; a 2 s outage at 5-7 s (an earlier fault), the upgrade at 17 s, the
+        // rollback at 27 s (deadline 37 s), after which 1 request in 10 fails (90%). Over all the
+        // requests before the upgrade the rate is 88.23% (needed ≥ 87.23%, which 90% passes);
+        // the windows before it are 12-17 s 100%, 7-12 s 100%, 2-7 s 60%: the baseline is 100%.
+        let shift = |events: Vec<(u64, EventKind)>| -> Vec<(u64, EventKind)> {
+            events.into_iter().map(|(ms, kind)| (ms + 15_000, kind)).collect()
+        };
+        let traffic = orders(45_000, |ms| match ms {
+            5_000..7_000 => false,
+            19_000..29_000 => false,
+            29_000.. => ms % 1_000 != 500,
+            _ => true,
+        });
+        let events = all(vec![
+            shift(failed_upgrade()),
+            shift(rolled_back_at(14_000, "billing 1.0.3")),
+            vec![(29_500, up("billing"))],
+            traffic,
+        ]);
+        let verdict =
+            evaluate(&scenario(vec![restored_kind(None, Some("orders"))]), &journal(&events))
+                .remove(0);
+        assert_eq!(verdict.status, Failed, "{verdict:?}");
+        assert!(
+            verdict.observed.contains(
+                "(before the upgrade 100% (50/50) (the median of 3 windows of 5s), needed ≥ 99%)"
+            ),
+            "{}",
+            verdict.observed
         );
     }
 

@@ -152,10 +152,13 @@ impl Progress {
             EventKind::TrafficStarted { traffic, rate_per_second } => {
                 Some(format!("{t}    traffic `{traffic}` started at {rate_per_second}/s"))
             }
-            EventKind::TrafficStopped { traffic, sent, late } => {
-                Some(format!("{t}    traffic `{traffic}` stopped: {sent} sent, {late} late"))
+            EventKind::TrafficStopped { traffic, due } => {
+                Some(format!("{t}    traffic `{traffic}` stopped: {due} due"))
             }
-            EventKind::WritesVerified { traffic, acknowledged, found, lost, unknown } => {
+            EventKind::TrafficDrained { traffic, sent, late, unsent, ok } => Some(format!(
+                "{t}    traffic `{traffic}` drained: {ok} ok, {sent} sent ({late} late), {unsent} never sent"
+            )),
+            EventKind::WritesVerified { traffic, acknowledged, found, lost, unknown, .. } => {
                 Some(format!(
                     "{t}    {} writes of `{traffic}`: {found}/{acknowledged} found, {} lost, {} unverifiable",
                     self.mark(lost.is_empty() && unknown.is_empty()),

@@ -712,15 +712,18 @@ async fn finish_traffic(
     stack: &Arc<RwLock<StackHandle>>,
     traffic: Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)>,
 ) {
-    for (name, handle, http) in traffic {
-        // After the stop: writes acknowledged by requests in flight at the stop count too.
-        let stopping = clock::instant_now();
-        let stats = handle.stop().await;
-        // Waiting for the requests in flight to answer is time spent on the service.
-        Accounting::add(
-            &ctx.accounting.service_wait,
-            clock::instant_now().saturating_duration_since(stopping),
-        );
+    // Every stream stops scheduling at once (`traffic-stopped`), then the requests due by then
+    // settle: writes acknowledged by requests in flight at the stop count too.
+    let stopping = clock::instant_now();
+    let (names, stops): (Vec<_>, Vec<_>) =
+        traffic.into_iter().map(|(name, handle, http)| ((name, http), handle.stop())).unzip();
+    let stopped = futures_util::future::join_all(stops).await;
+    // Waiting for the requests in flight to answer is time spent on the service.
+    Accounting::add(
+        &ctx.accounting.service_wait,
+        clock::instant_now().saturating_duration_since(stopping),
+    );
+    for ((name, http), stats) in names.into_iter().zip(stopped) {
         let spec = &scenario.traffic[&name];
         if spec.verify_writes.is_none() || ctx.signals.interrupt.is_cancelled() {
             continue;
@@ -730,6 +733,7 @@ async fn finish_traffic(
         let verified = crate::traffic::verify_writes_against(
             spec,
             &stats.records,
+            stats.unverifiable,
             resolve,
             &ctx.journal,
             &http,

@@ -252,6 +252,14 @@ async fn attempt_upgrade(
             return Attempt::Interrupted;
         }
         let to_us = ctx.journal.offset().as_micros() as u64;
+        // The requests of the window still in flight are part of it: a slow or hanging one
+        // settles by its deadline (due time + the traffic's timeout), and is counted then.
+        let timeout = scenario.traffic.get(&watch.traffic).map_or(Duration::ZERO, |t| t.timeout);
+        let settling =
+            crate::traffic::await_window(&ctx.journal, &watch.traffic, from_us, to_us, timeout);
+        if ctx.interruptible(settling).await.is_none() {
+            return Attempt::Interrupted;
+        }
         let (ok, total) = traffic_outcomes(ctx, &watch.traffic, from_us, to_us);
         let availability = if total == 0 { 100.0 } else { 100.0 * ok as f64 / total as f64 };
         let detail = format!(

@@ -292,6 +292,8 @@ mod tests {
             ok,
             status: Some(if ok { 201 } else { 503 }),
             latency_us: latency_ms * 1_000,
+            sent: true,
+            unidentified: false,
             write_id: None,
             error: None,
         };
@@ -306,6 +308,7 @@ mod tests {
                 found: 18,
                 lost: vec!["inv-7".into()],
                 unknown: Vec::new(),
+                unverifiable: 0,
             },
         ));
         let figures = key_figures(&fixtures::events(timeline));

@@ -493,6 +493,8 @@ pub(super) fn upgraded() -> RunRecord {
                 ok,
                 status,
                 latency_us: latency_ms * 1_000,
+                sent: true,
+                unidentified: false,
                 write_id: ok.then(|| format!("inv-{n}")),
                 error: (!ok).then(|| "status 500, expected 201".to_owned()),
             },
@@ -500,7 +502,7 @@ pub(super) fn upgraded() -> RunRecord {
     }
     timeline.sort_by_key(|(ms, _)| *ms);
     timeline.extend([
-        (10_000, EventKind::TrafficStopped { traffic: "checkout".into(), sent: 85, late: 0 }),
+        (10_000, EventKind::TrafficStopped { traffic: "checkout".into(), due: 85 }),
         (10_000, phase(Phase::SteadyAfter)),
         (10_004, probe("billing is healthy", steady(SteadyPhase::After), 200, 3)),
         (10_004, phase_ok(Phase::SteadyAfter)),
@@ -512,6 +514,7 @@ pub(super) fn upgraded() -> RunRecord {
                 found: 38,
                 lost: vec!["inv-12".into()],
                 unknown: Vec::new(),
+                unverifiable: 0,
             },
         ),
     ]);

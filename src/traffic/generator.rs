@@ -1,12 +1,17 @@
-//! The open-loop generator: one scheduler task per stream hands each due request to a task of
-//! its own, bounded by `concurrency` slots.
+//! The open-loop generator: one scheduler task per stream hands each request to a task of its
+//! own the moment it is due; the task waits for one of the `concurrency` slots, then sends.
 //!
-//! Lateness is measured, not hidden: request `i` is due at `origin + i / rate` on tokio's clock,
-//! and its lateness is the time from then to the moment it is handed to the HTTP client (after a
-//! free slot and a known port). The scheduler never skips: when every slot is busy it waits for
-//! one, sends the overdue request, and immediately looks at the next due time, which may also
-//! have passed. The journal offset of each due time is computed from the `traffic-started`
-//! event's offset, so `scheduled-us` is exact and request 0 is due when the stream started.
+//! Everything is judged from the **due time**, never from the send (measuring from the send is
+//! coordinated omission: a stuck service holds every slot, the requests behind them wait, go
+//! out late once it recovers, succeed at once, and the outage vanishes from the figures).
+//! Request `i` is due at `origin + i / rate` on tokio's clock; its deadline is the due time plus
+//! the request timeout, whether it spent that time waiting for a slot or for an answer; its
+//! latency runs from the due time to the answer. A request still waiting for a slot at its
+//! deadline is never sent and is recorded as failed. The scheduler never waits for a slot, so a
+//! stuck service cannot slow the schedule down. Stopping ends the schedule: every request due
+//! by then still gets its slot, its answer or its deadline, and its event. The journal offset of
+//! each due time is computed from the `traffic-started` event's offset, so `scheduled-us` is
+//! exact and request 0 is due when the stream started.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,9 +47,12 @@ pub struct TrafficStats {
     pub late: u64,
     /// Of those, answered completely with the expected status.
     pub ok: u64,
-    /// Requests that were due before the stop but were still waiting for a free slot when it
-    /// came: not sent, and not part of `sent`.
+    /// Requests that were due but never sent: no slot came free before their timeout. Each is
+    /// a failed `traffic-request` event, not part of `sent`.
     pub unsent: u64,
+    /// Writes answered with the expected status but without a readable id (`verify-writes`):
+    /// they cannot be read back.
+    pub unverifiable: u64,
     /// Ids of the writes the service acknowledged (`verify-writes`), in schedule order.
     pub writes: Vec<String>,
     /// Every acknowledged write with the record the service answered (its JSON object), in
@@ -59,7 +67,7 @@ pub struct TrafficStats {
 pub struct TrafficHandle {
     stream: Arc<Stream>,
     cancel: CancellationToken,
-    scheduler: Option<JoinHandle<u64>>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TrafficHandle {
@@ -77,6 +85,7 @@ struct Stream {
     expected: u16,
     id_field: Option<String>,
     timeout: Duration,
+    concurrency: usize,
     /// Journal offset (µs) at which request 0 was due.
     origin_us: u64,
     http: reqwest::Client,
@@ -90,6 +99,8 @@ struct Tally {
     sent: u64,
     late: u64,
     ok: u64,
+    unsent: u64,
+    unverifiable: u64,
     /// (request index, id): requests complete out of order.
     writes: Vec<(u64, String)>,
     /// (request index, id, the record acknowledged: the answer's JSON object).
@@ -129,6 +140,7 @@ pub fn start(
         expected: spec.request.status,
         id_field: spec.verify_writes.as_ref().map(|verify| verify.id_field.clone()),
         timeout: spec.timeout,
+        concurrency: spec.concurrency.max(1),
         origin_us: started.offset_us,
         http,
         journal,
@@ -147,30 +159,29 @@ pub fn start(
 }
 
 impl TrafficHandle {
-    /// Stop scheduling, wait for the requests in flight (each bounded by the request timeout),
-    /// record `traffic-stopped`, and return what the stream did.
+    /// Stop scheduling (recorded as `traffic-stopped` at once), let every request due by then
+    /// settle (each bounded by its deadline: due time plus the request timeout), record
+    /// `traffic-drained`, and return what the stream did.
     ///
     /// Dropping this future before it completes aborts the requests still in flight.
     pub async fn stop(mut self) -> TrafficStats {
         self.cancel.cancel();
-        let unsent = match self.scheduler.take() {
-            Some(scheduler) => {
-                let mut scheduler = AbortOnDrop(scheduler);
-                match (&mut scheduler.0).await {
-                    Ok(unsent) => unsent,
-                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-                    Err(_) => 0,
-                }
+        if let Some(scheduler) = self.scheduler.take() {
+            let mut scheduler = AbortOnDrop(scheduler);
+            if let Err(error) = (&mut scheduler.0).await
+                && error.is_panic()
+            {
+                std::panic::resume_unwind(error.into_panic());
             }
-            None => 0,
-        };
+        }
         let stats = {
             let tally = self.stream.tally.lock().expect("traffic tally lock poisoned");
             TrafficStats {
                 sent: tally.sent,
                 late: tally.late,
                 ok: tally.ok,
-                unsent,
+                unsent: tally.unsent,
+                unverifiable: tally.unverifiable,
                 writes: tally.writes(),
                 records: {
                     let mut records = tally.records.clone();
@@ -179,10 +190,12 @@ impl TrafficHandle {
                 },
             }
         };
-        self.stream.journal.record(EventKind::TrafficStopped {
+        self.stream.journal.record(EventKind::TrafficDrained {
             traffic: self.stream.name.clone(),
             sent: stats.sent,
             late: stats.late,
+            unsent: stats.unsent,
+            ok: stats.ok,
         });
         stats
     }
@@ -213,56 +226,61 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// When request `index` is due, from the stream's origin. Integer nanoseconds, so due times do
 /// not drift and `scheduled-us` is exact for rates that divide a second.
-fn due_after(index: u64, rate_per_second: f64) -> Duration {
+pub(super) fn due_after(index: u64, rate_per_second: f64) -> Duration {
     Duration::from_nanos((index as f64 * 1e9 / rate_per_second).round() as u64)
 }
 
-/// The scheduler: hands each request to its own task when it is due (or, when every slot is
-/// busy, as soon as one frees), until cancelled; then waits for the requests in flight. Returns
-/// how many requests were due but not sent when it was cancelled.
+/// The scheduler: spawns each request's task when it is due, until cancelled; then spawns the
+/// requests that fell due meanwhile, records `traffic-stopped` and waits for every task.
 async fn schedule(
     stream: Arc<Stream>,
     rate_per_second: f64,
     concurrency: usize,
     origin: Instant,
     cancel: CancellationToken,
-) -> u64 {
+) {
     let mut in_flight = JoinSet::new();
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut index = 0u64;
-    if !(rate_per_second.is_finite() && rate_per_second > 0.0) {
+    if rate_per_second.is_finite() && rate_per_second > 0.0 {
+        loop {
+            let scheduled = due_after(index, rate_per_second);
+            let due = origin + scheduled;
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                () = sleep_until(due) => {}
+            }
+            in_flight.spawn(request(stream.clone(), index, scheduled, due, slots.clone()));
+            index += 1;
+            while let Some(done) = in_flight.try_join_next() {
+                propagate_panic(done);
+            }
+        }
+        // Requests that fell due while this task waited for the CPU are due all the same.
+        let elapsed = clock::instant_now().saturating_duration_since(origin);
+        loop {
+            let scheduled = due_after(index, rate_per_second);
+            if scheduled > elapsed {
+                break;
+            }
+            in_flight.spawn(request(
+                stream.clone(),
+                index,
+                scheduled,
+                origin + scheduled,
+                slots.clone(),
+            ));
+            index += 1;
+        }
+    } else {
         // Validation rejects such a rate; a stream with one sends nothing.
         cancel.cancelled().await;
-        return 0;
     }
-    loop {
-        let scheduled = due_after(index, rate_per_second);
-        let due = origin + scheduled;
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            () = sleep_until(due) => {}
-        }
-        let permit = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("the slots are never closed"),
-        };
-        in_flight.spawn(send(stream.clone(), index, scheduled, due, permit));
-        index += 1;
-        while let Some(done) = in_flight.try_join_next() {
-            propagate_panic(done);
-        }
-    }
-    let elapsed = clock::instant_now().saturating_duration_since(origin);
-    let mut unsent = 0;
-    while due_after(index + unsent, rate_per_second) <= elapsed {
-        unsent += 1;
-    }
+    stream.journal.record(EventKind::TrafficStopped { traffic: stream.name.clone(), due: index });
     while let Some(done) = in_flight.join_next().await {
         propagate_panic(done);
     }
-    unsent
 }
 
 fn propagate_panic(done: Result<(), tokio::task::JoinError>) {
@@ -296,19 +314,62 @@ async fn sleep_until(due: Instant) {
     }
 }
 
-/// One request (due `scheduled` after the origin, at `due`): wait for a port, send, judge,
-/// record one `traffic-request` event.
+/// One request (due `scheduled` after the origin, at `due`): wait for a slot until its deadline
+/// (the due time plus the request timeout), then send; record one `traffic-request` event
+/// either way.
+async fn request(
+    stream: Arc<Stream>,
+    index: u64,
+    scheduled: Duration,
+    due: Instant,
+    slots: Arc<Semaphore>,
+) {
+    let deadline = due + stream.timeout;
+    match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+        Ok(permit) => {
+            let permit = permit.expect("the slots are never closed");
+            send(stream, index, scheduled, due, deadline, permit).await;
+        }
+        Err(_) => {
+            let waited = clock::instant_now().saturating_duration_since(due);
+            {
+                let mut tally = stream.tally.lock().expect("traffic tally lock poisoned");
+                tally.unsent += 1;
+            }
+            stream.journal.record(EventKind::TrafficRequest {
+                traffic: stream.name.clone(),
+                scheduled_us: stream.origin_us + scheduled.as_micros() as u64,
+                lateness_us: waited.as_micros() as u64,
+                ok: false,
+                status: None,
+                latency_us: waited.as_micros() as u64,
+                sent: false,
+                write_id: None,
+                unidentified: false,
+                error: Some(format!(
+                    "not sent: no free slot within {} (all {} in use)",
+                    crate::scenario::format_duration(stream.timeout),
+                    stream.concurrency
+                )),
+            });
+        }
+    }
+}
+
+/// Send one request that got its slot: wait for a port, send, judge, record one
+/// `traffic-request` event. Everything until `deadline` (due + timeout) counts.
 async fn send(
     stream: Arc<Stream>,
     index: u64,
     scheduled: Duration,
     due: Instant,
+    deadline: Instant,
     slot: OwnedSemaphorePermit,
 ) {
-    let deadline = clock::instant_now() + stream.timeout;
     let lease = tokio::time::timeout_at(deadline, stream.ports.get()).await;
     let sent_at = clock::instant_now();
     let lateness = sent_at.saturating_duration_since(due);
+    let timeout = crate::scenario::format_duration(stream.timeout);
     let result = match &lease {
         Ok(Ok(lease)) => {
             request::fetch(
@@ -329,14 +390,11 @@ async fn send(
         }),
         Err(_) => Err(Failure {
             status: None,
-            message: format!(
-                "no port for the service within {}",
-                crate::scenario::format_duration(stream.timeout)
-            ),
+            message: format!("no port for the service within {timeout}"),
             connection: false,
         }),
     };
-    let latency = clock::instant_now().saturating_duration_since(sent_at);
+    let latency = clock::instant_now().saturating_duration_since(due);
     if let (Ok(Ok(lease)), Err(Failure { connection: true, .. })) = (&lease, &result) {
         stream.ports.connection_failed(*lease).await;
     }
@@ -348,11 +406,15 @@ async fn send(
         }
         _ => None,
     };
-    let (ok, status, write_id, error) = match result {
+    let mut unidentified = false;
+    let (ok, status, write_id, mut error) = match result {
         Ok(answer) if answer.status == stream.expected => match &stream.id_field {
             Some(field) => match request::write_id(&answer.body, field) {
                 Ok(id) => (true, Some(answer.status), Some(id), None),
-                Err(error) => (true, Some(answer.status), None, Some(error)),
+                Err(error) => {
+                    unidentified = true;
+                    (true, Some(answer.status), None, Some(format!("unverifiable write: {error}")))
+                }
             },
             None => (true, Some(answer.status), None, None),
         },
@@ -369,11 +431,21 @@ async fn send(
         Err(failure) => (false, failure.status, None, Some(failure.message)),
     };
     let late = lateness > LATE_AFTER;
+    if late
+        && !ok
+        && let Some(error) = &mut error
+    {
+        error.push_str(&format!(
+            " (sent {} late)",
+            crate::scenario::format_duration(Duration::from_millis(lateness.as_millis() as u64))
+        ));
+    }
     {
         let mut tally = stream.tally.lock().expect("traffic tally lock poisoned");
         tally.sent += 1;
         tally.late += u64::from(late);
         tally.ok += u64::from(ok);
+        tally.unverifiable += u64::from(unidentified);
         if let Some(id) = &write_id {
             tally.writes.push((index, id.clone()));
             tally.records.push((index, id.clone(), acknowledged_record));
@@ -386,7 +458,9 @@ async fn send(
         ok,
         status,
         latency_us: latency.as_micros() as u64,
+        sent: true,
         write_id,
+        unidentified,
         error,
     });
 }
@@ -432,6 +506,7 @@ mod tests {
                 late: 0,
                 ok: 100,
                 unsent: 0,
+                unverifiable: 0,
                 writes: Vec::new(),
                 records: Default::default()
             }
@@ -445,7 +520,7 @@ mod tests {
         assert!(sent(&journal).iter().all(|sent| sent.ok && sent.status == Some(200)));
         assert!(matches!(
             events.last().unwrap().kind,
-            EventKind::TrafficStopped { sent: 100, late: 0, .. }
+            EventKind::TrafficDrained { sent: 100, late: 0, unsent: 0, ok: 100, .. }
         ));
     }
 
@@ -493,31 +568,119 @@ mod tests {
         assert_eq!(stats.late, late);
         assert!(matches!(
             journal.snapshot().last().unwrap().kind,
-            EventKind::TrafficStopped { sent: 40, late: l, .. } if l == late
+            EventKind::TrafficDrained { sent: 40, late: l, .. } if l == late
         ));
+        // Latency runs from the due time: a request that waited for the slot carries its wait.
+        for sent in &sent {
+            assert!(sent.latency_us >= sent.lateness_us, "{sent:?}");
+        }
+        assert!(sent[5].latency_us >= 100_000, "{:?}", sent[5]);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_still_waiting_for_a_slot_at_stop_are_counted_unsent() {
+    async fn every_request_due_before_the_stop_gets_an_outcome() {
         let _ticker = keep_time_moving();
         let server = TestServer::start(handler(|_| async {
-            clock::sleep(Duration::from_millis(100)).await;
+            clock::sleep(Duration::from_millis(95)).await;
             (200, "{}".to_owned())
         }))
         .await;
         let journal = journal();
-        let handle = start(
-            &traffic(100.0, 1),
-            fixed_port(server.port),
-            journal.clone(),
-            request::http_client(),
-        );
+        let mut spec = traffic(100.0, 1);
+        spec.timeout = Duration::from_secs(1);
+        let handle = start(&spec, fixed_port(server.port), journal.clone(), request::http_client());
         clock::sleep(Duration::from_millis(255)).await;
         let stats = handle.stop().await;
-        // Due: 0, 10, ..., 250 ms (26). Sent one at a time, 100 ms each: at 0, ~100, ~200.
-        assert_eq!(stats.sent, 3, "{stats:?}");
-        assert_eq!(stats.unsent, 23);
-        assert_eq!(stats.late, 2);
+        // Due: 0, 10, ..., 250 ms (26), each with a deadline 1 s after its due time. One at a
+        // time, 95 ms each: request k goes out at ~95k ms, so 0..=10 are answered in time; from
+        // 11 on, each gets the slot when the one before gives up at its deadline, 10 ms before
+        // its own, and gives up in turn. Before, 23 of these were dropped at the stop.
+        let sent = sent(&journal);
+        assert_eq!(sent.len(), 26, "one event per due request: {sent:?}");
+        assert_eq!((stats.sent, stats.ok, stats.unsent), (26, 11, 0), "{stats:?}");
+        assert!(sent[..11].iter().all(|sent| sent.ok && sent.sent));
+        for late in &sent[11..] {
+            assert!(!late.ok && late.sent, "{late:?}");
+            assert!(late.error.as_deref().unwrap().starts_with("no answer within 1s (sent "));
+            assert!((1_000_000..1_050_000).contains(&late.latency_us), "{late:?}");
+        }
+        let kinds: Vec<&str> = journal
+            .snapshot()
+            .iter()
+            .filter_map(|event| match event.kind {
+                EventKind::TrafficStopped { due: 26, .. } => Some("stopped"),
+                EventKind::TrafficDrained { .. } => Some("drained"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["stopped", "drained"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_gets_no_slot_before_its_deadline_fails_unsent() {
+        let _ticker = keep_time_moving();
+        let journal = journal();
+        let mut spec = traffic(10.0, 1);
+        spec.timeout = Duration::from_millis(300);
+        let handle = start(&spec, fixed_port(1), journal.clone(), request::http_client());
+        let stream = handle.stream.clone();
+        drop(handle);
+        // Every slot held past the request's deadline.
+        let slots = Arc::new(Semaphore::new(0));
+        request(stream.clone(), 7, Duration::from_millis(700), clock::instant_now(), slots).await;
+        let sent = sent(&journal);
+        assert_eq!(sent.len(), 1);
+        assert!(!sent[0].ok && !sent[0].sent && sent[0].status.is_none(), "{:?}", sent[0]);
+        assert_eq!(
+            sent[0].error.as_deref(),
+            Some("not sent: no free slot within 300ms (all 1 in use)")
+        );
+        assert_eq!((sent[0].latency_us, sent[0].lateness_us), (300_000, 300_000));
+        assert_eq!(stream.tally.lock().unwrap().unsent, 1);
+    }
+
+    /// A service that stops answering for a while (a frozen process: connections are accepted,
+    /// answers come when it thaws), as `pause` makes it.
+    fn freezable(
+        frozen: Arc<tokio::sync::watch::Sender<bool>>,
+    ) -> crate::traffic::test_server::Handler {
+        handler(move |_| {
+            let mut thawed = frozen.subscribe();
+            async move {
+                let _ = thawed.wait_for(|frozen| !frozen).await;
+                (200, "{}".to_owned())
+            }
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_service_is_an_outage_from_the_due_times_not_hidden_by_busy_slots() {
+        let _ticker = keep_time_moving();
+        let frozen = Arc::new(tokio::sync::watch::channel(false).0);
+        let server = TestServer::start(freezable(frozen.clone())).await;
+        let journal = journal();
+        let mut spec = traffic(100.0, 2);
+        spec.timeout = Duration::from_millis(200);
+        let handle = start(&spec, fixed_port(server.port), journal.clone(), request::http_client());
+        clock::sleep(Duration::from_millis(300)).await;
+        frozen.send_replace(true);
+        clock::sleep(Duration::from_millis(1_000)).await;
+        frozen.send_replace(false);
+        clock::sleep(Duration::from_millis(500)).await;
+        let _ = handle.stop().await;
+
+        let sent = sent(&journal);
+        let origin = started_offset(&journal.snapshot());
+        let at = |sent: &crate::traffic::test_server::Sent| (sent.scheduled_us - origin) / 1_000;
+        // Customers arriving while it is frozen, up to 200 ms (their timeout) before it thaws,
+        // get nothing in time: every one of them failed. Measured from the send, the requests
+        // that waited behind the two stuck slots went out after the thaw and "succeeded".
+        let frozen_out: Vec<_> = sent.iter().filter(|s| (310..1_090).contains(&at(s))).collect();
+        assert_eq!(frozen_out.len(), 78);
+        assert!(frozen_out.iter().all(|s| !s.ok), "{:?}", frozen_out.iter().find(|s| s.ok));
+        // Before the freeze and well after the thaw, everything succeeds on time.
+        assert!(sent.iter().filter(|s| at(s) < 290 || at(s) >= 1_400).all(|s| s.ok));
+        assert_eq!(sent.len(), 181, "every due request, 0 to 1.8 s, has an outcome");
     }
 
     #[tokio::test(start_paused = true)]
@@ -549,10 +712,12 @@ mod tests {
                 EventKind::TrafficStarted { .. } => "started",
                 EventKind::TrafficRequest { .. } => "request",
                 EventKind::TrafficStopped { .. } => "stopped",
+                EventKind::TrafficDrained { .. } => "drained",
                 _ => "other",
             })
             .collect();
-        assert_eq!(kinds, ["started", "request", "request", "stopped"]);
+        // `traffic-stopped` when scheduling stopped; the requests in flight settle after it.
+        assert_eq!(kinds, ["started", "stopped", "request", "request", "drained"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -207,6 +207,8 @@ impl Drop for Ticker {
 pub(crate) struct Sent {
     pub scheduled_us: u64,
     pub lateness_us: u64,
+    pub latency_us: u64,
+    pub sent: bool,
     pub ok: bool,
     pub status: Option<u16>,
     pub write_id: Option<String>,
@@ -222,12 +224,23 @@ pub(crate) fn sent(journal: &crate::journal::Journal) -> Vec<Sent> {
             crate::journal::EventKind::TrafficRequest {
                 scheduled_us,
                 lateness_us,
+                latency_us,
+                sent,
                 ok,
                 status,
                 write_id,
                 error,
                 ..
-            } => Some(Sent { scheduled_us, lateness_us, ok, status, write_id, error }),
+            } => Some(Sent {
+                scheduled_us,
+                lateness_us,
+                latency_us,
+                sent,
+                ok,
+                status,
+                write_id,
+                error,
+            }),
             _ => None,
         })
         .collect();

@@ -59,7 +59,7 @@ pub async fn verify_writes(
     let distinct: IndexSet<&str> = ids.iter().map(String::as_str).collect();
     let writes: Vec<(String, Option<serde_json::Value>)> =
         distinct.into_iter().map(|id| (id.to_owned(), None)).collect();
-    verify_writes_against(spec, &writes, resolve, journal, http).await
+    verify_writes_against(spec, &writes, 0, resolve, journal, http).await
 }
 
 /// [`verify_writes`] for acknowledged writes with the record the service answered for each
@@ -71,6 +71,7 @@ pub async fn verify_writes(
 pub async fn verify_writes_against(
     spec: &Traffic,
     writes: &[(String, Option<serde_json::Value>)],
+    unverifiable: u64,
     resolve: PortResolver,
     journal: &Journal,
     http: &reqwest::Client,
@@ -86,6 +87,8 @@ pub async fn verify_writes_against(
     match &spec.verify_writes {
         None => summary.unknown = writes.iter().map(|(id, _)| id.clone()).collect(),
         Some(verify) => {
+            let written: Option<serde_json::Value> =
+                spec.request.body.as_deref().and_then(|body| serde_json::from_str(body).ok());
             let ports = PortCache::new(resolve, spec.timeout);
             let outcomes: Vec<ReadBack> = futures_util::stream::iter(by_id.keys())
                 .map(|id| {
@@ -98,7 +101,9 @@ pub async fn verify_writes_against(
             for ((id, records), outcome) in by_id.iter().zip(outcomes) {
                 for record in records {
                     match (&outcome, record) {
-                        (ReadBack::Found(body), Some(record)) if !same_record(record, body) => {
+                        (ReadBack::Found(body), Some(record))
+                            if !same_record(record, written.as_ref(), body) =>
+                        {
                             summary.lost.push((*id).to_owned());
                         }
                         (ReadBack::Found(_), _) => summary.found += 1,
@@ -115,6 +120,7 @@ pub async fn verify_writes_against(
         found: summary.found,
         lost: summary.lost.clone(),
         unknown: summary.unknown.clone(),
+        unverifiable,
     });
     summary
 }
@@ -150,16 +156,27 @@ async fn read_back(
     ReadBack::Unknown
 }
 
-/// Whether `body` is a JSON object that agrees with the acknowledged `record` on every field
-/// both have. Fields only one side has are fine: a rolled-back version may not return a field
-/// the new one added (`currency`), and a new one may add fields.
-fn same_record(record: &serde_json::Value, body: &[u8]) -> bool {
+/// Whether `body` is a JSON object that shows the acknowledged `record`: it shares at least one
+/// field with it (`{}` shows nothing), agrees with it on every field both have, and has every
+/// field the client wrote (the request's JSON `written`) that the record echoed, with the
+/// record's value. Other fields only one side has are fine: a rolled-back version may not
+/// return a field the new one added (`currency`), and a new one may add fields.
+fn same_record(
+    record: &serde_json::Value,
+    written: Option<&serde_json::Value>,
+    body: &[u8],
+) -> bool {
     let Some(record) = record.as_object() else { return true };
     let Ok(serde_json::Value::Object(read)) = serde_json::from_slice::<serde_json::Value>(body)
     else {
         return false;
     };
-    record.iter().all(|(key, value)| read.get(key).is_none_or(|read| read == value))
+    let shared = record.keys().any(|key| read.contains_key(key));
+    let agrees = record.iter().all(|(key, value)| read.get(key).is_none_or(|read| read == value));
+    let written_kept = written.and_then(serde_json::Value::as_object).is_none_or(|written| {
+        written.keys().filter(|key| record.contains_key(*key)).all(|key| read.contains_key(key))
+    });
+    shared && agrees && written_kept
 }
 
 #[cfg(test)]
@@ -176,7 +193,7 @@ mod tests {
 
     /// `POST /invoices` creates invoice n with id `n` (even n) or `"inv-n"` (odd n); request 8
     /// is acknowledged without an id. `GET /invoices/{id}`: 4 and inv-5 are gone (404), 6 always
-    /// fails (500), the rest are there.
+    /// fails (500), 2 answers an empty record `{}` (nothing of the write), the rest are there.
     fn invoices(reads_of_6: Arc<AtomicUsize>) -> crate::traffic::test_server::Handler {
         let created = Arc::new(AtomicUsize::new(0));
         handler(move |request| {
@@ -195,11 +212,12 @@ mod tests {
                         (201, body)
                     }
                     ("GET", "/invoices/4" | "/invoices/inv-5") => (404, "{}".to_owned()),
+                    ("GET", "/invoices/2") => (200, "{}".to_owned()),
                     ("GET", "/invoices/6") => {
                         reads_of_6.fetch_add(1, Ordering::SeqCst);
                         (500, "{}".to_owned())
                     }
-                    ("GET", _) => (200, "{}".to_owned()),
+                    ("GET", _) => (200, r#"{"amount":10}"#.to_owned()),
                     _ => (405, "{}".to_owned()),
                 }
             }
@@ -239,18 +257,26 @@ mod tests {
         assert_eq!(stats.writes, ["0", "inv-1", "2", "inv-3", "4", "inv-5", "6", "inv-7", "inv-9"]);
         let without_id = &sent(&journal)[8];
         assert!(without_id.ok && without_id.write_id.is_none());
-        assert_eq!(without_id.error.as_deref(), Some("the answer has no `id`"));
+        assert_eq!(without_id.error.as_deref(), Some("unverifiable write: the answer has no `id`"));
+        assert_eq!(stats.unverifiable, 1);
         assert_eq!(sent(&journal)[1].write_id.as_deref(), Some("inv-1"));
 
-        let summary =
-            verify_writes(&spec, &stats.writes, fixed_port(server.port), &journal, &http_client())
-                .await;
+        let summary = verify_writes_against(
+            &spec,
+            &stats.records,
+            stats.unverifiable,
+            fixed_port(server.port),
+            &journal,
+            &http_client(),
+        )
+        .await;
+        // `{}` under id 2 shares no field with the acknowledged record: not a match.
         assert_eq!(
             summary,
             WritesVerifiedSummary {
                 acknowledged: 9,
-                found: 6,
-                lost: vec!["4".to_owned(), "inv-5".to_owned()],
+                found: 5,
+                lost: vec!["2".to_owned(), "4".to_owned(), "inv-5".to_owned()],
                 unknown: vec!["6".to_owned()],
             }
         );
@@ -261,9 +287,10 @@ mod tests {
             EventKind::WritesVerified {
                 traffic: "invoices".to_owned(),
                 acknowledged: 9,
-                found: 6,
-                lost: vec!["4".to_owned(), "inv-5".to_owned()],
+                found: 5,
+                lost: vec!["2".to_owned(), "4".to_owned(), "inv-5".to_owned()],
                 unknown: vec!["6".to_owned()],
+                unverifiable: 1,
             }
         );
     }
@@ -324,11 +351,40 @@ mod tests {
         let acknowledged = serde_json::json!({"id": 1, "customer": "acme", "created_at": "2026-11-28T10:00:00.000001Z"});
         let same = br#"{"id":1,"customer":"acme","created_at":"2026-11-28T10:00:00.000001Z","currency":"EUR"}"#;
         let reused = br#"{"id":1,"customer":"acme","created_at":"2026-11-28T10:05:00.000002Z"}"#;
-        assert!(same_record(&acknowledged, same), "extra fields in the read-back are fine");
+        assert!(same_record(&acknowledged, None, same), "extra fields in the read-back are fine");
         let older = br#"{"id":1,"created_at":"2026-11-28T10:00:00.000001Z"}"#;
-        assert!(same_record(&acknowledged, older), "fields the reader does not return are fine");
-        assert!(!same_record(&acknowledged, reused), "same id, another record");
-        assert!(!same_record(&acknowledged, b"not json"));
+        assert!(
+            same_record(&acknowledged, None, older),
+            "fields the reader does not return are fine"
+        );
+        assert!(!same_record(&acknowledged, None, reused), "same id, another record");
+        assert!(!same_record(&acknowledged, None, b"not json"));
+    }
+
+    #[test]
+    fn a_read_back_must_share_the_written_fields() {
+        let acknowledged = serde_json::json!({"id": 1, "customer": "acme", "amount": 10});
+        let written = serde_json::json!({"customer": "acme", "amount": 10});
+        assert!(!same_record(&acknowledged, Some(&written), b"{}"), "`{{}}` shows nothing");
+        assert!(!same_record(&acknowledged, None, b"{}"), "`{{}}` shows nothing");
+        assert!(
+            !same_record(&acknowledged, Some(&written), br#"{"id":1}"#),
+            "the written fields are missing"
+        );
+        assert!(
+            !same_record(&acknowledged, Some(&written), br#"{"id":1,"customer":"acme"}"#),
+            "`amount` was written and acknowledged, and is missing"
+        );
+        assert!(same_record(
+            &acknowledged,
+            Some(&written),
+            br#"{"id":1,"customer":"acme","amount":10}"#
+        ));
+        let echoed_less = serde_json::json!({"id": 1, "customer": "acme"});
+        assert!(
+            same_record(&echoed_less, Some(&written), br#"{"id":1,"customer":"acme"}"#),
+            "a written field the service never echoed is not asked for"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -346,6 +402,7 @@ mod tests {
         let summary = verify_writes_against(
             &writes_spec(),
             &writes,
+            0,
             fixed_port(server.port),
             &journal(),
             &http_client(),

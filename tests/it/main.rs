@@ -15,6 +15,7 @@ mod sinks;
 mod stack;
 mod support;
 mod truth_checks;
+mod truth_traffic;
 mod upgrade;
 mod validate;
 mod windows;
