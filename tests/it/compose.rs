@@ -28,12 +28,8 @@ fn images() {
 
 #[test]
 fn fixtures_are_accepted_by_the_real_docker_compose() {
-    let found = Command::new("docker-compose").arg("version").output();
-    assert!(
-        found.as_ref().is_ok_and(|o| o.status.success()),
-        "docker-compose is not installed: the fixtures must be checked by the real compose \
-         (Debian: `apt-get install docker-compose`; `.ci/run` installs it)"
-    );
+    // The fixtures must be checked by the real compose: Debian's `docker-compose`.
+    crate::support::ensure_tool("docker-compose", "docker-compose");
     for (folder, files) in FIXTURES {
         let mut command = Command::new("docker-compose");
         command.current_dir(root().join(folder));

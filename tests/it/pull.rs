@@ -45,15 +45,14 @@ impl Registry {
             ),
         )
         .unwrap();
+        crate::support::ensure_tool("docker-registry", "docker-registry");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect(
-                "`docker-registry` is missing: `apt-get install docker-registry` (.ci/run does)",
-            );
+            .expect("failed to start docker-registry");
         let registry = Registry { child, port, _storage: storage };
         // Ready when it accepts connections (polled, bounded).
         let deadline = instant_now() + Duration::from_secs(30);

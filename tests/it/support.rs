@@ -157,3 +157,37 @@ pub fn run_id_of(dir: &Path) -> String {
         wait_for_journal_line(dir, Duration::from_secs(30), |v| v["event"] == "run-started");
     first["run-id"].as_str().expect("run_id is a string").to_owned()
 }
+
+/// Make sure a program a test needs is on `PATH`, installing its Debian package when it is not
+/// (as root, with `apt-get`; once per test binary and package), so the README's test command
+/// needs nothing installed by hand. Panics with what to install where that is not possible.
+pub fn ensure_tool(program: &str, debian_package: &str) {
+    static INSTALLS: Mutex<()> = Mutex::new(());
+    let present = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    let _one_at_a_time = INSTALLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if present() {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    assert!(
+        root,
+        "`{program}` is missing and this test is not root: install Debian's `{debian_package}`"
+    );
+    let install = format!(
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {debian_package}"
+    );
+    let output = Command::new("sh").args(["-c", &install]).output().expect("failed to run apt-get");
+    assert!(
+        output.status.success() && present(),
+        "installing `{debian_package}` for `{program}` failed:\n{}",
+        describe(&output)
+    );
+}
