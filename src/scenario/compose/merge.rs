@@ -25,62 +25,29 @@ const MAPPING: &[&str] = &[
 
 /// Merge the root of a later file into the merged root so far.
 pub(super) fn merge_roots(base: &mut Node, later: &Node) {
-    let (Value::Map(base_entries), Value::Map(later_entries)) = (&mut base.value, &later.value)
-    else {
-        *base = later.clone();
-        return;
-    };
-    for entry in later_entries {
-        let key = key_text(&entry.key);
-        match base_entries.iter_mut().find(|e| key_text(&e.key) == key) {
-            Some(existing) => match key.as_str() {
-                "services" => merge_named(&mut existing.value, &entry.value, merge_service),
-                "volumes" | "networks" => {
-                    merge_named(&mut existing.value, &entry.value, merge_mapping)
-                }
-                _ => existing.value = entry.value.clone(),
-            },
-            None => base_entries.push(entry.clone()),
-        }
-    }
+    merge_entries(base, later, |key, existing, later| match key {
+        "services" => merge_named(existing, later, merge_service),
+        "volumes" | "networks" => merge_named(existing, later, merge_mapping),
+        _ => *existing = later.clone(),
+    });
 }
 
 /// Merge two mappings of named things (services, volumes) entry by entry with `merge`.
 fn merge_named(base: &mut Node, later: &Node, merge: fn(&mut Node, &Node)) {
-    let (Value::Map(base_entries), Value::Map(later_entries)) = (&mut base.value, &later.value)
-    else {
-        *base = later.clone();
-        return;
-    };
-    for entry in later_entries {
-        let key = key_text(&entry.key);
-        match base_entries.iter_mut().find(|e| key_text(&e.key) == key) {
-            Some(existing) => merge(&mut existing.value, &entry.value),
-            None => base_entries.push(entry.clone()),
-        }
-    }
+    merge_entries(base, later, |_, existing, later| merge(existing, later));
 }
 
 /// Merge one service of a later file into the same service so far.
 pub(super) fn merge_service(base: &mut Node, later: &Node) {
-    let (Value::Map(base_entries), Value::Map(later_entries)) = (&mut base.value, &later.value)
-    else {
-        *base = later.clone();
-        return;
-    };
-    for entry in later_entries {
-        let key = key_text(&entry.key);
-        match base_entries.iter_mut().find(|e| key_text(&e.key) == key) {
-            Some(existing) if APPEND.contains(&key.as_str()) => {
-                append(&mut existing.value, &entry.value);
-            }
-            Some(existing) if MAPPING.contains(&key.as_str()) => {
-                merge_mapping(&mut existing.value, &entry.value);
-            }
-            Some(existing) => existing.value = entry.value.clone(),
-            None => base_entries.push(entry.clone()),
+    merge_entries(base, later, |key, existing, later| {
+        if APPEND.contains(&key) {
+            append(existing, later);
+        } else if MAPPING.contains(&key) {
+            merge_mapping(existing, later);
+        } else {
+            *existing = later.clone();
         }
-    }
+    });
 }
 
 /// Merge two mappings recursively (a list form on either side is turned into a mapping first);
@@ -88,6 +55,19 @@ pub(super) fn merge_service(base: &mut Node, later: &Node) {
 fn merge_mapping(base: &mut Node, later: &Node) {
     let later = as_mapping(later);
     as_mapping_in_place(base);
+    merge_entries(base, &later, |_, existing, later| {
+        if matches!(existing.value, Value::Map(_)) {
+            merge_mapping(existing, later);
+        } else {
+            *existing = later.clone();
+        }
+    });
+}
+
+/// The one merge loop: a key only the later mapping has is added; a key both have is merged by
+/// `both(key, existing value, later value)`. A side that is not a mapping makes the later node
+/// replace the base.
+fn merge_entries(base: &mut Node, later: &Node, mut both: impl FnMut(&str, &mut Node, &Node)) {
     let (Value::Map(base_entries), Value::Map(later_entries)) = (&mut base.value, &later.value)
     else {
         *base = later.clone();
@@ -96,10 +76,7 @@ fn merge_mapping(base: &mut Node, later: &Node) {
     for entry in later_entries {
         let key = key_text(&entry.key);
         match base_entries.iter_mut().find(|e| key_text(&e.key) == key) {
-            Some(existing) if matches!(existing.value.value, Value::Map(_)) => {
-                merge_mapping(&mut existing.value, &entry.value);
-            }
-            Some(existing) => existing.value = entry.value.clone(),
+            Some(existing) => both(&key, &mut existing.value, &entry.value),
             None => base_entries.push(entry.clone()),
         }
     }
