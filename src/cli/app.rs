@@ -128,7 +128,7 @@ async fn run(
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
-    let docker = Docker::connect().await?;
+    let backend = crate::stack::DockerBackend::connect().await?;
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
     let state_dir = state_dir();
@@ -161,7 +161,7 @@ async fn run(
             pull,
         };
         let dir = options.report_dir.clone();
-        let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
+        let mut result = engine::run(scenario, &backend, &options, &signals, Some(listener)).await;
         progress.finish();
 
         let record = RunRecord::new(
@@ -393,7 +393,9 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     };
     // Faults first, while their containers and networks still exist.
     let recovered = match state_dir() {
-        Some(state) => faults::recover_ledgers(&docker, &faults::ledger_dir(&state), &scope).await,
+        Some(state) => {
+            crate::stack::recover_ledgers(&docker, &faults::ledger_dir(&state), &scope).await
+        }
         None => Vec::new(),
     };
     let failed = recovered

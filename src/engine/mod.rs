@@ -3,7 +3,8 @@
 //!
 //! It owns cancellation (first signal: stop the timeline, undo what is undone quickly, tear down;
 //! second: force-remove at once) and the time accounting behind the overhead figure. It reaches
-//! Docker only through `stack`, and never prints: progress is a journal listener the CLI installs.
+//! the stack only through the backend boundary (`crate::backend::{Backend, RunScope}`), never
+//! Docker, and never prints: progress is a journal listener the CLI installs.
 //! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
 
 mod faults;
@@ -22,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 pub use run::run;
 pub use template::{Endpoints, render_env};
 
+use crate::backend::BackendError;
 use crate::checks::Verdict;
 use crate::journal::Event;
 use crate::report::RunStatus;
-use crate::stack::StackError;
 
 /// How a run is carried out.
 #[derive(Debug, Clone, Default)]
@@ -72,9 +73,9 @@ pub struct RunResult {
 /// Why a run could not be carried out (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A Docker operation failed.
+    /// A backend operation failed.
     #[error(transparent)]
-    Stack(#[from] StackError),
+    Backend(#[from] BackendError),
     /// A service did not become ready.
     #[error("service `{service}` did not become ready: {reason}{}", indent_logs(logs))]
     Startup {
@@ -90,7 +91,7 @@ pub enum EngineError {
     Step {
         /// Step name.
         step: String,
-        /// Docker's error.
+        /// The backend's error.
         reason: String,
     },
     /// A notification sink could not be started.
@@ -125,7 +126,7 @@ impl EngineError {
     /// A one-line hint for the user, when there is a likely fix.
     pub fn hint(&self) -> Option<String> {
         match self {
-            EngineError::Stack(error) => error.hint(),
+            EngineError::Backend(error) => error.hint.clone(),
 EngineError::Startup { .. } => Some(
                 "run with --keep to inspect the container, or raise `startup-timeout` if it is just slow"
                     .into(),

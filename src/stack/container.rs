@@ -23,7 +23,6 @@ use testcontainers::bollard::query_parameters::{
 };
 
 use super::error::{docker_error, is_status};
-use super::owner::current_owner;
 use super::remove::{remove_all, remove_all_blocking, remove_container};
 use super::volume;
 use super::{
@@ -31,6 +30,7 @@ use super::{
     labels, network_name,
 };
 use crate::clock::{self, Clock};
+use crate::owner::current_owner;
 use crate::scenario::model::{MountSource, Service};
 
 /// Grace period of a graceful shutdown.
@@ -77,7 +77,7 @@ pub struct StackHandle {
     /// exec health checks and hooks wait at this gate instead, so the harness never causes that.
     exec_gates: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
-    finished: bool,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl StackHandle {
@@ -104,7 +104,7 @@ impl StackHandle {
             next_replica: AtomicUsize::new(0),
             exec_gates: Mutex::new(HashMap::new()),
             rotation_changes: Arc::new(AtomicU64::new(0)),
-            finished: false,
+            finished: std::sync::atomic::AtomicBool::new(false),
         };
         let inspect = client
             .inspect_network(&handle.network_id, None)
@@ -862,14 +862,15 @@ impl StackHandle {
     /// Remove every container and the network. `graceful`: stop containers with a short grace
     /// period first; otherwise kill at once (second Ctrl-C). With `keep`, leaves everything up.
     /// Idempotent; returns the first error after trying everything.
-    pub async fn shutdown(mut self, graceful: bool) -> Result<(), StackError> {
+    pub async fn shutdown(&self, graceful: bool) -> Result<(), StackError> {
         if self.identity.keep {
-            self.finished = true;
+            self.finished.store(true, Ordering::SeqCst);
             return Ok(());
         }
-        let registry = self.registry.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let services: Vec<String> = registry.containers.keys().cloned().collect();
-        let ids: Vec<String> = registry.containers.values().cloned().collect();
+        let (services, ids): (Vec<String>, Vec<String>) = {
+            let registry = self.registry();
+            registry.containers.iter().map(|(k, v)| (k.clone(), v.clone())).unzip()
+        };
         let grace = graceful.then_some(SHUTDOWN_GRACE);
         let mut errors =
             remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
@@ -877,7 +878,7 @@ impl StackHandle {
             volume::remove_run_volumes(self.docker.client(), &self.identity.run_id).await;
         errors.extend(volume_errors.into_iter().map(|error| (ids.len() + 1, error)));
         // Whatever failed is left to the sweep; `Drop` would only fail the same way.
-        self.finished = true;
+        self.finished.store(true, Ordering::SeqCst);
         match errors.into_iter().next() {
             None => Ok(()),
             Some((index, source)) => Err(StackError::Docker {
@@ -897,7 +898,7 @@ impl StackHandle {
 
 impl Drop for StackHandle {
     fn drop(&mut self) {
-        if self.finished || self.identity.keep {
+        if self.finished.load(Ordering::SeqCst) || self.identity.keep {
             return;
         }
         remove_all_blocking(
