@@ -52,8 +52,9 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, color).await
+        Command::Run { report, keep, seed, strict, repeat, pull, jobs, files } => {
+            let jobs = jobs.map(usize::from);
+            run(&files, report, (keep, strict), seed, (repeat, jobs), pull, color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -121,7 +122,7 @@ async fn run(
     report_dir: Option<PathBuf>,
     (keep, strict): (bool, bool),
     seed: Option<u64>,
-    repeat: u32,
+    (repeat, jobs): (u32, Option<usize>),
     pull: Option<PullPolicy>,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
@@ -159,6 +160,7 @@ async fn run(
             seed: Some(seed),
             state_dir: state_dir.clone(),
             pull,
+            jobs,
         };
         let dir = options.report_dir.clone();
         let mut result = engine::run(scenario, &backend, &options, &signals, Some(listener)).await;

@@ -7,6 +7,7 @@
 //! Docker, and never prints: progress is a journal listener the CLI installs.
 //! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
 
+mod bring_up;
 mod faults;
 mod health;
 mod links;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
+pub use bring_up::default_jobs;
 pub use run::run;
 pub use template::{Endpoints, render_env};
 
@@ -42,6 +44,9 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// `--pull`: the pull policy of every service, overriding their `pull:` keys.
     pub pull: Option<crate::scenario::model::PullPolicy>,
+    /// `--jobs N`: how many instances bring-up creates at once (services whose dependencies are
+    /// ready start side by side); `None`: [`default_jobs`].
+    pub jobs: Option<usize>,
 }
 
 /// The two escalation steps of Ctrl-C, owned by the CLI.

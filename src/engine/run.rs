@@ -11,10 +11,10 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::health::{HealthState, spawn_monitor};
+use super::health::HealthState;
 use super::steps::{StepEnd, run_probe, run_step};
 use super::upgrade::ServiceState;
-use super::{EngineError, RunOptions, RunResult, Signals, render_env};
+use super::{EngineError, RunOptions, RunResult, Signals};
 use crate::backend::{Backend, ImageStatus, Lifecycle, RunIdentity, RunScope, SweepScope};
 use crate::clock::{self, SystemClock};
 use crate::journal::{
@@ -22,6 +22,10 @@ use crate::journal::{
 };
 use crate::report::{self, RunStatus};
 use crate::scenario::model::{Scenario, SteadyPhase};
+
+/// How long the start-of-run sweep of dead runs' leftovers may take before the run goes on
+/// without it.
+const SWEEP_BUDGET: Duration = Duration::from_secs(30);
 
 /// Where the main path's time went, in µs (background monitors are not counted).
 #[derive(Debug, Default)]
@@ -111,7 +115,7 @@ pub struct Exit {
 }
 
 /// Why a phase stopped early.
-enum Stop {
+pub(super) enum Stop {
     Error(EngineError),
     Interrupted,
 }
@@ -200,9 +204,20 @@ pub async fn run(
 
     let mut up = Up::default();
     if stop.is_none() {
-        stop = phase(&ctx, Phase::BringUp, bring_up(&ctx, scenario, backend, identity, &mut up))
-            .await
-            .err();
+        stop = phase(
+            &ctx,
+            Phase::BringUp,
+            bring_up(
+                &ctx,
+                scenario,
+                backend,
+                identity,
+                options.jobs.unwrap_or_else(super::bring_up::default_jobs),
+                &mut up,
+            ),
+        )
+        .await
+        .err();
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
@@ -368,8 +383,18 @@ async fn prepare(
             .await
             .ok_or(Stop::Interrupted)?;
     }
+    // Bounded: a leftover the backend cannot remove (a container wedged inside dockerd answers
+    // nothing for minutes) must not hold today's rehearsal; the next start tries again.
     let swept = ctx
-        .interruptible(ctx.backend_call(backend.sweep(SweepScope::Dead)))
+        .interruptible(ctx.backend_call(async {
+            tokio::select! {
+                swept = backend.sweep(SweepScope::Dead) => swept,
+                () = clock::sleep(SWEEP_BUDGET) => Err(crate::backend::BackendError::new(
+                    crate::backend::BackendErrorKind::Unavailable,
+                    format!("gave up after {} s", SWEEP_BUDGET.as_secs()),
+                )),
+            }
+        }))
         .await
         .ok_or(Stop::Interrupted)?;
     match swept {
@@ -437,6 +462,7 @@ async fn bring_up(
     scenario: &Scenario,
     backend: &dyn Backend,
     identity: RunIdentity,
+    jobs: usize,
     up: &mut Up,
 ) -> Result<(), Stop> {
     let run_id = identity.run_id.clone();
@@ -493,91 +519,22 @@ async fn bring_up(
     // Before the first service starts: their environment names the links' addresses.
     super::links::start_links(ctx, scenario, &stack, &mut up.endpoints).await?;
 
-    for service in scenario.stack.start_order() {
-        let env = render_env(scenario, service, &run_id, &up.endpoints);
-        let started = clock::instant_now();
-        let replicated = service.replicas > 1;
-        let mut replica_health = Vec::new();
-        for key in service.replica_keys() {
-            let mut definition = service.clone();
-            definition.name = key.clone();
-            let container = ctx
-                .interruptible(ctx.backend_call(async {
-                    if replicated {
-                        stack.start_replica(service, &key, &env, true).await
-                    } else {
-                        stack.start_service(service, &env).await
-                    }
-                }))
-                .await
-                .ok_or(Stop::Interrupted)?
-                .map_err(EngineError::from)?;
-            ctx.journal.record(EventKind::ServiceStarted {
-                service: key.clone(),
-                container,
-                image: service.image.reference().to_string(),
-            });
-            let (rx, task) = spawn_monitor(
-                definition,
-                stack.clone(),
-                ctx.journal.clone(),
-                ctx.http.clone(),
-                up.monitors_stop.clone(),
-            );
-            up.monitors.push(task);
-            up.health.insert(key.clone(), rx.clone());
-            replica_health.push(rx);
-        }
-        if replicated {
-            let (rx, task) = super::health::spawn_aggregate(
-                service.name.clone(),
-                replica_health,
-                ctx.journal.clone(),
-                up.monitors_stop.clone(),
-            );
-            up.monitors.push(task);
-            up.health.insert(service.name.clone(), rx);
-        }
-        for key in service.replica_keys() {
-            let ready_wait_started = clock::instant_now();
-            let rx = up.health[&key].clone();
-            let waited = ctx
-                .interruptible(wait_ready(
-                    ctx.exits.subscribe(),
-                    rx,
-                    stack.as_ref(),
-                    &key,
-                    service.startup_timeout,
-                    started,
-                ))
-                .await;
-            // From instance start on; the start itself is backend time.
-            Accounting::add(
-                &ctx.accounting.service_wait,
-                clock::instant_now().saturating_duration_since(ready_wait_started),
-            );
-            match waited {
-                None => return Err(Stop::Interrupted),
-                Some(Ok(())) => {}
-                Some(Err(reason)) => {
-                    let logs = ctx
-                        .backend_call(async { stack.logs_tail(&key, 20).await })
-                        .await
-                        .unwrap_or_default();
-                    ctx.journal.record(EventKind::ServiceLogs {
-                        service: key.clone(),
-                        lines: logs.clone(),
-                    });
-                    return Err(EngineError::Startup { service: key, reason, logs }.into());
-                }
-            }
-        }
-        ctx.journal.record(EventKind::ServiceReady {
-            service: service.name.clone(),
-            startup_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
-        });
-    }
-    Ok(())
+    let started = std::sync::Mutex::new(super::bring_up::Started::default());
+    let result = super::bring_up::start_services(
+        ctx,
+        scenario,
+        &stack,
+        &run_id,
+        &up.endpoints,
+        jobs,
+        &up.monitors_stop,
+        &started,
+    )
+    .await;
+    let started = started.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    up.monitors.extend(started.monitors);
+    up.health.extend(started.health);
+    result
 }
 
 /// Wait for the first healthy observation of a check that began at or after `since`, failing
