@@ -119,7 +119,7 @@ impl Shared<'_> {
     async fn bring_up_one(&self, service: &Service) {
         match self.try_bring_up(service).await {
             Ok(()) => {
-                let _ = self.ready[service.name.as_str()].send(Readiness::Ready);
+                self.ready[service.name.as_str()].send_replace(Readiness::Ready);
             }
             Err(GaveUp::Elsewhere) => {}
             Err(GaveUp::Failed(stop)) => {
