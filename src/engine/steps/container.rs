@@ -46,13 +46,7 @@ pub(super) async fn run_container_action(
     if ctx.signals.kill_fast.is_cancelled() {
         return StepEnd::Interrupted;
     }
-    let undo = match action.op {
-        ContainerOp::Kill { .. } | ContainerOp::Stop { .. } => ContainerOp::Start,
-        ContainerOp::Pause => ContainerOp::Unpause,
-        ContainerOp::Start | ContainerOp::Restart | ContainerOp::Unpause => {
-            unreachable!("validation allows `for` only on kill, stop and pause")
-        }
-    };
+    let undo = action.op.undo().expect("validation allows `for` only where an action undoes it");
     let undone = tokio::select! {
         result = apply(ctx, stack, &action.service, &undo, true) => result,
         () = ctx.signals.kill_fast.cancelled() => return StepEnd::Interrupted,

@@ -52,23 +52,10 @@ pub async fn run_step(
     state: &mut ServiceState,
     step: &Step,
 ) -> StepEnd {
-    let action = match &step.action {
-        Action::Wait(_) => "wait",
-        Action::Probe(_) => "probe",
-        Action::Container(container) => container.op.key(),
-        Action::Upgrade(_) => "upgrade",
-        Action::Rollback { .. } => "rollback",
-        Action::Fault(fault) => fault.kind.key(),
-        Action::LinkFault(fault) => fault.kind.key(),
-        Action::Parallel(_) => "parallel",
-        Action::SinkOutage(_) => "sink-outage",
-        Action::Call(_) => "call",
-        Action::Mark => "mark",
-    };
     ctx.journal.record(EventKind::StepStarted {
         index: step.index,
         step: step.name.clone(),
-        action: action.to_string(),
+        action: step.action.key().to_owned(),
     });
     let end = match &step.action {
         Action::Wait(duration) => timeline::run_wait(ctx, *duration).await,

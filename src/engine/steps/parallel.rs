@@ -56,9 +56,8 @@ pub(super) async fn run_parallel(
 
 fn needs_state(action: &Action) -> bool {
     match action {
-        Action::Upgrade(_) | Action::Rollback { .. } => true,
         Action::Parallel(children) => children.iter().any(|child| needs_state(&child.step.action)),
-        _ => false,
+        action => action.kind().stateful(),
     }
 }
 
