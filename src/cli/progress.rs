@@ -211,7 +211,20 @@ impl Progress {
             EventKind::Interrupted { second: true } => {
                 Some(format!("{t}  interrupted again: removing everything at once"))
             }
-            _ => None,
+            // Not worth a line of their own: the journal and the reports have them. Listed, not
+            // `_`, so a new event kind is a decision here.
+            EventKind::PhaseEnded { .. }
+            | EventKind::StepEnded { .. }
+            | EventKind::ContainerEvent { .. }
+            | EventKind::NetworkCreated { .. }
+            | EventKind::LinkActivity { .. }
+            | EventKind::SinkStopped { .. }
+            | EventKind::ServiceLogs { .. }
+            | EventKind::TrafficRequest { .. }
+            | EventKind::TimeAccounting { .. }
+            | EventKind::RunEnded { .. }
+            | EventKind::CalendarSet { .. }
+            | EventKind::ScenarioLoaded { .. } => None,
         };
         if let Some(line) = line {
             self.bar.suspend(|| eprintln!("{line}"));

@@ -1,152 +1,22 @@
-//! Fault steps (`memory`, `cpu`, `partition`), `parallel` groups, the ledger around faults, and
-//! recovering what dead runs left applied.
+//! The fault ledger around faults, and recovering what dead runs left applied.
 //!
-//! A fault step: pick targets with the step's seeded RNG → for each, read what restores it, write
-//! that to the ledger (fsync'd), apply, record `fault-applied` → wait `for` (interruptible) →
-//! revert each (also after the first Ctrl-C; not after the second: teardown force-removes), record
-//! `fault-reverted`, mark the ledger.
+//! A fault is written to the ledger (fsync'd) before it is applied and marked reverted after;
+//! the prepare phase reverts what dead runs' ledgers still hold (`fault-recovered`). The fault
+//! steps themselves are `engine/steps/fault.rs`; a `pause` with `for` (`steps/container.rs`) is
+//! ledgered here the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures_util::future::join_all;
-
 use super::run::Context;
-use super::steps::{StepEnd, run_step};
-use super::upgrade::ServiceState;
 use crate::backend::{Backend, RunScope};
-use crate::faults::{self, AppliedFault, RecoveryOutcome, SeededRng, Undo};
+use crate::faults::{RecoveryOutcome, Undo};
 use crate::journal::EventKind;
-use crate::scenario::model::{Action, Fault, ParallelChild, Scenario, Step};
-
-/// Carry out a fault step.
-pub(super) async fn run_fault(
-    ctx: &Context,
-    stack: &Arc<dyn RunScope>,
-    step: &Step,
-    fault: &Fault,
-) -> StepEnd {
-    let replicas = stack.targets(&fault.service).unwrap_or_default();
-    let keys: Vec<String> = replicas.iter().map(|(key, _)| key.clone()).collect();
-    let mut rng = SeededRng::for_step(ctx.seed, step.index);
-    let chosen = faults::select_targets(&keys, fault.target, &mut rng);
-    if chosen.is_empty() {
-        return StepEnd::Failed(format!("`{}` has no container to fault", fault.service));
-    }
-    let mut applied: Vec<AppliedFault> = Vec::new();
-    let mut failure = None;
-    for replica in chosen {
-        if ctx.signals.interrupt.is_cancelled() {
-            break;
-        }
-        let container = replicas
-            .iter()
-            .find(|(key, _)| *key == replica)
-            .map(|(_, id)| id.clone())
-            .expect("targets are chosen among the replicas");
-        match apply_one(ctx, stack.as_ref(), step, fault, replica, container).await {
-            Ok(one) => applied.push(one),
-            Err(reason) => {
-                failure = Some(reason);
-                break;
-            }
-        }
-    }
-    let waited = failure.is_none() && ctx.declared_wait(fault.duration).await;
-    if ctx.signals.kill_fast.is_cancelled() {
-        return StepEnd::Interrupted;
-    }
-    // Newest first, in case two faults ever touch one container.
-    for one in applied.iter().rev() {
-        let reverted = tokio::select! {
-            reverted = revert_one(ctx, stack.as_ref(), &step.name, one) => reverted,
-            () = ctx.signals.kill_fast.cancelled() => return StepEnd::Interrupted,
-        };
-        if let Err(reason) = reverted {
-            failure.get_or_insert(reason);
-        }
-    }
-    match failure {
-        Some(reason) => StepEnd::Failed(reason),
-        None if waited => StepEnd::Done,
-        None => StepEnd::Interrupted,
-    }
-}
-
-async fn apply_one(
-    ctx: &Context,
-    stack: &dyn RunScope,
-    step: &Step,
-    fault: &Fault,
-    replica: String,
-    container: String,
-) -> Result<AppliedFault, String> {
-    let captured = ctx.backend_call(stack.capture_fault(&fault.kind, &container)).await;
-    let undo = captured.map_err(|error| error.to_string())?;
-    let id = ledger_applied(
-        ctx,
-        &stack.instance_name(&fault.service),
-        &fault.service,
-        &container,
-        &undo,
-    )?;
-    let result = ctx.backend_call(stack.apply_fault(&fault.kind, &container)).await;
-    let (ok, detail) = match &result {
-        Ok(detail) => (true, detail.clone()),
-        Err(error) => (false, error.to_string()),
-    };
-    ctx.journal.record(EventKind::FaultApplied {
-        step: step.name.clone(),
-        fault: id,
-        kind: fault.kind.key().to_owned(),
-        service: fault.service.clone(),
-        replica: replica.clone(),
-        ok,
-        detail: detail.clone(),
-        previous: serde_json::to_value(&undo).expect("undo records serialize"),
-        link: None,
-    });
-    if !ok {
-        // A backend applies a fault whole or not at all: nothing is in force.
-        ledger_reverted(ctx, id);
-        return Err(detail);
-    }
-    Ok(AppliedFault { fault: id, service: fault.service.clone(), replica, container, undo })
-}
-
-async fn revert_one(
-    ctx: &Context,
-    stack: &dyn RunScope,
-    step: &str,
-    one: &AppliedFault,
-) -> Result<(), String> {
-    let result = ctx.backend_call(stack.revert_fault(&one.container, &one.undo)).await;
-    let (ok, detail) = match &result {
-        Ok(detail) => (true, detail.clone()),
-        Err(error) => (false, error.to_string()),
-    };
-    ctx.journal.record(EventKind::FaultReverted {
-        step: step.to_owned(),
-        fault: one.fault,
-        kind: one.undo.fault_kind().to_owned(),
-        service: one.service.clone(),
-        replica: one.replica.clone(),
-        ok,
-        detail: detail.clone(),
-        link: None,
-    });
-    if ok {
-        ledger_reverted(ctx, one.fault);
-        Ok(())
-    } else {
-        Err(detail)
-    }
-}
 
 /// Write a fault to the ledger before it is applied; its id. Without a state folder there is no
 /// ledger and ids are counted in memory. A ledger that cannot be written refuses the fault: one
 /// that a crash could leave behind unrecorded is not applied.
-fn ledger_applied(
+pub(super) fn ledger_applied(
     ctx: &Context,
     name: &str,
     service: &str,
@@ -161,7 +31,7 @@ fn ledger_applied(
     })
 }
 
-fn ledger_reverted(ctx: &Context, fault: u64) {
+pub(super) fn ledger_reverted(ctx: &Context, fault: u64) {
     if let Some(ledger) = &ctx.ledger
         && let Err(error) = ledger.reverted(fault)
     {
@@ -189,66 +59,6 @@ pub(super) async fn ledger_pause(
 pub(super) fn pause_reverted(ctx: &Context, id: Option<u64>) {
     if let Some(id) = id {
         ledger_reverted(ctx, id);
-    }
-}
-
-/// Run a `parallel` group: every child at once, each after its own `delay`; the group ends when
-/// all have ended. Its end is the most severe of theirs (failed, interrupted, aborted, done).
-pub(super) async fn run_parallel(
-    ctx: &Context,
-    stack: &Arc<dyn RunScope>,
-    scenario: &Scenario,
-    state: &mut ServiceState,
-    children: &[ParallelChild],
-) -> StepEnd {
-    // Validation allows one upgrade or rollback per group: it gets the real service state, the
-    // others (which never touch it) a copy.
-    let stateful = children.iter().position(|child| needs_state(&child.step.action));
-    let mut copies: Vec<ServiceState> =
-        (0..children.len()).filter(|i| Some(*i) != stateful).map(|_| copy(state)).collect();
-    let mut copies = copies.iter_mut();
-    let mut real = Some(state);
-    let runs = children.iter().enumerate().map(|(i, child)| {
-        let state: &mut ServiceState = if Some(i) == stateful {
-            real.take().expect("one stateful child")
-        } else {
-            copies.next().expect("a copy per other child")
-        };
-        async move {
-            if !child.delay.is_zero() && !ctx.declared_wait(child.delay).await {
-                return StepEnd::Interrupted;
-            }
-            Box::pin(run_step(ctx, stack, scenario, state, &child.step)).await
-        }
-    });
-    let ends = join_all(runs.collect::<Vec<_>>()).await;
-    let mut worst = StepEnd::Done;
-    for end in ends {
-        worst = match (worst, end) {
-            (StepEnd::Failed(reason), _) | (_, StepEnd::Failed(reason)) => StepEnd::Failed(reason),
-            (StepEnd::Interrupted, _) | (_, StepEnd::Interrupted) => StepEnd::Interrupted,
-            (StepEnd::Abort, _) | (_, StepEnd::Abort) => StepEnd::Abort,
-            (StepEnd::Done, StepEnd::Done) => StepEnd::Done,
-        };
-    }
-    worst
-}
-
-fn needs_state(action: &Action) -> bool {
-    match action {
-        Action::Upgrade(_) | Action::Rollback { .. } => true,
-        Action::Parallel(children) => children.iter().any(|child| needs_state(&child.step.action)),
-        _ => false,
-    }
-}
-
-fn copy(state: &ServiceState) -> ServiceState {
-    ServiceState {
-        health: state.health.clone(),
-        current: state.current.clone(),
-        upgrades: state.upgrades.clone(),
-        run_id: state.run_id.clone(),
-        endpoints: state.endpoints.clone(),
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::checks::{UpgradeFigures, upgrade_figures};
 use crate::journal::{Event, EventKind, Phase};
+use crate::scenario::model::ActionKind;
 
 /// Key figures of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,7 +98,10 @@ pub struct OutageFigures {
     pub healthy_after_clear_us: Option<u64>,
 }
 
-const FAULT_ACTIONS: [&str; 4] = ["kill", "stop", "pause", "restart"];
+/// Whether a step's or container action's key is a kind that `test` holds for.
+fn is(action: &str, test: fn(ActionKind) -> bool) -> bool {
+    ActionKind::from_key(action).is_some_and(test)
+}
 
 /// Compute the key figures of a journal (complete or not).
 pub fn key_figures(events: &[Event]) -> KeyFigures {
@@ -111,7 +115,7 @@ pub fn key_figures(events: &[Event]) -> KeyFigures {
         .enumerate()
         .filter(|(_, e)| {
             matches!(&e.kind, EventKind::StepStarted { action, .. }
-                if FAULT_ACTIONS.contains(&action.as_str()))
+                if is(action, ActionKind::takes_down))
         })
         .collect();
     let mut faults = Vec::new();
@@ -126,27 +130,25 @@ pub fn key_figures(events: &[Event]) -> KeyFigures {
             EventKind::ContainerAction { service, undo: false, ok: true, .. } => Some(service),
             _ => None,
         });
-        let cleared_us = applied.and_then(|service| {
-            if action == "restart" {
-                return observed[at + 1..step_end].iter().find_map(|e| match &e.kind {
-                    EventKind::ContainerAction { service: s, undo: false, ok: true, .. }
-                        if s == service =>
-                    {
+        let cleared_us =
+            applied.and_then(|service| {
+                if action == "restart" {
+                    return observed[at + 1..step_end].iter().find_map(|e| match &e.kind {
+                        EventKind::ContainerAction {
+                            service: s, undo: false, ok: true, ..
+                        } if s == service => Some(e.offset_us),
+                        _ => None,
+                    });
+                }
+                observed[at + 1..].iter().find_map(|e| match &e.kind {
+                    EventKind::ContainerAction {
+                        service: s, action: a, undo, ok: true, ..
+                    } if s == service && (*undo || is(a, ActionKind::brings_back)) => {
                         Some(e.offset_us)
                     }
                     _ => None,
-                });
-            }
-            observed[at + 1..].iter().find_map(|e| match &e.kind {
-                EventKind::ContainerAction { service: s, action: a, undo, ok: true, .. }
-                    if s == service
-                        && (*undo || ["start", "unpause", "restart"].contains(&a.as_str())) =>
-                {
-                    Some(e.offset_us)
-                }
-                _ => None,
-            })
-        });
+                })
+            });
         let mut outages: Vec<OutageFigures> = Vec::new();
         for (i, event) in observed.iter().enumerate().take(window_end).skip(at + 1) {
             let EventKind::HealthChanged { service, healthy: false, .. } = &event.kind else {

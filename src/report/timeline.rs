@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use super::json::Ending;
 use super::text::{self, duration, html, offset};
 use crate::journal::{Event, EventKind, Outcome, Phase, UpgradeStage};
+use crate::scenario::model::ActionKind;
 
 /// What a service was doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,7 +543,9 @@ fn faults(events: &[Event], end_us: u64) -> Vec<Bar> {
             }
             EventKind::StepEnded { .. } => in_step = false,
             EventKind::ContainerAction { service, action, undo: false, ok: true, .. }
-                if in_step && matches!(action.as_str(), "pause" | "stop" | "kill") =>
+                if in_step
+                    && ActionKind::from_key(action)
+                        .is_some_and(|kind| kind.undone_by().is_some()) =>
             {
                 open = Some((event.offset_us, service.clone(), action.clone()));
             }

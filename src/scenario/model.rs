@@ -623,6 +623,244 @@ pub enum Action {
     Mark,
 }
 
+impl Action {
+    /// The step's kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Wait(_) => ActionKind::Wait,
+            Action::Probe(_) => ActionKind::Probe,
+            Action::Container(container) => container.op.kind(),
+            Action::Upgrade(_) => ActionKind::Upgrade,
+            Action::Rollback { .. } => ActionKind::Rollback,
+            Action::Fault(fault) => fault.kind.kind(),
+            Action::LinkFault(fault) => fault.kind.kind(),
+            Action::Parallel(_) => ActionKind::Parallel,
+            Action::SinkOutage(_) => ActionKind::SinkOutage,
+            Action::Call(_) => ActionKind::Call,
+            Action::Mark => ActionKind::Mark,
+        }
+    }
+
+    /// The step's YAML key (`kill`, `upgrade`, `sink-outage`, …), as `step-started` records it.
+    pub fn key(&self) -> &'static str {
+        self.kind().key()
+    }
+}
+
+/// Declares [`ActionKind`] from one table of variants and YAML keys.
+macro_rules! action_kinds {
+    ($($(#[$doc:meta])* $variant:ident => $key:literal,)*) => {
+        /// Every kind of step, by its YAML key: the one table the parser, validation, the engine
+        /// and the reports derive their key lists from. A new variant here makes the compiler
+        /// name every `match` that must handle it (`ARCHITECTURE.md`, "Adding a step kind").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ActionKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ActionKind {
+            /// Every kind, in the order the parser's "add one of …" help lists them.
+            pub const ALL: &'static [ActionKind] = &[$(ActionKind::$variant,)*];
+
+            /// Every step key, in the same order.
+            pub const KEYS: &'static [&'static str] = &[$($key,)*];
+
+            /// The step's YAML key.
+            pub fn key(self) -> &'static str {
+                match self {
+                    $(ActionKind::$variant => $key,)*
+                }
+            }
+        }
+    };
+}
+
+action_kinds! {
+    /// `kill`.
+    Kill => "kill",
+    /// `stop`.
+    Stop => "stop",
+    /// `start`.
+    Start => "start",
+    /// `restart`.
+    Restart => "restart",
+    /// `pause`.
+    Pause => "pause",
+    /// `unpause`.
+    Unpause => "unpause",
+    /// `wait`.
+    Wait => "wait",
+    /// `probe`.
+    Probe => "probe",
+    /// `upgrade`.
+    Upgrade => "upgrade",
+    /// `rollback`.
+    Rollback => "rollback",
+    /// `memory`.
+    Memory => "memory",
+    /// `cpu`.
+    Cpu => "cpu",
+    /// `partition`.
+    Partition => "partition",
+    /// `parallel`.
+    Parallel => "parallel",
+    /// `sink-outage`.
+    SinkOutage => "sink-outage",
+    /// `call`.
+    Call => "call",
+    /// `mark`.
+    Mark => "mark",
+    /// `latency`.
+    Latency => "latency",
+    /// `bandwidth`.
+    Bandwidth => "bandwidth",
+    /// `timeout`.
+    Timeout => "timeout",
+    /// `reset-peer`.
+    ResetPeer => "reset-peer",
+    /// `slow-close`.
+    SlowClose => "slow-close",
+    /// `slicer`.
+    Slicer => "slicer",
+    /// `limit-data`.
+    LimitData => "limit-data",
+    /// `down`.
+    Down => "down",
+    /// `http-error`.
+    HttpError => "http-error",
+    /// `http-delay`.
+    HttpDelay => "http-delay",
+    /// `cut`.
+    Cut => "cut",
+}
+
+/// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
+/// `engine/upgrade/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepFamily {
+    /// `wait`, `mark`: shape the timeline only.
+    Timeline,
+    /// `probe`.
+    Probe,
+    /// `kill`, `stop`, `start`, `restart`, `pause`, `unpause`.
+    Container,
+    /// `memory`, `cpu`, `partition`: faults on a service's containers.
+    Fault,
+    /// `latency` … `cut`: faults on a link's fault proxy.
+    LinkFault,
+    /// `upgrade`, `rollback`.
+    Upgrade,
+    /// `parallel`.
+    Parallel,
+    /// `sink-outage`.
+    SinkOutage,
+    /// `call`.
+    Call,
+}
+
+impl ActionKind {
+    /// The kind whose YAML key is `key`.
+    pub fn from_key(key: &str) -> Option<ActionKind> {
+        ActionKind::ALL.iter().copied().find(|kind| kind.key() == key)
+    }
+
+    /// Which family (and engine file) carries it out.
+    pub fn family(self) -> StepFamily {
+        match self {
+            ActionKind::Wait | ActionKind::Mark => StepFamily::Timeline,
+            ActionKind::Probe => StepFamily::Probe,
+            ActionKind::Kill
+            | ActionKind::Stop
+            | ActionKind::Start
+            | ActionKind::Restart
+            | ActionKind::Pause
+            | ActionKind::Unpause => StepFamily::Container,
+            ActionKind::Memory | ActionKind::Cpu | ActionKind::Partition => StepFamily::Fault,
+            ActionKind::Latency
+            | ActionKind::Bandwidth
+            | ActionKind::Timeout
+            | ActionKind::ResetPeer
+            | ActionKind::SlowClose
+            | ActionKind::Slicer
+            | ActionKind::LimitData
+            | ActionKind::Down
+            | ActionKind::HttpError
+            | ActionKind::HttpDelay
+            | ActionKind::Cut => StepFamily::LinkFault,
+            ActionKind::Upgrade | ActionKind::Rollback => StepFamily::Upgrade,
+            ActionKind::Parallel => StepFamily::Parallel,
+            ActionKind::SinkOutage => StepFamily::SinkOutage,
+            ActionKind::Call => StepFamily::Call,
+        }
+    }
+
+    /// For a container action that `for` may undo: the action that undoes it (`kill`/`stop` →
+    /// `start`, `pause` → `unpause`). Faults, link faults and sink outages always end after
+    /// their `for`; that is their own shape, not an undo.
+    pub fn undone_by(self) -> Option<ActionKind> {
+        match self {
+            ActionKind::Kill | ActionKind::Stop => Some(ActionKind::Start),
+            ActionKind::Pause => Some(ActionKind::Unpause),
+            ActionKind::Start
+            | ActionKind::Restart
+            | ActionKind::Unpause
+            | ActionKind::Wait
+            | ActionKind::Probe
+            | ActionKind::Upgrade
+            | ActionKind::Rollback
+            | ActionKind::Memory
+            | ActionKind::Cpu
+            | ActionKind::Partition
+            | ActionKind::Parallel
+            | ActionKind::SinkOutage
+            | ActionKind::Call
+            | ActionKind::Mark
+            | ActionKind::Latency
+            | ActionKind::Bandwidth
+            | ActionKind::Timeout
+            | ActionKind::ResetPeer
+            | ActionKind::SlowClose
+            | ActionKind::Slicer
+            | ActionKind::LimitData
+            | ActionKind::Down
+            | ActionKind::HttpError
+            | ActionKind::HttpDelay
+            | ActionKind::Cut => None,
+        }
+    }
+
+    /// Whether it changes what the steps phase knows about services (the running version of
+    /// one): a `parallel` group holds at most one such step, and only it gets the real state.
+    pub fn stateful(self) -> bool {
+        match self.family() {
+            StepFamily::Upgrade => true,
+            StepFamily::Timeline
+            | StepFamily::Probe
+            | StepFamily::Container
+            | StepFamily::Fault
+            | StepFamily::LinkFault
+            | StepFamily::Parallel
+            | StepFamily::SinkOutage
+            | StepFamily::Call => false,
+        }
+    }
+
+    /// Whether it takes a service down (`kill`, `stop`, `pause`, `restart`): the reports'
+    /// recovery figures are measured from it.
+    pub fn takes_down(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Kill | ActionKind::Stop | ActionKind::Pause | ActionKind::Restart
+        )
+    }
+
+    /// Whether it brings a service back (`start`, `unpause`, `restart`): where the reports
+    /// measure "healthy after clear" from, besides an undo.
+    pub fn brings_back(self) -> bool {
+        matches!(self, ActionKind::Start | ActionKind::Unpause | ActionKind::Restart)
+    }
+}
+
 /// `sink-outage:` — chaos on a notification sink.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SinkOutage {
@@ -727,13 +965,18 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The fault's step kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            FaultKind::Memory { .. } => ActionKind::Memory,
+            FaultKind::Cpu { .. } => ActionKind::Cpu,
+            FaultKind::Partition => ActionKind::Partition,
+        }
+    }
+
     /// The fault's YAML key.
     pub fn key(&self) -> &'static str {
-        match self {
-            FaultKind::Memory { .. } => "memory",
-            FaultKind::Cpu { .. } => "cpu",
-            FaultKind::Partition => "partition",
-        }
+        self.kind().key()
     }
 }
 
@@ -853,21 +1096,26 @@ pub enum LinkFaultKind {
 }
 
 impl LinkFaultKind {
+    /// The step's kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            LinkFaultKind::Latency { .. } => ActionKind::Latency,
+            LinkFaultKind::Bandwidth { .. } => ActionKind::Bandwidth,
+            LinkFaultKind::Timeout { .. } => ActionKind::Timeout,
+            LinkFaultKind::ResetPeer { .. } => ActionKind::ResetPeer,
+            LinkFaultKind::SlowClose { .. } => ActionKind::SlowClose,
+            LinkFaultKind::Slicer { .. } => ActionKind::Slicer,
+            LinkFaultKind::LimitData { .. } => ActionKind::LimitData,
+            LinkFaultKind::Down => ActionKind::Down,
+            LinkFaultKind::HttpError { .. } => ActionKind::HttpError,
+            LinkFaultKind::HttpDelay { .. } => ActionKind::HttpDelay,
+            LinkFaultKind::Cut => ActionKind::Cut,
+        }
+    }
+
     /// The step's YAML key.
     pub fn key(&self) -> &'static str {
-        match self {
-            LinkFaultKind::Latency { .. } => "latency",
-            LinkFaultKind::Bandwidth { .. } => "bandwidth",
-            LinkFaultKind::Timeout { .. } => "timeout",
-            LinkFaultKind::ResetPeer { .. } => "reset-peer",
-            LinkFaultKind::SlowClose { .. } => "slow-close",
-            LinkFaultKind::Slicer { .. } => "slicer",
-            LinkFaultKind::LimitData { .. } => "limit-data",
-            LinkFaultKind::Down => "down",
-            LinkFaultKind::HttpError { .. } => "http-error",
-            LinkFaultKind::HttpDelay { .. } => "http-delay",
-            LinkFaultKind::Cut => "cut",
-        }
+        self.kind().key()
     }
 
     /// The direction when the step names none: `downstream` for what shapes answers (latency,
@@ -1089,15 +1337,31 @@ pub enum ContainerOp {
 }
 
 impl ContainerOp {
+    /// The operation's step kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            ContainerOp::Kill { .. } => ActionKind::Kill,
+            ContainerOp::Stop { .. } => ActionKind::Stop,
+            ContainerOp::Start => ActionKind::Start,
+            ContainerOp::Restart => ActionKind::Restart,
+            ContainerOp::Pause => ActionKind::Pause,
+            ContainerOp::Unpause => ActionKind::Unpause,
+        }
+    }
+
     /// The operation's YAML key.
     pub fn key(&self) -> &'static str {
-        match self {
-            ContainerOp::Kill { .. } => "kill",
-            ContainerOp::Stop { .. } => "stop",
-            ContainerOp::Start => "start",
-            ContainerOp::Restart => "restart",
-            ContainerOp::Pause => "pause",
-            ContainerOp::Unpause => "unpause",
+        self.kind().key()
+    }
+
+    /// What undoes it after `for` ([`ActionKind::undone_by`]); `None` when `for` is not allowed.
+    pub fn undo(&self) -> Option<ContainerOp> {
+        match self.kind().undone_by()? {
+            ActionKind::Start => Some(ContainerOp::Start),
+            ActionKind::Unpause => Some(ContainerOp::Unpause),
+            other => {
+                unreachable!("`{}` is undone by `{}`, not a plain action", self.key(), other.key())
+            }
         }
     }
 }
@@ -1560,6 +1824,51 @@ pub mod option_duration_serde {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_action_kind_has_one_key_and_round_trips() {
+        use super::ActionKind;
+        assert_eq!(ActionKind::ALL.len(), ActionKind::KEYS.len());
+        for (kind, key) in ActionKind::ALL.iter().zip(ActionKind::KEYS) {
+            assert_eq!(kind.key(), *key);
+            assert_eq!(ActionKind::from_key(key), Some(*kind));
+            assert_eq!(ActionKind::KEYS.iter().filter(|k| *k == key).count(), 1, "{key} twice");
+        }
+        assert_eq!(ActionKind::from_key("explode"), None);
+    }
+
+    #[test]
+    fn container_undo_follows_the_kind_table() {
+        use std::time::Duration;
+
+        use super::{ActionKind, ContainerOp};
+        let ops = [
+            ContainerOp::Kill { signal: "SIGKILL".into() },
+            ContainerOp::Stop { timeout: Duration::from_secs(1) },
+            ContainerOp::Start,
+            ContainerOp::Restart,
+            ContainerOp::Pause,
+            ContainerOp::Unpause,
+        ];
+        let undone: Vec<(&str, Option<&str>)> =
+            ops.iter().map(|op| (op.key(), op.undo().map(|undo| undo.key()))).collect();
+        assert_eq!(
+            undone,
+            [
+                ("kill", Some("start")),
+                ("stop", Some("start")),
+                ("start", None),
+                ("restart", None),
+                ("pause", Some("unpause")),
+                ("unpause", None),
+            ]
+        );
+        let undoable: Vec<&str> = ActionKind::ALL
+            .iter()
+            .filter(|kind| kind.undone_by().is_some())
+            .map(|kind| kind.key())
+            .collect();
+        assert_eq!(undoable, ["kill", "stop", "pause"]);
+    }
     use super::*;
 
     #[test]

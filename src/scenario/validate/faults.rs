@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::walk::{Services, StepDraft, StepKind, Walk};
+use super::walk::{Services, StepDraft, Walk};
 use crate::scenario::model::{Fault, FaultKind, Target};
 use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, ScalarKind};
@@ -169,7 +169,7 @@ impl Walk<'_> {
         let mut faults: Vec<(&str, &str, Span)> = Vec::new();
         for draft in all {
             let Some((action, span)) = &draft.action_key else { continue };
-            if matches!(draft.kind, Some(StepKind::Upgrade(_))) || *action == "rollback" {
+            if action.stateful() {
                 match stateful {
                     None => stateful = Some(*span),
                     Some(first) => {
@@ -177,7 +177,7 @@ impl Walk<'_> {
                         self.r
                             .error(
                                 *span,
-                                format!("a second `{action}` in one `parallel` group"),
+                                format!("a second `{}` in one `parallel` group", action.key()),
                                 "second upgrade or rollback",
                             )
                             .help(format!(

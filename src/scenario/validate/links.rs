@@ -13,21 +13,6 @@ use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind};
 
-/// The step keys of link faults.
-pub(super) const LINK_FAULTS: &[&str] = &[
-    "latency",
-    "bandwidth",
-    "timeout",
-    "reset-peer",
-    "slow-close",
-    "slicer",
-    "limit-data",
-    "down",
-    "http-error",
-    "http-delay",
-    "cut",
-];
-
 /// What steps need to know about the declared links.
 #[derive(Debug, Default)]
 pub(super) struct LinkTable {

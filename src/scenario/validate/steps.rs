@@ -9,7 +9,8 @@ use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
 use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{
-    Action, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step, TcpExchange,
+    Action, ActionKind, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step,
+    TcpExchange,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -22,37 +23,6 @@ const PROBE_KINDS: &[&str] = &["http", "tcp"];
 const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method", "body-contains"];
 /// HTTP methods a probe may send.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
-/// Step actions; a step has exactly one.
-pub(super) const ACTIONS: &[&str] = &[
-    "kill",
-    "stop",
-    "start",
-    "restart",
-    "pause",
-    "unpause",
-    "wait",
-    "probe",
-    "upgrade",
-    "rollback",
-    "memory",
-    "cpu",
-    "partition",
-    "parallel",
-    "sink-outage",
-    "call",
-    "mark",
-    "latency",
-    "bandwidth",
-    "timeout",
-    "reset-peer",
-    "slow-close",
-    "slicer",
-    "limit-data",
-    "down",
-    "http-error",
-    "http-delay",
-    "cut",
-];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
     ("HUP", 1),
@@ -322,7 +292,7 @@ impl Walk<'_> {
         nested: bool,
     ) {
         let at = self.r.head(node);
-        let mut keys = ACTIONS.to_vec();
+        let mut keys = ActionKind::KEYS.to_vec();
         keys.extend(["name", "delay"]);
         let Some(fields) = self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys)
         else {
@@ -337,11 +307,12 @@ impl Walk<'_> {
         if let Some(entry) = fields.entry("delay") {
             draft.delay = self.delay(&entry.value, entry.key.span, nested);
         }
-        let (action_key, entry) = match fields.present(ACTIONS).as_slice() {
+        let (action_key, entry) = match fields.present(ActionKind::KEYS).as_slice() {
             [] => {
-                self.r
-                    .error(at, "missing action in step", "no action")
-                    .help(format!("add one of {}", suggest::list(ACTIONS.iter().copied())));
+                self.r.error(at, "missing action in step", "no action").help(format!(
+                    "add one of {}",
+                    suggest::list(ActionKind::KEYS.iter().copied())
+                ));
                 return;
             }
             [(key, entry)] => (*key, *entry),
@@ -356,79 +327,101 @@ impl Walk<'_> {
                 return;
             }
         };
-        let action_key = ACTIONS.iter().copied().find(|key| *key == action_key).expect("listed");
-        draft.action_key = Some((action_key, entry.key.span));
-        draft.kind = Some(if action_key == "probe" { StepKind::Probe } else { StepKind::Other });
+        let kind = ActionKind::from_key(action_key).expect("a listed key");
+        let action_key = kind.key();
+        draft.action_key = Some((kind, entry.key.span));
+        draft.kind =
+            Some(if kind == ActionKind::Probe { StepKind::Probe } else { StepKind::Other });
         let value = &entry.value;
-        match action_key {
-            "upgrade" => {
+        // Every kind is handled here: a new one makes the compiler point at this match.
+        match kind {
+            ActionKind::Upgrade => {
                 let (info, upgrade) = self.upgrade(value, entry.key.span, services, traffic);
                 draft.generated = info.service.as_ref().map(|service| format!("upgrade {service}"));
                 draft.action = upgrade.map(|upgrade| Action::Upgrade(Box::new(upgrade)));
                 draft.kind = Some(StepKind::Upgrade(info));
             }
-            "rollback" => {
+            ActionKind::Rollback => {
                 let (written, service) = self.rollback(value, entry.key.span, services, earlier);
                 draft.generated = written.map(|service| format!("rollback {service}"));
                 draft.action = service.map(|service| Action::Rollback { service });
             }
-            "wait" => {
+            ActionKind::Wait => {
                 if let Some(duration) = self.r.duration(value) {
                     draft.generated = Some(format!("wait {}", duration::format(duration)));
                     draft.action = Some(Action::Wait(duration));
                 }
             }
-            "probe" => {
-                let mut probe_keys = vec!["http", "tcp", "timeout"];
-                probe_keys.push("name");
-                let Some(fields) = self.r.fields(
-                    value,
-                    entry.key.span,
-                    "`probe`",
-                    "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
-                    &probe_keys,
-                ) else {
-                    return;
-                };
-                if let Some(name) = fields.entry("name") {
-                    self.r
-                        .error(name.key.span, "unknown key `name` in `probe`", "unknown key")
-                        .help("name the step instead: `- name: ...` next to `probe:`");
-                }
-                if let Some(mut probe) = self.probe(&fields, services) {
-                    draft.generated = Some(format!("probe {}", probe.name));
-                    if let Some((name, _)) = &draft.explicit {
-                        probe.name.clone_from(name);
-                    }
-                    draft.action = Some(Action::Probe(probe));
-                }
-            }
-            "memory" | "cpu" | "partition" => {
+            ActionKind::Probe => self.probe_step(draft, value, entry.key.span, services),
+            ActionKind::Memory | ActionKind::Cpu | ActionKind::Partition => {
                 let (service, fault) = self.fault(action_key, value, entry.key.span, services);
                 draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
                 draft.fault = service.map(|service| (action_key, service));
                 draft.action = fault.map(Action::Fault);
             }
-            "sink-outage" => self.sink_outage(draft, value, entry.key.span),
-            "call" => self.call(draft, value, entry.key.span, services),
-            "mark" => self.mark(draft, value),
-            link if super::links::LINK_FAULTS.contains(&link) => {
-                let (name, fault) = self.link_fault(link, value, entry.key.span);
-                draft.generated = name.map(|name| format!("{link} {name}"));
+            ActionKind::SinkOutage => self.sink_outage(draft, value, entry.key.span),
+            ActionKind::Call => self.call(draft, value, entry.key.span, services),
+            ActionKind::Mark => self.mark(draft, value),
+            ActionKind::Latency
+            | ActionKind::Bandwidth
+            | ActionKind::Timeout
+            | ActionKind::ResetPeer
+            | ActionKind::SlowClose
+            | ActionKind::Slicer
+            | ActionKind::LimitData
+            | ActionKind::Down
+            | ActionKind::HttpError
+            | ActionKind::HttpDelay
+            | ActionKind::Cut => {
+                let (name, fault) = self.link_fault(action_key, value, entry.key.span);
+                draft.generated = name.map(|name| format!("{action_key} {name}"));
                 draft.action = fault.map(Action::LinkFault);
             }
-            "parallel" => {
+            ActionKind::Parallel => {
                 draft.generated = Some("parallel".to_owned());
                 let mut read_child = |walk: &mut Self, item: &Node| {
                     walk.step(item, services, traffic, earlier, true)
                 };
                 draft.children = self.parallel(value, entry.key.span, nested, &mut read_child);
             }
-            op => {
-                let (service, action) = self.container_action(op, value, entry.key.span, services);
-                draft.generated = service.map(|service| format!("{op} {service}"));
+            ActionKind::Kill
+            | ActionKind::Stop
+            | ActionKind::Start
+            | ActionKind::Restart
+            | ActionKind::Pause
+            | ActionKind::Unpause => {
+                let (service, action) =
+                    self.container_action(kind, value, entry.key.span, services);
+                draft.generated = service.map(|service| format!("{action_key} {service}"));
                 draft.action = action.map(Action::Container);
             }
+        }
+    }
+
+    /// A `probe` step: a probe without `name` (the step's name names it).
+    fn probe_step(&mut self, draft: &mut StepDraft, value: &Node, key: Span, services: &Services) {
+        let mut probe_keys = vec!["http", "tcp", "timeout"];
+        probe_keys.push("name");
+        let Some(fields) = self.r.fields(
+            value,
+            key,
+            "`probe`",
+            "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
+            &probe_keys,
+        ) else {
+            return;
+        };
+        if let Some(name) = fields.entry("name") {
+            self.r
+                .error(name.key.span, "unknown key `name` in `probe`", "unknown key")
+                .help("name the step instead: `- name: ...` next to `probe:`");
+        }
+        if let Some(mut probe) = self.probe(&fields, services) {
+            draft.generated = Some(format!("probe {}", probe.name));
+            if let Some((name, _)) = &draft.explicit {
+                probe.name.clone_from(name);
+            }
+            draft.action = Some(Action::Probe(probe));
         }
     }
 
@@ -436,15 +429,15 @@ impl Walk<'_> {
     /// action has other mistakes.
     pub(super) fn container_action(
         &mut self,
-        op: &str,
+        kind: ActionKind,
         node: &Node,
         key: Span,
         services: &Services,
     ) -> (Option<String>, Option<ContainerAction>) {
-        let keys: &[&str] = match op {
-            "kill" => &["service", "signal", "for"],
-            "stop" => &["service", "timeout", "for"],
-            "pause" => &["service", "for"],
+        let op = kind.key();
+        let keys: &[&str] = match kind {
+            ActionKind::Kill => &["service", "signal", "for"],
+            ActionKind::Stop => &["service", "timeout", "for"],
             _ => &["service", "for"],
         };
         let context = format!("`{op}`");
@@ -463,9 +456,7 @@ impl Walk<'_> {
         };
         let undo_after = match fields.entry("for") {
             None => Some(None),
-            Some(entry) if matches!(op, "kill" | "stop" | "pause") => {
-                self.r.duration(&entry.value).map(Some)
-            }
+            Some(entry) if kind.undone_by().is_some() => self.r.duration(&entry.value).map(Some),
             Some(entry) => {
                 let undo = if op == "unpause" {
                     "`pause` with `for`"
@@ -479,19 +470,20 @@ impl Walk<'_> {
                 None
             }
         };
-        let op = match op {
-            "kill" => fields
+        let op = match kind {
+            ActionKind::Kill => fields
                 .get("signal")
                 .map_or(Some("SIGKILL".to_owned()), |n| self.signal(n))
                 .map(|signal| ContainerOp::Kill { signal }),
-            "stop" => fields
+            ActionKind::Stop => fields
                 .get("timeout")
                 .map_or(Some(Duration::from_secs(10)), |n| self.r.duration(n))
                 .map(|timeout| ContainerOp::Stop { timeout }),
-            "start" => Some(ContainerOp::Start),
-            "restart" => Some(ContainerOp::Restart),
-            "pause" => Some(ContainerOp::Pause),
-            _ => Some(ContainerOp::Unpause),
+            ActionKind::Start => Some(ContainerOp::Start),
+            ActionKind::Restart => Some(ContainerOp::Restart),
+            ActionKind::Pause => Some(ContainerOp::Pause),
+            ActionKind::Unpause => Some(ContainerOp::Unpause),
+            other => unreachable!("`{}` is not a container action", other.key()),
         };
         let action = (|| {
             let service = service.clone().filter(|_| known)?;

@@ -10,11 +10,10 @@ use super::expect::EXPECTATIONS;
 use super::maintenance::{CALENDAR_KEYS, MAINTENANCE_KEYS};
 use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::sink_steps::SinkNames;
-use super::steps::ACTIONS;
 use super::traffic::{TRAFFIC_KEYS, TrafficTable};
 use super::upgrade::UPGRADE_KEYS;
 use crate::calendar::{Policy, SentNotice};
-use crate::scenario::model::{Action, OnFailure, Reference, Scenario, Service, Stack};
+use crate::scenario::model::{Action, ActionKind, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
 use crate::scenario::tree::{Node, Value};
@@ -145,7 +144,7 @@ fn home(key: &str) -> Option<&'static str> {
         Some("`maintenance`")
     } else if CALENDAR_KEYS.contains(&key) {
         Some("`calendar`")
-    } else if ACTIONS.contains(&key) {
+    } else if ActionKind::KEYS.contains(&key) {
         Some("a step")
     } else if EXPECTATIONS.contains(&key) {
         Some("an `expect` entry")
@@ -205,7 +204,7 @@ pub(super) struct StepDraft {
     /// `None` when the step's action could not be told.
     pub(super) kind: Option<StepKind>,
     /// The action's key and where it is written (for rules across a `parallel` group).
-    pub(super) action_key: Option<(&'static str, Span)>,
+    pub(super) action_key: Option<(ActionKind, Span)>,
     /// `(kind, service)` of a fault step, as written.
     pub(super) fault: Option<(&'static str, String)>,
     /// A `parallel` group's children (its `action` is assembled once names are settled).
