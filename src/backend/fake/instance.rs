@@ -194,6 +194,9 @@ async fn while_paused(instance: &Instance) {
 /// How long a stopped instance's connections may take to finish the request in hand.
 const GRACE: Duration = Duration::from_secs(1);
 
+/// How long a gracefully stopped instance's open connections are still served.
+const LINGER: Duration = Duration::from_millis(100);
+
 /// One connection: HTTP when it starts like a request line, else a TCP exchange.
 async fn serve(instance: Arc<Instance>, stream: TcpStream, run: CancellationToken) {
     let mut first = [0u8; 8];
@@ -214,7 +217,12 @@ async fn serve(instance: Arc<Instance>, stream: TcpStream, run: CancellationToke
             _ = connection.as_mut() => return,
             () = run.cancelled() => {}
         }
-        // Stopped: the request in hand is answered, then the connection closes.
+        // Stopped gracefully: what this open connection sends for a moment is still answered
+        // (a client that picked the instance before it left rotation), then the connection
+        // closes once the request in hand is answered.
+        if tokio::time::timeout(LINGER, connection.as_mut()).await.is_ok() {
+            return;
+        }
         connection.as_mut().graceful_shutdown();
         let _ = tokio::time::timeout(GRACE, connection).await;
     } else {

@@ -14,14 +14,14 @@ pub fn upgrade(options: &str, expect: &str) -> crate::scenario::model::Scenario 
         "traffic:
   orders:
     http: {{ service: api, port: 8080, path: /orders }}
-    rate: 200/s
-    timeout: 50ms
+    rate: 100/s
+    timeout: 100ms
 steps:
   - name: upgrade api
     upgrade:
       service: api
       image: api:2.0
-      deadline: 100ms
+      deadline: 300ms
       version: {{ port: 8080, path: /version }}
 {options}
   - name: after
@@ -115,7 +115,7 @@ async fn a_release_that_misses_its_health_deadline_is_rolled_back() {
     let backend = backend().image("api:2.0", FakeService::never_healthy());
     let result = rolled_back(&backend, "").await;
     let healthy = stage_detail(&result, "upgrade api", S::Healthy);
-    assert!(healthy.contains("not healthy within the 100ms deadline"), "{healthy}");
+    assert!(healthy.contains("not healthy within the 300ms deadline"), "{healthy}");
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn a_rollback_to_a_version_that_lies_fails_restored() {
     let scenario = with_stack(
         "steps:
   - name: upgrade api
-    upgrade: { service: api, image: api:2.0, deadline: 100ms, version: { port: 8080, path: /version } }
+    upgrade: { service: api, image: api:2.0, deadline: 300ms, version: { port: 8080, path: /version } }
 expect:
   - restored: { service: api, after: upgrade api, within: 1s, version: '\"version\":\"1.0\"' }
 ",
@@ -272,7 +272,7 @@ async fn a_rollback_step_restores_a_completed_upgrade() {
     let scenario = with_stack(
         "steps:
   - name: upgrade api
-    upgrade: { service: api, image: api:2.0, deadline: 100ms, version: { port: 8080, path: /version } }
+    upgrade: { service: api, image: api:2.0, deadline: 300ms, version: { port: 8080, path: /version } }
   - name: back
     rollback: { service: api }
 ",
@@ -294,7 +294,7 @@ async fn a_second_rollback_of_the_same_upgrade_is_a_step_error() {
     let scenario = with_stack(
         "steps:
   - name: upgrade api
-    upgrade: { service: api, image: api:2.0, deadline: 100ms }
+    upgrade: { service: api, image: api:2.0, deadline: 300ms }
   - name: back
     rollback: { service: api }
   - name: back again

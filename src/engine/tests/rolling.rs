@@ -14,20 +14,20 @@ stack:
       image: api:1.0
       ports: [8080]
       replicas: 3
-      health: {{ http: {{ port: 8080, path: /health }}, interval: 10ms, timeout: 50ms }}
-      startup-timeout: 300ms
+      health: {{ http: {{ port: 8080, path: /health }}, interval: 10ms, timeout: 100ms }}
+      startup-timeout: 500ms
 traffic:
   orders:
     http: {{ service: api, port: 8080, path: /orders }}
-    rate: 200/s
-    timeout: 50ms
+    rate: 100/s
+    timeout: 100ms
 steps:
   - name: upgrade api
     upgrade:
       service: api
       image: api:2.0
       strategy: rolling
-      deadline: 100ms
+      deadline: 300ms
       version: {{ port: 8080, path: /version }}
 {options}
 expect:
@@ -43,7 +43,13 @@ async fn a_rolling_upgrade_replaces_one_replica_at_a_time() {
     let slo = rolling("", "slo: { traffic: orders, availability: 100%, during: upgrade api }\n  - upgrade-succeeds");
     scenario.expect = slo.expect;
     let result = run(&scenario, &backend).await;
-    assert_eq!(result.status, RunStatus::Completed, "{:?} {:?}", result.error, statuses(&result));
+    let failed: Vec<String> = result
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, crate::journal::EventKind::TrafficRequest { ok: false, .. }))
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert_eq!(result.status, RunStatus::Completed, "{:?} {:?} {failed:#?}", result.error, statuses(&result));
     let stages = stages(&result, "upgrade api");
     assert_eq!(stages.iter().filter(|s| **s == (S::Switched, true)).count(), 3, "{stages:?}");
     assert_eq!(stages.iter().filter(|s| **s == (S::Healthy, true)).count(), 3, "{stages:?}");

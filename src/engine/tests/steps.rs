@@ -118,7 +118,7 @@ async fn a_parallel_group_of_healthy_children_completes() {
       - name: squeeze db
         cpu: { service: db, cores: 0.5, for: 20ms }
       - name: upgrade api
-        upgrade: { service: api, image: api:2.0, deadline: 100ms }
+        upgrade: { service: api, image: api:2.0, deadline: 300ms }
 expect:
   - upgrade-succeeds: upgrade api
 ",

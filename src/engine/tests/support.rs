@@ -41,14 +41,14 @@ stack:
     db:
       image: db:15
       ports: [5432]
-      health: { exec: [pg_isready], interval: 10ms, timeout: 50ms }
+      health: { exec: [pg_isready], interval: 10ms, timeout: 100ms }
       backup: [firedrill-backup]
       restore: [firedrill-restore]
       startup-timeout: 500ms
     api:
       image: api:1.0
       ports: [8080]
-      health: { http: { port: 8080, path: /health }, interval: 10ms, timeout: 50ms }
+      health: { http: { port: 8080, path: /health }, interval: 10ms, timeout: 100ms }
       startup-timeout: 500ms
       depends-on: [db]
 ";
@@ -134,8 +134,13 @@ pub fn step_started(result: &RunResult, step: &str) -> bool {
         .any(|event| matches!(&event.kind, EventKind::StepStarted { step: s, .. } if s == step))
 }
 
-pub fn statuses(result: &RunResult) -> Vec<(String, CheckStatus)> {
-    result.verdicts.iter().map(|v| (v.name.clone(), v.status)).collect()
+/// Each verdict's name and status, with what it observed (for failure messages).
+pub fn statuses(result: &RunResult) -> Vec<(String, CheckStatus, String)> {
+    result
+        .verdicts
+        .iter()
+        .map(|v| (v.name.clone(), v.status, format!("{} / {}", v.summary, v.observed)))
+        .collect()
 }
 
 pub fn all_passed(verdicts: &[Verdict]) -> bool {
