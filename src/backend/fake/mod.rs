@@ -60,12 +60,18 @@ pub struct Leftovers {
     pub faults: Vec<String>,
     /// Scopes neither shut down nor dropped.
     pub scopes: Vec<String>,
+    /// Instances only a scope's `Drop` (its safety net) removed, as `SCOPE/KEY (IMAGE)`: no
+    /// shutdown removed them.
+    pub dropped: Vec<String>,
 }
 
 impl Leftovers {
     /// Nothing remains.
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.faults.is_empty() && self.scopes.is_empty()
+        self.instances.is_empty()
+            && self.faults.is_empty()
+            && self.scopes.is_empty()
+            && self.dropped.is_empty()
     }
 }
 
@@ -82,6 +88,7 @@ struct Shared {
     /// Every scope opened: name, and whether it is still open.
     scopes: Vec<(String, Arc<std::sync::atomic::AtomicBool>)>,
     shutdowns: Vec<Shutdown>,
+    dropped: Vec<String>,
     operations: Vec<String>,
     images_ensured: Vec<String>,
     /// The scope opened last, for commands.
@@ -149,6 +156,7 @@ impl FakeBackend {
                 left.faults.push(format!("{scope}/{}: {}", instance.spec.name, fault.key()));
             }
         }
+        left.dropped = shared.dropped.clone();
         for (scope, open) in &shared.scopes {
             if open.load(std::sync::atomic::Ordering::Acquire) {
                 left.scopes.push(scope.clone());

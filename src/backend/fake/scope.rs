@@ -305,13 +305,19 @@ impl ScopeInner {
         }
     }
 
-    fn remove_all(&self, code: i64) {
+    /// Remove every instance; returns what was removed, as `SCOPE/KEY (IMAGE)`.
+    fn remove_all(&self, code: i64) -> Vec<String> {
         let all: Vec<(String, Arc<Instance>)> =
             std::mem::take(&mut self.registry().keys).into_iter().collect();
+        let mut removed = Vec::new();
         for (key, instance) in all {
+            if !instance.life().removed {
+                removed.push(format!("{}/{key} ({})", self.name, instance.image));
+            }
             self.discard(&key, &instance, code);
         }
         self.open.store(false, Ordering::Release);
+        removed
     }
 }
 
@@ -319,7 +325,8 @@ impl Drop for ScopeInner {
     fn drop(&mut self) {
         // The safety net of a scope dropped without `shutdown`: nothing it created remains.
         if !self.identity.keep {
-            self.remove_all(137);
+            let removed = self.remove_all(137);
+            super::lock(&self.backend.shared).dropped.extend(removed);
         }
     }
 }
