@@ -166,7 +166,8 @@ async fn run(
             pull,
         };
         let dir = options.report_dir.clone();
-        let mut result = engine::run(scenario, backend.as_ref(), &options, &signals, Some(listener)).await;
+        let mut result =
+            engine::run(scenario, backend.as_ref(), &options, &signals, Some(listener)).await;
         progress.finish();
 
         let record = RunRecord::new(

@@ -45,10 +45,15 @@ pub(super) struct Life {
     pub removed: bool,
 }
 
+/// What the run's services wrote: `PATH/ID` → the JSON record, shared by every instance of a
+/// scope (the database behind the services, which outlives their replacements).
+pub(super) type Records = Arc<Mutex<BTreeMap<String, String>>>;
+
 /// One instance (a container, on Docker).
 #[derive(Debug)]
 pub(super) struct Instance {
     pub id: String,
+    pub records: Records,
     pub image: String,
     pub spec: Service,
     pub model: FakeService,
@@ -58,9 +63,16 @@ pub(super) struct Instance {
 }
 
 impl Instance {
-    pub fn new(id: String, image: String, spec: Service, model: FakeService) -> Self {
+    pub fn new(
+        id: String,
+        image: String,
+        spec: Service,
+        model: FakeService,
+        records: Records,
+    ) -> Self {
         Instance {
             id,
+            records,
             image,
             spec,
             model,
@@ -202,9 +214,10 @@ async fn serve(instance: Arc<Instance>, stream: TcpStream, run: CancellationToke
     let mut first = [0u8; 8];
     let Ok(n) = stream.peek(&mut first).await else { return };
     let head = &first[..n];
-    let http = head.iter().position(|b| *b == b' ').is_some_and(|space| {
-        space > 0 && head[..space].iter().all(u8::is_ascii_uppercase)
-    });
+    let http = head
+        .iter()
+        .position(|b| *b == b' ')
+        .is_some_and(|space| space > 0 && head[..space].iter().all(u8::is_ascii_uppercase));
     if http {
         let service = hyper::service::service_fn(move |request| {
             let instance = instance.clone();
@@ -238,8 +251,12 @@ async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<axum::body::Body> {
     let path = request.uri().path().to_owned();
+    let post = request.method() == hyper::Method::POST;
+    let get = request.method() == hyper::Method::GET;
     // Read the body, so the connection can carry the next request.
-    let _ = axum::body::to_bytes(axum::body::Body::new(request.into_body()), 1 << 20).await;
+    let body = axum::body::to_bytes(axum::body::Body::new(request.into_body()), 1 << 20)
+        .await
+        .unwrap_or_default();
     while_paused(instance).await;
     if !instance.model.latency.is_zero() {
         clock::sleep(instance.model.latency).await;
@@ -248,13 +265,31 @@ async fn answer(
     if path == model.version_path {
         return respond(200, format!("{{\"version\":\"{}\"}}", instance.version()));
     }
-    let status = model.statuses.get(&path).copied().unwrap_or(model.default_status);
-    let body = if (200..300).contains(&status) {
-        format!("{{\"ok\":true,\"id\":\"{}\"}}", uuid_like())
+    let status = model.statuses.get(&path).copied().or(model.default_status).unwrap_or(if post {
+        201
     } else {
-        format!("{{\"error\":\"status {status}\"}}")
-    };
-    respond(status, body)
+        200
+    });
+    if !(200..300).contains(&status) {
+        return respond(status, format!("{{\"error\":\"status {status}\"}}"));
+    }
+    let records = || instance.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if get && let Some(record) = records().get(&path).cloned() {
+        return respond(status, record);
+    }
+    if post {
+        // A write: the request's JSON fields and a fresh id, kept for `GET PATH/ID`.
+        let mut record = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let id = fresh_id();
+        record.insert("id".to_owned(), serde_json::Value::String(id.clone()));
+        let record = serde_json::Value::Object(record).to_string();
+        records().insert(format!("{}/{id}", path.trim_end_matches('/')), record.clone());
+        return respond(status, record);
+    }
+    respond(status, "{\"ok\":true}".to_owned())
 }
 
 fn respond(status: u16, body: String) -> hyper::Response<axum::body::Body> {
@@ -268,7 +303,7 @@ fn respond(status: u16, body: String) -> hyper::Response<axum::body::Body> {
 }
 
 /// A fresh id for created resources (the `id` a write's answer carries).
-fn uuid_like() -> String {
+fn fresh_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("w{}", NEXT.fetch_add(1, Ordering::Relaxed))

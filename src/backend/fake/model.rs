@@ -20,10 +20,10 @@ pub struct FakeService {
     pub(super) version: Option<String>,
     /// Where the version is answered.
     pub(super) version_path: String,
-    /// Status per path (others: `default_status`).
+    /// Status per path (others: `default_status`, or `201` for a POST and `200` otherwise).
     pub(super) statuses: BTreeMap<String, u16>,
     /// Status of every other path.
-    pub(super) default_status: u16,
+    pub(super) default_status: Option<u16>,
     /// Delay before every HTTP answer.
     pub(super) latency: Duration,
     /// TCP exchanges: an incoming chunk containing the key is answered with the value; anything
@@ -51,14 +51,16 @@ pub struct FakeService {
 }
 
 impl Default for FakeService {
-    /// Ready 50 ms after its start, `200` on every path, its image's tag as its version.
+    /// Ready 50 ms after its start, `200` on every path (`201` to a POST), its image's tag as
+    /// its version.
     fn default() -> Self {
         FakeService::healthy_after(Duration::from_millis(50))
     }
 }
 
 impl FakeService {
-    /// Ready `delay` after each start; `200` on every path; the image's tag as version;
+    /// Ready `delay` after each start; `201` to a POST and `200` to anything else on every path
+    /// (with a JSON body carrying an `id`); the image's tag as version;
     /// `PING` answered `+PONG` on TCP (as Redis does), anything else echoed.
     pub fn healthy_after(delay: Duration) -> Self {
         FakeService {
@@ -66,7 +68,7 @@ impl FakeService {
             version: None,
             version_path: "/version".to_owned(),
             statuses: BTreeMap::new(),
-            default_status: 200,
+            default_status: None,
             latency: Duration::ZERO,
             tcp_replies: vec![("PING".to_owned(), "+PONG\r\n".to_owned())],
             execs: BTreeMap::new(),
@@ -115,9 +117,9 @@ impl FakeService {
         self
     }
 
-    /// Answer every path without its own status with `status`.
+    /// Answer every path without its own status with `status`, whatever the method.
     pub fn default_status(mut self, status: u16) -> Self {
-        self.default_status = status;
+        self.default_status = Some(status);
         self
     }
 
@@ -141,6 +143,10 @@ impl FakeService {
 
     /// An instance started with `command` (its first word) as its command exits with `code`
     /// after `after` (a migration one-shot, say).
+    ///
+    /// Without a script, an instance started with a `command`, no ports and no health check
+    /// (the engine's migration containers) exits 0 at once; one with ports or a health check
+    /// runs as a server.
     pub fn one_shot(mut self, command: &str, code: i64, after: Duration) -> Self {
         self.one_shots.insert(command.to_owned(), (code, after));
         self

@@ -41,6 +41,7 @@ pub(super) struct ScopeInner {
     identity: RunIdentity,
     name: String,
     registry: Mutex<Registry>,
+    records: super::instance::Records,
     events: broadcast::Sender<LifecycleEvent>,
     rotation: Arc<AtomicU64>,
     next_replica: AtomicUsize,
@@ -67,6 +68,7 @@ impl FakeScope {
                 identity,
                 name,
                 registry: Mutex::new(Registry::default()),
+                records: super::instance::Records::default(),
                 events: broadcast::channel(1024).0,
                 rotation: Arc::new(AtomicU64::new(0)),
                 next_replica: AtomicUsize::new(0),
@@ -141,7 +143,8 @@ impl ScopeInner {
             }
             None => key.to_owned(),
         };
-        let instance = registry.keys.get(&key).cloned().ok_or_else(|| BackendError::not_found(&key))?;
+        let instance =
+            registry.keys.get(&key).cloned().ok_or_else(|| BackendError::not_found(&key))?;
         Ok((key, instance))
     }
 
@@ -154,8 +157,11 @@ impl ScopeInner {
         };
         keys.into_iter()
             .map(|key| {
-                let instance =
-                    registry.keys.get(&key).cloned().ok_or_else(|| BackendError::not_found(&key))?;
+                let instance = registry
+                    .keys
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| BackendError::not_found(&key))?;
                 Ok((key, instance))
             })
             .collect()
@@ -198,7 +204,13 @@ impl ScopeInner {
             .command
             .as_ref()
             .and_then(|command| command.first())
-            .and_then(|first| model.one_shots.get(first).copied());
+            .and_then(|first| model.one_shots.get(first).copied())
+            .or_else(|| {
+                // An unscripted command without ports or health check is a one-shot that works.
+                let spec = &instance.spec;
+                (spec.command.is_some() && spec.ports.is_empty() && spec.health.is_none())
+                    .then_some((0, Duration::ZERO))
+            });
         let timers = [
             one_shot,
             model.crash_after.map(|(after, code)| (code, after)),
@@ -235,7 +247,11 @@ impl ScopeInner {
             life.status = Status::Exited { code, oom };
             life.ready_at = None;
             life.ports.clear();
-            if code == 0 { life.run.cancel() } else { life.kill.cancel() }
+            if code == 0 {
+                life.run.cancel()
+            } else {
+                life.kill.cancel()
+            }
             life.logs.push(format!("fake: exited with code {code}"));
         }
         instance.notify();
@@ -268,7 +284,8 @@ impl ScopeInner {
         let id = format!("{}-{}", self.name, self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut spec = spec.clone();
         spec.name = key.to_owned();
-        let instance = Arc::new(Instance::new(id.clone(), image, spec, model));
+        let instance =
+            Arc::new(Instance::new(id.clone(), image, spec, model, self.records.clone()));
         self.registry().keys.insert(key.to_owned(), instance.clone());
         super::lock(&self.backend.shared).instances.push((self.name.clone(), instance.clone()));
         self.boot(key, &instance)?;
@@ -448,8 +465,13 @@ impl RunScope for FakeScope {
             self.inner.remove_key(&displaced, 137);
         }
         let mut registry = self.inner.registry();
-        let new = registry.keys.get(candidate).cloned().ok_or_else(|| BackendError::not_found(candidate))?;
-        let old = registry.keys.get(service).cloned().ok_or_else(|| BackendError::not_found(service))?;
+        let new = registry
+            .keys
+            .get(candidate)
+            .cloned()
+            .ok_or_else(|| BackendError::not_found(candidate))?;
+        let old =
+            registry.keys.get(service).cloned().ok_or_else(|| BackendError::not_found(service))?;
         registry.keys.remove(candidate);
         registry.keys.insert(service.to_owned(), new);
         registry.keys.insert(displaced.clone(), old);
@@ -470,7 +492,9 @@ impl RunScope for FakeScope {
             return Err(other(format!("port {port} of `{key}`: the container is not running")));
         }
         life.ports.get(&port).copied().ok_or_else(|| {
-            other(format!("port {port} of `{key}` is not published (is it in the service's `ports`?)"))
+            other(format!(
+                "port {port} of `{key}` is not published (is it in the service's `ports`?)"
+            ))
         })
     }
 
@@ -513,7 +537,8 @@ impl RunScope for FakeScope {
                 ExecOutcome { exit_code: Some(1), output: "fake: not ready".to_owned() }
             });
         }
-        let (code, output) = instance.model.execs.get(&first).cloned().unwrap_or((0, String::new()));
+        let (code, output) =
+            instance.model.execs.get(&first).cloned().unwrap_or((0, String::new()));
         Ok(ExecOutcome { exit_code: Some(code), output })
     }
 
@@ -568,7 +593,9 @@ impl RunScope for FakeScope {
             {
                 let mut life = instance.life();
                 if life.status != Status::Running {
-                    return Err(other(format!("container `{key}` is not running or paused already")));
+                    return Err(other(format!(
+                        "container `{key}` is not running or paused already"
+                    )));
                 }
                 life.status = Status::Paused;
             }
@@ -683,7 +710,10 @@ impl RunScope for FakeScope {
         let (key, target) = self.inner.by_id(instance)?;
         self.inner.record(format!("revert-fault {key} {}", undo.fault_kind()));
         if target.model.fault_revert_fails {
-            return Err(other(format!("fake: reverting `{}` on `{key}` failed", undo.fault_kind())));
+            return Err(other(format!(
+                "fake: reverting `{}` on `{key}` failed",
+                undo.fault_kind()
+            )));
         }
         let mut life = target.life();
         let position = life.faults.iter().rposition(|f| f.key() == undo.fault_kind());

@@ -31,6 +31,8 @@ expect:
 ",
     );
     scenario.expect.extend(slo.expect);
+    // A request that a loaded 2-core machine delays is not a lost one.
+    scenario.traffic["orders"].timeout = ms(300);
     let result = run(&scenario, &backend).await;
     assert_eq!(result.status, RunStatus::Completed, "{:?} {:?}", result.error, statuses(&result));
     assert_eq!(
@@ -42,10 +44,18 @@ expect:
         [(true, r#"{"version":"2.0"}"#.into())]
     );
     let ops = backend.operations();
-    let order = ["start api.green api:2.0", "offer api api.green", "promote api api.green", "withdraw api.blue", "retire api.blue"];
+    let order = [
+        "start api.green api:2.0",
+        "offer api api.green",
+        "promote api api.green",
+        "withdraw api.blue",
+        "retire api.blue",
+    ];
     let positions: Vec<usize> = order
         .iter()
-        .map(|op| ops.iter().position(|o| o == op).unwrap_or_else(|| panic!("no `{op}` in {ops:?}")))
+        .map(|op| {
+            ops.iter().position(|o| o == op).unwrap_or_else(|| panic!("no `{op}` in {ops:?}"))
+        })
         .collect();
     assert!(positions.is_sorted(), "{ops:?}");
     // The old version was never stopped before the switch.
@@ -97,14 +107,22 @@ async fn a_green_that_cannot_start_fails_at_the_switch() {
 
 #[tokio::test]
 async fn a_green_that_fails_its_watch_is_switched_back() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).status("/orders", 503));
-    let scenario =
-        upgrade(&options("      watch: { for: 60ms, traffic: orders, availability: 99% }"), "upgrade-rolled-back");
+    let backend =
+        backend().image("api:2.0", FakeService::healthy_after(ms(5)).status("/orders", 503));
+    let scenario = upgrade(
+        &options("      watch: { for: 60ms, traffic: orders, availability: 99% }"),
+        "upgrade-rolled-back",
+    );
     let result = run(&scenario, &backend).await;
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     let stages = stages(&result, "upgrade api");
-    assert!(stages.contains(&(S::Switched, true)) && stages.contains(&(S::Watch, false)), "{stages:?}");
-    assert!(stage_detail(&result, "upgrade api", S::RolledBack).contains("switched back to api:1.0"));
+    assert!(
+        stages.contains(&(S::Switched, true)) && stages.contains(&(S::Watch, false)),
+        "{stages:?}"
+    );
+    assert!(
+        stage_detail(&result, "upgrade api", S::RolledBack).contains("switched back to api:1.0")
+    );
     assert_eq!(
         versions(&result, "upgrade api", "after-rollback"),
         [(true, r#"{"version":"1.0"}"#.into())]
@@ -117,8 +135,10 @@ async fn a_green_that_fails_its_watch_is_switched_back() {
 
 #[tokio::test]
 async fn a_blue_green_migration_failure_never_starts_green() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 9, ms(0)));
-    let scenario = upgrade(&options("      migrate: { command: [migrate] }"), "upgrade-rolled-back");
+    let backend =
+        backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 9, ms(0)));
+    let scenario =
+        upgrade(&options("      migrate: { command: [migrate] }"), "upgrade-rolled-back");
     let result = run(&scenario, &backend).await;
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     assert!(stages(&result, "upgrade api").contains(&(S::Migration, false)));

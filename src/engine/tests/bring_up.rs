@@ -84,8 +84,8 @@ async fn a_service_that_dies_during_bring_up_carries_its_logs() {
 
 #[tokio::test]
 async fn a_crash_before_ready_is_an_exit_not_a_timeout() {
-    let backend = backend()
-        .service("api", FakeService::healthy_after(ms(2_000)).crash_after(ms(20), 1));
+    let backend =
+        backend().service("api", FakeService::healthy_after(ms(2_000)).crash_after(ms(20), 1));
     let result = run(&with_stack(STEADY), &backend).await;
     match &result.error {
         Some(EngineError::Startup { reason, .. }) => {
@@ -136,7 +136,10 @@ async fn a_missing_image_stops_the_run_before_anything_starts() {
     assert!(backend.shutdowns().is_empty());
     assert!(backend.leftovers().is_empty());
     let prepare_failed = result.events.iter().any(|e| {
-        matches!(&e.kind, EventKind::PhaseEnded { phase: Phase::Prepare, outcome: Outcome::Failed, .. })
+        matches!(
+            &e.kind,
+            EventKind::PhaseEnded { phase: Phase::Prepare, outcome: Outcome::Failed, .. }
+        )
     });
     assert!(prepare_failed);
 }
@@ -151,7 +154,9 @@ async fn a_missing_upgrade_target_fails_before_the_stack_starts() {
 ",
     );
     let result = run(&scenario, &backend).await;
-    assert!(matches!(&result.error, Some(EngineError::Backend(e)) if e.kind == BackendErrorKind::ImageMissing));
+    assert!(
+        matches!(&result.error, Some(EngineError::Backend(e)) if e.kind == BackendErrorKind::ImageMissing)
+    );
     assert_eq!(backend.images_ensured(), ["db:15", "api:1.0", "api:2.0"]);
     assert!(backend.operations().is_empty());
 }
@@ -201,7 +206,10 @@ async fn a_failing_shutdown_is_the_run_error() {
     assert!(matches!(&result.error, Some(EngineError::Backend(_))), "{:?}", result.error);
     assert_eq!(result.status, RunStatus::Aborted);
     let teardown_failed = result.events.iter().any(|e| {
-        matches!(&e.kind, EventKind::PhaseEnded { phase: Phase::Teardown, outcome: Outcome::Failed, .. })
+        matches!(
+            &e.kind,
+            EventKind::PhaseEnded { phase: Phase::Teardown, outcome: Outcome::Failed, .. }
+        )
     });
     assert!(teardown_failed);
     assert!(!backend.shutdowns()[0].ok);

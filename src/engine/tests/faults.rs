@@ -136,9 +136,13 @@ async fn the_first_interrupt_still_reverts_a_fault() {
     let scenario = with_stack(
         "steps:\n  - name: squeeze api\n    memory: { service: api, limit: 64MiB, for: 5s }\n",
     );
-    let result =
-        run_with(&scenario, &backend, &signals, Some(on_first(fault_applied, move || interrupt.cancel())))
-            .await;
+    let result = run_with(
+        &scenario,
+        &backend,
+        &signals,
+        Some(on_first(fault_applied, move || interrupt.cancel())),
+    )
+    .await;
     assert_eq!(result.status, RunStatus::Interrupted);
     assert_eq!(faults(&result), (vec![true], vec![true]));
     assert_clean(&backend);

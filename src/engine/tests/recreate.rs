@@ -120,7 +120,8 @@ async fn a_release_that_misses_its_health_deadline_is_rolled_back() {
 
 #[tokio::test]
 async fn a_failed_migration_before_the_switch_is_rolled_back_with_a_restore() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 2, ms(0)));
+    let backend =
+        backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 2, ms(0)));
     let result = rolled_back(
         &backend,
         "      backup: db\n      migrate: { command: [migrate, up], when: before, deadline: 200ms }",
@@ -147,19 +148,29 @@ async fn a_failed_migration_before_the_switch_is_rolled_back_with_a_restore() {
 
 #[tokio::test]
 async fn a_failed_migration_after_the_switch_is_rolled_back() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 1, ms(5)));
-    let result =
-        rolled_back(&backend, "      migrate: { command: [migrate], when: after, deadline: 200ms }")
-            .await;
+    let backend =
+        backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 1, ms(5)));
+    let result = rolled_back(
+        &backend,
+        "      migrate: { command: [migrate], when: after, deadline: 200ms }",
+    )
+    .await;
     assert_eq!(
         stages(&result, "upgrade api")[..5],
-        [(S::Started, true), (S::Switched, true), (S::Healthy, true), (S::Migration, false), (S::Failed, false)]
+        [
+            (S::Started, true),
+            (S::Switched, true),
+            (S::Healthy, true),
+            (S::Migration, false),
+            (S::Failed, false)
+        ]
     );
 }
 
 #[tokio::test]
 async fn a_migration_past_its_deadline_fails_the_upgrade() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 0, ms(5_000)));
+    let backend = backend()
+        .image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 0, ms(5_000)));
     let result =
         rolled_back(&backend, "      migrate: { command: [migrate], deadline: 50ms }").await;
     let detail = stage_detail(&result, "upgrade api", S::Migration);
@@ -168,12 +179,11 @@ async fn a_migration_past_its_deadline_fails_the_upgrade() {
 
 #[tokio::test]
 async fn a_release_that_fails_its_watch_gate_is_rolled_back() {
-    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(5)).status("/orders", 500));
-    let result = rolled_back(
-        &backend,
-        "      watch: { for: 60ms, traffic: orders, availability: 99% }",
-    )
-    .await;
+    let backend =
+        backend().image("api:2.0", FakeService::healthy_after(ms(5)).status("/orders", 500));
+    let result =
+        rolled_back(&backend, "      watch: { for: 60ms, traffic: orders, availability: 99% }")
+            .await;
     assert_eq!(
         stages(&result, "upgrade api")[..6],
         [
@@ -192,7 +202,10 @@ async fn a_release_that_fails_its_watch_gate_is_rolled_back() {
 async fn a_healthy_release_passes_its_watch_gate() {
     let backend = backend();
     let result = run(
-        &upgrade("      watch: { for: 60ms, traffic: orders, availability: 99% }", "upgrade-succeeds"),
+        &upgrade(
+            "      watch: { for: 60ms, traffic: orders, availability: 99% }",
+            "upgrade-succeeds",
+        ),
         &backend,
     )
     .await;
@@ -204,9 +217,10 @@ async fn a_healthy_release_passes_its_watch_gate() {
 
 #[tokio::test]
 async fn a_rollback_whose_restore_fails_is_reported_failed() {
-    let backend = backend()
-        .image("api:2.0", FakeService::crash_on_start(1))
-        .service("db", FakeService::healthy_after(ms(5)).exec("firedrill-restore", 4, "restore: disk full"));
+    let backend = backend().image("api:2.0", FakeService::crash_on_start(1)).service(
+        "db",
+        FakeService::healthy_after(ms(5)).exec("firedrill-restore", 4, "restore: disk full"),
+    );
     let result = run(&upgrade("      backup: db", "upgrade-rolled-back"), &backend).await;
     let stages = stages(&result, "upgrade api");
     assert!(stages.contains(&(S::Restore, false)), "{stages:?}");
@@ -310,5 +324,30 @@ async fn a_second_rollback_of_the_same_upgrade_is_a_step_error() {
         other => panic!("expected a step error, got {other:?}"),
     }
     assert_eq!(result.status, RunStatus::Aborted);
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn a_migration_and_a_backup_that_work_are_stages_of_a_successful_upgrade() {
+    // Unscripted: the migration one-shot exits 0, the hooks exit 0.
+    let backend = backend();
+    let scenario = upgrade(
+        "      backup: db\n      migrate: { command: [migrate], when: after, deadline: 200ms }",
+        "upgrade-succeeds",
+    );
+    let result = run(&scenario, &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
+    assert_eq!(
+        stages(&result, "upgrade api"),
+        [
+            (S::Started, true),
+            (S::Backup, true),
+            (S::Switched, true),
+            (S::Healthy, true),
+            (S::Migration, true),
+            (S::Completed, true)
+        ]
+    );
+    assert!(backend.operations().contains(&"start api.migrate api:2.0".to_owned()));
     assert_clean(&backend);
 }

@@ -26,7 +26,9 @@ fn undo_actions(result: &crate::engine::RunResult) -> Vec<(String, bool)> {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::ContainerAction { action, undo: true, ok, .. } => Some((action.clone(), *ok)),
+            EventKind::ContainerAction { action, undo: true, ok, .. } => {
+                Some((action.clone(), *ok))
+            }
             _ => None,
         })
         .collect()
@@ -61,10 +63,7 @@ async fn the_second_interrupt_skips_the_undo_and_forces_teardown() {
     assert_eq!(result.status, RunStatus::Interrupted);
     assert!(undo_actions(&result).is_empty(), "{:?}", undo_actions(&result));
     assert!(!backend.operations().contains(&"unpause api".to_owned()));
-    assert_eq!(
-        count(&result, |k| matches!(k, EventKind::Interrupted { second: true })),
-        1
-    );
+    assert_eq!(count(&result, |k| matches!(k, EventKind::Interrupted { second: true })), 1);
     // Forced, and still nothing left.
     assert_clean(&backend);
     assert!(!backend.shutdowns()[0].graceful);
@@ -92,7 +91,12 @@ async fn an_interrupt_during_an_upgrade_leaves_nothing_behind() {
     let signals = Signals::default();
     let interrupt = signals.interrupt.clone();
     let listener = on_first(
-        |e| matches!(&e.kind, EventKind::Upgrade { stage: crate::journal::UpgradeStage::Started, .. }),
+        |e| {
+            matches!(
+                &e.kind,
+                EventKind::Upgrade { stage: crate::journal::UpgradeStage::Started, .. }
+            )
+        },
         move || interrupt.cancel(),
     );
     let scenario = with_stack(

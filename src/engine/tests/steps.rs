@@ -97,7 +97,11 @@ async fn a_parallel_group_with_a_failing_child_fails_after_every_child_ended() {
 ",
     );
     let result = run(&scenario, &backend).await;
-    assert!(matches!(&result.error, Some(EngineError::Step { step, .. }) if step == "together"), "{:?}", result.error);
+    assert!(
+        matches!(&result.error, Some(EngineError::Step { step, .. }) if step == "together"),
+        "{:?}",
+        result.error
+    );
     assert_eq!(step_end(&result, "squeeze db").map(|e| e.0), Some(Outcome::Failed));
     assert_eq!(step_end(&result, "meanwhile").map(|e| e.0), Some(Outcome::Ok));
     assert_eq!(step_end(&result, "together").map(|e| e.0), Some(Outcome::Failed));
@@ -169,7 +173,8 @@ async fn an_out_of_memory_kill_is_a_typed_event() {
 
 #[tokio::test]
 async fn a_call_records_the_answer_the_model_gives() {
-    let backend = backend().service("api", FakeService::healthy_after(ms(5)).status("/refund", 409));
+    let backend =
+        backend().service("api", FakeService::healthy_after(ms(5)).status("/refund", 409));
     let scenario = with_stack(
         "steps:
   - name: refund
@@ -182,5 +187,27 @@ async fn a_call_records_the_answer_the_model_gives() {
         _ => None,
     });
     assert_eq!(call, Some((Some(409), false)));
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn a_write_is_created_and_read_back() {
+    let backend = backend();
+    let scenario = with_stack(
+        "traffic:
+  writes:
+    http: { service: api, port: 8080, method: POST, path: /orders, body: '{}', status: 201 }
+    rate: 100/s
+    timeout: 100ms
+    verify-writes: true
+steps:
+  - wait: 50ms
+expect:
+  - slo: { traffic: writes, availability: 100% }
+  - no-lost-writes: { traffic: writes }
+",
+    );
+    let result = run(&scenario, &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     assert_clean(&backend);
 }

@@ -55,8 +55,7 @@ stack:
 
 /// Every service ready 5 ms after its start.
 pub fn backend() -> FakeBackend {
-    FakeBackend::new()
-        .default_service(crate::backend::fake::FakeService::healthy_after(ms(5)))
+    FakeBackend::new().default_service(crate::backend::fake::FakeService::healthy_after(ms(5)))
 }
 
 pub async fn run(scenario: &Scenario, backend: &FakeBackend) -> RunResult {
