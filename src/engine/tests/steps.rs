@@ -161,13 +161,35 @@ expect:
 
 #[tokio::test]
 async fn an_out_of_memory_kill_is_a_typed_event() {
-    let backend = backend().service("api", FakeService::healthy_after(ms(5)).oom_after(ms(30)));
+    let backend = backend();
     let scenario = with_stack("steps:\n  - name: wait\n    wait: 60ms\n");
-    let result = run(&scenario, &backend).await;
+    let listener = {
+        let backend = backend.clone();
+        on_first(
+            |e| matches!(&e.kind, EventKind::StepStarted { step, .. } if step == "wait"),
+            move || assert!(backend.oom("api")),
+        )
+    };
+    let result = run_with(&scenario, &backend, &Signals::default(), Some(listener)).await;
     assert!(result.events.iter().any(|e| matches!(&e.kind,
         EventKind::ContainerEvent { service, action, .. } if service == "api" && action == "oom")));
     assert!(result.events.iter().any(|e| matches!(&e.kind,
+        EventKind::ContainerEvent { service, action, exit_code: Some(137) } if service == "api" && action == "die")));
+    assert!(result.events.iter().any(|e| matches!(&e.kind,
         EventKind::HealthChanged { service, healthy: false, .. } if service == "api")));
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn a_scripted_crash_after_start_reaches_the_journal() {
+    // `crash_after` counts from each start: whether it lands in bring-up or in the step on a
+    // loaded machine, its exit code reaches the journal and teardown cleans up.
+    let backend =
+        backend().service("api", FakeService::healthy_after(ms(5)).crash_after(ms(40), 12));
+    let scenario = with_stack("steps:\n  - name: wait\n    wait: 80ms\n");
+    let result = run(&scenario, &backend).await;
+    assert!(result.events.iter().any(|e| matches!(&e.kind,
+        EventKind::ContainerEvent { service, action, exit_code: Some(12) } if service == "api" && action == "die")));
     assert_clean(&backend);
 }
 
