@@ -16,7 +16,7 @@
 //! traffic. Every method that takes a service acts on every replica of a group (actions) or on one
 //! replica in rotation, in turn (lookups such as [`RunScope::instance_id`]).
 
-// pub mod fake;
+pub mod fake;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

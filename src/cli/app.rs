@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use super::args::{Args, Command};
+use super::args::{Args, BackendKind, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
 use super::repeat;
@@ -52,9 +52,9 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, jobs, files } => {
+        Command::Run { report, keep, seed, strict, repeat, pull, jobs, backend, files } => {
             let jobs = jobs.map(usize::from);
-            run(&files, report, (keep, strict), seed, (repeat, jobs), pull, color).await
+            run(&files, report, (keep, strict), seed, (repeat, jobs), (pull, backend), color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -123,16 +123,21 @@ async fn run(
     (keep, strict): (bool, bool),
     seed: Option<u64>,
     (repeat, jobs): (u32, Option<usize>),
-    pull: Option<PullPolicy>,
+    (pull, backend): (Option<PullPolicy>, BackendKind),
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
-    let backend = crate::stack::DockerBackend::connect().await?;
+    // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
+    let ledgered = backend == BackendKind::Docker;
+    let backend: Box<dyn crate::backend::Backend> = match backend {
+        BackendKind::Docker => Box::new(crate::stack::DockerBackend::connect().await?),
+        BackendKind::Fake => Box::new(crate::backend::fake::FakeBackend::new()),
+    };
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
-    let state_dir = state_dir();
+    let state_dir = state_dir().filter(|_| ledgered);
     let signals = Signals::default();
     let watcher = tokio::spawn(watch_signals(signals.clone()));
 
@@ -163,7 +168,8 @@ async fn run(
             jobs,
         };
         let dir = options.report_dir.clone();
-        let mut result = engine::run(scenario, &backend, &options, &signals, Some(listener)).await;
+        let mut result =
+            engine::run(scenario, backend.as_ref(), &options, &signals, Some(listener)).await;
         progress.finish();
 
         let record = RunRecord::new(

@@ -6,6 +6,15 @@ use clap::{Parser, Subcommand};
 
 use crate::scenario::model::PullPolicy;
 
+/// `run --backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The local Docker engine.
+    Docker,
+    /// The in-memory fake backend (`crate::backend::fake`).
+    Fake,
+}
+
 fn parse_pull(text: &str) -> Result<PullPolicy, String> {
     text.parse()
 }
@@ -62,6 +71,11 @@ pub enum Command {
         #[arg(long, short = 'j', value_name = "N",
               value_parser = clap::value_parser!(u16).range(1..=256))]
         jobs: Option<u16>,
+        /// Where the stack runs: `docker` (the local engine), or `fake` (in memory, no Docker:
+        /// every service ready 50 ms after its start, `200` on every path, its image's tag as
+        /// version; a demo of the engine, not of your services).
+        #[arg(long, value_name = "BACKEND", value_enum, default_value_t = BackendKind::Docker)]
+        backend: BackendKind,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -15,6 +15,8 @@ mod run;
 mod sinks;
 mod steps;
 mod template;
+#[cfg(test)]
+mod tests;
 mod upgrade;
 
 use std::path::PathBuf;

@@ -739,10 +739,16 @@ async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
     }
     let graceful = !ctx.signals.kill_fast.is_cancelled();
     // A second signal during a graceful shutdown drops it; dropping the scope (the last
-    // reference) then force-removes what it created.
-    let result = tokio::select! {
-        result = ctx.backend_call(stack.shutdown(graceful)) => result,
-        () = ctx.signals.kill_fast.cancelled() => Ok(()),
+    // reference) then force-removes what it created. After the second signal, the forced
+    // shutdown itself runs to its end (racing it against the cancelled token dropped it half
+    // the time, leaving the removal to the scope's best-effort `Drop`).
+    let result = if graceful {
+        tokio::select! {
+            result = ctx.backend_call(stack.shutdown(true)) => result,
+            () = ctx.signals.kill_fast.cancelled() => Ok(()),
+        }
+    } else {
+        ctx.backend_call(stack.shutdown(false)).await
     };
     drop(stack);
     if let Some(pump) = up.events_pump {
