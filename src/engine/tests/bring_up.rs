@@ -224,3 +224,44 @@ async fn the_default_fake_model_runs_a_plain_scenario() {
     assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
     assert_clean(&backend);
 }
+
+#[tokio::test]
+async fn a_dependency_ready_before_its_dependent_asks_still_lets_it_start() {
+    // `web` waits for `slow` first; `quick` is ready long before `web` asks about it. A readiness
+    // published before anyone listened must still count (it once did not: `web` waited forever).
+    let scenario = scenario(
+        "name: late-subscriber
+stack:
+  services:
+    slow:
+      image: slow:1
+      ports: [1]
+      health: { tcp: { port: 1, connect-is-enough: true }, interval: 10ms, timeout: 100ms }
+      startup-timeout: 2s
+    quick:
+      image: quick:1
+      ports: [2]
+      health: { tcp: { port: 2, connect-is-enough: true }, interval: 10ms, timeout: 100ms }
+      startup-timeout: 2s
+    web:
+      image: web:1
+      ports: [3]
+      health: { tcp: { port: 3, connect-is-enough: true }, interval: 10ms, timeout: 100ms }
+      startup-timeout: 2s
+      depends-on: [slow, quick]
+",
+    );
+    let backend = backend().service("slow", FakeService::healthy_after(ms(200)));
+    let result = run(&scenario, &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let ready: Vec<&str> = result
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ServiceReady { service, .. } => Some(service.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ready, ["quick", "slow", "web"]);
+    assert_clean(&backend);
+}
