@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 pub use run::run;
-pub use template::{Endpoints, render_env};
+pub(crate) use template::{Endpoints, render_env};
 
 use crate::backend::BackendError;
 use crate::checks::Verdict;
@@ -55,6 +55,7 @@ pub struct Signals {
 
 /// What a run produced.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RunResult {
     /// Run id (`firedrill.run` label).
     pub run_id: String,
@@ -72,6 +73,7 @@ pub struct RunResult {
 
 /// Why a run could not be carried out (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A backend operation failed.
     #[error(transparent)]
