@@ -31,6 +31,7 @@ pub const JOURNAL_FORMAT_VERSION: u32 = 1;
 /// One journal line. Keys are kebab-case, like the scenario format and `report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub struct Event {
     /// Position in the journal, from 0.
     pub seq: u64,
@@ -92,6 +93,7 @@ pub enum Outcome {
 /// Everything the journal records. Tagged by `event` in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case", rename_all_fields = "kebab-case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// First event of every run.
     RunStarted {

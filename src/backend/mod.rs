@@ -173,6 +173,7 @@ pub enum BackendErrorKind {
 /// fix, a one-line hint for the user.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct BackendError {
     /// What kind of trouble.
     pub kind: BackendErrorKind,
@@ -186,6 +187,12 @@ impl BackendError {
     /// An error of `kind` with `message` and no hint.
     pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> Self {
         BackendError { kind, message: message.into(), hint: None }
+    }
+
+    /// The same error with a one-line hint for the user.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 
     /// `NotFound` for `what`.
@@ -359,4 +366,34 @@ pub trait RunScope: Send + Sync {
     /// otherwise kill at once); a kept run leaves everything up. Idempotent; returns the first
     /// error after trying everything.
     async fn shutdown(&self, graceful: bool) -> Result<(), BackendError>;
+}
+
+/// A shared backend is a backend: one connection can serve many rehearsals (the CLI's runs, a test
+/// suite's).
+#[async_trait::async_trait]
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn recover_faults(&self, ledger_dir: &Path) -> Vec<Recovered> {
+        (**self).recover_faults(ledger_dir).await
+    }
+
+    async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError> {
+        (**self).sweep(scope).await
+    }
+
+    async fn ensure_image(
+        &self,
+        source: &ImageSource,
+        policy: PullPolicy,
+        progress: &mut (dyn for<'line> FnMut(&'line str) + Send),
+    ) -> Result<ImageStatus, BackendError> {
+        (**self).ensure_image(source, policy, progress).await
+    }
+
+    async fn open_scope(&self, identity: RunIdentity) -> Result<Arc<dyn RunScope>, BackendError> {
+        (**self).open_scope(identity).await
+    }
 }

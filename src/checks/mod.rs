@@ -33,6 +33,7 @@ pub use upgrade::{ErrorBudget, UpgradeFigures, UpgradeOutcome, upgrade_figures};
 /// The judgement of one `expect` entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub struct Verdict {
     /// The expectation's name.
     pub name: String,
@@ -59,6 +60,7 @@ pub struct Verdict {
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CheckStatus {
     /// The journal shows the expectation held.
     Passed,
@@ -72,6 +74,7 @@ pub enum CheckStatus {
 /// A pointer at one journal event, with what it shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub struct Evidence {
     /// The event's offset from the run's start, µs.
     pub offset_us: u64,

@@ -11,8 +11,9 @@ use super::args::{Args, BackendKind, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
 use super::repeat;
-use crate::engine::{self, RunOptions, Signals};
+use crate::engine::{RunOptions, Signals};
 use crate::faults;
+use crate::rehearsal::Rehearsal;
 use crate::report::{self, RunRecord, RunStatus, Stability, WriteOptions};
 use crate::scenario::model::{ImageSource, PullPolicy};
 use crate::scenario::{self, LoadError, Scenario};
@@ -131,9 +132,9 @@ async fn run(
     };
     // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
     let ledgered = backend == BackendKind::Docker;
-    let backend: Box<dyn crate::backend::Backend> = match backend {
-        BackendKind::Docker => Box::new(crate::stack::DockerBackend::connect().await?),
-        BackendKind::Fake => Box::new(crate::backend::fake::FakeBackend::new()),
+    let backend: Arc<dyn crate::backend::Backend> = match backend {
+        BackendKind::Docker => Arc::new(crate::stack::DockerBackend::connect().await?),
+        BackendKind::Fake => Arc::new(crate::backend::fake::FakeBackend::new()),
     };
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
@@ -157,7 +158,7 @@ async fn run(
         let progress = Arc::new(Progress::new(color, scenario.all_steps().len()));
         let listener = {
             let progress = progress.clone();
-            Box::new(move |event: &crate::journal::Event| progress.show(event))
+            move |event: &crate::journal::Event| progress.show(event)
         };
         let options = RunOptions {
             report_dir: planned.dir,
@@ -168,18 +169,18 @@ async fn run(
             jobs,
         };
         let dir = options.report_dir.clone();
-        let mut result =
-            engine::run(scenario, backend.as_ref(), &options, &signals, Some(listener)).await;
+        let outcome = Rehearsal::from_scenario(scenario.clone())
+            .options(options)
+            .backend(backend.clone())
+            .signals(signals.clone())
+            .on_event(listener)
+            .only_run_files()
+            .run()
+            .await?;
         progress.finish();
 
-        let record = RunRecord::new(
-            dir.clone().unwrap_or_default(),
-            &scenario.name,
-            &scenario.source.display().to_string(),
-            std::mem::take(&mut result.events),
-            &result.verdicts,
-            result.status,
-        );
+        let (run_id, status) = (outcome.run_id().to_owned(), outcome.status());
+        let (record, error) = outcome.into_record_and_error();
         let stdout_color = color && std::io::stdout().is_terminal();
         print!("{}", report::render_summary_text(&record.report, stdout_color));
         if repeat > 1 {
@@ -188,10 +189,10 @@ async fn run(
         if dir.is_some() {
             records.push(record);
         }
-        if keep && result.error.is_none() {
+        if keep && error.is_none() {
             eprintln!(
                 "kept: the stack of run {id} is still up (network firedrill-{id}); remove it with `firedrill gc --run {id}`",
-                id = result.run_id
+                id = run_id
             );
         }
         // No `expect:`: say so loudly; `--strict` fails it.
@@ -203,14 +204,14 @@ async fn run(
                 if strict { " (failed: --strict)" } else { "; --strict fails this" }
             );
         }
-        let status = match result.status {
+        let status = match status {
             RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
             RunStatus::Completed => ExitStatus::Success,
             RunStatus::Deviated => ExitStatus::CheckFailed,
             RunStatus::Aborted => ExitStatus::Error,
             RunStatus::Interrupted => ExitStatus::Interrupted,
         };
-        if let Some(error) = result.error {
+        if let Some(error) = error {
             eprintln!("{}", ExpectedError::from(error).render());
         }
         worst = worst.max(status);

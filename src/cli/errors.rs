@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::engine::EngineError;
+use crate::rehearsal::RehearsalError;
 use crate::report::ReplayError;
 use crate::scenario::LoadError;
 use crate::stack::StackError;
@@ -51,6 +52,9 @@ pub enum ExpectedError {
     /// The engine could not carry out a run.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A rehearsal could not start.
+    #[error(transparent)]
+    Rehearsal(#[from] RehearsalError),
     /// `images` found nothing to do with.
     #[error("no scenario files given and no `scenarios/*.yaml` here")]
     NoScenarios,
@@ -66,6 +70,7 @@ impl ExpectedError {
             ExpectedError::Scenario(_) => None,
             ExpectedError::Stack(error) => error.hint(),
             ExpectedError::Engine(error) => error.hint(),
+            ExpectedError::Rehearsal(error) => error.hint(),
             ExpectedError::NoScenarios => {
                 Some("pass scenario files: `firedrill images FILE...`".into())
             }

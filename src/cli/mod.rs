@@ -5,7 +5,7 @@
 //! errors go to stderr.
 
 mod app;
-pub mod args;
+pub(crate) mod args;
 mod errors;
 mod gate;
 mod init;
@@ -13,4 +13,3 @@ mod progress;
 mod repeat;
 
 pub use app::main;
-pub use errors::{ExitStatus, ExpectedError};

@@ -23,9 +23,8 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-pub use bring_up::default_jobs;
 pub use run::run;
-pub use template::{Endpoints, render_env};
+pub(crate) use template::{Endpoints, render_env};
 
 use crate::backend::BackendError;
 use crate::checks::Verdict;
@@ -47,7 +46,7 @@ pub struct RunOptions {
     /// `--pull`: the pull policy of every service, overriding their `pull:` keys.
     pub pull: Option<crate::scenario::model::PullPolicy>,
     /// `--jobs N`: how many instances bring-up creates at once (services whose dependencies are
-    /// ready start side by side); `None`: [`default_jobs`].
+    /// ready start side by side); `None`: [`bring_up::default_jobs`].
     pub jobs: Option<usize>,
 }
 
@@ -62,6 +61,7 @@ pub struct Signals {
 
 /// What a run produced.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RunResult {
     /// Run id (`firedrill.run` label).
     pub run_id: String,
@@ -79,6 +79,7 @@ pub struct RunResult {
 
 /// Why a run could not be carried out (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A backend operation failed.
     #[error(transparent)]

@@ -22,6 +22,7 @@ pub const REPORT_FORMAT_VERSION: u32 = 1;
 /// How a run ended overall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// The run went through and every check passed.
     Completed,
@@ -82,6 +83,7 @@ pub enum RunStatus {
 /// clamped at 0 (the parts may overlap when background work runs alongside).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub struct Report {
     /// [`REPORT_FORMAT_VERSION`] of the writer.
     pub format_version: u32,
@@ -191,6 +193,7 @@ pub struct StepReport {
 /// One entry of `checks`: a [`Verdict`] as the report keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub struct CheckReport {
     /// The expectation's name.
     pub name: String,

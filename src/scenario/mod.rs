@@ -84,6 +84,7 @@ pub fn format_duration(duration: Duration) -> String {
 
 /// Why a scenario file could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read.
     #[error("failed to read scenario `{}`", path.display())]

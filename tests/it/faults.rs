@@ -8,9 +8,11 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use firedrill::EventKind;
+
 use crate::support::{
-    demo_images, describe, firedrill, leftovers, report, run_id_of, stack_lock,
-    wait_for_journal_line,
+    demo_images, describe, firedrill, journal_has, leftovers, rehearse_in_process, report,
+    run_id_of, stack_lock, wait_for_journal_line,
 };
 
 /// A minute is plenty for any fault event of these scenarios to show up.
@@ -231,51 +233,41 @@ fn the_seed_is_printed_recorded_and_replays_the_same_choices() {
     assert_eq!(report(dir.path())["seed"].to_string(), printed);
 }
 
-fn checks(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
-        .collect()
-}
-
 #[test]
 fn the_partition_rehearsal_passes() {
     let _serial = stack_lock();
-    let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let output = spawn_run("scenarios/partition.yaml", dir.path(), state.path(), &[])
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let report = report(dir.path());
-    let checks = checks(&report);
-    assert_eq!(checks.len(), 5, "{checks:?}");
-    assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
-    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    assert!(journal.contains(r#""event":"fault-reverted","step":"cut db off""#), "{journal}");
+    let outcome = rehearse_in_process("scenarios/partition.yaml", |r| r.state_dir(state.path()));
+    outcome.assert_held();
+    assert_eq!(outcome.verdicts().len(), 5, "{:#?}", outcome.verdicts());
+    assert!(journal_has(&outcome, |kind| matches!(
+        kind,
+        EventKind::FaultReverted { step, ok: true, .. } if step == "cut db off"
+    )));
 }
 
 #[test]
 fn the_oom_rehearsal_passes_with_the_kernel_s_evidence() {
     let _serial = stack_lock();
-    let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let output =
-        spawn_run("scenarios/oom.yaml", dir.path(), state.path(), &[]).wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let report = report(dir.path());
-    let checks = checks(&report);
-    assert_eq!(checks.len(), 5, "{checks:?}"); // with `probe-failed: billing grows`
-    assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
-    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    for evidence in [
-        r#""event":"fault-applied","step":"limit billing memory""#,
-        r#""event":"container-event","service":"billing","action":"oom""#,
-        r#""event":"container-event","service":"billing","action":"die","exit-code":137"#,
-        r#""event":"fault-reverted","step":"limit billing memory""#,
-    ] {
-        assert!(journal.contains(evidence), "no {evidence} in\n{journal}");
-    }
+    let outcome = rehearse_in_process("scenarios/oom.yaml", |r| r.state_dir(state.path()));
+    outcome.assert_held();
+    // With `probe-failed: billing grows`.
+    assert_eq!(outcome.verdicts().len(), 5, "{:#?}", outcome.verdicts());
+    let step = "limit billing memory";
+    let billing = |service: &str| service == "billing";
+    assert!(journal_has(&outcome, |kind| matches!(
+        kind, EventKind::FaultApplied { step: s, .. } if s == step
+    )));
+    assert!(journal_has(&outcome, |kind| matches!(
+        kind, EventKind::ContainerEvent { service, action, .. } if billing(service) && action == "oom"
+    )));
+    assert!(journal_has(&outcome, |kind| matches!(
+        kind,
+        EventKind::ContainerEvent { service, action, exit_code: Some(137) }
+            if billing(service) && action == "die"
+    )));
+    assert!(journal_has(&outcome, |kind| matches!(
+        kind, EventKind::FaultReverted { step: s, ok: true, .. } if s == step
+    )));
 }

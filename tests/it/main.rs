@@ -1,5 +1,15 @@
-//! Integration tests: one binary, one module per area. Tests that need Docker use the real
-//! engine on this machine; the demo images are built once, locally, by `firedrill images`.
+//! Integration tests: one binary, one module per area.
+//!
+//! **Every test here needs a Docker engine** (`DOCKER_HOST` or the default socket): they run the
+//! CLI or the library end to end, or the Docker backend, against the real engine on this machine,
+//! and none is `#[ignore]`d. Without Docker, `cargo test --workspace --lib` runs the unit tests
+//! (validation, checks, reports, proxy, sinks, calendar); `validate` here also needs no engine.
+//! The demo images are built once, locally, by `firedrill images`.
+//!
+//! Tests that judge verdicts drive `firedrill::Rehearsal` in-process
+//! (`support::rehearse_in_process`) and read typed `Verdict`s and journal events; tests of what
+//! the CLI itself does (exit codes, output, reports on disk, Ctrl-C, `--keep`, `--repeat`) run the
+//! binary (`support::firedrill`, `support::rehearse`).
 
 mod blue_green;
 mod compose;

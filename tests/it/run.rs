@@ -4,9 +4,11 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use firedrill::{CheckStatus, EventKind, RunStatus, Verdict};
+
 use crate::support::{
-    demo_images, describe, firedrill, leftovers, report, run_id_of, stack_lock,
-    wait_for_journal_line,
+    demo_images, describe, firedrill, journal_has, leftovers, rehearse_in_process, report,
+    run_id_of, stack_lock, wait_for_journal_line,
 };
 
 fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {
@@ -81,41 +83,40 @@ fn smoke_passes_and_leaves_nothing_behind() {
 #[test]
 fn db_pause_makes_billing_unhealthy_then_it_recovers() {
     let _serial = stack_lock();
-    let (output, dir) = run_scenario("scenarios/db-pause.yaml");
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let report = report(dir.path());
-    let checks = checks_by_name(&report);
-    assert!(checks.iter().all(|(_, status)| status == "passed"), "{checks:?}");
-    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    assert!(
-        journal.contains(r#""event":"container-event","service":"db","action":"pause""#),
-        "{journal}"
-    );
-    assert!(
-        journal.contains(r#""event":"container-event","service":"db","action":"unpause""#),
-        "{journal}"
-    );
-    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+    let outcome = rehearse_in_process("scenarios/db-pause.yaml", |rehearsal| rehearsal);
+    outcome.assert_held();
+    assert_eq!(outcome.verdicts().len(), 5, "{:#?}", outcome.verdicts());
+    for action in ["pause", "unpause"] {
+        assert!(
+            journal_has(&outcome, |kind| matches!(
+                kind,
+                EventKind::ContainerEvent { service, action: seen, .. }
+                    if service == "db" && seen == action
+            )),
+            "no `{action}` of db in the journal"
+        );
+    }
 }
 
 #[test]
-fn a_failed_check_exits_1_and_the_report_names_it_with_evidence() {
+fn a_failed_check_is_named_with_evidence_and_the_others_still_judged() {
     let _serial = stack_lock();
-    let (output, dir) = run_scenario("tests/scenarios/fail/db-pause-expects-healthy.yaml");
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let report = report(dir.path());
-    assert_eq!(report["status"], "deviated");
-    let failed: Vec<&serde_json::Value> =
-        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").collect();
-    assert_eq!(failed.len(), 1, "{report:#}");
-    assert_eq!(failed[0]["kind"], "healthy-throughout");
-    assert!(!failed[0]["evidence"].as_array().unwrap().is_empty(), "{report:#}");
-    assert!(failed[0]["observed"].as_str().unwrap().contains("unhealthy"), "{report:#}");
+    let outcome = rehearse_in_process("tests/scenarios/fail/db-pause-expects-healthy.yaml", |r| r);
+    assert_eq!(outcome.status(), RunStatus::Deviated);
+    let failed: Vec<&Verdict> =
+        outcome.verdicts().iter().filter(|v| v.status == CheckStatus::Failed).collect();
+    assert_eq!(failed.len(), 1, "{:#?}", outcome.verdicts());
+    assert_eq!(failed[0].kind, "healthy-throughout");
+    assert!(!failed[0].evidence.is_empty(), "{:#?}", failed[0]);
+    assert!(failed[0].observed.contains("unhealthy"), "{:#?}", failed[0]);
     // The recovery check in the same file still passes: one failure does not hide the rest.
-    let passed =
-        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "passed").count();
-    assert_eq!(passed, 1, "{report:#}");
-    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
+    let passed = outcome.verdicts().iter().filter(|v| v.status == CheckStatus::Passed).count();
+    assert_eq!(passed, 1, "{:#?}", outcome.verdicts());
+    // `assert_held` fails the test with the CLI's summary, naming the failed check.
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outcome.assert_held()))
+        .expect_err("a deviated run does not hold");
+    let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(message.contains(&format!("  FAIL {}", failed[0].name)), "{message}");
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use firedrill::{EventKind, Outcome, Rehearsal};
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,7 +71,7 @@ pub fn describe(output: &Output) -> String {
 }
 
 /// A scenario run through the CLI with a report folder.
-pub struct Rehearsal {
+pub struct CliRun {
     /// The CLI's exit status and output.
     pub output: Output,
     /// `report.json`.
@@ -78,7 +80,7 @@ pub struct Rehearsal {
     pub journal: Vec<serde_json::Value>,
 }
 
-impl Rehearsal {
+impl CliRun {
     /// The check named `name` in the report.
     pub fn check(&self, name: &str) -> serde_json::Value {
         self.report["checks"]
@@ -93,7 +95,7 @@ impl Rehearsal {
 
 /// `firedrill run --report DIR FILE` (with the demo images built): its output, report and
 /// journal. Asserts that the run left no labelled container or network behind.
-pub fn rehearse(file: &str) -> Rehearsal {
+pub fn rehearse(file: &str) -> CliRun {
     demo_images();
     let dir = tempfile::tempdir().expect("tempdir");
     let output = firedrill()
@@ -110,7 +112,29 @@ pub fn rehearse(file: &str) -> Rehearsal {
         .lines()
         .map(|line| serde_json::from_str(line).expect("a journal line is JSON"))
         .collect();
-    Rehearsal { output, report, journal }
+    CliRun { output, report, journal }
+}
+
+/// Rehearse `file` in this process through the library ([`firedrill::Rehearsal`], as a user's
+/// `cargo test` does), with the demo images built and `configure` applied to the builder. Asserts
+/// that the run left no labelled container, network or volume behind.
+pub fn rehearse_in_process(file: &str, configure: impl FnOnce(Rehearsal) -> Rehearsal) -> Outcome {
+    demo_images();
+    let rehearsal =
+        Rehearsal::from_file(root().join(file)).unwrap_or_else(|error| panic!("{error:?}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("failed to start a tokio runtime");
+    let outcome =
+        runtime.block_on(configure(rehearsal).run()).unwrap_or_else(|error| panic!("{error:?}"));
+    assert_eq!(leftovers(outcome.run_id()), Vec::<String>::new(), "{file} left objects behind");
+    outcome
+}
+
+/// Whether the journal of `outcome` holds an event `matches` accepts.
+pub fn journal_has(outcome: &Outcome, matches: impl Fn(&EventKind) -> bool) -> bool {
+    outcome.events().iter().any(|event| matches(&event.kind))
 }
 
 /// The parsed `report.json` in `dir`.
