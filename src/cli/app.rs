@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use super::annotate::{self, Format};
 use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
@@ -51,9 +52,9 @@ fn init_tracing(color: bool) {
 
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
-        Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, color).await
+        Command::Validate { files, format } => Ok(super::validate::validate(&files, format, color)),
+        Command::Run { report, keep, seed, strict, repeat, pull, format, files } => {
+            run(&files, report, (keep, strict), seed, repeat, pull, (color, format)).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -99,23 +100,6 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     (!failed).then_some(scenarios)
 }
 
-fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError> {
-    let Some(scenarios) = load_all(files, color) else {
-        return Ok(ExitStatus::Error);
-    };
-    for (file, scenario) in files.iter().zip(&scenarios) {
-        println!(
-            "ok: {} (`{}`: {} service(s), {} step(s), {} check(s))",
-            file.display(),
-            scenario.name,
-            scenario.stack.services.len(),
-            scenario.steps.len(),
-            scenario.expect.len()
-        );
-    }
-    Ok(ExitStatus::Success)
-}
-
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
@@ -123,7 +107,7 @@ async fn run(
     seed: Option<u64>,
     repeat: u32,
     pull: Option<PullPolicy>,
-    color: bool,
+    (color, format): (bool, Format),
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
@@ -137,6 +121,7 @@ async fn run(
 
     let mut worst = ExitStatus::Success;
     let mut records = Vec::with_capacity(scenarios.len());
+    let mut failed_checks = Vec::new();
     // Every run's report, also without `--report` (the stability summary needs them).
     let mut reports = Vec::new();
     let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -173,7 +158,31 @@ async fn run(
             result.status,
         );
         let stdout_color = color && std::io::stdout().is_terminal();
-        print!("{}", report::render_summary_text(&record.report, stdout_color));
+        let summary = report::render_summary_text(&record.report, stdout_color);
+        let mut annotations = annotate::checks(scenario, &result.verdicts);
+        if let Some(error) = &result.error {
+            let file = scenario.source.display().to_string();
+            let level = annotate::Level::Error;
+            annotations.push(annotate::Annotation::file(level, &file, "run", error.to_string()));
+        }
+        match format {
+            Format::Text => print!("{summary}"),
+            Format::Github => {
+                print!("{summary}");
+                for annotation in &annotations {
+                    println!("{}", annotation.github());
+                }
+            }
+            Format::Json => {
+                eprint!("{summary}");
+                failed_checks.push(annotate::FileResult {
+                    file: scenario.source.display().to_string(),
+                    ok: annotations.is_empty(),
+                    scenario: Some(scenario.name.clone()),
+                    annotations,
+                });
+            }
+        }
         if repeat > 1 {
             reports.push(record.report.clone());
         }
@@ -189,11 +198,12 @@ async fn run(
         // No `expect:`: say so loudly; `--strict` fails it.
         let unchecked = scenario.expect.is_empty();
         if unchecked {
-            println!(
+            let warning = format!(
                 "  NOTHING WAS CHECKED: `{}` has no `expect:` entries{}",
                 scenario.name,
                 if strict { " (failed: --strict)" } else { "; --strict fails this" }
             );
+            if format == Format::Json { eprintln!("{warning}") } else { println!("{warning}") }
         }
         let status = match result.status {
             RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
@@ -208,9 +218,17 @@ async fn run(
         worst = worst.max(status);
     }
     watcher.abort();
+    if format == Format::Json {
+        print!("{}", annotate::Document::new(failed_checks).to_json());
+    }
     let stability = (repeat > 1).then(|| report::stability(&reports.iter().collect::<Vec<_>>()));
     if let Some(stability) = &stability {
-        print!("{}", report::render_stability_text(stability));
+        let text = report::render_stability_text(stability);
+        if format == Format::Json {
+            eprint!("{text}")
+        } else {
+            print!("{text}")
+        }
         worst = worst.max(repeat::stability_status(stability));
     }
     if let Some(dir) = &report_dir {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use super::annotate::Format;
 use crate::scenario::model::PullPolicy;
 
 fn parse_pull(text: &str) -> Result<PullPolicy, String> {
@@ -57,6 +58,11 @@ pub enum Command {
         /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
         #[arg(long)]
         strict: bool,
+        /// `text`, `github` (also a workflow command per failed check, on its `expect:` entry's
+        /// line) or `json` (the failed checks as one document on stdout; the summary moves to
+        /// stderr).
+        #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+        format: Format,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -73,6 +79,10 @@ pub enum Command {
     },
     /// Check scenario files and report every mistake with its position. Exit 0 valid, 2 invalid.
     Validate {
+        /// `text` (rendered diagnostics on stderr), `json` (one document on stdout) or `github`
+        /// (workflow commands on stdout, so a pull request shows each mistake on its line).
+        #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+        format: Format,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

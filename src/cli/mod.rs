@@ -4,6 +4,7 @@
 //! exit code. Data (verdict summaries, validation results) goes to stdout; progress, logs and
 //! errors go to stderr.
 
+mod annotate;
 mod app;
 pub mod args;
 mod errors;
@@ -11,6 +12,8 @@ mod gate;
 mod init;
 mod progress;
 mod repeat;
+mod validate;
 
+pub use annotate::Format;
 pub use app::main;
 pub use errors::{ExitStatus, ExpectedError};

@@ -1162,6 +1162,19 @@ pub struct Expectation {
     pub name: String,
     /// What must hold.
     pub kind: ExpectationKind,
+    /// Where the entry is written in the scenario file, for CI annotations of a failed check.
+    /// Not part of the journal: a replayed run has no file to point at.
+    #[serde(skip)]
+    pub at: Option<Position>,
+}
+
+/// A 1-based line and column in the scenario file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
 }
 
 /// The checks `expect` can ask for.

@@ -75,6 +75,12 @@ impl<'s> Reader<'s> {
         self.lines.line(span.start)
     }
 
+    /// 1-based line and column of where a span starts.
+    pub fn position(&self, span: Span) -> crate::scenario::model::Position {
+        let (line, column) = self.lines.position(self.source, span.start);
+        crate::scenario::model::Position { line, column }
+    }
+
     /// The first line of a node: the whole of a scalar or a flow collection, the first line of a
     /// block collection (so labels stay on one line).
     pub fn head(&self, node: &Node) -> Span {

@@ -19,11 +19,16 @@ fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn run_scenario(file: &str) -> (std::process::Output, tempfile::TempDir) {
+    run_scenario_with(file, &[])
+}
+
+fn run_scenario_with(file: &str, args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     demo_images();
     let dir = tempfile::tempdir().unwrap();
     let output = firedrill()
         .args(["run", "--report"])
         .arg(dir.path())
+        .args(args)
         .arg(file)
         .output()
         .expect("failed to run firedrill");
@@ -101,8 +106,19 @@ fn db_pause_makes_billing_unhealthy_then_it_recovers() {
 #[test]
 fn a_failed_check_exits_1_and_the_report_names_it_with_evidence() {
     let _serial = stack_lock();
-    let (output, dir) = run_scenario("tests/scenarios/fail/db-pause-expects-healthy.yaml");
+    let file = "tests/scenarios/fail/db-pause-expects-healthy.yaml";
+    let (output, dir) = run_scenario_with(file, &["--format", "github"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // `--format github`: the failed check is annotated on its `expect:` entry (line 36, col 5).
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 1, "{stdout}");
+    assert!(
+        annotations[0].starts_with(&format!(
+            "::error file={file},line=36,col=5,title=check failed%3A healthy-throughout billing"
+        )),
+        "{stdout}"
+    );
     let report = report(dir.path());
     assert_eq!(report["status"], "deviated");
     let failed: Vec<&serde_json::Value> =

@@ -52,10 +52,12 @@ impl Walk<'_> {
         let items = self.r.list(node, "a list of expectations")?;
         let mut kinds = Vec::with_capacity(items.len());
         let mut namings = Vec::with_capacity(items.len());
+        let mut positions = Vec::with_capacity(items.len());
         let mut keys = EXPECTATIONS.to_vec();
         keys.push("name");
         for item in items {
             let at = self.r.head(item);
+            positions.push(self.r.position(at));
             let Some(fields) = self.r.fields(
                 item,
                 at,
@@ -96,7 +98,8 @@ impl Walk<'_> {
         kinds
             .into_iter()
             .zip(names)
-            .map(|(kind, name)| Some(Expectation { name: name?, kind: kind? }))
+            .zip(positions)
+            .map(|((kind, name), at)| Some(Expectation { name: name?, kind: kind?, at: Some(at) }))
             .collect()
     }
 
