@@ -56,6 +56,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
         Command::Run { report, keep, seed, strict, repeat, pull, format, files } => {
             run(&files, report, (keep, strict), seed, repeat, pull, (color, format)).await
         }
+        Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::annotate::Format;
+use super::plan::PlanFormat;
 use crate::scenario::model::PullPolicy;
 
 fn parse_pull(text: &str) -> Result<PullPolicy, String> {
@@ -83,6 +84,19 @@ pub enum Command {
         /// (workflow commands on stdout, so a pull request shows each mistake on its line).
         #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
         format: Format,
+        /// Scenario files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show what a run would do, without creating anything: images to build or pull (and which
+    /// are present), bring-up order with health gates, the timeline with each step's earliest
+    /// start (and calendar time), ledgered faults, sinks, links, traffic, and what each `expect:`
+    /// entry judges. Needs no Docker engine (image presence is then `unknown`). Exit 0 valid, 2
+    /// invalid.
+    Plan {
+        /// `text` or `json` (one document on stdout).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text, value_name = "FORMAT")]
+        format: PlanFormat,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -623,6 +623,34 @@ pub enum Action {
     Mark,
 }
 
+impl Action {
+    /// The time the step takes at the least, by what it declares: `wait`, the `for` of a fault or
+    /// an undone container action or a sink outage, an upgrade's `watch`, a `parallel` group's
+    /// longest child (with its `delay`). Bring-up, probes, health waits and Docker take what they
+    /// take on top. Used to place steps on the calendar and by `firedrill plan`.
+    pub fn declared_duration(&self) -> Duration {
+        match self {
+            Action::Wait(wait) => *wait,
+            Action::Container(container) => container.undo_after.unwrap_or_default(),
+            Action::Fault(fault) => fault.duration,
+            Action::Upgrade(upgrade) => {
+                upgrade.watch.as_ref().map(|w| w.duration).unwrap_or_default()
+            }
+            Action::Parallel(children) => children
+                .iter()
+                .map(|child| child.delay + child.step.action.declared_duration())
+                .max()
+                .unwrap_or_default(),
+            // An outage with `for` ends when its step ends; calls and markers take no declared time.
+            Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
+            Action::LinkFault(fault) => fault.duration,
+            Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
+                Duration::ZERO
+            }
+        }
+    }
+}
+
 /// `sink-outage:` — chaos on a notification sink.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SinkOutage {

@@ -454,7 +454,7 @@ pub(crate) fn placements(steps: &[Step]) -> Vec<Placed> {
     let mut offset = Duration::ZERO;
     for (top, step) in steps.iter().enumerate() {
         collect(step, top, offset, &mut out);
-        offset += declared(&step.action);
+        offset += step.action.declared_duration();
     }
     out
 }
@@ -468,27 +468,6 @@ fn collect(step: &Step, top: usize, offset: Duration, out: &mut Vec<Placed>) {
             }
         }
         _ => {}
-    }
-}
-
-/// The time a step takes at the least, by what it declares.
-fn declared(action: &Action) -> Duration {
-    match action {
-        Action::Wait(wait) => *wait,
-        Action::Container(container) => container.undo_after.unwrap_or_default(),
-        Action::Fault(fault) => fault.duration,
-        Action::Upgrade(upgrade) => upgrade.watch.as_ref().map(|w| w.duration).unwrap_or_default(),
-        Action::Parallel(children) => children
-            .iter()
-            .map(|child| child.delay + declared(&child.step.action))
-            .max()
-            .unwrap_or_default(),
-        // An outage with `for` ends when its step ends; calls and markers take no declared time.
-        Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
-        Action::LinkFault(fault) => fault.duration,
-        Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
-            Duration::ZERO
-        }
     }
 }
 
