@@ -57,6 +57,9 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             run(&files, report, (keep, strict), seed, repeat, pull, (color, format)).await
         }
         Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
+        Command::Completions { shell } => Ok(super::generate::completions(shell)),
+        Command::Man => Ok(super::generate::man()),
+        Command::Schema => Ok(super::generate::schema()),
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,

@@ -101,6 +101,20 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Print the JSON Schema (draft 2020-12) of the scenario format, for editors:
+    /// `firedrill schema > firedrill.schema.json`, then `# yaml-language-server: $schema=firedrill.schema.json`
+    /// at the top of a scenario. Generated from the key table validation reads.
+    Schema,
+    /// Print a shell completion script: `firedrill completions bash > /etc/bash_completion.d/firedrill`,
+    /// `firedrill completions zsh > "${fpath[1]}/_firedrill"`,
+    /// `firedrill completions fish > ~/.config/fish/completions/firedrill.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `firedrill man > firedrill.1; man ./firedrill.1`.
+    Man,
     /// Release gate: may a deployment happen now (or at `--at`) under a maintenance policy?
     ///
     /// Exit 0 when the time is inside a window of every customer, off every blackout day, and

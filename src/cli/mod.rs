@@ -9,6 +9,7 @@ mod app;
 pub mod args;
 mod errors;
 mod gate;
+mod generate;
 mod init;
 mod plan;
 mod progress;

@@ -1,6 +1,7 @@
 //! `steady-state` probes and `steps`: shapes, signals, probe targets, and settling names
 //! (explicit ones unique, generated ones numbered).
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -16,43 +17,6 @@ use crate::scenario::report::Span;
 use crate::scenario::tree::Node;
 use crate::scenario::{duration, suggest};
 
-/// The kinds of probe; a probe has exactly one.
-const PROBE_KINDS: &[&str] = &["http", "tcp"];
-/// Keys of an `http` probe.
-const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method", "body-contains"];
-/// HTTP methods a probe may send.
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
-/// Step actions; a step has exactly one.
-pub(super) const ACTIONS: &[&str] = &[
-    "kill",
-    "stop",
-    "start",
-    "restart",
-    "pause",
-    "unpause",
-    "wait",
-    "probe",
-    "upgrade",
-    "rollback",
-    "memory",
-    "cpu",
-    "partition",
-    "parallel",
-    "sink-outage",
-    "call",
-    "mark",
-    "latency",
-    "bandwidth",
-    "timeout",
-    "reset-peer",
-    "slow-close",
-    "slicer",
-    "limit-data",
-    "down",
-    "http-error",
-    "http-delay",
-    "cut",
-];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
     ("HUP", 1),
@@ -78,7 +42,7 @@ impl Walk<'_> {
                 at,
                 "a steady-state probe",
                 "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
-                &["name", "http", "tcp", "timeout"],
+                &keys::PROBE,
             ) else {
                 probes.push(None);
                 namings.push(Naming { explicit: None, generated: None });
@@ -104,7 +68,7 @@ impl Walk<'_> {
 
     /// A probe from a mapping holding `http` or `tcp` and `timeout`; named with its generated name.
     pub(super) fn probe(&mut self, fields: &Fields<'_>, services: &Services) -> Option<Probe> {
-        let kind = match fields.present(PROBE_KINDS).as_slice() {
+        let kind = match fields.present(&["http", "tcp"]).as_slice() {
             [] => {
                 self.r
                     .error(
@@ -150,9 +114,9 @@ impl Walk<'_> {
         services: &Services,
     ) -> Option<ProbeKind> {
         let (context, keys) = if kind == "http" {
-            ("an `http` probe", HTTP_PROBE_KEYS)
+            ("an `http` probe", &keys::HTTP_PROBE)
         } else {
-            ("a `tcp` probe", &["service", "port", "send", "expect", "connect-is-enough"][..])
+            ("a `tcp` probe", &keys::TCP_PROBE)
         };
         let fields =
             self.r.fields(node, key, context, "a mapping with `service` and `port`", keys)?;
@@ -246,12 +210,12 @@ impl Walk<'_> {
 
     pub(super) fn method(&mut self, node: &Node) -> Option<String> {
         let method = self.r.text(node, "an HTTP method")?.to_ascii_uppercase();
-        if METHODS.contains(&method.as_str()) {
+        if keys::METHODS.contains(&method.as_str()) {
             return Some(method);
         }
         self.r
             .error(node.span, format!("unknown HTTP method `{method}`"), "unknown method")
-            .help(format!("use {}", suggest::list(METHODS.iter().copied())));
+            .help(format!("use {}", suggest::list(keys::METHODS.iter().copied())));
         None
     }
 
@@ -322,9 +286,9 @@ impl Walk<'_> {
         nested: bool,
     ) {
         let at = self.r.head(node);
-        let mut keys = ACTIONS.to_vec();
-        keys.extend(["name", "delay"]);
-        let Some(fields) = self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys)
+        let actions = keys::STEP.choices();
+        let Some(fields) =
+            self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys::STEP)
         else {
             if node.scalar().is_some() {
                 self.r
@@ -337,11 +301,11 @@ impl Walk<'_> {
         if let Some(entry) = fields.entry("delay") {
             draft.delay = self.delay(&entry.value, entry.key.span, nested);
         }
-        let (action_key, entry) = match fields.present(ACTIONS).as_slice() {
+        let (action_key, entry) = match fields.present(&actions).as_slice() {
             [] => {
                 self.r
                     .error(at, "missing action in step", "no action")
-                    .help(format!("add one of {}", suggest::list(ACTIONS.iter().copied())));
+                    .help(format!("add one of {}", suggest::list(actions.iter().copied())));
                 return;
             }
             [(key, entry)] => (*key, *entry),
@@ -356,7 +320,7 @@ impl Walk<'_> {
                 return;
             }
         };
-        let action_key = ACTIONS.iter().copied().find(|key| *key == action_key).expect("listed");
+        let action_key = actions.iter().copied().find(|key| *key == action_key).expect("listed");
         draft.action_key = Some((action_key, entry.key.span));
         draft.kind = Some(if action_key == "probe" { StepKind::Probe } else { StepKind::Other });
         let value = &entry.value;
@@ -379,14 +343,12 @@ impl Walk<'_> {
                 }
             }
             "probe" => {
-                let mut probe_keys = vec!["http", "tcp", "timeout"];
-                probe_keys.push("name");
                 let Some(fields) = self.r.fields(
                     value,
                     entry.key.span,
                     "`probe`",
                     "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
-                    &probe_keys,
+                    &keys::PROBE_STEP,
                 ) else {
                     return;
                 };
@@ -412,7 +374,7 @@ impl Walk<'_> {
             "sink-outage" => self.sink_outage(draft, value, entry.key.span),
             "call" => self.call(draft, value, entry.key.span, services),
             "mark" => self.mark(draft, value),
-            link if super::links::LINK_FAULTS.contains(&link) => {
+            link if keys::STEP.section(link).is_some_and(|s| s.has("link")) => {
                 let (name, fault) = self.link_fault(link, value, entry.key.span);
                 draft.generated = name.map(|name| format!("{link} {name}"));
                 draft.action = fault.map(Action::LinkFault);
@@ -441,12 +403,7 @@ impl Walk<'_> {
         key: Span,
         services: &Services,
     ) -> (Option<String>, Option<ContainerAction>) {
-        let keys: &[&str] = match op {
-            "kill" => &["service", "signal", "for"],
-            "stop" => &["service", "timeout", "for"],
-            "pause" => &["service", "for"],
-            _ => &["service", "for"],
-        };
+        let keys = keys::STEP.section_of(op);
         let context = format!("`{op}`");
         let Some(fields) = self.r.fields(node, key, context, "a mapping with `service`", keys)
         else {
