@@ -490,6 +490,11 @@ pub enum EventKind {
         status: Option<u16>,
         /// Time from the due time to the answer (or to giving up), µs: the lateness included.
         latency_us: u64,
+        /// Of that, how long the harness itself was late to start the request (its scheduler or
+        /// runtime woke late: a starved CPU), µs — never the service's doing. The request's
+        /// deadline moves by as much, and checks and figures judge `latency-us - harness-lag-us`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        harness_lag_us: u64,
         /// Whether it was handed to the HTTP client at all; `false` when no `concurrency` slot
         /// came free before its timeout (a failure).
         #[serde(default = "yes", skip_serializing_if = "is_true")]

@@ -6,6 +6,7 @@
 //! and the [`checks`] judge the journal. See `ARCHITECTURE.md` for the module map.
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod calendar;
 pub mod checks;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod engine;
 pub mod faults;
 pub mod journal;
+pub mod owner;
 pub mod probe;
 pub mod proxy;
 pub mod report;

@@ -164,6 +164,7 @@ pub(super) fn request(traffic: &str, scheduled_ms: u64, ok: bool, latency_ms: u6
         ok,
         status: Some(if ok { 200 } else { 503 }),
         latency_us: latency_ms * 1_000,
+        harness_lag_us: 0,
         sent: true,
         unidentified: false,
         write_id: None,

@@ -53,8 +53,9 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files, format } => Ok(super::validate::validate(&files, format, color)),
-        Command::Run { report, keep, seed, strict, repeat, pull, format, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, (color, format)).await
+        Command::Run { report, keep, seed, strict, repeat, pull, jobs, format, files } => {
+            let jobs = jobs.map(usize::from);
+            run(&files, report, (keep, strict), seed, (repeat, jobs), pull, (color, format)).await
         }
         Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
@@ -109,14 +110,14 @@ async fn run(
     report_dir: Option<PathBuf>,
     (keep, strict): (bool, bool),
     seed: Option<u64>,
-    repeat: u32,
+    (repeat, jobs): (u32, Option<usize>),
     pull: Option<PullPolicy>,
     (color, format): (bool, Format),
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
-    let docker = Docker::connect().await?;
+    let backend = crate::stack::DockerBackend::connect().await?;
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
     let state_dir = state_dir();
@@ -148,9 +149,10 @@ async fn run(
             seed: Some(seed),
             state_dir: state_dir.clone(),
             pull,
+            jobs,
         };
         let dir = options.report_dir.clone();
-        let mut result = engine::run(scenario, &docker, &options, &signals, Some(listener)).await;
+        let mut result = engine::run(scenario, &backend, &options, &signals, Some(listener)).await;
         progress.finish();
 
         let record = RunRecord::new(
@@ -415,7 +417,9 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     };
     // Faults first, while their containers and networks still exist.
     let recovered = match state_dir() {
-        Some(state) => faults::recover_ledgers(&docker, &faults::ledger_dir(&state), &scope).await,
+        Some(state) => {
+            crate::stack::recover_ledgers(&docker, &faults::ledger_dir(&state), &scope).await
+        }
         None => Vec::new(),
     };
     let failed = recovered

@@ -59,6 +59,11 @@ pub enum Command {
         /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
         #[arg(long)]
         strict: bool,
+        /// How many containers bring-up creates at once: services whose dependencies are ready
+        /// start side by side, each gated on its own health (default: 4 per core, 4 to 32).
+        #[arg(long, short = 'j', value_name = "N",
+              value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
         /// `text`, `github` (also a workflow command per failed check, on its `expect:` entry's
         /// line) or `json` (the failed checks as one document on stdout; the summary moves to
         /// stderr).

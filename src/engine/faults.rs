@@ -10,31 +10,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
-use tokio::sync::RwLock;
 
 use super::run::Context;
 use super::steps::{StepEnd, run_step};
 use super::upgrade::ServiceState;
+use crate::backend::{Backend, RunScope};
 use crate::faults::{self, AppliedFault, RecoveryOutcome, SeededRng, Undo};
 use crate::journal::EventKind;
 use crate::scenario::model::{Action, Fault, ParallelChild, Scenario, Step};
-use crate::stack::{Docker, StackHandle, SweepScope};
 
 /// Carry out a fault step.
 pub(super) async fn run_fault(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     step: &Step,
     fault: &Fault,
 ) -> StepEnd {
-    let (replicas, docker, network) = {
-        let stack = stack.read().await;
-        (
-            stack.targets(&fault.service).unwrap_or_default(),
-            stack.docker().clone(),
-            stack.network_id().to_owned(),
-        )
-    };
+    let replicas = stack.targets(&fault.service).unwrap_or_default();
     let keys: Vec<String> = replicas.iter().map(|(key, _)| key.clone()).collect();
     let mut rng = SeededRng::for_step(ctx.seed, step.index);
     let chosen = faults::select_targets(&keys, fault.target, &mut rng);
@@ -52,7 +44,7 @@ pub(super) async fn run_fault(
             .find(|(key, _)| *key == replica)
             .map(|(_, id)| id.clone())
             .expect("targets are chosen among the replicas");
-        match apply_one(ctx, &docker, step, fault, replica, container, &network).await {
+        match apply_one(ctx, stack.as_ref(), step, fault, replica, container).await {
             Ok(one) => applied.push(one),
             Err(reason) => {
                 failure = Some(reason);
@@ -67,7 +59,7 @@ pub(super) async fn run_fault(
     // Newest first, in case two faults ever touch one container.
     for one in applied.iter().rev() {
         let reverted = tokio::select! {
-            reverted = revert_one(ctx, &docker, &step.name, one) => reverted,
+            reverted = revert_one(ctx, stack.as_ref(), &step.name, one) => reverted,
             () = ctx.signals.kill_fast.cancelled() => return StepEnd::Interrupted,
         };
         if let Err(reason) = reverted {
@@ -83,17 +75,22 @@ pub(super) async fn run_fault(
 
 async fn apply_one(
     ctx: &Context,
-    docker: &Docker,
+    stack: &dyn RunScope,
     step: &Step,
     fault: &Fault,
     replica: String,
     container: String,
-    network: &str,
 ) -> Result<AppliedFault, String> {
-    let captured = ctx.docker_call(faults::capture(docker, &fault.kind, &container, network)).await;
+    let captured = ctx.backend_call(stack.capture_fault(&fault.kind, &container)).await;
     let undo = captured.map_err(|error| error.to_string())?;
-    let id = ledger_applied(ctx, &fault.service, &container, &undo)?;
-    let result = ctx.docker_call(faults::apply(docker, &fault.kind, &container, network)).await;
+    let id = ledger_applied(
+        ctx,
+        &stack.instance_name(&fault.service),
+        &fault.service,
+        &container,
+        &undo,
+    )?;
+    let result = ctx.backend_call(stack.apply_fault(&fault.kind, &container)).await;
     let (ok, detail) = match &result {
         Ok(detail) => (true, detail.clone()),
         Err(error) => (false, error.to_string()),
@@ -110,7 +107,7 @@ async fn apply_one(
         link: None,
     });
     if !ok {
-        // Docker applies an update or a disconnect whole or not at all: nothing is in force.
+        // A backend applies a fault whole or not at all: nothing is in force.
         ledger_reverted(ctx, id);
         return Err(detail);
     }
@@ -119,11 +116,11 @@ async fn apply_one(
 
 async fn revert_one(
     ctx: &Context,
-    docker: &Docker,
+    stack: &dyn RunScope,
     step: &str,
     one: &AppliedFault,
 ) -> Result<(), String> {
-    let result = ctx.docker_call(faults::revert(docker, &one.container, &one.undo)).await;
+    let result = ctx.backend_call(stack.revert_fault(&one.container, &one.undo)).await;
     let (ok, detail) = match &result {
         Ok(detail) => (true, detail.clone()),
         Err(error) => (false, error.to_string()),
@@ -151,6 +148,7 @@ async fn revert_one(
 /// that a crash could leave behind unrecorded is not applied.
 fn ledger_applied(
     ctx: &Context,
+    name: &str,
     service: &str,
     container: &str,
     undo: &Undo,
@@ -158,8 +156,7 @@ fn ledger_applied(
     let Some(ledger) = &ctx.ledger else {
         return Ok(ctx.fault_ids.fetch_add(1, Ordering::Relaxed) + 1);
     };
-    let name = crate::stack::container_name(&ctx.run_id, service);
-    ledger.applied(service, container, &name, undo.clone()).map_err(|error| {
+    ledger.applied(service, container, name, undo.clone()).map_err(|error| {
         format!("could not write the fault ledger `{}`: {error}", ledger.path().display())
     })
 }
@@ -177,14 +174,15 @@ fn ledger_reverted(ctx: &Context, fault: u64) {
 /// unpause, `Ok(None)` without a ledger.
 pub(super) async fn ledger_pause(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
 ) -> Result<Option<u64>, String> {
     if ctx.ledger.is_none() {
         return Ok(None);
     }
-    let container = stack.read().await.container_id(service).map_err(|e| e.to_string())?.to_owned();
-    ledger_applied(ctx, service, &container, &Undo::Unpause).map(Some)
+    let container = stack.instance_id(service).map_err(|e| e.to_string())?.to_owned();
+    ledger_applied(ctx, &stack.instance_name(service), service, &container, &Undo::Unpause)
+        .map(Some)
 }
 
 /// Mark a ledgered pause reverted.
@@ -198,7 +196,7 @@ pub(super) fn pause_reverted(ctx: &Context, id: Option<u64>) {
 /// all have ended. Its end is the most severe of theirs (failed, interrupted, aborted, done).
 pub(super) async fn run_parallel(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     children: &[ParallelChild],
@@ -257,10 +255,10 @@ fn copy(state: &ServiceState) -> ServiceState {
 /// Revert what dead runs' ledgers say is still applied, recording each as `fault-recovered`.
 pub(super) async fn recover_dead_runs(
     ctx: &Context,
-    docker: &Docker,
+    backend: &dyn Backend,
     ledger_dir: &std::path::Path,
 ) {
-    for recovered in faults::recover_ledgers(docker, ledger_dir, &SweepScope::Dead).await {
+    for recovered in backend.recover_faults(ledger_dir).await {
         let (outcome, detail) = match recovered.outcome {
             RecoveryOutcome::Reverted(what) => ("reverted", Some(what)),
             RecoveryOutcome::Gone => ("gone", None),

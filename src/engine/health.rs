@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{RwLock, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::RunScope;
 use crate::clock;
 use crate::journal::{EventKind, Journal};
 use crate::probe::{self, HttpExpectation};
 use crate::scenario::model::{HealthKind, Service};
-use crate::stack::StackHandle;
 
 /// The latest observation of a service: `None` before the first check.
 pub type HealthState = Option<Observation>;
@@ -39,7 +39,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 /// Start observing `service`; returns the receiver of its state and the task's handle.
 pub fn spawn_monitor(
     service: Service,
-    stack: Arc<RwLock<StackHandle>>,
+    stack: Arc<dyn RunScope>,
     journal: Journal,
     http: reqwest::Client,
     stop: CancellationToken,
@@ -52,8 +52,14 @@ pub fn spawn_monitor(
         loop {
             let check_started = clock::instant_now();
             let check_started_us = micros(journal.offset());
-            let check =
-                observe(&service, &stack, &http, &mut log_seen, check_started, check_started_us);
+            let check = observe(
+                &service,
+                stack.as_ref(),
+                &http,
+                &mut log_seen,
+                check_started,
+                check_started_us,
+            );
             let observation = tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
@@ -81,7 +87,7 @@ pub fn spawn_monitor(
 
 async fn observe(
     service: &Service,
-    stack: &RwLock<StackHandle>,
+    stack: &dyn RunScope,
     http: &reqwest::Client,
     log_seen: &mut bool,
     started: tokio::time::Instant,
@@ -99,14 +105,13 @@ fn micros(duration: Duration) -> u64 {
 
 async fn observe_once(
     service: &Service,
-    stack: &RwLock<StackHandle>,
+    stack: &dyn RunScope,
     http: &reqwest::Client,
     log_seen: &mut bool,
 ) -> Observation {
-    let stack = stack.read().await;
     let name = service.name.as_str();
     let Some(health) = &service.health else {
-        return container_running(&stack, name).await;
+        return container_running(stack, name).await;
     };
     match &health.kind {
         HealthKind::Http { port, path, status } => match stack.host_port(name, *port).await {
@@ -162,12 +167,12 @@ async fn observe_once(
                     Err(error) => return unhealthy(format!("reading logs failed: {error}")),
                 }
             }
-            container_running(&stack, name).await
+            container_running(stack, name).await
         }
     }
 }
 
-async fn container_running(stack: &StackHandle, name: &str) -> Observation {
+async fn container_running(stack: &dyn RunScope, name: &str) -> Observation {
     match stack.state(name).await {
         Err(error) => unhealthy(format!("inspect failed: {error}")),
         Ok(state) if state.paused => unhealthy("container paused".into()),

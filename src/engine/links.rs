@@ -20,17 +20,16 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
-use tokio::sync::RwLock;
 
 use super::run::Context;
 use super::steps::StepEnd;
 use super::{Endpoints, EngineError};
+use crate::backend::RunScope;
 use crate::faults::SeededRng;
 use crate::journal::{EventKind, Journal};
 use crate::proxy::{Direction, Proxy, ProxyConfig, ToxicId, ToxicKind, ToxicSpec, Upstream};
 use crate::scenario::format_duration;
 use crate::scenario::model::{Link, LinkDirection, LinkFault, LinkFaultKind, Scenario, Step};
-use crate::stack::StackHandle;
 
 /// Mixed into the run's seed so that link seeds differ from the step seeds drawn from it.
 const LINK_SALT: u64 = 0x6C69_6E6B_5F73_6565;
@@ -77,18 +76,20 @@ pub(super) fn link_seed(seed: u64, index: usize) -> u64 {
 pub(super) async fn start_links(
     ctx: &Context,
     scenario: &Scenario,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     endpoints: &mut Endpoints,
 ) -> Result<(), EngineError> {
     if scenario.stack.links.is_empty() {
         return Ok(());
     }
-    let gateway = stack.read().await.gateway();
+    let gateway = stack.harness_address();
     for (index, link) in scenario.stack.links.values().enumerate() {
         let Some(gateway) = gateway else {
             return Err(EngineError::Link {
                 link: link.name.clone(),
-                source: io::Error::other("Docker reported no IPv4 gateway for the run's network"),
+                source: io::Error::other(
+                    "the backend reported no address where the run's services reach the harness",
+                ),
             });
         };
         let cfg = ProxyConfig {
@@ -147,7 +148,7 @@ fn journal_events(
 /// The dependency's published port on 127.0.0.1, looked up for every new connection; the
 /// replicas in rotation are taken in turn.
 struct StackUpstream {
-    stack: Arc<RwLock<StackHandle>>,
+    stack: Arc<dyn RunScope>,
     service: String,
     port: u16,
     turn: AtomicUsize,
@@ -161,8 +162,6 @@ impl Upstream for StackUpstream {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             let ports = stack
-                .read()
-                .await
                 .host_ports(&service, port)
                 .await
                 .map_err(|error| io::Error::other(error.to_string()))?;

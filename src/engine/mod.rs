@@ -3,9 +3,11 @@
 //!
 //! It owns cancellation (first signal: stop the timeline, undo what is undone quickly, tear down;
 //! second: force-remove at once) and the time accounting behind the overhead figure. It reaches
-//! Docker only through `stack`, and never prints: progress is a journal listener the CLI installs.
+//! the stack only through the backend boundary (`crate::backend::{Backend, RunScope}`), never
+//! Docker, and never prints: progress is a journal listener the CLI installs.
 //! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
 
+mod bring_up;
 mod faults;
 mod health;
 mod links;
@@ -19,13 +21,14 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
+pub use bring_up::default_jobs;
 pub use run::run;
 pub use template::{Endpoints, render_env};
 
+use crate::backend::BackendError;
 use crate::checks::Verdict;
 use crate::journal::Event;
 use crate::report::RunStatus;
-use crate::stack::StackError;
 
 /// How a run is carried out.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +44,9 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// `--pull`: the pull policy of every service, overriding their `pull:` keys.
     pub pull: Option<crate::scenario::model::PullPolicy>,
+    /// `--jobs N`: how many instances bring-up creates at once (services whose dependencies are
+    /// ready start side by side); `None`: [`default_jobs`].
+    pub jobs: Option<usize>,
 }
 
 /// The two escalation steps of Ctrl-C, owned by the CLI.
@@ -72,9 +78,9 @@ pub struct RunResult {
 /// Why a run could not be carried out (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A Docker operation failed.
+    /// A backend operation failed.
     #[error(transparent)]
-    Stack(#[from] StackError),
+    Backend(#[from] BackendError),
     /// A service did not become ready.
     #[error("service `{service}` did not become ready: {reason}{}", indent_logs(logs))]
     Startup {
@@ -90,7 +96,7 @@ pub enum EngineError {
     Step {
         /// Step name.
         step: String,
-        /// Docker's error.
+        /// The backend's error.
         reason: String,
     },
     /// A notification sink could not be started.
@@ -125,7 +131,7 @@ impl EngineError {
     /// A one-line hint for the user, when there is a likely fix.
     pub fn hint(&self) -> Option<String> {
         match self {
-            EngineError::Stack(error) => error.hint(),
+            EngineError::Backend(error) => error.hint.clone(),
 EngineError::Startup { .. } => Some(
                 "run with --keep to inspect the container, or raise `startup-timeout` if it is just slow"
                     .into(),

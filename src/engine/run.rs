@@ -8,26 +8,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{RwLock, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::health::{HealthState, spawn_monitor};
+use super::health::HealthState;
 use super::steps::{StepEnd, run_probe, run_step};
 use super::upgrade::ServiceState;
-use super::{EngineError, RunOptions, RunResult, Signals, render_env};
+use super::{EngineError, RunOptions, RunResult, Signals};
+use crate::backend::{Backend, ImageStatus, Lifecycle, RunIdentity, RunScope, SweepScope};
 use crate::clock::{self, SystemClock};
 use crate::journal::{
     EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
 };
 use crate::report::{self, RunStatus};
 use crate::scenario::model::{Scenario, SteadyPhase};
-use crate::stack::{Docker, ImageStatus, RunIdentity, StackHandle, SweepScope};
+
+/// How long the start-of-run sweep of dead runs' leftovers may take before the run goes on
+/// without it.
+const SWEEP_BUDGET: Duration = Duration::from_secs(30);
 
 /// Where the main path's time went, in µs (background monitors are not counted).
 #[derive(Debug, Default)]
 pub struct Accounting {
-    /// Awaiting Docker calls.
-    pub docker: AtomicU64,
+    /// Awaiting the backend.
+    pub backend: AtomicU64,
     /// Declared waits.
     pub declared_wait: AtomicU64,
     /// Waiting on services (readiness, probes).
@@ -51,11 +55,9 @@ pub struct Context {
     pub http: reqwest::Client,
     /// Time accounting.
     pub accounting: Accounting,
-    /// Containers Docker reported dead (`die`), as they happen: waits on health react to them at
+    /// Instances the backend reported exited, as they happen: waits on health react to them at
     /// once instead of at their next poll.
     pub exits: tokio::sync::broadcast::Sender<Exit>,
-    /// The run id.
-    pub run_id: String,
     /// The seed of the run's random choices.
     pub seed: u64,
     /// The run's fault ledger (`None` without a state folder).
@@ -89,19 +91,19 @@ impl Context {
         done
     }
 
-    /// Await a Docker call, counting its time.
-    pub async fn docker_call<F: Future>(&self, future: F) -> F::Output {
+    /// Await a backend call, counting its time.
+    pub async fn backend_call<F: Future>(&self, future: F) -> F::Output {
         let started = clock::instant_now();
         let output = future.await;
         Accounting::add(
-            &self.accounting.docker,
+            &self.accounting.backend,
             clock::instant_now().saturating_duration_since(started),
         );
         output
     }
 }
 
-/// A container's death, as Docker reported it.
+/// An instance's exit, as the backend reported it.
 #[derive(Debug, Clone)]
 pub struct Exit {
     /// Service.
@@ -113,7 +115,7 @@ pub struct Exit {
 }
 
 /// Why a phase stopped early.
-enum Stop {
+pub(super) enum Stop {
     Error(EngineError),
     Interrupted,
 }
@@ -124,11 +126,11 @@ impl From<EngineError> for Stop {
     }
 }
 
-/// Carry out `scenario` on `docker`. Never panics on Docker trouble: every failure ends up in the
-/// result (and the journal), and teardown always runs.
+/// Carry out `scenario` on `backend`. Never panics on backend trouble: every failure ends up in
+/// the result (and the journal), and teardown always runs.
 pub async fn run(
     scenario: &Scenario,
-    docker: &Docker,
+    backend: &dyn Backend,
     options: &RunOptions,
     signals: &Signals,
     listener: Option<Listener>,
@@ -185,11 +187,10 @@ pub async fn run(
         http: crate::probe::http_client(),
         accounting: Accounting::default(),
         exits: tokio::sync::broadcast::channel(64).0,
-        run_id: run_id.clone(),
         seed,
         ledger: options.state_dir.as_ref().map(|state| {
             let dir = crate::faults::ledger_dir(state);
-            Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::stack::current_owner()))
+            Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::owner::current_owner()))
         }),
         fault_ids: AtomicU64::new(0),
         sinks: super::sinks::RunSinks::default(),
@@ -199,13 +200,24 @@ pub async fn run(
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
 
     let mut stop =
-        phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, docker, options)).await.err();
+        phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, backend, options)).await.err();
 
     let mut up = Up::default();
     if stop.is_none() {
-        stop = phase(&ctx, Phase::BringUp, bring_up(&ctx, scenario, docker, identity, &mut up))
-            .await
-            .err();
+        stop = phase(
+            &ctx,
+            Phase::BringUp,
+            bring_up(
+                &ctx,
+                scenario,
+                backend,
+                identity,
+                options.jobs.unwrap_or_else(super::bring_up::default_jobs),
+                &mut up,
+            ),
+        )
+        .await
+        .err();
     }
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steady_state.is_empty()
@@ -275,7 +287,7 @@ pub async fn run(
     signal_recorder.abort();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     journal.record(EventKind::TimeAccounting {
-        docker_us: load(&ctx.accounting.docker),
+        docker_us: load(&ctx.accounting.backend),
         declared_wait_us: load(&ctx.accounting.declared_wait),
         service_wait_us: load(&ctx.accounting.service_wait),
     });
@@ -361,18 +373,28 @@ where
 async fn prepare(
     ctx: &Context,
     scenario: &Scenario,
-    docker: &Docker,
+    backend: &dyn Backend,
     options: &RunOptions,
 ) -> Result<(), Stop> {
     // Before the sweep removes them: faults dead runs left in force are reverted (and reported).
     if let Some(state) = &options.state_dir {
         let dir = crate::faults::ledger_dir(state);
-        ctx.interruptible(ctx.docker_call(super::faults::recover_dead_runs(ctx, docker, &dir)))
+        ctx.interruptible(ctx.backend_call(super::faults::recover_dead_runs(ctx, backend, &dir)))
             .await
             .ok_or(Stop::Interrupted)?;
     }
+    // Bounded: a leftover the backend cannot remove (a container wedged inside dockerd answers
+    // nothing for minutes) must not hold today's rehearsal; the next start tries again.
     let swept = ctx
-        .interruptible(ctx.docker_call(docker.sweep(SweepScope::Dead)))
+        .interruptible(ctx.backend_call(async {
+            tokio::select! {
+                swept = backend.sweep(SweepScope::Dead) => swept,
+                () = clock::sleep(SWEEP_BUDGET) => Err(crate::backend::BackendError::new(
+                    crate::backend::BackendErrorKind::Unavailable,
+                    format!("gave up after {} s", SWEEP_BUDGET.as_secs()),
+                )),
+            }
+        }))
         .await
         .ok_or(Stop::Interrupted)?;
     match swept {
@@ -397,23 +419,15 @@ async fn prepare(
         let started = clock::instant_now();
         let mut progress = |line: &str| tracing::debug!(target: "firedrill::build", "{line}");
         let policy = options.pull.unwrap_or_else(|| scenario.pull_policy(&image));
-        let bar = crate::stack::PullBar::new(&image);
-        let mut pulling = |p: &crate::stack::PullProgress| bar.show(p);
         let status = ctx
-            .interruptible(ctx.docker_call(docker.ensure_image_with(
-                source,
-                policy,
-                &mut progress,
-                &mut pulling,
-            )))
+            .interruptible(ctx.backend_call(backend.ensure_image(source, policy, &mut progress)))
             .await
             .ok_or(Stop::Interrupted)?
             .map_err(EngineError::from)?;
-        drop(bar);
-        if let ImageStatus::Pulled(pulled) = &status {
+        if let ImageStatus::Pulled { digest } = &status {
             ctx.journal.record(EventKind::ImagePulled {
                 image: image.clone(),
-                digest: pulled.digest.clone(),
+                digest: digest.clone(),
                 pull_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
             });
         }
@@ -434,7 +448,7 @@ async fn prepare(
 /// What bring-up created, for the later phases and teardown.
 #[derive(Default)]
 struct Up {
-    stack: Option<Arc<RwLock<StackHandle>>>,
+    stack: Option<Arc<dyn RunScope>>,
     /// Where the harness's links and sinks listen for the containers.
     endpoints: super::Endpoints,
     health: HashMap<String, watch::Receiver<HealthState>>,
@@ -446,17 +460,18 @@ struct Up {
 async fn bring_up(
     ctx: &Context,
     scenario: &Scenario,
-    docker: &Docker,
+    backend: &dyn Backend,
     identity: RunIdentity,
+    jobs: usize,
     up: &mut Up,
 ) -> Result<(), Stop> {
     let run_id = identity.run_id.clone();
     let stack = ctx
-        .interruptible(ctx.docker_call(StackHandle::create(docker, identity)))
+        .interruptible(ctx.backend_call(backend.open_scope(identity)))
         .await
         .ok_or(Stop::Interrupted)?
         .map_err(EngineError::from)?;
-    ctx.journal.record(EventKind::NetworkCreated { network: stack.network().to_string() });
+    ctx.journal.record(EventKind::NetworkCreated { network: stack.name() });
     let mut events = stack.events();
     let journal = ctx.journal.clone();
     let exits = ctx.exits.clone();
@@ -470,22 +485,26 @@ async fn bring_up(
             };
             match next {
                 Some(Ok(event)) => {
+                    let exit_code = match &event.what {
+                        Lifecycle::Exited { code } => *code,
+                        _ => None,
+                    };
                     journal.record(EventKind::ContainerEvent {
                         service: event.service.clone(),
-                        action: event.action.clone(),
-                        exit_code: event.exit_code,
+                        action: event.what.journal_action().to_owned(),
+                        exit_code,
                     });
-                    if event.action == "die" {
+                    if let Lifecycle::Exited { code } = event.what {
                         // Nobody listening is fine: then nobody is waiting on that service.
                         let _ = exits.send(Exit {
                             service: event.service.clone(),
-                            container: event.container.clone(),
-                            exit_code: event.exit_code,
+                            container: event.instance.clone(),
+                            exit_code: code,
                         });
                     }
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "docker event stream failed");
+                    tracing::warn!(%error, "the backend's event stream failed");
                     return;
                 }
                 None => return,
@@ -493,99 +512,29 @@ async fn bring_up(
         }
     }));
     // Sinks listen before the first service starts, so its environment can name them.
-    let gateway = stack.gateway();
-    let stack = Arc::new(RwLock::new(stack));
+    let gateway = stack.harness_address();
+    up.endpoints.harness_host = stack.harness_host();
     up.stack = Some(stack.clone());
     up.endpoints.sinks = ctx.sinks.start(scenario, gateway, &ctx.journal, ctx.seed).await?;
     // Before the first service starts: their environment names the links' addresses.
     super::links::start_links(ctx, scenario, &stack, &mut up.endpoints).await?;
 
-    for service in scenario.stack.start_order() {
-        let env = render_env(scenario, service, &run_id, &up.endpoints);
-        let started = clock::instant_now();
-        let replicated = service.replicas > 1;
-        let mut replica_health = Vec::new();
-        for key in service.replica_keys() {
-            let mut definition = service.clone();
-            definition.name = key.clone();
-            let container = ctx
-                .interruptible(ctx.docker_call(async {
-                    let stack = stack.write().await;
-                    if replicated {
-                        stack.start_replica(service, &key, &env, true).await
-                    } else {
-                        stack.start_service(service, &env).await
-                    }
-                }))
-                .await
-                .ok_or(Stop::Interrupted)?
-                .map_err(EngineError::from)?;
-            ctx.journal.record(EventKind::ServiceStarted {
-                service: key.clone(),
-                container,
-                image: service.image.reference().to_string(),
-            });
-            let (rx, task) = spawn_monitor(
-                definition,
-                stack.clone(),
-                ctx.journal.clone(),
-                ctx.http.clone(),
-                up.monitors_stop.clone(),
-            );
-            up.monitors.push(task);
-            up.health.insert(key.clone(), rx.clone());
-            replica_health.push(rx);
-        }
-        if replicated {
-            let (rx, task) = super::health::spawn_aggregate(
-                service.name.clone(),
-                replica_health,
-                ctx.journal.clone(),
-                up.monitors_stop.clone(),
-            );
-            up.monitors.push(task);
-            up.health.insert(service.name.clone(), rx);
-        }
-        for key in service.replica_keys() {
-            let ready_wait_started = clock::instant_now();
-            let rx = up.health[&key].clone();
-            let waited = ctx
-                .interruptible(wait_ready(
-                    ctx.exits.subscribe(),
-                    rx,
-                    &stack,
-                    &key,
-                    service.startup_timeout,
-                    started,
-                ))
-                .await;
-            // From container start on; the start itself is Docker time.
-            Accounting::add(
-                &ctx.accounting.service_wait,
-                clock::instant_now().saturating_duration_since(ready_wait_started),
-            );
-            match waited {
-                None => return Err(Stop::Interrupted),
-                Some(Ok(())) => {}
-                Some(Err(reason)) => {
-                    let logs = ctx
-                        .docker_call(async { stack.read().await.logs_tail(&key, 20).await })
-                        .await
-                        .unwrap_or_default();
-                    ctx.journal.record(EventKind::ServiceLogs {
-                        service: key.clone(),
-                        lines: logs.clone(),
-                    });
-                    return Err(EngineError::Startup { service: key, reason, logs }.into());
-                }
-            }
-        }
-        ctx.journal.record(EventKind::ServiceReady {
-            service: service.name.clone(),
-            startup_us: clock::instant_now().saturating_duration_since(started).as_micros() as u64,
-        });
-    }
-    Ok(())
+    let started = std::sync::Mutex::new(super::bring_up::Started::default());
+    let result = super::bring_up::start_services(
+        ctx,
+        scenario,
+        &stack,
+        &run_id,
+        &up.endpoints,
+        jobs,
+        &up.monitors_stop,
+        &started,
+    )
+    .await;
+    let started = started.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    up.monitors.extend(started.monitors);
+    up.health.extend(started.health);
+    result
 }
 
 /// Wait for the first healthy observation of a check that began at or after `since`, failing
@@ -593,7 +542,7 @@ async fn bring_up(
 pub(super) async fn wait_ready(
     mut exits: tokio::sync::broadcast::Receiver<Exit>,
     mut rx: watch::Receiver<HealthState>,
-    stack: &RwLock<StackHandle>,
+    stack: &dyn RunScope,
     service: &str,
     timeout: Duration,
     since: tokio::time::Instant,
@@ -617,7 +566,7 @@ pub(super) async fn wait_ready(
         // own schedule so a container that exited fails bring-up (or an upgrade) within 100 ms.
         if now >= next_state_check {
             next_state_check = now + STATE_CHECK_EVERY;
-            if let Ok(state) = stack.read().await.state(service).await
+            if let Ok(state) = stack.state(service).await
                 && !state.running
             {
                 let code = state.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
@@ -638,9 +587,9 @@ pub(super) async fn wait_ready(
                 return Err(format!("health monitor stopped (last check: {last_detail})"));
             },
             exited = exits.recv(), if exits_open => match exited {
-                // Docker's word is final, and comes before `inspect` stops saying "running".
+                // The backend's word is final, and comes before `state` stops saying "running".
                 Ok(exit) if exit.service == service
-                    && stack.read().await.container_id(service).is_ok_and(|id| id == exit.container) =>
+                    && stack.instance_id(service).is_ok_and(|id| id == exit.container) =>
                 {
                     let code = exit.exit_code.map_or(String::new(), |c| format!(" with code {c}"));
                     return Err(format!("container exited{code} before becoming healthy"));
@@ -659,7 +608,7 @@ pub(super) async fn wait_ready(
 async fn steady_state(
     ctx: &Context,
     scenario: &Scenario,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     phase: SteadyPhase,
 ) -> Result<(), Stop> {
     for probe in &scenario.steady_state {
@@ -673,7 +622,7 @@ async fn steady_state(
 async fn steps(
     ctx: &Context,
     scenario: &Scenario,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &mut ServiceState,
 ) -> Result<(), Stop> {
     for step in &scenario.steps {
@@ -693,7 +642,7 @@ async fn steps(
 async fn start_traffic(
     ctx: &Context,
     scenario: &Scenario,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
 ) -> Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)> {
     let mut started = Vec::new();
     for spec in scenario.traffic.values() {
@@ -709,7 +658,7 @@ async fn start_traffic(
 async fn finish_traffic(
     ctx: &Context,
     scenario: &Scenario,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     traffic: Vec<(String, crate::traffic::TrafficHandle, reqwest::Client)>,
 ) {
     // Every stream stops scheduling at once (`traffic-stopped`), then the requests due by then
@@ -749,12 +698,12 @@ async fn finish_traffic(
 /// The current 127.0.0.1 port of a service's container port (it moves when the container is
 /// replaced or restarted).
 async fn port_resolver(
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     port: u16,
 ) -> crate::traffic::PortResolver {
     // The counter is the stack's own and never changes identity: reading it once is enough.
-    let changes = stack.read().await.rotation_changes();
+    let changes = stack.rotation_changes();
     let stack = stack.clone();
     let service = service.to_owned();
     crate::traffic::PortResolver::many(
@@ -762,12 +711,7 @@ async fn port_resolver(
             let stack = stack.clone();
             let service = service.clone();
             Box::pin(async move {
-                stack
-                    .read()
-                    .await
-                    .host_ports(&service, port)
-                    .await
-                    .map_err(|error| error.to_string())
+                stack.host_ports(&service, port).await.map_err(|error| error.to_string())
             })
         },
         changes,
@@ -788,16 +732,19 @@ async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
     let Some(stack) = up.stack else {
         return Ok(());
     };
-    let stack = match Arc::try_unwrap(stack) {
-        Ok(stack) => stack.into_inner(),
-        Err(_) => unreachable!("monitors are joined, so the engine holds the only reference"),
-    };
+    if Arc::strong_count(&stack) != 1 {
+        // Monitors, links and traffic are done; a reference left elsewhere would delay the
+        // scope's own safety net (its `Drop`) until it goes.
+        tracing::warn!("the run scope is still shared at teardown");
+    }
     let graceful = !ctx.signals.kill_fast.is_cancelled();
-    // A second signal during a graceful shutdown drops it; the handle's Drop then force-removes.
+    // A second signal during a graceful shutdown drops it; dropping the scope (the last
+    // reference) then force-removes what it created.
     let result = tokio::select! {
-        result = ctx.docker_call(stack.shutdown(graceful)) => result,
+        result = ctx.backend_call(stack.shutdown(graceful)) => result,
         () = ctx.signals.kill_fast.cancelled() => Ok(()),
     };
+    drop(stack);
     if let Some(pump) = up.events_pump {
         pump.abort();
         let _ = pump.await;

@@ -98,7 +98,7 @@ impl RunSinks {
         let Some(gateway) = gateway else {
             return Err(EngineError::Sink {
                 sink: scenario.sinks.keys().next().cloned().unwrap_or_default(),
-                reason: "Docker reported no IPv4 gateway for the run network, so containers \
+                reason: "the backend reported no address where the run's services reach the harness, so they \
                          could not reach the sink"
                     .into(),
             });

@@ -3,17 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::RwLock;
-
 use super::run::{Accounting, Context};
 use super::upgrade::{ServiceState, run_rollback, run_upgrade};
+use crate::backend::{BackendError, RunScope};
 use crate::clock;
 use crate::journal::{EventKind, Outcome, ProbeContext};
 use crate::probe::{self, HttpExpectation, ProbeOutcome};
 use crate::scenario::model::{
     Action, Call, ContainerAction, ContainerOp, Probe, ProbeKind, Scenario, SinkOutage, Step,
 };
-use crate::stack::{StackError, StackHandle};
 
 /// How a step ended.
 pub enum StepEnd {
@@ -21,7 +19,7 @@ pub enum StepEnd {
     Done,
     /// Carried out, and the timeline stops here on purpose (`on-failure: abort`).
     Abort,
-    /// Docker refused an action: the timeline stops.
+    /// The backend refused an action: the timeline stops.
     Failed(String),
     /// A signal arrived while it ran.
     Interrupted,
@@ -30,7 +28,7 @@ pub enum StepEnd {
 /// Run one step, recording its start, its actions and its end.
 pub async fn run_step(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     step: &Step,
@@ -106,7 +104,7 @@ pub async fn run_step(
 
 async fn run_container_action(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     action: &ContainerAction,
 ) -> StepEnd {
     // A pause to be undone is ledgered first, so a `firedrill gc` after a crash thaws it.
@@ -155,14 +153,13 @@ async fn run_container_action(
 
 async fn apply(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     op: &ContainerOp,
     undo: bool,
 ) -> Result<(), String> {
-    let result: Result<(), StackError> = ctx
-        .docker_call(async {
-            let stack = stack.read().await;
+    let result: Result<(), BackendError> = ctx
+        .backend_call(async {
             match op {
                 ContainerOp::Kill { signal } => stack.kill(service, signal).await,
                 ContainerOp::Stop { timeout } => stack.stop(service, *timeout).await,
@@ -195,7 +192,7 @@ async fn apply(
 /// Run one probe and record its result. Time spent counts as waiting on services.
 pub async fn run_probe(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     probe: &Probe,
     context: ProbeContext,
 ) {
@@ -217,13 +214,13 @@ pub async fn run_probe(
     });
 }
 
-async fn observe(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, probe: &Probe) -> ProbeOutcome {
+async fn observe(ctx: &Context, stack: &Arc<dyn RunScope>, probe: &Probe) -> ProbeOutcome {
     let (service, port) = match &probe.kind {
         ProbeKind::Http { service, port, .. } | ProbeKind::Tcp { service, port, .. } => {
             (service, *port)
         }
     };
-    let host_port = stack.read().await.host_port(service, port).await;
+    let host_port = stack.host_port(service, port).await;
     let host_port = match host_port {
         Ok(host_port) => host_port,
         Err(error) => {
@@ -273,10 +270,10 @@ async fn run_sink_outage(ctx: &Context, outage: &SinkOutage) -> StepEnd {
 /// One HTTP request to a service's published port, recorded as `call-result`. A refused or
 /// unexpected answer is recorded, not a step failure: what the call should have caused is for
 /// the checks to judge.
-async fn run_call(ctx: &Context, stack: &Arc<RwLock<StackHandle>>, step: &str, call: &Call) {
+async fn run_call(ctx: &Context, stack: &Arc<dyn RunScope>, step: &str, call: &Call) {
     let started = clock::instant_now();
     let request = format!("{} {}", call.method, call.path);
-    let host_port = stack.read().await.host_port(&call.service, call.port).await;
+    let host_port = stack.host_port(&call.service, call.port).await;
     let (status, body, error) = match host_port {
         Err(error) => {
             (None, String::new(), Some(format!("port {} is not reachable: {error}", call.port)))

@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::scenario::model::{Field, Reference, Scenario, Service, TemplatePart};
-use crate::stack::HARNESS_HOST;
 
 /// Where the harness's own listeners (fault-proxy links, notification sinks) are reachable from
-/// the containers: `host.docker.internal` and these ports.
+/// the run's services: the backend's harness host (`host.docker.internal` on Docker) and these
+/// ports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoints {
+    /// The host name services reach the harness by (`RunScope::harness_host`).
+    pub harness_host: String,
     /// Link name → port of its proxy on the run network's gateway.
     pub links: HashMap<String, u16>,
     /// Sink name → port on the run network's gateway.
@@ -52,10 +54,10 @@ fn resolve(
         // Validation guarantees the name; a missing port means the listener is not up (yet).
         let port = port.copied().unwrap_or_default();
         match field {
-            Field::Host => HARNESS_HOST.to_owned(),
+            Field::Host => endpoints.harness_host.clone(),
             Field::Port => port.to_string(),
-            Field::Addr => format!("{HARNESS_HOST}:{port}"),
-            Field::Url => format!("http://{HARNESS_HOST}:{port}"),
+            Field::Addr => format!("{}:{port}", endpoints.harness_host),
+            Field::Url => format!("http://{}:{port}", endpoints.harness_host),
         }
     };
     let first_port = |name: &str| {

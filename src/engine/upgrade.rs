@@ -19,18 +19,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{RwLock, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::health::HealthState;
 use super::run::{Context, wait_ready};
 use super::steps::StepEnd;
+use crate::backend::RunScope;
 use crate::clock;
 use crate::journal::{EventKind, UpgradeStage};
 use crate::scenario::model::{
     MigrateWhen, OnFailure, Scenario, Service, Strategy, Upgrade, VersionEndpoint,
 };
-use crate::stack::StackHandle;
 
 /// Grace period for stopping the old version.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -75,7 +75,7 @@ pub struct UpgradeRecord {
 /// Carry out an `upgrade` step.
 pub async fn run_upgrade(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     step: &str,
@@ -142,7 +142,7 @@ pub async fn run_upgrade(
 /// Carry out a `rollback` step: roll back the latest upgrade of `service`.
 pub async fn run_rollback(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     service: &str,
@@ -167,7 +167,7 @@ enum Attempt {
 
 async fn attempt_upgrade(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &ServiceState,
     step: &str,
@@ -181,9 +181,7 @@ async fn attempt_upgrade(
     // and rolling keep it serving.
     if spec.strategy == Strategy::Recreate {
         let stopped = ctx
-            .interruptible(
-                ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await }),
-            )
+            .interruptible(ctx.backend_call(async { stack.stop(service, STOP_GRACE).await }))
             .await;
         match stopped {
             None => return Attempt::Interrupted,
@@ -282,8 +280,7 @@ async fn attempt_upgrade(
         let blue = format!("{service}.blue");
         // Gracefully: the old version left the name a drain period ago, but a caller that
         // resolved it before may still be finishing a request.
-        let removed =
-            ctx.docker_call(async { stack.read().await.retire(&blue, STOP_GRACE).await }).await;
+        let removed = ctx.backend_call(async { stack.retire(&blue, STOP_GRACE).await }).await;
         if let Err(error) = removed {
             return Attempt::Failed(format!("could not remove the old version: {error}"));
         }
@@ -294,7 +291,7 @@ async fn attempt_upgrade(
 /// Recreate: start `next` in place of the stopped old version and wait for its health.
 async fn recreate_and_wait(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &ServiceState,
     step: &str,
     spec: &Upgrade,
@@ -323,8 +320,9 @@ async fn recreate_and_wait(
     }
 
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let healthy =
-        ctx.interruptible(wait_ready(exits, rx, stack, service, spec.deadline, switch_time)).await;
+    let healthy = ctx
+        .interruptible(wait_ready(exits, rx, stack.as_ref(), service, spec.deadline, switch_time))
+        .await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
     let detail = || format!("healthy {} after the switch", fmt(since(switch_time)));
     judge_healthy(ctx, step, spec, healthy, detail)
@@ -337,7 +335,7 @@ async fn recreate_and_wait(
 /// serving until the rollback replaces them back.
 async fn roll(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &ServiceState,
     step: &str,
     spec: &Upgrade,
@@ -380,7 +378,7 @@ async fn roll(
 #[expect(clippy::too_many_arguments, reason = "the rolling stages share one replacement routine")]
 async fn replace_replicas(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &ServiceState,
     next: &Service,
     env: &std::collections::BTreeMap<String, String>,
@@ -393,17 +391,17 @@ async fn replace_replicas(
     // Subscribed before the starts, so a crash right after one is not missed.
     let mut exits: Vec<_> = keys.iter().map(|_| ctx.exits.subscribe()).collect();
     let swapped = ctx
-        .docker_call(async {
+        .backend_call(async {
             for key in keys {
-                stack.read().await.drain(service, key);
+                stack.drain(service, key);
             }
             for key in keys {
                 // Graceful: requests in flight on the old version finish. A container that is
                 // gone already is replaced either way.
-                let _ = stack.read().await.stop(key, STOP_GRACE).await;
-                stack.read().await.start_replica(next, key, env, false).await?;
+                let _ = stack.stop(key, STOP_GRACE).await;
+                stack.start_replica(next, key, env, false).await?;
             }
-            Ok::<_, crate::stack::StackError>(())
+            Ok::<_, crate::backend::BackendError>(())
         })
         .await;
     let switch_time = clock::instant_now();
@@ -420,16 +418,16 @@ async fn replace_replicas(
     for key in keys {
         let rx = state.health.get(key).cloned().expect("every replica has a monitor");
         let exits = exits.remove(0);
-        let ready = wait_ready(exits, rx, stack, key, deadline, switch_time).await;
+        let ready = wait_ready(exits, rx, stack.as_ref(), key, deadline, switch_time).await;
         super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
         ready.map_err(|reason| (UpgradeStage::Healthy, format!("`{key}`: {reason}")))?;
     }
     let healthy = format!("{listed} healthy {} after the replacement", fmt(since(switch_time)));
-    ctx.docker_call(async {
+    ctx.backend_call(async {
         for key in keys {
-            stack.read().await.admit(service, key).await?;
+            stack.admit(service, key).await?;
         }
-        Ok::<_, crate::stack::StackError>(())
+        Ok::<_, crate::backend::BackendError>(())
     })
     .await
     .map_err(|error| (UpgradeStage::Switched, format!("could not put {listed} back: {error}")))?;
@@ -468,7 +466,7 @@ fn judge_healthy(
 #[expect(clippy::too_many_arguments, reason = "one step's context, as the other strategies")]
 async fn switch_to_green(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &ServiceState,
     step: &str,
     spec: &Upgrade,
@@ -482,7 +480,7 @@ async fn switch_to_green(
     green.name = green_key.clone();
     // Subscribed before the start, so a crash right after it is not missed.
     let exits = ctx.exits.subscribe();
-    let start = ctx.docker_call(async { stack.read().await.start_service(&green, env).await });
+    let start = ctx.backend_call(async { stack.start_service(&green, env).await });
     let started = ctx.interruptible(start).await.ok_or(Attempt::Interrupted)?;
     let start_time = clock::instant_now();
     if let Err(error) = started {
@@ -500,7 +498,8 @@ async fn switch_to_green(
         ctx.http.clone(),
         stop.clone(),
     );
-    let ready = wait_ready(exits, rx.clone(), stack, &green_key, spec.deadline, start_time);
+    let ready =
+        wait_ready(exits, rx.clone(), stack.as_ref(), &green_key, spec.deadline, start_time);
     let healthy = ctx.interruptible(ready).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(start_time));
     let detail = || format!("`{green_key}` healthy {} after its start", fmt(since(start_time)));
@@ -589,17 +588,17 @@ enum TakeOverError {
 /// Returns the displaced key, which still runs (the caller keeps it or retires it).
 async fn take_over(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     state: &ServiceState,
     handover: Handover<'_>,
     switched: impl FnOnce(&str),
 ) -> Result<String, TakeOverError> {
     let Handover { service, candidate, rx, monitor, timeout, drain } = handover;
     let exits = ctx.exits.subscribe();
-    let shared = ctx.docker_call(async { stack.read().await.share_name(service, candidate).await });
+    let shared = ctx.backend_call(async { stack.offer(service, candidate).await });
     shared.await.map_err(|error| TakeOverError::BeforeSwitch(error.to_string()))?;
     let shared_at = clock::instant_now();
-    let ready = wait_ready(exits, rx, stack, candidate, timeout, shared_at).await;
+    let ready = wait_ready(exits, rx, stack.as_ref(), candidate, timeout, shared_at).await;
     monitor.cancel();
     super::run::Accounting::add(&ctx.accounting.service_wait, since(shared_at));
     ready.map_err(|reason| {
@@ -609,14 +608,14 @@ async fn take_over(
     })?;
 
     let exits = ctx.exits.subscribe();
-    let switch = ctx.docker_call(async { stack.read().await.switch(service, candidate).await });
+    let switch = ctx.backend_call(async { stack.promote(service, candidate).await });
     let displaced = switch.await.map_err(|error| TakeOverError::BeforeSwitch(error.to_string()))?;
     let switch_time = clock::instant_now();
     switched(&displaced);
 
     // The service's own monitor follows the name: its first check after the switch must pass.
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
-    let ready = wait_ready(exits, rx, stack, service, timeout, switch_time).await;
+    let ready = wait_ready(exits, rx, stack.as_ref(), service, timeout, switch_time).await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(switch_time));
     ready.map_err(TakeOverError::AfterSwitch)?;
 
@@ -624,7 +623,7 @@ async fn take_over(
     if !remaining.is_zero() {
         ctx.declared_wait(remaining).await;
     }
-    let withdrawn = ctx.docker_call(async { stack.read().await.withdraw_name(&displaced).await });
+    let withdrawn = ctx.backend_call(async { stack.withdraw(&displaced).await });
     withdrawn.await.map_err(|error| {
         TakeOverError::AfterSwitch(format!("could not take the name from `{displaced}`: {error}"))
     })?;
@@ -632,15 +631,15 @@ async fn take_over(
 }
 
 /// Whether `service`'s name has been moved away from its old container (blue-green).
-async fn switched_away(stack: &Arc<RwLock<StackHandle>>, service: &str) -> bool {
-    stack.read().await.container_id(&format!("{service}.blue")).is_ok()
+async fn switched_away(stack: &Arc<dyn RunScope>, service: &str) -> bool {
+    stack.instance_id(&format!("{service}.blue")).is_ok()
 }
 
 /// Roll back the latest upgrade of `service`. `None` when interrupted; `Some(ok)` otherwise. A
 /// failing rollback is recorded as such (`rolled-back` with `ok: false`), never hidden.
 async fn rollback(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     service: &str,
@@ -664,7 +663,7 @@ async fn rollback(
     if upgrade.strategy == Strategy::Rolling {
         // The first replica that runs something else than the previous version.
         for key in previous.replica_keys() {
-            let image = stack.read().await.image_of(&key).await;
+            let image = stack.image_of(&key).await;
             if image.is_ok_and(|image| image != previous.image.reference()) {
                 failed_key = key;
                 break;
@@ -673,7 +672,7 @@ async fn rollback(
     }
     let failed_key = failed_key.as_str();
     // The failed release's last words, before its container is replaced.
-    if let Ok(lines) = stack.read().await.logs_tail(failed_key, 20).await
+    if let Ok(lines) = stack.logs_tail(failed_key, 20).await
         && !lines.trim().is_empty()
     {
         ctx.journal.record(EventKind::ServiceLogs { service: service.to_owned(), lines });
@@ -708,14 +707,14 @@ async fn rollback(
 
 async fn restore_previous(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &ServiceState,
     upgrade: &UpgradeRecord,
 ) -> Result<String, String> {
     let service = upgrade.previous.name.as_str();
     // Stop the new version before touching the data it may be writing.
-    let stopped = ctx.docker_call(async { stack.read().await.stop(service, STOP_GRACE).await });
+    let stopped = ctx.backend_call(async { stack.stop(service, STOP_GRACE).await });
     if let Err(error) = stopped.await {
         return Err(format!("could not stop the new version: {error}"));
     }
@@ -726,7 +725,8 @@ async fn restore_previous(
     let started = clock::instant_now();
     let rx = state.health.get(service).cloned().expect("every service has a monitor");
     let ready =
-        wait_ready(exits, rx, stack, service, upgrade.previous.startup_timeout, started).await;
+        wait_ready(exits, rx, stack.as_ref(), service, upgrade.previous.startup_timeout, started)
+            .await;
     super::run::Accounting::add(&ctx.accounting.service_wait, since(started));
     ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
     Ok(format!(
@@ -741,7 +741,7 @@ async fn restore_previous(
 /// throughout.
 async fn roll_back(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &ServiceState,
     upgrade: &UpgradeRecord,
@@ -752,7 +752,7 @@ async fn roll_back(
     let started = clock::instant_now();
     let mut replaced = Vec::new();
     for key in previous.replica_keys() {
-        let image = stack.read().await.image_of(&key).await;
+        let image = stack.image_of(&key).await;
         if image.as_deref().is_ok_and(|image| image == wanted) {
             continue;
         }
@@ -779,7 +779,7 @@ async fn roll_back(
 /// monitor of the old container), stop the new one gracefully and remove it, restore the data.
 async fn switch_back(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &ServiceState,
     upgrade: &UpgradeRecord,
@@ -821,7 +821,7 @@ async fn switch_back(
     }
     // Stop the new version before touching the data it may be writing. Gracefully: before the
     // switch it never served; after it, the drain period has passed.
-    ctx.docker_call(async { stack.read().await.retire(&green, STOP_GRACE).await })
+    ctx.backend_call(async { stack.retire(&green, STOP_GRACE).await })
         .await
         .map_err(|error| format!("could not remove the new version: {error}"))?;
     restore_data(ctx, stack, scenario, upgrade).await?;
@@ -837,7 +837,7 @@ async fn switch_back(
 /// Run the `restore` hook of the upgrade's data service, if it has one.
 async fn restore_data(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     upgrade: &UpgradeRecord,
 ) -> Result<(), String> {
@@ -859,15 +859,15 @@ async fn restore_data(
 /// Stop the running container (graceful) and start `next` in its place.
 async fn recreate(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     next: &Service,
     env: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), String> {
-    ctx.docker_call(async {
+    ctx.backend_call(async {
         // A container that is gone or stopped already is fine: it is replaced either way.
-        let _ = stack.read().await.stop(service, STOP_GRACE).await;
-        stack.read().await.start_service(next, env).await
+        let _ = stack.stop(service, STOP_GRACE).await;
+        stack.start_service(next, env).await
     })
     .await
     .map(|_| ())
@@ -878,7 +878,7 @@ async fn recreate(
 /// within `deadline`.
 async fn run_migration(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     next: &Service,
     env: &std::collections::BTreeMap<String, String>,
     command: &[String],
@@ -891,12 +891,12 @@ async fn run_migration(
     oneshot.ports = Vec::new();
     oneshot.health = None;
     let started = clock::instant_now();
-    ctx.docker_call(async { stack.read().await.start_service(&oneshot, env).await })
+    ctx.backend_call(async { stack.start_service(&oneshot, env).await })
         .await
         .map_err(|error| format!("could not start the migration container: {error}"))?;
     let outcome = async {
         loop {
-            let state = stack.read().await.state(&key).await;
+            let state = stack.state(&key).await;
             match state {
                 Ok(state) if !state.running => return Ok(state.exit_code),
                 Ok(_) => {}
@@ -909,8 +909,8 @@ async fn run_migration(
         }
     }
     .await;
-    let logs = stack.read().await.logs_tail(&key, 5).await.unwrap_or_default();
-    let _ = ctx.docker_call(async { stack.read().await.remove(&key).await }).await;
+    let logs = stack.logs_tail(&key, 5).await.unwrap_or_default();
+    let _ = ctx.backend_call(async { stack.remove(&key).await }).await;
     let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
     match outcome {
         Ok(Some(0)) => Ok(format!("exit 0 after {}", fmt(since(started)))),
@@ -925,13 +925,13 @@ async fn run_migration(
 /// Run a data hook inside `service`'s container; Ok with a short detail on exit 0.
 async fn run_hook(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     command: &[String],
 ) -> Result<String, String> {
     let started = clock::instant_now();
     let outcome = ctx
-        .docker_call(async { stack.read().await.exec(service, command, HOOK_TIMEOUT).await })
+        .backend_call(async { stack.exec(service, command, HOOK_TIMEOUT).await })
         .await
         .map_err(|error| error.to_string())?;
     let last = outcome.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -945,7 +945,7 @@ async fn run_hook(
 /// Ask the service's version endpoint and record what it said.
 async fn observe_version(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     step: &str,
     endpoint: &VersionEndpoint,
@@ -958,13 +958,13 @@ async fn observe_version(
 
 async fn observe_version_once(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     step: &str,
     endpoint: &VersionEndpoint,
     moment: &str,
 ) {
-    let replicas = stack.read().await.replicas(service);
+    let replicas = stack.replicas(service);
     let (ok, body) = match replicas {
         None => ask_version(ctx, stack, service, endpoint).await,
         // Every replica must answer, and all the same: a half-rolled-back service is not back.
@@ -995,11 +995,11 @@ async fn observe_version_once(
 /// One answer of a container's version endpoint: (success status, body or error).
 async fn ask_version(
     ctx: &Context,
-    stack: &Arc<RwLock<StackHandle>>,
+    stack: &Arc<dyn RunScope>,
     service: &str,
     endpoint: &VersionEndpoint,
 ) -> (bool, String) {
-    let port = stack.read().await.host_port(service, endpoint.port).await;
+    let port = stack.host_port(service, endpoint.port).await;
     let (ok, body) = match port {
         Err(error) => (false, error.to_string()),
         Ok(port) => {

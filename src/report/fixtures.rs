@@ -493,6 +493,7 @@ pub(super) fn upgraded() -> RunRecord {
                 ok,
                 status,
                 latency_us: latency_ms * 1_000,
+                harness_lag_us: 0,
                 sent: true,
                 unidentified: false,
                 write_id: ok.then(|| format!("inv-{n}")),

@@ -427,10 +427,14 @@ fn traffic(events: &[Event], end_us: u64) -> Vec<TrafficRow> {
     type Pending = Vec<(u64, u64, Vec<u64>)>;
     let mut rows: Vec<(String, Pending)> = Vec::new();
     for event in events {
-        let EventKind::TrafficRequest { traffic, scheduled_us, ok, latency_us, .. } = &event.kind
+        let EventKind::TrafficRequest {
+            traffic, scheduled_us, ok, latency_us, harness_lag_us, ..
+        } = &event.kind
         else {
             continue;
         };
+        // As the checks judge it: the harness's own lag is not the service's latency.
+        let latency_us = &latency_us.saturating_sub(*harness_lag_us);
         let row = match rows.iter().position(|(name, _)| name == traffic) {
             Some(i) => i,
             None => {

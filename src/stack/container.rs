@@ -22,8 +22,9 @@ use testcontainers::bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 
+use testcontainers::bollard::errors::Error as BollardError;
+
 use super::error::{docker_error, is_status};
-use super::owner::current_owner;
 use super::remove::{remove_all, remove_all_blocking, remove_container};
 use super::volume;
 use super::{
@@ -31,6 +32,7 @@ use super::{
     labels, network_name,
 };
 use crate::clock::{self, Clock};
+use crate::owner::current_owner;
 use crate::scenario::model::{MountSource, Service};
 
 /// Grace period of a graceful shutdown.
@@ -77,7 +79,7 @@ pub struct StackHandle {
     /// exec health checks and hooks wait at this gate instead, so the harness never causes that.
     exec_gates: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// Set once `shutdown` has done its work, so `Drop` has nothing left to do.
-    finished: bool,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl StackHandle {
@@ -104,7 +106,7 @@ impl StackHandle {
             next_replica: AtomicUsize::new(0),
             exec_gates: Mutex::new(HashMap::new()),
             rotation_changes: Arc::new(AtomicU64::new(0)),
-            finished: false,
+            finished: std::sync::atomic::AtomicBool::new(false),
         };
         let inspect = client
             .inspect_network(&handle.network_id, None)
@@ -412,7 +414,15 @@ impl StackHandle {
             Err(error) => return Err(docker_error("create container", name)(error)),
         };
         // Owned from here on, even if starting fails.
-        self.registry().containers.insert(name.clone(), created.id.clone());
+        {
+            let mut registry = self.registry();
+            registry.containers.insert(name.clone(), created.id.clone());
+            let plan = StopPlan {
+                depends_on: service.depends_on.clone(),
+                grace: settings.stop_grace_period,
+            };
+            registry.plans.insert(name.clone(), plan);
+        }
         client
             .start_container(&created.id, None)
             .await
@@ -862,22 +872,45 @@ impl StackHandle {
     /// Remove every container and the network. `graceful`: stop containers with a short grace
     /// period first; otherwise kill at once (second Ctrl-C). With `keep`, leaves everything up.
     /// Idempotent; returns the first error after trying everything.
-    pub async fn shutdown(mut self, graceful: bool) -> Result<(), StackError> {
+    pub async fn shutdown(&self, graceful: bool) -> Result<(), StackError> {
         if self.identity.keep {
-            self.finished = true;
+            self.finished.store(true, Ordering::SeqCst);
             return Ok(());
         }
-        let registry = self.registry.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let services: Vec<String> = registry.containers.keys().cloned().collect();
-        let ids: Vec<String> = registry.containers.values().cloned().collect();
-        let grace = graceful.then_some(SHUTDOWN_GRACE);
-        let mut errors =
-            remove_all(self.docker.client(), &ids, Some(&self.network_id), grace).await;
-        let volume_errors =
-            volume::remove_run_volumes(self.docker.client(), &self.identity.run_id).await;
+        let (services, ids, waves) = {
+            let registry = self.registry();
+            let keys: Vec<String> = registry.containers.keys().cloned().collect();
+            let ids: Vec<String> = registry.containers.values().cloned().collect();
+            let waves = teardown_waves(&keys, &registry.plans);
+            (keys, ids, waves)
+        };
+        let client = self.docker.client();
+        let mut errors: Vec<(usize, BollardError)> = Vec::new();
+        if graceful {
+            // Dependents first, each wave side by side, each container with its own grace period
+            // (`stop_grace_period`, else SHUTDOWN_GRACE) after its own stop signal.
+            for wave in waves {
+                let stops = wave.iter().map(|&index| {
+                    let grace = self.registry().plans.get(&services[index]).and_then(|p| p.grace);
+                    remove_container(client, &ids[index], Some(grace.unwrap_or(SHUTDOWN_GRACE)))
+                });
+                let results = futures_util::future::join_all(stops).await;
+                errors
+                    .extend(wave.iter().zip(results).filter_map(|(&i, r)| r.err().map(|e| (i, e))));
+            }
+            errors.extend(
+                remove_all(client, &[], Some(&self.network_id), None)
+                    .await
+                    .into_iter()
+                    .map(|(_, e)| (ids.len(), e)),
+            );
+        } else {
+            errors = remove_all(client, &ids, Some(&self.network_id), None).await;
+        }
+        let volume_errors = volume::remove_run_volumes(client, &self.identity.run_id).await;
         errors.extend(volume_errors.into_iter().map(|error| (ids.len() + 1, error)));
         // Whatever failed is left to the sweep; `Drop` would only fail the same way.
-        self.finished = true;
+        self.finished.store(true, Ordering::SeqCst);
         match errors.into_iter().next() {
             None => Ok(()),
             Some((index, source)) => Err(StackError::Docker {
@@ -897,7 +930,7 @@ impl StackHandle {
 
 impl Drop for StackHandle {
     fn drop(&mut self) {
-        if self.finished || self.identity.keep {
+        if self.finished.load(Ordering::SeqCst) || self.identity.keep {
             return;
         }
         remove_all_blocking(
@@ -917,6 +950,58 @@ struct Registry {
     containers: IndexMap<String, String>,
     /// Replicated services: their replicas and which are in rotation.
     groups: HashMap<String, Group>,
+    /// How each key is stopped at teardown: after what depends on it, with what grace.
+    plans: HashMap<String, StopPlan>,
+}
+
+/// How one key's container is stopped at a graceful teardown.
+#[derive(Debug, Clone, Default)]
+struct StopPlan {
+    /// The services it depends on (stopped after it).
+    depends_on: Vec<String>,
+    /// `stop_grace_period` of its service, when set.
+    grace: Option<Duration>,
+}
+
+/// The service a key belongs to: `api` for `api`, `api.2`, `api.green`, `api.migrate`.
+fn service_of(key: &str) -> &str {
+    key.split('.').next().unwrap_or(key)
+}
+
+/// Teardown order, as waves of indexes into `keys`: a container is stopped in a wave after every
+/// container whose service depends on its service (like `docker compose down`), so a service never
+/// sees what it depends on go first. Dependencies are acyclic (validation); a cycle's members
+/// would simply share the last wave.
+fn teardown_waves(keys: &[String], plans: &HashMap<String, StopPlan>) -> Vec<Vec<usize>> {
+    // rank(service) = 0 when nothing depends on it, else 1 + the highest rank of its dependents.
+    let mut rank: HashMap<&str, usize> = HashMap::new();
+    for _ in 0..=keys.len() {
+        let mut changed = false;
+        for key in keys {
+            let dependent = service_of(key);
+            let own = rank.get(dependent).copied().unwrap_or(0);
+            for dependency in plans.get(key).map(|p| p.depends_on.as_slice()).unwrap_or_default() {
+                let entry = rank.entry(dependency.as_str()).or_insert(0);
+                if *entry < own + 1 && own < keys.len() {
+                    *entry = own + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let wave = rank.get(service_of(key)).copied().unwrap_or(0);
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
+        }
+        waves[wave].push(index);
+    }
+    waves.retain(|wave| !wave.is_empty());
+    waves
 }
 
 /// The replicas of one replicated service.
@@ -954,4 +1039,43 @@ fn tail_text(bytes: &[u8], limit: usize) -> String {
 /// Lock a mutex that is never held across an `.await`, recovering it from a panicked holder.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod teardown_tests {
+    use super::*;
+
+    fn plan(deps: &[&str]) -> StopPlan {
+        StopPlan { depends_on: deps.iter().map(|d| (*d).to_owned()).collect(), grace: None }
+    }
+
+    #[test]
+    fn dependents_stop_before_what_they_depend_on_and_independent_ones_together() {
+        let keys: Vec<String> = ["db", "cache", "api.1", "api.2", "web", "worker", "api.green"]
+            .map(String::from)
+            .into();
+        let plans = HashMap::from([
+            ("db".to_owned(), plan(&[])),
+            ("cache".to_owned(), plan(&[])),
+            ("api.1".to_owned(), plan(&["db", "cache"])),
+            ("api.2".to_owned(), plan(&["db", "cache"])),
+            ("api.green".to_owned(), plan(&["db", "cache"])),
+            ("web".to_owned(), plan(&["api"])),
+            ("worker".to_owned(), plan(&["db"])),
+        ]);
+        let waves = teardown_waves(&keys, &plans);
+        let named: Vec<Vec<&str>> =
+            waves.iter().map(|w| w.iter().map(|&i| keys[i].as_str()).collect()).collect();
+        assert_eq!(
+            named,
+            vec![vec!["web", "worker"], vec!["api.1", "api.2", "api.green"], vec!["db", "cache"]]
+        );
+    }
+
+    #[test]
+    fn a_stack_without_dependencies_is_one_wave() {
+        let keys: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+        let waves = teardown_waves(&keys, &HashMap::new());
+        assert_eq!(waves, vec![(0..20).collect::<Vec<_>>()]);
+    }
 }

@@ -30,7 +30,6 @@
 //! - `container.rs`: [`StackHandle`], the containers of one run and the actions on them.
 //! - `remove.rs`: removal shared by shutdown, `Drop` and the sweep.
 //! - `sweep.rs`: finding and removing dead runs' objects.
-//! - `owner.rs`: the owner label (`PID:STARTTIME`) and whether its process still runs.
 //! - `error.rs`: [`StackError`] and its hints.
 
 mod container;
@@ -38,19 +37,24 @@ mod context;
 mod credentials;
 mod docker;
 mod error;
+mod faults;
 mod image;
-mod owner;
 mod pull;
 mod remove;
+mod scope;
 mod sweep;
 mod volume;
 
+pub(crate) use crate::owner::owner_alive;
 pub use container::{HARNESS_HOST, StackHandle};
 pub use docker::Docker;
 pub use error::StackError;
-pub(crate) use owner::{current_owner, owner_alive};
+pub use faults::{FaultError, recover_ledgers};
 pub use pull::{PULL_STALL_TIMEOUT, PullBar, PullProgress, Pulled};
+pub use scope::DockerBackend;
 pub use volume::volume_name;
+
+pub use crate::backend::{ExecOutcome, RunIdentity, SweepReport, SweepScope};
 
 /// Label keys every object of a run carries.
 pub mod labels {
@@ -67,17 +71,6 @@ pub mod labels {
     pub const KEEP: &str = "firedrill.keep";
 }
 
-/// Who a run is, for labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunIdentity {
-    /// Run id (`fd-` and 8 hex digits).
-    pub run_id: String,
-    /// Scenario name.
-    pub scenario: String,
-    /// `--keep`: leave the stack up after the run, and mark it so the sweep skips it.
-    pub keep: bool,
-}
-
 /// What `Docker::ensure_image` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageStatus {
@@ -87,15 +80,6 @@ pub enum ImageStatus {
     Built,
     /// It was pulled just now.
     Pulled(Pulled),
-}
-
-/// Result of an exec inside a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutcome {
-    /// Exit code (None if Docker did not report one).
-    pub exit_code: Option<i64>,
-    /// Combined stdout and stderr, lossy UTF-8, last 4 KiB.
-    pub output: String,
 }
 
 /// A container's state as Docker reports it.
@@ -122,28 +106,6 @@ pub struct ContainerEvent {
     pub exit_code: Option<i64>,
     /// The container's id (a service's container changes when it is replaced).
     pub container: String,
-}
-
-/// What a sweep removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    /// Names of containers removed.
-    pub containers: Vec<String>,
-    /// Names of networks removed.
-    pub networks: Vec<String>,
-    /// Names of volumes removed (compose stacks' named volumes).
-    pub volumes: Vec<String>,
-}
-
-/// Which runs a sweep removes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SweepScope {
-    /// Runs whose owner process is gone, except kept ones (start of every run, `firedrill gc`).
-    Dead,
-    /// One run, whatever its state (`firedrill gc --run ID`, used to remove a `--keep` stack).
-    Run(String),
-    /// Everything labelled `firedrill.run` except live runs (`firedrill gc --all`: also kept stacks).
-    AllButLive,
 }
 
 /// The container name of a service in a run: `RUNID-SERVICE` (run ids start with `fd-`).

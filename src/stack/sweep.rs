@@ -13,9 +13,9 @@ use testcontainers::bollard::query_parameters::{
 };
 
 use super::error::docker_error;
-use super::owner::owner_alive;
 use super::remove::{remove_container, remove_network};
 use super::{StackError, SweepReport, SweepScope, labels};
+use crate::owner::owner_alive;
 
 /// Remove what `scope` selects among runs whose id passes `only`. Tries everything; returns the
 /// first error.
@@ -131,8 +131,8 @@ fn selects(scope: &SweepScope, object_labels: &HashMap<String, String>) -> bool 
 
 #[cfg(test)]
 mod tests {
-    use super::super::owner::current_owner;
     use super::*;
+    use crate::owner::current_owner;
 
     fn object(run: &str, owner: &str, keep: bool) -> HashMap<String, String> {
         HashMap::from([

@@ -324,11 +324,15 @@ async fn request(
     due: Instant,
     slots: Arc<Semaphore>,
 ) {
-    let deadline = due + stream.timeout;
+    // The task was spawned when due; any delay before it runs is the harness's own (a starved
+    // scheduler or runtime), never the service's. It moves the deadline and is recorded, so a
+    // loaded machine does not turn into a breach the service is blamed for.
+    let harness_lag = clock::instant_now().saturating_duration_since(due);
+    let deadline = due + harness_lag + stream.timeout;
     match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
         Ok(permit) => {
             let permit = permit.expect("the slots are never closed");
-            send(stream, index, scheduled, due, deadline, permit).await;
+            send(stream, index, (scheduled, harness_lag), due, deadline, permit).await;
         }
         Err(_) => {
             let waited = clock::instant_now().saturating_duration_since(due);
@@ -343,6 +347,7 @@ async fn request(
                 ok: false,
                 status: None,
                 latency_us: waited.as_micros() as u64,
+                harness_lag_us: harness_lag.as_micros() as u64,
                 sent: false,
                 write_id: None,
                 unidentified: false,
@@ -361,7 +366,7 @@ async fn request(
 async fn send(
     stream: Arc<Stream>,
     index: u64,
-    scheduled: Duration,
+    (scheduled, harness_lag): (Duration, Duration),
     due: Instant,
     deadline: Instant,
     slot: OwnedSemaphorePermit,
@@ -458,6 +463,7 @@ async fn send(
         ok,
         status,
         latency_us: latency.as_micros() as u64,
+        harness_lag_us: harness_lag.as_micros() as u64,
         sent: true,
         write_id,
         unidentified,
@@ -472,7 +478,7 @@ mod tests {
     use super::*;
     use crate::journal::Event;
     use crate::traffic::test_server::{
-        TestServer, fixed_port, handler, journal, keep_time_moving, sent, traffic,
+        Sent, TestServer, fixed_port, handler, journal, keep_time_moving, sent, traffic,
     };
 
     fn ok_server() -> crate::traffic::test_server::Handler {
@@ -522,6 +528,38 @@ mod tests {
             events.last().unwrap().kind,
             EventKind::TrafficDrained { sent: 100, late: 0, unsent: 0, ok: 100, .. }
         ));
+    }
+
+    /// The harness's own stall (here: its only thread blocked, as a starved CPU would) is
+    /// recorded as harness lag and never counted as the service's latency.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_harness_records_its_own_lag_and_the_service_is_not_blamed() {
+        let server = TestServer::start(ok_server()).await;
+        let journal = journal();
+        let handle = start(
+            &traffic(100.0, 64),
+            fixed_port(server.port),
+            journal.clone(),
+            request::http_client(),
+        );
+        clock::sleep(Duration::from_millis(100)).await;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the stall under test, not a readiness wait"
+        )]
+        std::thread::sleep(Duration::from_millis(150));
+        clock::sleep(Duration::from_millis(100)).await;
+        handle.stop().await;
+
+        let sent = sent(&journal);
+        assert!(sent.iter().all(|s| s.ok), "{sent:?}");
+        let lagged: Vec<&Sent> = sent.iter().filter(|s| s.harness_lag_us >= 100_000).collect();
+        assert!(!lagged.is_empty(), "the stall shows as harness lag: {sent:?}");
+        for s in &lagged {
+            assert!(s.latency_us >= s.harness_lag_us, "{s:?}");
+            // What is left is the service's answer time, on loopback: far below the stall.
+            assert!(s.latency_us - s.harness_lag_us < 100_000, "{s:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

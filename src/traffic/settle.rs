@@ -105,6 +105,7 @@ mod tests {
             ok,
             status: None,
             latency_us: 0,
+            harness_lag_us: 0,
             sent: true,
             write_id: None,
             unidentified: false,

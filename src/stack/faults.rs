@@ -13,9 +13,9 @@ use testcontainers::bollard::models::{
     ContainerUpdateBody, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
 };
 
-use super::ledger::{LedgerRecord, Undo, read_ledger};
+use super::{Docker, SweepScope, owner_alive};
+use crate::faults::{LedgerRecord, Recovered, RecoveryOutcome, Undo, read_ledger};
 use crate::scenario::model::FaultKind;
-use crate::stack::{Docker, SweepScope, owner_alive};
 
 /// CFS period used for `cpu` faults, µs (the kernel's default).
 const CPU_PERIOD: i64 = 100_000;
@@ -31,21 +31,6 @@ pub struct FaultError {
     /// Docker's answer.
     #[source]
     pub source: BollardError,
-}
-
-/// A fault in force on one container, as the engine keeps it until it reverts it.
-#[derive(Debug, Clone)]
-pub struct AppliedFault {
-    /// Ledger id (or the run's own count when there is no ledger).
-    pub fault: u64,
-    /// Service.
-    pub service: String,
-    /// The replica's key (the service name while a service has one container).
-    pub replica: String,
-    /// Container id.
-    pub container: String,
-    /// What restores it.
-    pub undo: Undo,
 }
 
 fn gone(error: &BollardError) -> bool {
@@ -205,43 +190,6 @@ pub async fn revert(docker: &Docker, container: &str, undo: &Undo) -> Result<Str
                 .await
                 .map_err(failed("reconnect", container))?;
             Ok(format!("reconnected with aliases {}", aliases.join(", ")))
-        }
-    }
-}
-
-/// What recovering one leftover fault did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    /// The dead run.
-    pub run_id: String,
-    /// Service.
-    pub service: String,
-    /// Container name.
-    pub name: String,
-    /// `pause`, `memory`, `cpu` or `partition`.
-    pub fault: &'static str,
-    /// What happened.
-    pub outcome: RecoveryOutcome,
-}
-
-/// How recovering one fault went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecoveryOutcome {
-    /// Reverted; what was done.
-    Reverted(String),
-    /// The container (or network) no longer exists: nothing to revert.
-    Gone,
-    /// Docker refused; the ledger is kept for the next attempt.
-    Failed(String),
-}
-
-impl std::fmt::Display for Recovered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Recovered { run_id, name, fault, outcome, .. } = self;
-        match outcome {
-            RecoveryOutcome::Reverted(what) => write!(f, "{run_id}: {fault} on {name}: {what}"),
-            RecoveryOutcome::Gone => write!(f, "{run_id}: {fault} on {name}: already gone"),
-            RecoveryOutcome::Failed(why) => write!(f, "{run_id}: {fault} on {name}: FAILED: {why}"),
         }
     }
 }
