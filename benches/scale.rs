@@ -142,8 +142,12 @@ fn scale(c: &mut Criterion) {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(present, "{IMAGE} is missing: run `cargo run -- images tests/scenarios/webcache/smoke.yaml`");
-    let results: Mutex<Vec<(String, Vec<f64>, Vec<f64>)>> = Mutex::new(Vec::new());
+    assert!(
+        present,
+        "{IMAGE} is missing: run `cargo run -- images tests/scenarios/webcache/smoke.yaml`"
+    );
+    // Per shape: its name, then firedrill's and docker-compose's seconds per iteration.
+    let mut results: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for shape in shapes() {
         let dir = stack_dir(shape);
         let project = format!("fdbench{}", std::process::id());
@@ -177,18 +181,14 @@ fn scale(c: &mut Criterion) {
             });
         });
         group.finish();
-        results.lock().unwrap().push((
-            shape.name(),
-            ours.into_inner().unwrap(),
-            theirs.into_inner().unwrap(),
-        ));
+        results.push((shape.name(), ours.into_inner().unwrap(), theirs.into_inner().unwrap()));
     }
     let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
     println!("up → all healthy → down, medians of this run (firedrill / docker-compose):");
-    for (name, ours, theirs) in results.into_inner().unwrap() {
+    for (name, ours, theirs) in results {
         let (ours, theirs) = (median(ours), median(theirs));
         println!(
             "  {name:>7} services: firedrill {ours:.2} s, docker-compose {theirs:.2} s, ratio {:.2}×",

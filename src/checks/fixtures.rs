@@ -61,7 +61,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
         expect: expect
             .into_iter()
             .enumerate()
-            .map(|(i, kind)| Expectation { name: format!("check {i}"), kind })
+            .map(|(i, kind)| Expectation { name: format!("check {i}"), kind, at: None })
             .collect(),
         sinks: IndexMap::new(),
         maintenance: None,

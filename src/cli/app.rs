@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use super::annotate::{self, Format};
 use super::args::{Args, BackendKind, Command};
 use super::errors::{ExitStatus, ExpectedError};
 use super::progress::Progress;
@@ -52,11 +53,16 @@ fn init_tracing(color: bool) {
 
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
-        Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, jobs, backend, files } => {
+        Command::Validate { files, format } => Ok(super::validate::validate(&files, format, color)),
+        Command::Run { report, keep, seed, strict, repeat, pull, jobs, backend, format, files } => {
             let jobs = jobs.map(usize::from);
-            run(&files, report, (keep, strict), seed, (repeat, jobs), (pull, backend), color).await
+            let how = (pull, backend);
+            run(&files, report, (keep, strict), seed, (repeat, jobs), how, (color, format)).await
         }
+        Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
+        Command::Completions { shell } => Ok(super::generate::completions(shell)),
+        Command::Man => Ok(super::generate::man()),
+        Command::Schema => Ok(super::generate::schema()),
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
@@ -101,23 +107,6 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     (!failed).then_some(scenarios)
 }
 
-fn validate(files: &[PathBuf], color: bool) -> Result<ExitStatus, ExpectedError> {
-    let Some(scenarios) = load_all(files, color) else {
-        return Ok(ExitStatus::Error);
-    };
-    for (file, scenario) in files.iter().zip(&scenarios) {
-        println!(
-            "ok: {} (`{}`: {} service(s), {} step(s), {} check(s))",
-            file.display(),
-            scenario.name,
-            scenario.stack.services.len(),
-            scenario.steps.len(),
-            scenario.expect.len()
-        );
-    }
-    Ok(ExitStatus::Success)
-}
-
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
@@ -125,7 +114,7 @@ async fn run(
     seed: Option<u64>,
     (repeat, jobs): (u32, Option<usize>),
     (pull, backend): (Option<PullPolicy>, BackendKind),
-    color: bool,
+    (color, format): (bool, Format),
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
@@ -144,6 +133,7 @@ async fn run(
 
     let mut worst = ExitStatus::Success;
     let mut records = Vec::with_capacity(scenarios.len());
+    let mut failed_checks = Vec::new();
     // Every run's report, also without `--report` (the stability summary needs them).
     let mut reports = Vec::new();
     let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -180,9 +170,33 @@ async fn run(
         progress.finish();
 
         let (run_id, status) = (outcome.run_id().to_owned(), outcome.status());
+        let mut annotations = annotate::checks(scenario, outcome.verdicts());
+        if let Some(error) = outcome.error() {
+            let file = scenario.source.display().to_string();
+            let level = annotate::Level::Error;
+            annotations.push(annotate::Annotation::file(level, &file, "run", error.to_string()));
+        }
         let (record, error) = outcome.into_record_and_error();
         let stdout_color = color && std::io::stdout().is_terminal();
-        print!("{}", report::render_summary_text(&record.report, stdout_color));
+        let summary = report::render_summary_text(&record.report, stdout_color);
+        match format {
+            Format::Text => print!("{summary}"),
+            Format::Github => {
+                print!("{summary}");
+                for annotation in &annotations {
+                    println!("{}", annotation.github());
+                }
+            }
+            Format::Json => {
+                eprint!("{summary}");
+                failed_checks.push(annotate::FileResult {
+                    file: scenario.source.display().to_string(),
+                    ok: annotations.is_empty(),
+                    scenario: Some(scenario.name.clone()),
+                    annotations,
+                });
+            }
+        }
         if repeat > 1 {
             reports.push(record.report.clone());
         }
@@ -198,11 +212,12 @@ async fn run(
         // No `expect:`: say so loudly; `--strict` fails it.
         let unchecked = scenario.expect.is_empty();
         if unchecked {
-            println!(
+            let warning = format!(
                 "  NOTHING WAS CHECKED: `{}` has no `expect:` entries{}",
                 scenario.name,
                 if strict { " (failed: --strict)" } else { "; --strict fails this" }
             );
+            if format == Format::Json { eprintln!("{warning}") } else { println!("{warning}") }
         }
         let status = match status {
             RunStatus::Completed if unchecked && strict => ExitStatus::CheckFailed,
@@ -217,9 +232,17 @@ async fn run(
         worst = worst.max(status);
     }
     watcher.abort();
+    if format == Format::Json {
+        print!("{}", annotate::Document::new(failed_checks).to_json());
+    }
     let stability = (repeat > 1).then(|| report::stability(&reports.iter().collect::<Vec<_>>()));
     if let Some(stability) = &stability {
-        print!("{}", report::render_stability_text(stability));
+        let text = report::render_stability_text(stability);
+        if format == Format::Json {
+            eprint!("{text}")
+        } else {
+            print!("{text}")
+        }
         worst = worst.max(repeat::stability_status(stability));
     }
     if let Some(dir) = &report_dir {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use super::annotate::Format;
+use super::plan::PlanFormat;
 use crate::scenario::model::PullPolicy;
 
 /// `run --backend`.
@@ -76,6 +78,11 @@ pub enum Command {
         /// version; a demo of the engine, not of your services).
         #[arg(long, value_name = "BACKEND", value_enum, default_value_t = BackendKind::Docker)]
         backend: BackendKind,
+        /// `text`, `github` (also a workflow command per failed check, on its `expect:` entry's
+        /// line) or `json` (the failed checks as one document on stdout; the summary moves to
+        /// stderr).
+        #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+        format: Format,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -92,10 +99,41 @@ pub enum Command {
     },
     /// Check scenario files and report every mistake with its position. Exit 0 valid, 2 invalid.
     Validate {
+        /// `text` (rendered diagnostics on stderr), `json` (one document on stdout) or `github`
+        /// (workflow commands on stdout, so a pull request shows each mistake on its line).
+        #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+        format: Format,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Show what a run would do, without creating anything: images to build or pull (and which
+    /// are present), bring-up order with health gates, the timeline with each step's earliest
+    /// start (and calendar time), ledgered faults, sinks, links, traffic, and what each `expect:`
+    /// entry judges. Needs no Docker engine (image presence is then `unknown`). Exit 0 valid, 2
+    /// invalid.
+    Plan {
+        /// `text` or `json` (one document on stdout).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text, value_name = "FORMAT")]
+        format: PlanFormat,
+        /// Scenario files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema (draft 2020-12) of the scenario format, for editors:
+    /// `firedrill schema > firedrill.schema.json`, then `# yaml-language-server: $schema=firedrill.schema.json`
+    /// at the top of a scenario. Generated from the key table validation reads.
+    Schema,
+    /// Print a shell completion script: `firedrill completions bash > /etc/bash_completion.d/firedrill`,
+    /// `firedrill completions zsh > "${fpath[1]}/_firedrill"`,
+    /// `firedrill completions fish > ~/.config/fish/completions/firedrill.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `firedrill man > firedrill.1; man ./firedrill.1`.
+    Man,
     /// Release gate: may a deployment happen now (or at `--at`) under a maintenance policy?
     ///
     /// Exit 0 when the time is inside a window of every customer, off every blackout day, and

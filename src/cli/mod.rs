@@ -4,12 +4,17 @@
 //! exit code. Data (verdict summaries, validation results) goes to stdout; progress, logs and
 //! errors go to stderr.
 
+mod annotate;
 mod app;
 pub(crate) mod args;
 mod errors;
 mod gate;
+mod generate;
 mod init;
+mod plan;
 mod progress;
 mod repeat;
+mod validate;
 
+pub use annotate::Format;
 pub use app::main;

@@ -538,7 +538,7 @@ mod tests {
             steps: Vec::new(),
             expect: expect
                 .into_iter()
-                .map(|(name, kind)| Expectation { name: name.into(), kind })
+                .map(|(name, kind)| Expectation { name: name.into(), kind, at: None })
                 .collect(),
             sinks: indexmap::IndexMap::new(),
             maintenance: None,

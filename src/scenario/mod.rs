@@ -9,10 +9,12 @@
 
 pub mod compose;
 mod duration;
+mod keys;
 pub mod model;
 mod quantity;
 mod read;
 mod report;
+mod schema;
 mod suggest;
 mod template;
 mod tree;
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 pub use model::Scenario;
 pub use report::render;
+pub use schema::scenario_schema;
 
 /// Read and validate a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {

@@ -645,6 +645,32 @@ impl Action {
     pub fn key(&self) -> &'static str {
         self.kind().key()
     }
+
+    /// The time the step takes at the least, by what it declares: `wait`, the `for` of a fault or
+    /// an undone container action or a sink outage, an upgrade's `watch`, a `parallel` group's
+    /// longest child (with its `delay`). Bring-up, probes, health waits and Docker take what they
+    /// take on top. Used to place steps on the calendar and by `firedrill plan`.
+    pub fn declared_duration(&self) -> Duration {
+        match self {
+            Action::Wait(wait) => *wait,
+            Action::Container(container) => container.undo_after.unwrap_or_default(),
+            Action::Fault(fault) => fault.duration,
+            Action::Upgrade(upgrade) => {
+                upgrade.watch.as_ref().map(|w| w.duration).unwrap_or_default()
+            }
+            Action::Parallel(children) => children
+                .iter()
+                .map(|child| child.delay + child.step.action.declared_duration())
+                .max()
+                .unwrap_or_default(),
+            // An outage with `for` ends when its step ends; calls and markers take no declared time.
+            Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
+            Action::LinkFault(fault) => fault.duration,
+            Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
+                Duration::ZERO
+            }
+        }
+    }
 }
 
 /// Declares [`ActionKind`] from one table of variants and YAML keys.
@@ -1419,13 +1445,32 @@ impl ProbeKind {
     }
 }
 
-/// One entry of `expect`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// One entry of `expect`. Equality ignores `at` (where it is written), like a spanned value's.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Expectation {
     /// `name`, or generated from the kind (`healthy-within billing after "start billing"`).
     pub name: String,
     /// What must hold.
     pub kind: ExpectationKind,
+    /// Where the entry is written in the scenario file, for CI annotations of a failed check.
+    /// Not part of the journal: a replayed run has no file to point at.
+    #[serde(skip)]
+    pub at: Option<Position>,
+}
+
+impl PartialEq for Expectation {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.kind == other.kind
+    }
+}
+
+/// A 1-based line and column in the scenario file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
 }
 
 /// The checks `expect` can ask for.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::keys::Section;
 use super::report::{LineIndex, Problem, Problems, Span};
 use super::suggest;
 use super::tree::{Entry, Node, ScalarKind, Value};
@@ -75,6 +76,12 @@ impl<'s> Reader<'s> {
         self.lines.line(span.start)
     }
 
+    /// 1-based line and column of where a span starts.
+    pub fn position(&self, span: Span) -> crate::scenario::model::Position {
+        let (line, column) = self.lines.position(self.source, span.start);
+        crate::scenario::model::Position { line, column }
+    }
+
     /// The first line of a node: the whole of a scalar or a flow collection, the first line of a
     /// block collection (so labels stay on one line).
     pub fn head(&self, node: &Node) -> Span {
@@ -94,7 +101,8 @@ impl<'s> Reader<'s> {
         self.error(span, format!("expected {expected}, found {found}"), format!("this is {found}"))
     }
 
-    /// Read a mapping whose keys must be among `keys`; unknown keys are reported (with the closest
+    /// Read a mapping whose keys must be among `section`'s (the one table in `keys.rs`, which the
+    /// schema is generated from too); unknown keys are reported (with the closest
     /// known key when one is close), and so are keys that are not strings.
     pub fn fields<'t>(
         &mut self,
@@ -102,7 +110,7 @@ impl<'s> Reader<'s> {
         at: Span,
         context: impl Into<String>,
         expected: &str,
-        keys: &[&str],
+        section: &Section,
     ) -> Option<Fields<'t>> {
         let context = context.into();
         let Value::Map(map) = &node.value else {
@@ -120,10 +128,10 @@ impl<'s> Reader<'s> {
                 );
                 continue;
             };
-            if keys.contains(&key.text.as_str()) {
+            if section.has(&key.text) {
                 entries.push((key.text.as_str(), entry));
             } else {
-                self.unknown_key(&key.text, entry.key.span, &context, keys);
+                self.unknown_key(&key.text, entry.key.span, &context, &section.names());
             }
         }
         Some(Fields { at, context, entries })
@@ -351,6 +359,7 @@ fn parse_int(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::keys::test_section;
     use crate::scenario::tree;
 
     fn with<T>(source: &str, read: impl FnOnce(&mut Reader<'_>, &Node) -> T) -> (T, Vec<String>) {
@@ -372,7 +381,13 @@ mod tests {
         let source = "prots: [1]\nvolumes: x\nimage: y\n";
         let root = tree::parse(source).unwrap().unwrap();
         let mut reader = Reader::new(source, |key| (key == "image").then_some("a service"));
-        reader.fields(&root, Span::default(), "`stack`", "a mapping", &["ports", "services"]);
+        reader.fields(
+            &root,
+            Span::default(),
+            "`stack`",
+            "a mapping",
+            test_section(&["ports", "services"]),
+        );
         let found: Vec<_> = reader
             .problems
             .into_invalid(source, "t.yaml")
@@ -394,7 +409,8 @@ mod tests {
     #[test]
     fn wrong_types_say_what_was_found() {
         let (port, messages) = with("p: eighty\n", |r, node| {
-            let fields = r.fields(node, Span::default(), "x", "a mapping", &["p"]).unwrap();
+            let fields =
+                r.fields(node, Span::default(), "x", "a mapping", test_section(&["p"])).unwrap();
             r.port(fields.get("p").unwrap())
         });
         assert_eq!(port, None);
@@ -430,7 +446,8 @@ mod tests {
     #[test]
     fn bad_durations_name_the_text() {
         let (d, messages) = with("t: 5 seconds\n", |r, node| {
-            let fields = r.fields(node, Span::default(), "x", "a mapping", &["t"]).unwrap();
+            let fields =
+                r.fields(node, Span::default(), "x", "a mapping", test_section(&["t"])).unwrap();
             r.duration(fields.get("t").unwrap())
         });
         assert_eq!(d, None);

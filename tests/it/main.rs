@@ -17,6 +17,7 @@ mod concurrent;
 mod faults;
 mod links;
 mod notify;
+mod plan;
 mod pull;
 mod report;
 mod rolling;

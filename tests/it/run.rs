@@ -21,11 +21,16 @@ fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn run_scenario(file: &str) -> (std::process::Output, tempfile::TempDir) {
+    run_scenario_with(file, &[])
+}
+
+fn run_scenario_with(file: &str, args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     demo_images();
     let dir = tempfile::tempdir().unwrap();
     let output = firedrill()
         .args(["run", "--report"])
         .arg(dir.path())
+        .args(args)
         .arg(file)
         .output()
         .expect("failed to run firedrill");
@@ -117,6 +122,33 @@ fn a_failed_check_is_named_with_evidence_and_the_others_still_judged() {
         .expect_err("a deviated run does not hold");
     let message = panic.downcast_ref::<String>().expect("a formatted panic message");
     assert!(message.contains(&format!("  FAIL {}", failed[0].name)), "{message}");
+}
+
+#[test]
+fn a_failed_check_exits_1_with_a_github_annotation_on_its_expect_line() {
+    let _serial = stack_lock();
+    let file = "tests/scenarios/fail/db-pause-expects-healthy.yaml";
+    let (output, dir) = run_scenario_with(file, &["--format", "github"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // `--format github`: the failed check is annotated on its `expect:` entry (line 36, col 5).
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 1, "{stdout}");
+    assert!(
+        annotations[0].starts_with(&format!(
+            "::error file={file},line=36,col=5,title=check failed%3A healthy-throughout billing"
+        )),
+        "{stdout}"
+    );
+    let report = report(dir.path());
+    assert_eq!(report["status"], "deviated");
+    let failed: Vec<&serde_json::Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(failed[0]["kind"], "healthy-throughout");
+    assert!(!failed[0]["evidence"].as_array().unwrap().is_empty(), "{report:#}");
+    assert!(failed[0]["observed"].as_str().unwrap().contains("unhealthy"), "{report:#}");
+    assert_eq!(leftovers(report["run-id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 #[test]

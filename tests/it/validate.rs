@@ -94,3 +94,58 @@ fn valid_examples_load() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `--format github`: one workflow command per diagnostic on stdout, in the documented syntax
+/// (`::error file=F,line=L,endLine=E,col=C,endColumn=D,title=T::MESSAGE`), the rendered text still
+/// on stderr; exit 2.
+#[test]
+fn github_format_annotates_every_mistake_on_its_line() {
+    let output = firedrill()
+        .args(["validate", "--format", "github", "tests/scenarios/invalid/several-mistakes.yaml"])
+        .output()
+        .expect("failed to run firedrill");
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let problems = stderr.matches("  × ").count();
+    assert!(problems >= 2 && lines.len() == problems, "{stdout}\n{stderr}");
+    for line in lines {
+        let rest = line.strip_prefix("::error ").expect("an error command");
+        let (properties, message) = rest.split_once("::").expect("properties::message");
+        let keys: Vec<&str> =
+            properties.split(',').map(|p| p.split_once('=').expect("key=value").0).collect();
+        assert_eq!(keys, ["file", "line", "endLine", "col", "endColumn", "title"], "{line}");
+        assert!(properties.starts_with("file=tests/scenarios/invalid/several-mistakes.yaml,"));
+        assert!(!message.is_empty());
+    }
+}
+
+/// `--format json`: one document on stdout with every file, nothing on stderr.
+#[test]
+fn json_format_lists_every_file() {
+    let output = firedrill()
+        .args(["validate", "--format", "json", "scenarios/smoke.yaml"])
+        .arg("tests/scenarios/invalid/bad-duration.yaml")
+        .arg("tests/scenarios/no-such-file.yaml")
+        .output()
+        .expect("failed to run firedrill");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(document["format-version"], 1);
+    let files = document["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3);
+    assert_eq!(
+        (files[0]["ok"].as_bool(), files[0]["scenario"].as_str()),
+        (Some(true), Some("smoke"))
+    );
+    let bad = &files[1]["annotations"][0];
+    assert_eq!(files[1]["ok"], false);
+    assert_eq!((bad["line"].as_u64(), bad["column"].as_u64()), (Some(7), Some(11)));
+    assert_eq!(bad["message"], "invalid duration `5 seconds`");
+    assert_eq!(bad["level"], "error");
+    let missing = &files[2]["annotations"][0];
+    assert!(missing["line"].is_null());
+    assert!(missing["message"].as_str().unwrap().starts_with("failed to read scenario"));
+}

@@ -5,11 +5,11 @@
 //! Mistakes in a compose file are reported against that file (its own file:line:col); mistakes in
 //! the scenario against the scenario.
 
+use crate::scenario::keys;
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
-use super::services::SERVICE_KEYS;
 use super::walk::{ServiceInfo, Services, Walk};
 use crate::scenario::compose::{self, ComposeError, Request};
 use crate::scenario::model::{ComposeOrigin, Service};
@@ -175,7 +175,7 @@ impl Walk<'_> {
     ) {
         let context = format!("service `{name}`");
         let Some(fields) =
-            self.r.fields(node, key, context, "a mapping of service keys", SERVICE_KEYS)
+            self.r.fields(node, key, context, "a mapping of service keys", &keys::SERVICE)
         else {
             info.service = None;
             return;

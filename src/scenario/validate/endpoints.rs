@@ -1,6 +1,7 @@
 //! `stack.links` (dependencies routed through the fault proxy) and `sinks` (notification sinks),
 //! and the `{{ links.* }}` / `{{ sinks.* }}` references that point at them.
 
+use crate::scenario::keys;
 use indexmap::IndexMap;
 
 use super::walk::{Services, Walk, is_name};
@@ -8,11 +9,6 @@ use crate::scenario::model::{Field, Link, Reference, Sink, SinkKind, SinkTimeout
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, Value};
-
-/// Keys of a sink written as a mapping.
-const SINK_KEYS: &[&str] = &["kind", "timeouts"];
-/// Keys of a link written as a mapping.
-const LINK_KEYS: &[&str] = &["from", "to", "port", "http"];
 
 impl Walk<'_> {
     /// `sinks: { NAME: KIND }` or `{ NAME: { kind: KIND, timeouts: { KEY: DURATION } } }`.
@@ -63,7 +59,7 @@ impl Walk<'_> {
         let context = format!("sink `{}`", name.unwrap_or("?"));
         let expected =
             "a sink kind, or a mapping such as `{ kind: smtp, timeouts: { server: 30s } }`";
-        let Some(fields) = self.r.fields(node, key, context, expected, SINK_KEYS) else {
+        let Some(fields) = self.r.fields(node, key, context, expected, &keys::SINK) else {
             return (None, None);
         };
         let kind = self.r.require(&fields, "kind").and_then(|node| self.sink_kind(node));
@@ -174,7 +170,7 @@ impl Walk<'_> {
             key,
             format!("link `{name}`"),
             "`FROM -> TO:PORT` or a mapping with `from`, `to` and `port`",
-            LINK_KEYS,
+            &keys::LINK,
         )?;
         let from = self.r.require(&fields, "from").and_then(|n| self.r.text(n, "a service name"));
         let to = self.r.require(&fields, "to").and_then(|n| self.r.text(n, "a service name"));

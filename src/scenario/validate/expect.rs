@@ -1,6 +1,7 @@
 //! `expect`: the checks, their references to services (which must have a health check), to steps
 //! (upgrade checks to upgrade steps) and to traffic, and their generated names.
 
+use crate::scenario::keys;
 use indexmap::IndexMap;
 
 use super::traffic::TrafficTable;
@@ -9,25 +10,6 @@ use crate::scenario::model::{Expectation, ExpectationKind, OnFailure, Sink, Stea
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::Node;
-
-/// Expectation kinds; an `expect` entry has exactly one.
-pub(super) const EXPECTATIONS: &[&str] = &[
-    "steady-state",
-    "healthy-within",
-    "healthy-throughout",
-    "unhealthy-during",
-    "probe-passed",
-    "probe-failed",
-    "restored",
-    "slo",
-    "no-lost-writes",
-    "upgrade-succeeds",
-    "upgrade-rolled-back",
-    "notify",
-    "maintenance-notice",
-];
-/// The limits of an `slo`; it needs at least one.
-const SLO_LIMITS: &[&str] = &["availability", "p50", "p95", "p99", "max-outage"];
 
 /// What `expect` entries refer to.
 pub(super) struct Refs<'a> {
@@ -52,27 +34,28 @@ impl Walk<'_> {
         let items = self.r.list(node, "a list of expectations")?;
         let mut kinds = Vec::with_capacity(items.len());
         let mut namings = Vec::with_capacity(items.len());
-        let mut keys = EXPECTATIONS.to_vec();
-        keys.push("name");
+        let mut positions = Vec::with_capacity(items.len());
+        let kinds_written = keys::EXPECT.choices();
         for item in items {
             let at = self.r.head(item);
+            positions.push(self.r.position(at));
             let Some(fields) = self.r.fields(
                 item,
                 at,
                 "an expectation",
                 "an expectation such as `- steady-state: after`",
-                &keys,
+                &keys::EXPECT,
             ) else {
                 kinds.push(None);
                 namings.push(Naming { explicit: None, generated: None });
                 continue;
             };
             let explicit = self.explicit_name(&fields);
-            let kind = match fields.present(EXPECTATIONS).as_slice() {
+            let kind = match fields.present(&kinds_written).as_slice() {
                 [] => {
                     self.r.error(at, "missing check in expectation", "no check").help(format!(
                         "add one of {}",
-                        suggest::list(EXPECTATIONS.iter().copied())
+                        suggest::list(kinds_written.iter().copied())
                     ));
                     None
                 }
@@ -96,7 +79,8 @@ impl Walk<'_> {
         kinds
             .into_iter()
             .zip(names)
-            .map(|(kind, name)| Some(Expectation { name: name?, kind: kind? }))
+            .zip(positions)
+            .map(|((kind, name), at)| Some(Expectation { name: name?, kind: kind?, at: Some(at) }))
             .collect()
     }
 
@@ -121,7 +105,7 @@ impl Walk<'_> {
                     key,
                     "`no-lost-writes`",
                     "a mapping with `traffic`",
-                    &["traffic"],
+                    &keys::NO_LOST_WRITES,
                 ) else {
                     if let Some(name) = hint {
                         self.r
@@ -215,17 +199,12 @@ impl Walk<'_> {
                 })
             }
             _ => {
-                let keys: &[&str] = match kind {
-                    "healthy-within" => &["service", "after", "within"],
-                    "unhealthy-during" => &["service", "step", "starts-during"],
-                    _ => &["service", "step"],
-                };
                 let fields = self.r.fields(
                     node,
                     key,
                     format!("`{kind}`"),
                     "a mapping with `service`",
-                    keys,
+                    keys::EXPECT.section_of(kind),
                 )?;
                 let service = self.r.require(&fields, "service").and_then(|n| {
                     let name = self.r.text(n, "a service name")?;
@@ -262,7 +241,7 @@ impl Walk<'_> {
             key,
             "`restored`",
             "a mapping with `service`, `after` and `within`",
-            &["service", "after", "within", "version", "traffic"],
+            &keys::RESTORED,
         )?;
         let service_node = self.r.require(&fields, "service");
         let service = service_node.and_then(|n| {
@@ -338,16 +317,15 @@ impl Walk<'_> {
     }
 
     fn slo(&mut self, node: &Node, key: Span, refs: &Refs<'_>) -> Option<ExpectationKind> {
-        let mut keys = vec!["traffic", "during", "expect"];
-        keys.extend_from_slice(SLO_LIMITS);
         let fields =
-            self.r.fields(node, key, "`slo`", "a mapping with `traffic` and limits", &keys)?;
+            self.r.fields(node, key, "`slo`", "a mapping with `traffic` and limits", &keys::SLO)?;
         let traffic =
             self.r.require(&fields, "traffic").and_then(|n| self.traffic_ref(n, refs.traffic));
-        if fields.present(SLO_LIMITS).is_empty() {
-            self.r
-                .error(key, "`slo` has no limits", "nothing to check")
-                .help(format!("add at least one of {}", suggest::list(SLO_LIMITS.iter().copied())));
+        if fields.present(keys::SLO_LIMITS).is_empty() {
+            self.r.error(key, "`slo` has no limits", "nothing to check").help(format!(
+                "add at least one of {}",
+                suggest::list(keys::SLO_LIMITS.iter().copied())
+            ));
         }
         let availability = fields.get("availability").map(|n| self.r.percent(n));
         let mut latency = |key: &str| fields.get(key).map(|n| self.r.duration(n));
@@ -367,7 +345,7 @@ impl Walk<'_> {
                 }
             },
         };
-        if fields.present(SLO_LIMITS).is_empty() {
+        if fields.present(keys::SLO_LIMITS).is_empty() {
             return None;
         }
         Some(ExpectationKind::Slo {

@@ -1,6 +1,7 @@
 //! Fault steps (`memory`, `cpu`, `partition`) and `parallel` groups: shapes, sizes, targets, and
 //! the rules a group's children must keep (one upgrade at most, one fault of a kind per service).
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use super::walk::{Services, StepDraft, Walk};
@@ -24,11 +25,7 @@ impl Walk<'_> {
         key: Span,
         services: &Services,
     ) -> (Option<String>, Option<Fault>) {
-        let keys: &[&str] = match kind {
-            "memory" => &["service", "limit", "for", "target"],
-            "cpu" => &["service", "cores", "for", "target"],
-            _ => &["service", "for", "target"],
-        };
+        let keys = keys::STEP.section_of(kind);
         let example = match kind {
             "memory" => "`memory: { service: billing, limit: 48MiB, for: 30s }`",
             "cpu" => "`cpu: { service: billing, cores: 0.2, for: 30s }`",

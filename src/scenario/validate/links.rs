@@ -2,6 +2,7 @@
 //! `limit-data`, `down`, `http-error`, `http-delay`, `cut`): the link they name, their sizes,
 //! durations and shares, and which keys each kind takes.
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -31,25 +32,10 @@ impl Walk<'_> {
         node: &Node,
         key: Span,
     ) -> (Option<String>, Option<LinkFault>) {
-        let mut keys = vec!["link", "for", "toxicity"];
-        let directed = !matches!(kind, "down" | "http-error" | "http-delay");
-        if directed {
-            keys.push("direction");
-        }
-        keys.extend_from_slice(match kind {
-            "latency" => &["latency", "jitter"][..],
-            "bandwidth" => &["rate"],
-            "timeout" | "reset-peer" => &["after"],
-            "slow-close" => &["delay"],
-            "slicer" => &["average", "variation", "delay"],
-            "limit-data" => &["bytes"],
-            "http-error" => &["status", "probability"],
-            "http-delay" => &["delay", "probability"],
-            _ => &[],
-        });
+        let keys = keys::STEP.section_of(kind);
         let example = example(kind);
         let context = format!("`{kind}`");
-        let Some(fields) = self.r.fields(node, key, context, "a mapping with `link`", &keys) else {
+        let Some(fields) = self.r.fields(node, key, context, "a mapping with `link`", keys) else {
             self.r.last().help(format!("write {example}"));
             return (None, None);
         };

@@ -8,6 +8,7 @@
 //! its declared duration), a child's own `delay`. Everything else (bring-up, probes, Docker,
 //! health waits) counts as zero, so a run can only place an upgrade later, never earlier.
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use jiff::civil::{Date, DateTime};
@@ -23,12 +24,6 @@ use crate::scenario::model::{Action, Step};
 use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, Value};
 
-/// Keys of `maintenance`.
-pub(super) const MAINTENANCE_KEYS: &[&str] = &["customers", "windows", "blackouts", "notice"];
-/// Keys of a customer.
-const CUSTOMER_KEYS: &[&str] = &["zone", "windows", "blackouts"];
-/// Keys of `calendar`.
-pub(super) const CALENDAR_KEYS: &[&str] = &["start", "scale"];
 const WINDOW_HINT: &str = "write a window as `{ from: Sat 22:00, to: Sun 06:00 }`";
 const BLACKOUT_HINT: &str =
     "write a day as `2026-12-24` or a range as `{ from: 2026-12-24, to: 2026-12-26 }`";
@@ -42,7 +37,7 @@ impl Walk<'_> {
             at,
             "`maintenance`",
             "a mapping with `customers`, `windows`, `blackouts` and `notice`",
-            MAINTENANCE_KEYS,
+            &keys::MAINTENANCE,
         )?;
         let windows = fields.get("windows").map(|node| self.windows(node));
         let blackouts = match fields.get("blackouts") {
@@ -106,7 +101,7 @@ impl Walk<'_> {
             at,
             &label,
             "a mapping such as `{ zone: Europe/Berlin }`",
-            CUSTOMER_KEYS,
+            &keys::CUSTOMER,
         )?;
         let zone = self.r.require(&fields, "zone").and_then(|node| self.zone(node));
         let windows = match (fields.get("windows"), defaults) {
@@ -153,7 +148,7 @@ impl Walk<'_> {
             let at = self.r.head(item);
             let window = self
                 .r
-                .fields(item, at, "a window", "a window `{ from: Sat 22:00, to: Sun 06:00 }`", &["from", "to"])
+                .fields(item, at, "a window", "a window `{ from: Sat 22:00, to: Sun 06:00 }`", &keys::WINDOW)
                 .and_then(|fields| {
                     let from = self.r.require(&fields, "from").and_then(|n| self.week_time(n));
                     let to = self.r.require(&fields, "to").and_then(|n| self.week_time(n));
@@ -199,7 +194,7 @@ impl Walk<'_> {
                         at,
                         "a blackout range",
                         "a range `{ from: DAY, to: DAY }`",
-                        &["from", "to"],
+                        &keys::WINDOW,
                     )
                     .and_then(|fields| {
                         let first = self.r.require(&fields, "from").and_then(|n| self.date(n));
@@ -265,7 +260,7 @@ impl Walk<'_> {
             at,
             "`notice`",
             "a lead time (`72h`) or `{ lead-time: 72h, channels: [email] }`",
-            &["lead-time", "channels"],
+            &keys::NOTICE,
         )?;
         let lead_time = self.r.require(&fields, "lead-time").and_then(|n| self.r.duration(n));
         let channels = match fields.get("channels") {
@@ -289,7 +284,7 @@ impl Walk<'_> {
             at,
             "`calendar`",
             "a mapping such as `{ start: 2026-12-05T21:50 Europe/Berlin, scale: 1s = 10m }`",
-            CALENDAR_KEYS,
+            &keys::CALENDAR,
         )?;
         let start = self.r.require(&fields, "start").and_then(|n| self.calendar_start(n));
         let scale = match fields.get("scale") {
@@ -338,7 +333,7 @@ impl Walk<'_> {
                     at,
                     "a notice",
                     "a notice `{ sent: TIME, channels: [email] }`",
-                    &["sent", "channels"],
+                    &keys::SENT_NOTICE,
                 )
                 .and_then(|fields| {
                     let sent = self.r.require(&fields, "sent").and_then(|node| {
@@ -454,7 +449,7 @@ pub(crate) fn placements(steps: &[Step]) -> Vec<Placed> {
     let mut offset = Duration::ZERO;
     for (top, step) in steps.iter().enumerate() {
         collect(step, top, offset, &mut out);
-        offset += declared(&step.action);
+        offset += step.action.declared_duration();
     }
     out
 }
@@ -468,27 +463,6 @@ fn collect(step: &Step, top: usize, offset: Duration, out: &mut Vec<Placed>) {
             }
         }
         _ => {}
-    }
-}
-
-/// The time a step takes at the least, by what it declares.
-fn declared(action: &Action) -> Duration {
-    match action {
-        Action::Wait(wait) => *wait,
-        Action::Container(container) => container.undo_after.unwrap_or_default(),
-        Action::Fault(fault) => fault.duration,
-        Action::Upgrade(upgrade) => upgrade.watch.as_ref().map(|w| w.duration).unwrap_or_default(),
-        Action::Parallel(children) => children
-            .iter()
-            .map(|child| child.delay + declared(&child.step.action))
-            .max()
-            .unwrap_or_default(),
-        // An outage with `for` ends when its step ends; calls and markers take no declared time.
-        Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
-        Action::LinkFault(fault) => fault.duration,
-        Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
-            Duration::ZERO
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `notify` and `maintenance-notice` expectations: triggers (`on`, `resolved.after`), channels
 //! and the sinks that deliver them, per-channel deadlines and recipients, content rules.
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -15,21 +16,6 @@ use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, Value};
 
-/// Keys of `notify`.
-const NOTIFY_KEYS: &[&str] = &[
-    "on",
-    "channels",
-    "within",
-    "spread",
-    "recipients",
-    "contains",
-    "matches",
-    "at-most",
-    "resolved",
-];
-/// Keys of a trigger; one of `TRIGGER_KINDS` plus `event` with `step`.
-const TRIGGER_KEYS: &[&str] = &["step", "event", "unhealthy", "fault", "marker"];
-const TRIGGER_KINDS: &[&str] = &["step", "unhealthy", "fault", "marker"];
 /// The most messages `at-most` may allow (a larger number is no flood limit).
 const AT_MOST_LIMIT: i64 = 10_000;
 
@@ -45,7 +31,7 @@ impl Walk<'_> {
             key,
             "`notify`",
             "a mapping with `on`, `channels` and `within`",
-            NOTIFY_KEYS,
+            &keys::NOTIFY,
         )?;
         let on = self.r.require(&fields, "on").and_then(|n| self.trigger(n, refs));
         let channels_node = self.r.require(&fields, "channels");
@@ -105,7 +91,7 @@ impl Walk<'_> {
             key,
             "`maintenance-notice`",
             "a mapping with `before`, `channels` and `lead-time`",
-            &["before", "channels", "lead-time", "recipients", "contains"],
+            &keys::MAINTENANCE_NOTICE,
         )?;
         let before = self
             .r
@@ -139,7 +125,7 @@ impl Walk<'_> {
             at,
             "a trigger",
             "a trigger such as `{ step: kill billing }`",
-            TRIGGER_KEYS,
+            &keys::TRIGGER,
         ) else {
             if let Some(text) = node.scalar().map(|s| s.text.clone()) {
                 self.r.last().help(format!(
@@ -150,7 +136,7 @@ impl Walk<'_> {
             }
             return None;
         };
-        let kinds = fields.present(TRIGGER_KINDS);
+        let kinds = fields.present(&keys::TRIGGER.choices());
         let event = fields.entry("event");
         let (kind, entry) = match kinds.as_slice() {
             [] => {
@@ -452,7 +438,7 @@ impl Walk<'_> {
             at,
             "`resolved`",
             "a mapping with `after` and `within`",
-            &["after", "within"],
+            &keys::RESOLVED,
         )?;
         let after = self.r.require(&fields, "after").and_then(|n| self.trigger(n, refs));
         let within: Option<Duration> =

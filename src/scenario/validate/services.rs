@@ -1,6 +1,7 @@
 //! `stack.services`: images and builds, environment templates, ports, health checks, and the
 //! checks across services (dependencies, cycles, template targets, health ports).
 
+use crate::scenario::keys;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,40 +16,14 @@ use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, Value};
 use crate::scenario::{suggest, template};
 
-/// Keys of a service.
-pub(super) const SERVICE_KEYS: &[&str] = &[
-    "image",
-    "build",
-    "pull",
-    "env",
-    "command",
-    "ports",
-    "health",
-    "startup-timeout",
-    "depends-on",
-    "backup",
-    "restore",
-    "replicas",
-];
 /// Most replicas a service may have: each is a container on a 2-core laptop or CI runner.
 pub(super) const MAX_REPLICAS: i64 = 16;
-/// Keys of `build`.
-pub(super) const BUILD_KEYS: &[&str] = &["context", "tag", "dockerfile", "args", "prepare"];
-/// The kinds of health check; `health` has exactly one.
-const HEALTH_KINDS: &[&str] = &["http", "tcp", "exec", "log"];
-/// Keys of `health`.
-const HEALTH_KEYS: &[&str] = &["http", "tcp", "exec", "log", "interval", "timeout"];
 
 impl Walk<'_> {
     pub(super) fn stack(&mut self, node: &Node, key: Option<Span>) -> Option<Services> {
         let at = key.unwrap_or_else(|| self.r.head(node));
-        let fields = self.r.fields(
-            node,
-            at,
-            "`stack`",
-            "a mapping with `services`",
-            &["services", "links", "compose", "profiles"],
-        )?;
+        let fields =
+            self.r.fields(node, at, "`stack`", "a mapping with `services`", &keys::STACK)?;
         if fields.get("compose").is_some() {
             return self.compose_stack(&fields);
         }
@@ -112,7 +87,7 @@ impl Walk<'_> {
             service: None,
         };
         let Some(fields) =
-            self.r.fields(node, key, context.clone(), "a mapping of service keys", SERVICE_KEYS)
+            self.r.fields(node, key, context.clone(), "a mapping of service keys", &keys::SERVICE)
         else {
             info.ports = None;
             return info;
@@ -226,7 +201,7 @@ impl Walk<'_> {
 
     pub(super) fn build(&mut self, node: &Node, key: Span) -> Option<BuildSpec> {
         let Some(fields) =
-            self.r.fields(node, key, "`build`", "a mapping with `context` and `tag`", BUILD_KEYS)
+            self.r.fields(node, key, "`build`", "a mapping with `context` and `tag`", &keys::BUILD)
         else {
             if let Some(scalar) = node.scalar() {
                 let problem = self.r.last();
@@ -368,13 +343,13 @@ impl Walk<'_> {
             at,
             "`health`",
             "a mapping with one of `http`, `tcp`, `exec` or `log`",
-            HEALTH_KEYS,
+            &keys::HEALTH,
         )?;
-        let kind = match fields.present(HEALTH_KINDS).as_slice() {
+        let kind = match fields.present(&keys::HEALTH.choices()).as_slice() {
             [] => {
                 self.r
                     .error(at, "missing check in `health`", "needs a check")
-                    .help(format!("add one of {}", suggest::list(HEALTH_KINDS.iter().copied())));
+                    .help(format!("add one of {}", suggest::list(keys::HEALTH.choices())));
                 None
             }
             [(kind, entry)] => self.health_kind(kind, &entry.value, entry.key.span, info),
@@ -411,7 +386,7 @@ impl Walk<'_> {
                     key,
                     "`health.http`",
                     "a mapping with `port` and `path`",
-                    &["port", "path", "status"],
+                    &keys::HEALTH_HTTP,
                 )?;
                 let port =
                     self.r.require(&fields, "port").and_then(|n| self.port_with_span(n, info));
@@ -425,7 +400,7 @@ impl Walk<'_> {
                     key,
                     "`health.tcp`",
                     "a mapping with `port`",
-                    &["port", "send", "expect", "connect-is-enough"],
+                    &keys::TCP_HEALTH,
                 )?;
                 let port =
                     self.r.require(&fields, "port").and_then(|n| self.port_with_span(n, info));

@@ -1,6 +1,7 @@
 //! The notification-path steps: `sink-outage` (a sink fails like a provider outage), `call` (one
 //! HTTP request to a service, e.g. announcing a maintenance) and `mark` (a named moment).
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use super::walk::{Services, StepDraft, Walk};
@@ -9,12 +10,8 @@ use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind, Value};
 
-/// Keys of `sink-outage`.
-const OUTAGE_KEYS: &[&str] = &["sink", "status", "probability", "for", "channel"];
 /// The channels of a `twilio` sink, which an outage may hit one at a time.
 const TWILIO_CHANNELS: &[&str] = &["sms", "voice"];
-/// Keys of `call`.
-const CALL_KEYS: &[&str] = &["service", "port", "method", "path", "body", "status", "timeout"];
 
 /// The sink names declared in `sinks`, known even when a sink's kind is wrong, so that a step
 /// naming it is not reported again as "unknown sink".
@@ -67,7 +64,7 @@ impl Walk<'_> {
             key,
             "`sink-outage`",
             "a mapping such as `{ sink: sms, status: 500, for: 60s }`",
-            OUTAGE_KEYS,
+            &keys::OUTAGE,
         ) else {
             return;
         };
@@ -195,7 +192,7 @@ impl Walk<'_> {
             key,
             "`call`",
             "a mapping such as `{ service: comms, port: 8080, path: /maintenance }`",
-            CALL_KEYS,
+            &keys::CALL,
         ) else {
             return;
         };

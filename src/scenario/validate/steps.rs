@@ -1,6 +1,7 @@
 //! `steady-state` probes and `steps`: shapes, signals, probe targets, and settling names
 //! (explicit ones unique, generated ones numbered).
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -17,12 +18,6 @@ use crate::scenario::report::Span;
 use crate::scenario::tree::Node;
 use crate::scenario::{duration, suggest};
 
-/// The kinds of probe; a probe has exactly one.
-const PROBE_KINDS: &[&str] = &["http", "tcp"];
-/// Keys of an `http` probe.
-const HTTP_PROBE_KEYS: &[&str] = &["service", "port", "path", "status", "method", "body-contains"];
-/// HTTP methods a probe may send.
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 /// Signals by name (without `SIG`) and Linux number.
 const SIGNALS: &[(&str, i64)] = &[
     ("HUP", 1),
@@ -48,7 +43,7 @@ impl Walk<'_> {
                 at,
                 "a steady-state probe",
                 "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
-                &["name", "http", "tcp", "timeout"],
+                &keys::PROBE,
             ) else {
                 probes.push(None);
                 namings.push(Naming { explicit: None, generated: None });
@@ -74,7 +69,7 @@ impl Walk<'_> {
 
     /// A probe from a mapping holding `http` or `tcp` and `timeout`; named with its generated name.
     pub(super) fn probe(&mut self, fields: &Fields<'_>, services: &Services) -> Option<Probe> {
-        let kind = match fields.present(PROBE_KINDS).as_slice() {
+        let kind = match fields.present(&["http", "tcp"]).as_slice() {
             [] => {
                 self.r
                     .error(
@@ -120,9 +115,9 @@ impl Walk<'_> {
         services: &Services,
     ) -> Option<ProbeKind> {
         let (context, keys) = if kind == "http" {
-            ("an `http` probe", HTTP_PROBE_KEYS)
+            ("an `http` probe", &keys::HTTP_PROBE)
         } else {
-            ("a `tcp` probe", &["service", "port", "send", "expect", "connect-is-enough"][..])
+            ("a `tcp` probe", &keys::TCP_PROBE)
         };
         let fields =
             self.r.fields(node, key, context, "a mapping with `service` and `port`", keys)?;
@@ -216,12 +211,12 @@ impl Walk<'_> {
 
     pub(super) fn method(&mut self, node: &Node) -> Option<String> {
         let method = self.r.text(node, "an HTTP method")?.to_ascii_uppercase();
-        if METHODS.contains(&method.as_str()) {
+        if keys::METHODS.contains(&method.as_str()) {
             return Some(method);
         }
         self.r
             .error(node.span, format!("unknown HTTP method `{method}`"), "unknown method")
-            .help(format!("use {}", suggest::list(METHODS.iter().copied())));
+            .help(format!("use {}", suggest::list(keys::METHODS.iter().copied())));
         None
     }
 
@@ -292,9 +287,9 @@ impl Walk<'_> {
         nested: bool,
     ) {
         let at = self.r.head(node);
-        let mut keys = ActionKind::KEYS.to_vec();
-        keys.extend(["name", "delay"]);
-        let Some(fields) = self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys)
+        let actions = keys::STEP.choices();
+        let Some(fields) =
+            self.r.fields(node, at, "a step", "a step such as `- wait: 5s`", &keys::STEP)
         else {
             if node.scalar().is_some() {
                 self.r
@@ -307,12 +302,11 @@ impl Walk<'_> {
         if let Some(entry) = fields.entry("delay") {
             draft.delay = self.delay(&entry.value, entry.key.span, nested);
         }
-        let (action_key, entry) = match fields.present(ActionKind::KEYS).as_slice() {
+        let (action_key, entry) = match fields.present(&actions).as_slice() {
             [] => {
-                self.r.error(at, "missing action in step", "no action").help(format!(
-                    "add one of {}",
-                    suggest::list(ActionKind::KEYS.iter().copied())
-                ));
+                self.r
+                    .error(at, "missing action in step", "no action")
+                    .help(format!("add one of {}", suggest::list(actions.iter().copied())));
                 return;
             }
             [(key, entry)] => (*key, *entry),
@@ -400,14 +394,12 @@ impl Walk<'_> {
 
     /// A `probe` step: a probe without `name` (the step's name names it).
     fn probe_step(&mut self, draft: &mut StepDraft, value: &Node, key: Span, services: &Services) {
-        let mut probe_keys = vec!["http", "tcp", "timeout"];
-        probe_keys.push("name");
         let Some(fields) = self.r.fields(
             value,
             key,
             "`probe`",
             "a probe such as `{ tcp: { service: db, port: 5432, connect-is-enough: true } }`",
-            &probe_keys,
+            &keys::PROBE_STEP,
         ) else {
             return;
         };
@@ -435,11 +427,7 @@ impl Walk<'_> {
         services: &Services,
     ) -> (Option<String>, Option<ContainerAction>) {
         let op = kind.key();
-        let keys: &[&str] = match kind {
-            ActionKind::Kill => &["service", "signal", "for"],
-            ActionKind::Stop => &["service", "timeout", "for"],
-            _ => &["service", "for"],
-        };
+        let keys = keys::STEP.section_of(op);
         let context = format!("`{op}`");
         let Some(fields) = self.r.fields(node, key, context, "a mapping with `service`", keys)
         else {

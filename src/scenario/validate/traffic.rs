@@ -1,6 +1,7 @@
 //! `traffic`: named open-loop request streams, their targets (service and declared port), rate,
 //! concurrency and write verification; and references to them from steps and `expect`.
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -10,14 +11,6 @@ use crate::scenario::model::{Traffic, TrafficRequest, VerifyWrites};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind, Value};
-
-/// Keys of a `traffic` entry.
-pub(super) const TRAFFIC_KEYS: &[&str] =
-    &["http", "rate", "concurrency", "timeout", "verify-writes"];
-/// Keys of a traffic entry's `http`.
-const REQUEST_KEYS: &[&str] = &["service", "port", "method", "path", "body", "status"];
-/// Keys of `verify-writes` as a mapping.
-const VERIFY_KEYS: &[&str] = &["id-field", "read-path", "status"];
 
 /// The traffic entries by name, for references from steps and `expect`.
 #[derive(Default)]
@@ -81,7 +74,7 @@ impl Walk<'_> {
     ) -> (Option<Traffic>, Option<bool>) {
         let context = format!("traffic `{name}`");
         let Some(fields) =
-            self.r.fields(node, key, context, "a mapping with `http` and `rate`", TRAFFIC_KEYS)
+            self.r.fields(node, key, context, "a mapping with `http` and `rate`", &keys::TRAFFIC)
         else {
             return (None, None);
         };
@@ -130,7 +123,7 @@ impl Walk<'_> {
             key,
             "`http`",
             "a mapping with `service`, `port` and `path`",
-            REQUEST_KEYS,
+            &keys::REQUEST,
         )?;
         let service_node = self.r.require(&fields, "service");
         let service = service_node.and_then(|n| self.r.text(n, "a service name"));
@@ -207,7 +200,7 @@ impl Walk<'_> {
             key,
             "`verify-writes`",
             "`true`, `false` or a mapping with `id-field`, `read-path` and `status`",
-            VERIFY_KEYS,
+            &keys::VERIFY,
         ) else {
             return (None, None);
         };

@@ -1,6 +1,7 @@
 //! `upgrade` and `rollback` steps: the target image, strategy, deadline against the service's health
 //! interval, migration, SLO watch, backup hooks, failure policy and version endpoint.
 
+use crate::scenario::keys;
 use std::time::Duration;
 
 use super::traffic::TrafficTable;
@@ -12,20 +13,6 @@ use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, Value};
 use crate::scenario::{duration, suggest};
 
-/// Keys of `upgrade`.
-pub(super) const UPGRADE_KEYS: &[&str] = &[
-    "service",
-    "image",
-    "build",
-    "strategy",
-    "deadline",
-    "migrate",
-    "watch",
-    "backup",
-    "on-failure",
-    "version",
-    "max-unavailable",
-];
 /// Strategies.
 const STRATEGIES: &[&str] = &["recreate", "blue-green", "rolling"];
 /// `on-failure` values.
@@ -56,7 +43,7 @@ impl Walk<'_> {
             key,
             "`upgrade`",
             "a mapping with `service` and `image` or `build`",
-            UPGRADE_KEYS,
+            &keys::UPGRADE,
         ) else {
             if let Some(scalar) = node.scalar() {
                 self.r.last().help(format!(
@@ -236,13 +223,9 @@ impl Walk<'_> {
     }
 
     fn migration(&mut self, node: &Node, key: Span) -> Option<Migration> {
-        let Some(fields) = self.r.fields(
-            node,
-            key,
-            "`migrate`",
-            "a mapping with `command`",
-            &["command", "when", "deadline"],
-        ) else {
+        let Some(fields) =
+            self.r.fields(node, key, "`migrate`", "a mapping with `command`", &keys::MIGRATE)
+        else {
             if matches!(node.value, Value::Seq(_)) {
                 self.r.last().help("write `migrate: { command: [program, arg] }`");
             }
@@ -279,7 +262,7 @@ impl Walk<'_> {
             key,
             "`watch`",
             "a mapping with `for`, `traffic` and `availability`",
-            &["for", "traffic", "availability"],
+            &keys::WATCH,
         )?;
         let duration = self.r.require(&fields, "for").and_then(|n| self.r.duration(n));
         let traffic = self.r.require(&fields, "traffic").and_then(|n| self.traffic_ref(n, traffic));
@@ -328,7 +311,7 @@ impl Walk<'_> {
             key,
             "`version`",
             "a mapping with `port` and `path`",
-            &["port", "path"],
+            &keys::VERSION,
         ) else {
             if node.scalar().is_some() {
                 self.r.last().help("write `version: { port: 8080, path: /version }`");
@@ -357,7 +340,7 @@ impl Walk<'_> {
         earlier: &EarlierUpgrades,
     ) -> (Option<String>, Option<String>) {
         let Some(fields) =
-            self.r.fields(node, key, "`rollback`", "a mapping with `service`", &["service"])
+            self.r.fields(node, key, "`rollback`", "a mapping with `service`", &keys::ROLLBACK)
         else {
             if let Some(scalar) = node.scalar() {
                 self.r.last().help(format!("write `rollback: {{ service: {} }}`", scalar.text));

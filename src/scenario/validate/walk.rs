@@ -1,36 +1,19 @@
 //! The entry of the walk, and what its parts share: the [`Walk`] itself, what is known about
 //! services and steps while their neighbours are still being read, and name rules.
 
+use crate::scenario::keys;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::expect::EXPECTATIONS;
-use super::maintenance::{CALENDAR_KEYS, MAINTENANCE_KEYS};
-use super::services::{BUILD_KEYS, SERVICE_KEYS};
 use super::sink_steps::SinkNames;
-use super::traffic::{TRAFFIC_KEYS, TrafficTable};
-use super::upgrade::UPGRADE_KEYS;
+use super::traffic::TrafficTable;
 use crate::calendar::{Policy, SentNotice};
 use crate::scenario::model::{Action, ActionKind, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
 use crate::scenario::tree::{Node, Value};
-
-/// Keys at the top level of a scenario.
-pub(super) const TOP_KEYS: &[&str] = &[
-    "name",
-    "description",
-    "sinks",
-    "stack",
-    "steady-state",
-    "traffic",
-    "steps",
-    "expect",
-    "maintenance",
-    "calendar",
-];
 
 /// Walk the document root into a scenario, or every problem found.
 ///
@@ -73,8 +56,13 @@ pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<P
     };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
-        let fields =
-            walk.r.fields(root, at, "the policy file", "a mapping with `maintenance`", TOP_KEYS)?;
+        let fields = walk.r.fields(
+            root,
+            at,
+            "the policy file",
+            "a mapping with `maintenance`",
+            &keys::TOP,
+        )?;
         let node = walk.r.require(&fields, "maintenance")?;
         walk.maintenance(node)
     });
@@ -126,27 +114,27 @@ fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 
 /// Where a key belongs, when that is unambiguous: a hint for keys at the wrong indentation.
 fn home(key: &str) -> Option<&'static str> {
-    if TOP_KEYS.contains(&key) {
+    if keys::TOP.has(key) {
         Some("the top level of the scenario")
     } else if key == "services" {
         Some("`stack`")
-    } else if SERVICE_KEYS.contains(&key) {
+    } else if keys::SERVICE.has(key) {
         Some("a service")
-    } else if BUILD_KEYS.contains(&key) {
+    } else if keys::BUILD.has(key) {
         Some("`build`")
     } else if key == "interval" {
         Some("`health`")
-    } else if TRAFFIC_KEYS.contains(&key) && key != "http" && key != "timeout" {
+    } else if keys::TRAFFIC.has(key) && key != "http" && key != "timeout" {
         Some("a `traffic` entry")
-    } else if UPGRADE_KEYS.contains(&key) && !["service", "image", "build"].contains(&key) {
+    } else if keys::UPGRADE.has(key) && !["service", "image", "build"].contains(&key) {
         Some("an `upgrade` step")
-    } else if MAINTENANCE_KEYS.contains(&key) && key != "windows" && key != "blackouts" {
+    } else if keys::MAINTENANCE.has(key) && key != "windows" && key != "blackouts" {
         Some("`maintenance`")
-    } else if CALENDAR_KEYS.contains(&key) {
+    } else if keys::CALENDAR.has(key) {
         Some("`calendar`")
-    } else if ActionKind::KEYS.contains(&key) {
+    } else if keys::STEP.choices().contains(&key) {
         Some("a step")
-    } else if EXPECTATIONS.contains(&key) {
+    } else if keys::EXPECT.choices().contains(&key) {
         Some("an `expect` entry")
     } else {
         None
@@ -259,7 +247,7 @@ impl Walk<'_> {
         };
         let at = self.r.head(root);
         let fields =
-            self.r.fields(root, at, "the scenario", "a mapping of scenario keys", TOP_KEYS)?;
+            self.r.fields(root, at, "the scenario", "a mapping of scenario keys", &keys::TOP)?;
 
         let name = self.r.require(&fields, "name").and_then(|node| self.scenario_name(node));
         let description =
