@@ -832,20 +832,50 @@ pub enum LinkFaultKind {
     },
     /// `down: { link }`: the proxy refuses connections and closes open ones.
     Down,
-    /// `http-error: { status, probability }`: requests answered with `status` by the proxy.
+    /// `http-error: { status, probability, method, path, header }`: matching requests answered
+    /// with `status` by the proxy.
     HttpError {
         /// Status the client sees.
         status: u16,
-        /// Share of requests, 0 to 1 (default 1).
+        /// Share of matching requests, 0 to 1 (default 1).
         probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
     },
-    /// `http-delay: { delay, probability }`: requests held back by `delay`.
+    /// `http-delay: { delay, probability, method, path, header }`: matching requests held back
+    /// by `delay`.
     HttpDelay {
         /// How long.
         #[serde(with = "duration_serde")]
         delay: Duration,
-        /// Share of requests, 0 to 1 (default 1).
+        /// Share of matching requests, 0 to 1 (default 1).
         probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
+    },
+    /// `http-abort: { after, probability, method, path, header }`: matching requests reach the
+    /// server; the connection closes after their answer's head and `after` body bytes.
+    HttpAbort {
+        /// Body bytes delivered before the close (default 0).
+        after: u64,
+        /// Share of matching requests, 0 to 1 (default 1).
+        probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
+    },
+    /// `http-truncate: { bytes, probability, method, path, header }`: the answers to matching
+    /// requests cut to `bytes` of body, `Content-Length` rewritten to match.
+    HttpTruncate {
+        /// Body bytes kept.
+        bytes: u64,
+        /// Share of matching requests, 0 to 1 (default 1).
+        probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
     },
     /// `cut: { link, direction }`: a link partition; the direction(s) blackholed (bytes held, not
     /// lost: delivered once the cut heals, as TCP retransmits across a healed partition).
@@ -866,6 +896,8 @@ impl LinkFaultKind {
             LinkFaultKind::Down => "down",
             LinkFaultKind::HttpError { .. } => "http-error",
             LinkFaultKind::HttpDelay { .. } => "http-delay",
+            LinkFaultKind::HttpAbort { .. } => "http-abort",
+            LinkFaultKind::HttpTruncate { .. } => "http-truncate",
             LinkFaultKind::Cut => "cut",
         }
     }
@@ -883,11 +915,37 @@ impl LinkFaultKind {
             | LinkFaultKind::LimitData { .. } => LinkDirection::Downstream,
             LinkFaultKind::ResetPeer { .. }
             | LinkFaultKind::HttpError { .. }
-            | LinkFaultKind::HttpDelay { .. } => LinkDirection::Upstream,
+            | LinkFaultKind::HttpDelay { .. }
+            | LinkFaultKind::HttpAbort { .. }
+            | LinkFaultKind::HttpTruncate { .. } => LinkDirection::Upstream,
             LinkFaultKind::Timeout { .. } | LinkFaultKind::Cut | LinkFaultKind::Down => {
                 LinkDirection::Both
             }
         }
+    }
+}
+
+/// `method`, `path`, `header` on the http link faults: which requests a fault considers. Every
+/// condition given must hold; none given: every request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HttpRoute {
+    /// `method`: one method or a list, compared exactly (`POST`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// `path`: a pattern matched against the request path without its query string: `*` matches
+    /// within one segment, `**` across segments (`/invoices`, `/invoices/*`, `/api/**`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `header`: header name (any case) → value pattern (`*` matches any characters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpRoute {
+    /// Whether it matches every request.
+    pub fn is_any(&self) -> bool {
+        self.methods.is_empty() && self.path.is_none() && self.headers.is_empty()
     }
 }
 

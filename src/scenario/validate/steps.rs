@@ -51,6 +51,8 @@ pub(super) const ACTIONS: &[&str] = &[
     "down",
     "http-error",
     "http-delay",
+    "http-abort",
+    "http-truncate",
     "cut",
 ];
 /// Signals by name (without `SIG`) and Linux number.
