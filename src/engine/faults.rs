@@ -17,7 +17,7 @@ use super::upgrade::ServiceState;
 use crate::backend::{Backend, RunScope};
 use crate::faults::{self, AppliedFault, RecoveryOutcome, SeededRng, Undo};
 use crate::journal::EventKind;
-use crate::scenario::model::{Action, Fault, ParallelChild, Scenario, Step};
+use crate::scenario::model::{Action, Fault, KillProcess, ParallelChild, Scenario, Step};
 
 /// Carry out a fault step.
 pub(super) async fn run_fault(
@@ -70,6 +70,46 @@ pub(super) async fn run_fault(
         Some(reason) => StepEnd::Failed(reason),
         None if waited => StepEnd::Done,
         None => StepEnd::Interrupted,
+    }
+}
+
+/// Carry out a `kill-process` step: the signal to the named processes in every container of the
+/// service, one `process-killed` per container. Nothing to undo: whether the service recovers is
+/// what the rehearsal is about. Fails when a container has no such process.
+pub(super) async fn run_kill_process(
+    ctx: &Context,
+    stack: &Arc<dyn RunScope>,
+    step: &Step,
+    kill: &KillProcess,
+) -> StepEnd {
+    let targets = stack.targets(&kill.service).unwrap_or_default();
+    if targets.is_empty() {
+        return StepEnd::Failed(format!("`{}` has no running container", kill.service));
+    }
+    let mut failure = None;
+    for (replica, instance) in targets {
+        let result = stack.kill_processes(&instance, &kill.name, &kill.signal).await;
+        let (processes, error) = match result {
+            Ok(processes) => (processes, None),
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        };
+        if let Some(error) = &error {
+            failure.get_or_insert_with(|| error.clone());
+        }
+        ctx.journal.record(EventKind::ProcessKilled {
+            step: step.name.clone(),
+            service: kill.service.clone(),
+            replica,
+            name: kill.name.clone(),
+            signal: kill.signal.clone(),
+            ok: error.is_none(),
+            processes,
+            error,
+        });
+    }
+    match failure {
+        Some(reason) => StepEnd::Failed(reason),
+        None => StepEnd::Done,
     }
 }
 

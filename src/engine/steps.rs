@@ -45,6 +45,7 @@ pub async fn run_step(
         Action::SinkOutage(_) => "sink-outage",
         Action::Call(_) => "call",
         Action::Mark => "mark",
+        Action::KillProcess(_) => "kill-process",
     };
     ctx.journal.record(EventKind::StepStarted {
         index: step.index,
@@ -84,6 +85,7 @@ pub async fn run_step(
         },
         // The step's own start and end are the marker.
         Action::Mark => StepEnd::Done,
+        Action::KillProcess(kill) => super::faults::run_kill_process(ctx, stack, step, kill).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),

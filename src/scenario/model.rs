@@ -621,6 +621,21 @@ pub enum Action {
     Call(Call),
     /// `mark: NAME`: a named moment on the timeline (the step's name is `NAME`), for triggers.
     Mark,
+    /// `kill-process: { service, name, signal }`: a signal to the processes called `name` inside
+    /// each of a service's containers, never the container's main process.
+    KillProcess(KillProcess),
+}
+
+/// `kill-process:` — a worker process inside a container, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KillProcess {
+    /// `service`: every container of it (each replica).
+    pub service: String,
+    /// `name`: matches a process whose command name (`comm`, at most 15 characters) or the
+    /// file name of its first or second command-line word is exactly this.
+    pub name: String,
+    /// `signal`: default `SIGKILL`.
+    pub signal: String,
 }
 
 /// `sink-outage:` — chaos on a notification sink.

@@ -1,8 +1,9 @@
 //! `http-delay`: hold a share of requests back by `delay` before forwarding them.
 //!
 //! **What it does.** On http proxies, each complete request head that matches the toxic's route
-//! (all requests by default) is a draw (`probability`, from the connection's seeded generator). When it hits, that request (head, then body) is forwarded
-//! `delay` later; requests behind it on the same connection wait their turn. Bytes that are not
+//! (all requests by default) is a draw (`probability`, from the connection's seeded generator).
+//! When it hits, that request (head, then body) is forwarded `delay` later; requests behind it on
+//! the same connection wait their turn. Bytes that are not
 //! HTTP pass untouched. Removed, held requests leave at once, in order.
 //!
 //! **When to use it.** A slow dependency on some requests only: tail latency, client timeouts per

@@ -486,7 +486,11 @@ fn declared(action: &Action) -> Duration {
         // An outage with `for` ends when its step ends; calls and markers take no declared time.
         Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
         Action::LinkFault(fault) => fault.duration,
-        Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
+        Action::Probe(_)
+        | Action::Rollback { .. }
+        | Action::Call(_)
+        | Action::Mark
+        | Action::KillProcess(_) => {
             Duration::ZERO
         }
     }
