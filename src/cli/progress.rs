@@ -210,7 +210,10 @@ impl Progress {
                     Some(error) => error.clone(),
                     None => format!("{signal} to {}", processes.join(", ")),
                 };
-                Some(format!("{t}      {} kill-process `{name}` in `{replica}`: {what}", self.mark(*ok)))
+                Some(format!(
+                    "{t}      {} kill-process `{name}` in `{replica}`: {what}",
+                    self.mark(*ok)
+                ))
             }
             EventKind::Interrupted { second: false } => Some(format!(
                 "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"

@@ -306,9 +306,10 @@ pub async fn kill_processes(
         .inspect_container(container, None)
         .await
         .map_err(|e| BackendError::from(failed("inspect", container)(e)))?;
-    let main = inspect.state.and_then(|state| state.pid).filter(|pid| *pid > 0).ok_or_else(|| {
-        BackendError::new(BackendErrorKind::Other, format!("`{container}` is not running"))
-    })?;
+    let main =
+        inspect.state.and_then(|state| state.pid).filter(|pid| *pid > 0).ok_or_else(|| {
+            BackendError::new(BackendErrorKind::Other, format!("`{container}` is not running"))
+        })?;
     let name = name.to_owned();
     let container = container.to_owned();
     tokio::task::spawn_blocking(move || signal_by_name(&container, main, &name, number))
@@ -370,8 +371,8 @@ fn signal_by_name(
         );
         error
     };
-    let namespace = fs_err::read_link(format!("/proc/{main}/ns/pid"))
-        .map_err(|e| unreadable(e.to_string()))?;
+    let namespace =
+        fs_err::read_link(format!("/proc/{main}/ns/pid")).map_err(|e| unreadable(e.to_string()))?;
     let entries = fs_err::read_dir("/proc").map_err(|e| unreadable(e.to_string()))?;
     let mut inside = Vec::new();
     for entry in entries.flatten() {
@@ -384,7 +385,8 @@ fn signal_by_name(
             continue;
         }
         let read = |file: &str| std::fs::read(format!("/proc/{host_pid}/{file}")).ok();
-        let (Some(comm), Some(cmdline), Some(status)) = (read("comm"), read("cmdline"), read("status"))
+        let (Some(comm), Some(cmdline), Some(status)) =
+            (read("comm"), read("cmdline"), read("status"))
         else {
             continue;
         };

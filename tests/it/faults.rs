@@ -315,14 +315,13 @@ fn kill_process_kills_nginx_workers_by_name_and_spares_the_master() {
     // The first step is a wait: the stack is up and nothing was killed yet.
     step_line("step-started", "wait 1s");
     let before = top(&web);
-    let workers =
-        |processes: &[(String, String)]| -> Vec<String> {
-            processes
-                .iter()
-                .filter(|(_, command)| command.contains("worker process"))
-                .map(|(pid, _)| pid.clone())
-                .collect()
-        };
+    let workers = |processes: &[(String, String)]| -> Vec<String> {
+        processes
+            .iter()
+            .filter(|(_, command)| command.contains("worker process"))
+            .map(|(pid, _)| pid.clone())
+            .collect()
+    };
     let master = |processes: &[(String, String)]| -> String {
         processes.iter().find(|(_, c)| c.contains("master process")).expect("master").0.clone()
     };
@@ -336,7 +335,7 @@ fn kill_process_kills_nginx_workers_by_name_and_spares_the_master() {
     assert_eq!(named.len(), old_workers.len(), "every worker and nothing else: {killed}");
     assert!(named.iter().all(|p| p.as_str().unwrap().ends_with(" nginx")), "{killed}");
 
-    step_line("step-ended", "after");
+    step_line("step-started", "observed");
     let after = top(&web);
     let new_workers = workers(&after);
     assert_eq!(master(&after), master(&before), "the master was spared: {after:?}");

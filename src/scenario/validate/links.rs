@@ -321,8 +321,15 @@ impl Walk<'_> {
                 name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
             let ok = if !token {
                 let message = format!("invalid header name `{name}`");
+                let key_span = match &node.value {
+                    crate::scenario::tree::Value::Map(entries) => entries
+                        .iter()
+                        .find(|entry| entry.key.scalar().is_some_and(|k| k.text == name))
+                        .map_or(value_node.span, |entry| self.r.head(&entry.key)),
+                    _ => value_node.span,
+                };
                 self.r
-                    .error(value_node.span, message, "not an HTTP header name")
+                    .error(key_span, message, "not an HTTP header name")
                     .help("header names are letters, digits and `-` (`x-tenant`)");
                 false
             } else if value.contains(['\r', '\n']) {

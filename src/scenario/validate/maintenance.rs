@@ -490,9 +490,7 @@ fn declared(action: &Action) -> Duration {
         | Action::Rollback { .. }
         | Action::Call(_)
         | Action::Mark
-        | Action::KillProcess(_) => {
-            Duration::ZERO
-        }
+        | Action::KillProcess(_) => Duration::ZERO,
     }
 }
 

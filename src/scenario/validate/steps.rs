@@ -9,7 +9,8 @@ use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
 use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{
-    Action, ContainerAction, ContainerOp, KillProcess, ParallelChild, Probe, ProbeKind, Step, TcpExchange,
+    Action, ContainerAction, ContainerOp, KillProcess, ParallelChild, Probe, ProbeKind, Step,
+    TcpExchange,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
