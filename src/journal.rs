@@ -375,6 +375,28 @@ pub enum EventKind {
         /// Failing from now on, or not any more.
         on: bool,
     },
+    /// A `kill-process` step signalled processes by name in one container of a service (or found
+    /// none, or could not look).
+    ProcessKilled {
+        /// The step.
+        step: String,
+        /// Service.
+        service: String,
+        /// Which of its containers (the replica's key).
+        replica: String,
+        /// The process name asked for.
+        name: String,
+        /// The signal sent.
+        signal: String,
+        /// Each process signalled, as `PID command` (the PID inside the container).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        processes: Vec<String>,
+        /// Whether at least one process was signalled.
+        ok: bool,
+        /// What went wrong, when something did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A `call` step's HTTP request and its answer (a failed call fails no step: it is recorded
     /// and judged by the checks that depend on what it should have caused).
     CallResult {
@@ -608,7 +630,8 @@ impl EventKind {
             | EventKind::VersionObserved { service, .. }
             | EventKind::FaultApplied { service, .. }
             | EventKind::FaultReverted { service, .. }
-            | EventKind::CallResult { service, .. } => Some(service),
+            | EventKind::CallResult { service, .. }
+            | EventKind::ProcessKilled { service, .. } => Some(service),
             _ => None,
         }
     }

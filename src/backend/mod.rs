@@ -362,6 +362,23 @@ pub trait RunScope: Send + Sync {
     /// Undo a fault on `instance`; returns what was done, for the journal.
     async fn revert_fault(&self, instance: &str, undo: &Undo) -> Result<String, BackendError>;
 
+    /// Send `signal` to every process called `name` inside `instance`, except its main process;
+    /// returns each one signalled as `PID command` (the PID inside the instance). A process
+    /// matches when its command name, or the file name of its first or second command-line word,
+    /// is `name`. `NotFound` when none matches.
+    async fn kill_processes(
+        &self,
+        instance: &str,
+        name: &str,
+        signal: &str,
+    ) -> Result<Vec<String>, BackendError> {
+        let _ = (instance, name, signal);
+        Err(BackendError::new(
+            BackendErrorKind::Other,
+            "killing a process by name is not supported by this backend",
+        ))
+    }
+
     /// Remove everything the scope created (`graceful`: stop with a short grace period first,
     /// otherwise kill at once); a kept run leaves everything up. Idempotent; returns the first
     /// error after trying everything.

@@ -296,6 +296,9 @@ fn place(
 fn does(action: &Action) -> String {
     match action {
         Action::Wait(wait) => format!("wait {}", format_duration(*wait)),
+        Action::KillProcess(kill) => {
+            format!("{} to the `{}` processes in {}", kill.signal, kill.name, kill.service)
+        }
         Action::Probe(probe) => format!("probe {}", probe.name),
         Action::Container(action) => {
             let undo = match (action.undo_after, &action.op) {

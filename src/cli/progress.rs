@@ -205,6 +205,16 @@ impl Progress {
                 };
                 Some(format!("{t}      {} call {request} `{service}`: {answer}", self.mark(*ok)))
             }
+            EventKind::ProcessKilled { replica, name, signal, processes, ok, error, .. } => {
+                let what = match error {
+                    Some(error) => error.clone(),
+                    None => format!("{signal} to {}", processes.join(", ")),
+                };
+                Some(format!(
+                    "{t}      {} kill-process `{name}` in `{replica}`: {what}",
+                    self.mark(*ok)
+                ))
+            }
             EventKind::Interrupted { second: false } => Some(format!(
                 "{t}  interrupted: stopping the timeline and tearing down (Ctrl-C again to kill at once)"
             )),

@@ -226,10 +226,25 @@ pub(crate) async fn run(
             Direction::Downstream => inner.bytes_down.clone(),
         },
     };
+    let mut initial = [Vec::new(), Vec::new()];
+    let mut applied = Vec::new();
+    for (id, spec) in &toxics {
+        let stages = connection.stages(*id, spec);
+        if !stages.is_empty() {
+            applied.push(*id);
+        }
+        for (direction, stage) in stages {
+            initial[usize::from(direction == Direction::Downstream)].push(stage);
+        }
+    }
+    let [up_stages, down_stages] = initial;
     let mut sides = [
-        connection.side(route(Direction::Upstream, &client, &server, 0), &toxics),
-        connection.side(route(Direction::Downstream, &server, &client, 1), &toxics),
+        connection.side(route(Direction::Upstream, &client, &server, 0), up_stages),
+        connection.side(route(Direction::Downstream, &server, &client, 1), down_stages),
     ];
+    for id in applied {
+        (inner.events)(ProxyEvent::ToxicApplied { conn, id });
+    }
 
     let mut closing: Option<(Direction, CloseReason)> = None;
     let mut reset = false;
@@ -253,19 +268,27 @@ pub(crate) async fn run(
             }
             Some(command) = commands.recv() => match command {
                 ConnCommand::Add(id, spec) => {
-                    let Some(direction) = toxic::chain_direction(&spec, inner.http) else { continue };
-                    let Some(new) = connection.stage(id, &spec, direction) else { continue };
-                    let (side, other) = if direction == Direction::Upstream { (up, down) } else { (down, up) };
-                    match &mut side.mode {
-                        Mode::Staged { chain, .. } => tokio::select! {
-                            () = chain.add(new) => {}
-                            () = cancel.cancelled() => break CloseReason::Shutdown,
-                        },
-                        Mode::Fast { .. } => {
-                            if let Some(ended) = side.stage(&connection, vec![new]).await
-                                && let Some(reason) = output_done(direction, ended, &closing, other.output_done)
-                            {
-                                break reason;
+                    let stages = connection.stages(id, &spec);
+                    if stages.is_empty() {
+                        continue;
+                    }
+                    for (direction, new) in stages {
+                        let (side, other) = if direction == Direction::Upstream {
+                            (&mut *up, &mut *down)
+                        } else {
+                            (&mut *down, &mut *up)
+                        };
+                        match &mut side.mode {
+                            Mode::Staged { chain, .. } => tokio::select! {
+                                () = chain.add(new) => {}
+                                () = cancel.cancelled() => break 'run CloseReason::Shutdown,
+                            },
+                            Mode::Fast { .. } => {
+                                if let Some(ended) = side.stage(&connection, vec![new]).await
+                                    && let Some(reason) = output_done(direction, ended, &closing, other.output_done)
+                                {
+                                    break 'run reason;
+                                }
                             }
                         }
                     }
@@ -401,40 +424,38 @@ impl Connection<'_> {
         }
     }
 
-    /// The stage for a toxic on this connection, if its toxicity roll says it applies. The caller
-    /// announces it ([`ProxyEvent::ToxicApplied`]) once it is in place.
-    fn stage(&self, id: ToxicId, spec: &ToxicSpec, direction: Direction) -> Option<NewStage> {
+    /// The stages of a toxic on this connection with their directions (none when its toxicity
+    /// roll says it does not apply, or it is no stage). The caller announces it
+    /// ([`ProxyEvent::ToxicApplied`]) once they are in place.
+    fn stages(&self, id: ToxicId, spec: &ToxicSpec) -> Vec<(Direction, NewStage)> {
+        let directions = toxic::chain_directions(spec, self.inner.http);
+        if directions.is_empty() {
+            return Vec::new();
+        }
         let seed = self.inner.seed;
         let applies = Rng::derive(seed, self.conn.0, id.0, SALT_TOXICITY).chance(spec.toxicity);
         if !applies {
-            return None;
+            return Vec::new();
         }
-        let cx = self.cx(Some(id), spec.kind.name(), direction);
         let rng = Rng::derive(seed, self.conn.0, id.0, SALT_STAGE);
-        Some(NewStage { stage: toxic::build(&spec.kind, rng), cx })
+        let stages = toxic::build_stages(&spec.kind, rng);
+        directions
+            .iter()
+            .zip(stages)
+            .map(|(&direction, stage)| {
+                let cx = self.cx(Some(id), spec.kind.name(), direction);
+                (direction, NewStage { stage, cx })
+            })
+            .collect()
     }
 
     /// Start one direction: the pump, or the staged path when toxics apply to it.
-    fn side(&self, route: Route, toxics: &[(ToxicId, ToxicSpec)]) -> Side {
-        let direction = route.direction;
-        let mut stages = Vec::new();
-        let mut applied = Vec::new();
-        for (id, spec) in toxics {
-            if toxic::chain_direction(spec, self.inner.http) == Some(direction)
-                && let Some(stage) = self.stage(*id, spec, direction)
-            {
-                stages.push(stage);
-                applied.push(*id);
-            }
-        }
+    fn side(&self, route: Route, stages: Vec<NewStage>) -> Side {
         let (mode, output) = if stages.is_empty() {
             self.fast(&route, None, None)
         } else {
             self.staged(&route, stages, None, None)
         };
-        for id in applied {
-            (self.inner.events)(ProxyEvent::ToxicApplied { conn: self.conn, id });
-        }
         Side { route, mode, output: Some(output), output_done: false }
     }
 

@@ -106,6 +106,16 @@ pub enum HttpInjection {
         #[serde(with = "duration_text")]
         delay: Duration,
     },
+    /// The answer's connection closed after its head and `after` body bytes.
+    Abort {
+        /// Body bytes delivered.
+        after: u64,
+    },
+    /// The answer's body cut to `bytes` (with `Content-Length` rewritten when it had one).
+    Truncate {
+        /// Body bytes kept.
+        bytes: u64,
+    },
 }
 
 /// Why a connection ended.

@@ -39,4 +39,6 @@ mod tests;
 
 pub use event::{CloseReason, HttpInjection, ProxyEvent, ProxyStats};
 pub use server::{Proxy, ProxyConfig, Upstream};
-pub use spec::{ConnId, Direction, ToxicId, ToxicKind, ToxicSpec, duration_text};
+pub use spec::{
+    ConnId, Direction, HeaderMatch, RequestMatch, ToxicId, ToxicKind, ToxicSpec, duration_text,
+};

@@ -120,17 +120,128 @@ pub enum ToxicKind {
     HttpError {
         /// HTTP status the client sees.
         status: u16,
-        /// Share of requests answered so, `0.0..=1.0`.
+        /// Share of matching requests answered so, `0.0..=1.0`.
         probability: f64,
+        /// Which requests it considers (default: all).
+        #[serde(default, skip_serializing_if = "RequestMatch::is_any")]
+        route: RequestMatch,
     },
     /// Hold requests back by `delay` before forwarding them (http proxies only).
     HttpDelay {
         /// How long a request is held.
         #[serde(with = "duration_text")]
         delay: Duration,
-        /// Share of requests delayed, `0.0..=1.0`.
+        /// Share of matching requests delayed, `0.0..=1.0`.
         probability: f64,
+        /// Which requests it considers (default: all).
+        #[serde(default, skip_serializing_if = "RequestMatch::is_any")]
+        route: RequestMatch,
     },
+    /// Forward requests, then close the connection in the middle of their response: the client
+    /// gets the response head and `after` bytes of its body (http proxies only).
+    HttpAbort {
+        /// Body bytes delivered before the close.
+        after: u64,
+        /// Share of matching requests whose response is cut, `0.0..=1.0`.
+        probability: f64,
+        /// Which requests it considers (default: all).
+        #[serde(default, skip_serializing_if = "RequestMatch::is_any")]
+        route: RequestMatch,
+    },
+    /// Forward requests and cut their response body to `bytes`, with `Content-Length` rewritten to
+    /// match: a well-formed, shorter answer (http proxies only).
+    HttpTruncate {
+        /// Body bytes kept.
+        bytes: u64,
+        /// Share of matching requests whose response is truncated, `0.0..=1.0`.
+        probability: f64,
+        /// Which requests it considers (default: all).
+        #[serde(default, skip_serializing_if = "RequestMatch::is_any")]
+        route: RequestMatch,
+    },
+}
+
+/// Which HTTP requests an http toxic considers: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RequestMatch {
+    /// Request methods, compared exactly (`POST`); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// A path pattern, matched against the request target without its query string: `*` matches
+    /// any characters but `/`, `**` any characters at all, everything else itself
+    /// (`/invoices`, `/invoices/*`, `/api/**`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Headers that must be present, name (any case) and value pattern (`*` matches any
+    /// characters; `*` alone: present with any value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// One header condition of a [`RequestMatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header name, compared without regard to case.
+    pub name: String,
+    /// Value pattern (`*` matches any characters).
+    pub value: String,
+}
+
+impl RequestMatch {
+    /// Whether it matches every request.
+    pub fn is_any(&self) -> bool {
+        self.methods.is_empty() && self.path.is_none() && self.headers.is_empty()
+    }
+
+    /// Whether a request with this method, target and headers matches.
+    pub fn matches(&self, method: &str, target: &str, headers: &[(&str, &[u8])]) -> bool {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == method) {
+            return false;
+        }
+        if let Some(pattern) = &self.path {
+            let path = target.split(['?', '#']).next().unwrap_or_default();
+            if !glob(pattern.as_bytes(), path.as_bytes(), true) {
+                return false;
+            }
+        }
+        self.headers.iter().all(|wanted| {
+            headers.iter().any(|(name, value)| {
+                name.eq_ignore_ascii_case(&wanted.name)
+                    && glob(wanted.value.as_bytes(), value.trim_ascii(), false)
+            })
+        })
+    }
+}
+
+/// Glob match: `**` matches anything; `*` anything but `/` when `segments`, anything otherwise.
+/// Backtracking: patterns are short and written by the scenario's author (validation allows at
+/// most four stars), request targets at most a head's size.
+pub(crate) fn glob(pattern: &[u8], text: &[u8], segments: bool) -> bool {
+    fn go(pattern: &[u8], text: &[u8], segments: bool) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some((b'*', rest)) => {
+                let (deep, rest) = match rest.split_first() {
+                    Some((b'*', after)) => (true, after),
+                    _ => (!segments, rest),
+                };
+                // Try every split point the star may cover.
+                for taken in 0..=text.len() {
+                    if go(rest, &text[taken..], segments) {
+                        return true;
+                    }
+                    if !deep && text.get(taken) == Some(&b'/') {
+                        return false;
+                    }
+                }
+                false
+            }
+            Some((byte, rest)) => text.first() == Some(byte) && go(rest, &text[1..], segments),
+        }
+    }
+    go(pattern, text, segments)
 }
 
 impl ToxicKind {
@@ -147,12 +258,26 @@ impl ToxicKind {
             ToxicKind::Down => "down",
             ToxicKind::HttpError { .. } => "http-error",
             ToxicKind::HttpDelay { .. } => "http-delay",
+            ToxicKind::HttpAbort { .. } => "http-abort",
+            ToxicKind::HttpTruncate { .. } => "http-truncate",
         }
     }
 
     /// Whether the toxic reads HTTP requests (a no-op on proxies without `http`).
     pub fn is_http(&self) -> bool {
-        matches!(self, ToxicKind::HttpError { .. } | ToxicKind::HttpDelay { .. })
+        matches!(
+            self,
+            ToxicKind::HttpError { .. }
+                | ToxicKind::HttpDelay { .. }
+                | ToxicKind::HttpAbort { .. }
+                | ToxicKind::HttpTruncate { .. }
+        )
+    }
+
+    /// Whether the toxic acts on responses as well: a stage on each direction, the request side
+    /// telling the response side which answers to change.
+    pub fn is_http_response(&self) -> bool {
+        matches!(self, ToxicKind::HttpAbort { .. } | ToxicKind::HttpTruncate { .. })
     }
 }
 
@@ -221,6 +346,44 @@ mod tests {
     }
 
     #[test]
+    fn path_globs_match_within_a_segment_or_across_them() {
+        for (pattern, path, want) in [
+            ("/invoices", "/invoices", true),
+            ("/invoices", "/invoices/7", false),
+            ("/invoices", "/invoice", false),
+            ("/invoices/*", "/invoices/7", true),
+            ("/invoices/*", "/invoices/", true),
+            ("/invoices/*", "/invoices/7/lines", false),
+            ("/invoices/*", "/invoices", false),
+            ("/api/**", "/api/v1/users/9", true),
+            ("/api/**", "/apiary", false),
+            ("/**/health", "/a/b/health", true),
+            ("/*.json", "/x.json", true),
+            ("/*.json", "/a/x.json", false),
+            ("**", "/anything/at/all", true),
+        ] {
+            assert_eq!(glob(pattern.as_bytes(), path.as_bytes(), true), want, "{pattern} {path}");
+        }
+    }
+
+    #[test]
+    fn requests_match_on_method_path_without_query_and_headers() {
+        let route = RequestMatch {
+            methods: vec!["POST".into(), "PUT".into()],
+            path: Some("/invoices/*".into()),
+            headers: vec![HeaderMatch { name: "X-Tenant".into(), value: "acme-*".into() }],
+        };
+        let tenant: &[(&str, &[u8])] = &[("x-tenant", b" acme-eu ")];
+        assert!(route.matches("POST", "/invoices/7?draft=1", tenant));
+        assert!(route.matches("PUT", "/invoices/7", tenant));
+        assert!(!route.matches("GET", "/invoices/7", tenant));
+        assert!(!route.matches("POST", "/health", tenant));
+        assert!(!route.matches("POST", "/invoices/7", &[("x-tenant", b"other")]));
+        assert!(!route.matches("POST", "/invoices/7", &[]));
+        assert!(RequestMatch::default().matches("GET", "/", &[]));
+    }
+
+    #[test]
     fn specs_serialize_kebab_case_and_round_trip() {
         let spec = ToxicSpec::new(
             ToxicKind::Latency { latency: Duration::from_millis(100), jitter: Duration::ZERO },
@@ -234,11 +397,21 @@ mod tests {
         );
         let back: ToxicSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, spec);
-        let http = ToxicKind::HttpError { status: 503, probability: 0.5 };
+        let http =
+            ToxicKind::HttpError { status: 503, probability: 0.5, route: RequestMatch::default() };
         assert_eq!(
             serde_json::to_value(&http).unwrap(),
             serde_json::json!({"type": "http-error", "status": 503, "probability": 0.5})
         );
+        let route = RequestMatch {
+            methods: vec!["POST".into()],
+            path: Some("/invoices/*".into()),
+            headers: vec![HeaderMatch { name: "x-tenant".into(), value: "acme".into() }],
+        };
+        let abort = ToxicKind::HttpAbort { after: 10, probability: 1.0, route };
+        let json = serde_json::to_value(&abort).unwrap();
+        assert_eq!(json["route"]["methods"], serde_json::json!(["POST"]));
+        assert_eq!(serde_json::from_value::<ToxicKind>(json).unwrap(), abort);
         let bw = ToxicKind::Bandwidth { bytes_per_sec: 10 };
         assert_eq!(serde_json::to_value(&bw).unwrap()["bytes-per-sec"], 10);
     }

@@ -430,7 +430,7 @@ async fn http_error_answers_itself_and_the_server_never_sees_the_request() {
 
     // Added to the live keep-alive connection: its next request is answered by the proxy.
     let id = proxy.add(ToxicSpec::new(
-        ToxicKind::HttpError { status: 503, probability: 1.0 },
+        ToxicKind::HttpError { status: 503, probability: 1.0, route: RequestMatch::default() },
         Direction::Upstream,
     ));
     events.applied(id, 1).await;
@@ -456,7 +456,7 @@ async fn http_toxics_let_bytes_that_are_not_http_through() {
     let (proxy, _events) =
         start(ProxyConfig::loopback("raw").with_http(true), echo_server().await).await;
     proxy.add(ToxicSpec::new(
-        ToxicKind::HttpError { status: 500, probability: 1.0 },
+        ToxicKind::HttpError { status: 500, probability: 1.0, route: RequestMatch::default() },
         Direction::Upstream,
     ));
     let mut client = connect(&proxy).await;
@@ -473,13 +473,242 @@ async fn http_delay_holds_requests_back() {
     let started = time::now();
     http_request(&mut client, "/fast").await;
     let baseline = time::now() - started;
-    let kind = ToxicKind::HttpDelay { delay: Duration::from_millis(500), probability: 1.0 };
+    let kind = ToxicKind::HttpDelay {
+        delay: Duration::from_millis(500),
+        probability: 1.0,
+        route: RequestMatch::default(),
+    };
     let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
     events.applied(id, 1).await;
     let started = time::now();
     assert!(http_request(&mut client, "/slow").await.starts_with("HTTP/1.1 200"));
     assert!(time::now() - started >= baseline + Duration::from_millis(500));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
+    proxy.shutdown().await;
+}
+
+/// A loopback HTTP/1.1 server whose answers name the request (`POST /invoices answered in full`),
+/// chunked for `/chunked`, bodiless for `HEAD`; it records every request line it handled.
+async fn route_server() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                    let body: usize = head
+                        .to_lowercase()
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |value| value.trim().parse().unwrap());
+                    while buffer.len() < end + 4 + body {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + 4 + body);
+                    let line = head.lines().next().unwrap().to_owned();
+                    let mut words = line.split(' ');
+                    let (method, path) = (words.next().unwrap(), words.next().unwrap());
+                    log.lock().unwrap().push(format!("{method} {path}"));
+                    let text = format!("{method} {path} answered in full");
+                    let answer = if path == "/chunked" {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{text}\r\n0\r\n\r\n",
+                            text.len()
+                        )
+                    } else if method == "HEAD" {
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", text.len())
+                    } else {
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}", text.len())
+                    };
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// What a client got for one request.
+#[derive(Debug)]
+struct Answer {
+    head: String,
+    body: String,
+    /// The connection ended before the answer was complete.
+    cut: bool,
+}
+
+/// Send one request and read its answer: to its `Content-Length` (none for `HEAD`), the last
+/// chunk, or the close.
+async fn ask(stream: &mut TcpStream, method: &str, path: &str, headers: &str) -> Answer {
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nhost: test\r\n{headers}content-length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&response).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_owned();
+            let body = text[end + 4..].to_owned();
+            let lower = head.to_lowercase();
+            let complete = match lower.lines().find_map(|l| l.strip_prefix("content-length:")) {
+                _ if method == "HEAD" => true,
+                Some(length) => body.len() >= length.trim().parse::<usize>().unwrap(),
+                None => body.ends_with("0\r\n\r\n"),
+            };
+            if complete {
+                return Answer { head, body, cut: false };
+            }
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => {
+                let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+                return Answer { head: head.to_owned(), body: body.to_owned(), cut: true };
+            }
+            Ok(n) => response.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+fn post_invoices() -> RequestMatch {
+    RequestMatch {
+        methods: vec!["POST".into()],
+        path: Some("/invoices".into()),
+        headers: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn http_error_by_route_fails_post_invoices_and_leaves_get_health_alone() {
+    let (server, seen) = route_server().await;
+    let (proxy, events) = start(ProxyConfig::loopback("web").with_http(true), server).await;
+    let kind = ToxicKind::HttpError { status: 503, probability: 1.0, route: post_invoices() };
+    let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
+    let mut client = connect(&proxy).await;
+    events.applied(id, 1).await;
+    for (method, path) in [("GET", "/health"), ("GET", "/invoices"), ("POST", "/invoices/7")] {
+        let answer = ask(&mut client, method, path, "").await;
+        assert!(answer.head.starts_with("HTTP/1.1 200"), "{method} {path}: {answer:?}");
+        assert_eq!(answer.body, format!("{method} {path} answered in full"));
+    }
+    let answer = ask(&mut client, "POST", "/invoices?draft=1", "").await;
+    assert!(answer.head.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["GET /health", "GET /invoices", "POST /invoices/7"],
+        "the failed request never reached the server"
+    );
+
+    // A header condition narrows it further: only tenant acme's health checks fail.
+    proxy.remove(id);
+    let route = RequestMatch {
+        methods: Vec::new(),
+        path: Some("/health/**".into()),
+        headers: vec![HeaderMatch { name: "X-Tenant".into(), value: "acme*".into() }],
+    };
+    let kind = ToxicKind::HttpError { status: 502, probability: 1.0, route };
+    let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
+    let mut client = connect(&proxy).await;
+    events.applied(id, 1).await;
+    let other = ask(&mut client, "GET", "/health/db", "x-tenant: globex\r\n").await;
+    assert!(other.head.starts_with("HTTP/1.1 200"), "{other:?}");
+    let acme = ask(&mut client, "GET", "/health/db", "X-TENANT: acme-eu\r\n").await;
+    assert!(acme.head.starts_with("HTTP/1.1 502"), "{acme:?}");
+    proxy.remove(id);
+    let mut client = connect(&proxy).await;
+    let healed = ask(&mut client, "GET", "/health/db", "x-tenant: acme\r\n").await;
+    assert!(healed.head.starts_with("HTTP/1.1 200"), "{healed:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_abort_closes_the_connection_mid_answer_after_the_server_handled_it() {
+    let (server, seen) = route_server().await;
+    let (proxy, events) = start(ProxyConfig::loopback("web").with_http(true), server).await;
+    let mut client = connect(&proxy).await;
+    assert!(!ask(&mut client, "POST", "/invoices", "").await.cut);
+
+    // Added on a live keep-alive connection: both halves join it.
+    let kind = ToxicKind::HttpAbort { after: 5, probability: 1.0, route: post_invoices() };
+    let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
+    events.applied(id, 1).await;
+    let health = ask(&mut client, "GET", "/health", "").await;
+    assert_eq!((health.cut, health.body.as_str()), (false, "GET /health answered in full"));
+    let cut = ask(&mut client, "POST", "/invoices", "").await;
+    assert!(cut.cut, "{cut:?}");
+    assert!(cut.head.starts_with("HTTP/1.1 200"), "the head arrives: {cut:?}");
+    assert_eq!(cut.body, "POST ", "then exactly `after` bytes of the body");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["POST /invoices", "GET /health", "POST /invoices"],
+        "the aborted request reached the server"
+    );
+    assert!(events.all().iter().any(|event| matches!(
+        event,
+        ProxyEvent::HttpInjected { injection: HttpInjection::Abort { after: 5 }, .. }
+    )));
+
+    // `after: 0`: the head only; a chunked answer is cut the same way.
+    proxy.remove(id);
+    let everything = RequestMatch::default();
+    let kind = ToxicKind::HttpAbort { after: 0, probability: 1.0, route: everything };
+    let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
+    let mut client = connect(&proxy).await;
+    events.applied(id, 1).await;
+    let cut = ask(&mut client, "GET", "/chunked", "").await;
+    assert!(cut.cut && cut.body.is_empty(), "{cut:?}");
+    proxy.remove(id);
+    let mut client = connect(&proxy).await;
+    let whole = ask(&mut client, "POST", "/invoices", "").await;
+    assert_eq!((whole.cut, whole.body.as_str()), (false, "POST /invoices answered in full"));
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_truncate_shortens_bodies_consistently_and_the_connection_carries_on() {
+    let (server, _seen) = route_server().await;
+    let (proxy, events) = start(ProxyConfig::loopback("web").with_http(true), server).await;
+    let route =
+        RequestMatch { methods: Vec::new(), path: Some("/report*".into()), headers: Vec::new() };
+    let kind = ToxicKind::HttpTruncate { bytes: 10, probability: 1.0, route };
+    let id = proxy.add(ToxicSpec::new(kind, Direction::Upstream));
+    let mut client = connect(&proxy).await;
+    events.applied(id, 1).await;
+    for _ in 0..2 {
+        let short = ask(&mut client, "GET", "/reports", "").await;
+        assert!(!short.cut, "{short:?}");
+        assert!(short.head.contains("Content-Length: 10"), "{short:?}");
+        assert_eq!(short.body, "GET /repor");
+        // The rest of the body was dropped: the next answer on the connection is intact.
+        let next = ask(&mut client, "GET", "/health", "").await;
+        assert_eq!((next.cut, next.body.as_str()), (false, "GET /health answered in full"));
+    }
+    // A HEAD answer has no body to cut, whatever its `Content-Length` says.
+    let head = ask(&mut client, "HEAD", "/reports", "").await;
+    assert!(head.head.contains("content-length: 30"), "{head:?}");
+    let next = ask(&mut client, "GET", "/health", "").await;
+    assert_eq!(next.body, "GET /health answered in full");
+    proxy.remove(id);
+    let whole = ask(&mut client, "GET", "/reports", "").await;
+    assert_eq!((whole.cut, whole.body.as_str()), (false, "GET /reports answered in full"));
     proxy.shutdown().await;
 }
 

@@ -239,7 +239,7 @@ pub(crate) static LINK: Section = Section {
         required("from", Shape::Text, "The service that connects."),
         required("to", Shape::Text, "The service it reaches."),
         required("port", PORT, "The port declared in `to`'s `ports`."),
-        key("http", Shape::Bool, "The link carries HTTP/1.1 (for `http-error` and `http-delay`)."),
+        key("http", Shape::Bool, "The link carries HTTP/1.1 (for the `http-*` link faults)."),
     ],
 };
 
@@ -485,6 +485,11 @@ pub(crate) static STEP: Section = Section {
     one_choice: true,
     keys: &[
         choice("kill", Shape::Section(&KILL), "Send a signal (default SIGKILL)."),
+        choice(
+            "kill-process",
+            Shape::Section(&KILL_PROCESS),
+            "A signal to the processes called `name` inside each container, never its main process.",
+        ),
         choice("stop", Shape::Section(&STOP), "Graceful stop (default grace 10s)."),
         choice("start", Shape::Section(&SERVICE_ACTION), "Start a stopped service."),
         choice("restart", Shape::Section(&SERVICE_ACTION), "Stop then start."),
@@ -575,6 +580,16 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&HTTP_DELAY),
             "Link fault (http links): requests held `delay`.",
         ),
+        choice(
+            "http-abort",
+            Shape::Section(&HTTP_ABORT),
+            "Link fault (http links): the answer's connection closed after its head and `after` body bytes.",
+        ),
+        choice(
+            "http-truncate",
+            Shape::Section(&HTTP_TRUNCATE),
+            "Link fault (http links): the answer's body cut to `bytes`, `Content-Length` to match.",
+        ),
         choice("cut", Shape::Section(&CUT), "Link fault: a link partition."),
         key(
             "name",
@@ -609,6 +624,26 @@ pub(crate) static KILL: Section = Section {
             "Default SIGKILL; names with or without SIG, or numbers.",
         ),
         UNDO,
+    ],
+};
+
+/// `kill-process`.
+pub(crate) static KILL_PROCESS: Section = Section {
+    id: "kill-process",
+    doc: "A signal to named processes inside a service's containers.",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required(
+            "name",
+            Shape::Text,
+            "The program's file name (`celery`): its command name or first/second command-line word.",
+        ),
+        key(
+            "signal",
+            Shape::AnyOf(&[Shape::Text, Shape::Integer(1, 64)]),
+            "Default SIGKILL; names with or without SIG, or numbers.",
+        ),
     ],
 };
 
@@ -802,12 +837,79 @@ pub(crate) static DOWN: Section = Section {
     keys: &[LINK_KEY, FAULT_FOR, TOXICITY],
 };
 
+const ROUTE_METHOD: Key = key(
+    "method",
+    Shape::AnyOf(&[Shape::Text, Shape::TextList]),
+    "Route: only these methods, one or a list, as sent (`POST`).",
+);
+const ROUTE_PATH: Key = key(
+    "path",
+    Shape::Text,
+    "Route: paths matching, query aside; `*` within a segment, `**` across (`/invoices/*`).",
+);
+const ROUTE_HEADER: Key = key(
+    "header",
+    Shape::TextMap,
+    "Route: requests with these headers, name (any case) → value pattern (`*` any characters).",
+);
+
 /// `http-error`.
 pub(crate) static HTTP_ERROR: Section = Section {
     id: "http-error",
     doc: "Link fault (http links): requests answered by the proxy.",
     one_choice: false,
-    keys: &[LINK_KEY, FAULT_FOR, TOXICITY, required("status", STATUS, "The answer."), PROBABILITY],
+    keys: &[
+        LINK_KEY,
+        FAULT_FOR,
+        TOXICITY,
+        required("status", STATUS, "The answer."),
+        PROBABILITY,
+        ROUTE_METHOD,
+        ROUTE_PATH,
+        ROUTE_HEADER,
+    ],
+};
+
+/// `http-abort`.
+pub(crate) static HTTP_ABORT: Section = Section {
+    id: "http-abort",
+    doc: "Link fault (http links): the request reaches the server; its answer is cut off.",
+    one_choice: false,
+    keys: &[
+        LINK_KEY,
+        FAULT_FOR,
+        TOXICITY,
+        key(
+            "after",
+            Shape::AnyOf(&[Shape::Integer(0, i64::MAX), Shape::Text]),
+            "Body bytes delivered before the close (default 0): `1KiB`.",
+        ),
+        PROBABILITY,
+        ROUTE_METHOD,
+        ROUTE_PATH,
+        ROUTE_HEADER,
+    ],
+};
+
+/// `http-truncate`.
+pub(crate) static HTTP_TRUNCATE: Section = Section {
+    id: "http-truncate",
+    doc: "Link fault (http links): the answer's body cut short, its length rewritten to match.",
+    one_choice: false,
+    keys: &[
+        LINK_KEY,
+        FAULT_FOR,
+        TOXICITY,
+        required(
+            "bytes",
+            Shape::AnyOf(&[Shape::Integer(0, i64::MAX), Shape::Text]),
+            "Body bytes kept: `100`, `1KiB`.",
+        ),
+        PROBABILITY,
+        ROUTE_METHOD,
+        ROUTE_PATH,
+        ROUTE_HEADER,
+    ],
 };
 
 /// `http-delay`.
@@ -821,6 +923,9 @@ pub(crate) static HTTP_DELAY: Section = Section {
         TOXICITY,
         required("delay", Shape::Duration, "How long."),
         PROBABILITY,
+        ROUTE_METHOD,
+        ROUTE_PATH,
+        ROUTE_HEADER,
     ],
 };
 

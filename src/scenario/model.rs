@@ -621,6 +621,21 @@ pub enum Action {
     Call(Call),
     /// `mark: NAME`: a named moment on the timeline (the step's name is `NAME`), for triggers.
     Mark,
+    /// `kill-process: { service, name, signal }`: a signal to the processes called `name` inside
+    /// each of a service's containers, never the container's main process.
+    KillProcess(KillProcess),
+}
+
+/// `kill-process:` — a worker process inside a container, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KillProcess {
+    /// `service`: every container of it (each replica).
+    pub service: String,
+    /// `name`: matches a process whose command name (`comm`, at most 15 characters) or the
+    /// file name of its first or second command-line word is exactly this.
+    pub name: String,
+    /// `signal`: default `SIGKILL`.
+    pub signal: String,
 }
 
 impl Action {
@@ -638,6 +653,7 @@ impl Action {
             Action::SinkOutage(_) => ActionKind::SinkOutage,
             Action::Call(_) => ActionKind::Call,
             Action::Mark => ActionKind::Mark,
+            Action::KillProcess(_) => ActionKind::KillProcess,
         }
     }
 
@@ -666,9 +682,11 @@ impl Action {
             // An outage with `for` ends when its step ends; calls and markers take no declared time.
             Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
             Action::LinkFault(fault) => fault.duration,
-            Action::Probe(_) | Action::Rollback { .. } | Action::Call(_) | Action::Mark => {
-                Duration::ZERO
-            }
+            Action::Probe(_)
+            | Action::Rollback { .. }
+            | Action::Call(_)
+            | Action::Mark
+            | Action::KillProcess(_) => Duration::ZERO,
         }
     }
 }
@@ -704,6 +722,8 @@ macro_rules! action_kinds {
 action_kinds! {
     /// `kill`.
     Kill => "kill",
+    /// `kill-process`.
+    KillProcess => "kill-process",
     /// `stop`.
     Stop => "stop",
     /// `start`.
@@ -756,6 +776,10 @@ action_kinds! {
     HttpError => "http-error",
     /// `http-delay`.
     HttpDelay => "http-delay",
+    /// `http-abort`.
+    HttpAbort => "http-abort",
+    /// `http-truncate`.
+    HttpTruncate => "http-truncate",
     /// `cut`.
     Cut => "cut",
 }
@@ -770,6 +794,8 @@ pub enum StepFamily {
     Probe,
     /// `kill`, `stop`, `start`, `restart`, `pause`, `unpause`.
     Container,
+    /// `kill-process`: a process inside a service's containers.
+    Process,
     /// `memory`, `cpu`, `partition`: faults on a service's containers.
     Fault,
     /// `latency` … `cut`: faults on a link's fault proxy.
@@ -801,6 +827,7 @@ impl ActionKind {
             | ActionKind::Restart
             | ActionKind::Pause
             | ActionKind::Unpause => StepFamily::Container,
+            ActionKind::KillProcess => StepFamily::Process,
             ActionKind::Memory | ActionKind::Cpu | ActionKind::Partition => StepFamily::Fault,
             ActionKind::Latency
             | ActionKind::Bandwidth
@@ -812,6 +839,8 @@ impl ActionKind {
             | ActionKind::Down
             | ActionKind::HttpError
             | ActionKind::HttpDelay
+            | ActionKind::HttpAbort
+            | ActionKind::HttpTruncate
             | ActionKind::Cut => StepFamily::LinkFault,
             ActionKind::Upgrade | ActionKind::Rollback => StepFamily::Upgrade,
             ActionKind::Parallel => StepFamily::Parallel,
@@ -851,6 +880,9 @@ impl ActionKind {
             | ActionKind::Down
             | ActionKind::HttpError
             | ActionKind::HttpDelay
+            | ActionKind::HttpAbort
+            | ActionKind::HttpTruncate
+            | ActionKind::KillProcess
             | ActionKind::Cut => None,
         }
     }
@@ -863,6 +895,7 @@ impl ActionKind {
             StepFamily::Timeline
             | StepFamily::Probe
             | StepFamily::Container
+            | StepFamily::Process
             | StepFamily::Fault
             | StepFamily::LinkFault
             | StepFamily::Parallel
@@ -1101,20 +1134,50 @@ pub enum LinkFaultKind {
     },
     /// `down: { link }`: the proxy refuses connections and closes open ones.
     Down,
-    /// `http-error: { status, probability }`: requests answered with `status` by the proxy.
+    /// `http-error: { status, probability, method, path, header }`: matching requests answered
+    /// with `status` by the proxy.
     HttpError {
         /// Status the client sees.
         status: u16,
-        /// Share of requests, 0 to 1 (default 1).
+        /// Share of matching requests, 0 to 1 (default 1).
         probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
     },
-    /// `http-delay: { delay, probability }`: requests held back by `delay`.
+    /// `http-delay: { delay, probability, method, path, header }`: matching requests held back
+    /// by `delay`.
     HttpDelay {
         /// How long.
         #[serde(with = "duration_serde")]
         delay: Duration,
-        /// Share of requests, 0 to 1 (default 1).
+        /// Share of matching requests, 0 to 1 (default 1).
         probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
+    },
+    /// `http-abort: { after, probability, method, path, header }`: matching requests reach the
+    /// server; the connection closes after their answer's head and `after` body bytes.
+    HttpAbort {
+        /// Body bytes delivered before the close (default 0).
+        after: u64,
+        /// Share of matching requests, 0 to 1 (default 1).
+        probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
+    },
+    /// `http-truncate: { bytes, probability, method, path, header }`: the answers to matching
+    /// requests cut to `bytes` of body, `Content-Length` rewritten to match.
+    HttpTruncate {
+        /// Body bytes kept.
+        bytes: u64,
+        /// Share of matching requests, 0 to 1 (default 1).
+        probability: f64,
+        /// Which requests (default: all).
+        #[serde(skip_serializing_if = "HttpRoute::is_any")]
+        route: HttpRoute,
     },
     /// `cut: { link, direction }`: a link partition; the direction(s) blackholed (bytes held, not
     /// lost: delivered once the cut heals, as TCP retransmits across a healed partition).
@@ -1135,6 +1198,8 @@ impl LinkFaultKind {
             LinkFaultKind::Down => ActionKind::Down,
             LinkFaultKind::HttpError { .. } => ActionKind::HttpError,
             LinkFaultKind::HttpDelay { .. } => ActionKind::HttpDelay,
+            LinkFaultKind::HttpAbort { .. } => ActionKind::HttpAbort,
+            LinkFaultKind::HttpTruncate { .. } => ActionKind::HttpTruncate,
             LinkFaultKind::Cut => ActionKind::Cut,
         }
     }
@@ -1157,11 +1222,37 @@ impl LinkFaultKind {
             | LinkFaultKind::LimitData { .. } => LinkDirection::Downstream,
             LinkFaultKind::ResetPeer { .. }
             | LinkFaultKind::HttpError { .. }
-            | LinkFaultKind::HttpDelay { .. } => LinkDirection::Upstream,
+            | LinkFaultKind::HttpDelay { .. }
+            | LinkFaultKind::HttpAbort { .. }
+            | LinkFaultKind::HttpTruncate { .. } => LinkDirection::Upstream,
             LinkFaultKind::Timeout { .. } | LinkFaultKind::Cut | LinkFaultKind::Down => {
                 LinkDirection::Both
             }
         }
+    }
+}
+
+/// `method`, `path`, `header` on the http link faults: which requests a fault considers. Every
+/// condition given must hold; none given: every request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HttpRoute {
+    /// `method`: one method or a list, compared exactly (`POST`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// `path`: a pattern matched against the request path without its query string: `*` matches
+    /// within one segment, `**` across segments (`/invoices`, `/invoices/*`, `/api/**`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `header`: header name (any case) → value pattern (`*` matches any characters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpRoute {
+    /// Whether it matches every request.
+    pub fn is_any(&self) -> bool {
+        self.methods.is_empty() && self.path.is_none() && self.headers.is_empty()
     }
 }
 

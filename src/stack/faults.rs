@@ -14,6 +14,7 @@ use testcontainers::bollard::models::{
 };
 
 use super::{Docker, SweepScope, owner_alive};
+use crate::backend::{BackendError, BackendErrorKind};
 use crate::faults::{LedgerRecord, Recovered, RecoveryOutcome, Undo, read_ledger};
 use crate::scenario::model::FaultKind;
 
@@ -282,5 +283,191 @@ async fn recover_one(docker: &Docker, container: &str, undo: &Undo) -> RecoveryO
         Ok(what) => RecoveryOutcome::Reverted(what),
         Err(error) if gone(&error.source) => RecoveryOutcome::Gone,
         Err(error) => RecoveryOutcome::Failed(error.source.to_string()),
+    }
+}
+
+/// `kill-process`: send `signal` to the processes called `name` in `container`, never its main
+/// process. Done from the host, so the user's image needs no `kill`, `ps` or shell: the
+/// container's processes are those in its main process's PID namespace (`/proc/PID/ns/pid`), read
+/// from the host's `/proc`; each is signalled with `kill(2)` by its host PID. This needs firedrill
+/// on the Docker host, allowed to see and signal the container's processes (root, as Docker's own
+/// socket usually requires); otherwise it fails with that said.
+pub async fn kill_processes(
+    docker: &Docker,
+    container: &str,
+    name: &str,
+    signal: &str,
+) -> Result<Vec<String>, BackendError> {
+    let number = signal_number(signal).ok_or_else(|| {
+        BackendError::new(BackendErrorKind::Other, format!("unknown signal `{signal}`"))
+    })?;
+    let inspect = docker
+        .client()
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| BackendError::from(failed("inspect", container)(e)))?;
+    let main =
+        inspect.state.and_then(|state| state.pid).filter(|pid| *pid > 0).ok_or_else(|| {
+            BackendError::new(BackendErrorKind::Other, format!("`{container}` is not running"))
+        })?;
+    let name = name.to_owned();
+    let container = container.to_owned();
+    tokio::task::spawn_blocking(move || signal_by_name(&container, main, &name, number))
+        .await
+        .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?
+}
+
+/// The Linux number of `SIGKILL`, `SIGTERM`, … or of a number given as text.
+fn signal_number(signal: &str) -> Option<i32> {
+    if let Ok(number) = signal.parse::<i32>() {
+        return (1..=64).contains(&number).then_some(number);
+    }
+    Some(match signal.strip_prefix("SIG").unwrap_or(signal) {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        _ => return None,
+    })
+}
+
+/// One process of a container, as the host's `/proc` shows it.
+struct Process {
+    host_pid: i32,
+    /// Its PID inside the container (the last `NSpid` value).
+    pid: String,
+    comm: String,
+    argv: Vec<String>,
+}
+
+impl Process {
+    /// Whether `name` is its command name or the file name of its first or second argument.
+    fn is_called(&self, name: &str) -> bool {
+        let file_name = |word: &String| word.rsplit('/').next().unwrap_or_default().to_owned();
+        self.comm == name || self.argv.iter().take(2).any(|word| file_name(word) == name)
+    }
+}
+
+fn signal_by_name(
+    container: &str,
+    main: i64,
+    name: &str,
+    signal: i32,
+) -> Result<Vec<String>, BackendError> {
+    let unreadable = |what: String| {
+        let mut error = BackendError::new(
+            BackendErrorKind::Other,
+            format!("cannot see the processes of `{container}` from the host: {what}"),
+        );
+        error.hint = Some(
+            "`kill-process` runs on the Docker host and needs to read and signal its processes: \
+             run firedrill there as root"
+                .to_owned(),
+        );
+        error
+    };
+    let namespace =
+        fs_err::read_link(format!("/proc/{main}/ns/pid")).map_err(|e| unreadable(e.to_string()))?;
+    let entries = fs_err::read_dir("/proc").map_err(|e| unreadable(e.to_string()))?;
+    let mut inside = Vec::new();
+    for entry in entries.flatten() {
+        let Some(host_pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // Processes come and go while we look: one that vanished is skipped.
+        let Ok(ns) = std::fs::read_link(format!("/proc/{host_pid}/ns/pid")) else { continue };
+        if ns != namespace || i64::from(host_pid) == main {
+            continue;
+        }
+        let read = |file: &str| std::fs::read(format!("/proc/{host_pid}/{file}")).ok();
+        let (Some(comm), Some(cmdline), Some(status)) =
+            (read("comm"), read("cmdline"), read("status"))
+        else {
+            continue;
+        };
+        let status = String::from_utf8_lossy(&status);
+        let pid = status
+            .lines()
+            .find_map(|line| line.strip_prefix("NSpid:"))
+            .and_then(|ids| ids.split_whitespace().last())
+            .unwrap_or("?")
+            .to_owned();
+        let argv = cmdline
+            .split(|&b| b == 0)
+            .filter(|word| !word.is_empty())
+            .map(|word| String::from_utf8_lossy(word).into_owned())
+            .collect();
+        let comm = String::from_utf8_lossy(&comm).trim_end().to_owned();
+        inside.push(Process { host_pid, pid, comm, argv });
+    }
+    let mut signalled = Vec::new();
+    for process in inside.iter().filter(|p| p.is_called(name)) {
+        // SAFETY: kill(2) with a PID and a signal number has no memory-safety preconditions.
+        let result = unsafe { libc::kill(process.host_pid, signal) };
+        if result == 0 {
+            signalled.push(format!("{} {}", process.pid, process.comm));
+        } else {
+            let error = std::io::Error::last_os_error();
+            // It ended between the look and the signal: nothing to kill any more.
+            if error.raw_os_error() != Some(libc::ESRCH) {
+                return Err(unreadable(format!("kill {}: {error}", process.pid)));
+            }
+        }
+    }
+    if signalled.is_empty() {
+        let mut seen: Vec<&str> = inside.iter().map(|p| p.comm.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let others = if seen.is_empty() {
+            "it runs nothing but its main process".to_owned()
+        } else {
+            format!("besides its main process it runs: {}", seen.join(", "))
+        };
+        return Err(BackendError::new(
+            BackendErrorKind::NotFound,
+            format!("no process `{name}` in `{container}` ({others})"),
+        ));
+    }
+    Ok(signalled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_signalled_by_name_in_a_pid_namespace_and_the_main_one_is_spared() {
+        // A program under a name nothing else on the host has, in this test's own namespace.
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("fdkill{}", std::process::id() % 100_000);
+        let program = dir.path().join(&name);
+        fs_err::copy("/bin/sleep", &program).unwrap();
+        let mut child = std::process::Command::new(&program).arg("30").spawn().unwrap();
+        let main = i64::from(std::process::id());
+        // Wait until the child runs under its own name (exec has happened).
+        let comm = format!("/proc/{}/comm", child.id());
+        while fs_err::read_to_string(&comm).map(|c| c.trim() != name).unwrap_or(true) {
+            std::thread::yield_now();
+        }
+        // As a container's main process it is never a target.
+        let as_main = i64::from(child.id());
+        let spared = signal_by_name("here", as_main, &name, libc::SIGKILL).unwrap_err();
+        assert!(spared.is_not_found(), "{spared}");
+        let signalled = signal_by_name("here", main, &name, libc::SIGKILL).unwrap();
+        assert_eq!(signalled.len(), 1, "{signalled:?}");
+        assert!(signalled[0].ends_with(&name), "{signalled:?}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let error = signal_by_name("here", main, &name, libc::SIGKILL).unwrap_err();
+        assert!(error.is_not_found(), "{error}");
+        assert!(error.message.starts_with(&format!("no process `{name}` in `here`")), "{error}");
+        assert_eq!(signal_number("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGNOPE"), None);
     }
 }

@@ -288,6 +288,15 @@ impl RunScope for StackHandle {
         Ok(super::faults::revert(self.docker(), instance, undo).await?)
     }
 
+    async fn kill_processes(
+        &self,
+        instance: &str,
+        name: &str,
+        signal: &str,
+    ) -> Result<Vec<String>, BackendError> {
+        super::faults::kill_processes(self.docker(), instance, name, signal).await
+    }
+
     async fn shutdown(&self, graceful: bool) -> Result<(), BackendError> {
         Ok(StackHandle::shutdown(self, graceful).await?)
     }

@@ -271,3 +271,71 @@ fn the_oom_rehearsal_passes_with_the_kernel_s_evidence() {
         kind, EventKind::FaultReverted { step: s, ok: true, .. } if s == step
     )));
 }
+
+/// `(host PID, command)` of every process in a container, from `docker top`.
+fn top(container: &str) -> Vec<(String, String)> {
+    let output = docker(&["top", container, "-eo", "pid,args"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (pid, command) = line.trim().split_once(' ')?;
+            Some((pid.to_owned(), command.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn kill_process_kills_nginx_workers_by_name_and_spares_the_master() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let child = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("tests/scenarios/webcache/worker-kill.yaml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = run_id_of(dir.path());
+    let web = format!("{run_id}-web");
+    let step_line = |event: &str, step: &str| {
+        wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| v["event"] == event && v["step"] == step)
+    };
+    // The first step is a wait: the stack is up and nothing was killed yet.
+    step_line("step-started", "wait 1s");
+    let before = top(&web);
+    let workers = |processes: &[(String, String)]| -> Vec<String> {
+        processes
+            .iter()
+            .filter(|(_, command)| command.contains("worker process"))
+            .map(|(pid, _)| pid.clone())
+            .collect()
+    };
+    let master = |processes: &[(String, String)]| -> String {
+        processes.iter().find(|(_, c)| c.contains("master process")).expect("master").0.clone()
+    };
+    let old_workers = workers(&before);
+    assert!(!old_workers.is_empty(), "{before:?}");
+
+    let killed = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| v["event"] == "process-killed");
+    assert_eq!(killed["ok"], true, "{killed}");
+    assert_eq!(killed["replica"], "web");
+    let named = killed["processes"].as_array().unwrap();
+    assert_eq!(named.len(), old_workers.len(), "every worker and nothing else: {killed}");
+    assert!(named.iter().all(|p| p.as_str().unwrap().ends_with(" nginx")), "{killed}");
+
+    step_line("step-started", "observed");
+    let after = top(&web);
+    let new_workers = workers(&after);
+    assert_eq!(master(&after), master(&before), "the master was spared: {after:?}");
+    assert_eq!(new_workers.len(), old_workers.len(), "the master started new workers: {after:?}");
+    assert!(new_workers.iter().all(|pid| !old_workers.contains(pid)), "{before:?} {after:?}");
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(report(dir.path())["checks"].as_array().unwrap().len(), 2);
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+}

@@ -247,3 +247,126 @@ fn cut_and_http_error_are_seen_from_inside_the_stack_and_replay_with_the_seed() 
     let second = observe_links("7");
     assert_eq!(second, first, "the same seed replays the same decisions");
 }
+
+/// One answer as a client inside the stack read it.
+#[derive(Debug)]
+struct RawAnswer {
+    status: String,
+    head: String,
+    body: String,
+}
+
+/// Send each `(method, path, extra header lines)` from `container` through the proxy at
+/// `host.docker.internal:PORT`, one connection each, and read each answer to its end (the close).
+fn ask_from(container: &str, port: &str, requests: &[(&str, &str, &str)]) -> Vec<RawAnswer> {
+    let mut script = String::new();
+    for (method, path, headers) in requests {
+        script.push_str(&format!(
+            "exec 3<>/dev/tcp/host.docker.internal/{port}; \
+             printf '{method} {path} HTTP/1.1\\r\\nHost: web\\r\\nContent-Length: 0\\r\\n\
+             Connection: close\\r\\n{headers}\\r\\n' >&3; timeout 5 cat <&3; exec 3<&-; \
+             printf '\\n=====\\n'; "
+        ));
+    }
+    let output = exec_bash(container, &script);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let answers: Vec<RawAnswer> = text
+        .split("\n=====\n")
+        .filter(|raw| !raw.is_empty())
+        .map(|raw| {
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+            let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            RawAnswer { status, head: head.to_owned(), body: body.to_owned() }
+        })
+        .collect();
+    assert_eq!(answers.len(), requests.len(), "{text}");
+    answers
+}
+
+#[test]
+fn http_faults_by_route_are_seen_from_inside_the_webcache_stack_and_removed() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let child = firedrill()
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("tests/scenarios/webcache/http-routes.yaml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = run_id_of(dir.path());
+    let cache = format!("{run_id}-cache");
+    let started = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+        v["event"] == "link-started" && v["link"] == "site"
+    });
+    let addr = started["addrs"][0].as_str().unwrap().to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let step_event = |event: &str, step: &str| {
+        let line = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+            v["event"] == event && v["step"] == step
+        });
+        assert_eq!(line["ok"], true, "{line}");
+    };
+    let full = "webcache 1.0\n";
+
+    // `POST /invoices` fails; the same path with another method, and another path, do not.
+    step_event("fault-applied", "invoices fail");
+    let during = ask_from(
+        &cache,
+        &port,
+        &[("GET", "/health", ""), ("POST", "/invoices", ""), ("GET", "/invoices", "")],
+    );
+    let statuses: Vec<&str> = during.iter().map(|a| a.status.as_str()).collect();
+    assert_eq!(statuses, ["200", "503", "200"], "{during:?}");
+    assert_eq!(during[0].body, "ok\n");
+    step_event("fault-reverted", "invoices fail");
+    let after = ask_from(&cache, &port, &[("POST", "/invoices", "")]);
+    assert_eq!((after[0].status.as_str(), after[0].body.as_str()), ("200", full));
+
+    // Answers to `POST`/`PUT /invoices` end after 3 body bytes; `GET /health` is whole.
+    step_event("fault-applied", "invoices cut");
+    let during = ask_from(
+        &cache,
+        &port,
+        &[("GET", "/health", ""), ("POST", "/invoices", ""), ("PUT", "/invoices", "")],
+    );
+    assert_eq!(during[0].body, "ok\n", "{during:?}");
+    for cut in &during[1..] {
+        assert_eq!(cut.status, "200", "{cut:?}");
+        assert!(cut.head.to_lowercase().contains("content-length: 13"), "{cut:?}");
+        assert_eq!(cut.body, "web", "the body ends after 3 of its 13 bytes: {cut:?}");
+    }
+    step_event("fault-reverted", "invoices cut");
+    let after = ask_from(&cache, &port, &[("PUT", "/invoices", "")]);
+    assert_eq!(after[0].body, full);
+
+    // Tenant acme's reports come back well-formed and 7 bytes long; others, and deeper paths
+    // (`*` stays within one segment), are whole.
+    step_event("fault-applied", "reports truncated");
+    let acme = "x-tenant: acme\\r\\n";
+    let during = ask_from(
+        &cache,
+        &port,
+        &[("GET", "/reports/q1", acme), ("GET", "/reports/q1", ""), ("GET", "/reports/q1/x", acme)],
+    );
+    assert!(during[0].head.contains("Content-Length: 7"), "{during:?}");
+    assert_eq!(during[0].body, "webcach", "{during:?}");
+    assert_eq!((during[1].body.as_str(), during[2].body.as_str()), (full, full), "{during:?}");
+    step_event("fault-reverted", "reports truncated");
+    let after = ask_from(&cache, &port, &[("GET", "/reports/q1", acme)]);
+    assert_eq!(after[0].body, full);
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    // The journal has each decision the proxy took.
+    let injections: Vec<String> = journal(dir.path())
+        .into_iter()
+        .filter(|e| e["event"] == "link-activity" && e["detail"]["event"] == "http-injected")
+        .map(|e| e["detail"]["injection"]["kind"].to_string())
+        .collect();
+    assert_eq!(injections.len(), 4, "{injections:?}");
+}

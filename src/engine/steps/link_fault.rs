@@ -12,9 +12,9 @@ use std::sync::atomic::Ordering;
 use super::StepEnd;
 use crate::engine::run::Context;
 use crate::journal::EventKind;
-use crate::proxy::{Direction, ToxicKind, ToxicSpec};
+use crate::proxy::{Direction, HeaderMatch, RequestMatch, ToxicKind, ToxicSpec};
 use crate::scenario::format_duration;
-use crate::scenario::model::{LinkDirection, LinkFault, LinkFaultKind, Scenario, Step};
+use crate::scenario::model::{HttpRoute, LinkDirection, LinkFault, LinkFaultKind, Scenario, Step};
 
 /// The proxy faults a link fault stands for: one per direction it acts on.
 pub(super) fn toxic_specs(fault: &LinkFault) -> Vec<ToxicSpec> {
@@ -40,12 +40,36 @@ pub(super) fn toxic_specs(fault: &LinkFault) -> Vec<ToxicSpec> {
                 ToxicSpec::new(ToxicKind::Down, Direction::Upstream).with_toxicity(fault.toxicity),
             ];
         }
-        LinkFaultKind::HttpError { status, probability } => {
-            let kind = ToxicKind::HttpError { status: *status, probability: *probability };
+        LinkFaultKind::HttpError { status, probability, route } => {
+            let kind = ToxicKind::HttpError {
+                status: *status,
+                probability: *probability,
+                route: request_match(route),
+            };
             return vec![ToxicSpec::new(kind, Direction::Upstream).with_toxicity(fault.toxicity)];
         }
-        LinkFaultKind::HttpDelay { delay, probability } => {
-            let kind = ToxicKind::HttpDelay { delay: *delay, probability: *probability };
+        LinkFaultKind::HttpDelay { delay, probability, route } => {
+            let kind = ToxicKind::HttpDelay {
+                delay: *delay,
+                probability: *probability,
+                route: request_match(route),
+            };
+            return vec![ToxicSpec::new(kind, Direction::Upstream).with_toxicity(fault.toxicity)];
+        }
+        LinkFaultKind::HttpAbort { after, probability, route } => {
+            let kind = ToxicKind::HttpAbort {
+                after: *after,
+                probability: *probability,
+                route: request_match(route),
+            };
+            return vec![ToxicSpec::new(kind, Direction::Upstream).with_toxicity(fault.toxicity)];
+        }
+        LinkFaultKind::HttpTruncate { bytes, probability, route } => {
+            let kind = ToxicKind::HttpTruncate {
+                bytes: *bytes,
+                probability: *probability,
+                route: request_match(route),
+            };
             return vec![ToxicSpec::new(kind, Direction::Upstream).with_toxicity(fault.toxicity)];
         }
         // A blackhole that never closes: bytes wait in the proxy until the cut heals.
@@ -60,6 +84,34 @@ pub(super) fn toxic_specs(fault: &LinkFault) -> Vec<ToxicSpec> {
         .iter()
         .map(|direction| ToxicSpec::new(kind.clone(), *direction).with_toxicity(fault.toxicity))
         .collect()
+}
+
+/// The proxy's form of a scenario route.
+fn request_match(route: &HttpRoute) -> RequestMatch {
+    RequestMatch {
+        methods: route.methods.clone(),
+        path: route.path.clone(),
+        headers: route
+            .headers
+            .iter()
+            .map(|(name, value)| HeaderMatch { name: name.clone(), value: value.clone() })
+            .collect(),
+    }
+}
+
+/// `POST, PUT /invoices/* x-tenant=acme`, or `` for every request.
+fn describe_route(route: &HttpRoute) -> String {
+    let mut parts = Vec::new();
+    if !route.methods.is_empty() {
+        parts.push(route.methods.join(", "));
+    }
+    if let Some(path) = &route.path {
+        parts.push(path.clone());
+    }
+    for (name, value) in &route.headers {
+        parts.push(format!("{name}={value}"));
+    }
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(" ")) }
 }
 
 /// How a link fault reads in the journal and the progress lines: `300ms ± 20ms, downstream`.
@@ -85,18 +137,35 @@ pub(super) fn describe(fault: &LinkFault) -> String {
         ),
         LinkFaultKind::LimitData { bytes } => format!("closed after {bytes} B"),
         LinkFaultKind::Down => "down: connections refused".to_owned(),
-        LinkFaultKind::HttpError { status, probability } => {
-            format!("HTTP {status} for {} of requests", share(*probability))
-        }
-        LinkFaultKind::HttpDelay { delay, probability } => {
-            format!("requests held {} for {} of them", format_duration(*delay), share(*probability))
-        }
+        LinkFaultKind::HttpError { status, probability, route } => format!(
+            "HTTP {status} for {} of requests{}",
+            share(*probability),
+            describe_route(route)
+        ),
+        LinkFaultKind::HttpDelay { delay, probability, route } => format!(
+            "requests held {} for {} of them{}",
+            format_duration(*delay),
+            share(*probability),
+            describe_route(route)
+        ),
+        LinkFaultKind::HttpAbort { after, probability, route } => format!(
+            "answers closed after {after} B of body for {} of requests{}",
+            share(*probability),
+            describe_route(route)
+        ),
+        LinkFaultKind::HttpTruncate { bytes, probability, route } => format!(
+            "answer bodies cut to {bytes} B for {} of requests{}",
+            share(*probability),
+            describe_route(route)
+        ),
         LinkFaultKind::Cut => "bytes held until healed".to_owned(),
     };
     let direction = match fault.kind {
-        LinkFaultKind::Down | LinkFaultKind::HttpError { .. } | LinkFaultKind::HttpDelay { .. } => {
-            String::new()
-        }
+        LinkFaultKind::Down
+        | LinkFaultKind::HttpError { .. }
+        | LinkFaultKind::HttpDelay { .. }
+        | LinkFaultKind::HttpAbort { .. }
+        | LinkFaultKind::HttpTruncate { .. } => String::new(),
         _ => format!(", {}", fault.direction.key()),
     };
     let toxicity = if fault.toxicity < 1.0 {
@@ -206,17 +275,42 @@ mod tests {
 
     #[test]
     fn down_and_http_faults_are_one_toxic_whatever_the_direction() {
+        let any = HttpRoute::default();
         for kind in [
             LinkFaultKind::Down,
-            LinkFaultKind::HttpError { status: 503, probability: 0.25 },
-            LinkFaultKind::HttpDelay { delay: Duration::from_secs(1), probability: 1.0 },
+            LinkFaultKind::HttpError { status: 503, probability: 0.25, route: any.clone() },
+            LinkFaultKind::HttpDelay {
+                delay: Duration::from_secs(1),
+                probability: 1.0,
+                route: any.clone(),
+            },
+            LinkFaultKind::HttpAbort { after: 0, probability: 1.0, route: any.clone() },
+            LinkFaultKind::HttpTruncate { bytes: 5, probability: 1.0, route: any.clone() },
         ] {
             assert_eq!(toxic_specs(&fault(kind, LinkDirection::Both)).len(), 1);
         }
         let error = fault(
-            LinkFaultKind::HttpError { status: 503, probability: 0.25 },
+            LinkFaultKind::HttpError { status: 503, probability: 0.25, route: any },
             LinkDirection::Upstream,
         );
         assert_eq!(describe(&error), "HTTP 503 for 25% of requests");
+        let route = HttpRoute {
+            methods: vec!["POST".into()],
+            path: Some("/invoices".into()),
+            headers: vec![("x-tenant".into(), "acme".into())],
+        };
+        let abort = fault(
+            LinkFaultKind::HttpAbort { after: 0, probability: 1.0, route: route.clone() },
+            LinkDirection::Upstream,
+        );
+        assert_eq!(
+            describe(&abort),
+            "answers closed after 0 B of body for 100% of requests (POST /invoices x-tenant=acme)"
+        );
+        let ToxicKind::HttpAbort { route: matcher, .. } = &toxic_specs(&abort)[0].kind else {
+            panic!("an abort");
+        };
+        assert!(matcher.matches("POST", "/invoices", &[("X-Tenant", b"acme")]));
+        assert!(!matcher.matches("GET", "/invoices", &[("X-Tenant", b"acme")]));
     }
 }

@@ -19,6 +19,7 @@ mod fault;
 mod link_fault;
 mod parallel;
 mod probe;
+mod process;
 mod sink_outage;
 mod timeline;
 
@@ -86,6 +87,7 @@ pub async fn run_step(
             }
         }
         Action::Mark => timeline::run_mark(),
+        Action::KillProcess(kill) => process::run_kill_process(ctx, stack, step, kill).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),

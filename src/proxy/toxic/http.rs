@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::proxy::chain::StageIo;
+use crate::proxy::spec::RequestMatch;
 use crate::proxy::time;
 
 /// Heads larger than this are not HTTP as far as the toxics are concerned.
@@ -106,6 +107,26 @@ fn body_of(headers: &[httparse::Header<'_>]) -> Option<u64> {
     length
 }
 
+/// Whether a complete request head (as [`Piece::Head`] carries it) matches `route`.
+pub(crate) fn head_matches(route: &RequestMatch, head: &[u8]) -> bool {
+    if route.is_any() {
+        return true;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let (Some(method), Some(target)) = (request.method, request.path) else { return false };
+    let pairs: Vec<(&str, &[u8])> = request.headers.iter().map(|h| (h.name, h.value)).collect();
+    route.matches(method, target, &pairs)
+}
+
+/// Whether a complete request head is a `HEAD` request (its answer has no body).
+pub(crate) fn is_head_request(head: &[u8]) -> bool {
+    head.starts_with(b"HEAD ")
+}
+
 /// Forward a partial head the tracker holds (the stream ended or the toxic is removed).
 pub(crate) async fn flush_held(tracker: &mut RequestTracker, io: &mut StageIo) {
     if let Some(held) = tracker.take_held() {
@@ -146,6 +167,20 @@ mod tests {
             ]
         );
         assert_eq!(tracker.take_held(), None);
+    }
+
+    #[test]
+    fn heads_match_routes_by_method_path_and_header() {
+        let route = RequestMatch {
+            methods: vec!["POST".into()],
+            path: Some("/invoices".into()),
+            headers: Vec::new(),
+        };
+        assert!(head_matches(&route, b"POST /invoices?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!head_matches(&route, b"GET /invoices HTTP/1.1\r\n\r\n"));
+        assert!(!head_matches(&route, b"POST /health HTTP/1.1\r\n\r\n"));
+        assert!(head_matches(&RequestMatch::default(), b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(is_head_request(b"HEAD / HTTP/1.1\r\n\r\n"));
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! `http-delay`: hold a share of requests back by `delay` before forwarding them.
 //!
-//! **What it does.** On http proxies, each complete request head is a draw (`probability`, from the
-//! connection's seeded generator). When it hits, that request (head, then body) is forwarded
-//! `delay` later; requests behind it on the same connection wait their turn. Bytes that are not
+//! **What it does.** On http proxies, each complete request head that matches the toxic's route
+//! (all requests by default) is a draw (`probability`, from the connection's seeded generator).
+//! When it hits, that request (head, then body) is forwarded `delay` later; requests behind it on
+//! the same connection wait their turn. Bytes that are not
 //! HTTP pass untouched. Removed, held requests leave at once, in order.
 //!
 //! **When to use it.** A slow dependency on some requests only: tail latency, client timeouts per
 //! request, hedged requests.
 //!
-//! **Example.** `ToxicKind::HttpDelay { delay: 2s, probability: 0.05 }`: one request in twenty
+//! **Example.** `ToxicKind::HttpDelay { delay: 2s, probability: 0.05, route: any }`: one request in twenty
 //! takes two seconds more.
 
 use std::collections::VecDeque;
@@ -17,14 +18,16 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::http::{Piece, RequestTracker, flush_held};
+use super::http::{Piece, RequestTracker, flush_held, head_matches};
 use super::{Recv, Rng, Stage, StageEnd, StageIo};
 use crate::proxy::event::{HttpInjection, ProxyEvent};
+use crate::proxy::spec::RequestMatch;
 use crate::proxy::time;
 
 pub(crate) struct HttpDelay {
     delay: Duration,
     probability: f64,
+    route: RequestMatch,
     rng: Rng,
     tracker: RequestTracker,
     /// Pieces not yet forwarded, with the time their bytes were read.
@@ -34,10 +37,11 @@ pub(crate) struct HttpDelay {
 }
 
 impl HttpDelay {
-    pub(crate) fn new(delay: Duration, probability: f64, rng: Rng) -> Self {
+    pub(crate) fn new(delay: Duration, probability: f64, route: RequestMatch, rng: Rng) -> Self {
         HttpDelay {
             delay,
             probability,
+            route,
             rng,
             tracker: RequestTracker::new(),
             queue: VecDeque::new(),
@@ -64,7 +68,9 @@ impl Stage for HttpDelay {
                         Piece::Head(head) => {
                             let due = match self.due {
                                 Some(due) => Some(due),
-                                None if self.rng.chance(self.probability) => {
+                                None if head_matches(&self.route, &head)
+                                    && self.rng.chance(self.probability) =>
+                                {
                                     io.cx.emit(ProxyEvent::HttpInjected {
                                         conn: io.cx.conn,
                                         id: io.cx.id.expect("toxic stage"),

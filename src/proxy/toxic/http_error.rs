@@ -1,6 +1,7 @@
 //! `http-error`: answer a share of requests with `status` instead of forwarding them.
 //!
-//! **What it does.** On http proxies, each complete request head is a draw (`probability`, from the
+//! **What it does.** On http proxies, each complete request head that matches the toxic's route
+//! (method, path pattern, headers; all requests by default) is a draw (`probability`, from the
 //! connection's seeded generator). When it hits, the proxy answers the client itself with `status`,
 //! a short text body and `Connection: close`, after whatever the server had already sent, and closes
 //! the connection; that request and anything after it never reach the server. Requests that miss
@@ -9,19 +10,22 @@
 //! **When to use it.** A dependency that fails some requests: retries with back-off, error budgets,
 //! fallbacks, alerting on 5xx.
 //!
-//! **Example.** `ToxicKind::HttpError { status: 503, probability: 0.1 }`: one request in ten gets
-//! `503 Service Unavailable` from the proxy.
+//! **Example.** `ToxicKind::HttpError { status: 503, probability: 0.1, route }` with `route`
+//! `POST /invoices`: one invoice creation in ten gets `503 Service Unavailable` from the proxy,
+//! while `GET /health` always passes.
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::http::{Piece, RequestTracker, flush_held};
+use super::http::{Piece, RequestTracker, flush_held, head_matches};
 use super::{Recv, Rng, Stage, StageEnd, StageIo};
 use crate::proxy::event::{HttpInjection, ProxyEvent};
+use crate::proxy::spec::RequestMatch;
 
 pub(crate) struct HttpError {
     status: u16,
     probability: f64,
+    route: RequestMatch,
     rng: Rng,
     tracker: RequestTracker,
     /// The proxy answered: nothing more goes to the server (not even a FIN, which could make it
@@ -30,8 +34,15 @@ pub(crate) struct HttpError {
 }
 
 impl HttpError {
-    pub(crate) fn new(status: u16, probability: f64, rng: Rng) -> Self {
-        HttpError { status, probability, rng, tracker: RequestTracker::new(), replied: false }
+    pub(crate) fn new(status: u16, probability: f64, route: RequestMatch, rng: Rng) -> Self {
+        HttpError {
+            status,
+            probability,
+            route,
+            rng,
+            tracker: RequestTracker::new(),
+            replied: false,
+        }
     }
 }
 
@@ -72,7 +83,10 @@ impl Stage for HttpError {
                         self.tracker.feed(chunk.data, &mut |piece| pieces.push(piece));
                         for piece in pieces.drain(..) {
                             let data = match piece {
-                                Piece::Head(_) if self.rng.chance(self.probability) => {
+                                Piece::Head(ref head)
+                                    if head_matches(&self.route, head)
+                                        && self.rng.chance(self.probability) =>
+                                {
                                     let id = io.cx.id.expect("toxic stage");
                                     io.cx.emit(ProxyEvent::HttpInjected {
                                         conn: io.cx.conn,

@@ -9,6 +9,7 @@ pub(crate) mod down;
 pub(crate) mod http;
 pub(crate) mod http_delay;
 pub(crate) mod http_error;
+pub(crate) mod http_response;
 pub(crate) mod latency;
 pub(crate) mod limit_data;
 pub(crate) mod reset_peer;
@@ -22,17 +23,40 @@ use super::chain::{Recv, Stage, StageEnd, StageIo};
 use super::rng::Rng;
 use super::spec::{Direction, ToxicKind, ToxicSpec};
 
-/// The direction whose chain a toxic joins, or `None` when it is no stage (`down` acts on the
-/// listeners; http toxics on proxies without `http` do nothing).
-pub(crate) fn chain_direction(spec: &ToxicSpec, http: bool) -> Option<Direction> {
+/// The directions whose chains a toxic joins: none when it is no stage (`down` acts on the
+/// listeners; http toxics on proxies without `http` do nothing), both for the toxics that change
+/// answers (a request half and a response half), else one.
+pub(crate) fn chain_directions(spec: &ToxicSpec, http: bool) -> &'static [Direction] {
+    const UP: &[Direction] = &[Direction::Upstream];
+    const DOWN: &[Direction] = &[Direction::Downstream];
+    const BOTH: &[Direction] = &[Direction::Upstream, Direction::Downstream];
     match &spec.kind {
-        ToxicKind::Down => None,
-        kind if kind.is_http() => http.then_some(Direction::Upstream),
-        _ => Some(spec.direction),
+        ToxicKind::Down => &[],
+        kind if kind.is_http() && !http => &[],
+        kind if kind.is_http_response() => BOTH,
+        kind if kind.is_http() => UP,
+        _ if spec.direction == Direction::Upstream => UP,
+        _ => DOWN,
     }
 }
 
-/// The stage for a toxic whose toxicity roll said yes.
+/// The stages of a toxic whose toxicity roll said yes, one per direction of
+/// [`chain_directions`], in that order.
+pub(crate) fn build_stages(kind: &ToxicKind, rng: Rng) -> Vec<Box<dyn Stage>> {
+    let (fault, probability, route) = match kind {
+        ToxicKind::HttpAbort { after, probability, route } => {
+            (http_response::ResponseFault::Abort { after: *after }, *probability, route)
+        }
+        ToxicKind::HttpTruncate { bytes, probability, route } => {
+            (http_response::ResponseFault::Truncate { bytes: *bytes }, *probability, route)
+        }
+        _ => return vec![build(kind, rng)],
+    };
+    let (requests, answers) = http_response::pair(fault, probability, route.clone(), rng);
+    vec![requests, answers]
+}
+
+/// The stage for a one-direction toxic whose toxicity roll said yes.
 pub(crate) fn build(kind: &ToxicKind, rng: Rng) -> Box<dyn Stage> {
     match kind {
         ToxicKind::Latency { latency, jitter } => {
@@ -49,11 +73,14 @@ pub(crate) fn build(kind: &ToxicKind, rng: Rng) -> Box<dyn Stage> {
         }
         ToxicKind::LimitData { bytes } => Box::new(limit_data::LimitData::new(*bytes)),
         ToxicKind::Down => Box::new(Noop),
-        ToxicKind::HttpError { status, probability } => {
-            Box::new(http_error::HttpError::new(*status, *probability, rng))
+        ToxicKind::HttpError { status, probability, route } => {
+            Box::new(http_error::HttpError::new(*status, *probability, route.clone(), rng))
         }
-        ToxicKind::HttpDelay { delay, probability } => {
-            Box::new(http_delay::HttpDelay::new(*delay, *probability, rng))
+        ToxicKind::HttpDelay { delay, probability, route } => {
+            Box::new(http_delay::HttpDelay::new(*delay, *probability, route.clone(), rng))
+        }
+        ToxicKind::HttpAbort { .. } | ToxicKind::HttpTruncate { .. } => {
+            unreachable!("toxics on both directions are built by build_stages")
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Link fault steps (`latency`, `bandwidth`, `timeout`, `reset-peer`, `slow-close`, `slicer`,
-//! `limit-data`, `down`, `http-error`, `http-delay`, `cut`): the link they name, their sizes,
-//! durations and shares, and which keys each kind takes.
+//! `limit-data`, `down`, `http-error`, `http-delay`, `http-abort`, `http-truncate`, `cut`): the
+//! link they name, their sizes, durations and shares, which keys each kind takes, and the request
+//! route (`method`, `path`, `header`) of the http ones.
 
 use crate::scenario::keys;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use indexmap::IndexMap;
 
 use super::faults::parse_bytes;
 use super::walk::Walk;
-use crate::scenario::model::{LinkDirection, LinkFault, LinkFaultKind};
+use crate::scenario::model::{HttpRoute, LinkDirection, LinkFault, LinkFaultKind};
 use crate::scenario::report::Span;
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind};
@@ -33,6 +34,7 @@ impl Walk<'_> {
         key: Span,
     ) -> (Option<String>, Option<LinkFault>) {
         let keys = keys::STEP.section_of(kind);
+        let is_http = keys.has("method");
         let example = example(kind);
         let context = format!("`{kind}`");
         let Some(fields) = self.r.fields(node, key, context, "a mapping with `link`", keys) else {
@@ -45,7 +47,6 @@ impl Walk<'_> {
             (Some(name), Some(node)) => self.known_link(name, node.span),
             _ => None,
         };
-        let is_http = matches!(kind, "http-error" | "http-delay");
         if is_http && let (Some(name), Some(Some(false)), Some(node)) = (&link, http, link_node) {
             self.r
                 .error(node.span, format!("link `{name}` does not carry HTTP"), "not an http link")
@@ -71,6 +72,7 @@ impl Walk<'_> {
         let toxicity = fields.get("toxicity").map_or(Some(1.0), |n| self.share(n, "toxicity"));
         let probability =
             fields.get("probability").map_or(Some(1.0), |n| self.share(n, "probability"));
+        let route = if is_http { self.http_route(&fields) } else { Some(HttpRoute::default()) };
         let optional = |walk: &mut Self, name: &str| {
             fields.get(name).map_or(Some(Duration::ZERO), |n| walk.duration_or_zero(n))
         };
@@ -127,13 +129,44 @@ impl Walk<'_> {
                 .require(&fields, "status")
                 .and_then(|n| self.r.status(n))
                 .zip(probability)
-                .map(|(status, probability)| LinkFaultKind::HttpError { status, probability }),
+                .zip(route.clone())
+                .map(|((status, probability), route)| LinkFaultKind::HttpError {
+                    status,
+                    probability,
+                    route,
+                }),
             "http-delay" => self
                 .r
                 .require(&fields, "delay")
                 .and_then(|n| self.r.duration(n))
                 .zip(probability)
-                .map(|(delay, probability)| LinkFaultKind::HttpDelay { delay, probability }),
+                .zip(route.clone())
+                .map(|((delay, probability), route)| LinkFaultKind::HttpDelay {
+                    delay,
+                    probability,
+                    route,
+                }),
+            "http-abort" => fields
+                .get("after")
+                .map_or(Some(0), |n| self.size(n, 0))
+                .zip(probability)
+                .zip(route.clone())
+                .map(|((after, probability), route)| LinkFaultKind::HttpAbort {
+                    after,
+                    probability,
+                    route,
+                }),
+            "http-truncate" => self
+                .r
+                .require(&fields, "bytes")
+                .and_then(|n| self.size(n, 0))
+                .zip(probability)
+                .zip(route.clone())
+                .map(|((bytes, probability), route)| LinkFaultKind::HttpTruncate {
+                    bytes,
+                    probability,
+                    route,
+                }),
             _ => Some(LinkFaultKind::Cut),
         };
         let direction = match fields.get("direction") {
@@ -151,6 +184,131 @@ impl Walk<'_> {
             })
         })();
         (link, fault)
+    }
+
+    /// `method`, `path` and `header` of an http link fault (each optional).
+    fn http_route(&mut self, fields: &crate::scenario::read::Fields<'_>) -> Option<HttpRoute> {
+        let methods = fields.get("method").map_or(Some(Vec::new()), |n| self.methods(n));
+        let path = match fields.get("path") {
+            Some(node) => self.path_pattern(node).map(Some),
+            None => Some(None),
+        };
+        let headers = fields.get("header").map_or(Some(Vec::new()), |n| self.header_matches(n));
+        Some(HttpRoute { methods: methods?, path: path?, headers: headers? })
+    }
+
+    /// `method: POST` or `method: [POST, PUT]`.
+    fn methods(&mut self, node: &Node) -> Option<Vec<String>> {
+        let items = match &node.value {
+            crate::scenario::tree::Value::Seq(items) => {
+                if items.is_empty() {
+                    self.r
+                        .error(node.span, "`method` is an empty list", "empty")
+                        .help("name a method (`method: POST`) or leave `method` out for any");
+                    return None;
+                }
+                items.iter().collect()
+            }
+            _ => vec![node],
+        };
+        let mut methods = Some(Vec::with_capacity(items.len()));
+        for item in items {
+            let method = self.r.text(item, "an HTTP method such as `POST`").and_then(|text| {
+                let token = !text.is_empty()
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if token && text.bytes().all(|b| !b.is_ascii_lowercase()) {
+                    return Some(text);
+                }
+                let message = format!("invalid HTTP method `{text}`");
+                let problem = self.r.error(item.span, message, "not a method as sent");
+                if token {
+                    problem.help(format!(
+                        "methods are case-sensitive and sent in capitals: write `{}`",
+                        text.to_ascii_uppercase()
+                    ));
+                } else {
+                    problem.help("write one method such as `POST`, or a list: `[POST, PUT]`");
+                }
+                None
+            });
+            match (&mut methods, method) {
+                (Some(methods), Some(method)) => methods.push(method),
+                _ => methods = None,
+            }
+        }
+        methods
+    }
+
+    /// `path: /invoices`, `/invoices/*` or `/api/**`.
+    fn path_pattern(&mut self, node: &Node) -> Option<String> {
+        let help = "write a path from `/`: exact (`/invoices`), `*` within one segment \
+                    (`/invoices/*`), `**` across segments (`/api/**`)";
+        let text = self.r.text(node, "a path such as `/invoices`")?;
+        let why = if !text.starts_with('/') {
+            Some("does not start with `/`")
+        } else if text.contains(['?', '#']) {
+            Some("the query string is not matched: leave it out")
+        } else if text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            Some("contains whitespace")
+        } else if text.contains("***") {
+            Some("`***` means nothing: use `*` or `**`")
+        } else if text.matches('*').count() > 8 {
+            Some("more than 8 `*`")
+        } else {
+            None
+        };
+        match why {
+            None => Some(text),
+            Some(why) => {
+                let message = format!("invalid path pattern `{text}`");
+                self.r.error(node.span, message, why).help(help);
+                None
+            }
+        }
+    }
+
+    /// `header: { x-tenant: acme, authorization: "*" }`.
+    fn header_matches(&mut self, node: &Node) -> Option<Vec<(String, String)>> {
+        let expected = "a mapping of header names to values (`header: { x-tenant: acme }`)";
+        let map = self.r.string_map(node, expected)?;
+        if map.is_empty() {
+            self.r
+                .error(node.span, "`header` is empty", "empty")
+                .help("name a header (`header: { x-tenant: acme }`) or leave `header` out");
+            return None;
+        }
+        let mut headers = Some(Vec::with_capacity(map.len()));
+        for (name, (value, value_node)) in map {
+            let token =
+                name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+            let ok = if !token {
+                let message = format!("invalid header name `{name}`");
+                let key_span = match &node.value {
+                    crate::scenario::tree::Value::Map(entries) => entries
+                        .iter()
+                        .find(|entry| entry.key.scalar().is_some_and(|k| k.text == name))
+                        .map_or(value_node.span, |entry| self.r.head(&entry.key)),
+                    _ => value_node.span,
+                };
+                self.r
+                    .error(key_span, message, "not an HTTP header name")
+                    .help("header names are letters, digits and `-` (`x-tenant`)");
+                false
+            } else if value.contains(['\r', '\n']) {
+                let message = format!("invalid value for header `{name}`");
+                self.r
+                    .error(value_node.span, message, "contains a line break")
+                    .help("match one line's value; `*` matches any characters");
+                false
+            } else {
+                true
+            };
+            match (&mut headers, ok) {
+                (Some(headers), true) => headers.push((name.to_ascii_lowercase(), value)),
+                _ => headers = None,
+            }
+        }
+        headers
     }
 
     /// `Some(http)` for a declared link (`Some(None)` when it had mistakes of its own); `None`
@@ -290,6 +448,8 @@ fn example(kind: &str) -> &'static str {
         "down" => "`down: { link: db, for: 5s }`",
         "http-error" => "`http-error: { link: api, status: 503, probability: 0.5, for: 10s }`",
         "http-delay" => "`http-delay: { link: api, delay: 2s, probability: 0.5, for: 10s }`",
+        "http-abort" => "`http-abort: { link: api, method: POST, path: /invoices, for: 10s }`",
+        "http-truncate" => "`http-truncate: { link: api, bytes: 100, path: /reports/*, for: 10s }`",
         _ => "`cut: { link: db, direction: both, for: 5s }`",
     }
 }
@@ -379,7 +539,10 @@ stack:
         assert_eq!(faults[3].kind, LinkFaultKind::ResetPeer { after: Duration::ZERO });
         assert_eq!(faults[3].toxicity, 0.5);
         assert_eq!(faults[6].kind, LinkFaultKind::LimitData { bytes: 4096 });
-        assert_eq!(faults[8].kind, LinkFaultKind::HttpError { status: 503, probability: 0.5 });
+        assert_eq!(
+            faults[8].kind,
+            LinkFaultKind::HttpError { status: 503, probability: 0.5, route: HttpRoute::default() }
+        );
         assert_eq!((faults[9].toxicity, faults[0].toxicity), (0.25, 1.0));
         let names: Vec<_> = scenario.steps.iter().map(|s| s.name.as_str()).take(3).collect();
         assert_eq!(names, ["latency db", "bandwidth db", "timeout db"]);
@@ -409,6 +572,86 @@ stack:
                 "unknown direction `sideways`",
                 "`variation` must be smaller than `average`",
                 "a bandwidth of 0 bytes per second",
+            ]
+        );
+    }
+
+    #[test]
+    fn http_faults_read_their_route_and_the_new_kinds_their_sizes() {
+        let scenario = parse(
+            "  - http-error: { link: api, status: 503, method: POST, path: /invoices, for: 1s }
+  - http-abort: { link: api, method: [POST, PUT], path: /invoices/*, header: { X-Tenant: acme }, for: 1s }
+  - http-abort: { link: api, after: 1KiB, probability: 10%, for: 1s }
+  - http-truncate: { link: api, bytes: 100, path: /api/**, for: 1s }
+",
+        )
+        .unwrap();
+        let faults = faults(&scenario);
+        let post = HttpRoute {
+            methods: vec!["POST".into()],
+            path: Some("/invoices".into()),
+            headers: Vec::new(),
+        };
+        assert_eq!(
+            faults[0].kind,
+            LinkFaultKind::HttpError { status: 503, probability: 1.0, route: post }
+        );
+        let tenant = HttpRoute {
+            methods: vec!["POST".into(), "PUT".into()],
+            path: Some("/invoices/*".into()),
+            headers: vec![("x-tenant".into(), "acme".into())],
+        };
+        assert_eq!(
+            faults[1].kind,
+            LinkFaultKind::HttpAbort { after: 0, probability: 1.0, route: tenant }
+        );
+        assert_eq!(
+            faults[2].kind,
+            LinkFaultKind::HttpAbort { after: 1024, probability: 0.1, route: HttpRoute::default() }
+        );
+        let api = HttpRoute { path: Some("/api/**".into()), ..HttpRoute::default() };
+        assert_eq!(
+            faults[3].kind,
+            LinkFaultKind::HttpTruncate { bytes: 100, probability: 1.0, route: api }
+        );
+        assert_eq!(faults[1].direction, LinkDirection::Upstream);
+    }
+
+    #[test]
+    fn http_route_mistakes_are_all_reported() {
+        let errors = parse(
+            "  - http-error: { link: api, status: 503, method: post, for: 1s }
+  - http-error: { link: api, status: 503, method: [], for: 1s }
+  - http-error: { link: api, status: 503, method: 'GET /x', for: 1s }
+  - http-delay: { link: api, delay: 1s, path: invoices, for: 1s }
+  - http-delay: { link: api, delay: 1s, path: '/x?y=1', for: 1s }
+  - http-delay: { link: api, delay: 1s, path: '/x/***', for: 1s }
+  - http-abort: { link: api, header: {}, for: 1s }
+  - http-abort: { link: api, header: { 'x tenant': a }, for: 1s }
+  - http-abort: { link: api, header: [x-tenant], for: 1s }
+  - http-abort: { link: api, after: -1, for: 1s }
+  - http-truncate: { link: api, for: 1s }
+  - http-truncate: { link: db, bytes: 10, for: 1s }
+  - http-truncate: { link: api, bytes: 10, direction: downstream, for: 1s }
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "invalid HTTP method `post`",
+                "`method` is an empty list",
+                "invalid HTTP method `GET /x`",
+                "invalid path pattern `invoices`",
+                "invalid path pattern `/x?y=1`",
+                "invalid path pattern `/x/***`",
+                "`header` is empty",
+                "invalid header name `x tenant`",
+                "expected a mapping of header names to values (`header: { x-tenant: acme }`), found a list",
+                "invalid size `-1`",
+                "missing `bytes` in `http-truncate`",
+                "link `db` does not carry HTTP",
+                "unknown key `direction` in `http-truncate`",
             ]
         );
     }

@@ -10,8 +10,8 @@ use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
 use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{
-    Action, ActionKind, ContainerAction, ContainerOp, ParallelChild, Probe, ProbeKind, Step,
-    TcpExchange,
+    Action, ActionKind, ContainerAction, ContainerOp, KillProcess, ParallelChild, Probe, ProbeKind,
+    Step, TcpExchange,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -356,6 +356,11 @@ impl Walk<'_> {
             ActionKind::SinkOutage => self.sink_outage(draft, value, entry.key.span),
             ActionKind::Call => self.call(draft, value, entry.key.span, services),
             ActionKind::Mark => self.mark(draft, value),
+            ActionKind::KillProcess => {
+                let (service, action) = self.kill_process(value, entry.key.span, services);
+                draft.generated = service.map(|service| format!("kill-process {service}"));
+                draft.action = action.map(Action::KillProcess);
+            }
             ActionKind::Latency
             | ActionKind::Bandwidth
             | ActionKind::Timeout
@@ -366,6 +371,8 @@ impl Walk<'_> {
             | ActionKind::Down
             | ActionKind::HttpError
             | ActionKind::HttpDelay
+            | ActionKind::HttpAbort
+            | ActionKind::HttpTruncate
             | ActionKind::Cut => {
                 let (name, fault) = self.link_fault(action_key, value, entry.key.span);
                 draft.generated = name.map(|name| format!("{action_key} {name}"));
@@ -476,6 +483,46 @@ impl Walk<'_> {
         let action = (|| {
             let service = service.clone().filter(|_| known)?;
             Some(ContainerAction { service, op: op?, undo_after: undo_after? })
+        })();
+        (service, action)
+    }
+
+    /// `kill-process: { service, name, signal }`; also returns the service name as written.
+    pub(super) fn kill_process(
+        &mut self,
+        node: &Node,
+        key: Span,
+        services: &Services,
+    ) -> (Option<String>, Option<KillProcess>) {
+        let keys = &keys::KILL_PROCESS;
+        let expected = "a mapping with `service` and `name`";
+        let Some(fields) = self.r.fields(node, key, "`kill-process`".to_owned(), expected, keys)
+        else {
+            self.r.last().help("write `kill-process: { service: web, name: worker }`");
+            return (None, None);
+        };
+        let service_node = self.r.require(&fields, "service");
+        let service = service_node.and_then(|n| self.r.text(n, "a service name"));
+        let known = match (&service, service_node) {
+            (Some(name), Some(node)) => self.known_service(services, name, node.span).is_some(),
+            _ => false,
+        };
+        let name = self.r.require(&fields, "name").and_then(|n| {
+            let text = self.r.non_empty_text(n, "a process name such as `worker`")?;
+            if text.contains('/') || text.contains(char::is_whitespace) {
+                let message = format!("invalid process name `{text}`");
+                self.r.error(n.span, message, "a name, not a path or a command line").help(
+                    "write the program's file name (`celery`, `nginx`); it matches the process's \
+                     command name or the file name of its first or second command-line word",
+                );
+                return None;
+            }
+            Some(text)
+        });
+        let signal = fields.get("signal").map_or(Some("SIGKILL".to_owned()), |n| self.signal(n));
+        let action = (|| {
+            let service = service.clone().filter(|_| known)?;
+            Some(KillProcess { service, name: name?, signal: signal? })
         })();
         (service, action)
     }
