@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod faults;
+pub mod history;
 pub mod journal;
 pub mod probe;
 pub mod proxy;
