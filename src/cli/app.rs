@@ -9,6 +9,7 @@ use clap::Parser;
 
 use super::args::{Args, Command};
 use super::errors::{ExitStatus, ExpectedError};
+use super::history::{RecordOptions, Recorder};
 use super::progress::Progress;
 use super::repeat;
 use crate::engine::{self, RunOptions, Signals};
@@ -52,10 +53,25 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, color).await
+        Command::Run { report, keep, seed, strict, repeat, pull, history, gate, files } => {
+            let names = if gate.baseline.as_deref().is_some_and(|b| b != "last-pass") {
+                load_names(&files)
+            } else {
+                Vec::new()
+            };
+            let state = state_dir_quiet();
+            let recorder = match Recorder::new(&history, &gate, state.as_deref(), &names) {
+                Ok(recorder) => recorder,
+                Err(error) => {
+                    eprintln!("{}", error.render());
+                    return ExitStatus::Error;
+                }
+            };
+            run(&files, report, (keep, strict), seed, repeat, pull, &recorder, color).await
         }
-        Command::Report { dir } => render_reports(&dir, color),
+        Command::Report { dir, history } => render_reports(&dir, &history, color),
+        Command::History(args) => super::history::history(&args, state_dir_quiet().as_deref()),
+        Command::Trend(args) => super::history::trend(&args, state_dir_quiet().as_deref()),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
         Command::Init { compose, output, profiles } => {
@@ -123,6 +139,7 @@ async fn run(
     seed: Option<u64>,
     repeat: u32,
     pull: Option<PullPolicy>,
+    recorder: &Recorder,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
@@ -174,6 +191,7 @@ async fn run(
         );
         let stdout_color = color && std::io::stdout().is_terminal();
         print!("{}", report::render_summary_text(&record.report, stdout_color));
+        let gate = recorder.after_run(&scenario.source, &record).await;
         if repeat > 1 {
             reports.push(record.report.clone());
         }
@@ -205,7 +223,7 @@ async fn run(
         if let Some(error) = result.error {
             eprintln!("{}", ExpectedError::from(error).render());
         }
-        worst = worst.max(status);
+        worst = worst.max(status).max(gate);
     }
     watcher.abort();
     let stability = (repeat > 1).then(|| report::stability(&reports.iter().collect::<Vec<_>>()));
@@ -221,7 +239,11 @@ async fn run(
 }
 
 /// `firedrill report DIR`: rebuild the runs from their journals and render every report again.
-fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> {
+fn render_reports(
+    dir: &Path,
+    history: &RecordOptions,
+    color: bool,
+) -> Result<ExitStatus, ExpectedError> {
     let runs = report::replay_dir(dir)?;
     let stdout_color = color && std::io::stdout().is_terminal();
     let mut records = Vec::with_capacity(runs.len());
@@ -233,6 +255,7 @@ fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> 
         records.push(run.record);
     }
     let written = write_reports(dir, &records, None);
+    super::history::import(history, state_dir_quiet().as_deref(), &records);
     Ok(if written { ExitStatus::Success } else { ExitStatus::Error })
 }
 
@@ -292,6 +315,18 @@ fn state_dir() -> Option<PathBuf> {
         );
     }
     dir
+}
+
+/// The state folder without the warning (commands that do not ledger faults).
+fn state_dir_quiet() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    faults::state_dir(var("FIREDRILL_STATE_DIR"), var("XDG_STATE_HOME"), var("HOME"))
+}
+
+/// The scenario names of `files`, for checking a `--baseline` run before anything runs (files
+/// that do not load are reported by the run itself).
+fn load_names(files: &[PathBuf]) -> Vec<String> {
+    files.iter().filter_map(|file| scenario::load(file).ok()).map(|s| s.name).collect()
 }
 
 /// A seed for runs without `--seed`, from the process's random hasher keys.

@@ -8,6 +8,7 @@ mod app;
 pub mod args;
 mod errors;
 mod gate;
+pub mod history;
 mod init;
 mod progress;
 mod repeat;

@@ -5,6 +5,7 @@ mod blue_green;
 mod compose;
 mod concurrent;
 mod faults;
+mod history;
 mod links;
 mod notify;
 mod pull;
