@@ -427,6 +427,26 @@ fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_p
         bottom,
         escape(&series.unit.format(min)),
     );
+    // The first and the latest run under the axis, for orientation.
+    if let (Some(first), Some(last)) = (scenario.runs.first(), scenario.runs.last()) {
+        let _ = writeln!(
+            out,
+            "<text x=\"{LEFT}\" y=\"{}\">{} {}</text>",
+            HEIGHT - 6.0,
+            escape(&first.run_id),
+            when(first.started_at)
+        );
+        if scenario.runs.len() > 1 {
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>",
+                WIDTH - RIGHT,
+                HEIGHT - 6.0,
+                escape(&last.run_id),
+                when(last.started_at)
+            );
+        }
+    }
     for (index, run) in scenario.runs.iter().enumerate() {
         let Some(release) = &run.release else { continue };
         let at = x(index);
