@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub(crate) mod engine;
 pub mod faults;
+pub mod history;
 pub mod journal;
 pub(crate) mod owner;
 pub(crate) mod probe;

@@ -10,6 +10,7 @@ use clap::Parser;
 use super::annotate::{self, Format};
 use super::args::{Args, BackendKind, Command};
 use super::errors::{ExitStatus, ExpectedError};
+use super::history::{RecordOptions, Recorder};
 use super::progress::Progress;
 use super::repeat;
 use crate::engine::{RunOptions, Signals};
@@ -54,16 +55,45 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files, format } => Ok(super::validate::validate(&files, format, color)),
-        Command::Run { report, keep, seed, strict, repeat, pull, jobs, backend, format, files } => {
+        Command::Run {
+            report,
+            keep,
+            seed,
+            strict,
+            repeat,
+            pull,
+            jobs,
+            backend,
+            format,
+            history,
+            gate,
+            files,
+        } => {
+            let names = if gate.baseline.as_deref().is_some_and(|b| b != "last-pass") {
+                load_names(&files)
+            } else {
+                Vec::new()
+            };
+            let state = state_dir_quiet();
+            let recorder = match Recorder::new(&history, &gate, state.as_deref(), &names) {
+                Ok(recorder) => recorder.gate_to_stderr(format == Format::Json),
+                Err(error) => {
+                    eprintln!("{}", error.render());
+                    return ExitStatus::Error;
+                }
+            };
             let jobs = jobs.map(usize::from);
             let how = (pull, backend);
-            run(&files, report, (keep, strict), seed, (repeat, jobs), how, (color, format)).await
+            let output = (color, format);
+            run(&files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder).await
         }
         Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
         Command::Man => Ok(super::generate::man()),
         Command::Schema => Ok(super::generate::schema()),
-        Command::Report { dir } => render_reports(&dir, color),
+        Command::Report { dir, history } => render_reports(&dir, &history, color),
+        Command::History(args) => super::history::history(&args, state_dir_quiet().as_deref()),
+        Command::Trend(args) => super::history::trend(&args, state_dir_quiet().as_deref()),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
         Command::Init { compose, output, profiles } => {
@@ -107,6 +137,10 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     (!failed).then_some(scenarios)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one per `run` option group; a struct is the next step"
+)]
 async fn run(
     files: &[PathBuf],
     report_dir: Option<PathBuf>,
@@ -115,6 +149,7 @@ async fn run(
     (repeat, jobs): (u32, Option<usize>),
     (pull, backend): (Option<PullPolicy>, BackendKind),
     (color, format): (bool, Format),
+    recorder: &Recorder,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
@@ -197,6 +232,7 @@ async fn run(
                 });
             }
         }
+        let gate = recorder.after_run(&scenario.source, &record).await;
         if repeat > 1 {
             reports.push(record.report.clone());
         }
@@ -229,7 +265,7 @@ async fn run(
         if let Some(error) = error {
             eprintln!("{}", ExpectedError::from(error).render());
         }
-        worst = worst.max(status);
+        worst = worst.max(status).max(gate);
     }
     watcher.abort();
     if format == Format::Json {
@@ -253,7 +289,11 @@ async fn run(
 }
 
 /// `firedrill report DIR`: rebuild the runs from their journals and render every report again.
-fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> {
+fn render_reports(
+    dir: &Path,
+    history: &RecordOptions,
+    color: bool,
+) -> Result<ExitStatus, ExpectedError> {
     let runs = report::replay_dir(dir)?;
     let stdout_color = color && std::io::stdout().is_terminal();
     let mut records = Vec::with_capacity(runs.len());
@@ -265,6 +305,7 @@ fn render_reports(dir: &Path, color: bool) -> Result<ExitStatus, ExpectedError> 
         records.push(run.record);
     }
     let written = write_reports(dir, &records, None);
+    super::history::import(history, state_dir_quiet().as_deref(), &records);
     Ok(if written { ExitStatus::Success } else { ExitStatus::Error })
 }
 
@@ -324,6 +365,18 @@ fn state_dir() -> Option<PathBuf> {
         );
     }
     dir
+}
+
+/// The state folder without the warning (commands that do not ledger faults).
+fn state_dir_quiet() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    faults::state_dir(var("FIREDRILL_STATE_DIR"), var("XDG_STATE_HOME"), var("HOME"))
+}
+
+/// The scenario names of `files`, for checking a `--baseline` run before anything runs (files
+/// that do not load are reported by the run itself).
+fn load_names(files: &[PathBuf]) -> Vec<String> {
+    files.iter().filter_map(|file| scenario::load(file).ok()).map(|s| s.name).collect()
 }
 
 /// A seed for runs without `--seed`, from the process's random hasher keys.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::annotate::Format;
+use super::history::{GateOptions, HistoryArgs, RecordOptions, TrendArgs};
 use super::plan::PlanFormat;
 use crate::scenario::model::PullPolicy;
 
@@ -35,8 +36,8 @@ pub struct Args {
 pub enum Command {
     /// Validate, bring up the stack, run the timeline, check, report, tear down.
     ///
-    /// Exit codes: 0 every check held, 1 a check failed, 2 invalid input or environment error,
-    /// 130 interrupted.
+    /// Exit codes: 0 every check held, 1 a check failed (or the regression gate did), 2 invalid
+    /// input or environment error, 130 interrupted.
     Run {
         /// Write `journal.jsonl` (streamed during the run), `report.json`, `junit.xml`,
         /// `summary.md` and `report.html` into this folder. With several files, each scenario's
@@ -83,6 +84,12 @@ pub enum Command {
         /// stderr).
         #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
         format: Format,
+        /// Recording the run in the history.
+        #[command(flatten)]
+        history: RecordOptions,
+        /// The regression gate.
+        #[command(flatten)]
+        gate: GateOptions,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -96,7 +103,17 @@ pub enum Command {
         /// The folder given to `firedrill run --report`.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Importing the runs into the history (a run killed before it could record itself).
+        #[command(flatten)]
+        history: RecordOptions,
     },
+    /// List the recorded runs: when, which scenario, status, checks, versions, commit.
+    /// Exit 0, 2 when the history cannot be read.
+    History(HistoryArgs),
+    /// Each key figure over the recorded runs (first, latest, best, worst, regressions), and
+    /// with `--html FILE` a page with one plot per figure. Exit 0, 2 when the history cannot be
+    /// read.
+    Trend(TrendArgs),
     /// Check scenario files and report every mistake with its position. Exit 0 valid, 2 invalid.
     Validate {
         /// `text` (rendered diagnostics on stderr), `json` (one document on stdout) or `github`

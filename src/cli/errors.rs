@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::engine::EngineError;
+use crate::history::HistoryError;
 use crate::rehearsal::RehearsalError;
 use crate::report::ReplayError;
 use crate::scenario::LoadError;
@@ -61,6 +62,39 @@ pub enum ExpectedError {
     /// `report` could not read a report folder back.
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// The run history could not be read or written.
+    #[error(transparent)]
+    History(HistoryError),
+    /// No history file: no `--history` and no state folder.
+    #[error("no history file: no `--history PATH` and no state folder")]
+    NoHistory,
+    /// `--baseline RUN_ID` names a run the history does not have.
+    #[error("baseline run `{run_id}` is not in the history `{}`", path.display())]
+    NoBaseline {
+        /// The run id given.
+        run_id: String,
+        /// The history file.
+        path: std::path::PathBuf,
+    },
+    /// `--baseline RUN_ID` is a run of another scenario.
+    #[error("baseline run `{run_id}` is a run of `{baseline}`, not of `{scenario}`")]
+    BaselineScenario {
+        /// The run id given.
+        run_id: String,
+        /// Its scenario.
+        baseline: String,
+        /// The scenario being run.
+        scenario: String,
+    },
+    /// An output file could not be written.
+    #[error("failed to write `{}`", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ExpectedError {
@@ -75,6 +109,18 @@ impl ExpectedError {
                 Some("pass scenario files: `firedrill images FILE...`".into())
             }
             ExpectedError::Replay(error) => error.hint(),
+            ExpectedError::History(error) => error.hint(),
+            ExpectedError::NoHistory => {
+                Some("set FIREDRILL_STATE_DIR (or HOME), or pass `--history PATH`".into())
+            }
+            ExpectedError::NoBaseline { .. } => Some(
+                "list the recorded runs with `firedrill history`, or use `--baseline last-pass`"
+                    .into(),
+            ),
+            ExpectedError::BaselineScenario { .. } => {
+                Some("run one scenario at a time with a run id baseline".into())
+            }
+            ExpectedError::Write { .. } => None,
         }
     }
 

@@ -10,6 +10,7 @@ pub(crate) mod args;
 mod errors;
 mod gate;
 mod generate;
+mod history;
 mod init;
 mod plan;
 mod progress;

@@ -50,6 +50,8 @@ pub struct TrafficFigures {
     pub p50_latency_us: Option<u64>,
     /// 95th percentile latency of successful requests, µs.
     pub p95_latency_us: Option<u64>,
+    /// 99th percentile latency of successful requests, µs.
+    pub p99_latency_us: Option<u64>,
     /// Acknowledged writes and how many were lost, when they were read back.
     pub writes: Option<WritesFigures>,
 }
@@ -197,6 +199,7 @@ fn traffic_figures(events: &[Event]) -> Vec<TrafficFigures> {
             availability_percent: 100.0,
             p50_latency_us: None,
             p95_latency_us: None,
+            p99_latency_us: None,
             writes: None,
         };
         figures.push((figure, Vec::new()));
@@ -234,6 +237,7 @@ fn traffic_figures(events: &[Event]) -> Vec<TrafficFigures> {
             };
             figure.p50_latency_us = rank(50);
             figure.p95_latency_us = rank(95);
+            figure.p99_latency_us = rank(99);
             if figure.requests > 0 {
                 let ok = (figure.requests - figure.failed) as f64;
                 figure.availability_percent =
@@ -325,6 +329,7 @@ mod tests {
                 availability_percent: 95.0,
                 p50_latency_us: Some(10_000),
                 p95_latency_us: Some(19_000),
+                p99_latency_us: Some(19_000),
                 writes: Some(WritesFigures { acknowledged: 19, lost: 1 }),
             }]
         );
