@@ -52,8 +52,8 @@ fn init_tracing(color: bool) {
 async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
-        Command::Run { report, keep, seed, strict, repeat, pull, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, color).await
+        Command::Run { report, keep, seed, strict, repeat, pull, backend, files } => {
+            run(&files, report, (keep, strict), seed, repeat, pull, backend, color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -123,12 +123,18 @@ async fn run(
     seed: Option<u64>,
     repeat: u32,
     pull: Option<PullPolicy>,
+    backend: super::args::BackendChoice,
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
-    let backend = crate::stack::DockerBackend::connect().await?;
+    let backend: Box<dyn crate::backend::Backend> = match backend {
+        super::args::BackendChoice::Docker => Box::new(crate::stack::DockerBackend::connect().await?),
+        super::args::BackendChoice::Swarm => {
+            Box::new(crate::stack::swarm::SwarmBackend::connect().await?)
+        }
+    };
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
     let state_dir = state_dir();
@@ -161,7 +167,7 @@ async fn run(
             pull,
         };
         let dir = options.report_dir.clone();
-        let mut result = engine::run(scenario, &backend, &options, &signals, Some(listener)).await;
+        let mut result = engine::run(scenario, &*backend, &options, &signals, Some(listener)).await;
         progress.finish();
 
         let record = RunRecord::new(
@@ -406,7 +412,17 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     for recovered in &recovered {
         println!("  {recovered}");
     }
+    // Swarm services first (their tasks' containers go with them), the swarm itself last.
+    let swarm = crate::stack::swarm::sweep_swarm(docker.client(), &scope).await;
     let report = docker.sweep(scope).await?;
+    let left = crate::stack::swarm::leave_if_idle(docker.client()).await;
+    let swarm = swarm.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))?;
+    for name in swarm.containers.iter().chain(&swarm.networks) {
+        println!("  {name}");
+    }
+    if left.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))? {
+        println!("left the swarm firedrill had initialised");
+    }
     println!(
         "removed {} container(s), {} network(s) and {} volume(s)",
         report.containers.len(),

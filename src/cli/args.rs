@@ -6,6 +6,15 @@ use clap::{Parser, Subcommand};
 
 use crate::scenario::model::PullPolicy;
 
+/// `--backend`: which [`Backend`](crate::backend::Backend) runs the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The Docker engine, one container per service.
+    Docker,
+    /// Docker Swarm services (`crate::stack::swarm`).
+    Swarm,
+}
+
 fn parse_pull(text: &str) -> Result<PullPolicy, String> {
     text.parse()
 }
@@ -57,6 +66,11 @@ pub enum Command {
         /// Fail (exit 1) a scenario with no `expect:` entries: nothing was checked.
         #[arg(long)]
         strict: bool,
+        /// Where the stack runs: `docker` (the engine `DOCKER_HOST` names, one container per
+        /// service) or `swarm` (Swarm services on that engine, a swarm manager; a single-node
+        /// swarm is initialised for the run when the engine is in none, and left afterwards).
+        #[arg(long, value_name = "BACKEND", default_value = "docker")]
+        backend: BackendChoice,
         /// Scenario files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
