@@ -415,7 +415,7 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     // Swarm services first (their tasks' containers go with them), the swarm itself last.
     let swarm = crate::stack::swarm::sweep_swarm(docker.client(), &scope).await;
     let report = docker.sweep(scope).await?;
-    let left = crate::stack::swarm::leave_if_idle(docker.client()).await;
+    let left = crate::stack::swarm::leave_if_idle(docker.client(), None).await;
     let swarm = swarm.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))?;
     for name in swarm.containers.iter().chain(&swarm.networks) {
         println!("  {name}");

@@ -61,7 +61,7 @@ impl Backend for SwarmBackend {
         let client = self.docker().client();
         let swarm = sweep_swarm(client, &scope).await;
         let engine = self.engine.sweep(scope).await;
-        let left = super::leave_if_idle(client).await;
+        let left = super::leave_if_idle(client, None).await;
         let mut report = swarm?;
         let engine = engine?;
         report.containers.extend(engine.containers);

@@ -87,8 +87,12 @@ fn not_manager() -> BackendError {
 }
 
 /// Leave the swarm if firedrill initialised it and nothing is left on it: no service at all, no
-/// overlay network of a live run. Returns whether it left. Not in a swarm: nothing to do.
-pub async fn leave_if_idle(client: &bollard::Docker) -> Result<bool, BackendError> {
+/// overlay network of a live run other than `own_network` (the caller's own, which goes with the swarm).
+/// Returns whether it left. Not in a swarm: nothing to do.
+pub async fn leave_if_idle(
+    client: &bollard::Docker,
+    own_network: Option<&str>,
+) -> Result<bool, BackendError> {
     let swarm = match client.inspect_swarm().await {
         Ok(swarm) => swarm,
         // 503: not a swarm manager (or no swarm at all).
@@ -114,6 +118,7 @@ pub async fn leave_if_idle(client: &bollard::Docker) -> Result<bool, BackendErro
         .map_err(failed("list networks", "-"))?;
     let live_overlay = networks.iter().any(|network| {
         network.driver.as_deref() == Some("overlay")
+            && (own_network.is_none() || network.id.as_deref() != own_network)
             && network
                 .labels
                 .as_ref()

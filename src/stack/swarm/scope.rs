@@ -47,6 +47,9 @@ use crate::stack::{Docker, HARNESS_HOST, labels, network_name};
 /// How long a new task may take to get a container (scheduling, image, create).
 const TASK_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long the removal of the overlay waits for Swarm to release its endpoints.
+const OVERLAY_RELEASE: Duration = Duration::from_secs(10);
+
 /// Grace period of a graceful shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -126,7 +129,7 @@ impl SwarmScope {
             Ok(created) => created,
             Err(error) => {
                 if origin == Origin::Initialised {
-                    let _ = leave_if_idle(client).await;
+                    let _ = leave_if_idle(client, None).await;
                 }
                 return Err(failed("create the overlay network", "-")(error));
             }
@@ -284,15 +287,16 @@ impl SwarmScope {
                     .await
                     .map_err(failed("inspect service", key))?;
                 let version = inspect.version.and_then(|v| v.index).unwrap_or_default();
-                let current = inspect.spec.unwrap_or_default();
-                let force = current.task_template.as_ref().and_then(|t| t.force_update);
+                let force = inspect.spec.and_then(|spec| spec.task_template?.force_update);
                 // Back to the spec before the last update: Swarm's own rollback.
                 let rollback = entry.previous.as_ref().is_some_and(|p| same_task(p, &spec));
                 let mut body = spec.clone();
                 if let Some(template) = body.task_template.as_mut() {
-                    // The same task again (a start after a stop): force a fresh one.
-                    let bump = u64::from(same_task(&current, &spec));
-                    template.force_update = Some(force.unwrap_or(0) + bump);
+                    // Always a fresh task, also when the spec is the running one (a start after
+                    // a stop, a rollback before the new version ever started): the engine
+                    // expects a new instance. (The daemon's spec carries defaults ours does not,
+                    // so "is it the same" is not asked of it.)
+                    template.force_update = Some(force.unwrap_or(0) + 1);
                 }
                 let mut options = UpdateServiceOptionsBuilder::new()
                     .version(i32::try_from(version).unwrap_or(i32::MAX));
@@ -758,10 +762,10 @@ impl SwarmScope {
         let mut first_error = results.into_iter().find_map(Result::err);
         let client = self.client();
         wait_containers_gone(client, &self.identity.run_id).await;
-        if let Err(error) = remove_network(client, &self.network_id).await {
+        if let Err(error) = remove_overlay(client, &self.network_id).await {
             first_error.get_or_insert(failed("remove the overlay network", "-")(error));
         }
-        if let Err(error) = leave_if_idle(client).await {
+        if let Err(error) = leave_if_idle(client, Some(&self.network_id)).await {
             first_error.get_or_insert(error);
         }
         self.finished.store(true, Ordering::SeqCst);
@@ -814,10 +818,27 @@ impl Drop for SwarmScope {
                     let _ = client.delete_service(service).await;
                 }
                 wait_containers_gone(client, &run_id).await;
-                let _ = remove_network(client, &network).await;
-                let _ = leave_if_idle(client).await;
+                let _ = remove_overlay(client, &network).await;
+                let _ = leave_if_idle(client, Some(&network)).await;
             });
         });
         let _ = worker.join();
+    }
+}
+
+/// Remove the overlay network, giving Swarm up to [`OVERLAY_RELEASE`] to release the endpoints of
+/// task containers it removed a moment ago.
+async fn remove_overlay(client: &bollard::Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let started = clock::instant_now();
+    loop {
+        match remove_network(client, id).await {
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("active endpoints")
+                    && clock::instant_now().duration_since(started) < OVERLAY_RELEASE =>
+            {
+                clock::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
     }
 }
