@@ -100,10 +100,7 @@ fn swarm_smokes_pass_as_on_docker_with_swarm_restarting_the_killed_service() {
         // gave the service a fresh task.
         let actions = run.actions(service);
         let died = actions.iter().position(|a| a == "die").expect("the kill was seen");
-        assert!(
-            actions[died..].iter().any(|a| a == "swarm-update-completed"),
-            "{file}: {actions:?}"
-        );
+        assert!(actions[died..].iter().any(|a| a == "swarm-update-updating"), "{file}: {actions:?}");
     }
 }
 
@@ -126,13 +123,14 @@ fn swarm_rolling_upgrade_and_broken_releases_give_the_docker_verdicts() {
     let broken = rehearse_on_swarm("scenarios/upgrade-broken-rollback.yaml");
     assert_eq!(broken.output.status.code(), Some(0), "{}", describe(&broken.output));
     assert_eq!(broken.report["counts"]["passed"], 11, "{:#}", broken.report);
-    // Each rollback to the previous release was Swarm's own (`rollback=previous`).
+    // Each rollback of a release that ran was Swarm's own (`rollback=previous`); the release whose
+    // migration failed never ran, so its rollback is a fresh task of the spec still in place.
     let rollbacks = broken
         .actions("billing")
         .iter()
         .filter(|a| *a == "swarm-update-rollback_completed")
         .count();
-    assert_eq!(rollbacks, 5, "{:?}", broken.actions("billing"));
+    assert_eq!(rollbacks, 4, "{:?}", broken.actions("billing"));
 }
 
 #[test]
@@ -164,4 +162,48 @@ fn swarm_run_killed_mid_run_is_swept_by_gc_and_the_swarm_left_as_found() {
     assert_eq!(services_of(&run_id), Vec::<String>::new());
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     assert_eq!(swarm_state(), before, "gc left the swarm state changed");
+}
+
+#[test]
+fn swarm_faults_reach_the_tasks_containers_and_are_reverted() {
+    let _serial = stack_lock();
+    let run = rehearse_on_swarm("tests/scenarios/slow/faults-observed.yaml");
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run.output));
+    let faults: Vec<(String, String, bool, String)> = run
+        .journal
+        .iter()
+        .filter(|e| e["event"] == "fault-applied" || e["event"] == "fault-reverted")
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["kind"].as_str().unwrap().to_owned(),
+                e["ok"] == true,
+                e["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let kinds: Vec<(&str, &str, bool)> =
+        faults.iter().map(|(event, kind, ok, _)| (event.as_str(), kind.as_str(), *ok)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("fault-applied", "cpu", true),
+            ("fault-reverted", "cpu", true),
+            ("fault-applied", "memory", true),
+            ("fault-reverted", "memory", true),
+            ("fault-applied", "partition", true),
+            ("fault-reverted", "partition", true),
+        ],
+        "{faults:?}"
+    );
+    // The partitioned task came back under its overlay aliases (its container shows none).
+    assert!(faults[5].3.contains("billing"), "{faults:?}");
+    // And billing was healthy again afterwards.
+    let last = run
+        .journal
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "health-changed" && e["service"] == "billing")
+        .expect("billing's health was observed");
+    assert_eq!(last["healthy"], true, "{last}");
 }

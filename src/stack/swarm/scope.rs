@@ -727,7 +727,22 @@ impl SwarmScope {
         kind: &FaultKind,
         instance: &str,
     ) -> Result<Undo, BackendError> {
-        Ok(crate::stack::faults::capture(&self.docker, kind, instance, &self.network_id).await?)
+        let mut undo =
+            crate::stack::faults::capture(&self.docker, kind, instance, &self.network_id).await?;
+        // A task's overlay aliases live in its network attachment, not in the container's
+        // endpoint: the container shows none. Reconnect it under the aliases its spec gives.
+        if let Undo::Reconnect { aliases, .. } = &mut undo
+            && aliases.is_empty()
+        {
+            let registry = self.registry();
+            let entry = registry.keys.values().find(|e| e.container.as_deref() == Some(instance));
+            if let Some(spec_aliases) = entry.and_then(|entry| {
+                entry.spec.task_template.as_ref()?.networks.as_ref()?.first()?.aliases.clone()
+            }) {
+                *aliases = spec_aliases;
+            }
+        }
+        Ok(undo)
     }
 
     pub(super) async fn apply_fault(
