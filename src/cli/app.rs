@@ -53,7 +53,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
     let result = match args.command {
         Command::Validate { files } => validate(&files, color),
         Command::Run { report, keep, seed, strict, repeat, pull, backend, files } => {
-            run(&files, report, (keep, strict), seed, repeat, pull, backend, color).await
+            run(&files, report, (keep, strict), seed, repeat, (pull, backend), color).await
         }
         Command::Report { dir } => render_reports(&dir, color),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
@@ -122,15 +122,16 @@ async fn run(
     (keep, strict): (bool, bool),
     seed: Option<u64>,
     repeat: u32,
-    pull: Option<PullPolicy>,
-    backend: super::args::BackendChoice,
+    (pull, backend): (Option<PullPolicy>, super::args::BackendChoice),
     color: bool,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
     let backend: Box<dyn crate::backend::Backend> = match backend {
-        super::args::BackendChoice::Docker => Box::new(crate::stack::DockerBackend::connect().await?),
+        super::args::BackendChoice::Docker => {
+            Box::new(crate::stack::DockerBackend::connect().await?)
+        }
         super::args::BackendChoice::Swarm => {
             Box::new(crate::stack::swarm::SwarmBackend::connect().await?)
         }

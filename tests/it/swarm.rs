@@ -46,7 +46,9 @@ impl SwarmRun {
             .as_array()
             .expect("checks")
             .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+            .map(|c| {
+                (c["name"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned())
+            })
             .collect()
     }
 
@@ -100,7 +102,10 @@ fn swarm_smokes_pass_as_on_docker_with_swarm_restarting_the_killed_service() {
         // gave the service a fresh task.
         let actions = run.actions(service);
         let died = actions.iter().position(|a| a == "die").expect("the kill was seen");
-        assert!(actions[died..].iter().any(|a| a == "swarm-update-updating"), "{file}: {actions:?}");
+        assert!(
+            actions[died..].iter().any(|a| a == "swarm-update-updating"),
+            "{file}: {actions:?}"
+        );
     }
 }
 

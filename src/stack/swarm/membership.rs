@@ -15,9 +15,9 @@ use testcontainers::bollard::query_parameters::{
 };
 
 use super::spec::SWARM_LABEL;
-use crate::owner::{current_owner, owner_alive};
 use super::{failed, swarm_error};
 use crate::backend::BackendError;
+use crate::owner::{current_owner, owner_alive};
 use crate::stack::error::is_status;
 use crate::stack::labels;
 
@@ -39,7 +39,10 @@ pub enum Origin {
 pub async fn node_state(client: &bollard::Docker) -> Result<(LocalNodeState, bool), BackendError> {
     let info = client.info().await.map_err(failed("read the engine's info", "-"))?;
     let swarm = info.swarm.unwrap_or_default();
-    Ok((swarm.local_node_state.unwrap_or(LocalNodeState::EMPTY), swarm.control_available == Some(true)))
+    Ok((
+        swarm.local_node_state.unwrap_or(LocalNodeState::EMPTY),
+        swarm.control_available == Some(true),
+    ))
 }
 
 /// Make sure the engine is a swarm manager, initialising a single-node swarm if it is in none.
@@ -106,8 +109,7 @@ pub async fn leave_if_idle(
     if !ours {
         return Ok(false);
     }
-    let services =
-        client.list_services(None).await.map_err(failed("list services", "-"))?;
+    let services = client.list_services(None).await.map_err(failed("list services", "-"))?;
     if !services.is_empty() {
         return Ok(false);
     }

@@ -28,11 +28,11 @@ use testcontainers::bollard::query_parameters::{
     StopContainerOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 
+use super::failed;
 use super::membership::{Origin, ensure_swarm, leave_if_idle};
 use super::ops::{self, lock};
 use super::spec::{Placement, same_task, service_spec, swarm_name};
 use super::sweep::wait_containers_gone;
-use super::failed;
 use crate::backend::{
     BackendError, BackendErrorKind, ExecOutcome, InstanceState, Lifecycle, LifecycleEvent,
     RunIdentity,
@@ -108,7 +108,10 @@ impl Group {
 
 impl SwarmScope {
     /// Join (or initialise) the swarm and create the run's overlay network.
-    pub async fn create(docker: &Docker, identity: RunIdentity) -> Result<SwarmScope, BackendError> {
+    pub async fn create(
+        docker: &Docker,
+        identity: RunIdentity,
+    ) -> Result<SwarmScope, BackendError> {
         let client = docker.client();
         let origin = ensure_swarm(client).await?;
         let run_labels = HashMap::from([
@@ -248,7 +251,9 @@ impl SwarmScope {
         {
             return Err(BackendError {
                 kind: BackendErrorKind::Other,
-                message: format!("service `{key}`: volumes and tmpfs are not supported on the swarm backend yet"),
+                message: format!(
+                    "service `{key}`: volumes and tmpfs are not supported on the swarm backend yet"
+                ),
                 hint: Some("run this scenario with `--backend docker`".to_owned()),
             });
         }
@@ -306,7 +311,10 @@ impl SwarmScope {
                 client
                     .update_service(&entry.service_id, body, options.build(), None)
                     .await
-                    .map_err(failed(if rollback { "roll back service" } else { "update service" }, key))?;
+                    .map_err(failed(
+                        if rollback { "roll back service" } else { "update service" },
+                        key,
+                    ))?;
                 if let Some(stored) = self.registry().keys.get_mut(key) {
                     stored.previous = Some(stored.spec.clone());
                     stored.spec = spec;
@@ -359,7 +367,8 @@ impl SwarmScope {
                 .max_by(|a, b| a.created_at.cmp(&b.created_at));
             if let Some(task) = newest {
                 let status = task.status.clone().unwrap_or_default();
-                let container = status.container_status.as_ref().and_then(|c| c.container_id.clone());
+                let container =
+                    status.container_status.as_ref().and_then(|c| c.container_id.clone());
                 match container {
                     Some(id) if Some(id.as_str()) != old && !id.is_empty() => return Ok(id),
                     _ => {}
@@ -659,7 +668,8 @@ impl SwarmScope {
     pub(super) async fn start(&self, service: &str) -> Result<(), BackendError> {
         let keys: Vec<String> =
             self.target_list(service)?.into_iter().map(|(key, _)| key).collect();
-        let results = futures_util::future::join_all(keys.iter().map(|key| self.redeploy(key))).await;
+        let results =
+            futures_util::future::join_all(keys.iter().map(|key| self.redeploy(key))).await;
         results.into_iter().collect()
     }
 
@@ -807,7 +817,8 @@ impl SwarmScope {
 
     /// What `Drop` removes: the run's services and its network (by id), then the swarm if idle.
     fn leftovers(&self) -> (Vec<String>, String) {
-        let services = self.registry().keys.values().map(|entry| entry.service_id.clone()).collect();
+        let services =
+            self.registry().keys.values().map(|entry| entry.service_id.clone()).collect();
         (services, self.network_id.clone())
     }
 }
