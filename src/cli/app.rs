@@ -155,9 +155,10 @@ async fn run(
         return Ok(ExitStatus::Error);
     };
     // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
-    let ledgered = backend == BackendKind::Docker;
+    let ledgered = backend != BackendKind::Fake;
     let backend: Arc<dyn crate::backend::Backend> = match backend {
         BackendKind::Docker => Arc::new(crate::stack::DockerBackend::connect().await?),
+        BackendKind::Swarm => Arc::new(crate::stack::swarm::SwarmBackend::connect().await?),
         BackendKind::Fake => Arc::new(crate::backend::fake::FakeBackend::new()),
     };
     let seed = seed.unwrap_or_else(random_seed);
@@ -491,7 +492,17 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     for recovered in &recovered {
         println!("  {recovered}");
     }
+    // Swarm services first (their tasks' containers go with them), the swarm itself last.
+    let swarm = crate::stack::swarm::sweep_swarm(docker.client(), &scope).await;
     let report = docker.sweep(scope).await?;
+    let left = crate::stack::swarm::leave_if_idle(docker.client(), None).await;
+    let swarm = swarm.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))?;
+    for name in swarm.containers.iter().chain(&swarm.networks) {
+        println!("  {name}");
+    }
+    if left.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))? {
+        println!("left the swarm firedrill had initialised");
+    }
     println!(
         "removed {} container(s), {} network(s) and {} volume(s)",
         report.containers.len(),

@@ -9,11 +9,13 @@ use super::history::{GateOptions, HistoryArgs, RecordOptions, TrendArgs};
 use super::plan::PlanFormat;
 use crate::scenario::model::PullPolicy;
 
-/// `run --backend`.
+/// `run --backend`: where the stack runs (which [`Backend`](crate::backend::Backend)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
-    /// The local Docker engine.
+    /// The Docker engine, one container per service.
     Docker,
+    /// Docker Swarm services (`crate::stack::swarm`).
+    Swarm,
     /// The in-memory fake backend (`crate::backend::fake`).
     Fake,
 }
@@ -74,9 +76,11 @@ pub enum Command {
         #[arg(long, short = 'j', value_name = "N",
               value_parser = clap::value_parser!(u16).range(1..=256))]
         jobs: Option<u16>,
-        /// Where the stack runs: `docker` (the local engine), or `fake` (in memory, no Docker:
-        /// every service ready 50 ms after its start, `200` on every path, its image's tag as
-        /// version; a demo of the engine, not of your services).
+        /// Where the stack runs: `docker` (the engine `DOCKER_HOST` names, one container per
+        /// service), `swarm` (Swarm services on that engine, a swarm manager; a single-node swarm
+        /// is initialised for the run when the engine is in none, and left afterwards) or `fake`
+        /// (in memory, no Docker: every service ready 50 ms after its start, `200` on every
+        /// path, its image's tag as version; a demo of the engine, not of your services).
         #[arg(long, value_name = "BACKEND", value_enum, default_value_t = BackendKind::Docker)]
         backend: BackendKind,
         /// `text`, `github` (also a workflow command per failed check, on its `expect:` entry's

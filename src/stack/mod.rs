@@ -42,6 +42,7 @@ mod image;
 mod pull;
 mod remove;
 mod scope;
+pub mod swarm;
 mod sweep;
 mod volume;
 

@@ -26,6 +26,7 @@ mod run;
 mod sinks;
 mod stack;
 mod support;
+mod swarm;
 mod truth_checks;
 mod truth_traffic;
 mod upgrade;
