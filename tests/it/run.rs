@@ -7,7 +7,7 @@ use std::time::Duration;
 use firedrill::{CheckStatus, EventKind, RunStatus, Verdict};
 
 use crate::support::{
-    demo_images, describe, firedrill, journal_has, leftovers, rehearse_in_process, report,
+    demo_images, describe, firedrill, journal_has, leftovers, rehearse, rehearse_in_process, report,
     run_id_of, stack_lock, wait_for_journal_line,
 };
 
@@ -302,4 +302,33 @@ fn keep_leaves_the_stack_up_until_gc_removes_that_run() {
     let output = firedrill().args(["gc", "--run", &run_id]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
+}
+
+#[test]
+fn a_service_that_dies_during_a_parallel_bring_up_stops_the_rest_cleanly() {
+    let _serial = stack_lock();
+    let run = rehearse("tests/scenarios/fail/parallel-one-dies.yaml");
+    assert_eq!(run.output.status.code(), Some(2), "{}", describe(&run.output));
+    assert_eq!(run.report["status"], "aborted", "{:#}", run.report);
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert!(stderr.contains("service `broken` did not become ready"), "{stderr}");
+    assert!(stderr.contains("exited with code 4"), "{stderr}");
+    // The failing service's logs are in the journal, not only on the terminal.
+    let logs = run
+        .journal
+        .iter()
+        .find(|e| e["event"] == "service-logs" && e["service"] == "broken")
+        .unwrap_or_else(|| panic!("no logs of `broken` in the journal: {:#?}", run.journal));
+    assert!(logs["lines"].as_str().unwrap().contains("FATAL: broken refuses to serve"), "{logs:#}");
+    // The siblings were started alongside it (parallel, not one after another), and the service
+    // that depends on it never was. `rehearse` asserted that nothing is left behind.
+    let started: Vec<&str> = run
+        .journal
+        .iter()
+        .filter(|e| e["event"] == "service-started")
+        .filter_map(|e| e["service"].as_str())
+        .collect();
+    assert!(started.contains(&"broken"), "{started:?}");
+    assert!(started.iter().filter(|s| s.starts_with('s')).count() >= 2, "{started:?}");
+    assert!(!started.contains(&"web"), "web depends on broken: {started:?}");
 }
