@@ -124,7 +124,7 @@ impl Progress {
                 if action == "die" || action == "oom" =>
             {
                 let code = exit_code.map_or(String::new(), |c| format!(" with code {c}"));
-                Some(format!("{t}      docker: `{service}` {action}{code}"))
+                Some(format!("{t}      engine: `{service}` {action}{code}"))
             }
             EventKind::ProbeResult { probe, context, ok, error, latency_us, .. } => {
                 let context = match context {
