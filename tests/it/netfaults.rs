@@ -204,3 +204,50 @@ fn packet_loss_left_by_a_killed_harness_is_removed_by_gc() {
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
 }
+
+/// `df -P PATH` inside `container`: the use in percent.
+fn df_use(container: &str, path: &str) -> u32 {
+    let output = docker(&["exec", container, "df", "-P", path]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().nth(1).unwrap_or_else(|| panic!("df printed {text}"));
+    line.split_whitespace().nth(4).unwrap().trim_end_matches('%').parse().unwrap()
+}
+
+#[test]
+fn disk_fill_fills_a_tmpfs_to_100_percent_so_redis_cannot_save_and_is_undone() {
+    let _serial = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_run("tests/compose/diskfill/scenario.yaml", dir.path(), state.path());
+    let run_id = run_id_of(dir.path());
+    let cache = format!("{run_id}-cache");
+    let save = || {
+        let output = docker(&["exec", &cache, "redis-cli", "SAVE"]);
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let applied = event(dir.path(), "fault-applied", "fill data");
+    assert_eq!(applied["kind"], "disk-fill", "{applied}");
+    let file = applied["previous"]["file"].as_str().unwrap().to_owned();
+    assert!(file.starts_with("/data/.firedrill-fill-"), "{applied}");
+    let during = df_use(&cache, "/data");
+    let refused = save();
+    assert!(
+        !journal_has(dir.path(), "fault-reverted", "fill data"),
+        "the fault ended during the measurement"
+    );
+    assert_eq!(during, 100, "df inside the container: {applied}");
+    assert!(refused.starts_with("ERR"), "SAVE on a full disk answered {refused:?}");
+
+    event(dir.path(), "fault-reverted", "fill data");
+    let after = df_use(&cache, "/data");
+    assert!(after < 50, "df after the revert: {after}%");
+    assert_eq!(save(), "OK");
+    let listing = docker(&["exec", &cache, "ls", "-a", "/data"]);
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains(".firedrill-fill"));
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    eprintln!("disk-fill 100%: df {during}% during, {after}% after");
+}
