@@ -86,20 +86,26 @@ impl Walk<'_> {
     /// A share written `10%` or `0.1`: a fraction from 0 to 1.
     fn fault_share(&mut self, node: &Node) -> Option<f64> {
         let help = "use a percentage such as 10% or a fraction such as 0.1";
-        let scalar = node.scalar().filter(|s| s.kind() != ScalarKind::Null);
-        let value = scalar.and_then(|s| match s.kind() {
-            ScalarKind::Int | ScalarKind::Float => s.text.parse::<f64>().ok(),
-            _ => crate::scenario::quantity::parse_percent(&s.text).ok().map(|p| p / 100.0),
-        });
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.r.wrong_type(node, "a percentage such as `10%`").help(help);
+            return None;
+        };
+        let value = match scalar.kind() {
+            ScalarKind::Int | ScalarKind::Float => {
+                scalar.text.parse::<f64>().map_err(|_| "expected a number".to_owned())
+            }
+            _ => crate::scenario::quantity::parse_percent(&scalar.text).map(|p| p / 100.0),
+        };
         match value {
-            Some(share) if share.is_finite() && share > 0.0 && share <= 1.0 => Some(share),
-            Some(_) => {
-                let message = "a share must be above 0 and at most 100%";
+            Ok(share) if share.is_finite() && share > 0.0 && share <= 1.0 => Some(share),
+            Ok(_) => {
+                let message = format!("`{}` is not a share above 0 and up to 100%", scalar.text);
                 self.r.error(node.span, message, "out of range").help(help);
                 None
             }
-            None => {
-                self.r.wrong_type(node, "a percentage such as `10%`").help(help);
+            Err(why) => {
+                let message = format!("invalid share `{}`", scalar.text);
+                self.r.error(node.span, message, why).help(help);
                 None
             }
         }
@@ -205,10 +211,16 @@ impl Walk<'_> {
                 Some("nxdomain") => Some(Some(DnsError::Nxdomain)),
                 Some("servfail") => Some(Some(DnsError::Servfail)),
                 Some("drop") => Some(Some(DnsError::Drop)),
-                _ => {
-                    self.r.wrong_type(node, "`nxdomain`, `servfail` or `drop`").help(
-                        "`nxdomain`: no such name; `servfail`: server failure; `drop`: no answer",
+                Some(text) => {
+                    let message = format!("unknown dns error `{text}`");
+                    self.r.error(node.span, message, "unknown error").help(
+                        "use `nxdomain` (no such name), `servfail` (server failure) or `drop` \
+                         (no answer)",
                     );
+                    None
+                }
+                None => {
+                    self.r.wrong_type(node, "`nxdomain`, `servfail` or `drop`");
                     None
                 }
             },
