@@ -251,3 +251,86 @@ fn disk_fill_fills_a_tmpfs_to_100_percent_so_redis_cannot_save_and_is_undone() {
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     eprintln!("disk-fill 100%: df {during}% during, {after}% after");
 }
+
+/// Ping replies of `size` bytes from `address` seen from `from`'s namespace: the rate they came
+/// back at, bytes per second on the wire (ICMP + IP + Ethernet headers, as `tbf` counts them).
+fn reply_rate(from: &str, address: &str, size: u32, count: u32) -> f64 {
+    let pid = inspect(from, "{{.State.Pid}}");
+    let output = Command::new("nsenter")
+        .args(["--target", &pid, "--net", "--", "ping", "-q", "-n", "-f", "-l", "20", "-W", "2"])
+        .args(["-s", &size.to_string(), "-c", &count.to_string(), address])
+        .output()
+        .expect("failed to run nsenter ping");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let summary = text.lines().find(|l| l.contains("packet loss")).unwrap_or_else(|| {
+        panic!("no ping summary: {}", describe(&output));
+    });
+    // "500 packets transmitted, 500 received, 0% packet loss, time 5321ms"
+    let received: f64 =
+        summary.split(", ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let millis: f64 =
+        summary.rsplit("time ").next().unwrap().trim_end_matches("ms").parse().unwrap();
+    received * f64::from(size + 8 + 20 + 14) * 1000.0 / millis.max(1.0)
+}
+
+#[test]
+fn packet_rate_limits_egress_to_128_kib_per_second_and_is_undone() {
+    let _serial = stack_lock();
+    ensure_tool("ping", "iputils-ping");
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_run("tests/scenarios/webcache/packet-rate.yaml", dir.path(), state.path());
+    let run_id = run_id_of(dir.path());
+    let (web, cache) = (format!("{run_id}-web"), format!("{run_id}-cache"));
+    let applied = event(dir.path(), "fault-applied", "limit web egress");
+    assert!(applied["detail"].as_str().unwrap().contains("tbf rate 1048576bit"), "{applied}");
+    let target = address(&web);
+    // 400 replies of 1442 bytes: ~4.4 s at 128 KiB/s, after a 16 KiB burst.
+    let limited = reply_rate(&cache, &target, 1400, 400);
+    assert!(
+        !journal_has(dir.path(), "fault-reverted", "limit web egress"),
+        "the fault ended during the measurement"
+    );
+    let asked = 128.0 * 1024.0;
+    assert!((limited / asked - 1.0).abs() <= 0.15, "{limited:.0} B/s for {asked} B/s asked");
+    event(dir.path(), "fault-reverted", "limit web egress");
+    let free = reply_rate(&cache, &target, 1400, 400);
+    assert!(free > 4.0 * asked, "{free:.0} B/s after the revert");
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    eprintln!("packet rate 128 KiB/s asked: {limited:.0} B/s measured, {free:.0} B/s after");
+}
+
+/// Whether this kernel was built with netem, from `/proc/config.gz`.
+fn kernel_has_netem() -> bool {
+    let output = Command::new("sh")
+        .args(["-c", "zcat /proc/config.gz | grep -E '^CONFIG_NET_SCH_NETEM=(y|m)'"])
+        .output()
+        .unwrap();
+    output.status.success()
+}
+
+#[test]
+fn packet_delay_is_refused_before_anything_starts_on_a_kernel_without_netem() {
+    if kernel_has_netem() {
+        eprintln!("this kernel has netem: the refusal cannot be shown here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = spawn_run("tests/scenarios/webcache/packet-delay.yaml", dir.path(), state.path())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "error: `packet` with `delay`, `jitter` needs netem: this kernel lacks CONFIG_NET_SCH_NETEM"
+        ),
+        "{stderr}"
+    );
+    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert!(!journal.contains("\"service-started\""), "{journal}");
+}
