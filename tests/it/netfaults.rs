@@ -334,3 +334,23 @@ fn packet_delay_is_refused_before_anything_starts_on_a_kernel_without_netem() {
     let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
     assert!(!journal.contains("\"service-started\""), "{journal}");
 }
+
+#[test]
+fn a_dns_fault_is_reverted_after_sigint_and_the_run_exits_130() {
+    let _serial = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = spawn_run("tests/scenarios/webcache/dns-fail.yaml", dir.path(), state.path());
+    let run_id = run_id_of(dir.path());
+    event(dir.path(), "fault-applied", "cache unknown");
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", describe(&output));
+    let reverted = event(dir.path(), "fault-reverted", "cache unknown");
+    let detail = reverted["detail"].as_str().unwrap();
+    assert!(detail.starts_with("redirect table firedrill_dns_"), "{detail}");
+    assert!(!journal_has(dir.path(), "fault-applied", "cache late"), "no fault after the signal");
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
+}
