@@ -1372,21 +1372,6 @@ pub(crate) fn test_section(names: &[&'static str]) -> &'static Section {
     }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::STEP;
-    use crate::scenario::model::ActionKind;
-
-    #[test]
-    fn every_step_kind_has_its_section_and_no_other_step_keys_exist() {
-        let mut described = STEP.choices();
-        let mut kinds = ActionKind::KEYS.to_vec();
-        described.sort_unstable();
-        kinds.sort_unstable();
-        assert_eq!(described, kinds, "scenario/keys.rs STEP and model.rs action_kinds! differ");
-    }
-}
-
 const SHARE: Shape = Shape::AnyOf(&[Shape::Percent, Shape::Number]);
 
 /// `packet`.
@@ -1455,3 +1440,18 @@ pub(crate) static DISK_FILL: Section = Section {
         TARGET,
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::STEP;
+    use crate::scenario::model::ActionKind;
+
+    #[test]
+    fn every_step_kind_has_its_section_and_no_other_step_keys_exist() {
+        let mut described = STEP.choices();
+        let mut kinds = ActionKind::KEYS.to_vec();
+        described.sort_unstable();
+        kinds.sort_unstable();
+        assert_eq!(described, kinds, "scenario/keys.rs STEP and model.rs action_kinds! differ");
+    }
+}

@@ -188,14 +188,16 @@ fn error_answer(query: &[u8], end: usize, rcode: u8) -> Vec<u8> {
     answer
 }
 
+/// Forwarded queries by the id they were sent upstream with: (client, the client's id).
+type Pending = HashMap<u16, (SocketAddr, [u8; 2])>;
+
 async fn serve(
     listener: Arc<UdpSocket>,
     upstream: Arc<UdpSocket>,
     fault: DnsFault,
     counters: Arc<Counters>,
 ) {
-    // Forwarded queries by the id they were sent upstream with: (client, the client's id).
-    let pending: Arc<Mutex<HashMap<u16, (SocketAddr, [u8; 2])>>> = Arc::default();
+    let pending: Arc<Mutex<Pending>> = Arc::default();
     let next_id = Arc::new(AtomicU64::new(1));
     let answers = {
         let (listener, upstream, pending) = (listener.clone(), upstream.clone(), pending.clone());
