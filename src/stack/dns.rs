@@ -199,9 +199,10 @@ async fn serve(
 ) {
     let pending: Arc<Mutex<Pending>> = Arc::default();
     let next_id = Arc::new(AtomicU64::new(1));
-    let answers = {
+    // Aborted with `serve` itself (the revert aborts it): its sockets must not outlive the fault.
+    let _answers = AbortOnDrop(tokio::spawn({
         let (listener, upstream, pending) = (listener.clone(), upstream.clone(), pending.clone());
-        tokio::spawn(async move {
+        async move {
             let mut buffer = vec![0u8; 4096];
             while let Ok((length, _)) = upstream.recv_from(&mut buffer).await {
                 let message = &mut buffer[..length];
@@ -215,8 +216,8 @@ async fn serve(
                 message[..2].copy_from_slice(&original);
                 let _ = listener.send_to(message, client).await;
             }
-        })
-    };
+        }
+    }));
     let forward = {
         let (upstream, pending, next_id) = (upstream.clone(), pending.clone(), next_id.clone());
         move |mut query: Vec<u8>, client: SocketAddr| {
@@ -264,7 +265,15 @@ async fn serve(
         // Reap what finished, so a long fault does not keep every query's task.
         while held.try_join_next().is_some() {}
     }
-    answers.abort();
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
