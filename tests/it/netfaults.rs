@@ -358,3 +358,30 @@ fn a_dns_fault_is_reverted_after_sigint_and_the_run_exits_130() {
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
 }
+
+#[test]
+fn a_dns_redirect_left_by_a_killed_harness_is_deleted_by_gc() {
+    let _serial = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = spawn_run("tests/scenarios/webcache/dns-fail.yaml", dir.path(), state.path());
+    let run_id = run_id_of(dir.path());
+    let applied = event(dir.path(), "fault-applied", "cache unknown");
+    child.kill().unwrap(); // SIGKILL: the responder dies with the harness, the redirect stays.
+    child.wait().unwrap();
+    let table = applied["previous"]["table"].as_str().unwrap().to_owned();
+    let web = format!("{run_id}-web");
+    // With nothing listening behind the redirect, every name fails, not only `cache`.
+    let (found, _) = resolve(&web, "web");
+    assert!(!found, "`web` resolved with the redirect left and no responder");
+
+    let output = firedrill().env("FIREDRILL_STATE_DIR", state.path()).arg("gc").output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("{run_id}: dns on {web}: redirect table {table} deleted")),
+        "{stdout}"
+    );
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
+}
