@@ -219,6 +219,13 @@ pub trait Backend: Send + Sync {
     /// sweep removes their stacks). A backend without durable faults returns nothing.
     async fn recover_faults(&self, ledger_dir: &Path) -> Vec<Recovered>;
 
+    /// Refuse, before anything starts, faults this backend cannot apply here (a missing program,
+    /// privilege or kernel feature), naming what is missing. Default: all can be applied.
+    fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
+        let _ = kinds;
+        Ok(())
+    }
+
     /// Remove what runs `scope` selects left behind.
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError>;
 
@@ -395,6 +402,10 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
 
     async fn recover_faults(&self, ledger_dir: &Path) -> Vec<Recovered> {
         (**self).recover_faults(ledger_dir).await
+    }
+
+    fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
+        (**self).check_faults(kinds)
     }
 
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError> {

@@ -376,6 +376,16 @@ async fn prepare(
     backend: &dyn Backend,
     options: &RunOptions,
 ) -> Result<(), Stop> {
+    // Faults this host cannot apply are refused before anything starts (issue 17: netem, root).
+    let kinds: Vec<&crate::scenario::model::FaultKind> = scenario
+        .all_steps()
+        .into_iter()
+        .filter_map(|step| match &step.action {
+            crate::scenario::model::Action::Fault(fault) => Some(&fault.kind),
+            _ => None,
+        })
+        .collect();
+    backend.check_faults(&kinds).map_err(EngineError::from)?;
     // Before the sweep removes them: faults dead runs left in force are reverted (and reported).
     if let Some(state) = &options.state_dir {
         let dir = crate::faults::ledger_dir(state);

@@ -38,9 +38,33 @@ pub enum Undo {
         /// Its aliases on that network (the service name).
         aliases: Vec<String>,
     },
+    /// Delete what a `packet` fault added in the container's network namespace: its nftables
+    /// table (loss) and the root qdisc of `device` (rate, netem).
+    Packet {
+        /// `inet` table name, when loss was applied with nftables.
+        table: Option<String>,
+        /// The interface whose root qdisc was replaced.
+        device: Option<String>,
+    },
+    /// Delete the `ip` nat table that redirects the container's DNS queries to the harness's
+    /// responder (the responder ends with it, or with the harness).
+    Dns {
+        /// Table name.
+        table: String,
+    },
+    /// Remove the fill file (a path inside the container).
+    DiskFill {
+        /// Absolute path inside the container.
+        file: String,
+    },
 }
 
 impl Undo {
+    /// Whether it undoes a host-side fault (`packet`, `dns`, `disk-fill`).
+    pub fn host_side(&self) -> bool {
+        matches!(self, Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. })
+    }
+
     /// The fault this undoes, as the scenario names it.
     pub fn fault_kind(&self) -> &'static str {
         match self {
@@ -48,6 +72,9 @@ impl Undo {
             Undo::Memory { .. } => "memory",
             Undo::Cpu { .. } => "cpu",
             Undo::Reconnect { .. } => "partition",
+            Undo::Packet { .. } => "packet",
+            Undo::Dns { .. } => "dns",
+            Undo::DiskFill { .. } => "disk-fill",
         }
     }
 }

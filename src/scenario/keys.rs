@@ -591,6 +591,21 @@ pub(crate) static STEP: Section = Section {
             "Link fault (http links): the answer's body cut to `bytes`, `Content-Length` to match.",
         ),
         choice("cut", Shape::Section(&CUT), "Link fault: a link partition."),
+        choice(
+            "packet",
+            Shape::Section(&PACKET),
+            "Packet loss or a rate limit below TCP on a service's egress (nftables, tbf).",
+        ),
+        choice(
+            "dns",
+            Shape::Section(&DNS),
+            "Names fail to resolve (nxdomain, servfail, drop) or resolve late for a service.",
+        ),
+        choice(
+            "disk-fill",
+            Shape::Section(&DISK_FILL),
+            "The file system under a path inside a service's containers filled up.",
+        ),
         key(
             "name",
             Shape::Text,
@@ -1356,6 +1371,75 @@ pub(crate) fn test_section(names: &[&'static str]) -> &'static Section {
         keys: Box::leak(keys.into_boxed_slice()),
     }))
 }
+
+const SHARE: Shape = Shape::AnyOf(&[Shape::Percent, Shape::Number]);
+
+/// `packet`.
+pub(crate) static PACKET: Section = Section {
+    id: "packet",
+    doc: "Packet faults on a service's egress, below TCP.",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        key("loss", SHARE, "Share of outgoing packets dropped: `10%` (nftables, kernel-random)."),
+        key(
+            "rate",
+            Shape::Text,
+            "Egress limited to B, KiB, MiB, KB, MB per second: `128KiB/s` (tbf).",
+        ),
+        key("to", Shape::Text, "Only packets to this service's containers (default: all)."),
+        key(
+            "delay",
+            Shape::Duration,
+            "Needs netem (`sch_netem`): refused where the kernel lacks it.",
+        ),
+        key("jitter", Shape::Duration, "Needs netem."),
+        key("correlation", SHARE, "Needs netem."),
+        key("reorder", SHARE, "Needs netem."),
+        key("corrupt", SHARE, "Needs netem."),
+        key("duplicate", SHARE, "Needs netem."),
+        FAULT_FOR,
+        TARGET,
+    ],
+};
+
+/// `dns`.
+pub(crate) static DNS: Section = Section {
+    id: "dns",
+    doc: "Names that fail to resolve or resolve late for a service's containers.",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required(
+            "names",
+            Shape::AnyOf(&[Shape::Text, Shape::TextList]),
+            "A name or a list of names (`redis`), matched exactly, case-insensitively.",
+        ),
+        key(
+            "error",
+            Shape::Enum(&["nxdomain", "servfail", "drop"]),
+            "How matching queries fail; without it they are answered after `delay`.",
+        ),
+        key("delay", Shape::Duration, "How long a matching query is held first."),
+        FAULT_FOR,
+        TARGET,
+    ],
+};
+
+/// `disk-fill`.
+pub(crate) static DISK_FILL: Section = Section {
+    id: "disk-fill",
+    doc: "The file system under a path inside a service's containers filled with one file.",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required("path", Shape::Text, "An absolute directory inside the container."),
+        key("level", Shape::Percent, "Fill until `df` shows this much used: `95%`."),
+        key("size", Shape::Text, "Or write exactly this much: `64MiB`."),
+        FAULT_FOR,
+        TARGET,
+    ],
+};
 
 #[cfg(test)]
 mod tests {

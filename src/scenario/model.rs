@@ -782,6 +782,12 @@ action_kinds! {
     HttpTruncate => "http-truncate",
     /// `cut`.
     Cut => "cut",
+    /// `packet`.
+    Packet => "packet",
+    /// `dns`.
+    Dns => "dns",
+    /// `disk-fill`.
+    DiskFill => "disk-fill",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -828,7 +834,12 @@ impl ActionKind {
             | ActionKind::Pause
             | ActionKind::Unpause => StepFamily::Container,
             ActionKind::KillProcess => StepFamily::Process,
-            ActionKind::Memory | ActionKind::Cpu | ActionKind::Partition => StepFamily::Fault,
+            ActionKind::Memory
+            | ActionKind::Cpu
+            | ActionKind::Partition
+            | ActionKind::Packet
+            | ActionKind::Dns
+            | ActionKind::DiskFill => StepFamily::Fault,
             ActionKind::Latency
             | ActionKind::Bandwidth
             | ActionKind::Timeout
@@ -883,7 +894,10 @@ impl ActionKind {
             | ActionKind::HttpAbort
             | ActionKind::HttpTruncate
             | ActionKind::KillProcess
-            | ActionKind::Cut => None,
+            | ActionKind::Cut
+            | ActionKind::Packet
+            | ActionKind::Dns
+            | ActionKind::DiskFill => None,
         }
     }
 
@@ -1021,6 +1035,12 @@ pub enum FaultKind {
     },
     /// `partition`: disconnected from the run's network, reconnected with its aliases after.
     Partition,
+    /// `packet: { loss, rate, to, ... }`: packet faults below TCP on the container's egress.
+    Packet(PacketFault),
+    /// `dns: { names, error, delay }`: names fail to resolve or resolve late for the container.
+    Dns(DnsFault),
+    /// `disk-fill: { path, level | size }`: the file system under `path` filled up.
+    DiskFill(DiskFill),
 }
 
 impl FaultKind {
@@ -1030,12 +1050,24 @@ impl FaultKind {
             FaultKind::Memory { .. } => ActionKind::Memory,
             FaultKind::Cpu { .. } => ActionKind::Cpu,
             FaultKind::Partition => ActionKind::Partition,
+            FaultKind::Packet(_) => ActionKind::Packet,
+            FaultKind::Dns(_) => ActionKind::Dns,
+            FaultKind::DiskFill(_) => ActionKind::DiskFill,
         }
     }
 
     /// The fault's YAML key.
     pub fn key(&self) -> &'static str {
         self.kind().key()
+    }
+
+    /// Whether it is carried out from the host inside the container's namespaces (`packet`,
+    /// `dns`, `disk-fill`) rather than through the container engine's API.
+    pub fn host_side(&self) -> bool {
+        match self {
+            FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => true,
+            FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => false,
+        }
     }
 }
 
@@ -2023,4 +2055,109 @@ mod tests {
         assert_eq!("never".parse::<PullPolicy>(), Ok(PullPolicy::Never));
         assert!("sometimes".parse::<PullPolicy>().is_err());
     }
+}
+
+/// `packet:` — packet faults below TCP on a container's egress (issue 17). `loss` and `rate` are
+/// applied with the kernel's nftables and `tbf`; the netem-only ones (`delay`, `jitter`,
+/// `correlation`, `reorder`, `corrupt`, `duplicate`) are parsed so that a run on a kernel without
+/// `sch_netem` is refused by name before anything starts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PacketFault {
+    /// `loss`: share of outgoing packets dropped, 0 to 1.
+    pub loss: Option<f64>,
+    /// `rate`: egress limited to this many bytes per second.
+    pub rate_bytes: Option<u64>,
+    /// `to`: only packets to this service's containers (default: every destination).
+    pub to: Option<String>,
+    /// `delay` (netem).
+    #[serde(with = "option_duration_serde")]
+    pub delay: Option<Duration>,
+    /// `jitter` (netem).
+    #[serde(with = "option_duration_serde")]
+    pub jitter: Option<Duration>,
+    /// `correlation` (netem), 0 to 1.
+    pub correlation: Option<f64>,
+    /// `reorder` (netem), 0 to 1.
+    pub reorder: Option<f64>,
+    /// `corrupt` (netem), 0 to 1.
+    pub corrupt: Option<f64>,
+    /// `duplicate` (netem), 0 to 1.
+    pub duplicate: Option<f64>,
+}
+
+impl PacketFault {
+    /// The keys given that only netem (`sch_netem`) can carry out.
+    pub fn netem_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut given = |present: bool, key: &'static str| {
+            if present {
+                keys.push(key);
+            }
+        };
+        given(self.delay.is_some(), "delay");
+        given(self.jitter.is_some(), "jitter");
+        given(self.correlation.is_some(), "correlation");
+        given(self.reorder.is_some(), "reorder");
+        given(self.corrupt.is_some(), "corrupt");
+        given(self.duplicate.is_some(), "duplicate");
+        keys
+    }
+}
+
+/// `dns:` — names that fail to resolve, or resolve late, for a service's containers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DnsFault {
+    /// `names`: the names (lower case, no trailing dot) the fault applies to.
+    pub names: Vec<String>,
+    /// `error`: how matching queries fail (`None`: they are answered, after `delay`).
+    pub error: Option<DnsError>,
+    /// `delay`: how long a matching query is held before it is answered or failed.
+    #[serde(with = "option_duration_serde")]
+    pub delay: Option<Duration>,
+}
+
+/// How a faulted DNS query fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsError {
+    /// `nxdomain`: the name does not exist (rcode 3).
+    Nxdomain,
+    /// `servfail`: the server failed (rcode 2).
+    Servfail,
+    /// `drop`: no answer at all; the client's resolver times out.
+    Drop,
+}
+
+impl DnsError {
+    /// As written in a scenario.
+    pub fn key(self) -> &'static str {
+        match self {
+            DnsError::Nxdomain => "nxdomain",
+            DnsError::Servfail => "servfail",
+            DnsError::Drop => "drop",
+        }
+    }
+}
+
+/// `disk-fill:` — the file system under a path inside the container filled with one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskFill {
+    /// `path`: an absolute directory inside the container (a volume, a tmpfs or the writable
+    /// layer); the fill file is created in it.
+    pub path: String,
+    /// How much.
+    pub amount: FillAmount,
+}
+
+/// How much a [`DiskFill`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FillAmount {
+    /// `level: 95%`: until the file system is this full (0 to 1), as `df` counts it.
+    Level(f64),
+    /// `size: 64MiB`: exactly this many bytes.
+    Bytes(u64),
 }

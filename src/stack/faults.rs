@@ -81,6 +81,9 @@ pub async fn capture(
                 .collect();
             Undo::Reconnect { network: network.to_owned(), aliases }
         }
+        FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => {
+            unreachable!("host-side faults are captured by `netfault`")
+        }
     })
 }
 
@@ -127,6 +130,9 @@ pub async fn apply(
                 .await
                 .map_err(failed("disconnect", container))?;
             Ok(format!("disconnected from network {}", &network[..network.len().min(12)]))
+        }
+        FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => {
+            unreachable!("host-side faults are applied by `netfault`")
         }
     }
 }
@@ -191,6 +197,9 @@ pub async fn revert(docker: &Docker, container: &str, undo: &Undo) -> Result<Str
                 .await
                 .map_err(failed("reconnect", container))?;
             Ok(format!("reconnected with aliases {}", aliases.join(", ")))
+        }
+        Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } => {
+            unreachable!("host-side faults are reverted by `netfault`")
         }
     }
 }
@@ -278,6 +287,13 @@ async fn recover_one(docker: &Docker, container: &str, undo: &Undo) -> RecoveryO
             }
         }
         _ => {}
+    }
+    if undo.host_side() {
+        return match super::netfault::revert(docker, container, undo).await {
+            Ok(what) => RecoveryOutcome::Reverted(what),
+            Err(error) if error.is_not_found() => RecoveryOutcome::Gone,
+            Err(error) => RecoveryOutcome::Failed(error.message),
+        };
     }
     match revert(docker, container, undo).await {
         Ok(what) => RecoveryOutcome::Reverted(what),

@@ -35,10 +35,12 @@
 mod container;
 mod context;
 mod credentials;
+mod dns;
 mod docker;
 mod error;
 mod faults;
 mod image;
+mod netfault;
 mod pull;
 mod remove;
 mod scope;

@@ -81,6 +81,10 @@ impl Backend for DockerBackend {
         super::recover_ledgers(&self.docker, ledger_dir, &SweepScope::Dead).await
     }
 
+    fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
+        super::netfault::check(kinds)
+    }
+
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError> {
         Ok(self.docker.sweep(scope).await?)
     }
@@ -277,14 +281,42 @@ impl RunScope for StackHandle {
     }
 
     async fn capture_fault(&self, kind: &FaultKind, instance: &str) -> Result<Undo, BackendError> {
+        if kind.host_side() {
+            return super::netfault::capture(self.docker(), kind, instance, self.network_id())
+                .await;
+        }
         Ok(super::faults::capture(self.docker(), kind, instance, self.network_id()).await?)
     }
 
     async fn apply_fault(&self, kind: &FaultKind, instance: &str) -> Result<String, BackendError> {
+        if kind.host_side() {
+            let mut to = Vec::new();
+            if let FaultKind::Packet(packet) = kind
+                && let Some(service) = &packet.to
+            {
+                for (_, container) in StackHandle::targets(self, service)? {
+                    let address =
+                        super::netfault::address_on(self.docker(), &container, self.network_id())
+                            .await?;
+                    to.extend(address.and_then(|a| a.parse::<IpAddr>().ok()));
+                }
+                if to.is_empty() {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Other,
+                        format!("`{service}` has no address on the run network"),
+                    ));
+                }
+            }
+            return super::netfault::apply(self.docker(), kind, instance, self.network_id(), &to)
+                .await;
+        }
         Ok(super::faults::apply(self.docker(), kind, instance, self.network_id()).await?)
     }
 
     async fn revert_fault(&self, instance: &str, undo: &Undo) -> Result<String, BackendError> {
+        if undo.host_side() {
+            return super::netfault::revert(self.docker(), instance, undo).await;
+        }
         Ok(super::faults::revert(self.docker(), instance, undo).await?)
     }
 

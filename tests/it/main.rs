@@ -17,6 +17,7 @@ mod concurrent;
 mod faults;
 mod history;
 mod links;
+mod netfaults;
 mod notify;
 mod plan;
 mod pull;

@@ -689,6 +689,12 @@ impl RunScope for FakeScope {
             FaultKind::Partition => {
                 Undo::Reconnect { network: self.inner.name.clone(), aliases: vec![key] }
             }
+            FaultKind::Packet(packet) => Undo::Packet {
+                table: packet.loss.map(|_| format!("fake_loss_{key}")),
+                device: packet.rate_bytes.map(|_| "eth0".to_owned()),
+            },
+            FaultKind::Dns(_) => Undo::Dns { table: format!("fake_dns_{key}") },
+            FaultKind::DiskFill(fill) => Undo::DiskFill { file: format!("{}/.fill", fill.path) },
         })
     }
 
@@ -703,6 +709,9 @@ impl RunScope for FakeScope {
             FaultKind::Memory { limit_bytes } => format!("fake: memory limit {limit_bytes} bytes"),
             FaultKind::Cpu { cores } => format!("fake: {cores} CPUs"),
             FaultKind::Partition => format!("fake: `{key}` cut off"),
+            FaultKind::Packet(_) => format!("fake: packets of `{key}` faulted"),
+            FaultKind::Dns(fault) => format!("fake: {} fail for `{key}`", fault.names.join(", ")),
+            FaultKind::DiskFill(fill) => format!("fake: `{}` of `{key}` filled", fill.path),
         })
     }
 

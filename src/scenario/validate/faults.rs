@@ -5,7 +5,9 @@ use crate::scenario::keys;
 use std::time::Duration;
 
 use super::walk::{Services, StepDraft, Walk};
-use crate::scenario::model::{Fault, FaultKind, Target};
+use crate::scenario::model::{
+    DiskFill, DnsError, DnsFault, Fault, FaultKind, FillAmount, PacketFault, Target,
+};
 use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, ScalarKind};
 
@@ -29,6 +31,11 @@ impl Walk<'_> {
         let example = match kind {
             "memory" => "`memory: { service: billing, limit: 48MiB, for: 30s }`",
             "cpu" => "`cpu: { service: billing, cores: 0.2, for: 30s }`",
+            "packet" => "`packet: { service: web, loss: 10%, for: 30s }`",
+            "dns" => "`dns: { service: web, names: redis, error: nxdomain, for: 30s }`",
+            "disk-fill" => {
+                "`disk-fill: { service: db, path: /var/lib/data, level: 95%, for: 30s }`"
+            }
             _ => "`partition: { service: db, for: 10s }`",
         };
         let context = format!("`{kind}`");
@@ -64,6 +71,9 @@ impl Walk<'_> {
                 .require(&fields, "cores")
                 .and_then(|n| self.cores(n))
                 .map(|cores| FaultKind::Cpu { cores }),
+            "packet" => self.packet(&fields, services, example),
+            "dns" => self.dns(&fields, example),
+            "disk-fill" => self.disk_fill(&fields, example),
             _ => Some(FaultKind::Partition),
         };
         let fault = (|| {
@@ -71,6 +81,212 @@ impl Walk<'_> {
             Some(Fault { service, kind: fault_kind?, target: target?, duration: duration? })
         })();
         (service, fault)
+    }
+
+    /// A share written `10%` or `0.1`: a fraction from 0 to 1.
+    fn fault_share(&mut self, node: &Node) -> Option<f64> {
+        let help = "use a percentage such as 10% or a fraction such as 0.1";
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.r.wrong_type(node, "a percentage such as `10%`").help(help);
+            return None;
+        };
+        let value = match scalar.kind() {
+            ScalarKind::Int | ScalarKind::Float => {
+                scalar.text.parse::<f64>().map_err(|_| "expected a number".to_owned())
+            }
+            _ => crate::scenario::quantity::parse_percent(&scalar.text).map(|p| p / 100.0),
+        };
+        match value {
+            Ok(share) if share.is_finite() && share > 0.0 && share <= 1.0 => Some(share),
+            Ok(_) => {
+                let message = format!("`{}` is not a share above 0 and up to 100%", scalar.text);
+                self.r.error(node.span, message, "out of range").help(help);
+                None
+            }
+            Err(why) => {
+                let message = format!("invalid share `{}`", scalar.text);
+                self.r.error(node.span, message, why).help(help);
+                None
+            }
+        }
+    }
+
+    fn packet(
+        &mut self,
+        fields: &crate::scenario::read::Fields<'_>,
+        services: &Services,
+        example: &str,
+    ) -> Option<FaultKind> {
+        let mut ok = true;
+        let mut share = |walk: &mut Self, key: &str| match fields.get(key) {
+            Some(node) => {
+                let value = walk.fault_share(node);
+                ok &= value.is_some();
+                value
+            }
+            None => None,
+        };
+        let loss = share(self, "loss");
+        let correlation = share(self, "correlation");
+        let reorder = share(self, "reorder");
+        let corrupt = share(self, "corrupt");
+        let duplicate = share(self, "duplicate");
+        let mut duration = |walk: &mut Self, key: &str| match fields.get(key) {
+            Some(node) => {
+                let value = walk.r.duration(node);
+                ok &= value.is_some();
+                value
+            }
+            None => None,
+        };
+        let delay = duration(self, "delay");
+        let jitter = duration(self, "jitter");
+        let rate_bytes = match fields.get("rate") {
+            Some(node) => {
+                let value = self.byte_rate(node);
+                ok &= value.is_some();
+                value
+            }
+            None => None,
+        };
+        let to = match fields.get("to") {
+            Some(node) => {
+                let name = self.r.text(node, "a service name");
+                let known = name
+                    .as_ref()
+                    .is_some_and(|name| self.known_service(services, name, node.span).is_some());
+                ok &= known;
+                name
+            }
+            None => None,
+        };
+        let fault = PacketFault {
+            loss,
+            rate_bytes,
+            to,
+            delay,
+            jitter,
+            correlation,
+            reorder,
+            corrupt,
+            duplicate,
+        };
+        if let (Some(node), true) =
+            (fields.get("to"), fault.rate_bytes.is_some() || !fault.netem_keys().is_empty())
+        {
+            self.r
+                .error(node.span, "`to` narrows `loss` only", "not with a qdisc")
+                .help("`rate` and the netem keys act on every packet the container sends");
+            return None;
+        }
+        if ok && fault.loss.is_none() && fault.rate_bytes.is_none() && fault.netem_keys().is_empty()
+        {
+            self.r
+                .error(fields.at, "`packet` names no fault", "nothing to do")
+                .help(format!("give `loss` or `rate`: {example}"));
+            return None;
+        }
+        ok.then_some(FaultKind::Packet(fault))
+    }
+
+    fn dns(
+        &mut self,
+        fields: &crate::scenario::read::Fields<'_>,
+        example: &str,
+    ) -> Option<FaultKind> {
+        let names_node = self.r.require(fields, "names");
+        let names = names_node.and_then(|node| match node.scalar() {
+            Some(_) => self.r.non_empty_text(node, "a name").map(|name| vec![name]),
+            None => self.r.list(node, "a name or a list of names").and_then(|items| {
+                let names: Vec<Option<String>> =
+                    items.iter().map(|item| self.r.non_empty_text(item, "a name")).collect();
+                names.into_iter().collect::<Option<Vec<_>>>()
+            }),
+        });
+        let names = names.map(|names| {
+            names.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect::<Vec<_>>()
+        });
+        let error = match fields.get("error") {
+            Some(node) => match node.scalar().map(|s| s.text.as_str()) {
+                Some("nxdomain") => Some(Some(DnsError::Nxdomain)),
+                Some("servfail") => Some(Some(DnsError::Servfail)),
+                Some("drop") => Some(Some(DnsError::Drop)),
+                Some(text) => {
+                    let message = format!("unknown dns error `{text}`");
+                    self.r.error(node.span, message, "unknown error").help(
+                        "use `nxdomain` (no such name), `servfail` (server failure) or `drop` \
+                         (no answer)",
+                    );
+                    None
+                }
+                None => {
+                    self.r.wrong_type(node, "`nxdomain`, `servfail` or `drop`");
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        let delay = match fields.get("delay") {
+            Some(node) => self.r.duration(node).map(Some),
+            None => Some(None),
+        };
+        let (error, delay) = (error?, delay?);
+        if error.is_none() && delay.is_none() {
+            self.r
+                .error(fields.at, "`dns` needs `error` or `delay`", "nothing to do")
+                .help(format!("write {example}"));
+            return None;
+        }
+        Some(FaultKind::Dns(DnsFault { names: names?, error, delay }))
+    }
+
+    fn disk_fill(
+        &mut self,
+        fields: &crate::scenario::read::Fields<'_>,
+        example: &str,
+    ) -> Option<FaultKind> {
+        let path = self.r.require(fields, "path").and_then(|node| {
+            let path = self.r.non_empty_text(node, "an absolute path")?;
+            if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                self.r
+                    .error(node.span, format!("`{path}` is not an absolute path"), "not absolute")
+                    .help(
+                        "name a directory inside the container, such as /var/lib/postgresql/data",
+                    );
+                return None;
+            }
+            Some(path)
+        });
+        let amount = match (fields.get("level"), fields.get("size")) {
+            (Some(level), None) => match self.r.percent(level) {
+                Some(percent) if percent > 0.0 => Some(FillAmount::Level(percent / 100.0)),
+                Some(_) => {
+                    self.r.error(level.span, "a fill level of 0%", "zero").help("use e.g. 95%");
+                    None
+                }
+                None => None,
+            },
+            (None, Some(size)) => match size.scalar().map(|s| parse_bytes(&s.text)) {
+                Some(Ok(bytes)) if bytes > 0 => Some(FillAmount::Bytes(bytes)),
+                _ => {
+                    self.r.wrong_type(size, "a size such as `64MiB`").help("use 64MiB or 1GiB");
+                    None
+                }
+            },
+            (Some(_), Some(size)) => {
+                self.r
+                    .error(size.span, "`disk-fill` takes `level` or `size`, not both", "both")
+                    .help(format!("write {example}"));
+                None
+            }
+            (None, None) => {
+                self.r
+                    .error(fields.at, "`disk-fill` needs `level` or `size`", "how much?")
+                    .help(format!("write {example}"));
+                None
+            }
+        };
+        Some(FaultKind::DiskFill(DiskFill { path: path?, amount: amount? }))
     }
 
     fn target(&mut self, node: &Node) -> Option<Target> {

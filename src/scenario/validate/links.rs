@@ -402,7 +402,7 @@ impl Walk<'_> {
     }
 
     /// A byte rate: `64KiB/s`, `1MB/s`, or bytes per second as a number.
-    fn byte_rate(&mut self, node: &Node) -> Option<u64> {
+    pub(super) fn byte_rate(&mut self, node: &Node) -> Option<u64> {
         let help = "use a rate such as 64KiB/s or 1MiB/s";
         let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
             self.r.wrong_type(node, "a rate such as `64KiB/s`").help(help);

@@ -347,7 +347,12 @@ impl Walk<'_> {
                 }
             }
             ActionKind::Probe => self.probe_step(draft, value, entry.key.span, services),
-            ActionKind::Memory | ActionKind::Cpu | ActionKind::Partition => {
+            ActionKind::Memory
+            | ActionKind::Cpu
+            | ActionKind::Partition
+            | ActionKind::Packet
+            | ActionKind::Dns
+            | ActionKind::DiskFill => {
                 let (service, fault) = self.fault(action_key, value, entry.key.span, services);
                 draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
                 draft.fault = service.map(|service| (action_key, service));

@@ -54,6 +54,10 @@ impl Backend for SwarmBackend {
         self.engine.recover_faults(ledger_dir).await
     }
 
+    fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
+        self.engine.check_faults(kinds)
+    }
+
     /// The swarm's services, overlays, configs and secrets first (deleting a service removes its
     /// task containers), then the single-engine sweep, then the swarm itself if firedrill
     /// initialised it and nothing is left on it.

@@ -737,6 +737,10 @@ impl SwarmScope {
         kind: &FaultKind,
         instance: &str,
     ) -> Result<Undo, BackendError> {
+        if kind.host_side() {
+            return crate::stack::netfault::capture(&self.docker, kind, instance, &self.network_id)
+                .await;
+        }
         let mut undo =
             crate::stack::faults::capture(&self.docker, kind, instance, &self.network_id).await?;
         // A task's overlay aliases live in its network attachment, not in the container's
@@ -760,6 +764,18 @@ impl SwarmScope {
         kind: &FaultKind,
         instance: &str,
     ) -> Result<String, BackendError> {
+        if kind.host_side() {
+            if let FaultKind::Packet(packet) = kind
+                && packet.to.is_some()
+            {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    "`packet` with `to` is not supported on the swarm backend",
+                ));
+            }
+            let network = &self.network_id;
+            return crate::stack::netfault::apply(&self.docker, kind, instance, network, &[]).await;
+        }
         Ok(crate::stack::faults::apply(&self.docker, kind, instance, &self.network_id).await?)
     }
 
@@ -768,6 +784,9 @@ impl SwarmScope {
         instance: &str,
         undo: &Undo,
     ) -> Result<String, BackendError> {
+        if undo.host_side() {
+            return crate::stack::netfault::revert(&self.docker, instance, undo).await;
+        }
         Ok(crate::stack::faults::revert(&self.docker, instance, undo).await?)
     }
 
