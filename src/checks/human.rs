@@ -49,10 +49,8 @@ pub(super) fn human_within(events: &[Event], step: &str, within_us: u64) -> Judg
         }
         _ => None,
     });
-    let mut evidence = vec![Evidence::at(
-        prompt.event,
-        format!("prompt to {role} (done: {})", prompt.done_text),
-    )];
+    let mut evidence =
+        vec![Evidence::at(prompt.event, format!("prompt to {role} (done: {})", prompt.done_text))];
     if let Some((event, at_us, what)) = done {
         let took = at_us.saturating_sub(start);
         let took_text = format_duration_us(took);
@@ -122,13 +120,21 @@ mod tests {
             prompt: "Acknowledge the page".into(),
             runbook: None,
             deadline_us: 30_000_000,
-            done: if by_acknowledgement { "acknowledge".into() } else { "notification on status".into() },
+            done: if by_acknowledgement {
+                "acknowledge".into()
+            } else {
+                "notification on status".into()
+            },
             by_acknowledgement,
         }
     }
 
     fn acked(step: &str) -> EventKind {
-        EventKind::HumanAcknowledged { step: step.into(), role: "on-call".into(), by: "responder".into() }
+        EventKind::HumanAcknowledged {
+            step: step.into(),
+            role: "on-call".into(),
+            by: "responder".into(),
+        }
     }
 
     fn judge(within_ms: u64, timeline: &[(u64, EventKind)]) -> (CheckStatus, String) {
@@ -145,7 +151,11 @@ mod tests {
     fn an_acknowledgement_in_time_passes_with_its_margin() {
         let (status, summary) = judge(
             10_000,
-            &[(1_000, started(0, "page")), (1_000, prompted("page", "on-call", true)), (5_000, acked("page"))],
+            &[
+                (1_000, started(0, "page")),
+                (1_000, prompted("page", "on-call", true)),
+                (5_000, acked("page")),
+            ],
         );
         assert_eq!(status, CheckStatus::Passed, "{summary}");
         assert_eq!(summary, "on-call did `page` in 4s (6s to spare)");
@@ -153,10 +163,8 @@ mod tests {
 
     #[test]
     fn a_late_acknowledgement_fails_naming_the_role_and_by_how_much() {
-        let (status, summary) = judge(
-            2_000,
-            &[(1_000, prompted("page", "on-call", true)), (4_500, acked("page"))],
-        );
+        let (status, summary) =
+            judge(2_000, &[(1_000, prompted("page", "on-call", true)), (4_500, acked("page"))]);
         assert_eq!(status, CheckStatus::Failed);
         assert_eq!(
             summary,
@@ -173,11 +181,8 @@ mod tests {
             observed_us: 2_900_000,
             evidence_seq: None,
         };
-        let timeline = [
-            (1_000, prompted("page", "support", false)),
-            (1_500, acked("page")),
-            (3_000, effect),
-        ];
+        let timeline =
+            [(1_000, prompted("page", "support", false)), (1_500, acked("page")), (3_000, effect)];
         let (status, summary) = judge(2_000, &timeline);
         assert_eq!(status, CheckStatus::Passed, "{summary}");
         assert!(summary.contains("in 1.9s"), "{summary}");
@@ -191,7 +196,11 @@ mod tests {
         let expired = EventKind::HumanExpired { step: "page".into(), role: "on-call".into() };
         let (status, summary) = judge(
             2_000,
-            &[(1_000, prompted("page", "on-call", true)), (6_000, expired), (6_000, ended(0, "page"))],
+            &[
+                (1_000, prompted("page", "on-call", true)),
+                (6_000, expired),
+                (6_000, ended(0, "page")),
+            ],
         );
         assert_eq!(status, CheckStatus::Failed);
         assert!(summary.starts_with("on-call never did `page`"), "{summary}");
@@ -215,10 +224,8 @@ mod tests {
 
     #[test]
     fn another_steps_acknowledgement_does_not_count() {
-        let (status, _) = judge(
-            5_000,
-            &[(1_000, prompted("page", "on-call", true)), (2_000, acked("other"))],
-        );
+        let (status, _) =
+            judge(5_000, &[(1_000, prompted("page", "on-call", true)), (2_000, acked("other"))]);
         assert_eq!(status, CheckStatus::NotEvaluated);
     }
 }

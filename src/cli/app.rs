@@ -87,7 +87,8 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             let how = (pull, backend);
             let output = (color, format);
             let run_files = (files.as_slice(), responders.as_deref());
-            run(run_files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder).await
+            run(run_files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder)
+                .await
         }
         Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
         Command::Completions { shell } => Ok(super::generate::completions(shell)),

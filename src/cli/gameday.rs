@@ -86,7 +86,10 @@ fn terminal(desk: Desk) {
             let role = Some(line.trim()).filter(|r| !r.is_empty());
             match desk.acknowledge_oldest(role, "terminal") {
                 Some(step) => eprintln!("gameday: acknowledged `{step}`"),
-                None => eprintln!("gameday: no open prompt{}", role.map(|r| format!(" for `{r}`")).unwrap_or_default()),
+                None => eprintln!(
+                    "gameday: no open prompt{}",
+                    role.map(|r| format!(" for `{r}`")).unwrap_or_default()
+                ),
             }
         }
     });

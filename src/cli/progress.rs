@@ -196,7 +196,8 @@ impl Progress {
                 format!("{t}      sink `{sink}` outage over: {mode}")
             }),
             EventKind::HumanPrompted { step, role, prompt, runbook, deadline_us, done, .. } => {
-                let runbook = runbook.as_deref().map(|r| format!(" — runbook: {r}")).unwrap_or_default();
+                let runbook =
+                    runbook.as_deref().map(|r| format!(" — runbook: {r}")).unwrap_or_default();
                 Some(format!(
                     "{t}    ▶ PROMPT {role} (`{step}`, {done} within {:.0}s): {prompt}{runbook}",
                     *deadline_us as f64 / 1e6

@@ -195,12 +195,18 @@ mod tests {
         let reports = human_reports(&journal.snapshot());
         assert_eq!(reports.len(), 2);
         let page = &reports[0];
-        assert_eq!((page.prompted_ms, page.target_ms, page.done_after_ms), (1_000, Some(2_000), Some(1_500)));
+        assert_eq!(
+            (page.prompted_ms, page.target_ms, page.done_after_ms),
+            (1_000, Some(2_000), Some(1_500))
+        );
         assert_eq!((page.outcome.as_str(), page.margin_ms), ("done", Some(500)));
         // An acknowledgement does not complete a step that waits for an effect.
         let post = &reports[1];
         assert_eq!(post.acknowledged_after_ms, Some(1_500));
-        assert_eq!((post.outcome.as_str(), post.done_after_ms, post.margin_ms), ("expired", None, Some(-4_000)));
+        assert_eq!(
+            (post.outcome.as_str(), post.done_after_ms, post.margin_ms),
+            ("expired", None, Some(-4_000))
+        );
 
         // The timeline: one lane for the role, a bar per prompt (the expired one failed), the
         // acknowledgements and both targets drawn.
@@ -211,7 +217,10 @@ mod tests {
         let endings: Vec<_> = row.prompts.iter().map(|b| (b.label.as_str(), b.ending)).collect();
         assert_eq!(
             endings,
-            [("page: done in 1.5s", super::super::Ending::Ok), ("post: not done", super::super::Ending::Failed)]
+            [
+                ("page: done in 1.5s", super::super::Ending::Ok),
+                ("post: not done", super::super::Ending::Failed)
+            ]
         );
         let svg = super::super::timeline::render_svg(&timeline);
         assert!(svg.contains(">human on-call<"), "{svg}");

@@ -1004,7 +1004,11 @@ pub(crate) static RESPONSE: Section = Section {
     doc: "How a scripted person of a role answers a prompt.",
     one_choice: false,
     keys: &[
-        key("step", Shape::Text, "Only the prompt of this step (default: every prompt of the role)."),
+        key(
+            "step",
+            Shape::Text,
+            "Only the prompt of this step (default: every prompt of the role).",
+        ),
         required("delay", Shape::Duration, "How long after the prompt they act."),
         required(
             "do",
@@ -1019,7 +1023,11 @@ pub(crate) static RESPONSE_DO: Section = Section {
     id: "response-do",
     doc: "What a scripted person does.",
     one_choice: true,
-    keys: &[choice("http", Shape::Section(&RESPONSE_HTTP), "One HTTP request, as `call` sends it.")],
+    keys: &[choice(
+        "http",
+        Shape::Section(&RESPONSE_HTTP),
+        "One HTTP request, as `call` sends it.",
+    )],
 };
 
 /// `do: { http: ... }`.

@@ -19,8 +19,10 @@ fn gameday_images() {
     demo_images();
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let output =
-            firedrill().args(["images", SCENARIO]).output().expect("failed to run firedrill images");
+        let output = firedrill()
+            .args(["images", SCENARIO])
+            .output()
+            .expect("failed to run firedrill images");
         assert!(output.status.success(), "firedrill images failed:\n{}", describe(&output));
     });
 }
@@ -96,7 +98,9 @@ fn gameday_with_scripted_responders_in_time_passes() {
         .count();
     assert_eq!(posted, 2, "the incident and the all-clear");
     assert!(
-        journal.iter().any(|e| e["event"] == "human-acted" && e["ok"] == true && e["status"] == 201),
+        journal
+            .iter()
+            .any(|e| e["event"] == "human-acted" && e["ok"] == true && e["status"] == 201),
         "the responder's request is on record"
     );
 }
@@ -110,7 +114,8 @@ fn gameday_with_a_too_slow_on_call_exits_1_naming_the_step_the_role_and_the_late
     assert_eq!(late["status"], "failed", "{late:#}");
     let summary = late["summary"].as_str().unwrap();
     assert!(
-        summary.starts_with("on-call was ") && summary.contains("late on `on-call acknowledges the page`"),
+        summary.starts_with("on-call was ")
+            && summary.contains("late on `on-call acknowledges the page`"),
         "{summary}"
     );
     // The acknowledgement came ~15 s after the prompt, so ~5 s past the 10 s target.
@@ -169,8 +174,5 @@ fn gameday_responders_file_mistakes_have_positions_and_missing_roles_are_named()
         .expect("failed to run firedrill");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("step `support posts the incident` asks role `support`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("step `support posts the incident` asks role `support`"), "{stderr}");
 }

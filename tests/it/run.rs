@@ -7,8 +7,8 @@ use std::time::Duration;
 use firedrill::{CheckStatus, EventKind, RunStatus, Verdict};
 
 use crate::support::{
-    demo_images, describe, firedrill, journal_has, leftovers, rehearse, rehearse_in_process, report,
-    run_id_of, stack_lock, wait_for_journal_line,
+    demo_images, describe, firedrill, journal_has, leftovers, rehearse, rehearse_in_process,
+    report, run_id_of, stack_lock, wait_for_journal_line,
 };
 
 fn checks_by_name(report: &serde_json::Value) -> Vec<(String, String)> {

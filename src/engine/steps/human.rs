@@ -190,7 +190,9 @@ fn observed(human: &Human, prompt: &Event, event: &Event) -> Option<Effect> {
         (HumanDone::Acknowledge, _) => None,
         (
             HumanDone::Notification { sink, contains },
-            EventKind::NotificationReceived { sink: s, channel, received_us, subject, body, .. },
+            EventKind::NotificationReceived {
+                sink: s, channel, received_us, subject, body, ..
+            },
         ) if s == sink && *received_us >= prompt.offset_us => {
             if let Some(text) = contains {
                 let text = text.to_lowercase();

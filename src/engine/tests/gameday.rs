@@ -8,9 +8,7 @@ use crate::engine::gameday::{Desk, Gameday};
 use crate::engine::{RunOptions, RunResult, Signals};
 use crate::journal::EventKind;
 use crate::report::RunStatus;
-use crate::scenario::gameday::{
-    HttpTarget, ResponderAction, ResponderHttp, Responders, Response,
-};
+use crate::scenario::gameday::{HttpTarget, ResponderAction, ResponderHttp, Responders, Response};
 
 fn responders(role: &str, delay_ms: u64, action: ResponderAction) -> Gameday {
     let mut roles = indexmap::IndexMap::new();
@@ -21,7 +19,10 @@ fn responders(role: &str, delay_ms: u64, action: ResponderAction) -> Gameday {
     }
 }
 
-async fn run_gameday(yaml: &str, gameday: Gameday) -> (RunResult, crate::backend::fake::FakeBackend) {
+async fn run_gameday(
+    yaml: &str,
+    gameday: Gameday,
+) -> (RunResult, crate::backend::fake::FakeBackend) {
     let backend = backend();
     let scenario = with_stack(yaml);
     let options = RunOptions { seed: Some(7), gameday, ..RunOptions::default() };
@@ -65,11 +66,14 @@ fn human_events(result: &RunResult) -> Vec<(u64, &EventKind)> {
 
 #[tokio::test]
 async fn a_responder_who_acknowledges_in_time_passes_the_check() {
-    let (result, backend) = run_gameday(PAGE, responders("on-call", 50, ResponderAction::Acknowledge)).await;
+    let (result, backend) =
+        run_gameday(PAGE, responders("on-call", 50, ResponderAction::Acknowledge)).await;
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     let events = human_events(&result);
-    let [(prompted, EventKind::HumanPrompted { role, .. }), (acked, EventKind::HumanAcknowledged { by, .. })] =
-        events.as_slice()
+    let [
+        (prompted, EventKind::HumanPrompted { role, .. }),
+        (acked, EventKind::HumanAcknowledged { by, .. }),
+    ] = events.as_slice()
     else {
         panic!("{events:?}")
     };
@@ -79,18 +83,24 @@ async fn a_responder_who_acknowledges_in_time_passes_the_check() {
     // The step ended at the acknowledgement, not at its deadline.
     let verdict = &result.verdicts[0];
     assert_eq!(verdict.status, CheckStatus::Passed, "{}", verdict.summary);
-    assert!(verdict.summary.starts_with("on-call did `page the on-call` in"), "{}", verdict.summary);
+    assert!(
+        verdict.summary.starts_with("on-call did `page the on-call` in"),
+        "{}",
+        verdict.summary
+    );
     assert_clean(&backend);
 }
 
 #[tokio::test]
 async fn a_responder_too_slow_deviates_the_run_naming_the_step_the_role_and_the_lateness() {
-    let (result, backend) = run_gameday(PAGE, responders("on-call", 350, ResponderAction::Acknowledge)).await;
+    let (result, backend) =
+        run_gameday(PAGE, responders("on-call", 350, ResponderAction::Acknowledge)).await;
     assert_eq!(result.status, RunStatus::Deviated, "{:?}", statuses(&result));
     let verdict = &result.verdicts[0];
     assert_eq!(verdict.status, CheckStatus::Failed);
     assert!(
-        verdict.summary.starts_with("on-call was ") && verdict.summary.contains(" late on `page the on-call`"),
+        verdict.summary.starts_with("on-call was ")
+            && verdict.summary.contains(" late on `page the on-call`"),
         "{}",
         verdict.summary
     );
@@ -106,10 +116,22 @@ async fn nobody_answering_ends_the_step_at_its_deadline_and_fails_even_without_a
     let started = std::time::Instant::now();
     let (result, backend) = run_gameday(yaml, Gameday::default()).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    assert!(human_events(&result).iter().any(|(_, k)| matches!(k, EventKind::HumanExpired { role, .. } if role == "on-call")));
+    assert!(
+        human_events(&result)
+            .iter()
+            .any(|(_, k)| matches!(k, EventKind::HumanExpired { role, .. } if role == "on-call"))
+    );
     assert_eq!(result.status, RunStatus::Deviated, "{:?}", statuses(&result));
-    let implicit = result.verdicts.iter().find(|v| v.kind == "unexpected-failure").expect("an implicit failure");
-    assert!(implicit.summary.contains("on-call did not do `page the on-call`"), "{}", implicit.summary);
+    let implicit = result
+        .verdicts
+        .iter()
+        .find(|v| v.kind == "unexpected-failure")
+        .expect("an implicit failure");
+    assert!(
+        implicit.summary.contains("on-call did not do `page the on-call`"),
+        "{}",
+        implicit.summary
+    );
     assert_clean(&backend);
 }
 
@@ -134,10 +156,18 @@ expect:
         timeout: ms(2000),
     });
     let (result, backend) = run_gameday(yaml, responders("support", 40, post)).await;
-    assert_eq!(result.status, RunStatus::Completed, "{:?} {:#?}", statuses(&result), human_events(&result));
+    assert_eq!(
+        result.status,
+        RunStatus::Completed,
+        "{:?} {:#?}",
+        statuses(&result),
+        human_events(&result)
+    );
     let events = human_events(&result);
     assert!(
-        events.iter().any(|(_, k)| matches!(k, EventKind::HumanActed { ok: true, status: Some(201), .. })),
+        events
+            .iter()
+            .any(|(_, k)| matches!(k, EventKind::HumanActed { ok: true, status: Some(201), .. })),
         "{events:?}"
     );
     assert!(events.iter().any(|(_, k)| matches!(k, EventKind::HumanEffect { effect, .. } if effect == "status-page notification on status")), "{events:?}");
@@ -159,7 +189,11 @@ async fn a_desk_acknowledgement_completes_the_prompt_and_closes_it() {
     let (result, backend) = run_gameday(PAGE, gameday).await;
     let desk = clicker.await.unwrap();
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
-    assert!(human_events(&result).iter().any(|(_, k)| matches!(k, EventKind::HumanAcknowledged { by, .. } if by == "console")));
+    assert!(
+        human_events(&result)
+            .iter()
+            .any(|(_, k)| matches!(k, EventKind::HumanAcknowledged { by, .. } if by == "console"))
+    );
     assert!(desk.acknowledge_oldest(None, "console").is_none(), "the prompt is closed");
     assert_clean(&backend);
 }

@@ -80,12 +80,10 @@ impl Walk<'_> {
             if scalar.text == "acknowledge" {
                 return Some(HumanDone::Acknowledge);
             }
-            self.r
-                .error(node.span, format!("unknown `done` `{}`", scalar.text), "unknown")
-                .help(
-                    "write `done: acknowledge`, `done: { notification: { sink: NAME } }` or \
+            self.r.error(node.span, format!("unknown `done` `{}`", scalar.text), "unknown").help(
+                "write `done: acknowledge`, `done: { notification: { sink: NAME } }` or \
                      `done: { healthy: SERVICE }`",
-                );
+            );
             return None;
         }
         let fields = self.r.fields(
@@ -166,9 +164,9 @@ impl Walk<'_> {
     /// A responders file: a mapping of role → one response or a list of them.
     fn responders(&mut self, root: &Node, path: &Path) -> Option<Responders> {
         let Value::Map(entries) = &root.value else {
-            self.r.wrong_type(root, "a mapping of roles to responses").help(
-                "write e.g. `on-call: { delay: 30s, do: acknowledge }` (one role per key)",
-            );
+            self.r
+                .wrong_type(root, "a mapping of roles to responses")
+                .help("write e.g. `on-call: { delay: 30s, do: acknowledge }` (one role per key)");
             return None;
         };
         let mut out = Some(Responders { roles: Default::default(), source: path.to_path_buf() });
@@ -214,7 +212,9 @@ impl Walk<'_> {
             Some(n) => self.r.non_empty_text(n, "a step name").map(Some),
         };
         let delay = self.r.require(&fields, "delay").and_then(|n| self.r.duration(n));
-        let action = fields.entry("do").and_then(|entry| self.responder_action(entry.key.span, &entry.value));
+        let action = fields
+            .entry("do")
+            .and_then(|entry| self.responder_action(entry.key.span, &entry.value));
         if fields.get("do").is_none() {
             self.r.require(&fields, "do");
         }
