@@ -113,7 +113,7 @@ async fn nobody_answering_ends_the_step_at_its_deadline_and_fails_even_without_a
   - name: page the on-call
     human: { role: on-call, prompt: Acknowledge, deadline: 80ms }
 ";
-    let started = std::time::Instant::now();
+    let started = crate::clock::instant_now();
     let (result, backend) = run_gameday(yaml, Gameday::default()).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(
@@ -183,7 +183,7 @@ async fn a_desk_acknowledgement_completes_the_prompt_and_closes_it() {
             if desk.acknowledge_oldest(Some("on-call"), "console").is_some() {
                 return desk;
             }
-            tokio::time::sleep(ms(5)).await;
+            crate::clock::sleep(ms(5)).await;
         }
     });
     let (result, backend) = run_gameday(PAGE, gameday).await;
