@@ -39,6 +39,9 @@ pub struct HumanReport {
     /// The observed effect (a notification's channel and sink, a service healthy), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+    /// The notification channel of the effect (`status-page`, …), when the effect was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// When it was done (acknowledged or its effect observed), ms after the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_after_ms: Option<u64>,
@@ -100,6 +103,7 @@ pub fn human_reports(events: &[Event]) -> Vec<HumanReport> {
                     acknowledged_after_ms: None,
                     acknowledged_by: None,
                     effect: None,
+                    channel: None,
                     done_after_ms: None,
                     outcome: "open".to_owned(),
                     margin_ms: None,
@@ -119,12 +123,19 @@ pub fn human_reports(events: &[Event]) -> Vec<HumanReport> {
                     }
                 }
             }
-            EventKind::HumanEffect { step, effect, observed_us, .. } => {
+            EventKind::HumanEffect { step, effect, observed_us, evidence_seq, .. } => {
                 let Some(i) = at(step, &out) else { continue };
                 let after = observed_us.saturating_sub(prompted_us[i]);
+                let channel = evidence_seq
+                    .and_then(|seq| events.iter().find(|e| e.seq == seq))
+                    .and_then(|e| match &e.kind {
+                        EventKind::NotificationReceived { channel, .. } => Some(channel.clone()),
+                        _ => None,
+                    });
                 let human = &mut out[i];
                 if human.effect.is_none() {
                     human.effect = Some(effect.clone());
+                    human.channel = channel;
                     finish(human, after);
                 }
             }

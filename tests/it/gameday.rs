@@ -28,7 +28,7 @@ fn gameday_images() {
 }
 
 /// Run the gameday with `responders` as CI would (`CI=true`, no terminal): output, report, journal.
-fn run_gameday(responders: &str) -> (Output, Value, Vec<Value>) {
+fn run_gameday(responders: &str) -> (Output, Value, Vec<Value>, String) {
     gameday_images();
     let dir = tempfile::tempdir().expect("tempdir");
     let output = firedrill()
@@ -49,7 +49,9 @@ fn run_gameday(responders: &str) -> (Output, Value, Vec<Value>) {
         .collect();
     let html = fs_err::read_to_string(dir.path().join("report.html")).expect("report.html");
     assert!(html.contains(">human on-call<") && html.contains(">human support<"), "no human lanes");
-    (output, report, journal)
+    let summary = fs_err::read_to_string(dir.path().join("summary.md")).expect("summary.md");
+    assert!(summary.contains("### Gameday: people"), "{summary}");
+    (output, report, journal, summary)
 }
 
 fn check<'r>(report: &'r Value, name: &str) -> &'r Value {
@@ -73,7 +75,7 @@ fn human<'r>(report: &'r Value, step: &str) -> &'r Value {
 #[test]
 fn gameday_with_scripted_responders_in_time_passes() {
     let _serial = stack_lock();
-    let (output, report, journal) = run_gameday("scenarios/gameday/responders.yaml");
+    let (output, report, journal, summary) = run_gameday("scenarios/gameday/responders.yaml");
     assert_eq!(output.status.code(), Some(0), "{}\n{report:#}", describe(&output));
     for name in [
         "on-call acknowledges within 5 min",
@@ -103,12 +105,18 @@ fn gameday_with_scripted_responders_in_time_passes() {
             .any(|e| e["event"] == "human-acted" && e["ok"] == true && e["status"] == 201),
         "the responder's request is on record"
     );
+    // summary.md compares the people's channel with the automated ones, from the same moment.
+    assert!(
+        summary.contains("| status-page | support (`support posts the incident`) |"),
+        "{summary}"
+    );
+    assert!(summary.contains("| email | automated |"), "{summary}");
 }
 
 #[test]
 fn gameday_with_a_too_slow_on_call_exits_1_naming_the_step_the_role_and_the_lateness() {
     let _serial = stack_lock();
-    let (output, report, _) = run_gameday("scenarios/gameday/responders-slow-on-call.yaml");
+    let (output, report, _, _) = run_gameday("scenarios/gameday/responders-slow-on-call.yaml");
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let late = check(&report, "on-call acknowledges within 5 min");
     assert_eq!(late["status"], "failed", "{late:#}");
