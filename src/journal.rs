@@ -420,6 +420,72 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A `human` step showed its prompt to its role (gameday).
+    HumanPrompted {
+        /// The step.
+        step: String,
+        /// Who is asked.
+        role: String,
+        /// What they are asked.
+        prompt: String,
+        /// The runbook link or text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runbook: Option<String>,
+        /// The step's deadline from this event, µs.
+        deadline_us: u64,
+        /// What counts as done, in words (`acknowledge`, `notification on status`, …).
+        done: String,
+        /// Whether an acknowledgement completes it (otherwise an observed effect does).
+        by_acknowledgement: bool,
+    },
+    /// Someone in the role acknowledged a prompt.
+    HumanAcknowledged {
+        /// The step.
+        step: String,
+        /// The role.
+        role: String,
+        /// Who: `responder` (scripted), `terminal`, `console`.
+        by: String,
+    },
+    /// A scripted responder did something for a prompt (an HTTP request), with its outcome.
+    HumanActed {
+        /// The step.
+        step: String,
+        /// The role.
+        role: String,
+        /// `POST sink status /api/v1/pages/page1/incidents`.
+        request: String,
+        /// Whether the answer was a 2xx.
+        ok: bool,
+        /// The status, when there was an answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// What went wrong, when something did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The effect a `human` step waits for was observed (`done` other than `acknowledge`).
+    HumanEffect {
+        /// The step.
+        step: String,
+        /// The role.
+        role: String,
+        /// What was observed, in words.
+        effect: String,
+        /// When it happened, µs from the run's start (a notification's receive time, a health
+        /// observation's event), which the check uses.
+        observed_us: u64,
+        /// The journal event that shows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence_seq: Option<u64>,
+    },
+    /// A `human` step's deadline passed before it was done.
+    HumanExpired {
+        /// The step.
+        step: String,
+        /// The role.
+        role: String,
+    },
     /// What Docker reported about a container of the run (from the engine's event stream).
     ContainerEvent {
         /// Service.
@@ -769,6 +835,13 @@ impl Journal {
     /// A copy of every event so far.
     pub fn snapshot(&self) -> Vec<Event> {
         self.inner.lock().expect("journal lock poisoned").events.clone()
+    }
+
+    /// A copy of the events after `seq`.
+    pub fn events_since(&self, seq: u64) -> Vec<Event> {
+        let inner = self.inner.lock().expect("journal lock poisoned");
+        let from = usize::try_from(seq.saturating_add(1)).unwrap_or(usize::MAX);
+        inner.events.get(from..).map(<[Event]>::to_vec).unwrap_or_default()
     }
 
     /// Number of events so far.

@@ -21,6 +21,7 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 
 #[cfg(test)]
 mod fixtures;
+mod human;
 mod maintenance;
 mod notify;
 mod traffic;
@@ -162,6 +163,9 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 ExpectationKind::MaintenanceNotice(spec) => {
                     notify::maintenance_notice(&journal, spec)
                 }
+                ExpectationKind::HumanWithin { step, within } => {
+                    human::human_within(events, step, micros(*within))
+                }
             };
             Verdict {
                 name: expectation.name.clone(),
@@ -220,6 +224,7 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::UpgradeRolledBack { .. } => "upgrade-rolled-back",
         ExpectationKind::Notify(_) => "notify",
         ExpectationKind::MaintenanceNotice(_) => "maintenance-notice",
+        ExpectationKind::HumanWithin { .. } => "human-within",
     }
 }
 

@@ -86,6 +86,11 @@ fn failure(scenario: &Scenario, event: &Event) -> Option<(String, String, bool)>
                 accepted,
             ))
         }
+        EventKind::HumanExpired { step, role } => Some((
+            format!("human step `{step}`"),
+            format!("{role} did not do `{step}` by the step's deadline"),
+            names_step(scenario, step),
+        )),
         _ => None,
     }
 }
@@ -107,6 +112,7 @@ fn names_step(scenario: &Scenario, step: &str) -> bool {
             trigger(&spec.on) || spec.resolved.as_ref().is_some_and(|r| trigger(&r.after))
         }
         ExpectationKind::MaintenanceNotice(spec) => spec.before == step,
+        ExpectationKind::HumanWithin { step: s, .. } => s == step,
         ExpectationKind::SteadyState(_) | ExpectationKind::NoLostWrites { .. } => false,
     })
 }

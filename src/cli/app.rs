@@ -68,6 +68,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             history,
             gate,
             files,
+            responders,
         } => {
             let names = if gate.baseline.as_deref().is_some_and(|b| b != "last-pass") {
                 load_names(&files)
@@ -85,7 +86,9 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             let jobs = jobs.map(usize::from);
             let how = (pull, backend);
             let output = (color, format);
-            run(&files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder).await
+            let run_files = (files.as_slice(), responders.as_deref());
+            run(run_files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder)
+                .await
         }
         Command::Plan { files, format } => Ok(super::plan::plan(&files, format, color).await),
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
@@ -142,7 +145,7 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     reason = "one per `run` option group; a struct is the next step"
 )]
 async fn run(
-    files: &[PathBuf],
+    (files, responders): (&[PathBuf], Option<&Path>),
     report_dir: Option<PathBuf>,
     (keep, strict): (bool, bool),
     seed: Option<u64>,
@@ -152,6 +155,9 @@ async fn run(
     recorder: &Recorder,
 ) -> Result<ExitStatus, ExpectedError> {
     let Some(scenarios) = load_all(files, color) else {
+        return Ok(ExitStatus::Error);
+    };
+    let Ok(gameday) = super::gameday::prepare(&scenarios, responders, color) else {
         return Ok(ExitStatus::Error);
     };
     // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
@@ -193,6 +199,7 @@ async fn run(
             state_dir: state_dir.clone(),
             pull,
             jobs,
+            gameday: gameday.clone(),
         };
         let dir = options.report_dir.clone();
         let outcome = Rehearsal::from_scenario(scenario.clone())

@@ -88,6 +88,12 @@ pub enum Command {
         /// stderr).
         #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
         format: Format,
+        /// Gameday: a responders file (YAML: per role, a delay and what the scripted person does)
+        /// that answers the scenario's `human` steps. Without it, human steps are answered at
+        /// the terminal (Enter acknowledges the oldest open prompt); in CI (`CI=true` or no
+        /// terminal on stdin) a scenario with human steps is refused.
+        #[arg(long, value_name = "FILE")]
+        responders: Option<PathBuf>,
         /// Recording the run in the history.
         #[command(flatten)]
         history: RecordOptions,

@@ -368,6 +368,13 @@ fn does(action: &Action) -> String {
             format!("call {} {}:{}{}", call.method, call.service, call.port, call.path)
         }
         Action::Mark => "mark".to_owned(),
+        Action::Human(human) => format!(
+            "prompt {}: {} (done: {}, waits at most {})",
+            human.role,
+            human.prompt,
+            human.done.describe(),
+            format_duration(human.deadline)
+        ),
     }
 }
 

@@ -195,6 +195,32 @@ impl Progress {
             } else {
                 format!("{t}      sink `{sink}` outage over: {mode}")
             }),
+            EventKind::HumanPrompted { step, role, prompt, runbook, deadline_us, done, .. } => {
+                let runbook =
+                    runbook.as_deref().map(|r| format!(" — runbook: {r}")).unwrap_or_default();
+                Some(format!(
+                    "{t}    ▶ PROMPT {role} (`{step}`, {done} within {:.0}s): {prompt}{runbook}",
+                    *deadline_us as f64 / 1e6
+                ))
+            }
+            EventKind::HumanAcknowledged { step, role, by } => {
+                Some(format!("{t}      {} {role} acknowledged `{step}` ({by})", self.mark(true)))
+            }
+            EventKind::HumanActed { role, request, ok, status, error, .. } => {
+                let answer = match (status, error) {
+                    (Some(status), None) => status.to_string(),
+                    (Some(status), Some(error)) => format!("{status}: {error}"),
+                    (None, error) => error.clone().unwrap_or_default(),
+                };
+                Some(format!("{t}      {} {role}: {request}: {answer}", self.mark(*ok)))
+            }
+            EventKind::HumanEffect { step, role, effect, .. } => {
+                Some(format!("{t}      {} `{step}` ({role}): {effect}", self.mark(true)))
+            }
+            EventKind::HumanExpired { step, role } => Some(format!(
+                "{t}      {} {role} did not do `{step}` by its deadline",
+                self.mark(false)
+            )),
             EventKind::CallResult { service, request, ok, status, latency_us, error, .. } => {
                 let answer = match (status, error) {
                     (Some(status), None) => {

@@ -9,6 +9,7 @@
 
 mod bring_up;
 mod faults;
+pub mod gameday;
 mod health;
 mod links;
 mod run;
@@ -48,6 +49,8 @@ pub struct RunOptions {
     /// `--jobs N`: how many instances bring-up creates at once (services whose dependencies are
     /// ready start side by side); `None`: [`bring_up::default_jobs`].
     pub jobs: Option<usize>,
+    /// Gameday: who answers the `human` steps' prompts (scripted responders, a desk).
+    pub gameday: gameday::Gameday,
 }
 
 /// The two escalation steps of Ctrl-C, owned by the CLI.

@@ -68,6 +68,10 @@ pub struct Context {
     pub sinks: super::sinks::RunSinks,
     /// The run's link proxies (started at bring-up, shut down at teardown).
     pub links: super::links::LinkProxies,
+    /// Who answers `human` steps (gameday).
+    pub gameday: super::gameday::Gameday,
+    /// The `seq` of the journal's latest event, for waits on what the journal shows next.
+    pub journal_moved: tokio::sync::watch::Sender<u64>,
 }
 
 impl Context {
@@ -195,6 +199,8 @@ pub async fn run(
         fault_ids: AtomicU64::new(0),
         sinks: super::sinks::RunSinks::default(),
         links: super::links::LinkProxies::default(),
+        gameday: options.gameday.clone(),
+        journal_moved: journal_watch(&journal),
     };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
@@ -323,6 +329,16 @@ pub async fn run(
         }
     }
     RunResult { run_id, status, verdicts, events, error, report_path }
+}
+
+/// A watch of the journal's latest `seq`, fed by a listener.
+fn journal_watch(journal: &Journal) -> tokio::sync::watch::Sender<u64> {
+    let (moved, _) = tokio::sync::watch::channel(0);
+    let feed = moved.clone();
+    journal.subscribe(Box::new(move |event| {
+        feed.send_replace(event.seq);
+    }));
+    moved
 }
 
 fn open_journal(clock: Arc<SystemClock>, options: &RunOptions) -> Result<Journal, EngineError> {

@@ -136,8 +136,7 @@ impl RunSinks {
         Ok(ports)
     }
 
-    /// The harness-side (127.0.0.1) address of a running sink.
-    #[cfg(test)]
+    /// The harness-side (127.0.0.1) address of a running sink (tests, gameday responders).
     pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
         self.lock().get(name).map(|running| running.sink.local_addrs()[0])
     }

@@ -118,6 +118,9 @@ pub struct Report {
     pub timing: Option<Timing>,
     /// The first failed phase's error.
     pub error: Option<String>,
+    /// Gameday: every `human` step that prompted someone, with its times and target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub humans: Vec<super::HumanReport>,
 }
 
 /// `scenario`: which scenario a report is about.
@@ -336,6 +339,7 @@ pub fn build_report(
         counts,
         timing: timing(events),
         error,
+        humans: super::human_reports(events),
     }
 }
 

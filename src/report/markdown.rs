@@ -111,7 +111,85 @@ fn render_run(out: &mut String, run: &RunRecord) {
             out.push('\n');
         }
     }
+    render_humans(out, report);
     render_figures(out, report, &key_figures(&run.events));
+}
+
+/// Gameday: the people's times against their targets, and per channel the first message of
+/// the people and of the automation, from the same moment (the first `notify` check's trigger).
+fn render_humans(out: &mut String, report: &Report) {
+    if report.humans.is_empty() {
+        return;
+    }
+    out.push_str("### Gameday: people\n\n| role | step | done | after the prompt | target | margin |\n|---|---|---|---|---|---|\n");
+    for human in &report.humans {
+        let ms = |v: u64| duration(v * 1_000);
+        let margin = human.margin_ms.map_or_else(String::new, |m| {
+            if m >= 0 {
+                format!("{} to spare", ms(m as u64))
+            } else {
+                format!("**{} late**", ms(m.unsigned_abs()))
+            }
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            inline(&human.role),
+            inline(&human.step),
+            inline(
+                human
+                    .effect
+                    .as_deref()
+                    .or(human.acknowledged_by.as_deref().map(|_| "acknowledged"))
+                    .filter(|_| human.outcome == "done")
+                    .unwrap_or(&human.outcome)
+            ),
+            human.done_after_ms.map(ms).unwrap_or_default(),
+            human.target_ms.map(ms).unwrap_or_default(),
+            margin
+        );
+    }
+    out.push('\n');
+    let Some(reference) =
+        report.checks.iter().flat_map(|c| &c.channels).find(|t| t.part == "alert")
+    else {
+        return;
+    };
+    let mut rows: Vec<(u64, String, String)> = Vec::new();
+    for timing in report.checks.iter().flat_map(|c| &c.channels) {
+        if timing.part == "alert"
+            && timing.reference_us == reference.reference_us
+            && timing.recipient.is_none()
+            && let Some(arrival) = timing.arrival_us
+        {
+            rows.push((arrival, timing.channel.clone(), "automated".to_owned()));
+        }
+    }
+    for human in &report.humans {
+        if let (Some(channel), Some(after)) = (&human.channel, human.done_after_ms) {
+            let at = (human.prompted_ms + after) * 1_000;
+            rows.push((at, channel.clone(), format!("{} (`{}`)", human.role, human.step)));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort();
+    let _ = writeln!(
+        out,
+        "Per channel, from {}:\n\n| channel | by | after |\n|---|---|---|",
+        inline(&reference.reference)
+    );
+    for (at, channel, by) in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            inline(&channel),
+            inline(&by),
+            duration(at.saturating_sub(reference.reference_us))
+        );
+    }
+    out.push('\n');
 }
 
 fn render_figures(out: &mut String, report: &Report, figures: &KeyFigures) {

@@ -11,6 +11,7 @@ mod figures;
 #[cfg(test)]
 mod fixtures;
 mod html;
+mod human;
 mod json;
 mod junit;
 mod markdown;
@@ -27,6 +28,7 @@ pub use figures::{
     FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
 };
 pub use html::render_html;
+pub use human::{HumanReport, human_reports};
 pub use json::{
     CheckReport, Counts, Ending, PhaseReport, REPORT_FORMAT_VERSION, Report, ReportError,
     RunStatus, ScenarioRef, StepReport, Timing, build_report, render_summary_text, write_json,

@@ -95,6 +95,13 @@ pub(super) enum MarkerKind {
     Notification,
     /// A sink turned a request away (chaos on purpose, or a malformed one).
     Rejected,
+    /// Gameday: a person acknowledged a prompt.
+    Acknowledged,
+    /// Gameday: the `human-within` target of a prompt (`met` or not).
+    Target {
+        /// Whether the step was done by then.
+        met: bool,
+    },
 }
 
 /// One service's lane.
@@ -128,6 +135,17 @@ pub(super) struct Timeline {
     pub(super) traffic: Vec<TrafficRow>,
     /// One row per notification sink: its outages as bars, arrivals and rejections as markers.
     pub(super) sinks: Vec<SinkRow>,
+    /// Gameday: one row per role, its prompts as bars, acknowledgements and targets as markers.
+    pub(super) humans: Vec<HumanRow>,
+}
+
+/// One role's prompts over the run (gameday).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HumanRow {
+    pub(super) role: String,
+    /// From each prompt to when it was done, or its deadline (failed: late or never done).
+    pub(super) prompts: Vec<Bar>,
+    pub(super) markers: Vec<Marker>,
 }
 
 /// One notification sink over the run.
@@ -340,7 +358,59 @@ pub(super) fn build(events: &[Event]) -> Timeline {
         lanes,
         traffic: traffic(events, end_us),
         sinks: sinks(events, end_us),
+        humans: humans(events, end_us),
     }
+}
+
+/// Per role, in the order first prompted: each prompt as a bar (prompt → done, or → deadline),
+/// its acknowledgement and its `human-within` target as markers.
+fn humans(events: &[Event], end_us: u64) -> Vec<HumanRow> {
+    let mut rows: Vec<HumanRow> = Vec::new();
+    for human in super::human::human_reports(events) {
+        let i = match rows.iter().position(|r| r.role == human.role) {
+            Some(i) => i,
+            None => {
+                rows.push(HumanRow {
+                    role: human.role.clone(),
+                    prompts: Vec::new(),
+                    markers: Vec::new(),
+                });
+                rows.len() - 1
+            }
+        };
+        let from_us = human.prompted_ms * 1_000;
+        let late = human.margin_ms.is_some_and(|m| m < 0);
+        let (to_us, label, ending) = match (human.outcome.as_str(), human.done_after_ms) {
+            ("done", Some(after)) => (
+                from_us + after * 1_000,
+                format!("{}: done in {}", human.step, duration(after * 1_000)),
+                if late { Ending::Failed } else { Ending::Ok },
+            ),
+            ("expired", _) => (
+                from_us + human.deadline_ms * 1_000,
+                format!("{}: not done", human.step),
+                Ending::Failed,
+            ),
+            _ => (end_us, format!("{}: open", human.step), Ending::NotFinished),
+        };
+        let row = &mut rows[i];
+        row.prompts.push(Bar { from_us, to_us, label, ending });
+        if let (Some(after), Some(by)) = (human.acknowledged_after_ms, &human.acknowledged_by) {
+            row.markers.push(Marker {
+                at_us: from_us + after * 1_000,
+                kind: MarkerKind::Acknowledged,
+                label: format!("`{}` acknowledged ({by})", human.step),
+            });
+        }
+        if let Some(target) = human.target_ms {
+            row.markers.push(Marker {
+                at_us: from_us + target * 1_000,
+                kind: MarkerKind::Target { met: human.margin_ms.is_some_and(|m| m >= 0) },
+                label: format!("`{}` target: within {}", human.step, duration(target * 1_000)),
+            });
+        }
+    }
+    rows
 }
 
 /// Per sink, in the order they started: outages as bars, arrivals (at the sink's receive time)
@@ -694,7 +764,8 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
     let lanes_top = top + rows.len() as f64 * (ROW + GAP) + GAP;
     let traffic_top = lanes_top + timeline.lanes.len() as f64 * (LANE + GAP);
     let sinks_top = traffic_top + timeline.traffic.len() as f64 * (LANE + GAP);
-    let bottom = sinks_top + timeline.sinks.len() as f64 * (LANE + GAP);
+    let humans_top = sinks_top + timeline.sinks.len() as f64 * (LANE + GAP);
+    let bottom = humans_top + timeline.humans.len() as f64 * (LANE + GAP);
     let height = bottom + 22.0;
     let mut svg = String::new();
     let _ = write!(
@@ -790,6 +861,18 @@ pub(super) fn render_svg(timeline: &Timeline) -> String {
         let (bad, good): (Vec<&Marker>, Vec<&Marker>) =
             row.markers.iter().partition(|m| m.kind == MarkerKind::Rejected);
         for marker in good.into_iter().chain(bad) {
+            draw_marker(&mut svg, &name, marker, x(marker.at_us), y);
+        }
+    }
+    for (i, row) in timeline.humans.iter().enumerate() {
+        let y = humans_top + i as f64 * (LANE + GAP);
+        let name = format!("human {}", row.role);
+        row_label(&mut svg, y + LANE / 2.0, &name);
+        for (j, bar) in row.prompts.iter().enumerate() {
+            let next = row.prompts.get(j + 1).map_or(timeline.end_us, |b| b.from_us);
+            draw_bar(&mut svg, bar, "humans", x(bar.from_us), x(bar.to_us), x(next), y + 2.0);
+        }
+        for marker in &row.markers {
             draw_marker(&mut svg, &name, marker, x(marker.at_us), y);
         }
     }
@@ -912,6 +995,25 @@ fn draw_marker(svg: &mut String, service: &str, marker: &Marker, x: f64, y: f64)
                 r##"<path d="M{:.1},{:.1} l8,8 m0,-8 l-8,8" stroke="#d64545" stroke-width="2"><title>{}</title></path>"##,
                 x - 4.0,
                 y + LANE / 2.0 - 4.0,
+                html(&title)
+            );
+        }
+        MarkerKind::Acknowledged => {
+            let _ = write!(
+                svg,
+                r##"<path class="human-ack" d="M{:.1},{:.1} l3,4 l6,-8" fill="none" stroke="#2e8b57" stroke-width="2.2"><title>{}</title></path>"##,
+                x - 4.0,
+                y + LANE / 2.0,
+                html(&title)
+            );
+        }
+        MarkerKind::Target { met } => {
+            let stroke = if met { "#1f2328" } else { "#d64545" };
+            let _ = write!(
+                svg,
+                r##"<line class="human-target" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{stroke}" stroke-width="2" stroke-dasharray="3,2"><title>{}</title></line>"##,
+                y - 1.0,
+                y + LANE + 1.0,
                 html(&title)
             );
         }

@@ -606,6 +606,11 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&DISK_FILL),
             "The file system under a path inside a service's containers filled up.",
         ),
+        choice(
+            "human",
+            Shape::Section(&HUMAN),
+            "Gameday: a prompt for a person in a role, done by acknowledgement or an effect.",
+        ),
         key(
             "name",
             Shape::Text,
@@ -952,6 +957,110 @@ pub(crate) static CUT: Section = Section {
     keys: &[LINK_KEY, FAULT_FOR, TOXICITY, DIRECTION],
 };
 
+/// `human` (gameday).
+pub(crate) static HUMAN: Section = Section {
+    id: "human",
+    doc: "A prompt for a person in a role, with a deadline and what counts as done.",
+    one_choice: false,
+    keys: &[
+        required("role", Shape::Text, "Who is asked: `on-call`, `support`, …"),
+        required("prompt", Shape::Text, "What they are asked to do."),
+        key("runbook", Shape::Text, "A runbook link or text."),
+        required("deadline", Shape::Duration, "How long the step waits for them at most."),
+        key(
+            "done",
+            Shape::AnyOf(&[Shape::Enum(&["acknowledge"]), Shape::Section(&HUMAN_DONE)]),
+            "`acknowledge` (default) or an effect: `{ notification: { sink, contains } }`, \
+             `{ healthy: SERVICE }`.",
+        ),
+    ],
+};
+
+/// `done` of a `human` step, as an effect.
+pub(crate) static HUMAN_DONE: Section = Section {
+    id: "human-done",
+    doc: "The effect that completes a `human` step: exactly one.",
+    one_choice: true,
+    keys: &[
+        choice(
+            "notification",
+            Shape::Section(&HUMAN_NOTIFICATION),
+            "A notification arrives at the sink after the prompt.",
+        ),
+        choice("healthy", Shape::Text, "The service is healthy (again)."),
+    ],
+};
+
+/// `done: { notification: ... }`.
+pub(crate) static HUMAN_NOTIFICATION: Section = Section {
+    id: "human-notification",
+    doc: "A notification the person's tooling sends.",
+    one_choice: false,
+    keys: &[
+        required("sink", Shape::Text, "A sink declared in `sinks`."),
+        key("contains", Shape::Text, "Text its subject or body contains (any case)."),
+    ],
+};
+
+/// `human-within`.
+pub(crate) static HUMAN_WITHIN: Section = Section {
+    id: "human-within",
+    doc: "A `human` step done within a deadline from its prompt.",
+    one_choice: false,
+    keys: &[
+        required("step", Shape::Text, "A `human` step."),
+        required("within", Shape::Duration, "Deadline from the prompt."),
+    ],
+};
+
+/// A responders file (`--responders FILE`): role → one response or a list of them.
+pub(crate) static RESPONSE: Section = Section {
+    id: "response",
+    doc: "How a scripted person of a role answers a prompt.",
+    one_choice: false,
+    keys: &[
+        key(
+            "step",
+            Shape::Text,
+            "Only the prompt of this step (default: every prompt of the role).",
+        ),
+        required("delay", Shape::Duration, "How long after the prompt they act."),
+        required(
+            "do",
+            Shape::AnyOf(&[Shape::Enum(&["acknowledge"]), Shape::Section(&RESPONSE_DO)]),
+            "`acknowledge` or `{ http: { ... } }` (then they acknowledge).",
+        ),
+    ],
+};
+
+/// `do:` of a response, as an action.
+pub(crate) static RESPONSE_DO: Section = Section {
+    id: "response-do",
+    doc: "What a scripted person does.",
+    one_choice: true,
+    keys: &[choice(
+        "http",
+        Shape::Section(&RESPONSE_HTTP),
+        "One HTTP request, as `call` sends it.",
+    )],
+};
+
+/// `do: { http: ... }`.
+pub(crate) static RESPONSE_HTTP: Section = Section {
+    id: "response-http",
+    doc: "One HTTP request from the harness to a sink or a service.",
+    one_choice: false,
+    keys: &[
+        key("sink", Shape::Text, "A sink of the scenario (its 127.0.0.1 address)."),
+        key("service", Shape::Text, "Or a service (with `port`)."),
+        key("port", PORT, "A port declared in the service's `ports`."),
+        key("method", Shape::EnumAnyCase(METHODS), "Default POST."),
+        key("path", Shape::Text, "Default `/`."),
+        key("body", Shape::Text, "JSON text (application/json)."),
+        key("timeout", Shape::Duration, "Default 5s."),
+    ],
+};
+
 /// `sink-outage`.
 pub(crate) static OUTAGE: Section = Section {
     id: "sink-outage",
@@ -1127,6 +1236,11 @@ pub(crate) static EXPECT: Section = Section {
             "maintenance-notice",
             Shape::Section(&MAINTENANCE_NOTICE),
             "A notice at least the lead time before an upgrade.",
+        ),
+        choice(
+            "human-within",
+            Shape::Section(&HUMAN_WITHIN),
+            "A `human` step was done within `within` of its prompt.",
         ),
         key("name", Shape::Text, "Generated otherwise."),
     ],

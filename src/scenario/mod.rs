@@ -9,6 +9,7 @@
 
 pub mod compose;
 mod duration;
+pub mod gameday;
 mod keys;
 pub mod model;
 mod quantity;
@@ -60,6 +61,16 @@ pub fn load_notices(path: &Path) -> Result<Vec<crate::calendar::SentNotice>, Loa
     let file = path.display().to_string();
     let root = tree::parse(&source).map_err(|problems| problems.into_invalid(&source, &file))?;
     Ok(validate::notices(root.as_ref(), &source, path)
+        .map_err(|problems| problems.into_invalid(&source, &file))?)
+}
+
+/// Read and validate a responders file for `firedrill run --responders` (gameday): per role, a
+/// delay and what the scripted person does.
+pub fn load_responders(path: &Path) -> Result<gameday::Responders, LoadError> {
+    let source = read(path)?;
+    let file = path.display().to_string();
+    let root = tree::parse(&source).map_err(|problems| problems.into_invalid(&source, &file))?;
+    Ok(validate::responders(root.as_ref(), &source, path)
         .map_err(|problems| problems.into_invalid(&source, &file))?)
 }
 

@@ -624,7 +624,12 @@ pub enum Action {
     /// `kill-process: { service, name, signal }`: a signal to the processes called `name` inside
     /// each of a service's containers, never the container's main process.
     KillProcess(KillProcess),
+    /// `human: { role, prompt, runbook, deadline, done }`: a prompt for a person; the step ends
+    /// when it is done or at its deadline (gameday, `scenario::gameday`).
+    Human(Human),
 }
+
+pub use super::gameday::{Human, HumanDone};
 
 /// `kill-process:` — a worker process inside a container, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -654,6 +659,7 @@ impl Action {
             Action::Call(_) => ActionKind::Call,
             Action::Mark => ActionKind::Mark,
             Action::KillProcess(_) => ActionKind::KillProcess,
+            Action::Human(_) => ActionKind::Human,
         }
     }
 
@@ -687,6 +693,8 @@ impl Action {
             | Action::Call(_)
             | Action::Mark
             | Action::KillProcess(_) => Duration::ZERO,
+            // A person may be quick: a prompt declares no time, its deadline is a bound.
+            Action::Human(_) => Duration::ZERO,
         }
     }
 }
@@ -788,6 +796,8 @@ action_kinds! {
     Dns => "dns",
     /// `disk-fill`.
     DiskFill => "disk-fill",
+    /// `human`.
+    Human => "human",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -814,6 +824,8 @@ pub enum StepFamily {
     SinkOutage,
     /// `call`.
     Call,
+    /// `human`: a prompt for a person (gameday).
+    Human,
 }
 
 impl ActionKind {
@@ -857,6 +869,7 @@ impl ActionKind {
             ActionKind::Parallel => StepFamily::Parallel,
             ActionKind::SinkOutage => StepFamily::SinkOutage,
             ActionKind::Call => StepFamily::Call,
+            ActionKind::Human => StepFamily::Human,
         }
     }
 
@@ -897,7 +910,8 @@ impl ActionKind {
             | ActionKind::Cut
             | ActionKind::Packet
             | ActionKind::Dns
-            | ActionKind::DiskFill => None,
+            | ActionKind::DiskFill
+            | ActionKind::Human => None,
         }
     }
 
@@ -914,7 +928,8 @@ impl ActionKind {
             | StepFamily::LinkFault
             | StepFamily::Parallel
             | StepFamily::SinkOutage
-            | StepFamily::Call => false,
+            | StepFamily::Call
+            | StepFamily::Human => false,
         }
     }
 
@@ -1709,6 +1724,15 @@ pub enum ExpectationKind {
     /// `maintenance-notice: { before, channels, lead-time }`: a notice on every channel at least
     /// `lead-time` before an upgrade step started.
     MaintenanceNotice(MaintenanceNotice),
+    /// `human-within: { step, within }`: the `human` step was done (acknowledged, or its effect
+    /// observed) within `within` of its prompt.
+    HumanWithin {
+        /// The `human` step.
+        step: String,
+        /// Deadline from the prompt.
+        #[serde(with = "duration_serde")]
+        within: Duration,
+    },
 }
 
 /// `notify:` — the notifications an event must cause. Semantics in the README's scenario

@@ -15,6 +15,7 @@ mod blue_green;
 mod compose;
 mod concurrent;
 mod faults;
+mod gameday;
 mod history;
 mod links;
 mod netfaults;

@@ -11,11 +11,13 @@
 //! | `parallel.rs` | `parallel` |
 //! | `sink_outage.rs` | `sink-outage` |
 //! | `call.rs` | `call` |
+//! | `human.rs` | `human` (gameday) |
 //! | `engine/upgrade/` | `upgrade`, `rollback` |
 
 mod call;
 mod container;
 mod fault;
+mod human;
 mod link_fault;
 mod parallel;
 mod probe;
@@ -88,6 +90,7 @@ pub async fn run_step(
         }
         Action::Mark => timeline::run_mark(),
         Action::KillProcess(kill) => process::run_kill_process(ctx, stack, step, kill).await,
+        Action::Human(human) => human::run_human(ctx, stack, step, human).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),

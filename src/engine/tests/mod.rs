@@ -8,6 +8,7 @@
 mod blue_green;
 mod bring_up;
 mod faults;
+mod gameday;
 mod recreate;
 mod rolling;
 mod signals;

@@ -98,6 +98,7 @@ impl Walk<'_> {
             "notify" => self.notify(node, key, refs),
             "maintenance-notice" => self.maintenance_notice(node, key, refs),
             "slo" => self.slo(node, key, refs),
+            "human-within" => self.human_within(node, key, refs),
             "no-lost-writes" => {
                 let hint = node.scalar().map(|s| s.text.clone());
                 let Some(fields) = self.r.fields(
@@ -464,5 +465,8 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::UpgradeRolledBack { step } => format!("upgrade-rolled-back \"{step}\""),
         ExpectationKind::Notify(notify) => super::notify::notify_name(notify),
         ExpectationKind::MaintenanceNotice(notice) => super::notify::maintenance_name(notice),
+        ExpectationKind::HumanWithin { step, within } => {
+            format!("human-within \"{step}\" {}", crate::scenario::duration::format(*within))
+        }
     }
 }

@@ -8,6 +8,7 @@ mod compose;
 mod endpoints;
 mod expect;
 mod faults;
+mod human;
 mod links;
 mod maintenance;
 mod notify;
@@ -18,5 +19,6 @@ mod traffic;
 mod upgrade;
 mod walk;
 
+pub(crate) use human::responders;
 pub(crate) use maintenance::parse_instant;
 pub(crate) use walk::{notices, policy, scenario};

@@ -159,7 +159,7 @@ impl Walk<'_> {
 
     /// Whether `name` is a declared sink; reports it when it is not (unless `sinks` itself was
     /// unreadable).
-    fn known_sink(&mut self, name: &str, span: Span) -> bool {
+    pub(super) fn known_sink(&mut self, name: &str, span: Span) -> bool {
         if self.sinks.names.iter().any(|known| known == name) {
             return true;
         }

@@ -360,6 +360,7 @@ impl Walk<'_> {
             }
             ActionKind::SinkOutage => self.sink_outage(draft, value, entry.key.span),
             ActionKind::Call => self.call(draft, value, entry.key.span, services),
+            ActionKind::Human => self.human(draft, value, entry.key.span, services),
             ActionKind::Mark => self.mark(draft, value),
             ActionKind::KillProcess => {
                 let (service, action) = self.kill_process(value, entry.key.span, services);

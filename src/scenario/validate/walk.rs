@@ -106,6 +106,19 @@ pub(crate) fn notices(
     }
 }
 
+impl<'s> Walk<'s> {
+    /// A walk of a file that is not a scenario (the responders file).
+    pub(super) fn bare(r: Reader<'s>, path: &Path) -> Self {
+        Walk {
+            r,
+            folder: folder(path),
+            sinks: SinkNames::default(),
+            links: Default::default(),
+            compose: None,
+        }
+    }
+}
+
 /// The value under `key` of a mapping node, without reporting anything.
 fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     let Value::Map(entries) = &node.value else { return None };
@@ -208,6 +221,8 @@ pub(super) enum StepKind {
     Probe,
     /// An `upgrade` step.
     Upgrade(UpgradeInfo),
+    /// A `human` step (gameday).
+    Human,
     /// Anything else.
     Other,
 }
