@@ -7,6 +7,7 @@
 mod compose;
 mod endpoints;
 mod expect;
+mod explore;
 mod faults;
 mod links;
 mod maintenance;
@@ -19,4 +20,4 @@ mod upgrade;
 mod walk;
 
 pub(crate) use maintenance::parse_instant;
-pub(crate) use walk::{notices, policy, scenario};
+pub(crate) use walk::{notices, policy, scenario, scenario_and_space};
