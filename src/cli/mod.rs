@@ -8,6 +8,7 @@ mod annotate;
 mod app;
 pub(crate) mod args;
 mod errors;
+mod explore;
 mod gate;
 mod generate;
 mod history;

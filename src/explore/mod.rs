@@ -8,8 +8,10 @@
 //! supplies a runner built on [`crate::Rehearsal`]).
 
 pub mod page;
+pub mod rehearse;
 pub mod schedule;
 pub mod search;
 
+pub use rehearse::RehearsalRunner;
 pub use schedule::{Coverage, Schedule};
 pub use search::{CaseRecord, Exploration, Found, Phase, Runner, Settings, Stop, Verdict, explore};

@@ -26,6 +26,7 @@ mod xsd;
 pub use figures::{
     FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
 };
+pub(crate) use html::STYLE as HTML_STYLE;
 pub use html::render_html;
 pub use json::{
     CheckReport, Counts, Ending, PhaseReport, REPORT_FORMAT_VERSION, Report, ReportError,
