@@ -115,3 +115,97 @@ impl Runner for RehearsalRunner {
         (self.on_record)(record);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::fake::FakeBackend;
+    use crate::explore::{Settings, Stop, explore};
+
+    /// Pausing `web` for long enough breaks the outage budget; a short pause does not.
+    const SCENARIO: &str = "name: fake-explore
+stack:
+  services:
+    web:
+      image: fake/web:1
+      ports: [80]
+      health: { http: { port: 80, path: / }, interval: 100ms }
+traffic:
+  pages:
+    http: { service: web, port: 80, path: / }
+    rate: 20/s
+    timeout: 200ms
+steps:
+  - wait: 300ms
+  - name: release
+    wait: 2s
+  - wait: 300ms
+explore:
+  at: release
+  window: 0s..1s
+  resolution: 500ms
+  max-faults: 2
+  faults:
+    - pause: { services: [web], for: 500ms..1500ms }
+expect:
+  - slo: { traffic: pages, max-outage: 700ms }
+";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_explore_on_the_fake_backend_finds_shrinks_and_its_minimum_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fake.yaml");
+        fs_err::write(&path, SCENARIO).unwrap();
+        let (_, space, source) = crate::scenario::load_with_space(&path).unwrap();
+        let space = space.unwrap();
+        let records = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = records.clone();
+        let backend = Arc::new(FakeBackend::new());
+        let mut runner = RehearsalRunner {
+            source,
+            folder: dir.path().to_path_buf(),
+            space: space.clone(),
+            dir: dir.path().join("out"),
+            backend: backend.clone(),
+            signals: Signals::default(),
+            seed: 3,
+            state_dir: None,
+            on_record: Box::new(move |record: &CaseRecord| seen.lock().unwrap().push(record.case)),
+        };
+        let settings = Settings { runs: 8, seed: 11, budget: Duration::from_secs(120), reruns: 0 };
+        let exploration = explore(&space, &settings, &mut runner).await;
+        let found = exploration.found.as_ref().unwrap_or_else(|| {
+            panic!(
+                "nothing found in {:?}",
+                exploration
+                    .cases
+                    .iter()
+                    .map(|c| (c.schedule.label(), &c.verdict))
+                    .collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(found.check, "slo pages");
+        assert_eq!(exploration.stop, Stop::Done);
+        assert_eq!(found.minimal.faults.len(), 1, "{}", found.minimal.label());
+        assert!(found.minimal.total_duration() <= found.first.total_duration());
+        assert_eq!(found.minimal.faults[0].start, Duration::ZERO, "{}", found.minimal.label());
+        // Every case ran for real: its scenario, journal and report are kept.
+        assert_eq!(*records.lock().unwrap(), (1..=exploration.cases.len()).collect::<Vec<_>>());
+        for case in &exploration.cases {
+            let case_dir = RehearsalRunner::case_dir(&dir.path().join("out"), case.case);
+            for file in ["scenario.yaml", "journal.jsonl", "report.json"] {
+                assert!(case_dir.join(file).is_file(), "{}/{file}", case_dir.display());
+            }
+        }
+        // The minimum, written as an ordinary scenario elsewhere, fails the same check again.
+        let text = runner.text(&found.minimal).unwrap();
+        let minimal = dir.path().join("out/minimal.yaml");
+        fs_err::write(&minimal, &text).unwrap();
+        let outcome =
+            Rehearsal::from_file(&minimal).unwrap().backend(backend).seed(3).run().await.unwrap();
+        assert_eq!(outcome.status(), RunStatus::Deviated, "{}", outcome.summary());
+        assert_eq!(outcome.unmet().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["slo pages"]);
+    }
+}
