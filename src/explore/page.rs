@@ -19,9 +19,9 @@ pub fn render(name: &str, space: &Space, exploration: &Exploration, seed: u64) -
         escape(name),
         crate::report::HTML_STYLE
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<header class=\"page\"><h1>firedrill explore: <code>{}</code></h1><span class=\"muted\">seed {seed}</span></header>\n",
+        "<header class=\"page\"><h1>firedrill explore: <code>{}</code></h1><span class=\"muted\">seed {seed}</span></header>",
         escape(name)
     );
     let (class, word) = match (&exploration.found, &exploration.stop) {

@@ -262,7 +262,7 @@ impl<R: Runner> Search<'_, R> {
     /// Whether `candidate` fails `check` in its run and every re-run, and whether it failed only
     /// sometimes (`None`: interrupted).
     async fn fails(&mut self, candidate: &Schedule, check: &str) -> Option<(bool, bool)> {
-        let mut failed = 0;
+        // Every attempt before this one failed the check (the loop ends at the first that does not).
         for attempt in 0..=self.reruns {
             let mut record = self.run_unrecorded(Phase::Shrink, attempt, candidate).await;
             if record.verdict == Verdict::Interrupted {
@@ -270,12 +270,11 @@ impl<R: Runner> Search<'_, R> {
                 return None;
             }
             if !record.verdict.fails(check) {
-                let flaky = failed > 0;
+                let flaky = attempt > 0;
                 record.flaky = flaky;
                 self.commit(record);
                 return Some((false, flaky));
             }
-            failed += 1;
             if attempt == self.reruns {
                 record.accepted = true;
                 self.commit(record);
