@@ -27,6 +27,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub(crate) mod engine;
+pub mod explore;
 pub mod faults;
 pub mod history;
 pub mod journal;

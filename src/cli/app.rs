@@ -99,6 +99,10 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
         Command::Trend(args) => super::history::trend(&args, state_dir_quiet().as_deref()),
         Command::Images { rebuild, pull, files } => images(files, rebuild, pull, color).await,
         Command::Gc { run, all } => gc(run, all).await,
+        Command::Explore(args) => {
+            let state = state_dir().filter(|_| args.backend != BackendKind::Fake);
+            super::explore::explore(args, color, state).await
+        }
         Command::Init { compose, output, profiles } => {
             Ok(super::init::init(&compose, output.as_deref(), &profiles, color))
         }
@@ -341,7 +345,7 @@ fn render_report_error(error: &report::ReportError) -> String {
 }
 
 /// First Ctrl-C or SIGTERM: interrupt; second: kill fast.
-async fn watch_signals(signals: Signals) {
+pub(super) async fn watch_signals(signals: Signals) {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     next_signal(&mut terminate).await;
@@ -388,7 +392,7 @@ fn load_names(files: &[PathBuf]) -> Vec<String> {
 }
 
 /// A seed for runs without `--seed`, from the process's random hasher keys.
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());

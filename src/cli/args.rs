@@ -206,6 +206,14 @@ pub enum Command {
         #[arg(long = "profile", value_name = "NAME")]
         profiles: Vec<String>,
     },
+    /// Search the scenario's `explore:` space for a fault schedule that fails a check, and shrink
+    /// it to the smallest that still fails the same check.
+    ///
+    /// Each case is one real rehearsal (stack brought up fresh). Writes `DIR/minimal.yaml` (an
+    /// ordinary scenario `firedrill run` replays), `DIR/cases.jsonl`, `DIR/index.html` and
+    /// `DIR/cases/NNNN/`. Exit codes: 0 nothing failed within the budget, 1 a failing schedule
+    /// found, 2 invalid input or environment error, 130 interrupted (what was found is written).
+    Explore(super::explore::ExploreArgs),
     /// Revert the faults dead runs left in force (from their ledgers), then remove the containers
     /// and networks they left behind.
     Gc {

@@ -56,6 +56,9 @@ pub enum ExpectedError {
     /// A rehearsal could not start.
     #[error(transparent)]
     Rehearsal(#[from] RehearsalError),
+    /// A file or folder could not be written (`explore --out`).
+    #[error("{0}")]
+    Io(String),
     /// `images` found nothing to do with.
     #[error("no scenario files given and no `scenarios/*.yaml` here")]
     NoScenarios,
@@ -120,7 +123,7 @@ impl ExpectedError {
             ExpectedError::BaselineScenario { .. } => {
                 Some("run one scenario at a time with a run id baseline".into())
             }
-            ExpectedError::Write { .. } => None,
+            ExpectedError::Write { .. } | ExpectedError::Io(_) => None,
         }
     }
 

@@ -9,6 +9,7 @@ mod app;
 pub(crate) mod args;
 mod errors;
 mod gameday;
+mod explore;
 mod gate;
 mod generate;
 mod history;

@@ -16,7 +16,7 @@ use super::timeline::{self, State};
 use crate::checks::CheckStatus;
 use crate::journal::EventKind;
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root { --ink: #1f2328; --muted: #59606b; --line: #d8dce1; --soft: #f6f7f9;
   --pass: #2e8b57; --fail: #c93c3c; --warn: #b26b00; }
 * { box-sizing: border-box; }

@@ -27,6 +27,7 @@ mod xsd;
 pub use figures::{
     FaultFigures, KeyFigures, OutageFigures, TrafficFigures, WritesFigures, key_figures,
 };
+pub(crate) use html::STYLE as HTML_STYLE;
 pub use html::render_html;
 pub use human::{HumanReport, human_reports};
 pub use json::{

@@ -179,6 +179,11 @@ pub(crate) static TOP: Section = Section {
             Shape::Section(&CALENDAR),
             "The calendar time the rehearsal stands for: its first step starts at `start`, scaled by `scale`.",
         ),
+        key(
+            "explore",
+            Shape::Section(&EXPLORE),
+            "`firedrill explore`'s chaos space: which faults may land where and when (`run` ignores it).",
+        ),
     ],
 };
 
@@ -1552,6 +1557,132 @@ pub(crate) static DISK_FILL: Section = Section {
         key("size", Shape::Text, "Or write exactly this much: `64MiB`."),
         FAULT_FOR,
         TARGET,
+    ],
+};
+
+/// `explore`: the chaos space `firedrill explore` draws fault schedules from.
+pub(crate) static EXPLORE: Section = Section {
+    id: "explore",
+    doc: "The chaos space `firedrill explore` draws fault schedules from.",
+    one_choice: false,
+    keys: &[
+        key(
+            "at",
+            Shape::Text,
+            "A top-level step the faults run alongside (in one `parallel` group); default: after the last step.",
+        ),
+        required(
+            "window",
+            Shape::Text,
+            "When a fault may start, from the group's start: `0s..20s` (or one duration).",
+        ),
+        key("min-faults", Shape::Integer(1, 16), "Fewest faults in a schedule (default 1)."),
+        key("max-faults", Shape::Integer(1, 16), "Most faults in a schedule (default 2)."),
+        key(
+            "resolution",
+            Shape::Duration,
+            "Starts and durations are multiples of this (default 1s): fewer cases to shrink through.",
+        ),
+        required(
+            "faults",
+            Shape::List(&Shape::Section(&EXPLORE_FAULT)),
+            "The fault kinds that may be injected, each with its targets and `for` range.",
+        ),
+    ],
+};
+
+/// One entry of `explore.faults`.
+pub(crate) static EXPLORE_FAULT: Section = Section {
+    id: "explore-fault",
+    doc: "A fault kind that may be injected: exactly one kind, with its targets.",
+    one_choice: true,
+    keys: &[
+        choice(
+            "kill",
+            Shape::Section(&EXPLORE_CONTAINER),
+            "Kill a service (started again after `for`).",
+        ),
+        choice(
+            "stop",
+            Shape::Section(&EXPLORE_CONTAINER),
+            "Stop a service (started again after `for`).",
+        ),
+        choice(
+            "pause",
+            Shape::Section(&EXPLORE_CONTAINER),
+            "Freeze a service (unpaused after `for`).",
+        ),
+        choice("restart", Shape::Section(&EXPLORE_CONTAINER), "Restart a service (no `for`)."),
+        choice("partition", Shape::Section(&EXPLORE_CONTAINER), "Disconnect a service for `for`."),
+        choice(
+            "latency",
+            Shape::Section(&EXPLORE_LINK),
+            "Delay a link for `for` (needs `latency`).",
+        ),
+        choice("down", Shape::Section(&EXPLORE_LINK), "Refuse a link's connections for `for`."),
+        choice("timeout", Shape::Section(&EXPLORE_LINK), "Hold a link's bytes for `for`."),
+        choice(
+            "reset-peer",
+            Shape::Section(&EXPLORE_LINK),
+            "Reset a link's connections for `for`.",
+        ),
+        choice("cut", Shape::Section(&EXPLORE_LINK), "Partition a link for `for`."),
+        choice(
+            "sink-outage",
+            Shape::Section(&EXPLORE_SINK),
+            "A notification sink fails for `for`.",
+        ),
+    ],
+};
+
+const EXPLORE_FOR: Key = key(
+    "for",
+    Shape::Text,
+    "How long the fault lasts: a range `1s..10s` or one duration (not for `restart`).",
+);
+
+/// A container fault of `explore.faults`.
+pub(crate) static EXPLORE_CONTAINER: Section = Section {
+    id: "explore-container",
+    doc: "A container fault kind and the services it may hit.",
+    one_choice: false,
+    keys: &[
+        required("services", Shape::TextList, "The services it may hit."),
+        EXPLORE_FOR,
+        key(
+            "signal",
+            Shape::AnyOf(&[Shape::Text, Shape::Integer(1, 64)]),
+            "`kill` only: the signal (default SIGKILL).",
+        ),
+    ],
+};
+
+/// A link fault of `explore.faults`.
+pub(crate) static EXPLORE_LINK: Section = Section {
+    id: "explore-link",
+    doc: "A link fault kind and the links it may hit.",
+    one_choice: false,
+    keys: &[
+        required("links", Shape::TextList, "Links declared in `stack.links`."),
+        EXPLORE_FOR,
+        key("latency", Shape::Duration, "`latency` only: the added delay."),
+        TOXICITY,
+    ],
+};
+
+/// A sink outage of `explore.faults`.
+pub(crate) static EXPLORE_SINK: Section = Section {
+    id: "explore-sink",
+    doc: "A sink outage and the sinks it may hit.",
+    one_choice: false,
+    keys: &[
+        required("sinks", Shape::TextList, "Names in `sinks`."),
+        EXPLORE_FOR,
+        key(
+            "status",
+            Shape::AnyOf(&[Shape::Integer(400, 599), Shape::Enum(&["hang"])]),
+            "400–599 (the provider's error body) or `hang` (default 503).",
+        ),
     ],
 };
 

@@ -16,6 +16,7 @@ mod quantity;
 mod read;
 mod report;
 mod schema;
+pub mod space;
 mod suggest;
 mod template;
 mod tree;
@@ -42,6 +43,25 @@ pub fn parse(source: &str, path: &Path) -> Result<Scenario, Invalid> {
     let file = path.display().to_string();
     let root = tree::parse(source).map_err(|problems| problems.into_invalid(source, &file))?;
     validate::scenario(root.as_ref(), source, path)
+        .map_err(|problems| problems.into_invalid(source, &file))
+}
+
+/// Read and validate a scenario file with its `explore:` space (`None` when it has none), and
+/// the text it was read from (`firedrill explore` writes each schedule into it).
+pub fn load_with_space(path: &Path) -> Result<(Scenario, Option<space::Space>, String), LoadError> {
+    let source = read(path)?;
+    let (scenario, space) = parse_with_space(&source, path)?;
+    Ok((scenario, space, source))
+}
+
+/// [`parse`], with the scenario's `explore:` space (`None` when it has none).
+pub fn parse_with_space(
+    source: &str,
+    path: &Path,
+) -> Result<(Scenario, Option<space::Space>), Invalid> {
+    let file = path.display().to_string();
+    let root = tree::parse(source).map_err(|problems| problems.into_invalid(source, &file))?;
+    validate::scenario_and_space(root.as_ref(), source, path)
         .map_err(|problems| problems.into_invalid(source, &file))
 }
 

@@ -71,6 +71,11 @@ impl<'s> Reader<'s> {
         self.problems.last_mut().expect("a problem was just recorded")
     }
 
+    /// The source text of a span, as written.
+    pub fn slice(&self, span: Span) -> &'s str {
+        self.source.get(span.start..span.end).unwrap_or_default()
+    }
+
     /// 1-based line of a span, for hints such as "first used on line 12".
     pub fn line(&self, span: Span) -> usize {
         self.lines.line(span.start)

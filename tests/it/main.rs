@@ -14,6 +14,7 @@
 mod blue_green;
 mod compose;
 mod concurrent;
+mod explore;
 mod faults;
 mod gameday;
 mod history;

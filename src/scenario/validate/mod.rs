@@ -7,6 +7,7 @@
 mod compose;
 mod endpoints;
 mod expect;
+mod explore;
 mod faults;
 mod human;
 mod links;
@@ -21,4 +22,4 @@ mod walk;
 
 pub(crate) use human::responders;
 pub(crate) use maintenance::parse_instant;
-pub(crate) use walk::{notices, policy, scenario};
+pub(crate) use walk::{notices, policy, scenario, scenario_and_space};

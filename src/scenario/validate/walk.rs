@@ -13,6 +13,7 @@ use crate::calendar::{Policy, SentNotice};
 use crate::scenario::model::{Action, ActionKind, OnFailure, Reference, Scenario, Service, Stack};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
+use crate::scenario::space::Space;
 use crate::scenario::tree::{Node, Value};
 
 /// Walk the document root into a scenario, or every problem found.
@@ -27,16 +28,26 @@ pub(crate) fn scenario(
     source: &str,
     path: &Path,
 ) -> Result<Scenario, Problems> {
+    scenario_and_space(root, source, path).map(|(scenario, _)| scenario)
+}
+
+/// [`scenario`], with its `explore:` space when it has one.
+pub(crate) fn scenario_and_space(
+    root: Option<&Node>,
+    source: &str,
+    path: &Path,
+) -> Result<(Scenario, Option<Space>), Problems> {
     let mut walk = Walk {
         r: Reader::new(source, home),
         folder: folder(path),
         sinks: SinkNames::default(),
         links: Default::default(),
         compose: None,
+        explore: None,
     };
     let scenario = walk.scenario(root, path);
     match scenario {
-        Some(scenario) if walk.r.problems.is_empty() => Ok(scenario),
+        Some(scenario) if walk.r.problems.is_empty() => Ok((scenario, walk.explore.take())),
         _ => {
             assert!(!walk.r.problems.is_empty(), "a part was rejected without saying why");
             Err(walk.r.problems)
@@ -53,6 +64,7 @@ pub(crate) fn policy(root: Option<&Node>, source: &str, path: &Path) -> Result<P
         sinks: SinkNames::default(),
         links: Default::default(),
         compose: None,
+        explore: None,
     };
     let policy = root.and_then(|root| {
         let at = walk.r.head(root);
@@ -92,6 +104,7 @@ pub(crate) fn notices(
         sinks: SinkNames::default(),
         links: Default::default(),
         compose: None,
+        explore: None,
     };
     let notices = match root {
         Some(root) => walk.notices(root),
@@ -172,6 +185,8 @@ pub(super) struct Walk<'s> {
     pub(super) links: super::links::LinkTable,
     /// `stack.compose`: where the services came from (set by `validate/compose.rs`).
     pub(super) compose: Option<crate::scenario::model::ComposeOrigin>,
+    /// `explore:`, once read (`validate/explore.rs`).
+    pub(super) explore: Option<Space>,
 }
 
 /// What the rest of the scenario needs to know about a service, even when parts of it are wrong.
@@ -332,6 +347,9 @@ impl Walk<'_> {
             None => Some(Vec::new()),
         };
 
+        if let Some(entry) = fields.entry("explore") {
+            self.explore = self.explore(&entry.value, entry.key.span, known, steps.as_deref());
+        }
         let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
         let calendar = fields.get("calendar").map(|node| self.calendar(node));
         if let (Some(entry), None) = (fields.entry("maintenance"), &calendar) {

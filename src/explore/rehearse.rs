@@ -1,0 +1,211 @@
+//! The runner `firedrill explore` uses: each schedule written into the scenario's text
+//! (`DIR/cases/NNNN/scenario.yaml`), read back like any scenario file, and run as one real
+//! [`Rehearsal`] on a shared backend, its journal and `report.json` kept beside it.
+//!
+//! The stack is brought up fresh for every case (no reuse between cases: a case's faults and
+//! their aftermath must not leak into the next one's verdicts).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::schedule::Schedule;
+use super::search::{CaseRecord, Phase, Runner, Verdict};
+use crate::backend::Backend;
+use crate::checks::CheckStatus;
+use crate::engine::{RunOptions, Signals};
+use crate::rehearsal::Rehearsal;
+use crate::report::RunStatus;
+use crate::scenario::space::{Space, render_schedule};
+
+/// Runs each schedule as a rehearsal.
+pub struct RehearsalRunner {
+    /// The scenario's text, with its `explore:` section.
+    pub source: String,
+    /// The scenario file's folder (relative paths in it start there).
+    pub folder: PathBuf,
+    /// The space (for `at`).
+    pub space: Space,
+    /// Where each case's folder goes: `DIR/cases/NNNN/`.
+    pub dir: PathBuf,
+    /// The backend every case runs on.
+    pub backend: Arc<dyn Backend>,
+    /// Ctrl-C: the case running is interrupted and no other starts.
+    pub signals: Signals,
+    /// The seed of each run's own random choices (fault targets, toxicity).
+    pub seed: u64,
+    /// The fault ledger's folder.
+    pub state_dir: Option<PathBuf>,
+    /// Called with every case once it ran.
+    pub on_record: Box<dyn FnMut(&CaseRecord) + Send>,
+}
+
+impl RehearsalRunner {
+    /// `DIR/cases/NNNN`.
+    pub fn case_dir(dir: &Path, case: usize) -> PathBuf {
+        dir.join("cases").join(format!("{case:04}"))
+    }
+
+    /// The scenario text of `schedule`.
+    pub fn text(&self, schedule: &Schedule) -> Result<String, String> {
+        render_schedule(&self.source, &self.folder, &self.space, &schedule.faults)
+            .map_err(|error| error.to_string())
+    }
+}
+
+impl Runner for RehearsalRunner {
+    async fn run(&mut self, case: usize, _phase: Phase, schedule: &Schedule) -> Verdict {
+        if self.signals.interrupt.is_cancelled() {
+            return Verdict::Interrupted;
+        }
+        let dir = Self::case_dir(&self.dir, case);
+        let text = match self.text(schedule) {
+            Ok(text) => text,
+            Err(error) => return Verdict::Aborted { error },
+        };
+        let path = dir.join("scenario.yaml");
+        if let Err(error) = fs_err::create_dir_all(&dir).and_then(|()| fs_err::write(&path, &text))
+        {
+            return Verdict::Aborted { error: error.to_string() };
+        }
+        let scenario = match crate::scenario::parse(&text, &path) {
+            Ok(scenario) => scenario,
+            Err(invalid) => {
+                let rendered = crate::scenario::render(&invalid, false);
+                return Verdict::Aborted {
+                    error: format!("the case's scenario is invalid:\n{rendered}"),
+                };
+            }
+        };
+        let options = RunOptions {
+            report_dir: Some(dir),
+            keep: false,
+            seed: Some(self.seed),
+            state_dir: self.state_dir.clone(),
+            pull: None,
+            jobs: None,
+        };
+        let outcome = Rehearsal::from_scenario(scenario)
+            .options(options)
+            .backend(self.backend.clone())
+            .signals(self.signals.clone())
+            .only_run_files()
+            .run()
+            .await;
+        match outcome {
+            Err(error) => Verdict::Aborted { error: error.to_string() },
+            Ok(outcome) => match outcome.status() {
+                RunStatus::Interrupted => Verdict::Interrupted,
+                RunStatus::Aborted => Verdict::Aborted {
+                    error: outcome.error().map_or_else(|| "aborted".into(), ToString::to_string),
+                },
+                RunStatus::Completed | RunStatus::Deviated => {
+                    let checks: Vec<String> = outcome
+                        .verdicts()
+                        .iter()
+                        .filter(|v| v.status == CheckStatus::Failed)
+                        .map(|v| v.name.clone())
+                        .collect();
+                    if checks.is_empty() { Verdict::Held } else { Verdict::Failed { checks } }
+                }
+            },
+        }
+    }
+
+    fn record(&mut self, record: &CaseRecord) {
+        (self.on_record)(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::fake::FakeBackend;
+    use crate::explore::{Settings, Stop, explore};
+
+    /// Pausing `web` for long enough breaks the outage budget; a short pause does not.
+    const SCENARIO: &str = "name: fake-explore
+stack:
+  services:
+    web:
+      image: fake/web:1
+      ports: [80]
+      health: { http: { port: 80, path: / }, interval: 100ms }
+traffic:
+  pages:
+    http: { service: web, port: 80, path: / }
+    rate: 20/s
+    timeout: 200ms
+steps:
+  - wait: 300ms
+  - name: release
+    wait: 2s
+  - wait: 300ms
+explore:
+  at: release
+  window: 0s..1s
+  resolution: 500ms
+  max-faults: 2
+  faults:
+    - pause: { services: [web], for: 500ms..1500ms }
+expect:
+  - slo: { traffic: pages, max-outage: 700ms }
+";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_explore_on_the_fake_backend_finds_shrinks_and_its_minimum_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fake.yaml");
+        fs_err::write(&path, SCENARIO).unwrap();
+        let (_, space, source) = crate::scenario::load_with_space(&path).unwrap();
+        let space = space.unwrap();
+        let records = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = records.clone();
+        let backend = Arc::new(FakeBackend::new());
+        let mut runner = RehearsalRunner {
+            source,
+            folder: dir.path().to_path_buf(),
+            space: space.clone(),
+            dir: dir.path().join("out"),
+            backend: backend.clone(),
+            signals: Signals::default(),
+            seed: 3,
+            state_dir: None,
+            on_record: Box::new(move |record: &CaseRecord| seen.lock().unwrap().push(record.case)),
+        };
+        let settings = Settings { runs: 8, seed: 11, budget: Duration::from_secs(120), reruns: 0 };
+        let exploration = explore(&space, &settings, &mut runner).await;
+        let found = exploration.found.as_ref().unwrap_or_else(|| {
+            panic!(
+                "nothing found in {:?}",
+                exploration
+                    .cases
+                    .iter()
+                    .map(|c| (c.schedule.label(), &c.verdict))
+                    .collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(found.check, "slo pages");
+        assert_eq!(exploration.stop, Stop::Done);
+        assert_eq!(found.minimal.faults.len(), 1, "{}", found.minimal.label());
+        assert!(found.minimal.total_duration() <= found.first.total_duration());
+        assert_eq!(found.minimal.faults[0].start, Duration::ZERO, "{}", found.minimal.label());
+        // Every case ran for real: its scenario, journal and report are kept.
+        assert_eq!(*records.lock().unwrap(), (1..=exploration.cases.len()).collect::<Vec<_>>());
+        for case in &exploration.cases {
+            let case_dir = RehearsalRunner::case_dir(&dir.path().join("out"), case.case);
+            for file in ["scenario.yaml", "journal.jsonl", "report.json"] {
+                assert!(case_dir.join(file).is_file(), "{}/{file}", case_dir.display());
+            }
+        }
+        // The minimum, written as an ordinary scenario elsewhere, fails the same check again.
+        let text = runner.text(&found.minimal).unwrap();
+        let minimal = dir.path().join("out/minimal.yaml");
+        fs_err::write(&minimal, &text).unwrap();
+        let outcome =
+            Rehearsal::from_file(&minimal).unwrap().backend(backend).seed(3).run().await.unwrap();
+        assert_eq!(outcome.status(), RunStatus::Deviated, "{}", outcome.summary());
+        assert_eq!(outcome.unmet().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["slo pages"]);
+    }
+}
