@@ -83,6 +83,8 @@ impl Runner for RehearsalRunner {
             state_dir: self.state_dir.clone(),
             pull: None,
             jobs: None,
+            // Nobody answers a `human` step in a case: it ends at its deadline.
+            gameday: Default::default(),
         };
         let outcome = Rehearsal::from_scenario(scenario)
             .options(options)

@@ -128,6 +128,7 @@ impl<'s> Walk<'s> {
             sinks: SinkNames::default(),
             links: Default::default(),
             compose: None,
+            explore: None,
         }
     }
 }
