@@ -543,6 +543,7 @@ mod tests {
             sinks: indexmap::IndexMap::new(),
             maintenance: None,
             calendar: None,
+            backend: None,
         }
     }
 

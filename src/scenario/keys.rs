@@ -179,6 +179,11 @@ pub(crate) static TOP: Section = Section {
             Shape::Section(&CALENDAR),
             "The calendar time the rehearsal stands for: its first step starts at `start`, scaled by `scale`.",
         ),
+        key(
+            "backend",
+            Shape::Enum(&["docker", "swarm"]),
+            "docker (default) | swarm: where the stack runs; `--backend` overrides it.",
+        ),
     ],
 };
 

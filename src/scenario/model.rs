@@ -36,6 +36,8 @@ pub struct Scenario {
     /// `calendar`: the calendar time the timeline stands for (its first step starts at
     /// `start`), and how rehearsal time scales to it.
     pub calendar: Option<crate::calendar::Calendar>,
+    /// `backend`: where the stack runs when `--backend` does not say (`None`: Docker).
+    pub backend: Option<BackendChoice>,
 }
 
 impl Scenario {
@@ -249,6 +251,33 @@ impl std::str::FromStr for PullPolicy {
             "always" => Ok(PullPolicy::Always),
             "never" => Ok(PullPolicy::Never),
             other => Err(format!("unknown pull policy `{other}`: use missing, always or never")),
+        }
+    }
+}
+
+/// `backend:` (scenario): the backend a scenario asks for; the CLI's `--backend` overrides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// The Docker engine, one container per service.
+    Docker,
+    /// Docker Swarm services on a swarm manager.
+    Swarm,
+}
+
+impl BackendChoice {
+    /// The spellings, for messages.
+    pub const NAMES: &[&str] = &["docker", "swarm"];
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "docker" => Ok(BackendChoice::Docker),
+            "swarm" => Ok(BackendChoice::Swarm),
+            other => Err(format!("unknown backend `{other}`: use docker or swarm")),
         }
     }
 }
