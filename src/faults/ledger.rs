@@ -38,6 +38,11 @@ pub enum Undo {
         /// Its aliases on that network (the service name).
         aliases: Vec<String>,
     },
+    /// Give a swarm node its availability back (the ledger's `container` is the node id).
+    NodeAvailability {
+        /// The availability it had (`active`, `pause`, `drain`).
+        availability: String,
+    },
 }
 
 impl Undo {
@@ -48,6 +53,7 @@ impl Undo {
             Undo::Memory { .. } => "memory",
             Undo::Cpu { .. } => "cpu",
             Undo::Reconnect { .. } => "partition",
+            Undo::NodeAvailability { .. } => "node-availability",
         }
     }
 }

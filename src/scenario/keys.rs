@@ -596,6 +596,11 @@ pub(crate) static STEP: Section = Section {
             "Link fault (http links): the answer's body cut to `bytes`, `Content-Length` to match.",
         ),
         choice("cut", Shape::Section(&CUT), "Link fault: a link partition."),
+        choice(
+            "node-availability",
+            Shape::Section(&NODE_AVAILABILITY),
+            "Swarm only: a node drained or paused, its availability restored after `for`.",
+        ),
         key(
             "name",
             Shape::Text,
@@ -940,6 +945,22 @@ pub(crate) static CUT: Section = Section {
     doc: "Link fault: a link partition.",
     one_choice: false,
     keys: &[LINK_KEY, FAULT_FOR, TOXICITY, DIRECTION],
+};
+
+/// `node-availability` (swarm backend).
+pub(crate) static NODE_AVAILABILITY: Section = Section {
+    id: "node-availability",
+    doc: "Swarm only: a node-level fault, restored after `for`.",
+    one_choice: false,
+    keys: &[
+        required(
+            "availability",
+            Shape::Enum(&["drain", "pause"]),
+            "`drain` (its tasks are shut down and rescheduled) or `pause` (no new tasks).",
+        ),
+        key("node", Shape::Text, "A node's hostname or id; default the node `DOCKER_HOST` names."),
+        required("for", Shape::Duration, "How long; then the node's availability is restored."),
+    ],
 };
 
 /// `sink-outage`.

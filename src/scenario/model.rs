@@ -653,6 +653,45 @@ pub enum Action {
     /// `kill-process: { service, name, signal }`: a signal to the processes called `name` inside
     /// each of a service's containers, never the container's main process.
     KillProcess(KillProcess),
+    /// `node-availability: { availability: drain | pause, node, for }`: a swarm node stops taking
+    /// (or keeping) tasks, restored after `for`.
+    NodeAvailability(NodeAvailability),
+}
+
+/// `node-availability:` — a node-level fault (Swarm's node availability).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeAvailability {
+    /// `availability`: `drain` (its tasks are shut down and rescheduled) or `pause` (it keeps
+    /// its tasks and takes no new ones).
+    pub availability: NodeState,
+    /// `node`: a node's hostname or id; `None`: the node `DOCKER_HOST` names.
+    pub node: Option<String>,
+    /// `for`: how long, then the availability it had is restored.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+}
+
+/// The availability a [`NodeAvailability`] step sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    /// `drain`.
+    Drain,
+    /// `pause`.
+    Pause,
+}
+
+impl NodeState {
+    /// The spellings, for messages.
+    pub const NAMES: &[&str] = &["drain", "pause"];
+
+    /// As Swarm and the scenario spell it.
+    pub fn key(self) -> &'static str {
+        match self {
+            NodeState::Drain => "drain",
+            NodeState::Pause => "pause",
+        }
+    }
 }
 
 /// `kill-process:` — a worker process inside a container, by name.
@@ -683,6 +722,7 @@ impl Action {
             Action::Call(_) => ActionKind::Call,
             Action::Mark => ActionKind::Mark,
             Action::KillProcess(_) => ActionKind::KillProcess,
+            Action::NodeAvailability(_) => ActionKind::NodeAvailability,
         }
     }
 
@@ -711,6 +751,7 @@ impl Action {
             // An outage with `for` ends when its step ends; calls and markers take no declared time.
             Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
             Action::LinkFault(fault) => fault.duration,
+            Action::NodeAvailability(node) => node.duration,
             Action::Probe(_)
             | Action::Rollback { .. }
             | Action::Call(_)
@@ -811,6 +852,8 @@ action_kinds! {
     HttpTruncate => "http-truncate",
     /// `cut`.
     Cut => "cut",
+    /// `node-availability`.
+    NodeAvailability => "node-availability",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -837,6 +880,8 @@ pub enum StepFamily {
     SinkOutage,
     /// `call`.
     Call,
+    /// `node-availability`: a node-level fault.
+    Node,
 }
 
 impl ActionKind {
@@ -875,6 +920,7 @@ impl ActionKind {
             ActionKind::Parallel => StepFamily::Parallel,
             ActionKind::SinkOutage => StepFamily::SinkOutage,
             ActionKind::Call => StepFamily::Call,
+            ActionKind::NodeAvailability => StepFamily::Node,
         }
     }
 
@@ -912,6 +958,7 @@ impl ActionKind {
             | ActionKind::HttpAbort
             | ActionKind::HttpTruncate
             | ActionKind::KillProcess
+            | ActionKind::NodeAvailability
             | ActionKind::Cut => None,
         }
     }
@@ -929,6 +976,7 @@ impl ActionKind {
             | StepFamily::LinkFault
             | StepFamily::Parallel
             | StepFamily::SinkOutage
+            | StepFamily::Node
             | StepFamily::Call => false,
         }
     }

@@ -11,12 +11,14 @@
 //! | `parallel.rs` | `parallel` |
 //! | `sink_outage.rs` | `sink-outage` |
 //! | `call.rs` | `call` |
+//! | `node.rs` | `node-availability` |
 //! | `engine/upgrade/` | `upgrade`, `rollback` |
 
 mod call;
 mod container;
 mod fault;
 mod link_fault;
+mod node;
 mod parallel;
 mod probe;
 mod process;
@@ -88,6 +90,7 @@ pub async fn run_step(
         }
         Action::Mark => timeline::run_mark(),
         Action::KillProcess(kill) => process::run_kill_process(ctx, stack, step, kill).await,
+        Action::NodeAvailability(node) => node::run_node_availability(ctx, stack, step, node).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),
