@@ -201,14 +201,8 @@ async fn run(
             let progress = progress.clone();
             move |event: &crate::journal::Event| progress.show(event)
         };
-        let options = RunOptions {
-            report_dir: planned.dir,
-            keep,
-            seed: Some(seed),
-            state_dir,
-            pull,
-            jobs,
-        };
+        let options =
+            RunOptions { report_dir: planned.dir, keep, seed: Some(seed), state_dir, pull, jobs };
         let dir = options.report_dir.clone();
         let outcome = Rehearsal::from_scenario(scenario.clone())
             .options(options)

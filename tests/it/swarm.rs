@@ -125,11 +125,8 @@ fn swarm_rolling_upgrade_and_broken_releases_give_the_docker_verdicts() {
     // `failure_action`: firedrill waits for Swarm to say so before it rolls back, so the order
     // does not depend on who sees the exit first), then Swarm's own rollback ran to completion.
     let actions = rolling.actions("billing.1");
-    let swarm: Vec<&str> = actions
-        .iter()
-        .map(String::as_str)
-        .filter(|a| a.starts_with("swarm-update-"))
-        .collect();
+    let swarm: Vec<&str> =
+        actions.iter().map(String::as_str).filter(|a| a.starts_with("swarm-update-")).collect();
     let paused = swarm.iter().position(|a| *a == "swarm-update-paused");
     let started = swarm.iter().position(|a| *a == "swarm-update-rollback_started");
     let completed = swarm.iter().position(|a| *a == "swarm-update-rollback_completed");
@@ -296,9 +293,9 @@ fn swarm_node_drain_takes_the_tasks_away_and_restoring_the_node_brings_them_back
         "the task was not shut down by the drain"
     );
     let reverted_at = position(&|e| *e == reverted).unwrap();
-    let started = journal[reverted_at..].iter().any(|e| {
-        e["event"] == "health-changed" && e["service"] == "cache" && e["healthy"] == true
-    });
+    let started = journal[reverted_at..]
+        .iter()
+        .any(|e| e["event"] == "health-changed" && e["service"] == "cache" && e["healthy"] == true);
     assert!(started, "cache was not healthy again after the node was restored");
     // The run's ledger is gone: the fault was reverted.
     let ledger = state.path().join("ledger").join(format!("{run_id}.jsonl"));
@@ -336,7 +333,8 @@ fn swarm_node_drained_by_a_sigkilled_run_is_restored_by_gc() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("node-availability on") && stdout.contains("node availability back to active"),
+        stdout.contains("node-availability on")
+            && stdout.contains("node availability back to active"),
         "{stdout}"
     );
     assert_eq!(services_of(&run_id), Vec::<String>::new());

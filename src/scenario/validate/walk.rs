@@ -397,9 +397,7 @@ impl Walk<'_> {
             Some(close) => format!("did you mean `{close}`?"),
             None => format!("use {}", crate::scenario::suggest::list(names)),
         };
-        self.r
-            .error(node.span, format!("unknown backend `{text}`"), "unknown backend")
-            .help(hint);
+        self.r.error(node.span, format!("unknown backend `{text}`"), "unknown backend").help(hint);
         None
     }
 

@@ -46,8 +46,7 @@ pub async fn set_availability(
     let version = node.version.and_then(|v| v.index).unwrap_or_default();
     let mut spec = node.spec.unwrap_or_default();
     spec.availability = Some(wanted);
-    let options = UpdateNodeOptionsBuilder::new()
-        .version(i64::try_from(version).unwrap_or(i64::MAX))
-        .build();
+    let options =
+        UpdateNodeOptionsBuilder::new().version(i64::try_from(version).unwrap_or(i64::MAX)).build();
     client.update_node(id, spec, options).await
 }

@@ -260,7 +260,9 @@ impl SwarmScope {
                     "service `{key}`: tmpfs option `{option}` cannot be given to a Swarm mount \
                      (only `size` and `mode`)"
                 ),
-                hint: Some("drop the option, or run this scenario with `--backend docker`".to_owned()),
+                hint: Some(
+                    "drop the option, or run this scenario with `--backend docker`".to_owned(),
+                ),
             });
         }
         let place = Placement {
@@ -277,8 +279,10 @@ impl SwarmScope {
         if let Some(entry) = &existing {
             self.settle_failed_update(entry, key).await;
         }
-        let rollback_to_previous =
-            existing.as_ref().and_then(|e| e.previous.as_ref()).is_some_and(|p| same_task(p, &spec));
+        let rollback_to_previous = existing
+            .as_ref()
+            .and_then(|e| e.previous.as_ref())
+            .is_some_and(|p| same_task(p, &spec));
         let known = match &existing {
             Some(entry) => self.task_ids(&entry.service_id, key).await?,
             None => HashSet::new(),
@@ -584,7 +588,10 @@ impl SwarmScope {
         Ok(if placed.is_empty() {
             format!("availability {availability}")
         } else {
-            format!("availability {availability}: new tasks of {} have containers", placed.join(", "))
+            format!(
+                "availability {availability}: new tasks of {} have containers",
+                placed.join(", ")
+            )
         })
     }
 

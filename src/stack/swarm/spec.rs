@@ -17,10 +17,10 @@ use std::time::Duration;
 use testcontainers::bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, HealthConfig, Mount, MountTmpfsOptions, MountType,
-    MountVolumeOptions, NetworkAttachmentConfig, ServiceSpec,
-    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    MountVolumeOptions, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 
 use crate::scenario::model::{HealthKind, MountSource, Service};
@@ -162,11 +162,7 @@ pub fn service_spec(
 /// the task creates it labelled (and the sweep finds it there); a bind mount names a path on
 /// the node the task runs on. `tmpfs` options other than `size` and `mode` are refused by
 /// [`tmpfs_unsupported`] before the spec is built.
-pub fn mounts(
-    run_id: &str,
-    service: &Service,
-    run_labels: &HashMap<String, String>,
-) -> Vec<Mount> {
+pub fn mounts(run_id: &str, service: &Service, run_labels: &HashMap<String, String>) -> Vec<Mount> {
     let settings = &service.container;
     let mut mounts: Vec<Mount> = settings
         .mounts
@@ -182,7 +178,9 @@ pub fn mounts(
                     }),
                 ),
                 MountSource::Anonymous => (MountType::VOLUME, None, None),
-                MountSource::Bind(path) => (MountType::BIND, Some(path.display().to_string()), None),
+                MountSource::Bind(path) => {
+                    (MountType::BIND, Some(path.display().to_string()), None)
+                }
             };
             Mount {
                 target: Some(mount.target.clone()),
@@ -367,7 +365,11 @@ mod tests {
                 target: "/etc/conf".to_owned(),
                 read_only: true,
             },
-            ScenarioMount { source: MountSource::Anonymous, target: "/cache".to_owned(), read_only: false },
+            ScenarioMount {
+                source: MountSource::Anonymous,
+                target: "/cache".to_owned(),
+                read_only: false,
+            },
         ];
         service.container.tmpfs = vec!["/run".to_owned(), "/tmp:size=64m,mode=1777".to_owned()];
         let run_labels = HashMap::from([(labels::RUN.to_owned(), "fd-1".to_owned())]);
