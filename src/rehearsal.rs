@@ -38,7 +38,7 @@ use crate::stack::{DockerBackend, StackError};
 ///
 /// Defaults are the CLI's: a random seed (in the outcome's report, to replay with
 /// [`Rehearsal::seed`]), no report folder, the local Docker engine (connected when the run
-/// starts), each service's own `pull:` policy, the stack removed after the run, and no fault
+/// starts; Swarm services on it when the scenario says `backend: swarm`), each service's own `pull:` policy, the stack removed after the run, and no fault
 /// ledger (see [`Rehearsal::state_dir`]).
 #[must_use = "a rehearsal does nothing until `.run().await`"]
 pub struct Rehearsal {
@@ -185,9 +185,17 @@ impl Rehearsal {
     /// ready, an image that cannot be built) is [`RunStatus::Aborted`] with
     /// [`Outcome::error`]. `Err` means no run happened: the Docker engine could not be reached.
     pub async fn run(self) -> Result<Outcome, RehearsalError> {
-        let backend = match self.backend {
+        let backend: Arc<dyn Backend> = match self.backend {
             Some(backend) => backend,
-            None => Arc::new(DockerBackend::connect().await.map_err(RehearsalError::Connect)?),
+            // The scenario's `backend:` when the caller gave none.
+            None => match self.scenario.backend {
+                Some(crate::scenario::model::BackendChoice::Swarm) => Arc::new(
+                    crate::stack::swarm::SwarmBackend::connect()
+                        .await
+                        .map_err(RehearsalError::Connect)?,
+                ),
+                _ => Arc::new(DockerBackend::connect().await.map_err(RehearsalError::Connect)?),
+            },
         };
         let Rehearsal { scenario, options, signals, listener, write_reports, .. } = self;
         let result = engine::run(&scenario, backend.as_ref(), &options, &signals, listener).await;

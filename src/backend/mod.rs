@@ -133,6 +133,17 @@ pub struct LifecycleEvent {
     pub what: Lifecycle,
 }
 
+/// A node of the cluster a scope runs on, as a node-level fault finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTarget {
+    /// The backend's id of the node.
+    pub id: String,
+    /// Its hostname.
+    pub name: String,
+    /// Its availability now (`active`, `pause`, `drain`): what restores it.
+    pub availability: String,
+}
+
 /// What a sweep removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -386,10 +397,38 @@ pub trait RunScope: Send + Sync {
         ))
     }
 
+    /// The node `node` names (hostname or id), or the one the backend's endpoint runs on, with
+    /// its availability (call before [`RunScope::set_node_availability`] and ledger it between).
+    async fn node(&self, node: Option<&str>) -> Result<NodeTarget, BackendError> {
+        let _ = node;
+        Err(node_faults_unsupported())
+    }
+
+    /// Set node `id`'s availability (`active`, `pause`, `drain`) and carry out what follows for
+    /// the run's instances (a drained node's tasks are shut down and asked for again; when it is
+    /// active again, the keys get their new instances); returns what was done, for the journal.
+    async fn set_node_availability(
+        &self,
+        id: &str,
+        availability: &str,
+    ) -> Result<String, BackendError> {
+        let _ = (id, availability);
+        Err(node_faults_unsupported())
+    }
+
     /// Remove everything the scope created (`graceful`: stop with a short grace period first,
     /// otherwise kill at once); a kept run leaves everything up. Idempotent; returns the first
     /// error after trying everything.
     async fn shutdown(&self, graceful: bool) -> Result<(), BackendError>;
+}
+
+/// Node-level faults on a backend without nodes.
+fn node_faults_unsupported() -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Other,
+        "node-level faults (`node-availability`) need the swarm backend",
+    )
+    .with_hint("run with `--backend swarm` or `backend: swarm`")
 }
 
 /// A shared backend is a backend: one connection can serve many rehearsals (the CLI's runs, a test

@@ -66,6 +66,7 @@ pub(super) fn scenario(expect: Vec<ExpectationKind>) -> Scenario {
         sinks: IndexMap::new(),
         maintenance: None,
         calendar: None,
+        backend: None,
     }
 }
 

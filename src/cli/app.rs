@@ -154,7 +154,7 @@ async fn run(
     (keep, strict): (bool, bool),
     seed: Option<u64>,
     (repeat, jobs): (u32, Option<usize>),
-    (pull, backend): (Option<PullPolicy>, BackendKind),
+    (pull, backend_flag): (Option<PullPolicy>, Option<BackendKind>),
     (color, format): (bool, Format),
     recorder: &Recorder,
 ) -> Result<ExitStatus, ExpectedError> {
@@ -164,16 +164,24 @@ async fn run(
     let Ok(gameday) = super::gameday::prepare(&scenarios, responders, color) else {
         return Ok(ExitStatus::Error);
     };
-    // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
-    let ledgered = backend != BackendKind::Fake;
-    let backend: Arc<dyn crate::backend::Backend> = match backend {
-        BackendKind::Docker => Arc::new(crate::stack::DockerBackend::connect().await?),
-        BackendKind::Swarm => Arc::new(crate::stack::swarm::SwarmBackend::connect().await?),
-        BackendKind::Fake => Arc::new(crate::backend::fake::FakeBackend::new()),
-    };
+    // One connection per backend the scenarios run on (`--backend`, else each one's `backend:`),
+    // made before the first run so an unreachable engine fails at once.
+    let mut backends: Vec<(BackendKind, Arc<dyn crate::backend::Backend>)> = Vec::new();
+    for scenario in &scenarios {
+        let kind = BackendKind::resolve(backend_flag, scenario.backend);
+        if backends.iter().any(|(known, _)| *known == kind) {
+            continue;
+        }
+        let backend: Arc<dyn crate::backend::Backend> = match kind {
+            BackendKind::Docker => Arc::new(crate::stack::DockerBackend::connect().await?),
+            BackendKind::Swarm => Arc::new(crate::stack::swarm::SwarmBackend::connect().await?),
+            BackendKind::Fake => Arc::new(crate::backend::fake::FakeBackend::new()),
+        };
+        backends.push((kind, backend));
+    }
     let seed = seed.unwrap_or_else(random_seed);
     eprintln!("seed: {seed} (replay the same choices with --seed {seed})");
-    let state_dir = state_dir().filter(|_| ledgered);
+    let state = state_dir();
     let signals = Signals::default();
     let watcher = tokio::spawn(watch_signals(signals.clone()));
 
@@ -188,6 +196,13 @@ async fn run(
             break;
         }
         let scenario = &scenarios[planned.scenario];
+        let kind = BackendKind::resolve(backend_flag, scenario.backend);
+        let backend = backends
+            .iter()
+            .find_map(|(known, backend)| (*known == kind).then(|| backend.clone()))
+            .expect("connected above");
+        // Fake faults end with this process: nothing for a later `firedrill gc` to recover.
+        let state_dir = state.clone().filter(|_| kind != BackendKind::Fake);
         if repeat > 1 {
             eprintln!("run {}/{repeat} of `{}`", planned.repetition, scenario.name);
         }
@@ -200,7 +215,7 @@ async fn run(
             report_dir: planned.dir,
             keep,
             seed: Some(seed),
-            state_dir: state_dir.clone(),
+            state_dir,
             pull,
             jobs,
             gameday: gameday.clone(),
@@ -208,7 +223,7 @@ async fn run(
         let dir = options.report_dir.clone();
         let outcome = Rehearsal::from_scenario(scenario.clone())
             .options(options)
-            .backend(backend.clone())
+            .backend(backend)
             .signals(signals.clone())
             .on_event(listener)
             .only_run_files()

@@ -20,6 +20,21 @@ pub enum BackendKind {
     Fake,
 }
 
+impl BackendKind {
+    /// The backend a scenario runs on: `--backend` when given, else its `backend:`, else Docker.
+    pub fn resolve(
+        flag: Option<BackendKind>,
+        scenario: Option<crate::scenario::model::BackendChoice>,
+    ) -> BackendKind {
+        use crate::scenario::model::BackendChoice;
+        match (flag, scenario) {
+            (Some(kind), _) => kind,
+            (None, Some(BackendChoice::Swarm)) => BackendKind::Swarm,
+            (None, Some(BackendChoice::Docker) | None) => BackendKind::Docker,
+        }
+    }
+}
+
 fn parse_pull(text: &str) -> Result<PullPolicy, String> {
     text.parse()
 }
@@ -81,8 +96,9 @@ pub enum Command {
         /// is initialised for the run when the engine is in none, and left afterwards) or `fake`
         /// (in memory, no Docker: every service ready 50 ms after its start, `200` on every
         /// path, its image's tag as version; a demo of the engine, not of your services).
-        #[arg(long, value_name = "BACKEND", value_enum, default_value_t = BackendKind::Docker)]
-        backend: BackendKind,
+        /// Default: the scenario's `backend:`, else `docker`.
+        #[arg(long, value_name = "BACKEND", value_enum)]
+        backend: Option<BackendKind>,
         /// `text`, `github` (also a workflow command per failed check, on its `expect:` entry's
         /// line) or `json` (the failed checks as one document on stdout; the summary moves to
         /// stderr).

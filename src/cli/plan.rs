@@ -268,7 +268,7 @@ fn place(
 ) {
     let declared = step.action.declared_duration();
     let ledgered = match &step.action {
-        Action::Fault(_) => true,
+        Action::Fault(_) | Action::NodeAvailability(_) => true,
         Action::Container(action) => action.op == ContainerOp::Pause && action.undo_after.is_some(),
         _ => false,
     };
@@ -342,6 +342,12 @@ fn does(action: &Action) -> String {
             )
         }
         Action::Rollback { service } => format!("roll back the latest upgrade of {service}"),
+        Action::NodeAvailability(node) => format!(
+            "node {} set to {}, restored after {}",
+            node.node.as_deref().unwrap_or("(the DOCKER_HOST node)"),
+            node.availability.key(),
+            format_duration(node.duration)
+        ),
         Action::Fault(fault) => {
             format!(
                 "{} on {} for {}",

@@ -57,6 +57,11 @@ pub enum Undo {
         /// Absolute path inside the container.
         file: String,
     },
+    /// Give a swarm node its availability back (the ledger's `container` is the node id).
+    NodeAvailability {
+        /// The availability it had (`active`, `pause`, `drain`).
+        availability: String,
+    },
 }
 
 impl Undo {
@@ -75,6 +80,7 @@ impl Undo {
             Undo::Packet { .. } => "packet",
             Undo::Dns { .. } => "dns",
             Undo::DiskFill { .. } => "disk-fill",
+            Undo::NodeAvailability { .. } => "node-availability",
         }
     }
 }

@@ -547,6 +547,7 @@ mod tests {
             sinks: indexmap::IndexMap::new(),
             maintenance: None,
             calendar: None,
+            backend: None,
         }
     }
 

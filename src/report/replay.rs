@@ -232,6 +232,7 @@ fn scenario_from_journal(
             // The run-time window check reads them from the journal's `calendar` event.
             maintenance: None,
             calendar: None,
+            backend: None,
         })
     };
     Some(parse())

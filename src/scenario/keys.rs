@@ -184,6 +184,11 @@ pub(crate) static TOP: Section = Section {
             Shape::Section(&EXPLORE),
             "`firedrill explore`'s chaos space: which faults may land where and when (`run` ignores it).",
         ),
+        key(
+            "backend",
+            Shape::Enum(&["docker", "swarm"]),
+            "docker (default) | swarm: where the stack runs; `--backend` overrides it.",
+        ),
     ],
 };
 
@@ -615,6 +620,11 @@ pub(crate) static STEP: Section = Section {
             "human",
             Shape::Section(&HUMAN),
             "Gameday: a prompt for a person in a role, done by acknowledgement or an effect.",
+        ),
+        choice(
+            "node-availability",
+            Shape::Section(&NODE_AVAILABILITY),
+            "Swarm only: a node drained or paused, its availability restored after `for`.",
         ),
         key(
             "name",
@@ -1063,6 +1073,22 @@ pub(crate) static RESPONSE_HTTP: Section = Section {
         key("path", Shape::Text, "Default `/`."),
         key("body", Shape::Text, "JSON text (application/json)."),
         key("timeout", Shape::Duration, "Default 5s."),
+    ],
+};
+
+/// `node-availability` (swarm backend).
+pub(crate) static NODE_AVAILABILITY: Section = Section {
+    id: "node-availability",
+    doc: "Swarm only: a node-level fault, restored after `for`.",
+    one_choice: false,
+    keys: &[
+        required(
+            "availability",
+            Shape::Enum(&["drain", "pause"]),
+            "`drain` (its tasks are shut down and rescheduled) or `pause` (no new tasks).",
+        ),
+        key("node", Shape::Text, "A node's hostname or id; default the node `DOCKER_HOST` names."),
+        required("for", Shape::Duration, "How long; then the node's availability is restored."),
     ],
 };
 

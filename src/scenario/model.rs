@@ -36,6 +36,8 @@ pub struct Scenario {
     /// `calendar`: the calendar time the timeline stands for (its first step starts at
     /// `start`), and how rehearsal time scales to it.
     pub calendar: Option<crate::calendar::Calendar>,
+    /// `backend`: where the stack runs when `--backend` does not say (`None`: Docker).
+    pub backend: Option<BackendChoice>,
 }
 
 impl Scenario {
@@ -249,6 +251,33 @@ impl std::str::FromStr for PullPolicy {
             "always" => Ok(PullPolicy::Always),
             "never" => Ok(PullPolicy::Never),
             other => Err(format!("unknown pull policy `{other}`: use missing, always or never")),
+        }
+    }
+}
+
+/// `backend:` (scenario): the backend a scenario asks for; the CLI's `--backend` overrides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// The Docker engine, one container per service.
+    Docker,
+    /// Docker Swarm services on a swarm manager.
+    Swarm,
+}
+
+impl BackendChoice {
+    /// The spellings, for messages.
+    pub const NAMES: &[&str] = &["docker", "swarm"];
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "docker" => Ok(BackendChoice::Docker),
+            "swarm" => Ok(BackendChoice::Swarm),
+            other => Err(format!("unknown backend `{other}`: use docker or swarm")),
         }
     }
 }
@@ -627,6 +656,45 @@ pub enum Action {
     /// `human: { role, prompt, runbook, deadline, done }`: a prompt for a person; the step ends
     /// when it is done or at its deadline (gameday, `scenario::gameday`).
     Human(Human),
+    /// `node-availability: { availability: drain | pause, node, for }`: a swarm node stops taking
+    /// (or keeping) tasks, restored after `for`.
+    NodeAvailability(NodeAvailability),
+}
+
+/// `node-availability:` — a node-level fault (Swarm's node availability).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeAvailability {
+    /// `availability`: `drain` (its tasks are shut down and rescheduled) or `pause` (it keeps
+    /// its tasks and takes no new ones).
+    pub availability: NodeState,
+    /// `node`: a node's hostname or id; `None`: the node `DOCKER_HOST` names.
+    pub node: Option<String>,
+    /// `for`: how long, then the availability it had is restored.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+}
+
+/// The availability a [`NodeAvailability`] step sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    /// `drain`.
+    Drain,
+    /// `pause`.
+    Pause,
+}
+
+impl NodeState {
+    /// The spellings, for messages.
+    pub const NAMES: &[&str] = &["drain", "pause"];
+
+    /// As Swarm and the scenario spell it.
+    pub fn key(self) -> &'static str {
+        match self {
+            NodeState::Drain => "drain",
+            NodeState::Pause => "pause",
+        }
+    }
 }
 
 pub use super::gameday::{Human, HumanDone};
@@ -660,6 +728,7 @@ impl Action {
             Action::Mark => ActionKind::Mark,
             Action::KillProcess(_) => ActionKind::KillProcess,
             Action::Human(_) => ActionKind::Human,
+            Action::NodeAvailability(_) => ActionKind::NodeAvailability,
         }
     }
 
@@ -688,6 +757,7 @@ impl Action {
             // An outage with `for` ends when its step ends; calls and markers take no declared time.
             Action::SinkOutage(outage) => outage.duration.unwrap_or_default(),
             Action::LinkFault(fault) => fault.duration,
+            Action::NodeAvailability(node) => node.duration,
             Action::Probe(_)
             | Action::Rollback { .. }
             | Action::Call(_)
@@ -798,6 +868,8 @@ action_kinds! {
     DiskFill => "disk-fill",
     /// `human`.
     Human => "human",
+    /// `node-availability`.
+    NodeAvailability => "node-availability",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -826,6 +898,8 @@ pub enum StepFamily {
     Call,
     /// `human`: a prompt for a person (gameday).
     Human,
+    /// `node-availability`: a node-level fault.
+    Node,
 }
 
 impl ActionKind {
@@ -870,6 +944,7 @@ impl ActionKind {
             ActionKind::SinkOutage => StepFamily::SinkOutage,
             ActionKind::Call => StepFamily::Call,
             ActionKind::Human => StepFamily::Human,
+            ActionKind::NodeAvailability => StepFamily::Node,
         }
     }
 
@@ -911,7 +986,8 @@ impl ActionKind {
             | ActionKind::Packet
             | ActionKind::Dns
             | ActionKind::DiskFill
-            | ActionKind::Human => None,
+            | ActionKind::Human
+            | ActionKind::NodeAvailability => None,
         }
     }
 
@@ -928,6 +1004,7 @@ impl ActionKind {
             | StepFamily::LinkFault
             | StepFamily::Parallel
             | StepFamily::SinkOutage
+            | StepFamily::Node
             | StepFamily::Call
             | StepFamily::Human => false,
         }

@@ -184,6 +184,13 @@ pub async fn revert(docker: &Docker, container: &str, undo: &Undo) -> Result<Str
                 format!("cpu quota back to {quota} µs")
             })
         }
+        Undo::NodeAvailability { availability } => {
+            // `container` is the node's id.
+            super::swarm::set_availability(client, container, availability)
+                .await
+                .map_err(failed("restore the availability of node", container))?;
+            Ok(format!("node availability back to {availability}"))
+        }
         Undo::Reconnect { network, aliases } => {
             let request = NetworkConnectRequest {
                 container: container.to_owned(),
@@ -261,6 +268,22 @@ pub async fn recover_ledgers(docker: &Docker, dir: &Path, scope: &SweepScope) ->
 
 async fn recover_one(docker: &Docker, container: &str, undo: &Undo) -> RecoveryOutcome {
     let client = docker.client();
+    if let Undo::NodeAvailability { .. } = undo {
+        // A node, not a container: no swarm (left since) or no such node is nothing to restore.
+        return match revert(docker, container, undo).await {
+            Ok(what) => RecoveryOutcome::Reverted(what),
+            Err(error)
+                if gone(&error.source)
+                    || matches!(
+                        &error.source,
+                        BollardError::DockerResponseServerError { status_code: 503, .. }
+                    ) =>
+            {
+                RecoveryOutcome::Gone
+            }
+            Err(error) => RecoveryOutcome::Failed(error.source.to_string()),
+        };
+    }
     let inspect = match client.inspect_container(container, None).await {
         Ok(inspect) => inspect,
         Err(error) if gone(&error) => return RecoveryOutcome::Gone,

@@ -495,7 +495,11 @@ pub(crate) async fn revert(
                 .await
                 .map_err(|e| other(e.to_string()))?
         }
-        Undo::Unpause | Undo::Memory { .. } | Undo::Cpu { .. } | Undo::Reconnect { .. } => {
+        Undo::Unpause
+        | Undo::Memory { .. }
+        | Undo::Cpu { .. }
+        | Undo::Reconnect { .. }
+        | Undo::NodeAvailability { .. } => {
             Err(other("not a host-side fault"))
         }
     }

@@ -12,6 +12,7 @@
 //! | `sink_outage.rs` | `sink-outage` |
 //! | `call.rs` | `call` |
 //! | `human.rs` | `human` (gameday) |
+//! | `node.rs` | `node-availability` |
 //! | `engine/upgrade/` | `upgrade`, `rollback` |
 
 mod call;
@@ -19,6 +20,7 @@ mod container;
 mod fault;
 mod human;
 mod link_fault;
+mod node;
 mod parallel;
 mod probe;
 mod process;
@@ -91,6 +93,7 @@ pub async fn run_step(
         Action::Mark => timeline::run_mark(),
         Action::KillProcess(kill) => process::run_kill_process(ctx, stack, step, kill).await,
         Action::Human(human) => human::run_human(ctx, stack, step, human).await,
+        Action::NodeAvailability(node) => node::run_node_availability(ctx, stack, step, node).await,
     };
     let (outcome, error) = match &end {
         StepEnd::Done => (Outcome::Ok, None),

@@ -12,6 +12,7 @@ mod faults;
 mod human;
 mod links;
 mod maintenance;
+mod node;
 mod notify;
 mod services;
 mod sink_steps;

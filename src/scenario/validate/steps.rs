@@ -359,6 +359,7 @@ impl Walk<'_> {
                 draft.action = fault.map(Action::Fault);
             }
             ActionKind::SinkOutage => self.sink_outage(draft, value, entry.key.span),
+            ActionKind::NodeAvailability => self.node_availability(draft, value, entry.key.span),
             ActionKind::Call => self.call(draft, value, entry.key.span, services),
             ActionKind::Human => self.human(draft, value, entry.key.span, services),
             ActionKind::Mark => self.mark(draft, value),

@@ -10,7 +10,9 @@ use indexmap::IndexMap;
 use super::sink_steps::SinkNames;
 use super::traffic::TrafficTable;
 use crate::calendar::{Policy, SentNotice};
-use crate::scenario::model::{Action, ActionKind, OnFailure, Reference, Scenario, Service, Stack};
+use crate::scenario::model::{
+    Action, ActionKind, BackendChoice, OnFailure, Reference, Scenario, Service, Stack,
+};
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
 use crate::scenario::space::Space;
@@ -353,6 +355,7 @@ impl Walk<'_> {
         }
         let maintenance = fields.get("maintenance").map(|node| self.maintenance(node));
         let calendar = fields.get("calendar").map(|node| self.calendar(node));
+        let backend = fields.get("backend").map(|node| self.backend(node));
         if let (Some(entry), None) = (fields.entry("maintenance"), &calendar) {
             // Without a calendar the steps have no calendar time: the policy would go unchecked.
             self.r
@@ -410,7 +413,26 @@ impl Walk<'_> {
                 None => None,
                 Some(calendar) => Some(calendar?),
             },
+            backend: match backend {
+                None => None,
+                Some(backend) => Some(backend?),
+            },
         })
+    }
+
+    /// `backend: docker | swarm`.
+    fn backend(&mut self, node: &Node) -> Option<BackendChoice> {
+        let text = self.r.text(node, "`docker` or `swarm`")?;
+        if let Ok(backend) = text.parse() {
+            return Some(backend);
+        }
+        let names = BackendChoice::NAMES.iter().copied();
+        let hint = match crate::scenario::suggest::closest(&text, names.clone()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("use {}", crate::scenario::suggest::list(names)),
+        };
+        self.r.error(node.span, format!("unknown backend `{text}`"), "unknown backend").help(hint);
+        None
     }
 
     fn scenario_name(&mut self, node: &Node) -> Option<String> {
@@ -573,6 +595,16 @@ expect:
         .unwrap();
         let Action::Probe(probe) = &scenario.steps[0].action else { panic!() };
         assert_eq!((probe.name.as_str(), probe.timeout), ("db answers", Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn backend_is_read_and_a_misspelling_is_placed() {
+        assert_eq!(parse("").unwrap().backend, None);
+        assert_eq!(parse("backend: swarm\n").unwrap().backend, Some(BackendChoice::Swarm));
+        assert_eq!(parse("backend: docker\n").unwrap().backend, Some(BackendChoice::Docker));
+        let problems = parse("backend: swarn\n").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("unknown backend `swarn`"), "{problems:?}");
     }
 
     #[test]

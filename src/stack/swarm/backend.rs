@@ -13,8 +13,8 @@ use futures_util::stream::BoxStream;
 use super::SwarmScope;
 use super::sweep::sweep_swarm;
 use crate::backend::{
-    Backend, BackendError, ExecOutcome, ImageStatus, InstanceState, LifecycleEvent, RunIdentity,
-    RunScope, SweepReport, SweepScope,
+    Backend, BackendError, ExecOutcome, ImageStatus, InstanceState, LifecycleEvent, NodeTarget,
+    RunIdentity, RunScope, SweepReport, SweepScope,
 };
 use crate::faults::{Recovered, Undo};
 use crate::scenario::model::{FaultKind, ImageSource, PullPolicy, Service};
@@ -247,6 +247,18 @@ impl RunScope for SwarmScope {
 
     async fn revert_fault(&self, instance: &str, undo: &Undo) -> Result<String, BackendError> {
         SwarmScope::revert_fault(self, instance, undo).await
+    }
+
+    async fn node(&self, node: Option<&str>) -> Result<NodeTarget, BackendError> {
+        SwarmScope::node(self, node).await
+    }
+
+    async fn set_node_availability(
+        &self,
+        id: &str,
+        availability: &str,
+    ) -> Result<String, BackendError> {
+        SwarmScope::set_node_availability(self, id, availability).await
     }
 
     async fn shutdown(&self, graceful: bool) -> Result<(), BackendError> {

@@ -14,6 +14,7 @@
 
 mod backend;
 mod membership;
+mod node;
 mod ops;
 mod scope;
 mod spec;
@@ -21,6 +22,7 @@ mod sweep;
 
 pub use backend::SwarmBackend;
 pub use membership::{Origin, ensure_swarm, leave_if_idle, node_state};
+pub use node::{find_node, set_availability};
 pub use scope::SwarmScope;
 pub use spec::{SWARM_LABEL, swarm_name};
 pub use sweep::sweep_swarm;

@@ -31,17 +31,18 @@ use testcontainers::bollard::query_parameters::{
 use super::failed;
 use super::membership::{Origin, ensure_swarm, leave_if_idle};
 use super::ops::{self, lock};
-use super::spec::{Placement, same_task, service_spec, swarm_name};
+use super::spec::{Placement, UPDATE_MONITOR, same_task, service_spec, swarm_name};
 use super::sweep::wait_containers_gone;
 use crate::backend::{
     BackendError, BackendErrorKind, ExecOutcome, InstanceState, Lifecycle, LifecycleEvent,
-    RunIdentity,
+    NodeTarget, RunIdentity,
 };
 use crate::clock::{self, Clock};
 use crate::faults::Undo;
 use crate::owner::current_owner;
-use crate::scenario::model::{FaultKind, MountSource, Service};
+use crate::scenario::model::{FaultKind, Service};
 use crate::stack::remove::{remove_container, remove_network};
+use crate::stack::volume::remove_run_volumes;
 use crate::stack::{Docker, HARNESS_HOST, labels, network_name};
 
 /// How long a new task may take to get a container (scheduling, image, create).
@@ -49,6 +50,9 @@ const TASK_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long the removal of the overlay waits for Swarm to release its endpoints.
 const OVERLAY_RELEASE: Duration = Duration::from_secs(10);
+
+/// Beyond `update_config.monitor`: how long Swarm may take to report an update's end.
+const SETTLE_MARGIN: Duration = Duration::from_secs(3);
 
 /// Grace period of a graceful shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -92,6 +96,9 @@ struct Entry {
     /// The spec last applied, and the one before it (what Swarm's rollback returns to).
     spec: ServiceSpec,
     previous: Option<ServiceSpec>,
+    /// A fresh task was asked for while its node was drained: the task ids from before, until
+    /// the new task has a container (see `set_node_availability`).
+    awaiting: Option<HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -246,15 +253,16 @@ impl SwarmScope {
         env: &BTreeMap<String, String>,
         aliases: Vec<String>,
     ) -> Result<String, BackendError> {
-        if service.container.mounts.iter().any(|m| !matches!(m.source, MountSource::Anonymous))
-            || !service.container.tmpfs.is_empty()
-        {
+        if let Some(option) = super::spec::tmpfs_unsupported(service) {
             return Err(BackendError {
                 kind: BackendErrorKind::Other,
                 message: format!(
-                    "service `{key}`: volumes and tmpfs are not supported on the swarm backend yet"
+                    "service `{key}`: tmpfs option `{option}` cannot be given to a Swarm mount \
+                     (only `size` and `mode`)"
                 ),
-                hint: Some("run this scenario with `--backend docker`".to_owned()),
+                hint: Some(
+                    "drop the option, or run this scenario with `--backend docker`".to_owned(),
+                ),
             });
         }
         let place = Placement {
@@ -268,6 +276,13 @@ impl SwarmScope {
         let spec = service_spec(&self.identity.run_id, service, env, &place);
         let existing = self.registry().keys.get(key).cloned();
         let client = self.client();
+        if let Some(entry) = &existing {
+            self.settle_failed_update(entry, key).await;
+        }
+        let rollback_to_previous = existing
+            .as_ref()
+            .and_then(|e| e.previous.as_ref())
+            .is_some_and(|p| same_task(p, &spec));
         let known = match &existing {
             Some(entry) => self.task_ids(&entry.service_id, key).await?,
             None => HashSet::new(),
@@ -281,7 +296,13 @@ impl SwarmScope {
                 let id = created.id.unwrap_or_default();
                 self.registry().keys.insert(
                     key.to_owned(),
-                    Entry { service_id: id.clone(), container: None, spec, previous: None },
+                    Entry {
+                        service_id: id.clone(),
+                        container: None,
+                        spec,
+                        previous: None,
+                        awaiting: None,
+                    },
                 );
                 lock(&self.names).insert(swarm_name(&self.identity.run_id, key), key.to_owned());
                 (id, None)
@@ -328,7 +349,50 @@ impl SwarmScope {
             entry.container = Some(container.clone());
         }
         self.rotation_changes.fetch_add(1, Ordering::Release);
+        if rollback_to_previous {
+            // A rollback ends when Swarm says so (`rollback_completed` once the task ran for
+            // `monitor`): whatever comes next on this key (another release, the teardown)
+            // would otherwise supersede it before Swarm reports it, and the journal would show
+            // a rollback only sometimes.
+            let limit = service.startup_timeout + UPDATE_MONITOR + SETTLE_MARGIN;
+            self.settle_update(&service_id, key, limit).await;
+        }
         Ok(container)
+    }
+
+    /// Before a key's next update: if its task ended while Swarm's last update of it is still
+    /// `updating` (a release that crashed), wait (bounded) for Swarm to notice and apply its
+    /// `failure_action` (`paused`). Without this, firedrill (which sees the exit within a
+    /// millisecond) and Swarm's updater (which sees it when the node reports the task's state)
+    /// race, and `update-paused` is journaled only when Swarm wins.
+    async fn settle_failed_update(&self, entry: &Entry, key: &str) {
+        let Some(container) = entry.container.as_deref() else { return };
+        let running = ops::state(self.client(), container, key).await.is_ok_and(|s| s.running);
+        if !running {
+            self.settle_update(&entry.service_id, key, UPDATE_MONITOR + SETTLE_MARGIN).await;
+        }
+    }
+
+    /// Wait until Swarm's update of `service_id` is no longer in progress (`updating`,
+    /// `rollback_started`), at most `limit`; returns the state it ended in (empty when there
+    /// was no update). Past the limit the caller goes on: firedrill's own checks judge.
+    async fn settle_update(&self, service_id: &str, key: &str, limit: Duration) -> String {
+        use testcontainers::bollard::models::ServiceUpdateStatusStateEnum as State;
+        let started = clock::instant_now();
+        loop {
+            let state = match self.client().inspect_service(service_id, None).await {
+                Ok(service) => service.update_status.and_then(|status| status.state),
+                Err(error) => {
+                    tracing::debug!(%error, key, "inspecting a service's update failed");
+                    return String::new();
+                }
+            };
+            let settled = !matches!(state, Some(State::UPDATING | State::ROLLBACK_STARTED));
+            if settled || clock::instant_now().duration_since(started) >= limit {
+                return state.map(|s| s.to_string()).unwrap_or_default();
+            }
+            clock::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The ids of `service_id`'s tasks so far (before an update: what is not new).
@@ -406,6 +470,18 @@ impl SwarmScope {
 
     /// Force a fresh task of `key` (Swarm's `service update --force`).
     async fn redeploy(&self, key: &str) -> Result<(), BackendError> {
+        let (entry, known) = self.force_new_task(key).await?;
+        let container =
+            self.wait_for_task(&entry.service_id, key, &known, entry.container.as_deref()).await?;
+        if let Some(stored) = self.registry().keys.get_mut(key) {
+            stored.container = Some(container);
+        }
+        self.rotation_changes.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Ask Swarm for a fresh task of `key`; returns its entry and the task ids from before.
+    async fn force_new_task(&self, key: &str) -> Result<(Entry, HashSet<String>), BackendError> {
         let entry =
             self.registry().keys.get(key).cloned().ok_or_else(|| BackendError::not_found(key))?;
         let known = self.task_ids(&entry.service_id, key).await?;
@@ -426,13 +502,151 @@ impl SwarmScope {
             .update_service(&entry.service_id, spec, options, None)
             .await
             .map_err(failed("force a new task", key))?;
-        let container =
-            self.wait_for_task(&entry.service_id, key, &known, entry.container.as_deref()).await?;
-        if let Some(stored) = self.registry().keys.get_mut(key) {
-            stored.container = Some(container);
+        Ok((entry, known))
+    }
+
+    /// The keys whose current task is placed on node `node_id`.
+    async fn keys_on_node(&self, node_id: &str) -> Result<Vec<String>, BackendError> {
+        let entries: Vec<(String, String)> = self
+            .registry()
+            .keys
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.service_id.clone()))
+            .collect();
+        let filters = HashMap::from([
+            ("node", vec![node_id.to_owned()]),
+            ("desired-state", vec!["running".to_owned()]),
+        ]);
+        let tasks = self
+            .client()
+            .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(failed("list tasks", "-"))?;
+        Ok(entries
+            .into_iter()
+            .filter(|(_, service)| tasks.iter().any(|t| t.service_id.as_deref() == Some(service)))
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// The node a node-level fault acts on.
+    pub(super) async fn node(&self, node: Option<&str>) -> Result<NodeTarget, BackendError> {
+        super::find_node(self.client(), node).await
+    }
+
+    /// Set node `id`'s availability. `drain`: Swarm shuts down the node's tasks; with restart
+    /// policy `none` it does not replace them on its own, so each affected key is asked for a
+    /// fresh task (placed on another node, or pending while none can take it). Back to `active`
+    /// (or `pause`): every key that waits for a task gets its new container.
+    pub(super) async fn set_node_availability(
+        &self,
+        id: &str,
+        availability: &str,
+    ) -> Result<String, BackendError> {
+        let client = self.client();
+        let affected =
+            if availability == "drain" { self.keys_on_node(id).await? } else { Vec::new() };
+        super::set_availability(client, id, availability)
+            .await
+            .map_err(failed("set the availability of node", id))?;
+        if availability == "drain" {
+            let mut asked = Vec::new();
+            for key in &affected {
+                self.wait_task_shut_down(key).await?;
+                let (_, known) = self.force_new_task(key).await?;
+                if let Some(entry) = self.registry().keys.get_mut(key) {
+                    entry.awaiting = Some(known);
+                }
+                asked.push(self.new_task_state(key).await?);
+            }
+            return Ok(if asked.is_empty() {
+                "drained: no task of the run was on it".to_owned()
+            } else {
+                format!("drained: tasks shut down, fresh ones asked for ({})", asked.join(", "))
+            });
         }
-        self.rotation_changes.fetch_add(1, Ordering::Release);
-        Ok(())
+        let waiting: Vec<(String, Entry)> = self
+            .registry()
+            .keys
+            .iter()
+            .filter(|(_, entry)| entry.awaiting.is_some())
+            .map(|(key, entry)| (key.clone(), entry.clone()))
+            .collect();
+        let mut placed = Vec::new();
+        for (key, entry) in waiting {
+            let known = entry.awaiting.clone().unwrap_or_default();
+            let container = self
+                .wait_for_task(&entry.service_id, &key, &known, entry.container.as_deref())
+                .await?;
+            if let Some(stored) = self.registry().keys.get_mut(&key) {
+                stored.container = Some(container);
+                stored.awaiting = None;
+            }
+            self.rotation_changes.fetch_add(1, Ordering::Release);
+            placed.push(key);
+        }
+        Ok(if placed.is_empty() {
+            format!("availability {availability}")
+        } else {
+            format!(
+                "availability {availability}: new tasks of {} have containers",
+                placed.join(", ")
+            )
+        })
+    }
+
+    /// Wait (bounded) until `key`'s current container no longer runs (Swarm shutting it down).
+    async fn wait_task_shut_down(&self, key: &str) -> Result<(), BackendError> {
+        let Some(container) = self.registry().keys.get(key).and_then(|e| e.container.clone())
+        else {
+            return Ok(());
+        };
+        let started = clock::instant_now();
+        loop {
+            match ops::state(self.client(), &container, key).await {
+                Ok(state) if state.running => {}
+                _ => return Ok(()),
+            }
+            if clock::instant_now().duration_since(started) >= TASK_DEADLINE {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    format!("Swarm did not shut down the task of `{key}` on the drained node"),
+                ));
+            }
+            clock::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `KEY: STATE (MESSAGE)` of the newest task of `key` not among those it awaits past.
+    async fn new_task_state(&self, key: &str) -> Result<String, BackendError> {
+        let Some(entry) = self.registry().keys.get(key).cloned() else {
+            return Ok(format!("{key}: gone"));
+        };
+        let known = entry.awaiting.unwrap_or_default();
+        let filters = HashMap::from([("service", vec![entry.service_id.clone()])]);
+        // The new task appears within a moment of the update.
+        let started = clock::instant_now();
+        loop {
+            let tasks = self
+                .client()
+                .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+                .await
+                .map_err(failed("list tasks", key))?;
+            let newest = tasks
+                .iter()
+                .filter(|task| task.id.as_ref().is_some_and(|id| !known.contains(id)))
+                .max_by(|a, b| a.created_at.cmp(&b.created_at));
+            if let Some(task) = newest {
+                let status = task.status.clone().unwrap_or_default();
+                let state = status.state.map(|s| s.to_string()).unwrap_or_default();
+                let message = status.err.or(status.message).unwrap_or_default();
+                return Ok(format!("{key}: {state} ({message})"));
+            }
+            if clock::instant_now().duration_since(started) >= Duration::from_secs(5) {
+                return Ok(format!("{key}: no new task yet"));
+            }
+            clock::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stop `key`'s container gracefully (when `grace`), then remove its Swarm service.
@@ -809,6 +1023,11 @@ impl SwarmScope {
         if let Err(error) = remove_overlay(client, &self.network_id).await {
             first_error.get_or_insert(failed("remove the overlay network", "-")(error));
         }
+        // Named volumes the tasks' nodes created (labelled through the mounts' `VolumeOptions`).
+        let volumes = remove_run_volumes(client, &self.identity.run_id).await;
+        if let Some(error) = volumes.into_iter().next() {
+            first_error.get_or_insert(failed("remove a volume", "-")(error));
+        }
         if let Err(error) = leave_if_idle(client, Some(&self.network_id)).await {
             first_error.get_or_insert(error);
         }
@@ -864,6 +1083,7 @@ impl Drop for SwarmScope {
                 }
                 wait_containers_gone(client, &run_id).await;
                 let _ = remove_overlay(client, &network).await;
+                let _ = remove_run_volumes(client, &run_id).await;
                 let _ = leave_if_idle(client, Some(&network)).await;
             });
         });

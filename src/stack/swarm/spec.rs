@@ -16,13 +16,15 @@ use std::time::Duration;
 
 use testcontainers::bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, HealthConfig, NetworkAttachmentConfig, ServiceSpec,
-    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Mount, MountTmpfsOptions, MountType,
+    MountVolumeOptions, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 
-use crate::scenario::model::{HealthKind, Service};
+use crate::scenario::model::{HealthKind, MountSource, Service};
+use crate::stack::volume::volume_name;
 use crate::stack::{HARNESS_HOST, labels};
 
 /// Label on a swarm that firedrill initialised (so only firedrill ever leaves it).
@@ -30,7 +32,7 @@ pub const SWARM_LABEL: &str = "firedrill.swarm";
 
 /// How long Swarm watches a replaced task before it counts the update as done
 /// (`update_config.monitor`).
-const UPDATE_MONITOR: Duration = Duration::from_secs(2);
+pub(super) const UPDATE_MONITOR: Duration = Duration::from_secs(2);
 
 /// Swarm's name of key `key` in run `run_id`: `RUNID-KEY` with dots as dashes (Swarm service
 /// names are single DNS labels: no dots, at most 63 characters).
@@ -100,6 +102,7 @@ pub fn service_spec(
         stop_grace_period: settings.stop_grace_period.map(nanos),
         health_check,
         hosts: place.harness.map(|ip| vec![format!("{ip} {HARNESS_HOST}")]),
+        mounts: Some(mounts(run_id, service, place.run_labels)),
         ..Default::default()
     };
     let ports = service
@@ -152,6 +155,93 @@ pub fn service_spec(
         }),
         ..Default::default()
     }
+}
+
+/// The service's `volumes` and `tmpfs` as Swarm mounts. A named volume is the run's
+/// `firedrill-RUNID-NAME` with the run's labels in its `VolumeOptions`, so whichever node runs
+/// the task creates it labelled (and the sweep finds it there); a bind mount names a path on
+/// the node the task runs on. `tmpfs` options other than `size` and `mode` are refused by
+/// [`tmpfs_unsupported`] before the spec is built.
+pub fn mounts(run_id: &str, service: &Service, run_labels: &HashMap<String, String>) -> Vec<Mount> {
+    let settings = &service.container;
+    let mut mounts: Vec<Mount> = settings
+        .mounts
+        .iter()
+        .map(|mount| {
+            let (typ, source, volume_options) = match &mount.source {
+                MountSource::Volume(name) => (
+                    MountType::VOLUME,
+                    Some(volume_name(run_id, name)),
+                    Some(MountVolumeOptions {
+                        labels: Some(run_labels.clone()),
+                        ..Default::default()
+                    }),
+                ),
+                MountSource::Anonymous => (MountType::VOLUME, None, None),
+                MountSource::Bind(path) => {
+                    (MountType::BIND, Some(path.display().to_string()), None)
+                }
+            };
+            Mount {
+                target: Some(mount.target.clone()),
+                source,
+                typ: Some(typ),
+                read_only: Some(mount.read_only),
+                volume_options,
+                ..Default::default()
+            }
+        })
+        .collect();
+    for entry in &settings.tmpfs {
+        let (target, options) = entry.split_once(':').unwrap_or((entry, ""));
+        let mut tmpfs = MountTmpfsOptions::default();
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("size", size)) => tmpfs.size_bytes = parse_size(size),
+                Some(("mode", mode)) => tmpfs.mode = i64::from_str_radix(mode, 8).ok(),
+                _ => {}
+            }
+        }
+        mounts.push(Mount {
+            target: Some(target.to_owned()),
+            typ: Some(MountType::TMPFS),
+            tmpfs_options: Some(tmpfs),
+            ..Default::default()
+        });
+    }
+    mounts
+}
+
+/// The first `tmpfs` option Swarm's mounts cannot carry (only `size` and `mode` can), if any.
+pub fn tmpfs_unsupported(service: &Service) -> Option<String> {
+    service.container.tmpfs.iter().find_map(|entry| {
+        let (_, options) = entry.split_once(':')?;
+        options.split(',').filter(|o| !o.is_empty()).find_map(|option| {
+            let supported = match option.split_once('=') {
+                Some(("size", size)) => parse_size(size).is_some(),
+                Some(("mode", mode)) => i64::from_str_radix(mode, 8).is_ok(),
+                _ => false,
+            };
+            (!supported).then(|| option.to_owned())
+        })
+    })
+}
+
+/// `64m`, `1g`, `512k`, `1048576` as bytes.
+fn parse_size(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, scale) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(digits) => {
+            let scale = match lower.chars().last() {
+                Some('k') => 1 << 10,
+                Some('m') => 1 << 20,
+                _ => 1 << 30,
+            };
+            (digits, scale)
+        }
+        None => (lower.as_str(), 1),
+    };
+    digits.parse::<i64>().ok()?.checked_mul(scale)
 }
 
 /// How Swarm replaces a key's task: one at a time, the old one stopped first (its ports are
@@ -256,6 +346,49 @@ mod tests {
             task.placement.as_ref().unwrap().constraints,
             Some(vec!["node.role == manager".to_owned()])
         );
+    }
+
+    #[test]
+    fn volumes_binds_and_tmpfs_become_swarm_mounts() {
+        use std::path::PathBuf;
+
+        use crate::scenario::model::Mount as ScenarioMount;
+        let mut service = service();
+        service.container.mounts = vec![
+            ScenarioMount {
+                source: MountSource::Volume("data".to_owned()),
+                target: "/data".to_owned(),
+                read_only: false,
+            },
+            ScenarioMount {
+                source: MountSource::Bind(PathBuf::from("/srv/conf")),
+                target: "/etc/conf".to_owned(),
+                read_only: true,
+            },
+            ScenarioMount {
+                source: MountSource::Anonymous,
+                target: "/cache".to_owned(),
+                read_only: false,
+            },
+        ];
+        service.container.tmpfs = vec!["/run".to_owned(), "/tmp:size=64m,mode=1777".to_owned()];
+        let run_labels = HashMap::from([(labels::RUN.to_owned(), "fd-1".to_owned())]);
+        let mounts = mounts("fd-1", &service, &run_labels);
+        assert_eq!(mounts.len(), 5);
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].source.as_deref(), Some("firedrill-fd-1-data"));
+        let volume_labels = mounts[0].volume_options.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(volume_labels[labels::RUN], "fd-1");
+        assert_eq!(mounts[1].typ, Some(MountType::BIND));
+        assert_eq!(mounts[1].read_only, Some(true));
+        assert_eq!((mounts[2].typ, mounts[2].source.as_deref()), (Some(MountType::VOLUME), None));
+        assert_eq!(mounts[3].typ, Some(MountType::TMPFS));
+        let tmpfs = mounts[4].tmpfs_options.as_ref().unwrap();
+        assert_eq!((mounts[4].target.as_deref(), tmpfs.size_bytes), (Some("/tmp"), Some(64 << 20)));
+        assert_eq!(tmpfs.mode, Some(0o1777));
+        assert_eq!(tmpfs_unsupported(&service), None);
+        service.container.tmpfs = vec!["/tmp:noexec,size=1m".to_owned()];
+        assert_eq!(tmpfs_unsupported(&service).as_deref(), Some("noexec"));
     }
 
     #[test]
