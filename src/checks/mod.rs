@@ -22,11 +22,15 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 #[cfg(test)]
 mod fixtures;
 mod maintenance;
+mod metrics;
 mod notify;
 mod traffic;
 mod unnamed;
 mod upgrade;
 
+pub use metrics::{
+    PlannedQuery, QueryRange, alertmanager_watches, alerts_selector, planned_queries,
+};
 pub use notify::ChannelTiming;
 pub use upgrade::{ErrorBudget, UpgradeFigures, UpgradeOutcome, upgrade_figures};
 
@@ -162,6 +166,10 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 ExpectationKind::MaintenanceNotice(spec) => {
                     notify::maintenance_notice(&journal, spec)
                 }
+                ExpectationKind::Prometheus(check) => {
+                    metrics::prometheus(&journal, &expectation.name, check)
+                }
+                ExpectationKind::Alert(check) => metrics::alert(&journal, &expectation.name, check),
             };
             Verdict {
                 name: expectation.name.clone(),
@@ -198,6 +206,7 @@ pub fn observe_until_us(scenario: &Scenario, events: &[Event]) -> Option<u64> {
             _ => None,
         })
         .max()
+        .max(metrics::observe_until_us(scenario, events))
 }
 
 /// A duration in µs, saturating.
@@ -220,6 +229,8 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::UpgradeRolledBack { .. } => "upgrade-rolled-back",
         ExpectationKind::Notify(_) => "notify",
         ExpectationKind::MaintenanceNotice(_) => "maintenance-notice",
+        ExpectationKind::Prometheus(_) => "prometheus",
+        ExpectationKind::Alert(_) => "alert",
     }
 }
 

@@ -11,6 +11,7 @@ mod bring_up;
 mod faults;
 mod health;
 mod links;
+mod metrics;
 mod run;
 mod sinks;
 mod steps;

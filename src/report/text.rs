@@ -108,7 +108,7 @@ pub(super) const TIMING_HEADINGS: [&str; 5] =
 /// it (`24.9s before`), since a notice's lead time counts back from the step's start.
 pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
     let mut channel = match timing.part.as_str() {
-        "alert" | "notice" => timing.channel.clone(),
+        "alert" | "notice" | "hop" => timing.channel.clone(),
         part => format!("{part} on {}", timing.channel),
     };
     if let Some(recipient) = &timing.recipient {

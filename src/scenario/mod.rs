@@ -10,6 +10,7 @@
 pub mod compose;
 mod duration;
 mod keys;
+pub mod metrics;
 pub mod model;
 mod quantity;
 mod read;

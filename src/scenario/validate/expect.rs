@@ -97,6 +97,8 @@ impl Walk<'_> {
             "restored" => self.restored(node, key, refs),
             "notify" => self.notify(node, key, refs),
             "maintenance-notice" => self.maintenance_notice(node, key, refs),
+            "prometheus" => self.prometheus(node, key, refs),
+            "alert" => self.alert(node, key, refs),
             "slo" => self.slo(node, key, refs),
             "no-lost-writes" => {
                 let hint = node.scalar().map(|s| s.text.clone());
@@ -464,5 +466,7 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::UpgradeRolledBack { step } => format!("upgrade-rolled-back \"{step}\""),
         ExpectationKind::Notify(notify) => super::notify::notify_name(notify),
         ExpectationKind::MaintenanceNotice(notice) => super::notify::maintenance_name(notice),
+        ExpectationKind::Prometheus(check) => super::metrics::prometheus_name(check),
+        ExpectationKind::Alert(check) => super::metrics::alert_name(check),
     }
 }

@@ -10,6 +10,7 @@ mod expect;
 mod faults;
 mod links;
 mod maintenance;
+mod metrics;
 mod notify;
 mod services;
 mod sink_steps;
