@@ -724,3 +724,359 @@ fn alert_expected(check: &AlertCheck) -> String {
     }
     parts.join(", then ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::super::fixtures::*;
+    use super::super::{CheckStatus, Verdict, evaluate};
+    use super::*;
+    use crate::scenario::model::{AlertDeadline, AlertDelivered, AlertRouted, Channel, StepMoment};
+
+    /// Offsets are seconds since offset 0 in these answers: `epoch-s` 1000.
+    const EPOCH: f64 = 1000.0;
+
+    fn source() -> MetricsSource {
+        MetricsSource::Service { service: "prometheus".into(), port: 9090 }
+    }
+
+    fn on(step: &str) -> Trigger {
+        Trigger::Step { step: step.into(), event: StepMoment::Started }
+    }
+
+    fn query_event(
+        check: &str,
+        query: &str,
+        range: Option<(f64, f64, f64)>,
+        data: serde_json::Value,
+    ) -> EventKind {
+        let (start_s, end_s, step_s) = match range {
+            Some((start, end, step)) => (EPOCH + start, Some(EPOCH + end), Some(step)),
+            None => (EPOCH + 12.0, None, None),
+        };
+        EventKind::PrometheusQuery {
+            check: check.into(),
+            source: "prometheus:9090".into(),
+            query: query.into(),
+            epoch_s: EPOCH,
+            start_s,
+            end_s,
+            step_s,
+            data,
+            error: None,
+        }
+    }
+
+    fn vector(values: &[(&str, &str)]) -> serde_json::Value {
+        let result: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(instance, v)| json!({"metric": {"__name__": "up", "instance": instance}, "value": [EPOCH + 12.0, v]}))
+            .collect();
+        json!({"resultType": "vector", "result": result})
+    }
+
+    fn verdict(kind: ExpectationKind, timeline: &[(u64, EventKind)]) -> Verdict {
+        evaluate(&scenario(vec![kind]), &journal(timeline)).remove(0)
+    }
+
+    fn at_check(max: f64) -> ExpectationKind {
+        ExpectationKind::Prometheus(Box::new(PrometheusCheck {
+            source: source(),
+            query: "up{job=\"billing\"}".into(),
+            when: QueryWhen::At {
+                at: Trigger::Step { step: "kill".into(), event: StepMoment::Ended },
+                delay: Duration::from_secs(2),
+            },
+            min: None,
+            max: Some(max),
+        }))
+    }
+
+    #[test]
+    fn a_value_at_a_moment_is_planned_there_and_judged_per_series() {
+        let before = [(1_000, started(0, "kill")), (10_000, ended(0, "kill"))];
+        let planned =
+            planned_queries(&scenario(vec![at_check(0.0)]), &journal(&before), 20_000_000);
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].range, QueryRange::Instant(12_000_000), "the step's end + delay");
+        assert!(
+            planned_queries(&scenario(vec![at_check(0.0)]), &journal(&before), 11_000_000)
+                .is_empty(),
+            "not before the moment"
+        );
+
+        let answered = |data| {
+            let mut timeline = before.to_vec();
+            timeline.push((20_000, query_event("check 0", "up", None, data)));
+            timeline
+        };
+        let down = verdict(at_check(0.0), &answered(vector(&[("a", "0"), ("b", "0")])));
+        assert_eq!(down.status, CheckStatus::Passed, "{}", down.summary);
+        assert!(down.summary.contains("every value at most 0 (2 series"), "{}", down.summary);
+
+        let one_up = verdict(at_check(0.0), &answered(vector(&[("a", "0"), ("b", "1")])));
+        assert_eq!(one_up.status, CheckStatus::Failed);
+        assert!(
+            one_up.summary.contains(
+                "1 of 2 sample(s) outside at most 0; first up{instance=\"b\"} = 1 at +12s"
+            ),
+            "{}",
+            one_up.summary
+        );
+
+        let nan = verdict(at_check(5.0), &answered(vector(&[("a", "NaN")])));
+        assert_eq!(nan.status, CheckStatus::Failed, "NaN is outside every limit");
+
+        let empty = verdict(at_check(0.0), &answered(vector(&[])));
+        assert_eq!(empty.status, CheckStatus::Failed);
+        assert!(empty.summary.contains("no series"), "{}", empty.summary);
+
+        let mut refused = before.to_vec();
+        let mut event = query_event("check 0", "up{", None, serde_json::Value::Null);
+        if let EventKind::PrometheusQuery { error, .. } = &mut event {
+            *error = Some("status 400: parse error: unexpected end of input".into());
+        }
+        refused.push((20_000, event));
+        let bad = verdict(at_check(0.0), &refused);
+        assert_eq!(bad.status, CheckStatus::Failed);
+        assert!(bad.summary.contains("parse error"), "{}", bad.summary);
+
+        let unasked = verdict(at_check(0.0), &before);
+        assert_eq!(unasked.status, CheckStatus::NotEvaluated);
+        let never = verdict(at_check(0.0), &before[..1]);
+        assert_eq!(never.status, CheckStatus::NotEvaluated);
+        assert!(never.summary.contains("kill"), "{}", never.summary);
+    }
+
+    #[test]
+    fn throughout_a_step_every_sample_counts() {
+        let check = ExpectationKind::Prometheus(Box::new(PrometheusCheck {
+            source: source(),
+            query: "rate(errors[10s])".into(),
+            when: QueryWhen::Throughout { step: "load".into(), resolution: None },
+            min: Some(0.0),
+            max: Some(0.5),
+        }));
+        let before = [(1_000, started(0, "load")), (6_000, ended(0, "load"))];
+        let planned = planned_queries(&scenario(vec![check.clone()]), &journal(&before), 7_000_000);
+        assert_eq!(
+            planned[0].range,
+            QueryRange::Range { start_us: 1_000_000, end_us: 6_000_000, step_us: 1_000_000 }
+        );
+        let matrix = |late: &str| {
+            json!({"resultType": "matrix", "result": [{"metric": {}, "values": [
+                [EPOCH + 1.0, "0.1"], [EPOCH + 2.0, "0.2"], [EPOCH + 5.0, late]]}]})
+        };
+        let mut timeline = before.to_vec();
+        timeline
+            .push((7_000, query_event("check 0", "rate", Some((1.0, 6.0, 1.0)), matrix("0.4"))));
+        assert_eq!(verdict(check.clone(), &timeline).status, CheckStatus::Passed);
+        timeline[2] = (7_000, query_event("check 0", "rate", Some((1.0, 6.0, 1.0)), matrix("0.9")));
+        let failed = verdict(check, &timeline);
+        assert_eq!(failed.status, CheckStatus::Failed);
+        assert!(failed.summary.contains("= 0.9 at +5s"), "{}", failed.summary);
+    }
+
+    fn chain(receiver: &str) -> AlertCheck {
+        AlertCheck {
+            alertname: "BillingDown".into(),
+            labels: [("service".to_owned(), "billing".to_owned())].into(),
+            prometheus: source(),
+            fires: AlertDeadline { on: on("kill"), within: Duration::from_secs(5) },
+            routed: Some(AlertRouted {
+                alertmanager: MetricsSource::Service { service: "alertmanager".into(), port: 9093 },
+                receiver: receiver.into(),
+                within: Duration::from_secs(2),
+            }),
+            delivered: Some(AlertDelivered {
+                channels: vec![Channel::Email, Channel::Sms],
+                within: Duration::from_secs(10),
+            }),
+            resolves: Some(AlertDeadline { on: on("start"), within: Duration::from_secs(5) }),
+        }
+    }
+
+    fn alerts(routed_to: &str) -> EventKind {
+        EventKind::AlertmanagerAlerts {
+            source: "alertmanager:9093".into(),
+            alerts: vec![AlertSeen {
+                labels: [("alertname", "BillingDown"), ("service", "billing")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                state: "active".into(),
+                receivers: vec![routed_to.into()],
+                starts_at: String::new(),
+            }],
+            last: false,
+            error: None,
+        }
+    }
+
+    fn message(channel: &str, text: &str) -> EventKind {
+        EventKind::NotificationReceived {
+            sink: channel.into(),
+            channel: channel.into(),
+            received_us: 0,
+            from: None,
+            recipients: vec!["ops".into()],
+            subject: None,
+            body: text.into(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    /// The run: kill at 10 s, firing from 12 s to 30.5 s (points every 0.5 s from 9 s to 40 s),
+    /// Alertmanager lists it at 12.4 s, email at 14 s, SMS at 15 s, start at 30 s.
+    fn timeline(routed_to: &str) -> Vec<(u64, EventKind)> {
+        let points: Vec<serde_json::Value> = (0..=62)
+            .map(|k| 9.0 + k as f64 * 0.5)
+            .filter(|t| (12.0..30.5).contains(t))
+            .map(|t| json!([EPOCH + t, "1"]))
+            .collect();
+        let data = json!({"resultType": "matrix", "result": [{"metric": {"alertname": "BillingDown"}, "values": points}]});
+        let mut timeline = vec![
+            (9_000, EventKind::PhaseStarted { phase: Phase::Steps }),
+            (10_000, started(0, "kill")),
+            (10_001, ended(0, "kill")),
+            (12_400, alerts(routed_to)),
+            (14_000, message("email", "[FIRING] billing outage")),
+            (15_000, message("sms", "billing outage")),
+            (30_000, started(1, "start")),
+            (30_010, ended(1, "start")),
+            (31_000, message("email", "[RESOLVED] billing outage resolved")),
+            (
+                40_000,
+                EventKind::AlertmanagerAlerts {
+                    source: "alertmanager:9093".into(),
+                    alerts: vec![],
+                    last: true,
+                    error: None,
+                },
+            ),
+            (40_001, query_event("check 0", "ALERTS", Some((9.0, 40.0, 0.5)), data)),
+            (41_000, EventKind::SinkStopped { sink: "email".into() }),
+        ];
+        for (ms, event) in &mut timeline {
+            if let EventKind::NotificationReceived { received_us, .. } = event {
+                *received_us = *ms * 1_000;
+            }
+        }
+        timeline
+    }
+
+    #[test]
+    fn the_alert_chain_is_timed_hop_by_hop() {
+        let judged =
+            verdict(ExpectationKind::Alert(Box::new(chain("customers"))), &timeline("customers"));
+        assert_eq!(judged.status, CheckStatus::Passed, "{}", judged.summary);
+        let hops: Vec<(String, Option<u64>, String)> = judged
+            .channels
+            .iter()
+            .map(|h| {
+                (
+                    h.channel.clone(),
+                    h.arrival_us.map(|a| (a - h.reference_us) / 1_000),
+                    h.outcome.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                ("`BillingDown` firing".to_owned(), Some(2_000), "on-time".to_owned()),
+                ("routed to `customers`".to_owned(), Some(400), "on-time".to_owned()),
+                ("email".to_owned(), Some(1_600), "on-time".to_owned()),
+                ("sms".to_owned(), Some(2_600), "on-time".to_owned()),
+                ("`BillingDown` resolved".to_owned(), Some(500), "on-time".to_owned()),
+            ]
+        );
+        assert!(
+            judged.summary.starts_with(
+                "`BillingDown` firing 2s after `kill` started; routed to `customers` 400ms after"
+            ),
+            "{}",
+            judged.summary
+        );
+    }
+
+    #[test]
+    fn a_broken_route_fails_naming_the_hop() {
+        let judged =
+            verdict(ExpectationKind::Alert(Box::new(chain("customers"))), &timeline("blackhole"));
+        assert_eq!(judged.status, CheckStatus::Failed);
+        assert!(
+            judged
+                .summary
+                .starts_with("Alertmanager routed `BillingDown` to `blackhole`, not `customers`"),
+            "{}",
+            judged.summary
+        );
+        assert_eq!(judged.channels[1].outcome, "misrouted");
+        assert_eq!(
+            judged.channels.len(),
+            3,
+            "no delivery hop without a routing: {:?}",
+            judged.channels
+        );
+    }
+
+    #[test]
+    fn late_missing_already_firing_and_unsettled_hops() {
+        let mut late = chain("customers");
+        late.fires.within = Duration::from_secs(1);
+        late.delivered.as_mut().unwrap().channels.push(Channel::Fax);
+        let judged = verdict(ExpectationKind::Alert(Box::new(late)), &timeline("customers"));
+        assert_eq!(judged.status, CheckStatus::Failed);
+        assert!(
+            judged.summary.contains("`BillingDown` firing: 2s after `kill` started (limit 1s)"),
+            "{}",
+            judged.summary
+        );
+        assert!(
+            judged.summary.contains("fax: never, 10s after routed to `customers`"),
+            "{}",
+            judged.summary
+        );
+
+        let mut early = chain("customers");
+        early.fires.on = on("start");
+        early.resolves = None;
+        let judged = verdict(ExpectationKind::Alert(Box::new(early)), &timeline("customers"));
+        assert_eq!(judged.status, CheckStatus::Failed);
+        assert!(judged.summary.contains("already firing"), "{}", judged.summary);
+
+        let mut long = chain("customers");
+        long.resolves.as_mut().unwrap().within = Duration::from_secs(60);
+        let mut cut = timeline("customers");
+        // Still firing at the last point: the deadline (90 s) is after the query's end.
+        if let EventKind::PrometheusQuery { data, .. } = &mut cut[10].1 {
+            let values = data["result"][0]["values"].as_array_mut().unwrap();
+            values.extend((61..=62).map(|k| json!([EPOCH + 9.0 + k as f64 * 0.5, "1"])));
+            values.retain(|v| v[0].as_f64().unwrap() != EPOCH + 30.5 || true);
+            let all: Vec<serde_json::Value> =
+                (6..=62).map(|k| json!([EPOCH + 9.0 + k as f64 * 0.5, "1"])).collect();
+            *values = all;
+        }
+        let judged = verdict(ExpectationKind::Alert(Box::new(long)), &cut);
+        assert_eq!(judged.status, CheckStatus::NotEvaluated, "{}", judged.summary);
+        assert_eq!(judged.channels.last().unwrap().outcome, "not-settled");
+    }
+
+    #[test]
+    fn deadlines_extend_the_observation_and_watches_are_per_alertmanager() {
+        let check = ExpectationKind::Alert(Box::new(chain("customers")));
+        let events = journal(&timeline("customers")[..8]);
+        // Resolves: start (30 s) + 5 s; fires: kill (10 s) + 5 + 2 + 10 s.
+        assert_eq!(observe_until_us(&scenario(vec![check.clone()]), &events), Some(35_000_000));
+        let watches = alertmanager_watches(&scenario(vec![check.clone(), check]));
+        assert_eq!(watches.len(), 1);
+        assert_eq!(watches[0].1, ["BillingDown"]);
+        assert_eq!(
+            alerts_selector(&chain("x")),
+            "ALERTS{alertname=\"BillingDown\",alertstate=\"firing\",service=\"billing\"}"
+        );
+    }
+}

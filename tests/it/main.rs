@@ -19,6 +19,7 @@ mod history;
 mod links;
 mod notify;
 mod plan;
+mod prometheus;
 mod pull;
 mod report;
 mod rolling;
