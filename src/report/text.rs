@@ -132,6 +132,7 @@ pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
     };
     let result = match (timing.outcome.as_str(), timing.margin_us) {
         ("not-settled", _) => "not received before the run ended".to_owned(),
+        ("misrouted", _) => "routed to another receiver".to_owned(),
         (_, None) => "missing".to_owned(),
         (_, Some(margin)) if margin >= 0 => format!("{} to spare", duration(margin.unsigned_abs())),
         (_, Some(margin)) if notice => format!("{} short", duration(margin.unsigned_abs())),
