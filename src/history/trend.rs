@@ -374,8 +374,11 @@ pub fn render_trend_html(trend: &Trend) -> String {
         );
         // What every plot of the scenario shares (the x axis): drawn once, copied per plot.
         let shared = shared_markup(scenario);
+        // Every regression point's title names its run's start: formatted once per run, not
+        // once per plot (strftime was the page's largest cost).
+        let started: Vec<String> = scenario.runs.iter().map(|run| when(run.started_at)).collect();
         for series in &scenario.figures {
-            plot(&mut out, scenario, series, trend.policy.max_percent, &shared);
+            plot(&mut out, scenario, series, trend.policy.max_percent, &shared, &started);
         }
         out.push_str("</section>\n");
     }
@@ -451,6 +454,7 @@ fn plot(
     series: &FigureSeries,
     max_percent: f64,
     shared: &str,
+    started: &[String],
 ) {
     let direction = match series.better {
         Better::Lower => "lower is better",
@@ -523,7 +527,7 @@ fn plot(
         let mut title = format!(
             "{} · {} · {} · {}",
             run.run_id,
-            when(run.started_at),
+            started[point.run],
             status_word(run.status),
             series.unit.format(point.value)
         );
@@ -531,13 +535,11 @@ fn plot(
             title.push_str(" · ");
             title.push_str(&regression.describe(baseline, &run.run_id, max_percent));
         }
-        let _ = writeln!(
-            out,
-            "<circle class=\"{class}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{radius}\"><title>{}</title></circle>",
-            x(point.run),
-            y(point.value),
-            escape(&title)
-        );
+        let _ = write!(out, "<circle class=\"{class}\" cx=\"");
+        push_tenths(out, x(point.run));
+        out.push_str("\" cy=\"");
+        push_tenths(out, y(point.value));
+        let _ = writeln!(out, "\" r=\"{radius}\"><title>{}</title></circle>", escape(&title));
     }
     out.push_str("</svg>\n");
 }
