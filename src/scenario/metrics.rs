@@ -132,3 +132,33 @@ pub struct AlertDelivered {
     #[serde(with = "duration_serde")]
     pub within: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::model::{Expectation, ExpectationKind};
+
+    /// `firedrill report DIR` re-judges a run from the `expect` its journal recorded: the
+    /// checks must read back as they were written.
+    #[test]
+    fn the_checks_round_trip_through_the_journal_and_read_as_written() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scenarios/valid/every-metrics-key.yaml");
+        let scenario = crate::scenario::load(&path).expect("the example is valid");
+        let recorded = serde_json::to_value(&scenario.expect).unwrap();
+        let read: Vec<Expectation> = serde_json::from_value(recorded).unwrap();
+        assert_eq!(read, scenario.expect);
+        let names: Vec<&str> = scenario.expect.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "up is 0 after the kill",
+                "prometheus `sum(rate(billing_http_requests_total{code=\"5xx\"}[30s])) or \
+                 vector(0)` throughout \"billing down\"",
+                "alert BillingDown on \"kill billing\"",
+            ]
+        );
+        let ExpectationKind::Alert(alert) = &scenario.expect[2].kind else { panic!() };
+        assert_eq!(alert.prometheus.describe(), "prometheus:9090", "the first declared port");
+        assert_eq!(alert.routed.as_ref().unwrap().receiver, "customers");
+    }
+}
