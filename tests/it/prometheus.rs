@@ -50,7 +50,7 @@ fn prometheus_checks_and_a_broken_alertmanager_route_named_as_the_failed_hop() {
     assert_eq!(outcome("`BillingDown` resolved"), "on-time", "{hops:#?}");
     assert!(!hops.iter().any(|h| h["channel"] == "email"), "no delivery without routing");
     let fired = hops[0]["arrival-us"].as_u64().unwrap() - hops[0]["reference-us"].as_u64().unwrap();
-    assert!(fired < 10_000_000, "fired {fired} µs after the kill");
+    assert!(fired < 20_000_000, "fired {fired} µs after the kill");
 
     // What the judgement rests on is in the journal: Alertmanager's own answer, the raw
     // `ALERTS` samples, and no mail (the route notifies nobody).
@@ -66,7 +66,7 @@ fn prometheus_checks_and_a_broken_alertmanager_route_named_as_the_failed_hop() {
     assert_eq!(alerts_query["data"]["resultType"], "matrix", "{alerts_query:#}");
     assert!(!journal.iter().any(|e| e["event"] == "notification-received"));
 
-    // PromQL values: `up` is 0 five seconds into the outage; `min: 1` throughout it fails on
+    // PromQL values: `up` is 0 at the outage's end; `min: 1` throughout it fails on
     // the samples that are 0.
     let down = check(report, "billing is down in prometheus");
     assert_eq!(down["status"], "passed", "{down:#}");
