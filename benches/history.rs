@@ -93,12 +93,30 @@ fn history(c: &mut Criterion) {
     group.bench_function("history (read + table)", |b| {
         b.iter(|| render_history_table(&store.runs(&all).expect("runs")))
     });
+    // What `firedrill trend` reads: the figures, not the checks.
+    let figures_only = RunFilter { without_checks: true, ..RunFilter::default() };
     group.bench_function("trend (read + build + text + html)", |b| {
+        b.iter(|| {
+            let trend = Trend::build(&store.runs(&figures_only).expect("runs"), policy);
+            (render_trend_text(&trend), render_trend_html(&trend))
+        })
+    });
+    // The same with the checks read back too (as `trend` read before it skipped them).
+    group.bench_function("trend, reading the checks too", |b| {
         b.iter(|| {
             let trend = Trend::build(&store.runs(&all).expect("runs"), policy);
             (render_trend_text(&trend), render_trend_html(&trend))
         })
     });
+    // Where the time goes, part by part.
+    let runs = store.runs(&figures_only).expect("runs");
+    group.bench_function("trend part: read (figures only)", |b| {
+        b.iter(|| store.runs(&figures_only).expect("runs"))
+    });
+    group.bench_function("trend part: build", |b| b.iter(|| Trend::build(&runs, policy)));
+    let trend = Trend::build(&runs, policy);
+    group.bench_function("trend part: text", |b| b.iter(|| render_trend_text(&trend)));
+    group.bench_function("trend part: html", |b| b.iter(|| render_trend_html(&trend)));
     group.finish();
 }
 

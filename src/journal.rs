@@ -679,6 +679,63 @@ pub enum EventKind {
         /// `expect`: the checks, in order.
         expect: serde_json::Value,
     },
+    /// A `prometheus` or `alert` check's PromQL query and Prometheus' answer as it came
+    /// (asked once the timeline and its deadlines are over, before teardown); the check judges
+    /// the samples. Sample times are Unix seconds: minus `epoch-s`, they are run offsets.
+    PrometheusQuery {
+        /// The expectation's name.
+        check: String,
+        /// `service:port` or the URL asked.
+        source: String,
+        /// The PromQL expression.
+        query: String,
+        /// Unix time (s) of the run's offset 0.
+        epoch_s: f64,
+        /// An instant query's `time`, a range query's `start` (Unix s).
+        start_s: f64,
+        /// A range query's `end` (Unix s); absent for an instant query.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_s: Option<f64>,
+        /// A range query's `step` (s).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_s: Option<f64>,
+        /// Prometheus' `data` (`resultType`, `result`), unchanged.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        data: serde_json::Value,
+        /// Why there is no answer (unreachable, a PromQL error Prometheus named, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// What an Alertmanager held for the alerts `alert` checks route, recorded when it changed
+    /// (polled every 200 ms from the timeline's start until the queries before teardown) and
+    /// once more when the watch stopped (`last`).
+    AlertmanagerAlerts {
+        /// `service:port` or the URL asked.
+        source: String,
+        /// The alerts named by the checks, as `GET /api/v2/alerts` listed them.
+        alerts: Vec<AlertSeen>,
+        /// The final poll.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        last: bool,
+        /// Why the poll failed (recorded when that changes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// One alert an Alertmanager holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AlertSeen {
+    /// Its labels, `alertname` included.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `active`, `suppressed` or `unprocessed`.
+    pub state: String,
+    /// The receivers its route picked.
+    pub receivers: Vec<String>,
+    /// `startsAt` as Alertmanager wrote it.
+    #[serde(default)]
+    pub starts_at: String,
 }
 
 impl EventKind {

@@ -190,7 +190,7 @@ fn failed(status: Option<u16>, latency: Duration, error: String) -> ProbeOutcome
     ProbeOutcome { ok: false, status, latency, error: Some(error) }
 }
 
-fn describe_reqwest_error(error: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
     // reqwest's own message is generic ("error sending request for url ..."); the innermost cause
     // says what happened ("Connection refused (os error 111)").
     let mut innermost: &dyn std::error::Error = error;

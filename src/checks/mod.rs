@@ -23,11 +23,15 @@ use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
 mod fixtures;
 mod human;
 mod maintenance;
+mod metrics;
 mod notify;
 mod traffic;
 mod unnamed;
 mod upgrade;
 
+pub use metrics::{
+    PlannedQuery, QueryRange, alertmanager_watches, alerts_selector, planned_queries,
+};
 pub use notify::ChannelTiming;
 pub use upgrade::{ErrorBudget, UpgradeFigures, UpgradeOutcome, upgrade_figures};
 
@@ -166,6 +170,10 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
                 ExpectationKind::HumanWithin { step, within } => {
                     human::human_within(events, step, micros(*within))
                 }
+                ExpectationKind::Prometheus(check) => {
+                    metrics::prometheus(&journal, &expectation.name, check)
+                }
+                ExpectationKind::Alert(check) => metrics::alert(&journal, &expectation.name, check),
             };
             Verdict {
                 name: expectation.name.clone(),
@@ -202,6 +210,7 @@ pub fn observe_until_us(scenario: &Scenario, events: &[Event]) -> Option<u64> {
             _ => None,
         })
         .max()
+        .max(metrics::observe_until_us(scenario, events))
 }
 
 /// A duration in µs, saturating.
@@ -225,6 +234,8 @@ fn kind_key(kind: &ExpectationKind) -> &'static str {
         ExpectationKind::Notify(_) => "notify",
         ExpectationKind::MaintenanceNotice(_) => "maintenance-notice",
         ExpectationKind::HumanWithin { .. } => "human-within",
+        ExpectationKind::Prometheus(_) => "prometheus",
+        ExpectationKind::Alert(_) => "alert",
     }
 }
 

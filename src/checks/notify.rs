@@ -62,7 +62,7 @@ pub struct ChannelTiming {
 
 /// What kind of message a notification is, for these checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(super) enum Class {
     Alert,
     AllClear,
     /// A Statuspage scheduled maintenance.
@@ -138,15 +138,15 @@ fn classify(channel: &str, subject: Option<&str>, body: &str, detail: &serde_jso
 
 /// One `notification-received` event.
 #[derive(Clone, Copy)]
-struct Message<'a> {
-    event: &'a Event,
-    channel: &'a str,
-    received_us: u64,
+pub(super) struct Message<'a> {
+    pub(super) event: &'a Event,
+    pub(super) channel: &'a str,
+    pub(super) received_us: u64,
     recipients: &'a [String],
     subject: Option<&'a str>,
     body: &'a str,
     detail: &'a serde_json::Value,
-    class: Class,
+    pub(super) class: Class,
 }
 
 impl Message<'_> {
@@ -177,16 +177,16 @@ fn normalise_recipient(recipient: &str) -> String {
 }
 
 /// A resolved trigger: the event that starts a clock.
-struct Moment<'a> {
-    event: &'a Event,
-    at_us: u64,
+pub(super) struct Moment<'a> {
+    pub(super) event: &'a Event,
+    pub(super) at_us: u64,
     /// "`kill billing` started".
-    what: String,
+    pub(super) what: String,
 }
 
 impl<'a> Timeline<'a> {
     /// Every notification, ordered by receive time (journal order for equal times).
-    fn messages(&self) -> Vec<Message<'a>> {
+    pub(super) fn messages(&self) -> Vec<Message<'a>> {
         let mut messages: Vec<Message<'a>> = self
             .events
             .iter()
@@ -219,7 +219,7 @@ impl<'a> Timeline<'a> {
     /// Until when notifications were observed: the first `sink-stopped` (teardown stops the sinks
     /// before the stack; nothing arrives after), or, in a journal without one (a crashed or older
     /// run), its last event.
-    fn notifications_until_us(&self) -> u64 {
+    pub(super) fn notifications_until_us(&self) -> u64 {
         self.events
             .iter()
             .find(|e| matches!(e.kind, EventKind::SinkStopped { .. }))
@@ -228,7 +228,7 @@ impl<'a> Timeline<'a> {
     }
 
     /// The event a trigger names, or why there is none (yet).
-    fn moment(&self, trigger: &Trigger) -> Result<Moment<'a>, String> {
+    pub(super) fn moment(&self, trigger: &Trigger) -> Result<Moment<'a>, String> {
         let found = |event: &'a Event, what: String| Moment { event, at_us: event.offset_us, what };
         match trigger {
             Trigger::Step { step, event: StepMoment::Started } | Trigger::Marker(step) => {
@@ -321,7 +321,7 @@ impl<'a> Timeline<'a> {
 }
 
 /// What a trigger means in an `expected` sentence.
-fn trigger_words(trigger: &Trigger) -> String {
+pub(super) fn trigger_words(trigger: &Trigger) -> String {
     match trigger {
         Trigger::Step { step, event } => match event {
             StepMoment::Started => format!("`{step}` starts"),

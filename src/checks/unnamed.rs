@@ -113,6 +113,13 @@ fn names_step(scenario: &Scenario, step: &str) -> bool {
         }
         ExpectationKind::MaintenanceNotice(spec) => spec.before == step,
         ExpectationKind::HumanWithin { step: s, .. } => s == step,
+        ExpectationKind::Prometheus(check) => match &check.when {
+            crate::scenario::model::QueryWhen::At { at, .. } => trigger(at),
+            crate::scenario::model::QueryWhen::Throughout { step: s, .. } => s == step,
+        },
+        ExpectationKind::Alert(check) => {
+            trigger(&check.fires.on) || check.resolves.as_ref().is_some_and(|r| trigger(&r.on))
+        }
         ExpectationKind::SteadyState(_) | ExpectationKind::NoLostWrites { .. } => false,
     })
 }

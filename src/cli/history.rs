@@ -381,7 +381,8 @@ pub(super) fn history(
     args: &HistoryArgs,
     state_dir: Option<&Path>,
 ) -> Result<ExitStatus, ExpectedError> {
-    let filter = RunFilter { scenario: args.scenario.clone(), last: args.last };
+    let filter =
+        RunFilter { scenario: args.scenario.clone(), last: args.last, ..RunFilter::default() };
     let runs = match open_for_reading(&args.file, state_dir)? {
         Some((_, history)) => history.runs(&filter)?,
         None => Vec::new(),
@@ -413,7 +414,8 @@ pub(super) fn trend(
     args: &TrendArgs,
     state_dir: Option<&Path>,
 ) -> Result<ExitStatus, ExpectedError> {
-    let filter = RunFilter { scenario: args.scenario.clone(), last: args.last };
+    let filter =
+        RunFilter { scenario: args.scenario.clone(), last: args.last, without_checks: true };
     let runs = match open_for_reading(&args.file, state_dir)? {
         Some((_, history)) => history.runs(&filter)?,
         None => Vec::new(),

@@ -261,6 +261,35 @@ impl Progress {
             | EventKind::RunEnded { .. }
             | EventKind::CalendarSet { .. }
             | EventKind::ScenarioLoaded { .. } => None,
+            EventKind::PrometheusQuery { check, source, error, .. } => Some(match error {
+                None => format!("{t}      {} prometheus {source} for `{check}`", self.mark(true)),
+                Some(error) => format!(
+                    "{t}      {} prometheus {source} for `{check}`: {error}",
+                    self.mark(false)
+                ),
+            }),
+            EventKind::AlertmanagerAlerts { source, alerts, error, last, .. } => {
+                let listed: Vec<String> = alerts
+                    .iter()
+                    .map(|a| {
+                        let name = a.labels.get("alertname").map_or("?", String::as_str);
+                        format!("{name} {} → {}", a.state, a.receivers.join(", "))
+                    })
+                    .collect();
+                match (error, last) {
+                    (_, true) => None,
+                    (Some(error), _) => Some(format!(
+                        "{t}      {} alertmanager {source}: {error}",
+                        self.mark(false)
+                    )),
+                    (None, _) if listed.is_empty() => {
+                        Some(format!("{t}        alertmanager {source}: no alert"))
+                    }
+                    (None, _) => {
+                        Some(format!("{t}        alertmanager {source}: {}", listed.join("; ")))
+                    }
+                }
+            }
         };
         if let Some(line) = line {
             self.bar.suspend(|| eprintln!("{line}"));

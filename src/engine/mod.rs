@@ -12,6 +12,7 @@ mod faults;
 pub mod gameday;
 mod health;
 mod links;
+mod metrics;
 mod run;
 mod sinks;
 mod steps;

@@ -236,6 +236,7 @@ pub async fn run(
         .await
         .err();
     }
+    let mut alert_watch = None;
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steps.is_empty()
     {
@@ -247,6 +248,7 @@ pub async fn run(
             endpoints: up.endpoints.clone(),
         };
         let traffic = start_traffic(&ctx, scenario, stack).await;
+        alert_watch = Some(super::metrics::AlertWatch::start(&ctx, scenario, stack));
         stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
         finish_traffic(&ctx, scenario, stack, traffic).await;
     }
@@ -269,6 +271,15 @@ pub async fn run(
         if !left.is_zero() {
             let _ = ctx.interruptible(clock::sleep(left)).await;
         }
+    }
+    if let Some(watch) = alert_watch {
+        watch.stop().await;
+    }
+    // `prometheus` and `alert` checks: Prometheus goes with the stack, so ask it now.
+    if let (None, Some(stack)) = (&stop, &up.stack)
+        && !ctx.signals.interrupt.is_cancelled()
+    {
+        super::metrics::ask_prometheus(&ctx, scenario, stack).await;
     }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);

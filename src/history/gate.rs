@@ -92,24 +92,7 @@ pub fn regressions(
             continue;
         };
         outcome.compared += 1;
-        let worse = match figure.better {
-            Better::Lower => figure.value - before.value,
-            Better::Higher => before.value - figure.value,
-        };
-        if worse <= policy.floor(figure.unit) || worse <= 0.0 {
-            continue;
-        }
-        let worse_by_percent =
-            if before.value == 0.0 { f64::INFINITY } else { worse * 100.0 / before.value.abs() };
-        if worse_by_percent > policy.max_percent {
-            outcome.regressions.push(Regression {
-                figure: figure.name.clone(),
-                unit: figure.unit,
-                baseline: before.value,
-                current: figure.value,
-                worse_by_percent,
-            });
-        }
+        outcome.regressions.extend(judge(before, figure, policy));
     }
     outcome.missing = baseline
         .iter()
@@ -117,6 +100,30 @@ pub fn regressions(
         .map(|b| b.name.clone())
         .collect();
     outcome
+}
+
+/// Whether `figure` regressed against `before` (the same figure of the baseline run).
+pub(crate) fn judge(
+    before: &Figure,
+    figure: &Figure,
+    policy: RegressionPolicy,
+) -> Option<Regression> {
+    let worse = match figure.better {
+        Better::Lower => figure.value - before.value,
+        Better::Higher => before.value - figure.value,
+    };
+    if worse <= policy.floor(figure.unit) || worse <= 0.0 {
+        return None;
+    }
+    let worse_by_percent =
+        if before.value == 0.0 { f64::INFINITY } else { worse * 100.0 / before.value.abs() };
+    (worse_by_percent > policy.max_percent).then(|| Regression {
+        figure: figure.name.clone(),
+        unit: figure.unit,
+        baseline: before.value,
+        current: figure.value,
+        worse_by_percent,
+    })
 }
 
 #[cfg(test)]

@@ -148,6 +148,9 @@ pub struct RunFilter {
     pub scenario: Option<String>,
     /// Only the latest N (still returned oldest first).
     pub last: Option<usize>,
+    /// Leave `verdicts` empty: `trend` needs the figures only, and reading 4 checks per run
+    /// back cost it about a third of its time over 10,000 runs.
+    pub without_checks: bool,
 }
 
 /// An open history file.
@@ -393,10 +396,13 @@ impl History {
             let mut rows = query.query(params![filter.scenario, limit]).map_err(sql)?;
             while let Some(row) = rows.next().map_err(sql)? {
                 let run: i64 = row.get(0).map_err(sql)?;
-                let unit: String = row.get(3).map_err(sql)?;
-                let better: String = row.get(4).map_err(sql)?;
+                let text = |column| -> Result<&str, HistoryError> {
+                    row.get_ref(column)
+                        .and_then(|value| value.as_str().map_err(Into::into))
+                        .map_err(sql)
+                };
                 let (Some(&at), Some(unit), Some(better)) =
-                    (position.get(&run), Unit::from_key(&unit), Better::from_key(&better))
+                    (position.get(&run), Unit::from_key(text(3)?), Better::from_key(text(4)?))
                 else {
                     continue;
                 };
@@ -406,6 +412,10 @@ impl History {
                     unit,
                     better,
                 });
+            }
+            if filter.without_checks {
+                runs.sort_by_key(|(id, run)| (run.started_at.map(|t| t.as_millisecond()), *id));
+                return Ok(runs.into_iter().map(|(_, run)| run).collect());
             }
             let mut query = self
                 .connection
@@ -440,7 +450,7 @@ impl History {
             .optional()
             .map_err(sql)?;
         let Some(scenario) = scenario else { return Ok(None) };
-        let runs = self.runs(&RunFilter { scenario: Some(scenario), last: None })?;
+        let runs = self.runs(&RunFilter { scenario: Some(scenario), ..RunFilter::default() })?;
         Ok(runs.into_iter().find(|run| run.run_id == run_id))
     }
 
@@ -582,10 +592,13 @@ pub(crate) mod tests {
         };
         assert_eq!(ids(RunFilter::default()), ["fd-a", "fd-x", "fd-b", "fd-c"]);
         assert_eq!(
-            ids(RunFilter { scenario: Some("a".into()), last: None }),
+            ids(RunFilter { scenario: Some("a".into()), ..RunFilter::default() }),
             ["fd-a", "fd-b", "fd-c"]
         );
-        assert_eq!(ids(RunFilter { scenario: Some("a".into()), last: Some(2) }), ["fd-b", "fd-c"]);
+        assert_eq!(
+            ids(RunFilter { scenario: Some("a".into()), last: Some(2), ..RunFilter::default() }),
+            ["fd-b", "fd-c"]
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! **regression** when the gate would have failed it against the scenario's last passing run
 //! before it (the same rule as `firedrill run --baseline last-pass`, see [`regressions`]).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::entry::{Better, Origin, RunEntry, Unit};
-use super::gate::{Regression, RegressionPolicy, regressions};
+use super::entry::{Better, Figure, Origin, RunEntry, Unit};
+use super::gate::{Regression, RegressionPolicy, judge};
 use crate::report::RunStatus;
 
 /// One run, as a trend shows it.
@@ -74,21 +75,19 @@ impl Trend {
     /// Build from runs oldest first (as [`History::runs`](super::History::runs) gives them).
     pub fn build(runs: &[RunEntry], policy: RegressionPolicy) -> Trend {
         let mut scenarios: Vec<ScenarioTrend> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         // Per scenario: the last passing run so far, and the last run's release key.
         let mut state: Vec<(Option<&RunEntry>, Option<String>)> = Vec::new();
         for run in runs {
-            let at = match scenarios.iter().position(|s| s.scenario == run.scenario) {
-                Some(at) => at,
-                None => {
-                    scenarios.push(ScenarioTrend {
-                        scenario: run.scenario.clone(),
-                        runs: Vec::new(),
-                        figures: Vec::new(),
-                    });
-                    state.push((None, None));
-                    scenarios.len() - 1
-                }
-            };
+            let at = *index.entry(run.scenario.as_str()).or_insert_with(|| {
+                scenarios.push(ScenarioTrend {
+                    scenario: run.scenario.clone(),
+                    runs: Vec::new(),
+                    figures: Vec::new(),
+                });
+                state.push((None, None));
+                scenarios.len() - 1
+            });
             let trend = &mut scenarios[at];
             let (last_pass, last_key) = &mut state[at];
             let key = release_key(run);
@@ -106,20 +105,25 @@ impl Trend {
                 status: run.status,
                 release,
             });
-            let found = last_pass.map(|baseline| {
-                (baseline.run_id.clone(), regressions(&baseline.figures, &run.figures, policy))
-            });
-            for figure in &run.figures {
-                let regression = found.as_ref().and_then(|(baseline, outcome)| {
-                    outcome
-                        .regressions
-                        .iter()
-                        .find(|r| r.figure == figure.name)
-                        .map(|r| (baseline.clone(), r.clone()))
+            for (position, figure) in run.figures.iter().enumerate() {
+                // The gate's rule (`regressions`), figure by figure: runs of a scenario mostly
+                // list their figures in the same order, so look at the same position first.
+                let regression = last_pass.and_then(|baseline| {
+                    let same = |b: &&Figure| b.name == figure.name && b.unit == figure.unit;
+                    let before = baseline
+                        .figures
+                        .get(position)
+                        .filter(same)
+                        .or_else(|| baseline.figures.iter().find(same))?;
+                    judge(before, figure, policy).map(|r| (baseline.run_id.clone(), r))
                 });
                 let point = Point { run: index, value: figure.value, regression };
-                match trend.figures.iter_mut().find(|s| s.name == figure.name) {
-                    Some(series) => series.points.push(point),
+                let series = match trend.figures.get(position) {
+                    Some(series) if series.name == figure.name => Some(position),
+                    _ => trend.figures.iter().position(|s| s.name == figure.name),
+                };
+                match series {
+                    Some(at) => trend.figures[at].points.push(point),
                     None => trend.figures.push(FigureSeries {
                         name: figure.name.clone(),
                         unit: figure.unit,
@@ -368,8 +372,13 @@ pub fn render_trend_html(trend: &Trend) -> String {
             when(scenario.runs.first().and_then(|r| r.started_at)),
             when(scenario.runs.last().and_then(|r| r.started_at)),
         );
+        // What every plot of the scenario shares (the x axis): drawn once, copied per plot.
+        let shared = shared_markup(scenario);
+        // Every regression point's title names its run's start: formatted once per run, not
+        // once per plot (strftime was the page's largest cost).
+        let started: Vec<String> = scenario.runs.iter().map(|run| when(run.started_at)).collect();
         for series in &scenario.figures {
-            plot(&mut out, scenario, series, trend.policy.max_percent);
+            plot(&mut out, scenario, series, trend.policy.max_percent, &shared, &started);
         }
         out.push_str("</section>\n");
     }
@@ -377,7 +386,76 @@ pub fn render_trend_html(trend: &Trend) -> String {
     out
 }
 
-fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_percent: f64) {
+/// The x position of run `run` of `runs`.
+fn x_of(run: usize, runs: usize) -> f64 {
+    let runs = runs.max(2) as f64;
+    LEFT + (WIDTH - LEFT - RIGHT) * run as f64 / (runs - 1.0)
+}
+
+/// The run labels under the axis and the release lines: the same in every plot of a scenario.
+fn shared_markup(scenario: &ScenarioTrend) -> String {
+    let mut out = String::new();
+    let bottom = HEIGHT - BOTTOM;
+    // The first and the latest run under the axis, for orientation.
+    if let (Some(first), Some(last)) = (scenario.runs.first(), scenario.runs.last()) {
+        let _ = writeln!(
+            out,
+            "<text x=\"{LEFT}\" y=\"{}\">{} {}</text>",
+            HEIGHT - 6.0,
+            escape(&first.run_id),
+            when(first.started_at)
+        );
+        if scenario.runs.len() > 1 {
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>",
+                WIDTH - RIGHT,
+                HEIGHT - 6.0,
+                escape(&last.run_id),
+                when(last.started_at)
+            );
+        }
+    }
+    for (index, run) in scenario.runs.iter().enumerate() {
+        let Some(release) = &run.release else { continue };
+        let at = x_of(index, scenario.runs.len());
+        let release = escape(release);
+        let _ = writeln!(
+            out,
+            "<line class=\"release\" x1=\"{at:.1}\" y1=\"{}\" x2=\"{at:.1}\" y2=\"{bottom}\">\
+             <title>release {release}: first run {}</title></line>\
+             <text class=\"release-label\" x=\"{:.1}\" y=\"12\">{release}</text>",
+            TOP - 8.0,
+            escape(&run.run_id),
+            at + 3.0,
+        );
+    }
+    out
+}
+
+/// `{value:.1}` for the coordinates of a polyline, without the float formatter (a third of the
+/// page's cost): the value in tenths, rounded. Near a tie (where `{:.1}` rounds the exact
+/// binary value, half to even) and outside the plot's range it asks the formatter, so the text
+/// is always what `{:.1}` writes.
+fn push_tenths(out: &mut String, value: f64) {
+    let scaled = value * 10.0;
+    let tenths = scaled.round();
+    if !(0.0..1e12).contains(&tenths) || (scaled.fract() - 0.5).abs() < 1e-6 {
+        let _ = write!(out, "{value:.1}");
+        return;
+    }
+    let tenths = tenths as u64;
+    let _ = write!(out, "{}.{}", tenths / 10, tenths % 10);
+}
+
+fn plot(
+    out: &mut String,
+    scenario: &ScenarioTrend,
+    series: &FigureSeries,
+    max_percent: f64,
+    shared: &str,
+    started: &[String],
+) {
     let direction = match series.better {
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
@@ -403,8 +481,7 @@ fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_p
     if max <= min {
         max = min + 1.0;
     }
-    let runs = scenario.runs.len().max(2) as f64;
-    let x = |run: usize| LEFT + (WIDTH - LEFT - RIGHT) * run as f64 / (runs - 1.0);
+    let x = |run: usize| x_of(run, scenario.runs.len());
     let y = |value: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - (value - min) / (max - min));
     let _ = writeln!(
         out,
@@ -427,46 +504,17 @@ fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_p
         bottom,
         escape(&series.unit.format(min)),
     );
-    // The first and the latest run under the axis, for orientation.
-    if let (Some(first), Some(last)) = (scenario.runs.first(), scenario.runs.last()) {
-        let _ = writeln!(
-            out,
-            "<text x=\"{LEFT}\" y=\"{}\">{} {}</text>",
-            HEIGHT - 6.0,
-            escape(&first.run_id),
-            when(first.started_at)
-        );
-        if scenario.runs.len() > 1 {
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>",
-                WIDTH - RIGHT,
-                HEIGHT - 6.0,
-                escape(&last.run_id),
-                when(last.started_at)
-            );
+    out.push_str(shared);
+    out.push_str("<polyline class=\"series\" points=\"");
+    for (i, point) in series.points.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
+        push_tenths(out, x(point.run));
+        out.push(',');
+        push_tenths(out, y(point.value));
     }
-    for (index, run) in scenario.runs.iter().enumerate() {
-        let Some(release) = &run.release else { continue };
-        let at = x(index);
-        let _ = writeln!(
-            out,
-            "<line class=\"release\" x1=\"{at:.1}\" y1=\"{}\" x2=\"{at:.1}\" y2=\"{bottom}\">\
-             <title>release {}: first run {}</title></line>\
-             <text class=\"release-label\" x=\"{:.1}\" y=\"12\">{}</text>",
-            top - 8.0,
-            escape(release),
-            escape(&run.run_id),
-            at + 3.0,
-            escape(release),
-        );
-    }
-    let mut path = String::with_capacity(series.points.len() * 14);
-    for point in &series.points {
-        let _ = write!(path, "{:.1},{:.1} ", x(point.run), y(point.value));
-    }
-    let _ = writeln!(out, "<polyline class=\"series\" points=\"{}\"/>", path.trim_end());
+    out.push_str("\"/>\n");
     let dots = series.points.len() <= MAX_DOTS;
     for point in &series.points {
         let run = &scenario.runs[point.run];
@@ -479,7 +527,7 @@ fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_p
         let mut title = format!(
             "{} · {} · {} · {}",
             run.run_id,
-            when(run.started_at),
+            started[point.run],
             status_word(run.status),
             series.unit.format(point.value)
         );
@@ -487,13 +535,11 @@ fn plot(out: &mut String, scenario: &ScenarioTrend, series: &FigureSeries, max_p
             title.push_str(" · ");
             title.push_str(&regression.describe(baseline, &run.run_id, max_percent));
         }
-        let _ = writeln!(
-            out,
-            "<circle class=\"{class}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{radius}\"><title>{}</title></circle>",
-            x(point.run),
-            y(point.value),
-            escape(&title)
-        );
+        let _ = write!(out, "<circle class=\"{class}\" cx=\"");
+        push_tenths(out, x(point.run));
+        out.push_str("\" cy=\"");
+        push_tenths(out, y(point.value));
+        let _ = writeln!(out, "\" r=\"{radius}\"><title>{}</title></circle>", escape(&title));
     }
     out.push_str("</svg>\n");
 }
@@ -565,6 +611,24 @@ mod tests {
         assert!(
             html.contains("<p class=\"regressed\">`time-to-restore (upgrade billing)` regressed")
         );
+    }
+
+    #[test]
+    fn coordinates_are_written_as_the_formatter_writes_them() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let value = match i % 3 {
+                0 => (seed % 9_600_000) as f64 / 10_000.0,
+                1 => (seed % 96_000) as f64 / 100.0 + 0.05,
+                _ => f64::from_bits(seed).abs() % 1000.0,
+            };
+            let mut fast = String::new();
+            push_tenths(&mut fast, value);
+            assert_eq!(fast, format!("{value:.1}"), "{value:?}");
+        }
     }
 
     #[test]

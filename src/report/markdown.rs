@@ -97,7 +97,8 @@ fn render_run(out: &mut String, run: &RunRecord) {
         }
         out.push('\n');
         for check in report.checks.iter().filter(|c| !c.channels.is_empty()) {
-            let _ = writeln!(out, "{} per channel:\n", inline(&format!("`{}`", check.name)));
+            let per = if check.kind == "alert" { "per hop" } else { "per channel" };
+            let _ = writeln!(out, "{} {per}:\n", inline(&format!("`{}`", check.name)));
             let _ = writeln!(
                 out,
                 "| {} |\n|{}",

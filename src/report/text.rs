@@ -108,7 +108,7 @@ pub(super) const TIMING_HEADINGS: [&str; 5] =
 /// it (`24.9s before`), since a notice's lead time counts back from the step's start.
 pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
     let mut channel = match timing.part.as_str() {
-        "alert" | "notice" => timing.channel.clone(),
+        "alert" | "notice" | "hop" => timing.channel.clone(),
         part => format!("{part} on {}", timing.channel),
     };
     if let Some(recipient) = &timing.recipient {
@@ -132,6 +132,7 @@ pub(super) fn timing_cells(timing: &ChannelTiming) -> [String; 5] {
     };
     let result = match (timing.outcome.as_str(), timing.margin_us) {
         ("not-settled", _) => "not received before the run ended".to_owned(),
+        ("misrouted", _) => "routed to another receiver".to_owned(),
         (_, None) => "missing".to_owned(),
         (_, Some(margin)) if margin >= 0 => format!("{} to spare", duration(margin.unsigned_abs())),
         (_, Some(margin)) if notice => format!("{} short", duration(margin.unsigned_abs())),

@@ -1273,6 +1273,16 @@ pub(crate) static EXPECT: Section = Section {
             Shape::Section(&HUMAN_WITHIN),
             "A `human` step was done within `within` of its prompt.",
         ),
+        choice(
+            "prometheus",
+            Shape::Section(&PROMETHEUS),
+            "A PromQL query's value at a moment, or throughout a step, within limits.",
+        ),
+        choice(
+            "alert",
+            Shape::Section(&ALERT),
+            "An alerting rule fired, was routed, reached the channels and resolved in time.",
+        ),
         key("name", Shape::Text, "Generated otherwise."),
     ],
 };
@@ -1502,6 +1512,91 @@ pub(crate) static SENT_NOTICE: Section = Section {
     keys: &[
         required("sent", Shape::Text, "When: RFC 3339 or a local time and zone."),
         required("channels", CHANNEL_LIST, "On which channels."),
+    ],
+};
+
+/// `prometheus` (an `expect` entry).
+pub(crate) static PROMETHEUS: Section = Section {
+    id: "prometheus",
+    doc: "A PromQL query judged at a moment (`at`) or over a step (`throughout`).",
+    one_choice: false,
+    keys: &[
+        key("service", Shape::Text, "The stack's Prometheus service (or `url`)."),
+        key("port", PORT, "Its container port; default its first declared port."),
+        key("url", Shape::Text, "A Prometheus on this machine: http://127.0.0.1:PORT."),
+        required("query", Shape::Text, "The PromQL expression."),
+        key("at", Shape::Section(&TRIGGER), "An instant query at that moment (or `throughout`)."),
+        key("delay", Shape::Duration, "With `at`: added to the moment."),
+        key("throughout", Shape::Text, "A step: every sample while it ran (or `at`)."),
+        key("resolution", Shape::Duration, "With `throughout`: the range query's step (1s)."),
+        key("min", Shape::Number, "Every value at least this."),
+        key("max", Shape::Number, "Every value at most this."),
+    ],
+};
+
+/// A Prometheus or Alertmanager of an `alert` check.
+pub(crate) static METRICS_SOURCE: Section = Section {
+    id: "metrics-source",
+    doc: "A service of the stack (`service`, `port`) or a `url` on this machine.",
+    one_choice: false,
+    keys: &[
+        key("service", Shape::Text, "A service of the stack."),
+        key("port", PORT, "Its container port; default its first declared port."),
+        key("url", Shape::Text, "http://127.0.0.1:PORT (loopback only)."),
+    ],
+};
+
+/// `alert` (an `expect` entry).
+pub(crate) static ALERT: Section = Section {
+    id: "alert",
+    doc: "An alerting rule's chain: fired, routed, delivered, resolved.",
+    one_choice: false,
+    keys: &[
+        required("alertname", Shape::Text, "The rule's `alertname`."),
+        required("prometheus", Shape::Section(&METRICS_SOURCE), "Where `ALERTS` is read."),
+        required("fires", Shape::Section(&ALERT_DEADLINE), "Firing within `within` of `on`."),
+        key("routed", Shape::Section(&ALERT_ROUTED), "Alertmanager picked `receiver` in time."),
+        key(
+            "delivered",
+            Shape::Section(&ALERT_DELIVERED),
+            "Each channel carried an alert in time.",
+        ),
+        key("resolves", Shape::Section(&ALERT_DEADLINE), "No longer firing within `within`."),
+        key("labels", Shape::TextMap, "Labels the alert must carry."),
+    ],
+};
+
+/// `fires`, `resolves`.
+pub(crate) static ALERT_DEADLINE: Section = Section {
+    id: "alert-deadline",
+    doc: "A trigger and a deadline from it.",
+    one_choice: false,
+    keys: &[
+        required("on", Shape::Section(&TRIGGER), "The trigger."),
+        required("within", Shape::Duration, "Deadline."),
+    ],
+};
+
+/// `routed`.
+pub(crate) static ALERT_ROUTED: Section = Section {
+    id: "alert-routed",
+    doc: "Alertmanager holds the alert for the receiver.",
+    one_choice: false,
+    keys: &[
+        required("alertmanager", Shape::Section(&METRICS_SOURCE), "Which Alertmanager."),
+        required("receiver", Shape::Text, "The receiver its route must pick."),
+        required("within", Shape::Duration, "Deadline from the firing."),
+    ],
+};
+
+/// `delivered`.
+pub(crate) static ALERT_DELIVERED: Section = Section {
+    id: "alert-delivered",
+    doc: "Each channel's first alert message in time.",
+    one_choice: false,
+    keys: &[
+        required("channels", CHANNEL_LIST, "Each needs a sink of its kind."),
+        required("within", Shape::Duration, "Deadline from the routing (or the firing)."),
     ],
 };
 

@@ -11,6 +11,7 @@ pub mod compose;
 mod duration;
 pub mod gameday;
 mod keys;
+pub mod metrics;
 pub mod model;
 mod quantity;
 mod read;

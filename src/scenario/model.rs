@@ -10,6 +10,11 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+pub use super::metrics::{
+    AlertCheck, AlertDeadline, AlertDelivered, AlertRouted, MetricsSource, PrometheusCheck,
+    QueryWhen,
+};
+
 /// A scenario that passed validation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scenario {
@@ -1810,6 +1815,12 @@ pub enum ExpectationKind {
         #[serde(with = "duration_serde")]
         within: Duration,
     },
+    /// `prometheus: { service | url, query, at | throughout, min, max }`: a PromQL query's value
+    /// at a moment, or every sample of it while a step ran, within limits.
+    Prometheus(Box<PrometheusCheck>),
+    /// `alert: { alertname, prometheus, fires, routed, delivered, resolves }`: an alerting rule
+    /// fired in time, Alertmanager routed it to the receiver, the channels carried it, it resolved.
+    Alert(Box<AlertCheck>),
 }
 
 /// `notify:` — the notifications an event must cause. Semantics in the README's scenario

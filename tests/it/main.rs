@@ -22,6 +22,7 @@ mod links;
 mod netfaults;
 mod notify;
 mod plan;
+mod prometheus;
 mod pull;
 mod report;
 mod rolling;

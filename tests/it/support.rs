@@ -14,10 +14,23 @@ pub fn root() -> PathBuf {
 }
 
 /// The `firedrill` binary under test, run from the repository root with colour off.
+///
+/// Runs record into a history under the target folder (`FIREDRILL_HISTORY`), never into the
+/// user's `STATE/history.sqlite`; a test that judges the history passes its own `--history PATH`,
+/// which wins over the variable.
 pub fn firedrill() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_firedrill"));
-    command.current_dir(root()).env("NO_COLOR", "1").env_remove("FIREDRILL_LOG");
     command
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env_remove("FIREDRILL_LOG")
+        .env("FIREDRILL_HISTORY", test_history());
+    command
+}
+
+/// The history file the tests' runs record into: `target/tmp/it-history.sqlite`.
+pub fn test_history() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it-history.sqlite")
 }
 
 /// Build the demo images once for this test binary (`firedrill images`), panicking with the

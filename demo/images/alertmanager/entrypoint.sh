@@ -10,6 +10,9 @@
 #   GROUP_INTERVAL   route group_interval (default 1s): how soon a changed group (a resolve) is sent
 #   REPEAT_INTERVAL  route repeat_interval (default 1h)
 #   RESOLVE_TIMEOUT  global resolve_timeout (default 10s)
+#   ROUTE_RECEIVER   the receiver the route sends to (default customers); any other name adds
+#                    that receiver with nothing configured: a route broken on purpose, so alerts
+#                    reach nobody (rehearsing the `alert` check's `routed` hop failing)
 #
 # Every notification is sent resolved too (`send_resolved: true`). The rendered file is printed
 # to stderr, so a run's logs show exactly what this Alertmanager was told.
@@ -21,6 +24,9 @@ fail() {
 }
 
 # Values go into single-quoted YAML scalars: refuse what would break out of one.
+ROUTE_RECEIVER="${ROUTE_RECEIVER:-customers}"
+echo "$ROUTE_RECEIVER" | grep -Eq '^[A-Za-z0-9_-]+$' ||
+  fail "ROUTE_RECEIVER must be a name of letters, digits, - and _ (got '$ROUTE_RECEIVER')"
 for name in SMTP_ADDR CUSTOMER_EMAILS ALERT_FROM COMMS_URL GROUP_WAIT GROUP_INTERVAL \
   REPEAT_INTERVAL RESOLVE_TIMEOUT; do
   eval "value=\${$name:-}"
@@ -43,14 +49,18 @@ global:
 templates:
   - /etc/firedrill/notify.tmpl
 route:
-  receiver: customers
+  receiver: '$ROUTE_RECEIVER'
   group_by: [alertname]
   group_wait: '$GROUP_WAIT'
   group_interval: '$GROUP_INTERVAL'
   repeat_interval: '$REPEAT_INTERVAL'
 receivers:
-  - name: customers
 YAML
+  if [ "$ROUTE_RECEIVER" != customers ]; then
+    echo "alertmanager-entrypoint: the route sends to '$ROUTE_RECEIVER', which notifies nobody" >&2
+    echo "  - name: '$ROUTE_RECEIVER'"
+  fi
+  echo "  - name: customers"
   if [ -n "${SMTP_ADDR:-}" ]; then
     case "$SMTP_ADDR" in
       *:[0-9]*) ;;

@@ -97,6 +97,8 @@ impl Walk<'_> {
             "restored" => self.restored(node, key, refs),
             "notify" => self.notify(node, key, refs),
             "maintenance-notice" => self.maintenance_notice(node, key, refs),
+            "prometheus" => self.prometheus(node, key, refs),
+            "alert" => self.alert(node, key, refs),
             "slo" => self.slo(node, key, refs),
             "human-within" => self.human_within(node, key, refs),
             "no-lost-writes" => {
@@ -468,5 +470,7 @@ fn expectation_name(kind: &ExpectationKind) -> String {
         ExpectationKind::HumanWithin { step, within } => {
             format!("human-within \"{step}\" {}", crate::scenario::duration::format(*within))
         }
+        ExpectationKind::Prometheus(check) => super::metrics::prometheus_name(check),
+        ExpectationKind::Alert(check) => super::metrics::alert_name(check),
     }
 }

@@ -13,6 +13,7 @@ mod human;
 mod links;
 mod maintenance;
 mod node;
+mod metrics;
 mod notify;
 mod services;
 mod sink_steps;

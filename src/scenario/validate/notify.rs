@@ -118,7 +118,7 @@ impl Walk<'_> {
 
     /// `{ step: NAME [, event: MOMENT] }`, `{ unhealthy: SERVICE }`, `{ fault: STEP }` or
     /// `{ marker: NAME }`.
-    fn trigger(&mut self, node: &Node, refs: &Refs<'_>) -> Option<Trigger> {
+    pub(super) fn trigger(&mut self, node: &Node, refs: &Refs<'_>) -> Option<Trigger> {
         let at = self.r.head(node);
         let Some(fields) = self.r.fields(
             node,
@@ -230,7 +230,7 @@ impl Walk<'_> {
     }
 
     /// A non-empty list of distinct channels, each delivered by a declared sink.
-    fn channels(&mut self, node: &Node, refs: &Refs<'_>) -> Option<Vec<Channel>> {
+    pub(super) fn channels(&mut self, node: &Node, refs: &Refs<'_>) -> Option<Vec<Channel>> {
         let items = self.r.list(node, "a list of channels such as `[email, sms]`")?;
         if items.is_empty() {
             self.r.error(node.span, "`channels` is empty", "no channel").help(format!(
