@@ -606,6 +606,11 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&DISK_FILL),
             "The file system under a path inside a service's containers filled up.",
         ),
+        choice(
+            "clock-skew",
+            Shape::Section(&CLOCK_SKEW),
+            "A service's clock moved ahead or behind (libfaketime, preloaded from bring-up).",
+        ),
         key(
             "name",
             Shape::Text,
@@ -1436,6 +1441,19 @@ pub(crate) static DISK_FILL: Section = Section {
         required("path", Shape::Text, "An absolute directory inside the container."),
         key("level", Shape::Percent, "Fill until `df` shows this much used: `95%`."),
         key("size", Shape::Text, "Or write exactly this much: `64MiB`."),
+        FAULT_FOR,
+        TARGET,
+    ],
+};
+
+/// `clock-skew`.
+pub(crate) static CLOCK_SKEW: Section = Section {
+    id: "clock-skew",
+    doc: "A service's clock moved by `offset` (libfaketime; dynamically linked glibc programs).",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required("offset", Shape::Text, "Signed: `+2h` ahead, `-30m` behind, `+1h30m`."),
         FAULT_FOR,
         TARGET,
     ],

@@ -358,7 +358,7 @@ impl Walk<'_> {
         for (name, info) in services.0 {
             stack.insert(name, info.service?);
         }
-        Some(Scenario {
+        let mut scenario = Scenario {
             name: name?,
             description,
             source: path.to_path_buf(),
@@ -376,7 +376,9 @@ impl Walk<'_> {
                 None => None,
                 Some(calendar) => Some(calendar?),
             },
-        })
+        };
+        scenario.mark_clock_skewed();
+        Some(scenario)
     }
 
     fn scenario_name(&mut self, node: &Node) -> Option<String> {
