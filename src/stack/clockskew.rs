@@ -56,13 +56,16 @@ fn write_offset(file: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&temporary, file)
 }
 
+/// Environment variables a skewed container's creation adds.
+pub(crate) type EnvPairs = Vec<(String, String)>;
+
 /// Prepare the offset folder of container key `key` (`+0`) and return the binds and environment
 /// its creation adds; `preload` is the environment's `LD_PRELOAD`, if any.
 pub(crate) fn container_setup(
     run_id: &str,
     key: &str,
     preload: Option<&str>,
-) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+) -> Result<(Vec<String>, EnvPairs), String> {
     let library = host_library().ok_or("libfaketime is not installed on this host")?;
     let dir = run_dir(run_id).join(key);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
