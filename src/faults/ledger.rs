@@ -62,12 +62,21 @@ pub enum Undo {
         /// The availability it had (`active`, `pause`, `drain`).
         availability: String,
     },
+    /// Write `+0` into the libfaketime offset file (a host path), or remove it when its
+    /// container is gone.
+    ClockSkew {
+        /// Host path of the offset file the container reads.
+        file: String,
+    },
 }
 
 impl Undo {
     /// Whether it undoes a host-side fault (`packet`, `dns`, `disk-fill`).
     pub fn host_side(&self) -> bool {
-        matches!(self, Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. })
+        matches!(
+            self,
+            Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } | Undo::ClockSkew { .. }
+        )
     }
 
     /// The fault this undoes, as the scenario names it.
@@ -81,6 +90,7 @@ impl Undo {
             Undo::Dns { .. } => "dns",
             Undo::DiskFill { .. } => "disk-fill",
             Undo::NodeAvailability { .. } => "node-availability",
+            Undo::ClockSkew { .. } => "clock-skew",
         }
     }
 }

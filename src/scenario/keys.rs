@@ -626,6 +626,11 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&NODE_AVAILABILITY),
             "Swarm only: a node drained or paused, its availability restored after `for`.",
         ),
+        choice(
+            "clock-skew",
+            Shape::Section(&CLOCK_SKEW),
+            "A service's clock moved ahead or behind (libfaketime, preloaded from bring-up).",
+        ),
         key(
             "name",
             Shape::Text,
@@ -1804,6 +1809,19 @@ pub(crate) static EXPLORE_SINK: Section = Section {
             Shape::AnyOf(&[Shape::Integer(400, 599), Shape::Enum(&["hang"])]),
             "400–599 (the provider's error body) or `hang` (default 503).",
         ),
+    ],
+};
+
+/// `clock-skew`.
+pub(crate) static CLOCK_SKEW: Section = Section {
+    id: "clock-skew",
+    doc: "A service's clock moved by `offset` (libfaketime; dynamically linked glibc programs).",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required("offset", Shape::Text, "Signed: `+2h` ahead, `-30m` behind, `+1h30m`."),
+        FAULT_FOR,
+        TARGET,
     ],
 };
 

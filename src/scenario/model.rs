@@ -64,6 +64,26 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// Mark the services a `clock-skew` step names: their containers are created with
+    /// libfaketime preloaded from bring-up on (the preload must be there when the process starts).
+    pub fn mark_clock_skewed(&mut self) {
+        let skewed: Vec<String> = self
+            .all_steps()
+            .into_iter()
+            .filter_map(|step| match &step.action {
+                Action::Fault(fault) if matches!(fault.kind, FaultKind::ClockSkew { .. }) => {
+                    Some(fault.service.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in skewed {
+            if let Some(service) = self.stack.services.get_mut(&name) {
+                service.container.faketime = true;
+            }
+        }
+    }
+
     /// Every step of the timeline in document order, the children of a `parallel` group right
     /// after the group (the order of their `index`).
     pub fn all_steps(&self) -> Vec<&Step> {
@@ -203,6 +223,10 @@ pub struct ContainerSettings {
     /// `stop_grace_period`: Docker's stop timeout for stops that do not give their own.
     #[serde(with = "option_duration_serde")]
     pub stop_grace_period: Option<Duration>,
+    /// Created with libfaketime preloaded, for `clock-skew` (set from the scenario's steps at
+    /// load time, never written by hand).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub faketime: bool,
 }
 
 /// One mount of a container.
@@ -875,6 +899,8 @@ action_kinds! {
     Human => "human",
     /// `node-availability`.
     NodeAvailability => "node-availability",
+    /// `clock-skew`.
+    ClockSkew => "clock-skew",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -930,7 +956,8 @@ impl ActionKind {
             | ActionKind::Partition
             | ActionKind::Packet
             | ActionKind::Dns
-            | ActionKind::DiskFill => StepFamily::Fault,
+            | ActionKind::DiskFill
+            | ActionKind::ClockSkew => StepFamily::Fault,
             ActionKind::Latency
             | ActionKind::Bandwidth
             | ActionKind::Timeout
@@ -992,7 +1019,8 @@ impl ActionKind {
             | ActionKind::Dns
             | ActionKind::DiskFill
             | ActionKind::Human
-            | ActionKind::NodeAvailability => None,
+            | ActionKind::NodeAvailability
+            | ActionKind::ClockSkew => None,
         }
     }
 
@@ -1138,6 +1166,12 @@ pub enum FaultKind {
     Dns(DnsFault),
     /// `disk-fill: { path, level | size }`: the file system under `path` filled up.
     DiskFill(DiskFill),
+    /// `clock-skew: { offset }`: the service's clock (libfaketime, preloaded from bring-up)
+    /// moved by this many seconds.
+    ClockSkew {
+        /// Seconds, signed.
+        offset_secs: i64,
+    },
 }
 
 impl FaultKind {
@@ -1150,6 +1184,7 @@ impl FaultKind {
             FaultKind::Packet(_) => ActionKind::Packet,
             FaultKind::Dns(_) => ActionKind::Dns,
             FaultKind::DiskFill(_) => ActionKind::DiskFill,
+            FaultKind::ClockSkew { .. } => ActionKind::ClockSkew,
         }
     }
 
@@ -1162,7 +1197,10 @@ impl FaultKind {
     /// `dns`, `disk-fill`) rather than through the container engine's API.
     pub fn host_side(&self) -> bool {
         match self {
-            FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => true,
+            FaultKind::Packet(_)
+            | FaultKind::Dns(_)
+            | FaultKind::DiskFill(_)
+            | FaultKind::ClockSkew { .. } => true,
             FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => false,
         }
     }

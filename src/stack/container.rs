@@ -351,8 +351,17 @@ impl StackHandle {
             }
         }
         let run_id = &self.identity.run_id;
-        let binds: Vec<String> =
+        let mut binds: Vec<String> =
             settings.mounts.iter().filter_map(|m| volume::bind_string(run_id, m)).collect();
+        let mut env = env.clone();
+        if settings.faketime {
+            let preload = env.get("LD_PRELOAD").map(String::as_str);
+            let (more_binds, more_env) =
+                super::clockskew::container_setup(run_id, name, preload)
+                    .map_err(|reason| StackError::ClockSkew { service: name.clone(), reason })?;
+            binds.extend(more_binds);
+            env.extend(more_env);
+        }
         let anonymous: Vec<String> = settings
             .mounts
             .iter()
@@ -427,7 +436,37 @@ impl StackHandle {
             .start_container(&created.id, None)
             .await
             .map_err(docker_error("start container", name))?;
+        if settings.faketime {
+            self.check_faketime_loaded(name, &created.id).await?;
+        }
         Ok(created.id)
+    }
+
+    /// A skewed container's main process must have libfaketime mapped (polled briefly: the
+    /// process may still be exec'ing); a static or musl binary never maps it and is refused.
+    async fn check_faketime_loaded(&self, name: &str, id: &str) -> Result<(), StackError> {
+        let refuse = |reason: String| StackError::ClockSkew { service: name.to_owned(), reason };
+        // 30 looks 100 ms apart: about 3 s.
+        for attempt in 1..=30 {
+            let pid = super::netfault::main_pid(&self.docker, id)
+                .await
+                .map_err(|e| refuse(e.message))?
+                .ok_or_else(|| refuse("its container stopped right after starting".to_owned()))?;
+            match super::clockskew::loaded(pid) {
+                Ok(true) => return Ok(()),
+                Ok(false) if attempt < 30 => {}
+                Ok(false) => {
+                    return Err(refuse(
+                        "its process did not load libfaketime (a static or musl binary ignores \
+                         LD_PRELOAD; only dynamically linked glibc programs can be skewed)"
+                            .to_owned(),
+                    ));
+                }
+                Err(e) => return Err(refuse(format!("cannot read /proc/{pid}/maps: {e}"))),
+            }
+            clock::sleep(Duration::from_millis(100)).await;
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Forget key `key` if it still names container `id` (a concurrent start may have replaced it).
@@ -877,6 +916,8 @@ impl StackHandle {
             self.finished.store(true, Ordering::SeqCst);
             return Ok(());
         }
+        // `clock-skew` offset files (none for most runs): the containers keep their mounts.
+        let _ = std::fs::remove_dir_all(super::clockskew::run_dir(&self.identity.run_id));
         let (services, ids, waves) = {
             let registry = self.registry();
             let keys: Vec<String> = registry.containers.keys().cloned().collect();

@@ -54,6 +54,15 @@ pub enum StackError {
         /// Why.
         reason: String,
     },
+    /// A service that a `clock-skew` step names cannot be skewed (no libfaketime on the host,
+    /// or its process did not load it).
+    #[error("`clock-skew` cannot apply to service `{service}`: {reason}")]
+    ClockSkew {
+        /// The container key.
+        service: String,
+        /// Why.
+        reason: String,
+    },
     /// An unknown service name reached the stack (a bug: validation checks names).
     #[error("service `{0}` is not part of this stack")]
     UnknownService(String),
@@ -97,6 +106,10 @@ impl StackError {
             }
             StackError::Port { .. } => {
                 "the container may have exited; look at its logs (`docker logs`)"
+            }
+            StackError::ClockSkew { .. } => {
+                "skew only dynamically linked glibc programs, with `apt-get install libfaketime` \
+                 on the host running firedrill"
             }
             StackError::UnknownService(_) => return None,
             StackError::Docker { source, .. } => return docker_hint(source),

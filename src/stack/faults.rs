@@ -81,7 +81,10 @@ pub async fn capture(
                 .collect();
             Undo::Reconnect { network: network.to_owned(), aliases }
         }
-        FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => {
+        FaultKind::Packet(_)
+        | FaultKind::Dns(_)
+        | FaultKind::DiskFill(_)
+        | FaultKind::ClockSkew { .. } => {
             unreachable!("host-side faults are captured by `netfault`")
         }
     })
@@ -131,7 +134,10 @@ pub async fn apply(
                 .map_err(failed("disconnect", container))?;
             Ok(format!("disconnected from network {}", &network[..network.len().min(12)]))
         }
-        FaultKind::Packet(_) | FaultKind::Dns(_) | FaultKind::DiskFill(_) => {
+        FaultKind::Packet(_)
+        | FaultKind::Dns(_)
+        | FaultKind::DiskFill(_)
+        | FaultKind::ClockSkew { .. } => {
             unreachable!("host-side faults are applied by `netfault`")
         }
     }
@@ -205,7 +211,7 @@ pub async fn revert(docker: &Docker, container: &str, undo: &Undo) -> Result<Str
                 .map_err(failed("reconnect", container))?;
             Ok(format!("reconnected with aliases {}", aliases.join(", ")))
         }
-        Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } => {
+        Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } | Undo::ClockSkew { .. } => {
             unreachable!("host-side faults are reverted by `netfault`")
         }
     }
@@ -310,6 +316,13 @@ async fn recover_one(docker: &Docker, container: &str, undo: &Undo) -> RecoveryO
             }
         }
         _ => {}
+    }
+    if let Undo::ClockSkew { file } = undo {
+        // A dead run's offset file goes (its container is swept next); without it, no skew.
+        return match super::clockskew::recover(file) {
+            Ok(what) => RecoveryOutcome::Reverted(what),
+            Err(error) => RecoveryOutcome::Failed(error.message),
+        };
     }
     if undo.host_side() {
         return match super::netfault::revert(docker, container, undo).await {

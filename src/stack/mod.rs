@@ -32,6 +32,7 @@
 //! - `sweep.rs`: finding and removing dead runs' objects.
 //! - `error.rs`: [`StackError`] and its hints.
 
+mod clockskew;
 mod container;
 mod context;
 mod credentials;

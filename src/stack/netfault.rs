@@ -118,6 +118,7 @@ pub(crate) fn check(kinds: &[&FaultKind]) -> Result<(), BackendError> {
                 needs.extend(["nsenter", "nft"]);
             }
             FaultKind::DiskFill(_) => host_side = true,
+            FaultKind::ClockSkew { .. } => super::clockskew::check()?,
             FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => {}
         }
     }
@@ -272,6 +273,9 @@ async fn undo_for(
     network: &str,
     check_qdisc: bool,
 ) -> Result<Undo, BackendError> {
+    if let FaultKind::ClockSkew { .. } = kind {
+        return super::clockskew::capture(docker, container).await;
+    }
     let pid = running_pid(docker, container).await?;
     let short: String = container.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
     match kind {
@@ -305,9 +309,10 @@ async fn undo_for(
             let dir = fill.path.trim_end_matches('/');
             Ok(Undo::DiskFill { file: format!("{dir}/.firedrill-fill-{short}") })
         }
-        FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => {
-            Err(other("not a host-side fault"))
-        }
+        FaultKind::Memory { .. }
+        | FaultKind::Cpu { .. }
+        | FaultKind::Partition
+        | FaultKind::ClockSkew { .. } => Err(other("not a host-side fault")),
     }
 }
 
@@ -422,6 +427,9 @@ pub(crate) async fn apply(
             }
             Ok(done.join("; "))
         }
+        (FaultKind::ClockSkew { offset_secs }, Undo::ClockSkew { file }) => {
+            super::clockskew::apply(file, *offset_secs)
+        }
         (FaultKind::Dns(dns), Undo::Dns { table }) => super::dns::start(pid, table, dns).await,
         (FaultKind::DiskFill(fill), Undo::DiskFill { file }) => {
             let (file, amount) = (file.clone(), fill.amount);
@@ -440,6 +448,9 @@ pub(crate) async fn revert(
     container: &str,
     undo: &Undo,
 ) -> Result<String, BackendError> {
+    if let Undo::ClockSkew { file } = undo {
+        return super::clockskew::revert(file);
+    }
     let Some(pid) = main_pid(docker, container).await? else {
         if let Undo::Dns { table } = undo {
             super::dns::stop(table);
@@ -499,9 +510,8 @@ pub(crate) async fn revert(
         | Undo::Memory { .. }
         | Undo::Cpu { .. }
         | Undo::Reconnect { .. }
-        | Undo::NodeAvailability { .. } => {
-            Err(other("not a host-side fault"))
-        }
+        | Undo::NodeAvailability { .. }
+        | Undo::ClockSkew { .. } => Err(other("not a host-side fault")),
     }
 }
 

@@ -12,6 +12,7 @@
 //! binary (`support::firedrill`, `support::rehearse`).
 
 mod blue_green;
+mod clockskew;
 mod compose;
 mod concurrent;
 mod explore;

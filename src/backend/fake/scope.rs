@@ -695,6 +695,7 @@ impl RunScope for FakeScope {
             },
             FaultKind::Dns(_) => Undo::Dns { table: format!("fake_dns_{key}") },
             FaultKind::DiskFill(fill) => Undo::DiskFill { file: format!("{}/.fill", fill.path) },
+            FaultKind::ClockSkew { .. } => Undo::ClockSkew { file: format!("fake/{key}/offset") },
         })
     }
 
@@ -712,6 +713,7 @@ impl RunScope for FakeScope {
             FaultKind::Packet(_) => format!("fake: packets of `{key}` faulted"),
             FaultKind::Dns(fault) => format!("fake: {} fail for `{key}`", fault.names.join(", ")),
             FaultKind::DiskFill(fill) => format!("fake: `{}` of `{key}` filled", fill.path),
+            FaultKind::ClockSkew { offset_secs } => format!("fake: `{key}` skewed {offset_secs}s"),
         })
     }
 

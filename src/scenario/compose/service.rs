@@ -190,6 +190,7 @@ impl ComposeWalk<'_> {
                 tmpfs,
                 stop_signal: stop_signal.map_or(Some(None), |s| s.map(Some))?,
                 stop_grace_period: stop_grace_period.map_or(Some(None), |d| d.map(Some))?,
+                faketime: false,
             };
             let service = Service {
                 name: name.to_owned(),

@@ -36,6 +36,7 @@ impl Walk<'_> {
             "disk-fill" => {
                 "`disk-fill: { service: db, path: /var/lib/data, level: 95%, for: 30s }`"
             }
+            "clock-skew" => "`clock-skew: { service: cache, offset: +2h, for: 10s }`",
             _ => "`partition: { service: db, for: 10s }`",
         };
         let context = format!("`{kind}`");
@@ -74,6 +75,19 @@ impl Walk<'_> {
             "packet" => self.packet(&fields, services, example),
             "dns" => self.dns(&fields, example),
             "disk-fill" => self.disk_fill(&fields, example),
+            "clock-skew" => self.r.require(&fields, "offset").and_then(|node| {
+                let text = node.scalar().map(|s| s.text.clone()).unwrap_or_default();
+                match parse_offset(&text) {
+                    Ok(offset_secs) => Some(FaultKind::ClockSkew { offset_secs }),
+                    Err(why) => {
+                        let message = format!("invalid clock offset `{text}`");
+                        self.r
+                            .error(node.span, message, why)
+                            .help("write a signed duration such as +2h, -30m or +1h30m");
+                        None
+                    }
+                }
+            }),
             _ => Some(FaultKind::Partition),
         };
         let fault = (|| {
@@ -600,5 +614,60 @@ stack:
                 "empty `parallel` group",
             ]
         );
+    }
+}
+
+/// A `clock-skew` offset: a sign, then numbers with units `s`, `m`, `h`, `d` (`+2h`, `-1h30m`);
+/// signed seconds, not zero.
+pub(crate) fn parse_offset(text: &str) -> Result<i64, &'static str> {
+    let (sign, rest) = match text.trim().split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err("needs a sign: + (ahead) or - (behind)"),
+    };
+    let (mut total, mut number) = (0i64, String::new());
+    for c in rest.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err("units are s, m, h, d"),
+        };
+        let value: i64 = number.parse().map_err(|_| "a number before each unit")?;
+        number.clear();
+        total = value.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or("too large")?;
+    }
+    if !number.is_empty() {
+        return Err("a unit after each number (s, m, h, d)");
+    }
+    if total == 0 {
+        return Err("a zero offset does nothing");
+    }
+    if total > 100 * 365 * 86_400 {
+        return Err("more than 100 years");
+    }
+    Ok(sign * total)
+}
+
+#[cfg(test)]
+mod clock_offset_tests {
+    use super::parse_offset;
+
+    #[test]
+    fn offsets_parse_with_sign_and_units() {
+        assert_eq!(parse_offset("+2h"), Ok(7_200));
+        assert_eq!(parse_offset("-30m"), Ok(-1_800));
+        assert_eq!(parse_offset("+1h30m"), Ok(5_400));
+        assert_eq!(parse_offset("+1d"), Ok(86_400));
+        assert!(parse_offset("2h").is_err());
+        assert!(parse_offset("+2").is_err());
+        assert!(parse_offset("+0s").is_err());
+        assert!(parse_offset("+2x").is_err());
+        assert!(parse_offset("+").is_err());
     }
 }

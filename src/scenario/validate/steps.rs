@@ -352,7 +352,8 @@ impl Walk<'_> {
             | ActionKind::Partition
             | ActionKind::Packet
             | ActionKind::Dns
-            | ActionKind::DiskFill => {
+            | ActionKind::DiskFill
+            | ActionKind::ClockSkew => {
                 let (service, fault) = self.fault(action_key, value, entry.key.span, services);
                 draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
                 draft.fault = service.map(|service| (action_key, service));

@@ -395,7 +395,7 @@ impl Walk<'_> {
         for (name, info) in services.0 {
             stack.insert(name, info.service?);
         }
-        Some(Scenario {
+        let mut scenario = Scenario {
             name: name?,
             description,
             source: path.to_path_buf(),
@@ -417,7 +417,9 @@ impl Walk<'_> {
                 None => None,
                 Some(backend) => Some(backend?),
             },
-        })
+        };
+        scenario.mark_clock_skewed();
+        Some(scenario)
     }
 
     /// `backend: docker | swarm`.

@@ -55,6 +55,13 @@ impl Backend for SwarmBackend {
     }
 
     fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
+        if kinds.iter().any(|kind| matches!(kind, FaultKind::ClockSkew { .. })) {
+            return Err(BackendError::new(
+                crate::backend::BackendErrorKind::Other,
+                "`clock-skew` is not supported on the swarm backend",
+            )
+            .with_hint("run the scenario on the single-engine Docker backend"));
+        }
         self.engine.check_faults(kinds)
     }
 

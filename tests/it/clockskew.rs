@@ -1,0 +1,71 @@
+//! `clock-skew` (issue 17, part 4) against the real engine: `cache` (Debian redis) started with
+//! libfaketime preloaded; its clock, read with `date` inside the container, is two
+//! hours ahead during the step and back after it; nothing is left.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::support::{
+    demo_images, describe, firedrill, leftovers, run_id_of, stack_lock, wait_for_journal_line,
+};
+
+const EVENT_LIMIT: Duration = Duration::from_secs(180);
+
+/// `cache`'s clock minus the host's, in seconds, as `date` run inside it (with the container's
+/// environment, so with the preload) reads it.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test compares the container's clock with the host's wall clock: that is the point"
+)]
+fn skew_of(container: &str) -> i64 {
+    let output = Command::new("docker")
+        .args(["exec", container, "date", "+%s"])
+        .output()
+        .expect("failed to run docker exec");
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let inside: i64 = text.lines().next().unwrap().trim().parse().unwrap();
+    let host = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    inside - i64::try_from(host).unwrap()
+}
+
+#[test]
+fn clock_skew_moves_the_date_inside_cache_two_hours_ahead_and_back() {
+    let _serial = stack_lock();
+    demo_images();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let child = firedrill()
+        .env("FIREDRILL_STATE_DIR", state.path())
+        .args(["run", "--report"])
+        .arg(dir.path())
+        .arg("tests/scenarios/webcache/clock-skew.yaml")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to start firedrill");
+    let run_id = run_id_of(dir.path());
+    let cache = format!("{run_id}-cache");
+
+    let applied = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+        v["event"] == "fault-applied" && v["step"] == "cache ahead"
+    });
+    assert_eq!(applied["ok"], true, "{applied}");
+    assert_eq!(applied["kind"], "clock-skew", "{applied}");
+    let during = skew_of(&cache);
+    assert!((during - 7_200).abs() <= 30, "cache's clock {during} s from the host's during +2h");
+
+    let reverted = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+        v["event"] == "fault-reverted" && v["step"] == "cache ahead"
+    });
+    assert_eq!(reverted["ok"], true, "{reverted}");
+    let after = skew_of(&cache);
+    assert!(after.abs() <= 30, "cache's clock {after} s from the host's after the revert");
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    let offsets = std::env::temp_dir().join("firedrill-faketime").join(&run_id);
+    assert!(!offsets.exists(), "{} left behind", offsets.display());
+    eprintln!("clock-skew +2h: cache {during} s ahead during, {after} s after");
+}
