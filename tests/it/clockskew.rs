@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::{
-    demo_images, describe, firedrill, leftovers, run_id_of, stack_lock, wait_for_journal_line,
+    demo_images, describe, ensure_file, firedrill, leftovers, run_id_of, stack_lock,
+    wait_for_journal_line,
 };
 
 const EVENT_LIMIT: Duration = Duration::from_secs(180);
@@ -33,6 +34,11 @@ fn skew_of(container: &str) -> i64 {
 fn clock_skew_moves_the_date_inside_cache_two_hours_ahead_and_back() {
     let _serial = stack_lock();
     demo_images();
+    // The fault preloads the host's libfaketime: install Debian's package on a fresh machine.
+    ensure_file(
+        &format!("/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1", std::env::consts::ARCH),
+        "libfaketime",
+    );
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let child = firedrill()

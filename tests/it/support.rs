@@ -199,12 +199,20 @@ pub fn run_id_of(dir: &Path) -> String {
 /// (as root, with `apt-get`; once per test binary and package), so the README's test command
 /// needs nothing installed by hand. Panics with what to install where that is not possible.
 pub fn ensure_tool(program: &str, debian_package: &str) {
+    ensure(&format!("command -v {program}"), &format!("`{program}`"), debian_package);
+}
+
+/// Make sure the file at `path` exists (a library a fault needs on the host, such as
+/// libfaketime), installing its Debian package when missing, as [`ensure_tool`] does.
+pub fn ensure_file(path: &str, debian_package: &str) {
+    ensure(&format!("test -e {path}"), path, debian_package);
+}
+
+/// Install `debian_package` unless the shell `test` succeeds (one install at a time).
+fn ensure(test: &str, what: &str, debian_package: &str) {
     static INSTALLS: Mutex<()> = Mutex::new(());
     let present = || {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {program}")])
-            .output()
-            .is_ok_and(|output| output.status.success())
+        Command::new("sh").args(["-c", test]).output().is_ok_and(|output| output.status.success())
     };
     let _one_at_a_time = INSTALLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if present() {
@@ -216,7 +224,7 @@ pub fn ensure_tool(program: &str, debian_package: &str) {
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
     assert!(
         root,
-        "`{program}` is missing and this test is not root: install Debian's `{debian_package}`"
+        "{what} is missing and this test is not root: install Debian's `{debian_package}`"
     );
     let install = format!(
         "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {debian_package}"
@@ -224,7 +232,7 @@ pub fn ensure_tool(program: &str, debian_package: &str) {
     let output = Command::new("sh").args(["-c", &install]).output().expect("failed to run apt-get");
     assert!(
         output.status.success() && present(),
-        "installing `{debian_package}` for `{program}` failed:\n{}",
+        "installing `{debian_package}` for {what} failed:\n{}",
         describe(&output)
     );
 }
