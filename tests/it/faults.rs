@@ -18,12 +18,12 @@ use crate::support::{
 /// A minute is plenty for any fault event of these scenarios to show up.
 const EVENT_LIMIT: Duration = Duration::from_secs(120);
 
-fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("failed to run docker")
 }
 
 /// `docker inspect -f FORMAT NAME`, trimmed.
-fn inspect(name: &str, format: &str) -> String {
+pub(crate) fn inspect(name: &str, format: &str) -> String {
     let output = docker(&["inspect", "-f", format, name]);
     assert!(output.status.success(), "{}", describe(&output));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
@@ -43,7 +43,7 @@ fn db_reaches_billing(run_id: &str) -> bool {
     exec(&db, &["bash", "-c", probe]).status.success()
 }
 
-fn spawn_run(file: &str, report_dir: &Path, state: &Path, extra: &[&str]) -> Child {
+pub(crate) fn spawn_run(file: &str, report_dir: &Path, state: &Path, extra: &[&str]) -> Child {
     demo_images();
     firedrill()
         .env("FIREDRILL_STATE_DIR", state)
@@ -57,7 +57,7 @@ fn spawn_run(file: &str, report_dir: &Path, state: &Path, extra: &[&str]) -> Chi
         .expect("failed to start firedrill")
 }
 
-fn fault_event(dir: &Path, event: &str, step: &str) -> serde_json::Value {
+pub(crate) fn fault_event(dir: &Path, event: &str, step: &str) -> serde_json::Value {
     let line =
         wait_for_journal_line(dir, EVENT_LIMIT, |v| v["event"] == event && v["step"] == step);
     assert_eq!(line["ok"], true, "{line}");

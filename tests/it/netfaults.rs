@@ -4,44 +4,18 @@
 //! SIGKILL of the harness during a `packet` fault leaves a ledger `firedrill gc` reverts.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::faults::{docker, fault_event as event, inspect};
 use crate::support::{
-    demo_images, describe, ensure_tool, firedrill, leftovers, run_id_of, stack_lock,
-    wait_for_journal_line,
+    describe, ensure_tool, firedrill, leftovers, run_id_of, stack_lock, wait_for_journal_line,
 };
 
 const EVENT_LIMIT: Duration = Duration::from_secs(180);
 
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().expect("failed to run docker")
-}
-
-fn inspect(name: &str, format: &str) -> String {
-    let output = docker(&["inspect", "-f", format, name]);
-    assert!(output.status.success(), "{}", describe(&output));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 fn spawn_run(file: &str, report_dir: &Path, state: &Path) -> Child {
-    demo_images();
-    firedrill()
-        .env("FIREDRILL_STATE_DIR", state)
-        .args(["run", "--report"])
-        .arg(report_dir)
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("failed to start firedrill")
-}
-
-fn event(dir: &Path, event: &str, step: &str) -> serde_json::Value {
-    let line =
-        wait_for_journal_line(dir, EVENT_LIMIT, |v| v["event"] == event && v["step"] == step);
-    assert_eq!(line["ok"], true, "{line}");
-    line
+    crate::faults::spawn_run(file, report_dir, state, &[])
 }
 
 fn journal_has(dir: &Path, event: &str, step: &str) -> bool {

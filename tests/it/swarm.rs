@@ -274,9 +274,10 @@ fn swarm_node_drain_takes_the_tasks_away_and_restoring_the_node_brings_them_back
     assert_eq!(applied["ok"], true, "{applied}");
     assert_eq!(applied["replica"], "drain", "{applied}");
     assert_eq!(applied["previous"]["availability"], "active", "{applied}");
-    // On one node the fresh task has nowhere to go: Swarm keeps it pending.
+    // On one node the fresh task has nowhere to go: Swarm keeps it unscheduled (`new`, then
+    // `pending`; which of the two the step saw depends on when Swarm's scheduler last ran).
     let detail = applied["detail"].as_str().unwrap();
-    assert!(detail.contains("cache: pending"), "{detail}");
+    assert!(detail.contains("cache: pending") || detail.contains("cache: new"), "{detail}");
     assert_eq!(reverted["ok"], true, "{reverted}");
     let detail = reverted["detail"].as_str().unwrap();
     assert!(detail.contains("new tasks of cache have containers"), "{detail}");
