@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{demo_images, describe, firedrill, leftovers, report, stack_lock};
+use crate::support::{check, demo_images, describe, firedrill, leftovers, report, stack_lock};
 
 const SCENARIO: &str = "scenarios/gameday-billing.yaml";
 
@@ -52,15 +52,6 @@ fn run_gameday(responders: &str) -> (Output, Value, Vec<Value>, String) {
     let summary = fs_err::read_to_string(dir.path().join("summary.md")).expect("summary.md");
     assert!(summary.contains("### Gameday: people"), "{summary}");
     (output, report, journal, summary)
-}
-
-fn check<'r>(report: &'r Value, name: &str) -> &'r Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
 }
 
 fn human<'r>(report: &'r Value, step: &str) -> &'r Value {

@@ -4,20 +4,9 @@
 //! chain passing end to end is `notify::an_outage_reaches_every_customer...` (outage-notify's
 //! `alert` check), which this file does not repeat.
 
-use serde_json::Value;
-
-use crate::support::{demo_images, describe, firedrill, rehearse, stack_lock};
+use crate::support::{check, demo_images, describe, firedrill, rehearse, stack_lock};
 
 const SCENARIO: &str = "tests/scenarios/alerting/route-broken.yaml";
-
-fn check<'r>(report: &'r Value, name: &str) -> &'r Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
-}
 
 #[test]
 fn prometheus_checks_and_a_broken_alertmanager_route_named_as_the_failed_hop() {

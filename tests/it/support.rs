@@ -96,14 +96,18 @@ pub struct CliRun {
 impl CliRun {
     /// The check named `name` in the report.
     pub fn check(&self, name: &str) -> serde_json::Value {
-        self.report["checks"]
-            .as_array()
-            .expect("checks")
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check `{name}` in {:#}", self.report))
-            .clone()
+        check(&self.report, name).clone()
     }
+}
+
+/// The check named `name` in a parsed `report.json`.
+pub fn check<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
 }
 
 /// `firedrill run --report DIR FILE` (with the demo images built): its output, report and
