@@ -142,6 +142,14 @@ fn pull_hint(reason: &str) -> &'static str {
 
 fn docker_hint(source: &BollardError) -> Option<String> {
     let hint = match source {
+        BollardError::DockerResponseServerError { message, .. }
+            if message.contains("active endpoints") =>
+        {
+            "Docker still counts an endpoint on this network although its containers are gone (a \
+             dockerd bookkeeping leftover seen under heavy load): `docker network inspect NAME` \
+             shows it; `docker network disconnect -f NAME ENDPOINT` or restarting dockerd \
+             releases it, then `firedrill gc`"
+        }
         BollardError::DockerResponseServerError { status_code: 409, .. } => {
             "an object with that name is left over: `firedrill gc` removes what dead runs left"
         }
@@ -172,4 +180,27 @@ pub(crate) fn docker_error(
     service: &str,
 ) -> impl FnOnce(BollardError) -> StackError {
     move |source| StackError::Docker { operation, service: service.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(status_code: u16, message: &str) -> BollardError {
+        BollardError::DockerResponseServerError { status_code, message: message.to_owned() }
+    }
+
+    #[test]
+    fn a_network_dockerd_still_holds_gets_its_own_hint_whatever_the_status() {
+        for status in [403, 409, 500] {
+            let error = server_error(
+                status,
+                "error while removing network: network firedrill-fd-1 id 3f has active endpoints",
+            );
+            let hint = docker_hint(&error).expect("a hint");
+            assert!(hint.contains("docker network disconnect -f"), "{hint}");
+        }
+        let hint = docker_hint(&server_error(409, "Conflict. The container name is in use"));
+        assert!(hint.is_some_and(|h| h.contains("left over")), "other 409s keep theirs");
+    }
 }
