@@ -176,6 +176,10 @@ pub enum BackendErrorKind {
     Unavailable,
     /// An image is missing and may not be pulled.
     ImageMissing,
+    /// The backend accepted a request but its orchestrator never carried it out (Swarm created
+    /// no task for a service update): the environment's trouble, never a release's. The run
+    /// stops with an error (exit 2) instead of judging the release.
+    Stalled,
     /// Anything else.
     Other,
 }
@@ -217,6 +221,12 @@ impl BackendError {
     /// Whether the key or instance does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind == BackendErrorKind::NotFound
+    }
+
+    /// Whether the backend itself failed (unreachable, or its orchestrator stalled): nothing a
+    /// release or a scenario did, so the step cannot be judged and the run stops with an error.
+    pub fn is_environment(&self) -> bool {
+        matches!(self.kind, BackendErrorKind::Unavailable | BackendErrorKind::Stalled)
     }
 }
 

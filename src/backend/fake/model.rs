@@ -10,7 +10,8 @@ use std::time::Duration;
 /// What it models: readiness after a delay (before it, connections to its ports are closed at
 /// once, exec health checks exit 1), HTTP answers per path (status, body, latency), the version
 /// endpoint, TCP exchanges, exec commands' exit codes and output, one-shot commands that exit,
-/// crashes (on start, after a delay, out of memory), a start the backend refuses, faults that
+/// crashes (on start, after a delay, out of memory), a start the backend refuses or never
+/// carries out (a stalled orchestrator), faults that
 /// fail to apply or revert, and its log lines.
 #[derive(Debug, Clone)]
 pub struct FakeService {
@@ -42,6 +43,8 @@ pub struct FakeService {
     pub(super) oom_after: Option<Duration>,
     /// Starting it fails with this message.
     pub(super) start_error: Option<String>,
+    /// The failed start is a stalled backend's (kind `Stalled`), not a refusal.
+    pub(super) start_stalls: bool,
     /// Applying a fault to it fails.
     pub(super) fault_apply_fails: bool,
     /// Reverting a fault on it fails.
@@ -77,6 +80,7 @@ impl FakeService {
             crash_after: None,
             oom_after: None,
             start_error: None,
+            start_stalls: false,
             fault_apply_fails: false,
             fault_revert_fails: false,
             log_lines: Vec::new(),
@@ -97,6 +101,12 @@ impl FakeService {
     /// The backend refuses to start it, with `message`.
     pub fn start_fails(message: &str) -> Self {
         FakeService { start_error: Some(message.to_owned()), ..FakeService::default() }
+    }
+
+    /// The backend takes its start but never carries it out, as a stalled Swarm does (an update
+    /// that got no task): the start fails with `message` and kind `Stalled`.
+    pub fn start_stalls(message: &str) -> Self {
+        FakeService { start_stalls: true, ..FakeService::start_fails(message) }
     }
 
     /// The version it reports (`{"version":"V"}` on the version path).

@@ -275,7 +275,11 @@ impl ScopeInner {
         self.record(format!("start {key} {image}"));
         let model = self.backend.model_for(key, &image);
         if let Some(message) = &model.start_error {
-            return Err(other(format!("fake: could not start `{key}` ({image}): {message}")));
+            let message = format!("fake: could not start `{key}` ({image}): {message}");
+            if model.start_stalls {
+                return Err(BackendError::new(BackendErrorKind::Stalled, message));
+            }
+            return Err(other(message));
         }
         let old = self.registry().keys.remove(key);
         if let Some(old) = old {

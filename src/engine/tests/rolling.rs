@@ -148,3 +148,48 @@ async fn a_rolling_rollback_that_cannot_bring_the_old_version_back_fails() {
     assert_eq!(result.status, RunStatus::Deviated);
     assert_clean(&backend);
 }
+
+/// A replacement the backend takes but never carries out (Swarm created no task for the update)
+/// says nothing about the release: the run stops with an error (exit 2), and no upgrade stage
+/// is recorded as the release's failure, so no check judges it.
+#[tokio::test]
+async fn a_replacement_the_backend_never_carries_out_stops_the_run_without_judging_the_release() {
+    let stalled = "Swarm created no task for the update";
+    let backend = backend().image("api:2.0", FakeService::start_stalls(stalled));
+    let result = run(&rolling("", "upgrade-rolled-back"), &backend).await;
+    assert_eq!(result.status, RunStatus::Aborted, "{:?}", statuses(&result));
+    let error = result.error.as_ref().expect("an error").to_string();
+    assert!(error.contains("upgrade api") && error.contains(stalled), "{error}");
+    let stages = stages(&result, "upgrade api");
+    assert!(!stages.iter().any(|(_, ok)| !ok), "nothing failed in the release's name: {stages:?}");
+    assert!(!stages.iter().any(|(stage, _)| *stage == S::RollbackStarted), "{stages:?}");
+    assert_clean(&backend);
+}
+
+/// The same during a rollback: the previous version's start never carried out is not a failed
+/// rollback (`restored` would blame the release), it stops the run with an error.
+#[tokio::test]
+async fn a_rollback_the_backend_never_carries_out_stops_the_run_instead_of_failing_the_rollback() {
+    let backend = backend().image("api:2.0", FakeService::crash_on_start(1));
+    let scenario = rolling("", "upgrade-rolled-back");
+    let listener = {
+        let backend = backend.clone();
+        on_first(
+            |event| {
+                matches!(&event.kind, crate::journal::EventKind::Upgrade { stage: S::Failed, .. })
+            },
+            move || {
+                // From now on, starting 1.0 stalls.
+                let _ = backend.clone().image("api:1.0", FakeService::start_stalls("no task"));
+            },
+        )
+    };
+    let result =
+        run_with(&scenario, &backend, &crate::engine::Signals::default(), Some(listener)).await;
+    assert_eq!(result.status, RunStatus::Aborted, "{:?}", statuses(&result));
+    let error = result.error.as_ref().expect("an error").to_string();
+    assert!(error.contains("rollback") && error.contains("no task"), "{error}");
+    let stages = stages(&result, "upgrade api");
+    assert_eq!(stages.last(), Some(&(S::RollbackStarted, true)), "not judged: {stages:?}");
+    assert_clean(&backend);
+}

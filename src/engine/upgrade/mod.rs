@@ -189,6 +189,7 @@ pub async fn run_upgrade(
             StepEnd::Done
         }
         Attempt::Interrupted => StepEnd::Interrupted,
+        Attempt::Broken(reason) => StepEnd::Failed(reason),
         Attempt::Failed(reason) => {
             // The new version may be (partly) running: from here on, `current` is what runs. A
             // blue-green upgrade that failed before its switch left the old version serving.
@@ -200,10 +201,7 @@ pub async fn run_upgrade(
             record(ctx, step, service, UpgradeStage::Failed, false, Some(reason));
             match spec.on_failure {
                 OnFailure::Rollback => {
-                    match rollback::rollback(ctx, stack, scenario, state, service).await {
-                        Some(_) => StepEnd::Done,
-                        None => StepEnd::Interrupted,
-                    }
+                    rollback::rollback(ctx, stack, scenario, state, service).await
                 }
                 OnFailure::Abort => StepEnd::Abort,
                 OnFailure::Continue => StepEnd::Done,
@@ -225,10 +223,7 @@ pub async fn run_rollback(
         Some(record) if record.rolled_back => {
             StepEnd::Failed(format!("the upgrade `{}` was rolled back already", record.step))
         }
-        Some(_) => match rollback::rollback(ctx, stack, scenario, state, service).await {
-            Some(_) => StepEnd::Done,
-            None => StepEnd::Interrupted,
-        },
+        Some(_) => rollback::rollback(ctx, stack, scenario, state, service).await,
     }
 }
 
@@ -237,6 +232,32 @@ enum Attempt {
     Completed,
     Failed(String),
     Interrupted,
+    /// The backend could not carry out a stage (see [`Trouble::Backend`]).
+    Broken(String),
+}
+
+/// Why starting a version (the release, or the previous one in a rollback) did not succeed.
+enum Trouble {
+    /// The version did not come up, or a stage around it failed: a result the checks judge.
+    Failed(String),
+    /// The backend could not carry out the request (unreachable, or its orchestrator stalled:
+    /// Swarm created no task): nothing the version did. The step stops the run with an error
+    /// (exit 2) and the version is not judged.
+    Backend(String),
+}
+
+impl From<String> for Trouble {
+    fn from(reason: String) -> Self {
+        Trouble::Failed(reason)
+    }
+}
+
+impl Trouble {
+    /// `Failed` or `Backend` per the backend error's kind, with `what` in front of it.
+    fn from_backend(what: String, error: &crate::backend::BackendError) -> Self {
+        let reason = format!("{what}: {error}");
+        if error.is_environment() { Trouble::Backend(reason) } else { Trouble::Failed(reason) }
+    }
 }
 
 /// The stages of an upgrade, in order: stop the old version (recreate only), backup, migrate

@@ -4,7 +4,7 @@
 //!
 //! Example: `upgrade: { service: billing, image: billing:2, strategy: recreate, deadline: 30s }`.
 
-use super::{Attempt, Release, STOP_GRACE, UpgradeCtx, fmt, judge_healthy, since};
+use super::{Attempt, Release, STOP_GRACE, Trouble, UpgradeCtx, fmt, judge_healthy, since};
 use crate::clock;
 use crate::engine::run::wait_ready;
 use crate::journal::UpgradeStage;
@@ -33,7 +33,8 @@ pub(super) async fn replace(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Resul
     let switch_time = clock::instant_now();
     match switched {
         None => return Err(Attempt::Interrupted),
-        Some(Err(reason)) => {
+        Some(Err(Trouble::Backend(reason))) => return Err(Attempt::Broken(reason)),
+        Some(Err(Trouble::Failed(reason))) => {
             cx.record(UpgradeStage::Switched, false, Some(reason.clone()));
             return Err(Attempt::Failed(reason));
         }
@@ -51,7 +52,7 @@ pub(super) async fn replace(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Resul
 }
 
 /// Stop the running container (graceful) and start the release in its place.
-pub(super) async fn recreate(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Result<(), String> {
+pub(super) async fn recreate(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Result<(), Trouble> {
     let (stack, next) = (cx.stack, release.def);
     cx.ctx
         .backend_call(async {
@@ -61,5 +62,7 @@ pub(super) async fn recreate(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Resu
         })
         .await
         .map(|_| ())
-        .map_err(|error| format!("could not start {}: {error}", next.image.reference()))
+        .map_err(|error| {
+            Trouble::from_backend(format!("could not start {}", next.image.reference()), &error)
+        })
 }

@@ -8,21 +8,26 @@
 
 use std::sync::Arc;
 
-use super::{ServiceState, UpgradeCtx, UpgradeRecord, blue_green, fmt, record, rolling, since};
+use super::{
+    ServiceState, Trouble, UpgradeCtx, UpgradeRecord, blue_green, fmt, record, rolling, since,
+};
 use crate::backend::RunScope;
 use crate::clock;
 use crate::engine::run::{Context, wait_ready};
+use crate::engine::steps::StepEnd;
 use crate::journal::{EventKind, UpgradeStage};
 use crate::scenario::model::{Scenario, Strategy};
 
-/// Roll back the latest upgrade of `service`. `None` when interrupted; `Some(ok)` otherwise.
+/// Roll back the latest upgrade of `service`. `Done` also when the rollback failed (recorded
+/// as such, the checks judge it); `Failed` when the backend could not carry it out (the run
+/// stops with an error: nothing is judged on a rollback that never ran).
 pub(super) async fn rollback(
     ctx: &Context,
     stack: &Arc<dyn RunScope>,
     scenario: &Scenario,
     state: &mut ServiceState,
     service: &str,
-) -> Option<bool> {
+) -> StepEnd {
     let upgrade = state.upgrades.get(service).cloned().expect("callers check there is one");
     let step = upgrade.step.as_str();
     let previous = upgrade.previous.clone();
@@ -58,12 +63,17 @@ pub(super) async fn rollback(
     }
     let result = {
         let cx = UpgradeCtx { ctx, stack, scenario, state: &*state, step, service };
-        if blue_green {
-            ctx.interruptible(blue_green::switch_back(&cx, &upgrade, switched)).await?
+        let done = if blue_green {
+            let switched_back = blue_green::switch_back(&cx, &upgrade, switched);
+            ctx.interruptible(async { switched_back.await.map_err(Trouble::Failed) }).await
         } else if upgrade.strategy == Strategy::Rolling {
-            ctx.interruptible(rolling::roll_back(&cx, &upgrade)).await?
+            ctx.interruptible(rolling::roll_back(&cx, &upgrade)).await
         } else {
-            ctx.interruptible(restore_previous(&cx, &upgrade)).await?
+            ctx.interruptible(restore_previous(&cx, &upgrade)).await
+        };
+        match done {
+            Some(result) => result,
+            None => return StepEnd::Interrupted,
         }
     };
     if let Some(record) = state.upgrades.get_mut(service) {
@@ -78,23 +88,24 @@ pub(super) async fn rollback(
                 let cx = UpgradeCtx { ctx, stack, scenario, state: &*state, step, service };
                 super::version::observe(&cx, endpoint, "after-rollback").await;
             }
-            Some(true)
+            StepEnd::Done
         }
-        Err(reason) => {
+        Err(Trouble::Failed(reason)) => {
             record(ctx, step, service, UpgradeStage::RolledBack, false, Some(reason));
-            Some(false)
+            StepEnd::Done
         }
+        Err(Trouble::Backend(reason)) => StepEnd::Failed(format!("rollback: {reason}")),
     }
 }
 
 /// Recreate-style rollback: stop the new version, restore the data, start the previous version
 /// under the service's name and wait for its health within its startup timeout.
-async fn restore_previous(cx: &UpgradeCtx<'_>, upgrade: &UpgradeRecord) -> Result<String, String> {
+async fn restore_previous(cx: &UpgradeCtx<'_>, upgrade: &UpgradeRecord) -> Result<String, Trouble> {
     let (ctx, stack, service) = (cx.ctx, cx.stack, cx.service);
     // Stop the new version before touching the data it may be writing.
     let stopped = ctx.backend_call(async { stack.stop(service, super::STOP_GRACE).await });
     if let Err(error) = stopped.await {
-        return Err(format!("could not stop the new version: {error}"));
+        return Err(Trouble::from_backend("could not stop the new version".to_owned(), &error));
     }
     restore_data(cx, upgrade).await?;
     let release = cx.release(&upgrade.previous, upgrade.previous.startup_timeout);

@@ -6,7 +6,7 @@
 //!
 //! Example: `upgrade: { service: web, image: web:2, strategy: rolling, max-unavailable: 1 }`.
 
-use super::{Attempt, Release, STOP_GRACE, UpgradeCtx, UpgradeRecord, fmt, since};
+use super::{Attempt, Release, STOP_GRACE, Trouble, UpgradeCtx, UpgradeRecord, fmt, since};
 use crate::backend::BackendError;
 use crate::clock;
 use crate::engine::run::wait_ready;
@@ -24,7 +24,8 @@ pub(super) async fn roll(
         let replaced = replace_replicas(cx, release, chunk, true);
         match cx.ctx.interruptible(replaced).await {
             None => return Err(Attempt::Interrupted),
-            Some(Err((stage, reason))) => {
+            Some(Err(Replace::Backend(reason))) => return Err(Attempt::Broken(reason)),
+            Some(Err(Replace::Stage(stage, reason))) => {
                 cx.record(stage, false, Some(reason.clone()));
                 let reason = if stage == UpgradeStage::Healthy {
                     format!("not healthy within the {} deadline: {reason}", fmt(release.deadline))
@@ -45,7 +46,7 @@ pub(super) async fn roll(
 pub(super) async fn roll_back(
     cx: &UpgradeCtx<'_>,
     upgrade: &UpgradeRecord,
-) -> Result<String, String> {
+) -> Result<String, Trouble> {
     let previous = &upgrade.previous;
     let wanted = previous.image.reference();
     let release = cx.release(previous, previous.startup_timeout);
@@ -57,9 +58,12 @@ pub(super) async fn roll_back(
             continue;
         }
         let keys = [key.clone()];
-        replace_replicas(cx, &release, &keys, false)
-            .await
-            .map_err(|(_, reason)| format!("the previous version did not come back: {reason}"))?;
+        replace_replicas(cx, &release, &keys, false).await.map_err(|error| match error {
+            Replace::Backend(reason) => Trouble::Backend(reason),
+            Replace::Stage(_, reason) => {
+                Trouble::Failed(format!("the previous version did not come back: {reason}"))
+            }
+        })?;
         replaced.push(format!("`{key}`"));
     }
     super::rollback::restore_data(cx, upgrade).await?;
@@ -74,10 +78,18 @@ pub(super) async fn roll_back(
     ))
 }
 
+/// Why replacing replicas stopped.
+enum Replace {
+    /// The stage that failed, and why: the release's result.
+    Stage(UpgradeStage, String),
+    /// The backend could not carry out the replacement (see [`Trouble::Backend`]).
+    Backend(String),
+}
+
 /// Take `keys` out of rotation, replace them with the release, wait for their health within its
 /// deadline, put them back in rotation. With `announce`, the `switched` stage is recorded the
 /// moment the replicas run the new image (before their health is judged). `Ok` is the `healthy`
-/// detail; `Err` names the stage that failed.
+/// detail; `Err` names the stage that failed, or the backend's trouble.
 ///
 /// The backend is called one operation at a time: the traffic's port look-ups and the health
 /// checks never wait behind a graceful stop or a container start.
@@ -86,7 +98,7 @@ async fn replace_replicas(
     release: &Release<'_>,
     keys: &[String],
     announce: bool,
-) -> Result<String, (UpgradeStage, String)> {
+) -> Result<String, Replace> {
     let (ctx, stack, next) = (cx.ctx, cx.stack, release.def);
     let service = next.name.as_str();
     let listed = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
@@ -108,10 +120,12 @@ async fn replace_replicas(
         .await;
     let switch_time = clock::instant_now();
     if let Err(error) = swapped {
-        return Err((
-            UpgradeStage::Switched,
-            format!("could not replace {listed} with {}: {error}", next.image.reference()),
-        ));
+        let reason = format!("could not replace {listed} with {}: {error}", next.image.reference());
+        return Err(if error.is_environment() {
+            Replace::Backend(reason)
+        } else {
+            Replace::Stage(UpgradeStage::Switched, reason)
+        });
     }
     if announce {
         let detail = format!("{listed} → {}", next.image.reference());
@@ -122,7 +136,9 @@ async fn replace_replicas(
         let exits = exits.remove(0);
         let ready = wait_ready(exits, rx, stack.as_ref(), key, release.deadline, switch_time).await;
         cx.waited_since(switch_time);
-        ready.map_err(|reason| (UpgradeStage::Healthy, format!("`{key}`: {reason}")))?;
+        ready.map_err(|reason| {
+            Replace::Stage(UpgradeStage::Healthy, format!("`{key}`: {reason}"))
+        })?;
     }
     let healthy = format!("{listed} healthy {} after the replacement", fmt(since(switch_time)));
     ctx.backend_call(async {
@@ -132,6 +148,8 @@ async fn replace_replicas(
         Ok::<_, BackendError>(())
     })
     .await
-    .map_err(|error| (UpgradeStage::Switched, format!("could not put {listed} back: {error}")))?;
+    .map_err(|error| {
+        Replace::Stage(UpgradeStage::Switched, format!("could not put {listed} back: {error}"))
+    })?;
     Ok(healthy)
 }

@@ -19,6 +19,7 @@ mod ops;
 mod scope;
 mod spec;
 mod sweep;
+mod tasks;
 
 pub use backend::SwarmBackend;
 pub use membership::{Origin, ensure_swarm, leave_if_idle, node_state};

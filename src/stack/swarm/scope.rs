@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indexmap::IndexMap;
 use testcontainers::bollard;
-use testcontainers::bollard::models::{NetworkCreateRequest, ServiceSpec, TaskState};
+use testcontainers::bollard::models::{NetworkCreateRequest, ServiceSpec, Task, TaskState};
 use testcontainers::bollard::query_parameters::{
     EventsOptionsBuilder, KillContainerOptionsBuilder, ListTasksOptionsBuilder,
     StopContainerOptionsBuilder, UpdateServiceOptionsBuilder,
@@ -33,6 +33,7 @@ use super::membership::{Origin, ensure_swarm, leave_if_idle};
 use super::ops::{self, lock};
 use super::spec::{Placement, UPDATE_MONITOR, same_task, service_spec, swarm_name};
 use super::sweep::wait_containers_gone;
+use super::tasks;
 use crate::backend::{
     BackendError, BackendErrorKind, ExecOutcome, InstanceState, Lifecycle, LifecycleEvent,
     NodeTarget, RunIdentity,
@@ -47,6 +48,13 @@ use crate::stack::{Docker, HARNESS_HOST, labels, network_name};
 
 /// How long a new task may take to get a container (scheduling, image, create).
 const TASK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long after an update Swarm may take to create its task (a store write, normally within
+/// milliseconds) before the update counts as dropped and a fresh task is asked for again.
+const NO_TASK_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long an update waits for Swarm to catch up with the end of the key's task.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
 /// How long the removal of the overlay waits for Swarm to release its endpoints.
 const OVERLAY_RELEASE: Duration = Duration::from_secs(10);
@@ -277,7 +285,7 @@ impl SwarmScope {
         let existing = self.registry().keys.get(key).cloned();
         let client = self.client();
         if let Some(entry) = &existing {
-            self.settle_failed_update(entry, key).await;
+            self.before_update(entry, key).await;
         }
         let rollback_to_previous = existing
             .as_ref()
@@ -344,7 +352,7 @@ impl SwarmScope {
             }
         };
         let container =
-            self.wait_for_task(&service_id, key, &known, old_container.as_deref()).await?;
+            self.wait_for_task(&service_id, key, known, old_container.as_deref()).await?;
         if let Some(entry) = self.registry().keys.get_mut(key) {
             entry.container = Some(container.clone());
         }
@@ -360,16 +368,39 @@ impl SwarmScope {
         Ok(container)
     }
 
-    /// Before a key's next update: if its task ended while Swarm's last update of it is still
-    /// `updating` (a release that crashed), wait (bounded) for Swarm to notice and apply its
-    /// `failure_action` (`paused`). Without this, firedrill (which sees the exit within a
-    /// millisecond) and Swarm's updater (which sees it when the node reports the task's state)
-    /// race, and `update-paused` is journaled only when Swarm wins.
-    async fn settle_failed_update(&self, entry: &Entry, key: &str) {
-        let Some(container) = entry.container.as_deref() else { return };
-        let running = ops::state(self.client(), container, key).await.is_ok_and(|s| s.running);
-        if !running {
+    /// Before a key's next update (or forced task). If its container no longer runs (firedrill
+    /// stopped it for the replacement, or the release crashed): first, while Swarm's last update
+    /// of it is still `updating` (a release that crashed), wait (bounded) for Swarm to notice
+    /// and apply its `failure_action` (`paused`) — firedrill sees the exit within a millisecond,
+    /// Swarm's updater when the node reports it, and `update-paused` would be journaled only when
+    /// Swarm wins. Then, in every case, wait (bounded) until Swarm's orchestrator has caught up
+    /// with the end of the task (see `tasks.rs`): an update that reaches Swarm before that races
+    /// its restart supervisor, and Swarm may drop it without creating a task.
+    async fn before_update(&self, entry: &Entry, key: &str) {
+        let ended = match entry.container.as_deref() {
+            Some(container) => {
+                let running =
+                    ops::state(self.client(), container, key).await.is_ok_and(|s| s.running);
+                (!running).then_some(container)
+            }
+            None => None,
+        };
+        if ended.is_some() {
             self.settle_update(&entry.service_id, key, UPDATE_MONITOR + SETTLE_MARGIN).await;
+        }
+        let started = clock::instant_now();
+        loop {
+            match self.tasks_of(&entry.service_id, key).await {
+                Ok(tasks) if !tasks::caught_up(&tasks, ended) => {}
+                // Caught up, or the list failed (the update that follows says why).
+                _ => return,
+            }
+            if clock::instant_now().duration_since(started) >= CATCH_UP_LIMIT {
+                // Go on: `wait_for_task` asks again if Swarm drops the update.
+                tracing::warn!(key, "Swarm has not caught up with the end of the task");
+                return;
+            }
+            clock::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -395,74 +426,76 @@ impl SwarmScope {
         }
     }
 
-    /// The ids of `service_id`'s tasks so far (before an update: what is not new).
-    async fn task_ids(&self, service_id: &str, key: &str) -> Result<HashSet<String>, BackendError> {
+    /// Every task of `service_id` Swarm lists (its history included).
+    async fn tasks_of(&self, service_id: &str, key: &str) -> Result<Vec<Task>, BackendError> {
         let filters = HashMap::from([("service", vec![service_id.to_owned()])]);
-        let tasks = self
-            .client()
+        self.client()
             .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
             .await
-            .map_err(failed("list tasks", key))?;
-        Ok(tasks.into_iter().filter_map(|task| task.id).collect())
+            .map_err(failed("list tasks", key))
+    }
+
+    /// The ids of `service_id`'s tasks so far (before an update: what is not new).
+    async fn task_ids(&self, service_id: &str, key: &str) -> Result<HashSet<String>, BackendError> {
+        Ok(self.tasks_of(service_id, key).await?.into_iter().filter_map(|task| task.id).collect())
     }
 
     /// Wait until a task of `service_id` that is not in `known` has a container other than
     /// `old`; such a task that Swarm rejects (no such image, no suitable node) or that fails
-    /// before it has a container is an error with Swarm's reason.
+    /// before it has a container is an error with Swarm's reason. If Swarm has created no task
+    /// at all [`NO_TASK_LIMIT`] after the update (its updater dropped it, see `tasks.rs`), a
+    /// fresh task is asked for once more. Nothing within [`TASK_DEADLINE`]: Swarm stalled, an
+    /// error of kind [`BackendErrorKind::Stalled`] (the run stops; the release is not judged).
     async fn wait_for_task(
         &self,
         service_id: &str,
         key: &str,
-        known: &HashSet<String>,
+        mut known: HashSet<String>,
         old: Option<&str>,
     ) -> Result<String, BackendError> {
-        let filters = HashMap::from([("service", vec![service_id.to_owned()])]);
         let started = clock::instant_now();
-        let mut last_message = String::from("no task yet");
+        let mut asked_again = false;
+        let mut last_message = String::from("Swarm created no task");
         loop {
-            let tasks = self
-                .client()
-                .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
-                .await
-                .map_err(failed("list tasks", key))?;
-            let newest = tasks
-                .iter()
-                .filter(|task| task.id.as_ref().is_some_and(|id| !known.contains(id)))
-                .max_by(|a, b| a.created_at.cmp(&b.created_at));
-            if let Some(task) = newest {
-                let status = task.status.clone().unwrap_or_default();
-                let container =
-                    status.container_status.as_ref().and_then(|c| c.container_id.clone());
-                match container {
-                    Some(id) if Some(id.as_str()) != old && !id.is_empty() => return Ok(id),
-                    _ => {}
+            let tasks = self.tasks_of(service_id, key).await?;
+            let elapsed = clock::instant_now().duration_since(started);
+            match tasks::newest_new(&tasks, &known) {
+                Some(task) => {
+                    if let Some(id) = tasks::container_of(task)
+                        && Some(id) != old
+                    {
+                        return Ok(id.to_owned());
+                    }
+                    let status = task.status.clone().unwrap_or_default();
+                    if matches!(status.state, Some(TaskState::REJECTED | TaskState::FAILED)) {
+                        let reason = status.err.unwrap_or_default();
+                        let kind = if reason.contains("No such image") {
+                            BackendErrorKind::ImageMissing
+                        } else {
+                            BackendErrorKind::Other
+                        };
+                        return Err(BackendError::new(
+                            kind,
+                            format!("Swarm could not start a task of `{key}`: {reason}"),
+                        ));
+                    }
+                    last_message = format!(
+                        "its task is `{}`: {}",
+                        status.state.map(|s| s.to_string()).unwrap_or_default(),
+                        status.message.unwrap_or_default()
+                    );
                 }
-                if matches!(status.state, Some(TaskState::REJECTED | TaskState::FAILED)) {
-                    let reason = status.err.unwrap_or_default();
-                    let kind = if reason.contains("No such image") {
-                        BackendErrorKind::ImageMissing
-                    } else {
-                        BackendErrorKind::Other
-                    };
-                    return Err(BackendError::new(
-                        kind,
-                        format!("Swarm could not start a task of `{key}`: {reason}"),
-                    ));
+                None if !asked_again && elapsed >= NO_TASK_LIMIT => {
+                    tracing::warn!(key, "Swarm created no task for the update: asking again");
+                    asked_again = true;
+                    last_message = "Swarm created no task, also when asked again".to_owned();
+                    let (_, before) = self.force_new_task(key).await?;
+                    known.extend(before);
                 }
-                last_message = format!(
-                    "task {}: {}",
-                    status.state.map(|s| s.to_string()).unwrap_or_default(),
-                    status.message.unwrap_or_default()
-                );
+                None => {}
             }
-            if clock::instant_now().duration_since(started) >= TASK_DEADLINE {
-                return Err(BackendError::new(
-                    BackendErrorKind::Other,
-                    format!(
-                        "no task of `{key}` got a container within {} s ({last_message})",
-                        TASK_DEADLINE.as_secs()
-                    ),
-                ));
+            if elapsed >= TASK_DEADLINE {
+                return Err(stalled(key, &last_message));
             }
             clock::sleep(Duration::from_millis(50)).await;
         }
@@ -472,7 +505,7 @@ impl SwarmScope {
     async fn redeploy(&self, key: &str) -> Result<(), BackendError> {
         let (entry, known) = self.force_new_task(key).await?;
         let container =
-            self.wait_for_task(&entry.service_id, key, &known, entry.container.as_deref()).await?;
+            self.wait_for_task(&entry.service_id, key, known, entry.container.as_deref()).await?;
         if let Some(stored) = self.registry().keys.get_mut(key) {
             stored.container = Some(container);
         }
@@ -484,6 +517,7 @@ impl SwarmScope {
     async fn force_new_task(&self, key: &str) -> Result<(Entry, HashSet<String>), BackendError> {
         let entry =
             self.registry().keys.get(key).cloned().ok_or_else(|| BackendError::not_found(key))?;
+        self.before_update(&entry, key).await;
         let known = self.task_ids(&entry.service_id, key).await?;
         let client = self.client();
         let inspect = client
@@ -502,6 +536,11 @@ impl SwarmScope {
             .update_service(&entry.service_id, spec, options, None)
             .await
             .map_err(failed("force a new task", key))?;
+        // Swarm's previous spec is now the one before the forced update: the same task. A
+        // rollback (`rollback=previous`) from here goes back to it, not to the version before.
+        if let Some(stored) = self.registry().keys.get_mut(key) {
+            stored.previous = Some(stored.spec.clone());
+        }
         Ok((entry, known))
     }
 
@@ -576,7 +615,7 @@ impl SwarmScope {
         for (key, entry) in waiting {
             let known = entry.awaiting.clone().unwrap_or_default();
             let container = self
-                .wait_for_task(&entry.service_id, &key, &known, entry.container.as_deref())
+                .wait_for_task(&entry.service_id, &key, known, entry.container.as_deref())
                 .await?;
             if let Some(stored) = self.registry().keys.get_mut(&key) {
                 stored.container = Some(container);
@@ -623,20 +662,11 @@ impl SwarmScope {
             return Ok(format!("{key}: gone"));
         };
         let known = entry.awaiting.unwrap_or_default();
-        let filters = HashMap::from([("service", vec![entry.service_id.clone()])]);
         // The new task appears within a moment of the update.
         let started = clock::instant_now();
         loop {
-            let tasks = self
-                .client()
-                .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
-                .await
-                .map_err(failed("list tasks", key))?;
-            let newest = tasks
-                .iter()
-                .filter(|task| task.id.as_ref().is_some_and(|id| !known.contains(id)))
-                .max_by(|a, b| a.created_at.cmp(&b.created_at));
-            if let Some(task) = newest {
+            let tasks = self.tasks_of(&entry.service_id, key).await?;
+            if let Some(task) = tasks::newest_new(&tasks, &known) {
                 let status = task.status.clone().unwrap_or_default();
                 let state = status.state.map(|s| s.to_string()).unwrap_or_default();
                 let message = status.err.or(status.message).unwrap_or_default();
@@ -1089,6 +1119,23 @@ impl Drop for SwarmScope {
         });
         let _ = worker.join();
     }
+}
+
+/// Swarm never gave `key`'s update a task with a container: the engine's trouble, not the
+/// release's (no container of it ever ran).
+fn stalled(key: &str, last: &str) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Stalled,
+        format!(
+            "Swarm did not carry out the service update of `{key}`: no task of it got a \
+             container within {} s ({last}); the release was not judged",
+            TASK_DEADLINE.as_secs()
+        ),
+    )
+    .with_hint(
+        "a Swarm or machine problem, not the scenario's: see `docker service ps --no-trunc` and \
+         the daemon's log (`update failed`), then run again",
+    )
 }
 
 /// Remove the overlay network, giving Swarm up to [`OVERLAY_RELEASE`] to release the endpoints of
