@@ -119,3 +119,29 @@ fn a_clock_skew_left_by_a_killed_harness_is_removed_by_gc() {
     assert!(!offsets.exists(), "{} left behind", offsets.display());
     assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
 }
+
+#[test]
+fn clock_skew_of_a_static_binary_image_is_refused_before_anything_starts() {
+    let _serial = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = "tests/scenarios/webcache/clock-skew-static.yaml";
+    let output = spawn_run(file, dir.path(), state.path()).wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "error: `clock-skew` cannot apply to service `ticker`: its image has no glibc dynamic \
+             loader"
+        ) && stderr.contains("static or use another libc")
+            && stderr.contains("(image `firedrill-test/busybox-static:1`)"),
+        "{stderr}"
+    );
+    let journal = fs_err::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert!(!journal.contains("\"network-created\""), "{journal}");
+    assert!(!journal.contains("\"service-started\""), "{journal}");
+    let run_id = run_id_of(dir.path());
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    let offsets = std::env::temp_dir().join("firedrill-faketime").join(&run_id);
+    assert!(!offsets.exists(), "{} created", offsets.display());
+}

@@ -320,7 +320,7 @@ impl Walk<'_> {
         let path = self.container_path(fields);
         let mut ok = true;
         let mut rate = |walk: &mut Self, key: &str| {
-            let value = fields.get(key).map(|node| walk.byte_rate(node));
+            let value = fields.get(key).map(|node| walk.io_rate(node));
             ok &= !matches!(value, Some(None));
             value.flatten()
         };
@@ -345,6 +345,28 @@ impl Walk<'_> {
         }
         let limit = IoLimit { path: path?, read_bps, write_bps, read_iops, write_iops };
         ok.then_some(FaultKind::IoLimit(limit))
+    }
+
+    /// An `io-limit` byte rate: `1MiB/s` (or `1MiB`), at least one byte per second.
+    fn io_rate(&mut self, node: &Node) -> Option<u64> {
+        let help = "use a rate such as 512KiB/s or 1MiB/s; leave the key out for no limit";
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.r.wrong_type(node, "a rate such as `1MiB/s`").help(help);
+            return None;
+        };
+        let text = scalar.text.trim();
+        match parse_bytes(text.strip_suffix("/s").unwrap_or(text)) {
+            Ok(0) => {
+                self.r.error(node.span, "an I/O limit of 0 bytes per second", "zero").help(help);
+                None
+            }
+            Ok(bytes) => Some(bytes),
+            Err(why) => {
+                let message = format!("invalid rate `{}`", scalar.text);
+                self.r.error(node.span, message, why).help(help);
+                None
+            }
+        }
     }
 
     fn target(&mut self, node: &Node) -> Option<Target> {
