@@ -247,6 +247,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Refuse, before anything starts, a `clock-skew` of `service` whose (ready) `image` cannot
+    /// take the clock library's preload. Default: nothing to refuse.
+    async fn check_clock_skew_image(&self, service: &str, image: &str) -> Result<(), BackendError> {
+        let _ = (service, image);
+        Ok(())
+    }
+
     /// Remove what runs `scope` selects left behind.
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError>;
 
@@ -455,6 +462,10 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
 
     fn check_faults(&self, kinds: &[&FaultKind]) -> Result<(), BackendError> {
         (**self).check_faults(kinds)
+    }
+
+    async fn check_clock_skew_image(&self, service: &str, image: &str) -> Result<(), BackendError> {
+        (**self).check_clock_skew_image(service, image).await
     }
 
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError> {

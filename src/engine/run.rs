@@ -479,6 +479,24 @@ async fn prepare(
             },
         });
     }
+    // A skewed service whose image cannot take libfaketime is refused now, not after bring-up.
+    for (name, service) in &scenario.stack.services {
+        if !service.container.faketime {
+            continue;
+        }
+        let upgrades = scenario.all_steps().into_iter().filter_map(|step| match &step.action {
+            crate::scenario::model::Action::Upgrade(upgrade) if upgrade.service == *name => {
+                Some(upgrade.target.reference())
+            }
+            _ => None,
+        });
+        for image in std::iter::once(service.image.reference()).chain(upgrades) {
+            ctx.interruptible(ctx.backend_call(backend.check_clock_skew_image(name, image)))
+                .await
+                .ok_or(Stop::Interrupted)?
+                .map_err(EngineError::from)?;
+        }
+    }
     Ok(())
 }
 

@@ -68,14 +68,35 @@ pub enum Undo {
         /// Host path of the offset file the container reads.
         file: String,
     },
+    /// Put the container's blkio throttle for `device` back to what it was (`None`: no rule,
+    /// written as 0, which deletes it).
+    IoLimit {
+        /// Host path of the container's blkio cgroup folder.
+        cgroup: String,
+        /// `MAJOR:MINOR` of the whole disk throttled.
+        device: String,
+        /// Previous `blkio.throttle.read_bps_device` value for the device.
+        read_bps: Option<u64>,
+        /// Previous `blkio.throttle.write_bps_device` value.
+        write_bps: Option<u64>,
+        /// Previous `blkio.throttle.read_iops_device` value.
+        read_iops: Option<u64>,
+        /// Previous `blkio.throttle.write_iops_device` value.
+        write_iops: Option<u64>,
+    },
 }
 
 impl Undo {
-    /// Whether it undoes a host-side fault (`packet`, `dns`, `disk-fill`).
+    /// Whether it undoes a host-side fault (`packet`, `dns`, `disk-fill`, `clock-skew`,
+    /// `io-limit`).
     pub fn host_side(&self) -> bool {
         matches!(
             self,
-            Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } | Undo::ClockSkew { .. }
+            Undo::Packet { .. }
+                | Undo::Dns { .. }
+                | Undo::DiskFill { .. }
+                | Undo::ClockSkew { .. }
+                | Undo::IoLimit { .. }
         )
     }
 
@@ -91,6 +112,7 @@ impl Undo {
             Undo::DiskFill { .. } => "disk-fill",
             Undo::NodeAvailability { .. } => "node-availability",
             Undo::ClockSkew { .. } => "clock-skew",
+            Undo::IoLimit { .. } => "io-limit",
         }
     }
 }

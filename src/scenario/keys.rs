@@ -631,6 +631,11 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&CLOCK_SKEW),
             "A service's clock moved ahead or behind (libfaketime, preloaded from bring-up).",
         ),
+        choice(
+            "io-limit",
+            Shape::Section(&IO_LIMIT),
+            "A service's I/O to the disk under a path throttled (cgroup v1 blkio throttle).",
+        ),
         key(
             "name",
             Shape::Text,
@@ -1820,6 +1825,27 @@ pub(crate) static CLOCK_SKEW: Section = Section {
     keys: &[
         SERVICE_KEY,
         required("offset", Shape::Text, "Signed: `+2h` ahead, `-30m` behind, `+1h30m`."),
+        FAULT_FOR,
+        TARGET,
+    ],
+};
+
+/// `io-limit`.
+pub(crate) static IO_LIMIT: Section = Section {
+    id: "io-limit",
+    doc: "A service's reads and writes to the block device under `path` throttled (blkio, cgroup v1).",
+    one_choice: false,
+    keys: &[
+        SERVICE_KEY,
+        required(
+            "path",
+            Shape::Text,
+            "An absolute path inside the container on a volume or bind mount (a block device).",
+        ),
+        key("read-bps", Shape::Text, "Reads limited to B, KiB, MiB, KB, MB per second: `1MiB/s`."),
+        key("write-bps", Shape::Text, "Writes limited to this many bytes per second: `1MiB/s`."),
+        key("read-iops", Shape::Integer(1, 1_000_000), "Read operations per second."),
+        key("write-iops", Shape::Integer(1, 1_000_000), "Write operations per second."),
         FAULT_FOR,
         TARGET,
     ],

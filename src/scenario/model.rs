@@ -901,6 +901,8 @@ action_kinds! {
     NodeAvailability => "node-availability",
     /// `clock-skew`.
     ClockSkew => "clock-skew",
+    /// `io-limit`.
+    IoLimit => "io-limit",
 }
 
 /// The families of step kinds; each is carried out by one file of `engine/steps/` (upgrades by
@@ -957,7 +959,8 @@ impl ActionKind {
             | ActionKind::Packet
             | ActionKind::Dns
             | ActionKind::DiskFill
-            | ActionKind::ClockSkew => StepFamily::Fault,
+            | ActionKind::ClockSkew
+            | ActionKind::IoLimit => StepFamily::Fault,
             ActionKind::Latency
             | ActionKind::Bandwidth
             | ActionKind::Timeout
@@ -1020,7 +1023,8 @@ impl ActionKind {
             | ActionKind::DiskFill
             | ActionKind::Human
             | ActionKind::NodeAvailability
-            | ActionKind::ClockSkew => None,
+            | ActionKind::ClockSkew
+            | ActionKind::IoLimit => None,
         }
     }
 
@@ -1172,6 +1176,9 @@ pub enum FaultKind {
         /// Seconds, signed.
         offset_secs: i64,
     },
+    /// `io-limit: { path, read-bps, write-bps, read-iops, write-iops }`: the container's I/O to
+    /// the block device under `path` throttled (the cgroup's blkio throttle).
+    IoLimit(IoLimit),
 }
 
 impl FaultKind {
@@ -1185,6 +1192,7 @@ impl FaultKind {
             FaultKind::Dns(_) => ActionKind::Dns,
             FaultKind::DiskFill(_) => ActionKind::DiskFill,
             FaultKind::ClockSkew { .. } => ActionKind::ClockSkew,
+            FaultKind::IoLimit(_) => ActionKind::IoLimit,
         }
     }
 
@@ -1200,7 +1208,8 @@ impl FaultKind {
             FaultKind::Packet(_)
             | FaultKind::Dns(_)
             | FaultKind::DiskFill(_)
-            | FaultKind::ClockSkew { .. } => true,
+            | FaultKind::ClockSkew { .. }
+            | FaultKind::IoLimit(_) => true,
             FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => false,
         }
     }
@@ -2310,4 +2319,22 @@ pub enum FillAmount {
     Level(f64),
     /// `size: 64MiB`: exactly this many bytes.
     Bytes(u64),
+}
+
+/// `io-limit:` — a container's I/O to the block device that holds a path throttled; each limit
+/// that is `None` is left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IoLimit {
+    /// `path`: an absolute path inside the container, on a volume or bind mount (a block
+    /// device's file system).
+    pub path: String,
+    /// `read-bps`: bytes per second read.
+    pub read_bps: Option<u64>,
+    /// `write-bps`: bytes per second written.
+    pub write_bps: Option<u64>,
+    /// `read-iops`: read operations per second.
+    pub read_iops: Option<u64>,
+    /// `write-iops`: write operations per second.
+    pub write_iops: Option<u64>,
 }

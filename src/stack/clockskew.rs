@@ -49,6 +49,15 @@ pub(crate) fn run_dir(run_id: &str) -> PathBuf {
     std::env::temp_dir().join("firedrill-faketime").join(run_id)
 }
 
+/// Remove the offset folders of run `run_id` (the sweep, after the run's containers went). A run
+/// id read from a label is used as a path component only if it is one (letters, digits, `-`).
+pub(crate) fn remove_run_dir(run_id: &str) {
+    let plain = !run_id.is_empty() && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if plain {
+        let _ = std::fs::remove_dir_all(run_dir(run_id));
+    }
+}
+
 /// Write `text` into `file` by rename (readers see the old or the new content, never a part).
 fn write_offset(file: &Path, text: &str) -> std::io::Result<()> {
     let temporary = file.with_extension("new");
@@ -84,6 +93,92 @@ pub(crate) fn container_setup(
         ("FAKETIME_NO_CACHE".to_owned(), "1".to_owned()),
     ];
     Ok((binds, env))
+}
+
+/// The glibc dynamic loader's file name on this architecture, and where images keep it (relative
+/// to an image's root; merged-`/usr` and classic layouts).
+fn glibc_loader() -> (&'static str, [&'static str; 4]) {
+    if std::env::consts::ARCH == "aarch64" {
+        let name = "ld-linux-aarch64.so.1";
+        (name, ["usr/lib", "lib", "usr/lib/aarch64-linux-gnu", "lib/aarch64-linux-gnu"])
+    } else {
+        let name = "ld-linux-x86-64.so.2";
+        (name, ["usr/lib64", "lib64", "usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"])
+    }
+}
+
+/// Whether one of an image's layer folders holds `dir/name`, following no symlink but the last
+/// (a layer's own symlinks may point anywhere on the host).
+fn layer_has(layer: &Path, dir: &str, name: &str) -> bool {
+    let mut path = layer.to_path_buf();
+    for part in dir.split('/') {
+        path.push(part);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return false;
+        }
+    }
+    std::fs::symlink_metadata(path.join(name)).is_ok()
+}
+
+/// Whether any of `layers` (an image's layer folders) has the glibc loader: `None` when there is
+/// one, else why the preload cannot apply (pure over the folders, for tests).
+fn loader_missing(layers: &[PathBuf]) -> Option<String> {
+    let (name, dirs) = glibc_loader();
+    let found = layers.iter().any(|layer| dirs.iter().any(|dir| layer_has(layer, dir, name)));
+    if found {
+        return None;
+    }
+    let musl = layers.iter().any(|layer| {
+        ["lib", "usr/lib"].iter().any(|dir| {
+            std::fs::read_dir(layer.join(dir)).is_ok_and(|entries| {
+                entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("ld-musl-"))
+            })
+        })
+    });
+    let programs = if musl {
+        "its programs use musl (it has musl's loader), which ignores a glibc preload"
+    } else {
+        "its programs are static or use another libc, and ignore LD_PRELOAD"
+    };
+    Some(format!("its image has no glibc dynamic loader ({name}): {programs}"))
+}
+
+/// Refuse, before anything starts, a `clock-skew` of a service whose image has no glibc loader,
+/// read from the image's layer folders on this host (the `overlay2` and `fuse-overlayfs` storage
+/// drivers; with another driver, or folders this process cannot read, the check after start is
+/// the only one).
+pub(crate) async fn check_image(
+    docker: &super::Docker,
+    service: &str,
+    image: &str,
+) -> Result<(), super::StackError> {
+    let refuse =
+        |reason: String| super::StackError::ClockSkew { service: service.to_owned(), reason };
+    let inspect = docker
+        .client()
+        .inspect_image(image)
+        .await
+        .map_err(|e| refuse(format!("cannot inspect image `{image}`: {e}")))?;
+    let Some(driver) = inspect.graph_driver else { return Ok(()) };
+    if !matches!(driver.name.as_str(), "overlay2" | "fuse-overlayfs") {
+        return Ok(());
+    }
+    let data = driver.data;
+    let layers: Vec<PathBuf> = data
+        .get("UpperDir")
+        .into_iter()
+        .chain(data.get("LowerDir"))
+        .flat_map(|dirs| dirs.split(':'))
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if layers.is_empty() || !layers.iter().all(|layer| layer.is_dir()) {
+        return Ok(());
+    }
+    match loader_missing(&layers) {
+        None => Ok(()),
+        Some(why) => Err(refuse(format!("{why} (image `{image}`)"))),
+    }
 }
 
 /// Whether `/proc/PID/maps` text names libfaketime (pure, for tests).
@@ -183,6 +278,29 @@ mod tests {
         let maps = "7f00-7f01 r-xp 0 08:01 1 /usr/lib/firedrill-faketime/libfaketime.so.1\n";
         assert!(maps_name_faketime(maps));
         assert!(!maps_name_faketime("7f00-7f01 r-xp 0 08:01 1 /usr/lib/libc.so.6\n"));
+    }
+
+    #[test]
+    fn an_image_without_the_glibc_loader_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, dirs) = glibc_loader();
+        let (bare, glibc, musl) =
+            (dir.path().join("bare"), dir.path().join("glibc"), dir.path().join("musl"));
+        fs_err::create_dir_all(bare.join("bin")).unwrap();
+        fs_err::create_dir_all(glibc.join(dirs[2])).unwrap();
+        fs_err::write(glibc.join(dirs[2]).join(name), "").unwrap();
+        fs_err::create_dir_all(musl.join("lib")).unwrap();
+        fs_err::write(musl.join("lib/ld-musl-x86_64.so.1"), "").unwrap();
+        assert_eq!(loader_missing(&[bare.clone(), glibc.clone()]), None);
+        let missing = loader_missing(&[bare.clone()]).unwrap();
+        assert!(missing.starts_with("its image has no glibc dynamic loader"), "{missing}");
+        assert!(missing.contains("static"), "{missing}");
+        assert!(loader_missing(&[musl]).unwrap().contains("musl"));
+        // A layer whose `lib64` is a symlink is not followed (it may point at the host's).
+        let linked = dir.path().join("linked");
+        fs_err::create_dir_all(&linked).unwrap();
+        std::os::unix::fs::symlink(glibc.join(dirs[2]), linked.join(dirs[1])).unwrap();
+        assert!(loader_missing(&[linked]).is_some());
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub async fn capture(
         FaultKind::Packet(_)
         | FaultKind::Dns(_)
         | FaultKind::DiskFill(_)
-        | FaultKind::ClockSkew { .. } => {
+        | FaultKind::ClockSkew { .. }
+        | FaultKind::IoLimit(_) => {
             unreachable!("host-side faults are captured by `netfault`")
         }
     })
@@ -137,7 +138,8 @@ pub async fn apply(
         FaultKind::Packet(_)
         | FaultKind::Dns(_)
         | FaultKind::DiskFill(_)
-        | FaultKind::ClockSkew { .. } => {
+        | FaultKind::ClockSkew { .. }
+        | FaultKind::IoLimit(_) => {
             unreachable!("host-side faults are applied by `netfault`")
         }
     }
@@ -211,7 +213,11 @@ pub async fn revert(docker: &Docker, container: &str, undo: &Undo) -> Result<Str
                 .map_err(failed("reconnect", container))?;
             Ok(format!("reconnected with aliases {}", aliases.join(", ")))
         }
-        Undo::Packet { .. } | Undo::Dns { .. } | Undo::DiskFill { .. } | Undo::ClockSkew { .. } => {
+        Undo::Packet { .. }
+        | Undo::Dns { .. }
+        | Undo::DiskFill { .. }
+        | Undo::ClockSkew { .. }
+        | Undo::IoLimit { .. } => {
             unreachable!("host-side faults are reverted by `netfault`")
         }
     }

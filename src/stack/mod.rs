@@ -41,6 +41,7 @@ mod docker;
 mod error;
 mod faults;
 mod image;
+mod iolimit;
 mod netfault;
 mod pull;
 mod remove;

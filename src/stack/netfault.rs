@@ -119,15 +119,21 @@ pub(crate) fn check(kinds: &[&FaultKind]) -> Result<(), BackendError> {
             }
             FaultKind::DiskFill(_) => host_side = true,
             FaultKind::ClockSkew { .. } => super::clockskew::check()?,
+            FaultKind::IoLimit(_) => {
+                host_side = true;
+                super::iolimit::check()?;
+            }
             FaultKind::Memory { .. } | FaultKind::Cpu { .. } | FaultKind::Partition => {}
         }
     }
     if host_side && effective_uid() != 0 {
-        return Err(other("`packet`, `dns` and `disk-fill` faults need firedrill to run as root")
-            .with_hint(
-                "they act inside the container's namespaces from the Docker host: run firedrill \
+        return Err(other(
+            "`packet`, `dns`, `disk-fill` and `io-limit` faults need firedrill to run as root",
+        )
+        .with_hint(
+            "they act inside the container's namespaces from the Docker host: run firedrill \
                  there as root",
-            ));
+        ));
     }
     needs.sort_unstable();
     needs.dedup();
@@ -273,8 +279,12 @@ async fn undo_for(
     network: &str,
     check_qdisc: bool,
 ) -> Result<Undo, BackendError> {
-    if let FaultKind::ClockSkew { .. } = kind {
-        return super::clockskew::capture(docker, container).await;
+    match kind {
+        FaultKind::ClockSkew { .. } => return super::clockskew::capture(docker, container).await,
+        FaultKind::IoLimit(limit) => {
+            return super::iolimit::capture(docker, container, limit).await;
+        }
+        _ => {}
     }
     let pid = running_pid(docker, container).await?;
     let short: String = container.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
@@ -312,7 +322,8 @@ async fn undo_for(
         FaultKind::Memory { .. }
         | FaultKind::Cpu { .. }
         | FaultKind::Partition
-        | FaultKind::ClockSkew { .. } => Err(other("not a host-side fault")),
+        | FaultKind::ClockSkew { .. }
+        | FaultKind::IoLimit(_) => Err(other("not a host-side fault")),
     }
 }
 
@@ -393,6 +404,9 @@ pub(crate) async fn apply(
     to: &[IpAddr],
 ) -> Result<String, BackendError> {
     let undo = &undo_for(docker, kind, container, network, false).await?;
+    if let (FaultKind::IoLimit(limit), Undo::IoLimit { .. }) = (kind, undo) {
+        return super::iolimit::apply(undo, limit);
+    }
     let pid = running_pid(docker, container).await?;
     match (kind, undo) {
         (FaultKind::Packet(packet), Undo::Packet { table, device }) => {
@@ -448,8 +462,10 @@ pub(crate) async fn revert(
     container: &str,
     undo: &Undo,
 ) -> Result<String, BackendError> {
-    if let Undo::ClockSkew { file } = undo {
-        return super::clockskew::revert(file);
+    match undo {
+        Undo::ClockSkew { file } => return super::clockskew::revert(file),
+        Undo::IoLimit { .. } => return super::iolimit::revert(undo),
+        _ => {}
     }
     let Some(pid) = main_pid(docker, container).await? else {
         if let Undo::Dns { table } = undo {
@@ -511,7 +527,8 @@ pub(crate) async fn revert(
         | Undo::Cpu { .. }
         | Undo::Reconnect { .. }
         | Undo::NodeAvailability { .. }
-        | Undo::ClockSkew { .. } => Err(other("not a host-side fault")),
+        | Undo::ClockSkew { .. }
+        | Undo::IoLimit { .. } => Err(other("not a host-side fault")),
     }
 }
 
@@ -536,7 +553,12 @@ fn loss_counters(listing: &str) -> String {
 }
 
 /// `openat2(dir, path, RESOLVE_IN_ROOT)`: `path` resolved as if `dir` were `/`.
-fn open_in_root(root: &OwnedFd, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+pub(super) fn open_in_root(
+    root: &OwnedFd,
+    path: &str,
+    flags: i32,
+    mode: u32,
+) -> std::io::Result<OwnedFd> {
     let c_path = std::ffi::CString::new(path.trim_start_matches('/'))
         .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
     let c_path = if c_path.as_bytes().is_empty() { c".".to_owned() } else { c_path };
@@ -562,7 +584,7 @@ fn open_in_root(root: &OwnedFd, path: &str, flags: i32, mode: u32) -> std::io::R
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn container_root(pid: i64) -> std::io::Result<OwnedFd> {
+pub(super) fn container_root(pid: i64) -> std::io::Result<OwnedFd> {
     let file = std::fs::File::open(format!("/proc/{pid}/root"))?;
     Ok(file.into())
 }

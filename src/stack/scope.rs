@@ -85,6 +85,10 @@ impl Backend for DockerBackend {
         super::netfault::check(kinds)
     }
 
+    async fn check_clock_skew_image(&self, service: &str, image: &str) -> Result<(), BackendError> {
+        Ok(super::clockskew::check_image(&self.docker, service, image).await?)
+    }
+
     async fn sweep(&self, scope: SweepScope) -> Result<SweepReport, BackendError> {
         Ok(self.docker.sweep(scope).await?)
     }

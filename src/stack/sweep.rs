@@ -44,28 +44,37 @@ pub(crate) async fn sweep(
         })
     };
 
-    let doomed: Vec<(String, String)> = containers
+    let doomed: Vec<(String, String, Option<String>)> = containers
         .iter()
         .filter(|container| selected(container.labels.as_ref()))
         .filter_map(|container| {
             let id = container.id.clone()?;
+            let run = container.labels.as_ref().and_then(|l| l.get(labels::RUN)).cloned();
             let name = container
                 .names
                 .as_ref()
                 .and_then(|names| names.first())
                 .map(|name| name.trim_start_matches('/').to_owned())
                 .unwrap_or_else(|| id.clone());
-            Some((id, name))
+            Some((id, name, run))
         })
         .collect();
     // Force removal kills paused containers too (measured on Docker 20.10, cgroup v1).
-    let results = join_all(doomed.iter().map(|(id, _)| remove_container(client, id, None))).await;
+    let results =
+        join_all(doomed.iter().map(|(id, _, _)| remove_container(client, id, None))).await;
 
     let mut report = SweepReport::default();
     let mut first_error: Option<StackError> = None;
-    for ((_, name), result) in doomed.into_iter().zip(results) {
+    for ((_, name, run), result) in doomed.into_iter().zip(results) {
         match result {
-            Ok(()) => report.containers.push(name.clone()),
+            Ok(()) => {
+                // A `clock-skew` run's offset folders on the host (bind-mounted into its skewed
+                // containers, which are gone now); a SIGKILL before teardown leaves them.
+                if let Some(run) = run {
+                    super::clockskew::remove_run_dir(&run);
+                }
+                report.containers.push(name.clone());
+            }
             Err(error) => {
                 first_error.get_or_insert(StackError::Docker {
                     operation: "remove a leftover container",

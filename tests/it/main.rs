@@ -19,6 +19,7 @@ mod explore;
 mod faults;
 mod gameday;
 mod history;
+mod iolimit;
 mod links;
 mod netfaults;
 mod notify;

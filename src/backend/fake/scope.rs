@@ -700,6 +700,14 @@ impl RunScope for FakeScope {
             FaultKind::Dns(_) => Undo::Dns { table: format!("fake_dns_{key}") },
             FaultKind::DiskFill(fill) => Undo::DiskFill { file: format!("{}/.fill", fill.path) },
             FaultKind::ClockSkew { .. } => Undo::ClockSkew { file: format!("fake/{key}/offset") },
+            FaultKind::IoLimit(_) => Undo::IoLimit {
+                cgroup: format!("fake/{key}"),
+                device: "0:0".to_owned(),
+                read_bps: None,
+                write_bps: None,
+                read_iops: None,
+                write_iops: None,
+            },
         })
     }
 
@@ -718,6 +726,9 @@ impl RunScope for FakeScope {
             FaultKind::Dns(fault) => format!("fake: {} fail for `{key}`", fault.names.join(", ")),
             FaultKind::DiskFill(fill) => format!("fake: `{}` of `{key}` filled", fill.path),
             FaultKind::ClockSkew { offset_secs } => format!("fake: `{key}` skewed {offset_secs}s"),
+            FaultKind::IoLimit(limit) => {
+                format!("fake: I/O under `{}` of `{key}` limited", limit.path)
+            }
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::walk::{Services, StepDraft, Walk};
 use crate::scenario::model::{
-    DiskFill, DnsError, DnsFault, Fault, FaultKind, FillAmount, PacketFault, Target,
+    DiskFill, DnsError, DnsFault, Fault, FaultKind, FillAmount, IoLimit, PacketFault, Target,
 };
 use crate::scenario::report::Span;
 use crate::scenario::tree::{Node, ScalarKind};
@@ -37,6 +37,9 @@ impl Walk<'_> {
                 "`disk-fill: { service: db, path: /var/lib/data, level: 95%, for: 30s }`"
             }
             "clock-skew" => "`clock-skew: { service: cache, offset: +2h, for: 10s }`",
+            "io-limit" => {
+                "`io-limit: { service: db, path: /var/lib/data, write-bps: 1MiB/s, for: 30s }`"
+            }
             _ => "`partition: { service: db, for: 10s }`",
         };
         let context = format!("`{kind}`");
@@ -75,6 +78,7 @@ impl Walk<'_> {
             "packet" => self.packet(&fields, services, example),
             "dns" => self.dns(&fields, example),
             "disk-fill" => self.disk_fill(&fields, example),
+            "io-limit" => self.io_limit(&fields, example),
             "clock-skew" => self.r.require(&fields, "offset").and_then(|node| {
                 let text = node.scalar().map(|s| s.text.clone()).unwrap_or_default();
                 match parse_offset(&text) {
@@ -259,18 +263,7 @@ impl Walk<'_> {
         fields: &crate::scenario::read::Fields<'_>,
         example: &str,
     ) -> Option<FaultKind> {
-        let path = self.r.require(fields, "path").and_then(|node| {
-            let path = self.r.non_empty_text(node, "an absolute path")?;
-            if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
-                self.r
-                    .error(node.span, format!("`{path}` is not an absolute path"), "not absolute")
-                    .help(
-                        "name a directory inside the container, such as /var/lib/postgresql/data",
-                    );
-                return None;
-            }
-            Some(path)
-        });
+        let path = self.container_path(fields);
         let amount = match (fields.get("level"), fields.get("size")) {
             (Some(level), None) => match self.r.percent(level) {
                 Some(percent) if percent > 0.0 => Some(FillAmount::Level(percent / 100.0)),
@@ -301,6 +294,79 @@ impl Walk<'_> {
             }
         };
         Some(FaultKind::DiskFill(DiskFill { path: path?, amount: amount? }))
+    }
+
+    /// The required `path` of a `disk-fill` or `io-limit`: absolute, without `..`.
+    fn container_path(&mut self, fields: &crate::scenario::read::Fields<'_>) -> Option<String> {
+        self.r.require(fields, "path").and_then(|node| {
+            let path = self.r.non_empty_text(node, "an absolute path")?;
+            if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                self.r
+                    .error(node.span, format!("`{path}` is not an absolute path"), "not absolute")
+                    .help(
+                        "name a directory inside the container, such as /var/lib/postgresql/data",
+                    );
+                return None;
+            }
+            Some(path)
+        })
+    }
+
+    fn io_limit(
+        &mut self,
+        fields: &crate::scenario::read::Fields<'_>,
+        example: &str,
+    ) -> Option<FaultKind> {
+        let path = self.container_path(fields);
+        let mut ok = true;
+        let mut rate = |walk: &mut Self, key: &str| {
+            let value = fields.get(key).map(|node| walk.io_rate(node));
+            ok &= !matches!(value, Some(None));
+            value.flatten()
+        };
+        let read_bps = rate(self, "read-bps");
+        let write_bps = rate(self, "write-bps");
+        let mut iops = |walk: &mut Self, key: &str| {
+            let value = fields.get(key).map(|node| {
+                walk.r
+                    .integer(node, "operations per second", 1..=1_000_000)
+                    .map(|n| u64::try_from(n).expect("checked range"))
+            });
+            ok &= !matches!(value, Some(None));
+            value.flatten()
+        };
+        let read_iops = iops(self, "read-iops");
+        let write_iops = iops(self, "write-iops");
+        if ok && [read_bps, write_bps, read_iops, write_iops].iter().all(Option::is_none) {
+            self.r.error(fields.at, "`io-limit` names no limit", "nothing to do").help(format!(
+                "give `read-bps`, `write-bps`, `read-iops` or `write-iops`: {example}"
+            ));
+            return None;
+        }
+        let limit = IoLimit { path: path?, read_bps, write_bps, read_iops, write_iops };
+        ok.then_some(FaultKind::IoLimit(limit))
+    }
+
+    /// An `io-limit` byte rate: `1MiB/s` (or `1MiB`), at least one byte per second.
+    fn io_rate(&mut self, node: &Node) -> Option<u64> {
+        let help = "use a rate such as 512KiB/s or 1MiB/s; leave the key out for no limit";
+        let Some(scalar) = node.scalar().filter(|s| s.kind() != ScalarKind::Null) else {
+            self.r.wrong_type(node, "a rate such as `1MiB/s`").help(help);
+            return None;
+        };
+        let text = scalar.text.trim();
+        match parse_bytes(text.strip_suffix("/s").unwrap_or(text)) {
+            Ok(0) => {
+                self.r.error(node.span, "an I/O limit of 0 bytes per second", "zero").help(help);
+                None
+            }
+            Ok(bytes) => Some(bytes),
+            Err(why) => {
+                let message = format!("invalid rate `{}`", scalar.text);
+                self.r.error(node.span, message, why).help(help);
+                None
+            }
+        }
     }
 
     fn target(&mut self, node: &Node) -> Option<Target> {

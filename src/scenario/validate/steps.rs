@@ -353,7 +353,8 @@ impl Walk<'_> {
             | ActionKind::Packet
             | ActionKind::Dns
             | ActionKind::DiskFill
-            | ActionKind::ClockSkew => {
+            | ActionKind::ClockSkew
+            | ActionKind::IoLimit => {
                 let (service, fault) = self.fault(action_key, value, entry.key.span, services);
                 draft.generated = service.as_ref().map(|service| format!("{action_key} {service}"));
                 draft.fault = service.map(|service| (action_key, service));
