@@ -42,6 +42,7 @@ mod error;
 mod faults;
 mod image;
 mod netfault;
+mod nfqueue;
 mod pull;
 mod remove;
 mod scope;
