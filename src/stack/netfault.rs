@@ -119,7 +119,12 @@ pub(crate) fn check(kinds: &[&FaultKind]) -> Result<(), BackendError> {
                 }
                 let queued = packet.queue_keys();
                 if !queued.is_empty() {
-                    needs.extend(["iptables", "ip6tables", "iptables-restore", "ip6tables-restore"]);
+                    needs.extend([
+                        "iptables",
+                        "ip6tables",
+                        "iptables-restore",
+                        "ip6tables-restore",
+                    ]);
                     if let Err(why) = nfqueue_available() {
                         return Err(other(format!(
                             "`packet` with `{}` needs NFQUEUE: {why}",
@@ -520,13 +525,12 @@ pub(crate) async fn apply(
                 done.push(format!("`tc {}`", args[..].join(" ")));
             }
             if let Some(chain) = queue {
-                if let Err(error) = start_queue(docker, container, network, pid, chain, packet, to)
-                    .await
+                if let Err(error) =
+                    start_queue(docker, container, network, pid, chain, packet, to).await
                 {
                     if let Some(device) = device {
-                        let _ =
-                            in_netns(pid, "tc", &["qdisc", "del", "dev", device, "root"], None)
-                                .await;
+                        let _ = in_netns(pid, "tc", &["qdisc", "del", "dev", device, "root"], None)
+                            .await;
                     }
                     undo_loss().await;
                     return Err(error);

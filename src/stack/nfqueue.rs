@@ -165,7 +165,9 @@ fn accept(id: u32, payload: Option<&[u8]>) -> Vec<u8> {
     let mut header = NF_ACCEPT.to_be_bytes().to_vec();
     header.extend(id.to_be_bytes());
     match payload {
-        Some(bytes) => message(NFQNL_MSG_VERDICT, 0, 0, &[(NFQA_VERDICT_HDR, &header), (NFQA_PAYLOAD, bytes)]),
+        Some(bytes) => {
+            message(NFQNL_MSG_VERDICT, 0, 0, &[(NFQA_VERDICT_HDR, &header), (NFQA_PAYLOAD, bytes)])
+        }
         None => message(NFQNL_MSG_VERDICT, 0, 0, &[(NFQA_VERDICT_HDR, &header)]),
     }
 }
@@ -176,7 +178,10 @@ enum Received<'a> {
     /// A queued packet: its id and bytes.
     Packet(u32, &'a [u8]),
     /// An acknowledgement (0) or an error (a negative errno) for request `seq`.
-    Error { seq: u32, errno: i32 },
+    Error {
+        seq: u32,
+        errno: i32,
+    },
     Other,
 }
 
@@ -265,7 +270,8 @@ fn send(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
 fn receive(fd: &OwnedFd, buffer: &mut [u8], wait: bool) -> std::io::Result<usize> {
     let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
     // SAFETY: a valid socket and a writable buffer of the length given.
-    let got = unsafe { libc::recv(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), flags) };
+    let got =
+        unsafe { libc::recv(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), flags) };
     if got < 0 { Err(last_error()) } else { Ok(got as usize) }
 }
 
@@ -489,38 +495,38 @@ fn serve(sockets: Sockets, wake: OwnedFd, mut planner: Planner, stop: Arc<Atomic
     let mut out: Vec<u8> = Vec::new();
     let mut order = 0u64;
     loop {
+        // When stopping, what the kernel queued before the chain went is still read: it is let go
+        // with the rest rather than dropped with the socket.
         let stopping = stop.load(Ordering::Relaxed);
-        if !stopping {
-            loop {
-                let got = match receive(&sockets.netlink, &mut buffer, false) {
-                    Ok(got) => got,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                };
-                let at = now();
-                for received in parse(&buffer[..got]) {
-                    match received {
-                        Received::Packet(id, bytes) => {
-                            counts.packets += 1;
-                            let header = transport_offset(bytes).unwrap_or(bytes.len());
-                            let plan = planner.plan(header, bytes.len());
-                            counts.early += u64::from(plan.early);
-                            let keep = plan.flip.is_some() || plan.duplicate;
-                            order += 1;
-                            heap.push(Held {
-                                due: at + plan.hold,
-                                arrived: at,
-                                order,
-                                id,
-                                bytes: keep.then(|| bytes.to_vec()),
-                                flip: plan.flip,
-                                duplicate: plan.duplicate,
-                            });
-                        }
-                        Received::Error { errno, .. } if errno != 0 => counts.failures += 1,
-                        _ => {}
+        loop {
+            let got = match receive(&sockets.netlink, &mut buffer, false) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let at = now();
+            for received in parse(&buffer[..got]) {
+                match received {
+                    Received::Packet(id, bytes) => {
+                        counts.packets += 1;
+                        let header = transport_offset(bytes).unwrap_or(bytes.len());
+                        let plan = planner.plan(header, bytes.len());
+                        counts.early += u64::from(plan.early);
+                        let keep = plan.flip.is_some() || plan.duplicate;
+                        order += 1;
+                        heap.push(Held {
+                            due: at + plan.hold,
+                            arrived: at,
+                            order,
+                            id,
+                            bytes: keep.then(|| bytes.to_vec()),
+                            flip: plan.flip,
+                            duplicate: plan.duplicate,
+                        });
                     }
+                    Received::Error { errno, .. } if errno != 0 => counts.failures += 1,
+                    _ => {}
                 }
             }
         }
@@ -612,26 +618,24 @@ pub(crate) fn start(pid: i64, name: &str, shape: Shape) -> std::io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let planner = Planner::new(shape, random_seed());
     let stopping = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("nfqueue-{name}"))
-        .spawn(move || {
-            // SAFETY: a valid namespace descriptor; only this thread, which runs nothing else,
-            // changes namespace.
-            if unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                let _ = ready_tx.send(Err(last_error()));
-                return Counts::default();
+    let thread = std::thread::Builder::new().name(format!("nfqueue-{name}")).spawn(move || {
+        // SAFETY: a valid namespace descriptor; only this thread, which runs nothing else,
+        // changes namespace.
+        if unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            let _ = ready_tx.send(Err(last_error()));
+            return Counts::default();
+        }
+        match open() {
+            Ok(sockets) => {
+                let _ = ready_tx.send(Ok(()));
+                serve(sockets, wake_read, planner, stopping)
             }
-            match open() {
-                Ok(sockets) => {
-                    let _ = ready_tx.send(Ok(()));
-                    serve(sockets, wake_read, planner, stopping)
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    Counts::default()
-                }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                Counts::default()
             }
-        })?;
+        }
+    })?;
     let ready = ready_rx.recv().map_err(|_| std::io::Error::other("the queue thread ended"))?;
     if let Err(e) = ready {
         let _ = thread.join();
@@ -723,7 +727,8 @@ mod tests {
         };
         let holds: Vec<f64> = draws(shape, 100_000).iter().map(|p| p.hold.as_secs_f64()).collect();
         let mean = holds.iter().sum::<f64>() / holds.len() as f64;
-        let sd = (holds.iter().map(|h| (h - mean).powi(2)).sum::<f64>() / holds.len() as f64).sqrt();
+        let sd =
+            (holds.iter().map(|h| (h - mean).powi(2)).sum::<f64>() / holds.len() as f64).sqrt();
         assert!((mean - 0.100).abs() < 0.0002, "{mean}");
         // Uniform over ±10 ms: σ = 10 / √3 ms.
         assert!((sd - 0.010 / 3f64.sqrt()).abs() < 0.0002, "{sd}");
@@ -766,7 +771,12 @@ mod tests {
         assert!(plans.iter().filter(|p| p.early).all(|p| p.hold.is_zero()));
         assert!(plans.iter().filter(|p| !p.early).all(|p| p.hold == Duration::from_millis(50)));
         // Flips land past the 20-byte header, inside the 84-byte packet.
-        assert!(plans.iter().filter_map(|p| p.flip).all(|(byte, bit)| (20..84).contains(&byte) && bit < 8));
+        assert!(
+            plans
+                .iter()
+                .filter_map(|p| p.flip)
+                .all(|(byte, bit)| (20..84).contains(&byte) && bit < 8)
+        );
         // Nothing to flip in a packet that is all header.
         let mut planner = Planner::new(Shape { corrupt: 1.0, ..shape }, 1);
         assert_eq!(planner.plan(20, 20).flip, None);
@@ -804,25 +814,5 @@ mod tests {
         let text = counts.describe();
         assert!(text.starts_with("4 packets queued: 3 held 100.0 ms on average"), "{text}");
         assert!(text.ends_with("1 sent at once (reorder), 1 corrupted, 2 duplicated"), "{text}");
-    }
-}
-
-#[cfg(test)]
-mod adhoc {
-    #[test]
-    #[ignore]
-    fn adhoc_host() {
-        let pid: i64 = std::env::var("NSPID").unwrap().parse().unwrap();
-        let shape = super::Shape {
-            delay: std::time::Duration::from_millis(100),
-            jitter: std::time::Duration::from_millis(10),
-            duplicate: 0.2,
-            corrupt: 0.1,
-            ..Default::default()
-        };
-        super::start(pid, "x", shape).unwrap();
-        let secs: u64 = std::env::var("SECS").unwrap().parse().unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(secs));
-        eprintln!("{}", super::stop("x").unwrap().describe());
     }
 }

@@ -447,7 +447,10 @@ fn a_packet_queue_left_by_a_killed_harness_lets_packets_through_until_gc_deletes
     let output = firedrill().env("FIREDRILL_STATE_DIR", state.path()).arg("gc").output().unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("{run_id}: packet on {web}: chain {chain} deleted")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{run_id}: packet on {web}: chain {chain} deleted")),
+        "{stdout}"
+    );
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
 }

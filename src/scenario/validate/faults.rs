@@ -208,11 +208,9 @@ impl Walk<'_> {
         }
         if ok && fault.loss.is_none() && fault.rate_bytes.is_none() && fault.queue_keys().is_empty()
         {
-            self.r
-                .error(fields.at, "`packet` names no fault", "nothing to do")
-                .help(format!(
-                    "give `loss`, `rate`, `delay`, `reorder`, `corrupt` or `duplicate`: {example}"
-                ));
+            self.r.error(fields.at, "`packet` names no fault", "nothing to do").help(format!(
+                "give `loss`, `rate`, `delay`, `reorder`, `corrupt` or `duplicate`: {example}"
+            ));
             return None;
         }
         ok.then_some(FaultKind::Packet(fault))
