@@ -403,7 +403,7 @@ async fn prepare(
     backend: &dyn Backend,
     options: &RunOptions,
 ) -> Result<(), Stop> {
-    // Faults this host cannot apply are refused before anything starts (issue 17: netem, root).
+    // Faults this host cannot apply are refused before anything starts (issue 17: NFQUEUE, root).
     let kinds: Vec<&crate::scenario::model::FaultKind> = scenario
         .all_steps()
         .into_iter()

@@ -39,12 +39,15 @@ pub enum Undo {
         aliases: Vec<String>,
     },
     /// Delete what a `packet` fault added in the container's network namespace: its nftables
-    /// table (loss) and the root qdisc of `device` (rate, netem).
+    /// table (loss), the root qdisc of `device` (rate) and the NFQUEUE chain (the queued keys).
     Packet {
         /// `inet` table name, when loss was applied with nftables.
         table: Option<String>,
         /// The interface whose root qdisc was replaced.
         device: Option<String>,
+        /// iptables `mangle` chain (IPv4 and IPv6) sending packets to the harness's queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<String>,
     },
     /// Delete the `ip` nat table that redirects the container's DNS queries to the harness's
     /// responder (the responder ends with it, or with the harness).

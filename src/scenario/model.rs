@@ -2217,9 +2217,8 @@ mod tests {
 }
 
 /// `packet:` — packet faults below TCP on a container's egress (issue 17). `loss` and `rate` are
-/// applied with the kernel's nftables and `tbf`; the netem-only ones (`delay`, `jitter`,
-/// `correlation`, `reorder`, `corrupt`, `duplicate`) are parsed so that a run on a kernel without
-/// `sch_netem` is refused by name before anything starts.
+/// applied with the kernel's nftables and `tbf`; the queued ones (`delay`, `jitter`,
+/// `correlation`, `reorder`, `corrupt`, `duplicate`) by the harness through an NFQUEUE (no netem).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PacketFault {
@@ -2229,25 +2228,25 @@ pub struct PacketFault {
     pub rate_bytes: Option<u64>,
     /// `to`: only packets to this service's containers (default: every destination).
     pub to: Option<String>,
-    /// `delay` (netem).
+    /// `delay` (queued).
     #[serde(with = "option_duration_serde")]
     pub delay: Option<Duration>,
-    /// `jitter` (netem).
+    /// `jitter` (queued).
     #[serde(with = "option_duration_serde")]
     pub jitter: Option<Duration>,
-    /// `correlation` (netem), 0 to 1.
+    /// `correlation` (queued), 0 to 1.
     pub correlation: Option<f64>,
-    /// `reorder` (netem), 0 to 1.
+    /// `reorder` (queued), 0 to 1.
     pub reorder: Option<f64>,
-    /// `corrupt` (netem), 0 to 1.
+    /// `corrupt` (queued), 0 to 1.
     pub corrupt: Option<f64>,
-    /// `duplicate` (netem), 0 to 1.
+    /// `duplicate` (queued), 0 to 1.
     pub duplicate: Option<f64>,
 }
 
 impl PacketFault {
-    /// The keys given that only netem (`sch_netem`) can carry out.
-    pub fn netem_keys(&self) -> Vec<&'static str> {
+    /// The keys given that the harness carries out through an NFQUEUE (netem's, without netem).
+    pub fn queue_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
         let mut given = |present: bool, key: &'static str| {
             if present {

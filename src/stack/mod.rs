@@ -43,6 +43,7 @@ mod faults;
 mod image;
 mod iolimit;
 mod netfault;
+mod nfqueue;
 mod pull;
 mod remove;
 mod scope;

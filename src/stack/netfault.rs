@@ -7,8 +7,10 @@
 //!   counted, optionally only towards `to`'s addresses); `rate` replaces the root qdisc of the
 //!   run network's interface with `tbf`. Reverting deletes the table and the root qdisc (Docker's
 //!   default, `noqueue`, comes back), and reports the counters: how many packets left and how
-//!   many were dropped. The netem-only keys need `sch_netem`: [`check`] refuses them, before
-//!   anything starts, on a kernel without it; where it exists they go into one `netem` qdisc.
+//!   many were dropped. The queued keys (`delay`, `jitter`, `correlation`, `reorder`, `corrupt`,
+//!   `duplicate`) need no netem: an iptables `NFQUEUE` chain hands the packets leaving by the run
+//!   network's interface to a thread of the harness that holds, mangles or copies them (see
+//!   `nfqueue.rs`); [`check`] refuses them, before anything starts, on a kernel without NFQUEUE.
 //! - `dns`: a UDP responder in the harness, on sockets bound *inside* the container's network
 //!   namespace (a short-lived thread `setns(2)`s into it, binds, and leaves), and an `ip` nat
 //!   table that redirects the container's queries to Docker's embedded DNS (127.0.0.11:53) to
@@ -19,7 +21,8 @@
 //!   cannot lead outside it), `fallocate`d to the size that brings `df`'s use to the level.
 //!
 //! All of it needs firedrill on the Docker host as root (as `kill-process`), with `nsenter`,
-//! `nft` and (for `rate`) `tc` on `PATH`; [`check`] says which is missing.
+//! `nft`, (for `rate`) `tc` and (for the queued keys) `iptables`/`ip6tables` on `PATH`; [`check`]
+//! says which is missing.
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -29,8 +32,11 @@ use crate::backend::{BackendError, BackendErrorKind};
 use crate::faults::Undo;
 use crate::scenario::model::{FaultKind, FillAmount, PacketFault};
 
-/// The kernel option netem lives in, as refusals name it.
-pub(crate) const NETEM: &str = "CONFIG_NET_SCH_NETEM (the `sch_netem` qdisc)";
+/// The kernel options the queued keys need, as refusals name them, with their modules' names.
+const NFQUEUE: [(&str, &str); 2] = [
+    ("CONFIG_NETFILTER_NETLINK_QUEUE", "nfnetlink_queue"),
+    ("CONFIG_NETFILTER_XT_TARGET_NFQUEUE", "xt_NFQUEUE"),
+];
 
 /// The loss share is drawn per packet as `numgen random mod LOSS_SCALE < N`.
 const LOSS_SCALE: u64 = 1_000_000;
@@ -39,21 +45,25 @@ fn other(message: impl Into<String>) -> BackendError {
     BackendError::new(BackendErrorKind::Other, message)
 }
 
-/// Whether this kernel has netem: `Ok` when `/proc/config.gz` says `=y`, or `=m` with the
-/// module present; `Err(why)` otherwise. Unreadable configuration: `Ok` (the apply will tell).
-pub(crate) fn netem_available() -> Result<(), String> {
+/// Whether this kernel can queue packets to userspace with iptables' NFQUEUE target: `Ok` when
+/// `/proc/config.gz` has both options `=y`, or `=m` with the module present; `Err(why)`
+/// otherwise. Unreadable configuration: `Ok` (the apply will tell).
+pub(crate) fn nfqueue_available() -> Result<(), String> {
     let Ok(compressed) = std::fs::read("/proc/config.gz") else { return Ok(()) };
     let mut text = String::new();
     if gunzip(&compressed, &mut text).is_err() {
         return Ok(());
     }
-    netem_in_config(&text, || {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let dir = format!("/lib/modules/{}/kernel/net/sched", release.trim());
-        std::fs::read_dir(dir).is_ok_and(|entries| {
-            entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("sch_netem"))
-        })
-    })
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    for (option, module) in NFQUEUE {
+        options_in_config(&text, option, || {
+            let dir = format!("/lib/modules/{}/kernel/net/netfilter", release.trim());
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(module))
+            })
+        })?;
+    }
+    Ok(())
 }
 
 /// `/proc/config.gz` through the host's `gzip -dc` (no compression crate for one file).
@@ -74,16 +84,24 @@ fn gunzip(compressed: &[u8], out: &mut String) -> std::io::Result<()> {
     if output.status.success() { Ok(()) } else { Err(std::io::Error::other("gzip failed")) }
 }
 
-/// The netem verdict from a kernel configuration's text (pure, for tests).
-fn netem_in_config(config: &str, module_present: impl Fn() -> bool) -> Result<(), String> {
-    let line = config.lines().find(|line| line.contains("CONFIG_NET_SCH_NETEM"));
-    match line.map(str::trim) {
-        Some("CONFIG_NET_SCH_NETEM=y") => Ok(()),
-        Some("CONFIG_NET_SCH_NETEM=m") if module_present() => Ok(()),
-        Some("CONFIG_NET_SCH_NETEM=m") => {
-            Err(format!("this kernel builds {NETEM} as a module, and the module is not installed"))
+/// Whether a kernel configuration's text has `option` built in, or as a module that is present
+/// (pure, for tests).
+fn options_in_config(
+    config: &str,
+    option: &str,
+    module_present: impl Fn() -> bool,
+) -> Result<(), String> {
+    let value = config
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(option))
+        .find(|rest| rest.starts_with('='));
+    match value {
+        Some("=y") => Ok(()),
+        Some("=m") if module_present() => Ok(()),
+        Some("=m") => {
+            Err(format!("this kernel builds {option} as a module, and the module is not installed"))
         }
-        _ => Err(format!("this kernel lacks {NETEM}")),
+        _ => Err(format!("this kernel lacks {option}")),
     }
 }
 
@@ -96,21 +114,28 @@ pub(crate) fn check(kinds: &[&FaultKind]) -> Result<(), BackendError> {
             FaultKind::Packet(packet) => {
                 host_side = true;
                 needs.extend(["nsenter", "nft", "ip"]);
-                if packet.rate_bytes.is_some() || !packet.netem_keys().is_empty() {
+                if packet.rate_bytes.is_some() {
                     needs.push("tc");
                 }
-                let netem = packet.netem_keys();
-                if !netem.is_empty()
-                    && let Err(why) = netem_available()
-                {
-                    return Err(other(format!(
-                        "`packet` with `{}` needs netem: {why}",
-                        netem.join("`, `")
-                    ))
-                    .with_hint(
-                        "`loss` and `rate` work without netem (nftables, tbf); delay, jitter, \
-                         reorder, corrupt and duplicate need a kernel with CONFIG_NET_SCH_NETEM",
-                    ));
+                let queued = packet.queue_keys();
+                if !queued.is_empty() {
+                    needs.extend([
+                        "iptables",
+                        "ip6tables",
+                        "iptables-restore",
+                        "ip6tables-restore",
+                    ]);
+                    if let Err(why) = nfqueue_available() {
+                        return Err(other(format!(
+                            "`packet` with `{}` needs NFQUEUE: {why}",
+                            queued.join("`, `")
+                        ))
+                        .with_hint(
+                            "`loss` and `rate` work without it (nftables, tbf); delay, jitter, \
+                             reorder, corrupt and duplicate need a kernel with \
+                             CONFIG_NETFILTER_NETLINK_QUEUE and CONFIG_NETFILTER_XT_TARGET_NFQUEUE",
+                        ));
+                    }
                 }
             }
             FaultKind::Dns(_) => {
@@ -140,7 +165,8 @@ pub(crate) fn check(kinds: &[&FaultKind]) -> Result<(), BackendError> {
     let missing: Vec<&str> = needs.into_iter().filter(|program| !on_path(program)).collect();
     if !missing.is_empty() {
         return Err(other(format!("the host lacks `{}`", missing.join("`, `"))).with_hint(
-            "install Debian's `util-linux` (nsenter), `nftables` (nft) and `iproute2` (ip, tc)",
+            "install Debian's `util-linux` (nsenter), `nftables` (nft), `iproute2` (ip, tc) and \
+             `iptables`",
         ));
     }
     Ok(())
@@ -290,8 +316,7 @@ async fn undo_for(
     let short: String = container.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
     match kind {
         FaultKind::Packet(packet) => {
-            let qdisc = packet.rate_bytes.is_some() || !packet.netem_keys().is_empty();
-            let device = if qdisc {
+            let device = if packet.rate_bytes.is_some() {
                 let address = address_on(docker, container, network).await?.ok_or_else(|| {
                     other(format!("`{container}` has no address on the run network"))
                 })?;
@@ -310,9 +335,9 @@ async fn undo_for(
             } else {
                 None
             };
-            let nft = packet.loss.is_some() && packet.netem_keys().is_empty();
-            let table = nft.then(|| format!("firedrill_loss_{short}"));
-            Ok(Undo::Packet { table, device })
+            let table = packet.loss.is_some().then(|| format!("firedrill_loss_{short}"));
+            let queue = (!packet.queue_keys().is_empty()).then(|| format!("FIREDRILL_Q_{short}"));
+            Ok(Undo::Packet { table, device, queue })
         }
         FaultKind::Dns(_) => Ok(Undo::Dns { table: format!("firedrill_dns_{short}") }),
         FaultKind::DiskFill(fill) => {
@@ -354,44 +379,116 @@ fn loss_script(table: &str, loss: f64, to: &[IpAddr]) -> String {
     )
 }
 
-/// The `tc` arguments of the qdisc a `packet` fault installs (pure, for tests).
-fn qdisc_args(packet: &PacketFault, device: &str) -> Vec<String> {
+/// The `tc` arguments of the `tbf` qdisc a `packet` fault's `rate` installs (pure, for tests).
+fn qdisc_args(rate: u64, device: &str) -> Vec<String> {
     let mut args: Vec<String> =
         ["qdisc", "replace", "dev", device, "root"].iter().map(|s| (*s).to_owned()).collect();
-    let percent = |share: f64| format!("{:.4}%", share * 100.0);
-    if packet.netem_keys().is_empty() {
-        let rate = packet.rate_bytes.unwrap_or(u64::MAX / 16);
-        // A burst of a tenth of a second's worth, at least a few full frames.
-        let burst = (rate / 10).max(16 * 1024);
-        args.extend(["tbf", "rate"].map(str::to_owned));
-        args.push(format!("{}bit", rate * 8));
-        args.extend(["burst".to_owned(), burst.to_string(), "latency".to_owned(), "1s".to_owned()]);
-        return args;
-    }
-    args.push("netem".to_owned());
-    if let Some(delay) = packet.delay {
-        args.extend(["delay".to_owned(), format!("{}us", delay.as_micros())]);
-        if let Some(jitter) = packet.jitter {
-            args.push(format!("{}us", jitter.as_micros()));
-            if let Some(correlation) = packet.correlation {
-                args.push(percent(correlation));
-            }
+    // A burst of a tenth of a second's worth, at least a few full frames.
+    let burst = (rate / 10).max(16 * 1024);
+    args.extend(["tbf", "rate"].map(str::to_owned));
+    args.push(format!("{}bit", rate * 8));
+    args.extend(["burst".to_owned(), burst.to_string(), "latency".to_owned(), "1s".to_owned()]);
+    args
+}
+
+/// The `iptables-restore` / `ip6tables-restore` scripts that send the packets leaving by
+/// `device` (to `to`'s addresses of the family, when given) to the harness's queue, except the
+/// queue's own duplicates (pure, for tests). A family with no address in a non-empty `to` gets
+/// no script.
+fn queue_scripts(chain: &str, device: &str, to: &[IpAddr]) -> Vec<(&'static str, String)> {
+    let mut scripts = Vec::new();
+    for (program, v4) in [("iptables-restore", true), ("ip6tables-restore", false)] {
+        let addresses: Vec<String> =
+            to.iter().filter(|a| a.is_ipv4() == v4).map(|a| format!(" -d {a}")).collect();
+        if !to.is_empty() && addresses.is_empty() {
+            continue;
         }
+        let targets = if addresses.is_empty() { vec![String::new()] } else { addresses };
+        let mut script = format!("*mangle\n:{chain} - [0:0]\n");
+        for destination in targets {
+            script.push_str(&format!(
+                "-A {chain} -o {device}{destination} -m mark ! --mark {:#x} -j NFQUEUE --queue-num {} --queue-bypass\n",
+                super::nfqueue::MARK,
+                super::nfqueue::QUEUE
+            ));
+        }
+        script.push_str(&format!("-I OUTPUT 1 -j {chain}\nCOMMIT\n"));
+        scripts.push((program, script));
+    }
+    scripts
+}
+
+/// What the queue does for `packet` (its queued keys).
+fn queue_shape(packet: &PacketFault) -> super::nfqueue::Shape {
+    super::nfqueue::Shape {
+        delay: packet.delay.unwrap_or_default(),
+        jitter: packet.jitter.unwrap_or_default(),
+        correlation: packet.correlation.unwrap_or_default(),
+        reorder: packet.reorder.unwrap_or_default(),
+        corrupt: packet.corrupt.unwrap_or_default(),
+        duplicate: packet.duplicate.unwrap_or_default(),
+    }
+}
+
+/// The queued keys as the journal says them (pure, for tests).
+fn describe_queue(packet: &PacketFault) -> String {
+    let percent = |share: f64| format!("{:.2}%", share * 100.0);
+    let mut parts = Vec::new();
+    if let Some(delay) = packet.delay {
+        let mut held = format!("held {delay:?}");
+        if let Some(jitter) = packet.jitter {
+            held.push_str(&format!(" ± {jitter:?} (uniform"));
+            if let Some(correlation) = packet.correlation {
+                held.push_str(&format!(", {} correlated", percent(correlation)));
+            }
+            held.push(')');
+        }
+        parts.push(held);
     }
     for (key, value) in [
-        ("loss", packet.loss),
-        ("corrupt", packet.corrupt),
-        ("duplicate", packet.duplicate),
-        ("reorder", packet.reorder),
+        ("sent at once (reorder)", packet.reorder),
+        ("corrupted", packet.corrupt),
+        ("duplicated", packet.duplicate),
     ] {
         if let Some(share) = value {
-            args.extend([key.to_owned(), percent(share)]);
+            parts.push(format!("{} {key}", percent(share)));
         }
     }
-    if let Some(rate) = packet.rate_bytes {
-        args.extend(["rate".to_owned(), format!("{}bit", rate * 8)]);
+    parts.join(", ")
+}
+
+/// Delete the queue chain `chain` of both families in the namespace of `pid`; the packets it sent
+/// to the queue, or `None` when it was not there.
+async fn delete_queue_chain(pid: i64, chain: &str) -> Result<Option<u64>, BackendError> {
+    let mut found = None;
+    for (list, restore) in [("iptables", "iptables-restore"), ("ip6tables", "ip6tables-restore")] {
+        let args = ["-w", "-t", "mangle", "-L", chain, "-v", "-x", "-n"];
+        let listing = match in_netns(pid, list, &args, None).await {
+            Ok(listing) => listing,
+            // iptables-nft says "incompatible", legacy "No chain/target/match by that name".
+            Err(error)
+                if error.message.contains("No chain")
+                    || error.message.contains("incompatible")
+                    || error.message.contains("does not exist") =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let script = format!("*mangle\n-D OUTPUT -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n");
+        in_netns(pid, restore, &["--noflush"], Some(&script)).await?;
+        *found.get_or_insert(0) += chain_packets(&listing);
     }
-    args
+    Ok(found)
+}
+
+/// The packets counted by the rules of an `iptables -L CHAIN -v -x -n` listing (pure, for tests).
+fn chain_packets(listing: &str) -> u64 {
+    listing
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Apply a host-side fault whose `undo` [`capture`] chose; `to` are the addresses of a `packet`
@@ -409,35 +506,54 @@ pub(crate) async fn apply(
     }
     let pid = running_pid(docker, container).await?;
     match (kind, undo) {
-        (FaultKind::Packet(packet), Undo::Packet { table, device }) => {
+        (FaultKind::Packet(packet), Undo::Packet { table, device, queue }) => {
             let mut done = Vec::new();
+            let towards = if to.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " towards {}",
+                    to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )
+            };
             if let (Some(table), Some(loss)) = (table, packet.loss) {
                 in_netns(pid, "nft", &["-f", "-"], Some(&loss_script(table, loss, to))).await?;
-                let towards = if to.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " towards {}",
-                        to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                    )
-                };
                 done.push(format!(
                     "{:.2}% of egress packets dropped{towards} (nftables table {table})",
                     loss * 100.0
                 ));
             }
-            if let Some(device) = device {
-                let args = qdisc_args(packet, device);
+            // Whole or nothing: what went before goes again when a later part fails.
+            let undo_loss = || async {
+                if let Some(table) = table {
+                    let _ = in_netns(pid, "nft", &["delete", "table", "inet", table], None).await;
+                }
+            };
+            if let (Some(device), Some(rate)) = (device, packet.rate_bytes) {
+                let args = qdisc_args(rate, device);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 if let Err(error) = in_netns(pid, "tc", &args, None).await {
-                    // Whole or nothing: the loss table goes again.
-                    if let Some(table) = table {
-                        let _ =
-                            in_netns(pid, "nft", &["delete", "table", "inet", table], None).await;
-                    }
+                    undo_loss().await;
                     return Err(error);
                 }
                 done.push(format!("`tc {}`", args[..].join(" ")));
+            }
+            if let Some(chain) = queue {
+                if let Err(error) =
+                    start_queue(docker, container, network, pid, chain, packet, to).await
+                {
+                    if let Some(device) = device {
+                        let _ = in_netns(pid, "tc", &["qdisc", "del", "dev", device, "root"], None)
+                            .await;
+                    }
+                    undo_loss().await;
+                    return Err(error);
+                }
+                done.push(format!(
+                    "egress packets{towards} queued to the harness (NFQUEUE {}, chain {chain}): {}",
+                    super::nfqueue::QUEUE,
+                    describe_queue(packet)
+                ));
             }
             Ok(done.join("; "))
         }
@@ -453,6 +569,36 @@ pub(crate) async fn apply(
         }
         _ => Err(other("fault and undo record disagree")),
     }
+}
+
+/// Bind the harness's queue in the namespace of `pid`, then add the chain that feeds it on the
+/// run network's interface. Nothing is left when it fails.
+async fn start_queue(
+    docker: &Docker,
+    container: &str,
+    network: &str,
+    pid: i64,
+    chain: &str,
+    packet: &PacketFault,
+    to: &[IpAddr],
+) -> Result<(), BackendError> {
+    let address = address_on(docker, container, network)
+        .await?
+        .ok_or_else(|| other(format!("`{container}` has no address on the run network")))?;
+    let device = device_of(pid, &address).await?;
+    let (name, shape) = (chain.to_owned(), queue_shape(packet));
+    tokio::task::spawn_blocking(move || super::nfqueue::start(pid, &name, shape))
+        .await
+        .map_err(|e| other(e.to_string()))?
+        .map_err(|e| other(format!("failed to open the packet queue in `{container}`: {e}")))?;
+    for (program, script) in queue_scripts(chain, &device, to) {
+        if let Err(error) = in_netns(pid, program, &["--noflush"], Some(&script)).await {
+            let _ = delete_queue_chain(pid, chain).await;
+            super::nfqueue::stop(chain);
+            return Err(error);
+        }
+    }
+    Ok(())
 }
 
 /// Undo a host-side fault; what was done (with the counters it read), for the journal. A
@@ -471,13 +617,31 @@ pub(crate) async fn revert(
         if let Undo::Dns { table } = undo {
             super::dns::stop(table);
         }
+        if let Undo::Packet { queue: Some(chain), .. } = undo {
+            super::nfqueue::stop(chain);
+        }
         return Ok(
             "the container no longer runs: its namespace and the fault went with it".to_owned()
         );
     };
     match undo {
-        Undo::Packet { table, device } => {
+        Undo::Packet { table, device, queue } => {
             let mut done = Vec::new();
+            if let Some(chain) = queue {
+                // The chain first, so nothing new is queued; then the held packets go at once.
+                let queued = delete_queue_chain(pid, chain).await?;
+                let counts = super::nfqueue::stop(chain);
+                done.push(match (queued, counts) {
+                    (Some(queued), Some(counts)) => format!(
+                        "chain {chain} deleted ({queued} packets sent to the queue); {}",
+                        counts.describe()
+                    ),
+                    (Some(queued), None) => {
+                        format!("chain {chain} deleted ({queued} packets sent to the queue)")
+                    }
+                    (None, _) => format!("chain {chain} was not there"),
+                });
+            }
             if let Some(device) = device {
                 match in_netns(pid, "tc", &["qdisc", "del", "dev", device, "root"], None).await {
                     Ok(_) => done.push(format!("root qdisc of {device} removed")),
@@ -674,12 +838,18 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn netem_is_judged_from_the_kernel_configuration() {
-        assert!(netem_in_config("CONFIG_NET_SCH_NETEM=y\n", || false).is_ok());
-        assert!(netem_in_config("CONFIG_NET_SCH_NETEM=m\n", || true).is_ok());
-        let missing = netem_in_config("# CONFIG_NET_SCH_NETEM is not set\n", || true).unwrap_err();
-        assert!(missing.contains("lacks CONFIG_NET_SCH_NETEM"), "{missing}");
-        let module = netem_in_config("CONFIG_NET_SCH_NETEM=m\n", || false).unwrap_err();
+    fn nfqueue_is_judged_from_the_kernel_configuration() {
+        let option = "CONFIG_NETFILTER_NETLINK_QUEUE";
+        let config = "CONFIG_NETFILTER_NETLINK_QUEUE_CT=y\nCONFIG_NETFILTER_NETLINK_QUEUE=y\n";
+        assert!(options_in_config(config, option, || false).is_ok());
+        assert!(options_in_config(&format!("{option}=m\n"), option, || true).is_ok());
+        let missing =
+            options_in_config(&format!("# {option} is not set\n"), option, || true).unwrap_err();
+        assert_eq!(missing, "this kernel lacks CONFIG_NETFILTER_NETLINK_QUEUE");
+        // A longer option with the same prefix is not the option.
+        let other = options_in_config("CONFIG_NETFILTER_NETLINK_QUEUE_CT=y\n", option, || true);
+        assert!(other.is_err());
+        let module = options_in_config(&format!("{option}=m\n"), option, || false).unwrap_err();
         assert!(module.contains("module is not installed"), "{module}");
     }
 
@@ -707,23 +877,51 @@ mod tests {
     }
 
     #[test]
-    fn qdiscs_are_tbf_for_a_rate_and_netem_for_the_rest() {
-        let rate = PacketFault { rate_bytes: Some(128 * 1024), ..Default::default() };
+    fn a_rate_is_a_tbf_qdisc() {
         assert_eq!(
-            qdisc_args(&rate, "eth0").join(" "),
+            qdisc_args(128 * 1024, "eth0").join(" "),
             "qdisc replace dev eth0 root tbf rate 1048576bit burst 16384 latency 1s"
         );
-        let netem = PacketFault {
+    }
+
+    #[test]
+    fn queue_chains_send_the_interface_s_egress_to_the_queue_per_family() {
+        let scripts = queue_scripts("FIREDRILL_Q_abc", "eth0", &[]);
+        assert_eq!(scripts.len(), 2);
+        assert_eq!(scripts[0].0, "iptables-restore");
+        assert_eq!(
+            scripts[0].1,
+            "*mangle\n:FIREDRILL_Q_abc - [0:0]\n-A FIREDRILL_Q_abc -o eth0 -m mark ! --mark 0xfd18 -j NFQUEUE --queue-num 64791 --queue-bypass\n-I OUTPUT 1 -j FIREDRILL_Q_abc\nCOMMIT\n"
+        );
+        assert_eq!(scripts[1].0, "ip6tables-restore");
+        let to: Vec<IpAddr> = vec!["172.18.0.3".parse().unwrap(), "172.18.0.4".parse().unwrap()];
+        let scripts = queue_scripts("Q", "eth1", &to);
+        assert_eq!(scripts.len(), 1, "no IPv6 address: no IPv6 chain");
+        assert!(scripts[0].1.contains("-A Q -o eth1 -d 172.18.0.3 -m mark"), "{}", scripts[0].1);
+        assert!(scripts[0].1.contains("-A Q -o eth1 -d 172.18.0.4 -m mark"), "{}", scripts[0].1);
+    }
+
+    #[test]
+    fn chain_listings_give_the_packets_queued() {
+        let listing = "Chain Q (1 references)\n    pkts      bytes target     prot opt in     out     source               destination\n    1200   100800 NFQUEUE    0    --  *      eth0    0.0.0.0/0            172.18.0.3           mark match ! 0xfd18 NFQUEUE num 64791 bypass\n      34     2856 NFQUEUE    0    --  *      eth0    0.0.0.0/0            172.18.0.4\n";
+        assert_eq!(chain_packets(listing), 1234);
+    }
+
+    #[test]
+    fn the_journal_names_the_queued_keys() {
+        let packet = PacketFault {
             delay: Some(Duration::from_millis(100)),
             jitter: Some(Duration::from_millis(10)),
             correlation: Some(0.25),
-            loss: Some(0.1),
+            duplicate: Some(0.2),
             ..Default::default()
         };
         assert_eq!(
-            qdisc_args(&netem, "eth0").join(" "),
-            "qdisc replace dev eth0 root netem delay 100000us 10000us 25.0000% loss 10.0000%"
+            describe_queue(&packet),
+            "held 100ms ± 10ms (uniform, 25.00% correlated), 20.00% duplicated"
         );
+        let shape = queue_shape(&packet);
+        assert_eq!((shape.delay, shape.reorder), (Duration::from_millis(100), 0.0));
     }
 
     #[test]

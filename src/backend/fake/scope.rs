@@ -696,6 +696,7 @@ impl RunScope for FakeScope {
             FaultKind::Packet(packet) => Undo::Packet {
                 table: packet.loss.map(|_| format!("fake_loss_{key}")),
                 device: packet.rate_bytes.map(|_| "eth0".to_owned()),
+                queue: (!packet.queue_keys().is_empty()).then(|| format!("FAKE_Q_{key}")),
             },
             FaultKind::Dns(_) => Undo::Dns { table: format!("fake_dns_{key}") },
             FaultKind::DiskFill(fill) => Undo::DiskFill { file: format!("{}/.fill", fill.path) },

@@ -189,19 +189,32 @@ impl Walk<'_> {
             corrupt,
             duplicate,
         };
-        if let (Some(node), true) =
-            (fields.get("to"), fault.rate_bytes.is_some() || !fault.netem_keys().is_empty())
-        {
+        if let (Some(node), true) = (fields.get("to"), fault.rate_bytes.is_some()) {
             self.r
-                .error(node.span, "`to` narrows `loss` only", "not with a qdisc")
-                .help("`rate` and the netem keys act on every packet the container sends");
+                .error(node.span, "`to` narrows `loss` and the queued keys only", "not `rate`")
+                .help("`rate` is a qdisc: it acts on every packet the container sends");
             return None;
         }
-        if ok && fault.loss.is_none() && fault.rate_bytes.is_none() && fault.netem_keys().is_empty()
+        // Keys that only mean something next to another: (key, needs, why).
+        for (key, needs, what) in [
+            ("jitter", "delay", "varies the delay"),
+            ("correlation", "jitter", "ties each jitter draw to the last"),
+            ("reorder", "delay", "sends a share at once, ahead of the delayed rest"),
+        ] {
+            if let (Some(node), None) = (fields.get(key), fields.get(needs)) {
+                self.r
+                    .error(node.span, format!("`{key}` without `{needs}`"), what)
+                    .help(format!(
+                        "give `{needs}`: `packet: {{ service: web, delay: 100ms, jitter: 10ms, correlation: 25%, for: 30s }}`"
+                    ));
+                ok = false;
+            }
+        }
+        if ok && fault.loss.is_none() && fault.rate_bytes.is_none() && fault.queue_keys().is_empty()
         {
-            self.r
-                .error(fields.at, "`packet` names no fault", "nothing to do")
-                .help(format!("give `loss` or `rate`: {example}"));
+            self.r.error(fields.at, "`packet` names no fault", "nothing to do").help(format!(
+                "give `loss`, `rate`, `delay`, `reorder`, `corrupt` or `duplicate`: {example}"
+            ));
             return None;
         }
         ok.then_some(FaultKind::Packet(fault))
