@@ -32,6 +32,8 @@ pub struct Space {
     /// `faults`: the kinds that may be injected, in the order written (the first is the
     /// "simplest": shrinking moves towards it).
     pub faults: Vec<FaultChoice>,
+    /// `reuse-stack`: keep the stack up between cases (default false).
+    pub reuse_stack: bool,
 }
 
 /// One entry of `explore.faults`.
