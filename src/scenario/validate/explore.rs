@@ -442,6 +442,31 @@ steps:
     }
 
     #[test]
+    fn reuse_stack_is_a_flag_and_refuses_an_outage_that_outlives_its_case() {
+        const SPACE: &str = "  window: 0s..5s\n  faults:\n    - pause: { services: [db], for: 1s }\n";
+        assert_eq!(errors(&format!("  reuse-stack: true\n{SPACE}")), Vec::<String>::new());
+        assert_eq!(
+            errors(&format!("  reuse-stack: yes please\n{SPACE}")),
+            ["14:16 expected `true` or `false`, found a string"]
+        );
+        let source = HEAD.replace(
+            "    wait: 3s\n",
+            "    wait: 3s\n  - parallel:\n      - sink-outage: { sink: sms, status: 503 }\n",
+        );
+        let source = format!("{source}explore:\n  reuse-stack: true\n{SPACE}");
+        let invalid = crate::scenario::parse_with_space(&source, Path::new("t.yaml")).unwrap_err();
+        let found: Vec<String> = invalid
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+            .collect();
+        assert_eq!(
+            found,
+            ["16:16 `reuse-stack` with step `sink-outage sms`, a `sink-outage` without `for`"]
+        );
+    }
+
+    #[test]
     fn spaces_that_produce_nothing_or_contradict_are_placed() {
         assert_eq!(
             errors("  window: 0s..5s\n  faults: []\n"),
