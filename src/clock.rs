@@ -17,6 +17,9 @@ pub trait Clock: Send + Sync + 'static {
     fn offset(&self) -> Duration;
     /// The current UTC wall time.
     fn wall(&self) -> jiff::Timestamp;
+    /// Move the origin to now (a new run on a kept stack starts its journal at 0). Clocks that
+    /// cannot move ignore it.
+    fn restart(&self) {}
 }
 
 /// Tokio's monotonic clock plus the system wall clock, with its origin at construction.
@@ -51,6 +54,34 @@ impl Clock for SystemClock {
         self.wall_origin
             .checked_add(jiff::SignedDuration::try_from(self.offset()).unwrap_or_default())
             .unwrap_or(self.wall_origin)
+    }
+}
+
+/// [`SystemClock`] whose origin [`Clock::restart`] moves to now: the clock of runs on a stack
+/// kept between them (`explore: { reuse-stack: true }`), each of which journals from offset 0.
+#[derive(Debug)]
+pub struct SegmentClock {
+    current: Mutex<SystemClock>,
+}
+
+impl SegmentClock {
+    /// A clock whose offset 0 is now.
+    pub fn start() -> Self {
+        SegmentClock { current: Mutex::new(SystemClock::start()) }
+    }
+}
+
+impl Clock for SegmentClock {
+    fn offset(&self) -> Duration {
+        self.current.lock().expect("clock lock poisoned").offset()
+    }
+
+    fn wall(&self) -> jiff::Timestamp {
+        self.current.lock().expect("clock lock poisoned").wall()
+    }
+
+    fn restart(&self) {
+        *self.current.lock().expect("clock lock poisoned") = SystemClock::start();
     }
 }
 

@@ -60,6 +60,9 @@ pub enum Phase {
     SteadyAfter,
     /// Removing what the run created.
     Teardown,
+    /// Instead of prepare and bring-up, on a stack an earlier run kept
+    /// (`explore: { reuse-stack: true }`): checking it is clean and restoring what a case changed.
+    Reuse,
 }
 
 /// Where a probe result belongs.
@@ -126,6 +129,22 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// This run goes on with the stack an earlier run kept, found clean (no fault in force, every
+    /// service healthy at its original version), after restoring `restored` (services an earlier
+    /// run had upgraded, recreated at their original image).
+    StackReused {
+        /// How many runs used this stack before this one.
+        earlier_runs: u32,
+        /// Services recreated at their original image first.
+        restored: Vec<String>,
+    },
+    /// The kept stack was not clean: it was removed and this run brings a fresh one up.
+    StackRenewed {
+        /// Why it was not reused.
+        reason: String,
+    },
+    /// The run ended without teardown: its stack, clean at the end, is kept for the next run.
+    StackKept,
     /// Leftovers of dead runs removed at start.
     Swept {
         /// Containers removed.
@@ -876,6 +895,29 @@ impl Journal {
         }
         inner.events.push(event.clone());
         event
+    }
+
+    /// Start a new history in place (a run on a kept stack): the clock's origin moves to now, the
+    /// events so far are dropped, the listeners after the first `keep_listeners` are removed, and
+    /// from now on events stream to `path` (created or truncated; `None`: memory only). Every
+    /// clone — the health monitors' and sinks' of the kept stack — records into the new history.
+    pub fn begin_segment(
+        &self,
+        path: Option<&Path>,
+        keep_listeners: usize,
+    ) -> Result<(), JournalError> {
+        let file = path.map(fs_err::File::create).transpose()?;
+        let mut inner = self.inner.lock().expect("journal lock poisoned");
+        if let Some(old) = inner.file.as_mut() {
+            let _ = old.flush();
+        }
+        // Under the lock: no event is stamped against one origin and stored in the other history.
+        self.clock.restart();
+        inner.events.clear();
+        inner.listeners.truncate(keep_listeners);
+        inner.file = file.map(std::io::BufWriter::new);
+        inner.write_failed = false;
+        Ok(())
     }
 
     /// The journal clock's current offset from the run's start (what `offset-us` of an event

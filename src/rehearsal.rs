@@ -47,6 +47,9 @@ pub struct Rehearsal {
     backend: Option<Arc<dyn Backend>>,
     signals: Signals,
     listener: Option<crate::journal::Listener>,
+    /// The stack kept between rehearsals, when they share one (`firedrill explore` with
+    /// `reuse-stack: true`).
+    keeper: Option<Arc<tokio::sync::Mutex<engine::StackKeeper>>>,
     /// Whether [`Rehearsal::run`] writes `junit.xml`, `summary.md` and `report.html` beside
     /// `report.json` (the CLI writes them itself, once for all the runs of an invocation).
     write_reports: bool,
@@ -80,6 +83,7 @@ impl Rehearsal {
             backend: None,
             signals: Signals::default(),
             listener: None,
+            keeper: None,
             write_reports: true,
         }
     }
@@ -170,6 +174,14 @@ impl Rehearsal {
         self
     }
 
+    /// Run on the stack `keeper` kept from an earlier rehearsal (checked clean and restored, or
+    /// renewed), and keep this one's stack there when it ends cleanly; the caller closes the
+    /// keeper when done.
+    pub(crate) fn keeper(mut self, keeper: Arc<tokio::sync::Mutex<engine::StackKeeper>>) -> Self {
+        self.keeper = Some(keeper);
+        self
+    }
+
     /// Write only the run's own files (`journal.jsonl`, `report.json`), not the reports that cover
     /// a whole invocation (the CLI writes those once for all its runs).
     pub(crate) fn only_run_files(mut self) -> Self {
@@ -197,8 +209,14 @@ impl Rehearsal {
                 _ => Arc::new(DockerBackend::connect().await.map_err(RehearsalError::Connect)?),
             },
         };
-        let Rehearsal { scenario, options, signals, listener, write_reports, .. } = self;
-        let result = engine::run(&scenario, backend.as_ref(), &options, &signals, listener).await;
+        let Rehearsal { scenario, options, signals, listener, write_reports, keeper, .. } = self;
+        let result = match keeper {
+            Some(keeper) => {
+                let mut keeper = keeper.lock().await;
+                keeper.run(&scenario, backend.as_ref(), &options, &signals, listener).await
+            }
+            None => engine::run(&scenario, backend.as_ref(), &options, &signals, listener).await,
+        };
         let record = RunRecord::new(
             options.report_dir.clone().unwrap_or_default(),
             &scenario.name,

@@ -13,14 +13,25 @@
 //! - a failed rollback: nothing but `upgrade-rolled-back: STEP`, which itself fails on it.
 
 use super::{CheckStatus, Evidence, Verdict};
-use crate::journal::{Event, EventKind, ProbeContext, UpgradeStage};
+use crate::journal::{Event, EventKind, Phase, ProbeContext, UpgradeStage};
 use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase, Trigger};
 
 /// One verdict per failure the scenario's expectations do not accept, in journal order.
 pub(super) fn unexpected_failures(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
     let mut verdicts: Vec<Verdict> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
+    // The `reuse` phase's restores are the harness's own: one that fails renews the stack
+    // (`stack-renewed`), it is not the scenario's failure.
+    let mut in_reuse = false;
     for event in events {
+        match &event.kind {
+            EventKind::PhaseStarted { phase: Phase::Reuse } => in_reuse = true,
+            EventKind::PhaseEnded { phase: Phase::Reuse, .. } => in_reuse = false,
+            _ => {}
+        }
+        if in_reuse {
+            continue;
+        }
         let Some((name, note, accepted)) = failure(scenario, event) else { continue };
         if accepted || seen.contains(&name) {
             continue;

@@ -82,11 +82,12 @@ pub(super) async fn explore(
     let seed = args.seed.unwrap_or_else(super::app::random_seed);
     eprintln!("seed: {seed} (draw the same cases again with --seed {seed})");
     eprintln!(
-        "exploring `{}`: up to {} cases, budget {}, {} re-run(s) per failing candidate; results in `{}`",
+        "exploring `{}`: up to {} cases, budget {}, {} re-run(s) per failing candidate{}; results in `{}`",
         scenario.name,
         args.runs,
         scenario::format_duration(args.time_budget),
         args.reruns,
+        if space.reuse_stack { ", one stack reused between cases" } else { "" },
         dir.display()
     );
 
@@ -120,10 +121,15 @@ pub(super) async fn explore(
         seed,
         state_dir,
         on_record: Box::new(on_record),
+        keeper: space
+            .reuse_stack
+            .then(|| Arc::new(tokio::sync::Mutex::new(crate::engine::StackKeeper::default()))),
     };
     let settings =
         Settings { runs: args.runs as usize, seed, budget: args.time_budget, reruns: args.reruns };
     let exploration = explore::explore(&space, &settings, &mut runner).await;
+    // The kept stack goes before anything is written, Ctrl-C included.
+    runner.close().await;
     watcher.abort();
 
     // Written on every path, Ctrl-C included: what was found so far.

@@ -44,6 +44,18 @@ impl Progress {
                 // The whole error (with log lines and hint) follows on stderr at the end.
                 error.as_deref().and_then(|e| e.lines().next()).unwrap_or("unknown error")
             )),
+            EventKind::StackReused { earlier_runs, restored } => Some(format!(
+                "{t}    stack reused (clean after {earlier_runs} earlier run(s){})",
+                if restored.is_empty() {
+                    String::new()
+                } else {
+                    format!("; restored {}", restored.join(", "))
+                }
+            )),
+            EventKind::StackRenewed { reason } => {
+                Some(format!("{t}    kept stack not reused: {reason}; bringing a fresh one up"))
+            }
+            EventKind::StackKept => Some(format!("{t}  stack kept for the next run")),
             EventKind::Swept { containers, networks } => Some(format!(
                 "{t}    swept {} container(s) and {} network(s) left by dead runs",
                 containers.len(),
@@ -335,6 +347,7 @@ fn phase_title(phase: Phase) -> &'static str {
         Phase::Steps => "steps",
         Phase::SteadyAfter => "steady state after",
         Phase::Teardown => "teardown",
+        Phase::Reuse => "reuse the kept stack",
     }
 }
 

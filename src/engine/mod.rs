@@ -11,6 +11,7 @@ mod bring_up;
 mod faults;
 pub mod gameday;
 mod health;
+mod keep;
 mod links;
 mod metrics;
 mod run;
@@ -26,6 +27,49 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 pub use run::run;
+
+/// A stack kept up between runs, for runs of one stack one after another
+/// (`explore: { reuse-stack: true }`): each run after the first checks the stack is clean and
+/// restores what it can (see the `keep` module) instead of bringing it up, and keeps its own
+/// journal. [`StackKeeper::close`] tears the last stack down; dropping a keeper without it leaves
+/// the removal to the scope's best-effort `Drop` and the label sweep.
+#[derive(Default)]
+pub struct StackKeeper {
+    kept: Option<keep::Kept>,
+}
+
+impl std::fmt::Debug for StackKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackKeeper").field("keeping", &self.kept.is_some()).finish()
+    }
+}
+
+impl StackKeeper {
+    /// [`run`], on the kept stack when there is one, keeping the stack afterwards when the run
+    /// ended cleanly.
+    pub async fn run(
+        &mut self,
+        scenario: &crate::scenario::Scenario,
+        backend: &dyn crate::backend::Backend,
+        options: &RunOptions,
+        signals: &Signals,
+        listener: Option<crate::journal::Listener>,
+    ) -> RunResult {
+        run::run_keeping(scenario, backend, options, signals, listener, &mut self.kept, true).await
+    }
+
+    /// Whether a stack is kept now.
+    pub fn is_keeping(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// Tear the kept stack down, if any (journaled at the end of the last run's journal).
+    pub async fn close(&mut self) {
+        if let Some(kept) = self.kept.take() {
+            keep::close(kept).await;
+        }
+    }
+}
 pub(crate) use template::{Endpoints, render_env};
 
 use crate::backend::BackendError;

@@ -16,7 +16,7 @@ use super::steps::{StepEnd, run_probe, run_step};
 use super::upgrade::ServiceState;
 use super::{EngineError, RunOptions, RunResult, Signals};
 use crate::backend::{Backend, ImageStatus, Lifecycle, RunIdentity, RunScope, SweepScope};
-use crate::clock::{self, SystemClock};
+use crate::clock::{self, SegmentClock};
 use crate::journal::{
     EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
 };
@@ -139,22 +139,68 @@ pub async fn run(
     signals: &Signals,
     listener: Option<Listener>,
 ) -> RunResult {
-    let clock = Arc::new(SystemClock::start());
-    let run_id = new_run_id();
+    run_keeping(scenario, backend, options, signals, listener, &mut None, false).await
+}
+
+/// [`run`], on the stack an earlier run left in `kept` when there is one (checked clean and
+/// restored first, or replaced by a fresh one: see [`super::keep`]); with `keep`, a run that ends
+/// cleanly leaves its stack up in `kept` for the next instead of tearing it down.
+pub(super) async fn run_keeping(
+    scenario: &Scenario,
+    backend: &dyn Backend,
+    options: &RunOptions,
+    signals: &Signals,
+    listener: Option<Listener>,
+    kept: &mut Option<super::keep::Kept>,
+    keep: bool,
+) -> RunResult {
     let seed = options.seed.unwrap_or_else(random_seed);
-    let journal = match open_journal(clock, options) {
-        Ok(journal) => journal,
-        Err(error) => {
-            return RunResult {
-                run_id,
-                status: RunStatus::Aborted,
-                verdicts: Vec::new(),
-                events: Vec::new(),
-                error: Some(error),
-                report_path: None,
+    let previous = kept.take();
+    let reused = previous.as_ref().map(|k| k.runs);
+    let (ctx, mut up, run_id, mut current, runs, kept_stack) = match previous {
+        Some(kept) => match kept.begin_run(options, signals, seed) {
+            Ok(kept) => {
+                (kept.ctx, kept.up, kept.run_id, Some(kept.current), kept.runs, Some(kept.stack))
+            }
+            Err((kept, error)) => {
+                // No journal for this run: the kept stack goes, and the run is aborted.
+                super::keep::close(kept).await;
+                return RunResult {
+                    run_id: String::new(),
+                    status: RunStatus::Aborted,
+                    verdicts: Vec::new(),
+                    events: Vec::new(),
+                    error: Some(error),
+                    report_path: None,
+                };
+            }
+        },
+        None => {
+            let run_id = new_run_id();
+            let clock = Arc::new(SegmentClock::start());
+            let journal = match open_journal(clock, options) {
+                Ok(journal) => journal,
+                Err(error) => {
+                    return RunResult {
+                        run_id,
+                        status: RunStatus::Aborted,
+                        verdicts: Vec::new(),
+                        events: Vec::new(),
+                        error: Some(error),
+                        report_path: None,
+                    };
+                }
             };
+            let ledger = options.state_dir.as_ref().map(|state| {
+                let dir = crate::faults::ledger_dir(state);
+                Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::owner::current_owner()))
+            });
+            let ctx = new_context(journal, signals, seed, ledger, options);
+            (ctx, Up::default(), run_id, None, 0, None)
         }
     };
+    let journal = ctx.journal.clone();
+    // After the context's own listener: a kept stack's next run keeps only that one.
     if let Some(listener) = listener {
         journal.subscribe(listener);
     }
@@ -185,31 +231,44 @@ pub async fn run(
         signal_watch.kill_fast.cancelled().await;
         signal_journal.record(EventKind::Interrupted { second: true });
     });
-    let ctx = Context {
-        journal: journal.clone(),
-        signals: signals.clone(),
-        http: crate::probe::http_client(),
-        accounting: Accounting::default(),
-        exits: tokio::sync::broadcast::channel(64).0,
-        seed,
-        ledger: options.state_dir.as_ref().map(|state| {
-            let dir = crate::faults::ledger_dir(state);
-            Arc::new(crate::faults::Ledger::new(&dir, &run_id, crate::owner::current_owner()))
-        }),
-        fault_ids: AtomicU64::new(0),
-        sinks: super::sinks::RunSinks::default(),
-        links: super::links::LinkProxies::default(),
-        gameday: options.gameday.clone(),
-        journal_moved: journal_watch(&journal),
-    };
     let identity =
         RunIdentity { run_id: run_id.clone(), scenario: scenario.name.clone(), keep: options.keep };
 
-    let mut stop =
-        phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, backend, options)).await.err();
-
-    let mut up = Up::default();
-    if stop.is_none() {
+    let mut stop = None;
+    let mut ctx = ctx;
+    if let (Some(earlier_runs), Some(was), Some(kept_stack)) =
+        (reused, current.as_mut(), kept_stack.as_ref())
+    {
+        let mut verdict = super::keep::Reuse::default();
+        stop = phase(
+            &ctx,
+            Phase::Reuse,
+            super::keep::reuse(&ctx, scenario, &up, kept_stack, was, &run_id, &mut verdict),
+        )
+        .await
+        .err();
+        match verdict.not_clean {
+            None if stop.is_none() => {
+                ctx.journal.record(EventKind::StackReused {
+                    earlier_runs,
+                    restored: verdict.restored,
+                });
+            }
+            None => {}
+            Some(reason) => {
+                ctx.journal.record(EventKind::StackRenewed { reason });
+                // Not a teardown phase: this run's health observation does not end here.
+                let old = std::mem::take(&mut up);
+                let _ = teardown(&ctx, old).await;
+                ctx = super::keep::renewed(ctx, &run_id);
+                current = None;
+            }
+        }
+    }
+    if stop.is_none() && reused.is_none() {
+        stop = phase(&ctx, Phase::Prepare, prepare(&ctx, scenario, backend, options)).await.err();
+    }
+    if stop.is_none() && current.is_none() {
         stop = phase(
             &ctx,
             Phase::BringUp,
@@ -237,16 +296,18 @@ pub async fn run(
         .err();
     }
     let mut alert_watch = None;
+    let mut state = ServiceState {
+        health: up.health.clone(),
+        current: current.unwrap_or_else(|| {
+            scenario.stack.services.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }),
+        upgrades: HashMap::new(),
+        run_id: run_id.clone(),
+        endpoints: up.endpoints.clone(),
+    };
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !scenario.steps.is_empty()
     {
-        let mut state = ServiceState {
-            health: up.health.clone(),
-            current: scenario.stack.services.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            upgrades: HashMap::new(),
-            run_id: run_id.clone(),
-            endpoints: up.endpoints.clone(),
-        };
         let traffic = start_traffic(&ctx, scenario, stack).await;
         alert_watch = Some(super::metrics::AlertWatch::start(&ctx, scenario, stack));
         stop = phase(&ctx, Phase::Steps, steps(&ctx, scenario, stack, &mut state)).await.err();
@@ -284,7 +345,16 @@ pub async fn run(
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);
     }
-    let teardown_error = phase(&ctx, Phase::Teardown, teardown(&ctx, up)).await.err();
+    // Kept only when nothing went wrong: a run that failed or was interrupted tears down as ever.
+    let keeping = keep && stop.is_none() && up.stack.is_some();
+    let mut teardown_error = None;
+    if keeping {
+        ctx.journal.record(EventKind::StackKept);
+    } else {
+        teardown_error = phase(&ctx, Phase::Teardown, teardown(&ctx, std::mem::take(&mut up)))
+            .await
+            .err();
+    }
     let mut error = match stop {
         Some(Stop::Error(error)) => Some(error),
         _ => None,
@@ -296,6 +366,7 @@ pub async fn run(
     // The stack is gone or restored; a kept stack with faults still in force keeps its ledger for
     // the `firedrill gc` after this process ends.
     if let Some(ledger) = &ctx.ledger
+        && !keeping
         && (!options.keep || ledger.outstanding() == 0)
         && let Err(error) = ledger.remove()
     {
@@ -339,7 +410,42 @@ pub async fn run(
             Err(write_error) => tracing::warn!(error = %write_error, "failed to write report.json"),
         }
     }
+    if keeping {
+        *kept = Some(super::keep::Kept {
+            ctx,
+            up,
+            run_id: run_id.clone(),
+            stack: scenario.stack.clone(),
+            current: state.current,
+            runs: runs + 1,
+        });
+    }
     RunResult { run_id, status, verdicts, events, error, report_path }
+}
+
+/// A run's context around `journal` (whose first listener it adds: the `seq` watch).
+pub(super) fn new_context(
+    journal: Journal,
+    signals: &Signals,
+    seed: u64,
+    ledger: Option<Arc<crate::faults::Ledger>>,
+    options: &RunOptions,
+) -> Context {
+    let journal_moved = journal_watch(&journal);
+    Context {
+        journal,
+        signals: signals.clone(),
+        http: crate::probe::http_client(),
+        accounting: Accounting::default(),
+        exits: tokio::sync::broadcast::channel(64).0,
+        seed,
+        ledger,
+        fault_ids: AtomicU64::new(0),
+        sinks: super::sinks::RunSinks::default(),
+        links: super::links::LinkProxies::default(),
+        gameday: options.gameday.clone(),
+        journal_moved,
+    }
 }
 
 /// A watch of the journal's latest `seq`, fed by a listener.
@@ -352,7 +458,7 @@ fn journal_watch(journal: &Journal) -> tokio::sync::watch::Sender<u64> {
     moved
 }
 
-fn open_journal(clock: Arc<SystemClock>, options: &RunOptions) -> Result<Journal, EngineError> {
+fn open_journal(clock: Arc<SegmentClock>, options: &RunOptions) -> Result<Journal, EngineError> {
     let Some(dir) = &options.report_dir else {
         return Ok(Journal::in_memory(clock));
     };
@@ -382,7 +488,7 @@ fn new_run_id() -> String {
     format!("fd-{:08x}", hasher.finish() as u32)
 }
 
-async fn phase<F>(ctx: &Context, phase: Phase, body: F) -> Result<(), Stop>
+pub(super) async fn phase<F>(ctx: &Context, phase: Phase, body: F) -> Result<(), Stop>
 where
     F: Future<Output = Result<(), Stop>>,
 {
@@ -502,11 +608,11 @@ async fn prepare(
 
 /// What bring-up created, for the later phases and teardown.
 #[derive(Default)]
-struct Up {
-    stack: Option<Arc<dyn RunScope>>,
+pub(super) struct Up {
+    pub(super) stack: Option<Arc<dyn RunScope>>,
     /// Where the harness's links and sinks listen for the containers.
-    endpoints: super::Endpoints,
-    health: HashMap<String, watch::Receiver<HealthState>>,
+    pub(super) endpoints: super::Endpoints,
+    pub(super) health: HashMap<String, watch::Receiver<HealthState>>,
     monitors: Vec<tokio::task::JoinHandle<()>>,
     monitors_stop: CancellationToken,
     events_pump: Option<tokio::task::JoinHandle<()>>,
@@ -773,7 +879,7 @@ async fn port_resolver(
     )
 }
 
-async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
+pub(super) async fn teardown(ctx: &Context, up: Up) -> Result<(), Stop> {
     // First, so nothing the stack sends while it is removed counts as a notification.
     ctx.sinks.shutdown(&ctx.journal).await;
     up.monitors_stop.cancel();

@@ -2,8 +2,10 @@
 //! (`DIR/cases/NNNN/scenario.yaml`), read back like any scenario file, and run as one real
 //! [`Rehearsal`] on a shared backend, its journal and `report.json` kept beside it.
 //!
-//! The stack is brought up fresh for every case (no reuse between cases: a case's faults and
-//! their aftermath must not leak into the next one's verdicts).
+//! The stack is brought up fresh for every case, unless the space says `reuse-stack: true`: then
+//! the cases share one [`StackKeeper`], which keeps a cleanly ended case's stack up for the next
+//! (checked clean and restored first, renewed when it is not; see `engine::keep`). The caller
+//! closes the keeper ([`RehearsalRunner::close`]) when the search is over.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use super::schedule::Schedule;
 use super::search::{CaseRecord, Phase, Runner, Verdict};
 use crate::backend::Backend;
 use crate::checks::CheckStatus;
-use crate::engine::{RunOptions, Signals};
+use crate::engine::{RunOptions, Signals, StackKeeper};
 use crate::rehearsal::Rehearsal;
 use crate::report::RunStatus;
 use crate::scenario::space::{Space, render_schedule};
@@ -37,12 +39,21 @@ pub struct RehearsalRunner {
     pub state_dir: Option<PathBuf>,
     /// Called with every case once it ran.
     pub on_record: Box<dyn FnMut(&CaseRecord) + Send>,
+    /// The stack kept between cases (`reuse-stack: true`), `None` for a fresh stack per case.
+    pub keeper: Option<Arc<tokio::sync::Mutex<StackKeeper>>>,
 }
 
 impl RehearsalRunner {
     /// `DIR/cases/NNNN`.
     pub fn case_dir(dir: &Path, case: usize) -> PathBuf {
         dir.join("cases").join(format!("{case:04}"))
+    }
+
+    /// Tear down the stack kept between cases, if any.
+    pub async fn close(&mut self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.lock().await.close().await;
+        }
     }
 
     /// The scenario text of `schedule`.
@@ -86,13 +97,15 @@ impl Runner for RehearsalRunner {
             // Nobody answers a `human` step in a case: it ends at its deadline.
             gameday: Default::default(),
         };
-        let outcome = Rehearsal::from_scenario(scenario)
+        let mut rehearsal = Rehearsal::from_scenario(scenario)
             .options(options)
             .backend(self.backend.clone())
             .signals(self.signals.clone())
-            .only_run_files()
-            .run()
-            .await;
+            .only_run_files();
+        if let Some(keeper) = &self.keeper {
+            rehearsal = rehearsal.keeper(keeper.clone());
+        }
+        let outcome = rehearsal.run().await;
         match outcome {
             Err(error) => Verdict::Aborted { error: error.to_string() },
             Ok(outcome) => match outcome.status() {
@@ -175,6 +188,7 @@ expect:
             seed: 3,
             state_dir: None,
             on_record: Box::new(move |record: &CaseRecord| seen.lock().unwrap().push(record.case)),
+            keeper: None,
         };
         let settings = Settings { runs: 8, seed: 11, budget: Duration::from_secs(120), reruns: 0 };
         let exploration = explore(&space, &settings, &mut runner).await;
@@ -209,5 +223,131 @@ expect:
             Rehearsal::from_file(&minimal).unwrap().backend(backend).seed(3).run().await.unwrap();
         assert_eq!(outcome.status(), RunStatus::Deviated, "{}", outcome.summary());
         assert_eq!(outcome.unmet().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["slo pages"]);
+    }
+
+    /// The journal's event names, in order.
+    fn events(dir: &Path) -> Vec<String> {
+        crate::journal::read_journal(&dir.join("journal.jsonl"))
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap()["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_reuse_stack_the_cases_share_one_stack_each_with_its_own_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fake.yaml");
+        let text = SCENARIO.replace("explore:\n", "explore:\n  reuse-stack: true\n");
+        fs_err::write(&path, text).unwrap();
+        let (_, space, source) = crate::scenario::load_with_space(&path).unwrap();
+        let space = space.unwrap();
+        assert!(space.reuse_stack);
+        let backend = Arc::new(FakeBackend::new());
+        let mut runner = RehearsalRunner {
+            source,
+            folder: dir.path().to_path_buf(),
+            space: space.clone(),
+            dir: dir.path().join("out"),
+            backend: backend.clone(),
+            signals: Signals::default(),
+            seed: 3,
+            state_dir: Some(dir.path().join("state")),
+            on_record: Box::new(|_: &CaseRecord| {}),
+            keeper: Some(Arc::new(tokio::sync::Mutex::new(StackKeeper::default()))),
+        };
+        let settings = Settings { runs: 8, seed: 11, budget: Duration::from_secs(120), reruns: 0 };
+        let exploration = explore(&space, &settings, &mut runner).await;
+        assert!(exploration.cases.len() >= 3, "{:?}", exploration.cases);
+        // Until closed, the last clean case's stack is still up; then nothing is left.
+        assert!(!backend.leftovers().is_empty());
+        runner.close().await;
+        assert!(backend.leftovers().is_empty(), "{:?}", backend.leftovers());
+        assert_eq!(backend.shutdowns().len(), 1, "one stack for every case");
+        let ledgers = dir.path().join("state/ledger");
+        let left = fs_err::read_dir(&ledgers).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "no fault ledger left in {}", ledgers.display());
+        let same_verdicts = exploration.found.as_ref().map(|found| found.check.as_str());
+        assert_eq!(same_verdicts, Some("slo pages"));
+        for case in &exploration.cases {
+            let case_dir = RehearsalRunner::case_dir(&dir.path().join("out"), case.case);
+            let events = events(&case_dir);
+            assert_eq!(events.first().map(String::as_str), Some("run-started"), "{events:?}");
+            assert!(events.iter().any(|e| e == "run-ended"), "case {}: {events:?}", case.case);
+            let reused = events.iter().any(|e| e == "stack-reused");
+            let brought_up = events
+                .iter()
+                .any(|e| e == "service-started");
+            assert_eq!(reused, case.case > 1, "case {}: {events:?}", case.case);
+            assert_eq!(brought_up, case.case == 1, "case {}: {events:?}", case.case);
+            assert!(case_dir.join("report.json").is_file());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_stack_is_restored_to_its_original_version_and_renewed_for_another_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.yaml");
+        fs_err::write(
+            &path,
+            "name: fake-keep
+stack:
+  services:
+    web:
+      image: fake/web:1
+      ports: [80]
+      health: { http: { port: 80, path: / }, interval: 100ms }
+steps:
+  - upgrade: { service: web, image: fake/web:2, strategy: recreate, deadline: 5s }
+  - wait: 200ms
+expect:
+  - upgrade-succeeds: upgrade web
+",
+        )
+        .unwrap();
+        let backend = Arc::new(FakeBackend::new());
+        let keeper = Arc::new(tokio::sync::Mutex::new(StackKeeper::default()));
+        let mut statuses = Vec::new();
+        for case in 1..=2 {
+            let outcome = Rehearsal::from_file(&path)
+                .unwrap()
+                .backend(backend.clone())
+                .report_dir(dir.path().join(format!("{case}")))
+                .keeper(keeper.clone())
+                .run()
+                .await
+                .unwrap();
+            statuses.push(outcome.status());
+        }
+        assert_eq!(statuses, [RunStatus::Completed, RunStatus::Completed]);
+        let second = crate::journal::read_journal(&dir.path().join("2/journal.jsonl")).unwrap();
+        let reused = second
+            .iter()
+            .find_map(|e| match &e.kind {
+                crate::journal::EventKind::StackReused { restored, .. } => Some(restored.clone()),
+                _ => None,
+            })
+            .expect("the second case reused the stack");
+        assert_eq!(reused, ["web"], "web ran 2 after the first case: recreated at 1");
+        assert!(keeper.lock().await.is_keeping());
+        // Another stack definition: the kept one goes, a fresh one comes up, journaled.
+        let text = fs_err::read_to_string(&path).unwrap().replace("100ms", "150ms");
+        fs_err::write(&path, text).unwrap();
+        let outcome = Rehearsal::from_file(&path)
+            .unwrap()
+            .backend(backend.clone())
+            .report_dir(dir.path().join("3"))
+            .keeper(keeper.clone())
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(outcome.status(), RunStatus::Completed, "{}", outcome.summary());
+        let third = events(&dir.path().join("3"));
+        assert!(third.iter().any(|e| e == "stack-renewed"), "{third:?}");
+        assert!(third.iter().any(|e| e == "service-started"), "{third:?}");
+        assert_eq!(backend.shutdowns().len(), 1, "the first stack is gone");
+        keeper.lock().await.close().await;
+        assert_eq!(backend.shutdowns().len(), 2);
+        assert!(backend.leftovers().is_empty(), "{:?}", backend.leftovers());
     }
 }

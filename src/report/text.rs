@@ -60,6 +60,7 @@ pub(super) fn phase_key(phase: Phase) -> &'static str {
         Phase::Steps => "steps",
         Phase::SteadyAfter => "steady-after",
         Phase::Teardown => "teardown",
+        Phase::Reuse => "reuse",
     }
 }
 

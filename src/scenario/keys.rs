@@ -1715,6 +1715,11 @@ pub(crate) static EXPLORE: Section = Section {
             Shape::List(&Shape::Section(&EXPLORE_FAULT)),
             "The fault kinds that may be injected, each with its targets and `for` range.",
         ),
+        key(
+            "reuse-stack",
+            Shape::Bool,
+            "Keep the stack up between cases (checked clean and restored before each; default false).",
+        ),
     ],
 };
 

@@ -32,6 +32,8 @@ pub struct Space {
     /// `faults`: the kinds that may be injected, in the order written (the first is the
     /// "simplest": shrinking moves towards it).
     pub faults: Vec<FaultChoice>,
+    /// `reuse-stack`: keep the stack up between cases (default false).
+    pub reuse_stack: bool,
 }
 
 /// One entry of `explore.faults`.
@@ -185,8 +187,17 @@ pub fn render_schedule(
                     let item = items.get(*index).ok_or(RenderError::Parse)?;
                     let column = column(source, item.span.start);
                     let end = content_end(source, item);
-                    let text = &source[item.span.start..end];
-                    let replacement = group(column, Some(text), faults);
+                    // The step moves with its own paths made absolute (an upgrade's `build`).
+                    let mut inner: Vec<&(usize, usize, String)> = edits
+                        .iter()
+                        .filter(|(s, e, _)| *s >= item.span.start && *e <= end)
+                        .collect();
+                    inner.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
+                    let mut text = source[item.span.start..end].to_owned();
+                    for (s, e, replacement) in inner {
+                        text.replace_range(s - item.span.start..e - item.span.start, replacement);
+                    }
+                    let replacement = group(column, Some(&text), faults);
                     edits.retain(|(s, _, _)| *s < item.span.start || *s >= end);
                     edits.push((item.span.start, end, replacement));
                 }
@@ -489,5 +500,40 @@ explore:
         assert_eq!(scenario.steps.len(), 2, "{text}");
         assert!(text.contains("signal: SIGTERM"), "{text}");
         assert!(!text.contains("explore:"), "{text}");
+    }
+
+    #[test]
+    fn the_at_step_moves_into_the_group_with_its_build_context_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir(dir.path().join("img")).unwrap();
+        fs_err::write(dir.path().join("img/Dockerfile"), "FROM scratch\n").unwrap();
+        let source = "name: t
+stack:
+  services:
+    web:
+      build: { context: img, tag: 't/web:1' }
+      health: { http: { port: 80, path: / } }
+      ports: [80]
+steps:
+  - name: release
+    upgrade:
+      service: web
+      build: { context: img, tag: 't/web:2' }
+explore:
+  at: release
+  window: 0s..2s
+  faults:
+    - pause: { services: [web], for: 1s }
+";
+        let path = dir.path().join("s.yaml");
+        let (_, space) = crate::scenario::parse_with_space(source, &path).unwrap();
+        let text =
+            render_schedule(source, dir.path(), &space.unwrap(), &[fault(ActionKind::Pause, "web", 1, Some(1))])
+                .unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        crate::scenario::parse(&text, &elsewhere.path().join("case.yaml")).unwrap_or_else(
+            |invalid| panic!("{}\n{text}", crate::scenario::render(&invalid, false)),
+        );
+        assert!(!text.contains("context: img"), "{text}");
     }
 }

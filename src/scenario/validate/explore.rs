@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::walk::{Services, Walk};
 use crate::scenario::keys;
-use crate::scenario::model::{ActionKind, Step};
+use crate::scenario::model::{Action, ActionKind, Step};
 use crate::scenario::space::{FaultChoice, Space};
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind};
@@ -142,6 +142,29 @@ impl Walk<'_> {
             }
         }
 
+        let reuse_stack = match fields.get("reuse-stack") {
+            None => Some(false),
+            Some(node) => {
+                let reuse = self.r.boolean(node, "`true` or `false`");
+                // An outage without `for` lasts until teardown: into the next case on a kept stack.
+                let endless = steps.and_then(endless_outage);
+                if let (Some(true), Some(step)) = (reuse, endless) {
+                    self.r
+                        .error(
+                            node.span,
+                            format!(
+                                "`reuse-stack` with step `{}`, a `sink-outage` without `for`",
+                                step.name
+                            ),
+                            "the outage would last into the next case",
+                        )
+                        .help("give that step a `for`, or leave `reuse-stack` out");
+                    ok = false;
+                }
+                reuse
+            }
+        };
+
         if !ok {
             return None;
         }
@@ -153,6 +176,7 @@ impl Walk<'_> {
             max_faults,
             resolution: resolution?,
             faults,
+            reuse_stack: reuse_stack?,
         })
     }
 
@@ -418,6 +442,31 @@ steps:
     }
 
     #[test]
+    fn reuse_stack_is_a_flag_and_refuses_an_outage_that_outlives_its_case() {
+        const SPACE: &str = "  window: 0s..5s\n  faults:\n    - pause: { services: [db], for: 1s }\n";
+        assert_eq!(errors(&format!("  reuse-stack: true\n{SPACE}")), Vec::<String>::new());
+        assert_eq!(
+            errors(&format!("  reuse-stack: yes please\n{SPACE}")),
+            ["14:16 expected `true` or `false`, found a string"]
+        );
+        let source = HEAD.replace(
+            "    wait: 3s\n",
+            "    wait: 3s\n  - parallel:\n      - sink-outage: { sink: sms, status: 503 }\n",
+        );
+        let source = format!("{source}explore:\n  reuse-stack: true\n{SPACE}");
+        let invalid = crate::scenario::parse_with_space(&source, Path::new("t.yaml")).unwrap_err();
+        let found: Vec<String> = invalid
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+            .collect();
+        assert_eq!(
+            found,
+            ["16:16 `reuse-stack` with step `sink-outage sms`, a `sink-outage` without `for`"]
+        );
+    }
+
+    #[test]
     fn spaces_that_produce_nothing_or_contradict_are_placed() {
         assert_eq!(
             errors("  window: 0s..5s\n  faults: []\n"),
@@ -459,4 +508,15 @@ steps:
             ]
         );
     }
+}
+
+/// A `sink-outage` step without `for` among `steps` and their `parallel` children.
+fn endless_outage(steps: &[Step]) -> Option<&Step> {
+    steps.iter().find_map(|step| match &step.action {
+        Action::SinkOutage(outage) if outage.duration.is_none() => Some(step),
+        Action::Parallel(children) => {
+            children.iter().find_map(|child| endless_outage(std::slice::from_ref(&child.step)))
+        }
+        _ => None,
+    })
 }
