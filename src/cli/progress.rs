@@ -17,6 +17,7 @@ pub struct Progress {
 
 /// The one-line text of a journal event worth a line (progress, and the gameday console's
 /// timeline): the run's elapsed time, then what happened.
+#[derive(Debug)]
 pub(super) struct Lines {
     /// ANSI colours for the marks.
     pub(super) color: bool,
@@ -338,7 +339,7 @@ impl Lines {
 }
 
 /// A notification on one line: the subject, else the body's first line, at most 100 characters.
-fn notification_text(subject: Option<&str>, body: &str) -> String {
+pub(super) fn notification_text(subject: Option<&str>, body: &str) -> String {
     const LIMIT: usize = 100;
     let text = subject
         .filter(|subject| !subject.trim().is_empty())

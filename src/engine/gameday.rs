@@ -110,11 +110,6 @@ impl Desk {
         entry.answers.send((answer, by.to_owned())).map_err(|_| not_open())
     }
 
-    /// The prompts open now, oldest first.
-    pub fn open_prompts(&self) -> Vec<OpenPrompt> {
-        self.lock().iter().map(|e| e.open.clone()).collect()
-    }
-
     /// Call `watcher` with every journal event of the runs this desk serves, from now on.
     pub fn watch(&self, watcher: Watcher) {
         self.watchers.lock().expect("desk watchers lock poisoned").push(watcher);
