@@ -46,6 +46,7 @@ pub(super) fn human_within(events: &[Event], step: &str, within_us: u64) -> Judg
         EventKind::HumanDecided { step: s, by, decision, service, .. }
             if s == step && prompt.by_acknowledgement =>
         {
+            let decision = decision.replace('-', " ");
             Some((event, event.offset_us, format!("decided to {decision} {service} ({by})")))
         }
         EventKind::HumanEffect { step: s, effect, observed_us, .. }

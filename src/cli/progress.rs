@@ -237,8 +237,9 @@ impl Lines {
                 Some(format!("{t}      {} {role} acknowledged `{step}` ({by})", self.mark(true)))
             }
             EventKind::HumanDecided { step, role, by, decision, service } => Some(format!(
-                "{t}      {} {role} decided to {decision} {service} (`{step}`, {by})",
-                self.mark(true)
+                "{t}      {} {role} decided to {} {service} (`{step}`, {by})",
+                self.mark(true),
+                decision.replace('-', " ")
             )),
             EventKind::HumanActed { role, request, ok, status, error, .. } => {
                 let answer = match (status, error) {

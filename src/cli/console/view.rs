@@ -308,7 +308,7 @@ mod tests {
         ));
         assert_eq!(frames[0].data.as_array().unwrap().len(), 1, "`page` is answered");
         assert!(
-            frames[1].data["text"].as_str().unwrap().contains("decided to roll-back billing"),
+            frames[1].data["text"].as_str().unwrap().contains("decided to roll back billing"),
             "{frames:?}"
         );
         view.apply(&event(
