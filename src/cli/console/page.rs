@@ -182,7 +182,11 @@ const SCRIPT: &str = r#"
 (() => {
   const body = document.body;
   const token = body.dataset.token;
-  const skew = Number(body.dataset.serverMs) - Date.now();
+  // The server's clock against ours, taken when the server answered (between the request and
+  // the first byte of the answer), not when this script runs (a busy browser runs it late).
+  const nav = performance.getEntriesByType('navigation')[0];
+  const answered = nav ? performance.timeOrigin + (nav.requestStart + nav.responseStart) / 2 : Date.now();
+  const skew = Number(body.dataset.serverMs) - answered;
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
   const status = (text) => { $('status').textContent = text; };
