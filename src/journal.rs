@@ -456,6 +456,9 @@ pub enum EventKind {
         done: String,
         /// Whether an acknowledgement completes it (otherwise an observed effect does).
         by_acknowledgement: bool,
+        /// The service a "we decided to roll back" answer rolls back, when the prompt offers it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roll_back: Option<String>,
     },
     /// Someone in the role acknowledged a prompt.
     HumanAcknowledged {
@@ -465,6 +468,20 @@ pub enum EventKind {
         role: String,
         /// Who: `responder` (scripted), `terminal`, `console`.
         by: String,
+    },
+    /// Someone in the role took the decision a prompt offered (`roll-back: SERVICE`): what
+    /// follows is the rollback, recorded as `upgrade` events under the upgrade's step.
+    HumanDecided {
+        /// The step.
+        step: String,
+        /// The role.
+        role: String,
+        /// Who: `terminal`, `console`.
+        by: String,
+        /// The decision: `roll-back`.
+        decision: String,
+        /// The service it acts on.
+        service: String,
     },
     /// A scripted responder did something for a prompt (an HTTP request), with its outcome.
     HumanActed {

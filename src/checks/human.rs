@@ -1,7 +1,8 @@
 //! `human-within: { step, within }` (gameday): a `human` step was done within `within` of its
 //! prompt — acknowledged (`done: acknowledge`) or its effect observed (any other `done`).
 //!
-//! Over `human-prompted`, `human-acknowledged`, `human-effect`, `human-expired` and `step-ended`
+//! Over `human-prompted`, `human-acknowledged`, `human-decided` (a decision the prompt offered is
+//! an answer, as an acknowledgement is), `human-effect`, `human-expired` and `step-ended`
 //! only. The time of an effect is the one the engine stamped on `human-effect` (`observed-us`: a
 //! notification's receive time, the health observation's event), not when the engine noticed it.
 //! Lateness is measured whenever the journal can measure it: a step done after `within` is late by
@@ -41,6 +42,12 @@ pub(super) fn human_within(events: &[Event], step: &str, within_us: u64) -> Judg
             if s == step && prompt.by_acknowledgement =>
         {
             Some((event, event.offset_us, format!("acknowledged ({by})")))
+        }
+        EventKind::HumanDecided { step: s, by, decision, service, .. }
+            if s == step && prompt.by_acknowledgement =>
+        {
+            let decision = decision.replace('-', " ");
+            Some((event, event.offset_us, format!("decided to {decision} {service} ({by})")))
         }
         EventKind::HumanEffect { step: s, effect, observed_us, .. }
             if s == step && !prompt.by_acknowledgement =>
@@ -126,6 +133,7 @@ mod tests {
                 "notification on status".into()
             },
             by_acknowledgement,
+            roll_back: None,
         }
     }
 

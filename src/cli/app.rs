@@ -69,6 +69,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             gate,
             files,
             responders,
+            gameday,
         } => {
             let names = if gate.baseline.as_deref().is_some_and(|b| b != "last-pass") {
                 load_names(&files)
@@ -86,7 +87,7 @@ async fn dispatch(args: Args, color: bool) -> ExitStatus {
             let jobs = jobs.map(usize::from);
             let how = (pull, backend);
             let output = (color, format);
-            let run_files = (files.as_slice(), responders.as_deref());
+            let run_files = (files.as_slice(), (responders.as_deref(), gameday));
             run(run_files, report, (keep, strict), seed, (repeat, jobs), how, output, &recorder)
                 .await
         }
@@ -149,7 +150,7 @@ fn load_all(files: &[PathBuf], color: bool) -> Option<Vec<Scenario>> {
     reason = "one per `run` option group; a struct is the next step"
 )]
 async fn run(
-    (files, responders): (&[PathBuf], Option<&Path>),
+    (files, people): (&[PathBuf], (Option<&Path>, bool)),
     report_dir: Option<PathBuf>,
     (keep, strict): (bool, bool),
     seed: Option<u64>,
@@ -161,7 +162,7 @@ async fn run(
     let Some(scenarios) = load_all(files, color) else {
         return Ok(ExitStatus::Error);
     };
-    let Ok(gameday) = super::gameday::prepare(&scenarios, responders, color) else {
+    let Ok(gameday) = super::gameday::prepare(&scenarios, people, color).await else {
         return Ok(ExitStatus::Error);
     };
     // One connection per backend the scenarios run on (`--backend`, else each one's `backend:`),

@@ -110,6 +110,13 @@ pub enum Command {
         /// terminal on stdin) a scenario with human steps is refused.
         #[arg(long, value_name = "FILE")]
         responders: Option<PathBuf>,
+        /// Gameday: serve the live console, a web page on 127.0.0.1 (random port, a random token
+        /// in the printed URL): the timeline, the open prompts with their countdowns, buttons to
+        /// acknowledge or to decide to roll back, what each sink received. Accepted without a
+        /// terminal and in CI (the console is where people answer); the terminal still answers
+        /// when stdin is one.
+        #[arg(long, conflicts_with = "responders")]
+        gameday: bool,
         /// Recording the run in the history.
         #[command(flatten)]
         history: RecordOptions,

@@ -1,24 +1,32 @@
 //! Gameday in the CLI: who answers the `human` steps of the scenarios about to run — a responders
-//! file (`--responders FILE`), or the person at the terminal (Enter acknowledges the oldest open
-//! prompt; a role name acknowledges that role's). In CI (`CI=true`, or stdin not a terminal) a
-//! scenario with human steps and no responders is refused before anything starts: a run must
-//! never wait for a person who is not there.
+//! file (`--responders FILE`), the live console (`--gameday`: a web page on 127.0.0.1, see
+//! `console/`), or the person at the terminal (Enter acknowledges the oldest open prompt; a role
+//! name acknowledges that role's; `roll back` takes the decision where a prompt offers it). In CI
+//! (`CI=true`, or stdin not a terminal) a scenario with human steps and neither responders nor
+//! the console is refused before anything starts: a run must never wait for a person who cannot
+//! answer.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::console::Console;
 use crate::engine::gameday::{Desk, Gameday};
+
+/// What the terminal takes.
+const TERMINAL_HELP: &str = "Enter acknowledges the oldest open prompt, a role name and Enter \
+     that role's, `roll back` and Enter decides to roll back where a prompt offers it";
 use crate::scenario::gameday::{human_steps, unanswered};
 use crate::scenario::{self, LoadError, Scenario};
 
 /// Why the run cannot start, already printed.
 pub(super) struct Refused;
 
-/// The gameday of this invocation, or `Refused` after printing why.
-pub(super) fn prepare(
+/// The gameday of this invocation (`--responders FILE`, `--gameday`), or `Refused` after printing
+/// why.
+pub(super) async fn prepare(
     scenarios: &[Scenario],
-    responders: Option<&Path>,
+    (responders, console): (Option<&Path>, bool),
     color: bool,
 ) -> Result<Gameday, Refused> {
     let with_humans: Vec<&Scenario> =
@@ -45,11 +53,31 @@ pub(super) fn prepare(
         }
         return Ok(Gameday { responders: Some(Arc::new(responders)), desk: None });
     }
+    let tty = std::io::stdin().is_terminal();
+    if console {
+        let desk = Desk::default();
+        let steps = scenarios.iter().map(|s| (s.name.clone(), s.all_steps().len())).collect();
+        match Console::start(desk.clone(), steps).await {
+            Ok(url) => eprintln!("gameday console: {url}"),
+            Err(error) => {
+                eprintln!(
+                    "error: failed to serve the gameday console on 127.0.0.1: {error}\n  \
+                     hint: run without --gameday and answer at the terminal, or with \
+                     --responders FILE"
+                );
+                return Err(Refused);
+            }
+        }
+        if tty {
+            terminal(desk.clone());
+            eprintln!("gameday: the terminal answers too ({TERMINAL_HELP})");
+        }
+        return Ok(Gameday { responders: None, desk: Some(desk) });
+    }
     if with_humans.is_empty() {
         return Ok(Gameday::default());
     }
     let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    let tty = std::io::stdin().is_terminal();
     if ci || !tty {
         let why = if ci { "CI=true" } else { "stdin is not a terminal" };
         for scenario in &with_humans {
@@ -59,8 +87,8 @@ pub(super) fn prepare(
                 .collect();
             eprintln!(
                 "error: `{}` ({}) has human steps {} and nobody can answer them here ({why})\n  \
-                 hint: pass --responders FILE with a scripted response per role (README, \
-                 \"Gameday: rehearsing the people\")",
+                 hint: pass --responders FILE with a scripted response per role, or --gameday \
+                 to answer in the console (README, \"Gameday: rehearsing the people\")",
                 scenario.name,
                 scenario.source.display(),
                 steps.join(", "),
@@ -70,10 +98,7 @@ pub(super) fn prepare(
     }
     let desk = Desk::default();
     terminal(desk.clone());
-    eprintln!(
-        "gameday: prompts appear below; press Enter to acknowledge the oldest open one, or type a \
-         role name and Enter for that role's"
-    );
+    eprintln!("gameday: prompts appear below; {TERMINAL_HELP}");
     Ok(Gameday { responders: None, desk: Some(desk) })
 }
 
@@ -83,7 +108,15 @@ fn terminal(desk: Desk) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { return };
-            let role = Some(line.trim()).filter(|r| !r.is_empty());
+            let line = line.trim();
+            if line == "roll back" {
+                match desk.roll_back_oldest("terminal") {
+                    Some(step) => eprintln!("gameday: decided to roll back at `{step}`"),
+                    None => eprintln!("gameday: no open prompt offers to roll back"),
+                }
+                continue;
+            }
+            let role = Some(line).filter(|r| !r.is_empty());
             match desk.acknowledge_oldest(role, "terminal") {
                 Some(step) => eprintln!("gameday: acknowledged `{step}`"),
                 None => eprintln!(

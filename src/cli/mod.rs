@@ -7,6 +7,7 @@
 mod annotate;
 mod app;
 pub(crate) mod args;
+mod console;
 mod errors;
 mod explore;
 mod gameday;

@@ -12,8 +12,17 @@ use crate::journal::{Event, EventKind, Outcome, Phase, ProbeContext};
 /// Shows journal events as progress lines.
 pub struct Progress {
     bar: ProgressBar,
-    color: bool,
-    steps: usize,
+    lines: Lines,
+}
+
+/// The one-line text of a journal event worth a line (progress, and the gameday console's
+/// timeline): the run's elapsed time, then what happened.
+#[derive(Debug)]
+pub(super) struct Lines {
+    /// ANSI colours for the marks.
+    pub(super) color: bool,
+    /// The scenario's step count, for "step 2/5".
+    pub(super) steps: usize,
 }
 
 impl Progress {
@@ -26,11 +35,36 @@ impl Progress {
         } else {
             ProgressBar::hidden()
         };
-        Progress { bar, color, steps }
+        Progress { bar, lines: Lines { color, steps } }
     }
 
     /// Show one event, if it is worth a line.
     pub fn show(&self, event: &Event) {
+        match &event.kind {
+            EventKind::ServiceStarted { service, .. } => {
+                self.bar.set_message(format!("waiting for `{service}` to be healthy"));
+                self.bar.enable_steady_tick(Duration::from_millis(120));
+            }
+            EventKind::ServiceReady { .. } => {
+                self.bar.disable_steady_tick();
+                self.bar.set_message("");
+            }
+            _ => {}
+        }
+        if let Some(line) = self.lines.line(event) {
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+    }
+
+    /// Clear the spinner.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Lines {
+    /// The line of `event`, if it is worth one.
+    pub(super) fn line(&self, event: &Event) -> Option<String> {
         let t = format!("{:>7.1}s", event.offset_us as f64 / 1e6);
         let line = match &event.kind {
             EventKind::RunStarted { run_id, scenario, .. } => {
@@ -71,13 +105,9 @@ impl Progress {
                 *pull_us as f64 / 1e6
             )),
             EventKind::ServiceStarted { service, .. } => {
-                self.bar.set_message(format!("waiting for `{service}` to be healthy"));
-                self.bar.enable_steady_tick(Duration::from_millis(120));
                 Some(format!("{t}    started `{service}`"))
             }
             EventKind::ServiceReady { service, startup_us } => {
-                self.bar.disable_steady_tick();
-                self.bar.set_message("");
                 Some(format!("{t}    `{service}` healthy after {:.1}s", *startup_us as f64 / 1e6))
             }
             EventKind::HealthChanged { service, healthy, detail, .. } => Some(format!(
@@ -218,6 +248,11 @@ impl Progress {
             EventKind::HumanAcknowledged { step, role, by } => {
                 Some(format!("{t}      {} {role} acknowledged `{step}` ({by})", self.mark(true)))
             }
+            EventKind::HumanDecided { step, role, by, decision, service } => Some(format!(
+                "{t}      {} {role} decided to {} {service} (`{step}`, {by})",
+                self.mark(true),
+                decision.replace('-', " ")
+            )),
             EventKind::HumanActed { role, request, ok, status, error, .. } => {
                 let answer = match (status, error) {
                     (Some(status), None) => status.to_string(),
@@ -303,14 +338,7 @@ impl Progress {
                 }
             }
         };
-        if let Some(line) = line {
-            self.bar.suspend(|| eprintln!("{line}"));
-        }
-    }
-
-    /// Clear the spinner.
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        line
     }
 
     fn mark(&self, ok: bool) -> &'static str {
@@ -324,7 +352,7 @@ impl Progress {
 }
 
 /// A notification on one line: the subject, else the body's first line, at most 100 characters.
-fn notification_text(subject: Option<&str>, body: &str) -> String {
+pub(super) fn notification_text(subject: Option<&str>, body: &str) -> String {
     const LIMIT: usize = 100;
     let text = subject
         .filter(|subject| !subject.trim().is_empty())

@@ -204,6 +204,10 @@ pub(super) async fn run_keeping(
     if let Some(listener) = listener {
         journal.subscribe(listener);
     }
+    if let Some(desk) = options.gameday.desk.clone() {
+        // The desk's watchers (the gameday console) see the run as it is journaled.
+        journal.subscribe(Box::new(move |event| desk.publish(event)));
+    }
     journal.record(EventKind::RunStarted {
         run_id: run_id.clone(),
         scenario: scenario.name.clone(),

@@ -36,6 +36,12 @@ pub struct HumanReport {
     /// `responder`, `terminal`, `console`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<String>,
+    /// The decision taken instead of acknowledging (`roll-back billing`), and who took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<String>,
+    /// `terminal`, `console`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
     /// The observed effect (a notification's channel and sink, a service healthy), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
@@ -89,6 +95,7 @@ pub fn human_reports(events: &[Event]) -> Vec<HumanReport> {
                 deadline_us,
                 done,
                 by_acknowledgement,
+                ..
             } => {
                 let target_us = targets.iter().filter(|(s, _)| s == step).map(|(_, t)| *t).min();
                 out.push(HumanReport {
@@ -102,6 +109,8 @@ pub fn human_reports(events: &[Event]) -> Vec<HumanReport> {
                     target_ms: target_us.map(|t| t / 1_000),
                     acknowledged_after_ms: None,
                     acknowledged_by: None,
+                    decided: None,
+                    decided_by: None,
                     effect: None,
                     channel: None,
                     done_after_ms: None,
@@ -121,6 +130,16 @@ pub fn human_reports(events: &[Event]) -> Vec<HumanReport> {
                     if by_ack[i] {
                         finish(human, after);
                     }
+                }
+            }
+            EventKind::HumanDecided { step, by, decision, service, .. } => {
+                let Some(i) = at(step, &out) else { continue };
+                let after = event.offset_us.saturating_sub(prompted_us[i]);
+                let human = &mut out[i];
+                if human.decided.is_none() && human.done_after_ms.is_none() {
+                    human.decided = Some(format!("{decision} {service}"));
+                    human.decided_by = Some(by.clone());
+                    finish(human, after);
                 }
             }
             EventKind::HumanEffect { step, effect, observed_us, evidence_seq, .. } => {
@@ -188,6 +207,7 @@ mod tests {
                 deadline_us: 5_000_000,
                 done: "acknowledge".into(),
                 by_acknowledgement,
+                roll_back: None,
             });
         }
         clock.advance(Duration::from_millis(1_500));

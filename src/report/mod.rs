@@ -42,4 +42,5 @@ pub use stability::{
     CheckStability, RunDifference, STABILITY_FORMAT_VERSION, ScenarioStability, Stability,
     StabilityVerdict, render_stability_markdown, render_stability_text, stability,
 };
+pub use text::html as escape_html;
 pub use write::{WriteOptions, Written, write_all};

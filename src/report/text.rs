@@ -7,7 +7,7 @@ use crate::checks::{
 use crate::journal::Phase;
 
 /// Escape text for HTML element content and attribute values (the journal holds user strings).
-pub(super) fn html(text: &str) -> String {
+pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

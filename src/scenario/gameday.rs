@@ -1,6 +1,10 @@
 //! Gameday vocabulary: the `human` step (a prompt for a person in a role, with a deadline and
 //! what counts as done) and the responders file (`--responders FILE`: scripted people, per role a
 //! delay and what they do). Validation of both is in `validate/human.rs`.
+//!
+//! A `human` step may offer a decision (`roll-back: SERVICE`): besides acknowledging ("go on"),
+//! the person may answer "we decided to roll back", which the engine carries out as a `rollback`
+//! step of that service.
 
 use std::time::Duration;
 
@@ -23,6 +27,12 @@ pub struct Human {
     pub deadline: Duration,
     /// `done`: what counts as done.
     pub done: HumanDone,
+    /// `roll-back: SERVICE`: the prompt offers the decision "we decided to roll back"; taking it
+    /// rolls back the latest upgrade of the service, as a `rollback` step does. Acknowledging
+    /// means going on. Only with `done: acknowledge`, on the main timeline after an `upgrade` of
+    /// the service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roll_back: Option<String>,
 }
 
 /// What completes a `human` step.

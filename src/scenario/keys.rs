@@ -998,6 +998,12 @@ pub(crate) static HUMAN: Section = Section {
             "`acknowledge` (default) or an effect: `{ notification: { sink, contains } }`, \
              `{ healthy: SERVICE }`.",
         ),
+        key(
+            "roll-back",
+            Shape::Text,
+            "A decision: the answer \"we decided to roll back\" rolls back the latest upgrade of \
+             this service.",
+        ),
     ],
 };
 

@@ -15,6 +15,7 @@ mod blue_green;
 mod clockskew;
 mod compose;
 mod concurrent;
+mod console;
 mod explore;
 mod faults;
 mod gameday;

@@ -8,6 +8,11 @@
 //! this step's own task), and anyone at the run's [`Desk`](crate::engine::gameday::Desk) (the
 //! terminal, the console).
 //!
+//! A prompt with `roll-back: SERVICE` offers a decision besides acknowledging: "we decided to roll
+//! back" (from the desk) records `human-decided` and rolls back the latest upgrade of the service
+//! through the same path as a `rollback` step (its `upgrade` events follow under the upgrade's
+//! step). Acknowledging is "go on"; a deadline that passes first changes nothing.
+//!
 //! Example: `- human: { role: on-call, prompt: "Acknowledge the page", deadline: 5m }`.
 
 use std::future::Future;
@@ -17,19 +22,41 @@ use std::sync::Arc;
 use super::StepEnd;
 use crate::backend::RunScope;
 use crate::clock;
-use crate::engine::gameday::OpenPrompt;
+use crate::engine::gameday::{Answer, OpenPrompt};
 use crate::engine::run::Context;
+use crate::engine::upgrade::{ServiceState, run_rollback};
 use crate::journal::{Event, EventKind};
 use crate::scenario::gameday::{HttpTarget, Human, HumanDone, ResponderAction, ResponderHttp};
-use crate::scenario::model::Step;
+use crate::scenario::model::{Scenario, Step};
 
-/// Carry out a `human` step.
+/// Carry out a `human` step; a decision to roll back (`roll-back: SERVICE`) rolls the service
+/// back here, as a `rollback` step does.
 pub(super) async fn run_human(
+    ctx: &Context,
+    stack: &Arc<dyn RunScope>,
+    (scenario, state): (&Scenario, &mut ServiceState),
+    step: &Step,
+    human: &Human,
+) -> StepEnd {
+    let service = match ask(ctx, stack, step, human).await {
+        Err(end) => return end,
+        Ok(None) => return StepEnd::Done,
+        Ok(Some(service)) => service,
+    };
+    if let Some(desk) = &ctx.gameday.desk {
+        desk.close(&step.name);
+    }
+    run_rollback(ctx, stack, scenario, state, &service).await
+}
+
+/// Prompt and wait: `Err` how the step ends, or `Ok(Some(service))` when the people decided to
+/// roll it back, `Ok(None)` when it is over otherwise (done or expired).
+async fn ask(
     ctx: &Context,
     stack: &Arc<dyn RunScope>,
     step: &Step,
     human: &Human,
-) -> StepEnd {
+) -> Result<Option<String>, StepEnd> {
     let by_acknowledgement = human.done == HumanDone::Acknowledge;
     let mut moved = ctx.journal_moved.subscribe();
     let prompt = ctx.journal.record(EventKind::HumanPrompted {
@@ -40,6 +67,7 @@ pub(super) async fn run_human(
         deadline_us: human.deadline.as_micros() as u64,
         done: human.done.describe(),
         by_acknowledgement,
+        roll_back: human.roll_back.clone(),
     });
     let record_ack = |by: &str| {
         ctx.journal.record(EventKind::HumanAcknowledged {
@@ -56,6 +84,7 @@ pub(super) async fn run_human(
             runbook: human.runbook.clone(),
             shown_us: prompt.offset_us,
             deadline_us: prompt.offset_us + human.deadline.as_micros() as u64,
+            roll_back: human.roll_back.clone(),
         })
     });
     let _close = CloseOnDrop(ctx, &step.name);
@@ -81,37 +110,49 @@ pub(super) async fn run_human(
     // A `healthy` effect may hold already: the service was healthy when the prompt came.
     let mut cursor = prompt.seq;
     if let Some(effect) = effect_before(ctx, human, &prompt) {
-        return effect_done(ctx, step, human, effect);
+        effect_done(ctx, step, human, effect);
+        return Ok(None);
     }
     let deadline = clock::sleep(human.deadline);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             biased;
-            () = ctx.signals.interrupt.cancelled() => return StepEnd::Interrupted,
+            () = ctx.signals.interrupt.cancelled() => return Err(StepEnd::Interrupted),
             () = &mut deadline => {
                 ctx.journal.record(EventKind::HumanExpired {
                     step: step.name.clone(),
                     role: human.role.clone(),
                 });
-                return StepEnd::Done;
+                return Ok(None);
             }
             () = &mut responder, if !responded => {
                 responded = true;
                 record_ack("responder");
                 if by_acknowledgement {
-                    return StepEnd::Done;
+                    return Ok(None);
                 }
             }
-            Some(by) = async {
+            Some((answer, by)) = async {
                 match acks.as_mut() {
                     Some(acks) => acks.recv().await,
                     None => std::future::pending().await,
                 }
             } => {
+                // The desk only passes a decision the prompt offers.
+                if let (Answer::RollBack, Some(service)) = (answer, &human.roll_back) {
+                    ctx.journal.record(EventKind::HumanDecided {
+                        step: step.name.clone(),
+                        role: human.role.clone(),
+                        by,
+                        decision: "roll-back".to_owned(),
+                        service: service.clone(),
+                    });
+                    return Ok(Some(service.clone()));
+                }
                 record_ack(&by);
                 if by_acknowledgement {
-                    return StepEnd::Done;
+                    return Ok(None);
                 }
             }
             changed = moved.changed(), if !by_acknowledgement => {
@@ -121,16 +162,16 @@ pub(super) async fn run_human(
                     cursor = last.seq;
                 }
                 if let Some(effect) = events.iter().find_map(|e| observed(human, &prompt, e)) {
-                    let end = effect_done(ctx, step, human, effect);
+                    effect_done(ctx, step, human, effect);
                     // The responder whose request caused it is still waiting for its answer:
                     // let it finish (bounded by its timeout), so what it did is on record.
                     if !responded && acting.load(std::sync::atomic::Ordering::Relaxed) {
                         if ctx.interruptible(&mut responder).await.is_none() {
-                            return StepEnd::Interrupted;
+                            return Err(StepEnd::Interrupted);
                         }
                         record_ack("responder");
                     }
-                    return end;
+                    return Ok(None);
                 }
             }
         }
@@ -155,7 +196,7 @@ struct Effect {
     seq: u64,
 }
 
-fn effect_done(ctx: &Context, step: &Step, human: &Human, effect: Effect) -> StepEnd {
+fn effect_done(ctx: &Context, step: &Step, human: &Human, effect: Effect) {
     ctx.journal.record(EventKind::HumanEffect {
         step: step.name.clone(),
         role: human.role.clone(),
@@ -163,7 +204,6 @@ fn effect_done(ctx: &Context, step: &Step, human: &Human, effect: Effect) -> Ste
         observed_us: effect.at_us,
         evidence_seq: Some(effect.seq),
     });
-    StepEnd::Done
 }
 
 /// `done: { healthy }` when the service's last health observation before the prompt was healthy.

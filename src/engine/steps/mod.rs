@@ -92,7 +92,7 @@ pub async fn run_step(
         }
         Action::Mark => timeline::run_mark(),
         Action::KillProcess(kill) => process::run_kill_process(ctx, stack, step, kill).await,
-        Action::Human(human) => human::run_human(ctx, stack, step, human).await,
+        Action::Human(human) => human::run_human(ctx, stack, (scenario, state), step, human).await,
         Action::NodeAvailability(node) => node::run_node_availability(ctx, stack, step, node).await,
     };
     let (outcome, error) = match &end {

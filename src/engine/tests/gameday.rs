@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::support::*;
 use crate::checks::CheckStatus;
-use crate::engine::gameday::{Desk, Gameday};
+use crate::engine::gameday::{Answer, AnswerError, Desk, Gameday};
 use crate::engine::{RunOptions, RunResult, Signals};
 use crate::journal::EventKind;
+use crate::journal::{Outcome, UpgradeStage as S};
 use crate::report::RunStatus;
 use crate::scenario::gameday::{HttpTarget, ResponderAction, ResponderHttp, Responders, Response};
 
@@ -196,4 +197,125 @@ async fn a_desk_acknowledgement_completes_the_prompt_and_closes_it() {
     );
     assert!(desk.acknowledge_oldest(None, "console").is_none(), "the prompt is closed");
     assert_clean(&backend);
+}
+
+const GO_OR_NO_GO: &str = "steps:
+  - name: upgrade api
+    upgrade: { service: api, image: api:2.0, deadline: 300ms, version: { port: 8080, path: /version } }
+  - name: go or no-go
+    human:
+      role: lead
+      prompt: api 2.0 is live. Go on, or roll back?
+      deadline: 600ms
+      roll-back: api
+  - name: after
+    wait: 10ms
+expect:
+  - human-within: { step: go or no-go, within: 300ms }
+";
+
+/// Answer the open prompt of `step` at `desk` as soon as it is open.
+fn answer_when_open(desk: Desk, step: &'static str, answer: Answer) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while desk.answer(step, answer, "console").is_err() {
+            crate::clock::sleep(ms(5)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_decision_to_roll_back_rolls_the_upgrade_back_and_counts_as_the_answer() {
+    let desk = Desk::default();
+    let gameday = Gameday { responders: None, desk: Some(desk.clone()) };
+    let clicker = answer_when_open(desk.clone(), "go or no-go", Answer::RollBack);
+    let (result, backend) = run_gameday(GO_OR_NO_GO, gameday).await;
+    clicker.await.unwrap();
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
+    let decided = result
+        .events
+        .iter()
+        .find(|e| {
+            matches!(&e.kind, EventKind::HumanDecided { by, decision, service, .. }
+            if by == "console" && decision == "roll-back" && service == "api")
+        })
+        .expect("the decision is journaled");
+    let prompted = result
+        .events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::HumanPrompted { roll_back: Some(s), .. } if s == "api"))
+        .expect("the prompt offers the decision");
+    assert!(prompted.seq < decided.seq);
+    // The rollback follows the decision, under the upgrade's step, as a `rollback` step's would.
+    let stages = stages(&result, "upgrade api");
+    assert_eq!(stages[stages.len() - 2..], [(S::RollbackStarted, true), (S::RolledBack, true)]);
+    let rollback_started = result
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Upgrade { stage: S::RollbackStarted, .. }))
+        .unwrap();
+    assert!(rollback_started.seq > decided.seq, "rolled back after the decision, not before");
+    assert_eq!(
+        versions(&result, "upgrade api", "after-rollback"),
+        [(true, r#"{"version":"1.0"}"#.into())]
+    );
+    assert_eq!(step_end(&result, "go or no-go"), Some((Outcome::Ok, None)));
+    // The decision is the prompt's answer: `human-within` measures it.
+    let check = result.verdicts.iter().find(|v| v.name.contains("go or no-go")).unwrap();
+    assert_eq!(check.status, CheckStatus::Passed, "{check:?}");
+    assert!(check.summary.contains("lead did `go or no-go`"), "{}", check.summary);
+    assert_eq!(
+        desk.answer("go or no-go", Answer::Acknowledge, "console"),
+        Err(AnswerError::NotOpen("go or no-go".into())),
+        "the prompt closed"
+    );
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn going_on_leaves_the_upgrade_and_a_decision_not_offered_is_refused() {
+    let desk = Desk::default();
+    let gameday = Gameday { responders: None, desk: Some(desk.clone()) };
+    let clicker = answer_when_open(desk.clone(), "page the on-call", Answer::Acknowledge);
+    // `PAGE` offers no decision: the desk refuses one while its prompt is open.
+    let refuser = {
+        let desk = desk.clone();
+        tokio::spawn(async move {
+            loop {
+                match desk.answer("page the on-call", Answer::RollBack, "console") {
+                    Err(AnswerError::NotOffered(step)) => return step,
+                    Err(AnswerError::NotOpen(_)) => crate::clock::sleep(ms(1)).await,
+                    Ok(()) => panic!("a decision the prompt does not offer was taken"),
+                }
+            }
+        })
+    };
+    let (result, _) = run_gameday(PAGE, gameday).await;
+    clicker.await.unwrap();
+    assert_eq!(refuser.await.unwrap(), "page the on-call");
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
+    assert_eq!(count(&result, |k| matches!(k, EventKind::HumanDecided { .. })), 0);
+
+    let desk = Desk::default();
+    let gameday = Gameday { responders: None, desk: Some(desk.clone()) };
+    let clicker = answer_when_open(desk.clone(), "go or no-go", Answer::Acknowledge);
+    let (result, backend) = run_gameday(GO_OR_NO_GO, gameday).await;
+    clicker.await.unwrap();
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
+    let stages = stages(&result, "upgrade api");
+    assert_eq!(stages.last(), Some(&(S::Completed, true)), "no rollback: {stages:?}");
+    assert_eq!(count(&result, |k| matches!(k, EventKind::HumanDecided { .. })), 0);
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn the_desk_passes_every_journal_event_to_its_watchers() {
+    let desk = Desk::default();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    desk.watch(Arc::new(move |event| sink.lock().unwrap().push(event.seq)));
+    let clicker = answer_when_open(desk.clone(), "page the on-call", Answer::Acknowledge);
+    let (result, _) = run_gameday(PAGE, Gameday { responders: None, desk: Some(desk) }).await;
+    clicker.await.unwrap();
+    let seqs: Vec<u64> = result.events.iter().map(|e| e.seq).collect();
+    assert_eq!(*seen.lock().unwrap(), seqs);
 }

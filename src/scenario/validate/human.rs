@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::expect::Refs;
+use super::upgrade::EarlierUpgrades;
 use super::walk::{Services, StepDraft, StepKind, Walk};
 use crate::scenario::gameday::{
     HttpTarget, Human, HumanDone, ResponderAction, ResponderHttp, Responders, Response,
@@ -21,13 +22,14 @@ fn valid_role(role: &str) -> bool {
 }
 
 impl Walk<'_> {
-    /// `human: { role, prompt, runbook, deadline, done }`.
+    /// `human: { role, prompt, runbook, deadline, done, roll-back }`.
     pub(super) fn human(
         &mut self,
         draft: &mut StepDraft,
         node: &Node,
         key: Span,
         services: &Services,
+        (earlier, nested): (&EarlierUpgrades, bool),
     ) {
         draft.kind = Some(StepKind::Human);
         let Some(fields) = self.r.fields(
@@ -60,6 +62,14 @@ impl Walk<'_> {
             None => Some(HumanDone::Acknowledge),
             Some(entry) => self.human_done(&entry.value, entry.key.span, services),
         };
+        let roll_back = match fields.entry("roll-back") {
+            None => Some(None),
+            Some(entry) => {
+                let acknowledged = done.as_ref().is_none_or(|d| *d == HumanDone::Acknowledge);
+                self.roll_back_decision(&entry.value, services, earlier, nested, acknowledged)
+                    .map(Some)
+            }
+        };
         if let Some(role) = &role {
             draft.generated = Some(format!("human {role}"));
         }
@@ -70,8 +80,57 @@ impl Walk<'_> {
                 runbook: runbook?,
                 deadline: deadline?,
                 done: done?,
+                roll_back: roll_back?,
             }))
         })();
+    }
+
+    /// `roll-back: SERVICE` of a `human` step: a service upgraded by an earlier step, on the main
+    /// timeline (the rollback needs the timeline's service state, as a `rollback` step does), with
+    /// `done: acknowledge` (the decision is an answer, as an acknowledgement is).
+    fn roll_back_decision(
+        &mut self,
+        node: &Node,
+        services: &Services,
+        earlier: &EarlierUpgrades,
+        nested: bool,
+        acknowledged: bool,
+    ) -> Option<String> {
+        let service = self.r.text(node, "a service name")?;
+        self.known_service(services, &service, node.span)?;
+        let mut ok = true;
+        if !earlier.services.contains(&service) && !earlier.unsure {
+            self.r
+                .error(
+                    node.span,
+                    format!("`{service}` has no earlier upgrade to roll back"),
+                    "no `upgrade` of it before this step",
+                )
+                .help(format!(
+                    "the decision rolls back the latest upgrade of `{service}`; put this step after \
+                     an `upgrade: {{ service: {service}, ... }}` step"
+                ));
+            ok = false;
+        }
+        if nested {
+            self.r
+                .error(node.span, "a decision to roll back inside a `parallel` group", "in a group")
+                .help(
+                    "the rollback needs the timeline's service state, as a `rollback` step does: \
+                     put this `human` step on the main timeline, after the upgrade",
+                );
+            ok = false;
+        }
+        if !acknowledged {
+            self.r
+                .error(node.span, "`roll-back` with a `done` effect", "needs `done: acknowledge`")
+                .help(
+                    "the decision is an answer to the prompt, as an acknowledgement is: use \
+                     `roll-back` with `done: acknowledge` (the default)",
+                );
+            ok = false;
+        }
+        ok.then_some(service)
     }
 
     /// `done: acknowledge | { notification: { sink, contains } } | { healthy: SERVICE }`.

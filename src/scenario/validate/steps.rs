@@ -363,7 +363,9 @@ impl Walk<'_> {
             ActionKind::SinkOutage => self.sink_outage(draft, value, entry.key.span),
             ActionKind::NodeAvailability => self.node_availability(draft, value, entry.key.span),
             ActionKind::Call => self.call(draft, value, entry.key.span, services),
-            ActionKind::Human => self.human(draft, value, entry.key.span, services),
+            ActionKind::Human => {
+                self.human(draft, value, entry.key.span, services, (earlier, nested))
+            }
             ActionKind::Mark => self.mark(draft, value),
             ActionKind::KillProcess => {
                 let (service, action) = self.kill_process(value, entry.key.span, services);
