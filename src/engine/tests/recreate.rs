@@ -124,7 +124,7 @@ async fn a_failed_migration_before_the_switch_is_rolled_back_with_a_restore() {
         backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 2, ms(0)));
     let result = rolled_back(
         &backend,
-        "      backup: db\n      migrate: { command: [migrate, up], when: before, deadline: 200ms }",
+        "      backup: db\n      migrate: { command: [migrate, up], when: before, deadline: 10s }",
     )
     .await;
     assert_eq!(
@@ -152,7 +152,7 @@ async fn a_failed_migration_after_the_switch_is_rolled_back() {
         backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 1, ms(5)));
     let result = rolled_back(
         &backend,
-        "      migrate: { command: [migrate], when: after, deadline: 200ms }",
+        "      migrate: { command: [migrate], when: after, deadline: 10s }",
     )
     .await;
     assert_eq!(
@@ -332,7 +332,7 @@ async fn a_migration_and_a_backup_that_work_are_stages_of_a_successful_upgrade()
     // Unscripted: the migration one-shot exits 0, the hooks exit 0.
     let backend = backend();
     let scenario = upgrade(
-        "      backup: db\n      migrate: { command: [migrate], when: after, deadline: 200ms }",
+        "      backup: db\n      migrate: { command: [migrate], when: after, deadline: 10s }",
         "upgrade-succeeds",
     );
     let result = run(&scenario, &backend).await;
