@@ -150,11 +150,9 @@ async fn a_failed_migration_before_the_switch_is_rolled_back_with_a_restore() {
 async fn a_failed_migration_after_the_switch_is_rolled_back() {
     let backend =
         backend().image("api:2.0", FakeService::healthy_after(ms(5)).one_shot("migrate", 1, ms(5)));
-    let result = rolled_back(
-        &backend,
-        "      migrate: { command: [migrate], when: after, deadline: 10s }",
-    )
-    .await;
+    let result =
+        rolled_back(&backend, "      migrate: { command: [migrate], when: after, deadline: 10s }")
+            .await;
     assert_eq!(
         stages(&result, "upgrade api")[..5],
         [
