@@ -53,6 +53,9 @@ const TASK_DEADLINE: Duration = Duration::from_secs(60);
 /// milliseconds) before the update counts as dropped and a fresh task is asked for again.
 const NO_TASK_LIMIT: Duration = Duration::from_secs(10);
 
+/// How often an update Swarm refused as out of sequence is made again.
+const OUT_OF_SEQUENCE_RETRIES: u32 = 3;
+
 /// How long an update waits for Swarm to catch up with the end of the key's task.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -316,34 +319,22 @@ impl SwarmScope {
                 (id, None)
             }
             Some(entry) => {
-                let inspect = client
-                    .inspect_service(&entry.service_id, None)
-                    .await
-                    .map_err(failed("inspect service", key))?;
-                let version = inspect.version.and_then(|v| v.index).unwrap_or_default();
-                let force = inspect.spec.and_then(|spec| spec.task_template?.force_update);
                 // Back to the spec before the last update: Swarm's own rollback.
                 let rollback = entry.previous.as_ref().is_some_and(|p| same_task(p, &spec));
-                let mut body = spec.clone();
-                if let Some(template) = body.task_template.as_mut() {
-                    // Always a fresh task, also when the spec is the running one (a start after
-                    // a stop, a rollback before the new version ever started): the engine
-                    // expects a new instance. (The daemon's spec carries defaults ours does not,
-                    // so "is it the same" is not asked of it.)
-                    template.force_update = Some(force.unwrap_or(0) + 1);
-                }
-                let mut options = UpdateServiceOptionsBuilder::new()
-                    .version(i32::try_from(version).unwrap_or(i32::MAX));
-                if rollback {
-                    options = options.rollback("previous");
-                }
-                client
-                    .update_service(&entry.service_id, body, options.build(), None)
-                    .await
-                    .map_err(failed(
-                        if rollback { "roll back service" } else { "update service" },
-                        key,
-                    ))?;
+                let operation = if rollback { "roll back service" } else { "update service" };
+                self.update_service(&entry.service_id, key, operation, rollback, |current| {
+                    let force = current.spec.and_then(|spec| spec.task_template?.force_update);
+                    let mut body = spec.clone();
+                    if let Some(template) = body.task_template.as_mut() {
+                        // Always a fresh task, also when the spec is the running one (a start
+                        // after a stop, a rollback before the new version ever started): the
+                        // engine expects a new instance. (The daemon's spec carries defaults ours
+                        // does not, so "is it the same" is not asked of it.)
+                        template.force_update = Some(force.unwrap_or(0) + 1);
+                    }
+                    body
+                })
+                .await?;
                 if let Some(stored) = self.registry().keys.get_mut(key) {
                     stored.previous = Some(stored.spec.clone());
                     stored.spec = spec;
@@ -519,29 +510,63 @@ impl SwarmScope {
             self.registry().keys.get(key).cloned().ok_or_else(|| BackendError::not_found(key))?;
         self.before_update(&entry, key).await;
         let known = self.task_ids(&entry.service_id, key).await?;
-        let client = self.client();
-        let inspect = client
-            .inspect_service(&entry.service_id, None)
-            .await
-            .map_err(failed("inspect service", key))?;
-        let version = inspect.version.and_then(|v| v.index).unwrap_or_default();
-        let mut spec = inspect.spec.unwrap_or_default();
-        if let Some(template) = spec.task_template.as_mut() {
-            template.force_update = Some(template.force_update.unwrap_or(0) + 1);
-        }
-        let options = UpdateServiceOptionsBuilder::new()
-            .version(i32::try_from(version).unwrap_or(i32::MAX))
-            .build();
-        client
-            .update_service(&entry.service_id, spec, options, None)
-            .await
-            .map_err(failed("force a new task", key))?;
+        self.update_service(&entry.service_id, key, "force a new task", false, |current| {
+            let mut spec = current.spec.unwrap_or_default();
+            if let Some(template) = spec.task_template.as_mut() {
+                template.force_update = Some(template.force_update.unwrap_or(0) + 1);
+            }
+            spec
+        })
+        .await?;
         // Swarm's previous spec is now the one before the forced update: the same task. A
         // rollback (`rollback=previous`) from here goes back to it, not to the version before.
         if let Some(stored) = self.registry().keys.get_mut(key) {
             stored.previous = Some(stored.spec.clone());
         }
         Ok((entry, known))
+    }
+
+    /// `service update` of `service_id` with the body `body` makes of the service as it is now,
+    /// at the version of that inspect (Swarm's optimistic lock); with `rollback`, Swarm's own
+    /// rollback (`rollback=previous`: Swarm then applies its previous spec, not the body). Swarm
+    /// writes the service itself (its updater records `paused`, `completed`): one that lands
+    /// between the inspect and the update makes Swarm refuse it ("update out of sequence"), so
+    /// the update is made again from a fresh inspect, at most [`OUT_OF_SEQUENCE_RETRIES`] times.
+    async fn update_service<F>(
+        &self,
+        service_id: &str,
+        key: &str,
+        operation: &'static str,
+        rollback: bool,
+        body: F,
+    ) -> Result<(), BackendError>
+    where
+        F: Fn(testcontainers::bollard::models::Service) -> ServiceSpec,
+    {
+        let client = self.client();
+        let mut retries = 0;
+        loop {
+            let current = client
+                .inspect_service(service_id, None)
+                .await
+                .map_err(failed("inspect service", key))?;
+            let version = current.version.as_ref().and_then(|v| v.index).unwrap_or_default();
+            let mut options = UpdateServiceOptionsBuilder::new()
+                .version(i32::try_from(version).unwrap_or(i32::MAX));
+            if rollback {
+                options = options.rollback("previous");
+            }
+            match client.update_service(service_id, body(current), options.build(), None).await {
+                Err(error)
+                    if retries < OUT_OF_SEQUENCE_RETRIES
+                        && error.to_string().contains("update out of sequence") =>
+                {
+                    retries += 1;
+                    tracing::debug!(key, "Swarm wrote the service meanwhile: updating again");
+                }
+                result => return result.map(|_| ()).map_err(failed(operation, key)),
+            }
+        }
     }
 
     /// The keys whose current task is placed on node `node_id`.
