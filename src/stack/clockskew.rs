@@ -292,7 +292,7 @@ mod tests {
         fs_err::create_dir_all(musl.join("lib")).unwrap();
         fs_err::write(musl.join("lib/ld-musl-x86_64.so.1"), "").unwrap();
         assert_eq!(loader_missing(&[bare.clone(), glibc.clone()]), None);
-        let missing = loader_missing(&[bare.clone()]).unwrap();
+        let missing = loader_missing(std::slice::from_ref(&bare)).unwrap();
         assert!(missing.starts_with("its image has no glibc dynamic loader"), "{missing}");
         assert!(missing.contains("static"), "{missing}");
         assert!(loader_missing(&[musl]).unwrap().contains("musl"));

@@ -84,11 +84,13 @@ pub(crate) async fn capture(
     let path = limit.path.clone();
     let container = container.to_owned();
     tokio::task::spawn_blocking(move || {
+        // The step's name carries the service; the message says what to do, as no hint follows
+        // a step's error into the journal.
         let disk = disk_under(pid, &path).map_err(|why| {
-            other(format!("`io-limit` cannot throttle `{path}` in `{container}`: {why}")).with_hint(
-                "name a path on a named volume or a bind mount: the throttle acts on the \
-                     block device a file system sits on",
-            )
+            other(format!(
+                "`io-limit` cannot throttle `{path}`: {why}; name a path on a named volume or a \
+                 bind mount (a block device's file system)"
+            ))
         })?;
         let cgroup = blkio_cgroup(pid).map_err(|why| {
             other(format!("cannot find the blkio cgroup of `{container}`: {why}"))

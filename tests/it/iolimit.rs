@@ -2,13 +2,19 @@
 //! (the host's disk) throttled through the container's blkio cgroup. The effect is measured from
 //! inside the container with `dd` and direct I/O (cgroup v1 throttles direct and synchronous I/O
 //! only) during each step and after them, next to the cgroup files on the host; a SIGINT reverts
-//! it, and a SIGKILL leaves a ledger `firedrill gc` reverts.
+//! it, and a SIGKILL leaves a ledger `firedrill gc` reverts. A path on the writable layer (no
+//! block device of the container's own) fails its step with the reason.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::faults::{docker, fault_event as event, spawn_run};
-use crate::support::{describe, firedrill, leftovers, run_id_of, stack_lock};
+use crate::support::{
+    describe, firedrill, leftovers, run_id_of, stack_lock, wait_for_journal_line,
+};
+
+const EVENT_LIMIT: Duration = Duration::from_secs(120);
 
 const SCENARIO: &str = "tests/compose/iolimit/scenario.yaml";
 
@@ -171,6 +177,35 @@ fn an_io_limit_left_by_a_killed_harness_is_removed_by_gc() {
         )),
         "{stdout}"
     );
+    assert_eq!(leftovers(&run_id), Vec::<String>::new());
+    assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
+}
+
+#[test]
+fn an_io_limit_on_the_writable_layer_fails_its_step_naming_why() {
+    let _serial = stack_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = "tests/scenarios/webcache/io-limit-writable-layer.yaml";
+    let child = spawn_run(file, dir.path(), state.path(), &[]);
+    let run_id = run_id_of(dir.path());
+    let ended = wait_for_journal_line(dir.path(), EVENT_LIMIT, |v| {
+        v["event"] == "step-ended" && v["step"] == "throttle tmp"
+    });
+    assert_eq!(ended["outcome"], "failed", "{ended}");
+    let error = ended["error"].as_str().unwrap();
+    assert!(error.starts_with("`io-limit` cannot throttle `/tmp`: it is on "), "{error}");
+    assert!(
+        error.ends_with(
+            "name a path on a named volume or a bind mount (a block device's file system)"
+        ),
+        "{error}"
+    );
+    // This machine's engine: fuse-overlayfs (overlay2 elsewhere gives overlayfs's reason).
+    assert!(error.contains("FUSE") || error.contains("overlayfs"), "{error}");
+    assert!(!journal_has(dir.path(), "fault-applied", "throttle tmp"), "nothing is applied");
+    let output = child.wait_with_output().unwrap();
+    assert_ne!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
     assert!(!state.path().join("ledger").join(format!("{run_id}.jsonl")).exists());
 }
