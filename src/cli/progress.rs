@@ -66,7 +66,7 @@ impl Lines {
     /// The line of `event`, if it is worth one.
     pub(super) fn line(&self, event: &Event) -> Option<String> {
         let t = format!("{:>7.1}s", event.offset_us as f64 / 1e6);
-        let line = match &event.kind {
+        match &event.kind {
             EventKind::RunStarted { run_id, scenario, .. } => {
                 Some(format!("{t}  run {run_id}: scenario `{scenario}`"))
             }
@@ -337,8 +337,7 @@ impl Lines {
                     }
                 }
             }
-        };
-        line
+        }
     }
 
     fn mark(&self, ok: bool) -> &'static str {
