@@ -205,10 +205,8 @@ pub(super) async fn reuse(
             (key.clone(), result)
         }
     });
-    let results = ctx
-        .interruptible(futures_util::future::join_all(waits))
-        .await
-        .ok_or(Stop::Interrupted)?;
+    let results =
+        ctx.interruptible(futures_util::future::join_all(waits)).await.ok_or(Stop::Interrupted)?;
     super::run::Accounting::add(
         &ctx.accounting.service_wait,
         clock::instant_now().saturating_duration_since(since),

@@ -249,10 +249,8 @@ pub(super) async fn run_keeping(
         .err();
         match verdict.not_clean {
             None if stop.is_none() => {
-                ctx.journal.record(EventKind::StackReused {
-                    earlier_runs,
-                    restored: verdict.restored,
-                });
+                ctx.journal
+                    .record(EventKind::StackReused { earlier_runs, restored: verdict.restored });
             }
             None => {}
             Some(reason) => {
@@ -351,9 +349,8 @@ pub(super) async fn run_keeping(
     if keeping {
         ctx.journal.record(EventKind::StackKept);
     } else {
-        teardown_error = phase(&ctx, Phase::Teardown, teardown(&ctx, std::mem::take(&mut up)))
-            .await
-            .err();
+        teardown_error =
+            phase(&ctx, Phase::Teardown, teardown(&ctx, std::mem::take(&mut up))).await.err();
     }
     let mut error = match stop {
         Some(Stop::Error(error)) => Some(error),

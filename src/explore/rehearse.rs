@@ -275,9 +275,7 @@ expect:
             assert_eq!(events.first().map(String::as_str), Some("run-started"), "{events:?}");
             assert!(events.iter().any(|e| e == "run-ended"), "case {}: {events:?}", case.case);
             let reused = events.iter().any(|e| e == "stack-reused");
-            let brought_up = events
-                .iter()
-                .any(|e| e == "service-started");
+            let brought_up = events.iter().any(|e| e == "service-started");
             assert_eq!(reused, case.case > 1, "case {}: {events:?}", case.case);
             assert_eq!(brought_up, case.case == 1, "case {}: {events:?}", case.case);
             assert!(case_dir.join("report.json").is_file());

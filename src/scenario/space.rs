@@ -527,9 +527,13 @@ explore:
 ";
         let path = dir.path().join("s.yaml");
         let (_, space) = crate::scenario::parse_with_space(source, &path).unwrap();
-        let text =
-            render_schedule(source, dir.path(), &space.unwrap(), &[fault(ActionKind::Pause, "web", 1, Some(1))])
-                .unwrap();
+        let text = render_schedule(
+            source,
+            dir.path(),
+            &space.unwrap(),
+            &[fault(ActionKind::Pause, "web", 1, Some(1))],
+        )
+        .unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         crate::scenario::parse(&text, &elsewhere.path().join("case.yaml")).unwrap_or_else(
             |invalid| panic!("{}\n{text}", crate::scenario::render(&invalid, false)),

@@ -443,7 +443,8 @@ steps:
 
     #[test]
     fn reuse_stack_is_a_flag_and_refuses_an_outage_that_outlives_its_case() {
-        const SPACE: &str = "  window: 0s..5s\n  faults:\n    - pause: { services: [db], for: 1s }\n";
+        const SPACE: &str =
+            "  window: 0s..5s\n  faults:\n    - pause: { services: [db], for: 1s }\n";
         assert_eq!(errors(&format!("  reuse-stack: true\n{SPACE}")), Vec::<String>::new());
         assert_eq!(
             errors(&format!("  reuse-stack: yes please\n{SPACE}")),
