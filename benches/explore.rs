@@ -16,8 +16,13 @@
 //! over the sum of their `timing.total-ms`, and bring-up or reuse-phase time per case) are printed
 //! at the end.
 //!
+//! The same comparison runs on `scenarios/explore-db-faults.yaml` (the same stack, no upgrade: a
+//! freeze or restart of the database in a 3 s window), where a reused stack needs no restore.
+//!
 //! The images must exist: `cargo run -- images scenarios/explore-upgrade-db-swap.yaml`. Run:
-//! `cargo bench --bench explore` (two searches of 10 cases, about 4 minutes on the 2-core machine).
+//! `cargo bench --profile dev --bench explore` (four searches of 10 cases, about 8 minutes on the
+//! 2-core machine; the dev profile spares a release build of the whole tree, and the figures are
+//! dominated by Docker and the scenarios' own waits).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,7 +31,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
-const SCENARIO: &str = "scenarios/explore-upgrade-db-swap.yaml";
+/// The searches: (group name, scenario with `reuse-stack: true`).
+const SCENARIOS: &[(&str, &str)] = &[
+    ("explore/demo-upgrade-case", "scenarios/explore-upgrade-db-swap.yaml"),
+    ("explore/demo-faults-case", "scenarios/explore-db-faults.yaml"),
+];
 const IMAGES: &[&str] =
     &["firedrill-demo/postgres:15", "firedrill-demo/billing:1.0", "firedrill-demo/billing:2.0"];
 /// Cases per search (criterion's minimum sample count).
@@ -114,19 +123,25 @@ fn explore(c: &mut Criterion) {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(present, "{image} is missing: run `cargo run -- images {SCENARIO}`");
+        assert!(present, "{image} is missing: run `cargo run -- images {}`", SCENARIOS[0].1);
     }
+    for (group_name, scenario) in SCENARIOS {
+        compare(c, group_name, scenario);
+    }
+}
+
+fn compare(c: &mut Criterion, group_name: &str, scenario: &str) {
     let temp = tempfile::tempdir().expect("a temporary folder");
-    let reuse_file = root().join(SCENARIO);
+    let reuse_file = root().join(scenario);
     let text = fs_err::read_to_string(&reuse_file).unwrap();
     assert!(text.contains("reuse-stack: true"));
     let demo = root().join("demo").display().to_string();
     let fresh_text =
         text.replace("reuse-stack: true", "reuse-stack: false").replace("../demo", &demo);
-    let fresh_file = temp.path().join("explore-upgrade-db-swap-fresh.yaml");
+    let fresh_file = temp.path().join("fresh.yaml");
     fs_err::write(&fresh_file, fresh_text).unwrap();
 
-    let mut group = c.benchmark_group("explore/demo-upgrade-case");
+    let mut group = c.benchmark_group(group_name);
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(CASES)
@@ -146,9 +161,9 @@ fn explore(c: &mut Criterion) {
     for (name, s) in &searches {
         let per_minute = CASES as f64 * 60.0 / s.wall.as_secs_f64();
         println!(
-            "{name}: {CASES} cases in {:.1} s = {per_minute:.2} cases/min; harness overhead {} ms \
-             of {} ms in the cases ({:.1} %); bring-up/reuse {:.2} s per case; {} case(s) on a \
-             reused stack",
+            "{scenario} {name}: {CASES} cases in {:.1} s = {per_minute:.2} cases/min; harness \
+             overhead {} ms of {} ms in the cases ({:.1} %); bring-up/reuse {:.2} s per case; {} \
+             case(s) on a reused stack",
             s.wall.as_secs_f64(),
             s.overhead_ms,
             s.total_ms,
@@ -159,7 +174,7 @@ fn explore(c: &mut Criterion) {
     }
     if let [(_, fresh), (_, reuse)] = searches.as_slice() {
         println!(
-            "ratio in this run: reuse runs {:.2}× the cases per minute of fresh stacks \
+            "{scenario}: reuse runs {:.2}× the cases per minute of fresh stacks in this run \
              (wall {:.1} s vs {:.1} s)",
             fresh.wall.as_secs_f64() / reuse.wall.as_secs_f64(),
             reuse.wall.as_secs_f64(),

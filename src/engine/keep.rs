@@ -59,12 +59,15 @@ impl Kept {
         options: &RunOptions,
         signals: &Signals,
         seed: u64,
-    ) -> Result<Self, (Self, EngineError)> {
+    ) -> Result<Self, Box<(Self, EngineError)>> {
         let path = match &options.report_dir {
             None => None,
             Some(dir) => {
                 if let Err(source) = fs_err::create_dir_all(dir) {
-                    return Err((self, EngineError::ReportDir { path: dir.clone(), source }));
+                    return Err(Box::new((
+                        self,
+                        EngineError::ReportDir { path: dir.clone(), source },
+                    )));
                 }
                 Some(dir.join("journal.jsonl"))
             }
@@ -76,7 +79,7 @@ impl Kept {
                 crate::journal::JournalError::Io(source) => source,
                 other => std::io::Error::other(other.to_string()),
             };
-            return Err((self, EngineError::ReportDir { path, source }));
+            return Err(Box::new((self, EngineError::ReportDir { path, source })));
         }
         self.ctx.journal_moved.send_replace(0);
         self.ctx.signals = signals.clone();

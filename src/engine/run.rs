@@ -162,7 +162,8 @@ pub(super) async fn run_keeping(
             Ok(kept) => {
                 (kept.ctx, kept.up, kept.run_id, Some(kept.current), kept.runs, Some(kept.stack))
             }
-            Err((kept, error)) => {
+            Err(failed) => {
+                let (kept, error) = *failed;
                 // No journal for this run: the kept stack goes, and the run is aborted.
                 super::keep::close(kept).await;
                 return RunResult {

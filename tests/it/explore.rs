@@ -134,7 +134,7 @@ fn explore_finds_the_demo_rollback_on_a_db_freeze_during_the_watch_and_run_repla
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let check = "upgrade-succeeds upgrade billing";
+    let check = "upgrade-succeeds \"upgrade billing\"";
     assert!(stdout.contains(&format!("FAILING SCHEDULE: check `{check}` fails")), "{stdout}");
 
     let cases = read_cases(&out);

@@ -396,6 +396,17 @@ fn fmt(duration: Duration) -> String {
     crate::scenario::duration::format(duration)
 }
 
+/// A `sink-outage` step without `for` among `steps` and their `parallel` children.
+fn endless_outage(steps: &[Step]) -> Option<&Step> {
+    steps.iter().find_map(|step| match &step.action {
+        Action::SinkOutage(outage) if outage.duration.is_none() => Some(step),
+        Action::Parallel(children) => {
+            children.iter().find_map(|child| endless_outage(std::slice::from_ref(&child.step)))
+        }
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -509,15 +520,4 @@ steps:
             ]
         );
     }
-}
-
-/// A `sink-outage` step without `for` among `steps` and their `parallel` children.
-fn endless_outage(steps: &[Step]) -> Option<&Step> {
-    steps.iter().find_map(|step| match &step.action {
-        Action::SinkOutage(outage) if outage.duration.is_none() => Some(step),
-        Action::Parallel(children) => {
-            children.iter().find_map(|child| endless_outage(std::slice::from_ref(&child.step)))
-        }
-        _ => None,
-    })
 }
