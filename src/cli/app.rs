@@ -524,6 +524,14 @@ async fn gc(run: Option<String>, all: bool) -> Result<ExitStatus, ExpectedError>
     let report = docker.sweep(scope).await?;
     let left = crate::stack::swarm::leave_if_idle(docker.client(), None).await;
     let swarm = swarm.map_err(|e| ExpectedError::from(crate::engine::EngineError::from(e)))?;
+    // Swarm's part has its own count: the line below counts containers and networks only.
+    if !swarm.containers.is_empty() || !swarm.networks.is_empty() {
+        println!(
+            "removed {} Swarm service(s) and {} overlay network(s)",
+            swarm.containers.len(),
+            swarm.networks.len()
+        );
+    }
     for name in swarm.containers.iter().chain(&swarm.networks) {
         println!("  {name}");
     }
