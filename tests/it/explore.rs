@@ -127,7 +127,7 @@ fn explore_finds_the_demo_rollback_on_a_db_freeze_during_the_watch_and_run_repla
     let state = dir.path().join("state");
     let output = firedrill()
         .env("FIREDRILL_STATE_DIR", &state)
-        .args(["explore", DEMO_WEAK, "--seed", "2", "--runs", "4", "--reruns", "0"])
+        .args(["explore", DEMO_WEAK, "--seed", "2", "--runs", "6", "--reruns", "0"])
         .args(["--time-budget", "150s", "--out"])
         .arg(&out)
         .output()
