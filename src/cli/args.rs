@@ -107,7 +107,8 @@ pub enum Command {
         /// Gameday: a responders file (YAML: per role, a delay and what the scripted person does)
         /// that answers the scenario's `human` steps. Without it, human steps are answered at
         /// the terminal (Enter acknowledges the oldest open prompt); in CI (`CI=true` or no
-        /// terminal on stdin) a scenario with human steps is refused.
+        /// terminal on stdin) a scenario with human steps is refused unless `--gameday` serves the
+        /// console.
         #[arg(long, value_name = "FILE")]
         responders: Option<PathBuf>,
         /// Gameday: serve the live console, a web page on 127.0.0.1 (random port, a random token
