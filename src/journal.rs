@@ -91,6 +91,9 @@ pub enum Outcome {
     Failed,
     /// Stopped by Ctrl-C or a signal before it finished.
     Interrupted,
+    /// A `parallel` child that never ran: the moment its `at` names never came (the event says
+    /// why). Recorded as a `step-started` and a `step-ended` at the same moment.
+    Skipped,
 }
 
 /// Everything the journal records. Tagged by `event` in JSON.

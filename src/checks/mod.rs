@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Event, EventKind, Outcome, Phase, ProbeContext};
-use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase};
+use crate::scenario::model::{ExpectationKind, Scenario, SteadyPhase, Trigger};
 
 #[cfg(test)]
 mod fixtures;
@@ -189,6 +189,12 @@ pub fn evaluate(scenario: &Scenario, events: &[Event]) -> Vec<Verdict> {
         .chain(maintenance::upgrades_in_windows(events))
         .chain(unnamed::unexpected_failures(scenario, events))
         .collect()
+}
+
+/// When `trigger`'s moment happened in `events` (microseconds from the run's start), or why it
+/// has not (yet): the engine waits on it for a `parallel` child's `at`, the checks judge by it.
+pub fn trigger_moment(events: &[Event], trigger: &Trigger) -> Result<u64, String> {
+    Timeline::new(events).moment(trigger).map(|moment| moment.at_us)
 }
 
 /// The latest `healthy-within` deadline the journal so far places (`step-ended` of `after` +
@@ -713,6 +719,10 @@ impl Span<'_> {
                 Outcome::Ok => format!("`{step}` ended"),
                 Outcome::Failed => format!("`{step}` failed"),
                 Outcome::Interrupted => format!("`{step}` interrupted"),
+                Outcome::Skipped => match end.error {
+                    Some(why) => format!("`{step}` {why}"),
+                    None => format!("`{step}` skipped"),
+                },
             };
             evidence.push(Evidence::at(end.event, note));
         }

@@ -265,6 +265,25 @@ impl<'a> Timeline<'a> {
                     None => format!("`{step}` never ran"),
                     Some(_) => format!("`{step}` was never rolled back"),
                 }),
+            Trigger::Step { step, event: event @ (StepMoment::Switched | StepMoment::Healthy) } => {
+                let (stage, what) = match event {
+                    StepMoment::Switched => (UpgradeStage::Switched, "switched"),
+                    _ => (UpgradeStage::Healthy, "healthy"),
+                };
+                self.events
+                    .iter()
+                    .find(|e| {
+                        matches!(&e.kind, EventKind::Upgrade { step: s, stage: st, ok: true, .. } if s == step && *st == stage)
+                    })
+                    .map(|e| found(e, format!("`{step}` {what}")))
+                    .ok_or_else(|| match (self.step_start(step), event) {
+                        (None, _) => format!("`{step}` never ran"),
+                        (Some(_), StepMoment::Switched) => {
+                            format!("`{step}` never switched to the new version")
+                        }
+                        (Some(_), _) => format!("`{step}`'s new version never became healthy"),
+                    })
+            }
             Trigger::Step { step, event: StepMoment::Restored } => {
                 let (start, end) = match self.step_end(step) {
                     StepEnd::Ended(end) => {
@@ -329,6 +348,8 @@ pub(super) fn trigger_words(trigger: &Trigger) -> String {
             StepMoment::Failed => format!("`{step}` fails"),
             StepMoment::RolledBack => format!("`{step}` is rolled back"),
             StepMoment::Restored => format!("`{step}` is restored"),
+            StepMoment::Switched => format!("`{step}` switches to the new version"),
+            StepMoment::Healthy => format!("`{step}`'s new version is healthy"),
         },
         Trigger::Unhealthy(service) => format!("`{service}` turns unhealthy"),
         Trigger::Fault(step) => format!("the fault of `{step}` is applied"),

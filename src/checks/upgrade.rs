@@ -248,6 +248,7 @@ impl<'a> Timeline<'a> {
         let how = match self.step_end(step) {
             StepEnd::Ended(end) => match end.outcome {
                 Outcome::Interrupted => format!("; `{step}` was interrupted"),
+                Outcome::Skipped => format!("; `{step}` was skipped"),
                 Outcome::Failed => match end.error {
                     Some(error) => format!("; `{step}` failed: {error}"),
                     None => format!("; `{step}` failed"),

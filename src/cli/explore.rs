@@ -82,12 +82,18 @@ pub(super) async fn explore(
     let seed = args.seed.unwrap_or_else(super::app::random_seed);
     eprintln!("seed: {seed} (draw the same cases again with --seed {seed})");
     eprintln!(
-        "exploring `{}`: up to {} cases, budget {}, {} re-run(s) per failing candidate{}; results in `{}`",
+        "exploring `{}`: up to {} cases, budget {}, {} re-run(s) per failing candidate{}{}; results in `{}`",
         scenario.name,
         args.runs,
         scenario::format_duration(args.time_budget),
         args.reruns,
         if space.reuse_stack { ", one stack reused between cases" } else { "" },
+        match (&space.at, space.from) {
+            (Some((step, _)), from) if from != crate::scenario::model::StepMoment::Started => {
+                format!(", fault starts (@) counted from `{step}` {}", from.name())
+            }
+            _ => String::new(),
+        },
         dir.display()
     );
 

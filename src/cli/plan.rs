@@ -287,7 +287,21 @@ fn place(
     });
     if let Action::Parallel(children) = &step.action {
         for child in children {
+            let at = out.len();
             place(scenario, &child.step, depth + 1, offset + child.delay, out);
+            // Anchored: the offset is the earliest it can start; the moment decides.
+            if let Some(anchor) = &child.at {
+                let delay = if child.delay.is_zero() {
+                    String::new()
+                } else {
+                    format!(" + {}", format_duration(child.delay))
+                };
+                out[at].does.push_str(&format!(
+                    " (at `{}` {}{delay})",
+                    anchor.step,
+                    anchor.event.name()
+                ));
+            }
         }
     }
 }
@@ -653,6 +667,18 @@ expect:
         );
         // 1s stands for 1m: the upgrade at +10s is 22:10 on the calendar.
         assert_eq!(plan.timeline[5].calendar.as_deref(), Some("Sat 2026-12-05 22:10 CET"));
+    }
+
+    #[test]
+    fn an_anchored_child_says_which_moment_it_waits_for() {
+        let source = SCENARIO.replace(
+            "      - { delay: 1s, cpu: { service: db, cores: 0.5, for: 4s } }",
+            "      - { at: { step: kill app, event: ended }, delay: 1s, cpu: { service: db, cores: 0.5, for: 4s } }",
+        );
+        let plan = plan_of(&source, Presence::Unknown);
+        let cpu = plan.timeline.iter().find(|s| s.name == "cpu db").unwrap();
+        assert_eq!(cpu.offset_ms, 6000, "the earliest it can start");
+        assert!(cpu.does.ends_with(" (at `kill app` ended + 1s)"), "{}", cpu.does);
     }
 
     #[test]

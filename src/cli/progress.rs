@@ -122,6 +122,9 @@ impl Lines {
                 self.mark(false),
                 error.as_deref().unwrap_or("unknown error")
             )),
+            EventKind::StepEnded { step, outcome: Outcome::Skipped, error, .. } => {
+                Some(format!("{t}    step `{step}` {}", error.as_deref().unwrap_or("skipped")))
+            }
             EventKind::ContainerAction { service, action, signal, undo, ok, error } => {
                 let what = match signal {
                     Some(signal) => format!("{action} {signal}"),

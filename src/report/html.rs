@@ -536,6 +536,7 @@ fn ending_badge(ending: Ending) -> String {
         Ending::Failed => ("failed", "failed"),
         Ending::Interrupted => ("interrupted", "interrupted"),
         Ending::NotFinished => ("not-finished", "not finished"),
+        Ending::Skipped => ("not-finished", "skipped"),
     };
     format!("<span class=\"badge {class}\">{word}</span>")
 }

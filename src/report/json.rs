@@ -145,6 +145,8 @@ pub enum Ending {
     Interrupted,
     /// Started, and the journal has no end for it (the run stopped or crashed first).
     NotFinished,
+    /// A `parallel` child whose `at` moment never came: it did not run (`error` says why).
+    Skipped,
 }
 
 impl From<Outcome> for Ending {
@@ -153,6 +155,7 @@ impl From<Outcome> for Ending {
             Outcome::Ok => Ending::Ok,
             Outcome::Failed => Ending::Failed,
             Outcome::Interrupted => Ending::Interrupted,
+            Outcome::Skipped => Ending::Skipped,
         }
     }
 }

@@ -345,6 +345,7 @@ fn ending_word(ending: Ending) -> &'static str {
         Ending::Failed => "failed",
         Ending::Interrupted => "interrupted",
         Ending::NotFinished => "not finished",
+        Ending::Skipped => "skipped",
     }
 }
 

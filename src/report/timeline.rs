@@ -911,6 +911,7 @@ fn draw_bar(svg: &mut String, bar: &Bar, row: &str, x0: f64, x1: f64, next: f64,
         Ending::Failed => ", failed",
         Ending::Interrupted => ", interrupted",
         Ending::NotFinished => ", not finished",
+        Ending::Skipped => ", skipped",
     };
     let _ = write!(
         svg,

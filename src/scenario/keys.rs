@@ -644,10 +644,30 @@ pub(crate) static STEP: Section = Section {
         key(
             "delay",
             Shape::Duration,
-            "Inside `parallel` only: the child starts this long after the group.",
+            "Inside `parallel` only: the child starts this long after the group (or after `at`).",
+        ),
+        key(
+            "at",
+            Shape::Section(&STEP_AT),
+            "Inside `parallel` only: `delay` counts from this moment of a sibling step.",
         ),
     ],
 };
+
+/// A `parallel` child's `at`.
+pub(crate) static STEP_AT: Section = Section {
+    id: "step-at",
+    doc: "A moment of a sibling step in the same `parallel` group; skipped if it never comes.",
+    one_choice: false,
+    keys: &[
+        required("step", Shape::Text, "A sibling step's name."),
+        key("event", MOMENT, "Which moment (default `started`)."),
+    ],
+};
+
+/// The moments of a step, for triggers and `at`.
+const MOMENT: Shape =
+    Shape::Enum(&["started", "ended", "failed", "rolled-back", "restored", "switched", "healthy"]);
 
 const SERVICE_KEY: Key = required("service", Shape::Text, "The service.");
 const UNDO: Key = key(
@@ -1414,11 +1434,7 @@ pub(crate) static TRIGGER: Section = Section {
     one_choice: true,
     keys: &[
         choice("step", Shape::Text, "A step (its start, or `event`)."),
-        key(
-            "event",
-            Shape::Enum(&["started", "ended", "failed", "rolled-back", "restored"]),
-            "With `step`: which moment.",
-        ),
+        key("event", MOMENT, "With `step`: which moment (`switched`, `healthy`: upgrades)."),
         choice("unhealthy", Shape::Text, "A service first seen unhealthy."),
         choice("fault", Shape::Text, "A fault step applied."),
         choice("marker", Shape::Text, "A `mark: NAME` step."),
@@ -1704,10 +1720,15 @@ pub(crate) static EXPLORE: Section = Section {
             Shape::Text,
             "A top-level step the faults run alongside (in one `parallel` group); default: after the last step.",
         ),
+        key(
+            "from",
+            MOMENT,
+            "With `at`: the window counts from this moment of that step (default `started`); `healthy`: an upgrade's watch.",
+        ),
         required(
             "window",
             Shape::Text,
-            "When a fault may start, from the group's start: `0s..20s` (or one duration).",
+            "When a fault may start, from the group's start (or `from`): `0s..20s` (or one duration).",
         ),
         key("min-faults", Shape::Integer(1, 16), "Fewest faults in a schedule (default 1)."),
         key("max-faults", Shape::Integer(1, 16), "Most faults in a schedule (default 2)."),

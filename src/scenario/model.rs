@@ -1125,11 +1125,31 @@ pub struct Call {
 /// One child of a `parallel` group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParallelChild {
-    /// `delay`: how long after the group's start the child starts (default 0).
+    /// `delay`: how long after the group's start (or after `at`) the child starts (default 0).
     #[serde(with = "duration_serde")]
     pub delay: Duration,
+    /// `at: { step, event }`: the child starts `delay` after this moment of a sibling step instead
+    /// of after the group's start; when the sibling ends without it, the child is skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Anchor>,
     /// The step itself (its `index` follows the group's, in document order).
     pub step: Step,
+}
+
+/// A moment of a sibling step in a `parallel` group: `at: { step: NAME, event: healthy }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anchor {
+    /// The sibling's name.
+    pub step: String,
+    /// Which of its moments (default `started`).
+    pub event: StepMoment,
+}
+
+impl Anchor {
+    /// The same moment as a trigger, to find it in a journal.
+    pub fn trigger(&self) -> Trigger {
+        Trigger::Step { step: self.step.clone(), event: self.event }
+    }
 }
 
 /// A resource or network fault on a service, applied to the containers `target` picks and
@@ -1995,11 +2015,18 @@ pub enum StepMoment {
     /// When what the step did was undone: its last `fault-reverted`, `container-action` undo,
     /// `sink-chaos` off or successful `rolled-back` inside its span.
     Restored,
+    /// An upgrade's new version took the service's name (its `switched` stage, when that
+    /// succeeded).
+    Switched,
+    /// An upgrade's new version was healthy (its successful `healthy` stage): the watch, if any,
+    /// starts here.
+    Healthy,
 }
 
 impl StepMoment {
     /// Every moment, as written in a scenario.
-    pub const NAMES: &[&str] = &["started", "ended", "failed", "rolled-back", "restored"];
+    pub const NAMES: &[&str] =
+        &["started", "ended", "failed", "rolled-back", "restored", "switched", "healthy"];
 
     /// The moment written as `text`.
     pub fn from_name(text: &str) -> Option<StepMoment> {
@@ -2009,6 +2036,8 @@ impl StepMoment {
             "failed" => StepMoment::Failed,
             "rolled-back" => StepMoment::RolledBack,
             "restored" => StepMoment::Restored,
+            "switched" => StepMoment::Switched,
+            "healthy" => StepMoment::Healthy,
             _ => return None,
         })
     }
@@ -2021,6 +2050,8 @@ impl StepMoment {
             StepMoment::Failed => "failed",
             StepMoment::RolledBack => "rolled-back",
             StepMoment::Restored => "restored",
+            StepMoment::Switched => "switched",
+            StepMoment::Healthy => "healthy",
         }
     }
 }

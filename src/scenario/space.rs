@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::model::ActionKind;
+use super::model::{ActionKind, StepMoment};
 use super::tree::{self, Node, Value};
 
 /// `explore:` — which faults `firedrill explore` may inject, where and when.
@@ -19,7 +19,12 @@ pub struct Space {
     /// `at`: the top-level step the faults run alongside (its index in `steps`); `None`: the
     /// faults run after the last step.
     pub at: Option<(String, usize)>,
-    /// `window`: earliest and latest start of a fault, from the start of the faults' group.
+    /// `from`: with `at`, the moment of that step the window counts from (default `started`: the
+    /// group's start). Any other moment makes every fault an anchored child (`at: { step, event }`),
+    /// so a replay starts it at the same point of the step, however long the step took to get there.
+    pub from: StepMoment,
+    /// `window`: earliest and latest start of a fault, from the start of the faults' group (or
+    /// from `from`).
     #[serde(with = "pair_serde")]
     pub window: (Duration, Duration),
     /// `min-faults` (default 1).
@@ -173,7 +178,7 @@ pub fn render_schedule(
                 text.push('\n');
             }
             text.push_str("steps:\n  - ");
-            text.push_str(&group(2 + 2, None, faults));
+            text.push_str(&group(2 + 2, None, None, faults));
             text.push('\n');
             edits.push((source.len(), source.len(), text));
         }
@@ -197,14 +202,18 @@ pub fn render_schedule(
                     for (s, e, replacement) in inner {
                         text.replace_range(s - item.span.start..e - item.span.start, replacement);
                     }
-                    let replacement = group(column, Some(&text), faults);
+                    let anchor = match (&space.at, space.from) {
+                        (_, StepMoment::Started) | (None, _) => None,
+                        (Some((name, _)), from) => Some((name.as_str(), from)),
+                    };
+                    let replacement = group(column, Some(&text), anchor, faults);
                     edits.retain(|(s, _, _)| *s < item.span.start || *s >= end);
                     edits.push((item.span.start, end, replacement));
                 }
                 (None, Some(last)) => {
                     let column = column(source, last.span.start);
                     let dash = " ".repeat(column.saturating_sub(2));
-                    let text = format!("\n{dash}- {}", group(column, None, faults));
+                    let text = format!("\n{dash}- {}", group(column, None, None, faults));
                     let end = content_end(source, last);
                     edits.push((end, end, text));
                 }
@@ -222,8 +231,14 @@ pub fn render_schedule(
 }
 
 /// The group as a block mapping whose first line continues where an item's `- ` left off, its
-/// other lines indented to `column`; `alongside` is the `at` step's text, moved into the group.
-fn group(column: usize, alongside: Option<&str>, faults: &[PlacedFault]) -> String {
+/// other lines indented to `column`; `alongside` is the `at` step's text, moved into the group;
+/// `anchor` (its name and the space's `from`) makes each fault start at that moment of it.
+fn group(
+    column: usize,
+    alongside: Option<&str>,
+    anchor: Option<(&str, StepMoment)>,
+    faults: &[PlacedFault],
+) -> String {
     let pad = " ".repeat(column);
     let mut text = format!("name: {}\n{pad}parallel:", quote(GROUP_NAME));
     if let Some(step) = alongside {
@@ -234,6 +249,13 @@ fn group(column: usize, alongside: Option<&str>, faults: &[PlacedFault]) -> Stri
     for (i, fault) in faults.iter().enumerate() {
         let name = format!("fault {}: {}", i + 1, fault.label());
         text.push_str(&format!("\n{pad}  - name: {}", quote(&name)));
+        if let Some((step, moment)) = anchor {
+            text.push_str(&format!(
+                "\n{pad}    at: {{ step: {}, event: {} }}",
+                quote(step),
+                moment.name()
+            ));
+        }
         if !fault.start.is_zero() {
             text.push_str(&format!("\n{pad}    delay: {}", fmt(fault.start)));
         }
@@ -539,5 +561,64 @@ explore:
             |invalid| panic!("{}\n{text}", crate::scenario::render(&invalid, false)),
         );
         assert!(!text.contains("context: img"), "{text}");
+    }
+
+    const UPGRADE: &str = "name: t
+stack:
+  services:
+    db: { image: 'postgres:15' }
+    web: { image: 'web:1', ports: [80], health: { http: { port: 80 } } }
+steps:
+  - name: release
+    upgrade: { service: web, image: 'web:2' }
+explore:
+  at: release
+  from: healthy
+  window: 0s..2s
+  faults:
+    - pause: { services: [db], for: 2s }
+";
+
+    #[test]
+    fn with_from_each_fault_starts_at_that_moment_of_the_at_step() {
+        let space = space(UPGRADE);
+        assert_eq!(space.from, StepMoment::Healthy);
+        let faults = [fault(ActionKind::Pause, "db", 1, Some(2))];
+        let text = render_schedule(UPGRADE, Path::new("."), &space, &faults).unwrap();
+        let scenario =
+            crate::scenario::parse(&text, Path::new("case.yaml")).unwrap_or_else(|invalid| {
+                panic!("{}\n{text}", crate::scenario::render(&invalid, false))
+            });
+        let Action::Parallel(children) = &scenario.steps[0].action else { panic!("{text}") };
+        assert_eq!(children[0].at, None);
+        let at = children[1].at.as_ref().expect(&text);
+        assert_eq!((at.step.as_str(), at.event), ("release", StepMoment::Healthy));
+        assert_eq!(children[1].delay, Duration::from_secs(1));
+        // Without `from`, the faults count from the group's start, as before.
+        let plain = UPGRADE.replace("  from: healthy\n", "");
+        let plain_space = super::tests::space(&plain);
+        let text = render_schedule(&plain, Path::new("."), &plain_space, &faults).unwrap();
+        assert!(!text.contains("at: {"), "{text}");
+    }
+
+    #[test]
+    fn from_mistakes_are_reported() {
+        let errors = |source: String| -> Vec<String> {
+            crate::scenario::parse_with_space(&source, Path::new("t.yaml"))
+                .unwrap_err()
+                .diagnostics
+                .into_iter()
+                .map(|d| d.message)
+                .collect()
+        };
+        assert_eq!(errors(UPGRADE.replace("  at: release\n", "")), ["`from` without `at`"]);
+        assert_eq!(
+            errors(UPGRADE.replace("upgrade: { service: web, image: 'web:2' }", "wait: 3s")),
+            ["`healthy` is not a moment of `release`"]
+        );
+        assert_eq!(
+            errors(UPGRADE.replace("from: healthy", "from: later")),
+            ["unknown step event `later`"]
+        );
     }
 }

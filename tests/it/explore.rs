@@ -160,7 +160,10 @@ fn explore_finds_the_demo_rollback_on_a_db_freeze_during_the_watch_and_run_repla
     assert!(journals.iter().skip(1).any(|e| e.iter().any(|e| e == "stack-reused")));
     no_ledgers(&state);
 
-    // The minimum is an ordinary scenario that fails the same check when run.
+    // The minimum is an ordinary scenario that fails the same check when run. Its freezes start
+    // at the moment the new version is healthy (the watch), however long the swap takes.
+    let minimal = fs_err::read_to_string(out.join("minimal.yaml")).unwrap();
+    assert!(minimal.contains(r#"at: { step: "upgrade billing", event: healthy }"#), "{minimal}");
     let replay = firedrill()
         .env("FIREDRILL_STATE_DIR", &state)
         .args(["run", "--no-history", "--seed", "2"])

@@ -1,16 +1,24 @@
-//! `parallel` groups: every child at once, each after its own `delay`.
+//! `parallel` groups: every child at once, each after its own `delay`, counted from the group's
+//! start or, with `at`, from a moment of a sibling (the upgrade's `healthy`: its watch begins).
 //!
 //! Example: `- parallel: [ { kill: { service: a } }, { delay: 2s, memory: { service: b, ... } } ]`.
+//!
+//! An anchored child follows the journal (the spine: the moment is found there exactly as the
+//! checks find it) and starts `delay` after the moment's offset; when the sibling ends without
+//! the moment, the child is recorded as skipped (`step-ended`, outcome `skipped`, and why).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 
 use super::{StepEnd, run_step};
 use crate::backend::RunScope;
+use crate::checks;
 use crate::engine::run::Context;
 use crate::engine::upgrade::ServiceState;
-use crate::scenario::model::{Action, ParallelChild, Scenario};
+use crate::journal::{Event, EventKind, Outcome};
+use crate::scenario::model::{Action, Anchor, ParallelChild, Scenario};
 
 /// Run a `parallel` group: every child at once, each after its own `delay`; the group ends when
 /// all have ended. Its end is the most severe of theirs (failed, interrupted, aborted, done).
@@ -35,7 +43,15 @@ pub(super) async fn run_parallel(
             copies.next().expect("a copy per other child")
         };
         async move {
-            if !child.delay.is_zero() && !ctx.declared_wait(child.delay).await {
+            let delay = match &child.at {
+                None => child.delay,
+                Some(anchor) => match moment(ctx, anchor).await {
+                    Moment::At(at) => (at + child.delay).saturating_sub(ctx.journal.offset()),
+                    Moment::Never(why) => return skip(ctx, child, why),
+                    Moment::Interrupted => return StepEnd::Interrupted,
+                },
+            };
+            if !delay.is_zero() && !ctx.declared_wait(delay).await {
                 return StepEnd::Interrupted;
             }
             Box::pin(run_step(ctx, stack, scenario, state, &child.step)).await
@@ -52,6 +68,82 @@ pub(super) async fn run_parallel(
         };
     }
     worst
+}
+
+/// What became of the moment an anchored child waits for.
+enum Moment {
+    /// It happened at this offset of the run.
+    At(Duration),
+    /// The sibling ended without it (why).
+    Never(String),
+    Interrupted,
+}
+
+/// Follow the journal until `anchor`'s moment is in it, or its step ended without it.
+async fn moment(ctx: &Context, anchor: &Anchor) -> Moment {
+    let trigger = anchor.trigger();
+    let mut moved = ctx.journal_moved.subscribe();
+    let mut events: Vec<Event> = Vec::new();
+    loop {
+        let seen = events.last().map_or(0, |e| e.seq + 1);
+        let new = ctx.journal.events_since(seen);
+        let relevant = events.is_empty() || new.iter().any(|e| may_place(&e.kind));
+        events.extend(new);
+        if relevant {
+            match checks::trigger_moment(&events, &trigger) {
+                Ok(at_us) => return Moment::At(Duration::from_micros(at_us)),
+                Err(why) if ended(&events, &anchor.step) => return Moment::Never(why),
+                Err(_) => {}
+            }
+        }
+        tokio::select! {
+            biased;
+            () = ctx.signals.interrupt.cancelled() => return Moment::Interrupted,
+            changed = moved.changed() => {
+                if changed.is_err() {
+                    // The journal's watch is gone: the run is over.
+                    return Moment::Interrupted;
+                }
+            }
+        }
+    }
+}
+
+/// Whether an event can place a step's moment (the rest, requests and health polls, never does).
+fn may_place(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::StepStarted { .. }
+            | EventKind::StepEnded { .. }
+            | EventKind::Upgrade { .. }
+            | EventKind::FaultApplied { .. }
+            | EventKind::FaultReverted { .. }
+            | EventKind::ContainerAction { .. }
+            | EventKind::SinkChaos { .. }
+    )
+}
+
+fn ended(events: &[Event], step: &str) -> bool {
+    events.iter().any(|e| matches!(&e.kind, EventKind::StepEnded { step: s, .. } if s == step))
+}
+
+/// Record a child whose moment never came as started and ended at once, outcome `skipped`.
+fn skip(ctx: &Context, child: &ParallelChild, why: String) -> StepEnd {
+    let step = &child.step;
+    ctx.journal.record(EventKind::StepStarted {
+        index: step.index,
+        step: step.name.clone(),
+        action: step.action.key().to_owned(),
+    });
+    let at =
+        child.at.as_ref().map(|a| format!("`{}` {}", a.step, a.event.name())).unwrap_or_default();
+    ctx.journal.record(EventKind::StepEnded {
+        index: step.index,
+        step: step.name.clone(),
+        outcome: Outcome::Skipped,
+        error: Some(format!("skipped: it starts at {at}, which never came ({why})")),
+    });
+    StepEnd::Done
 }
 
 fn needs_state(action: &Action) -> bool {

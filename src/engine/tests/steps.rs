@@ -233,3 +233,84 @@ expect:
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     assert_clean(&backend);
 }
+
+/// The offset of `step`'s `step-started`, and of the upgrade `stage` (ok) of `upgrade`.
+fn offsets(result: &crate::engine::RunResult, step: &str, upgrade: &str) -> (u64, u64) {
+    let started = result
+        .events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::StepStarted { step: s, .. } if s == step))
+        .map(|e| e.offset_us)
+        .expect("the child started");
+    let healthy = result
+        .events
+        .iter()
+        .find(|e| matches!(&e.kind,
+            EventKind::Upgrade { step: s, stage: crate::journal::UpgradeStage::Healthy, ok: true, .. } if s == upgrade))
+        .map(|e| e.offset_us)
+        .expect("the release was healthy");
+    (started, healthy)
+}
+
+const ANCHORED: &str = "traffic:
+  orders:
+    http: { service: api, port: 8080, path: /orders }
+    rate: 100/s
+    timeout: 100ms
+steps:
+  - parallel:
+      - name: upgrade api
+        upgrade:
+          service: api
+          image: api:2.0
+          deadline: 2s
+          watch: { for: 200ms, traffic: orders, availability: 50% }
+      - name: freeze db
+        at: { step: upgrade api, event: healthy }
+        delay: 30ms
+        pause: { service: db, for: 20ms }
+";
+
+#[tokio::test]
+async fn an_anchored_child_starts_its_delay_after_the_siblings_moment_however_late_it_comes() {
+    // The release takes 300 ms to turn healthy: a child counted from the group's start with a
+    // 30 ms delay would run long before; anchored at `healthy`, it waits for it.
+    let backend = backend().image("api:2.0", FakeService::healthy_after(ms(300)));
+    let result = run(&with_stack(ANCHORED), &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let (started, healthy) = offsets(&result, "freeze db", "upgrade api");
+    assert!(started >= healthy + 30_000, "started {started} µs, healthy {healthy} µs");
+    // Not late either: within the watch (200 ms) of the moment.
+    assert!(started < healthy + 200_000, "started {started} µs, healthy {healthy} µs");
+    assert_eq!(step_end(&result, "freeze db").map(|(o, _)| o), Some(Outcome::Ok));
+    assert!(backend.operations().iter().any(|op| op == "pause db"), "{:?}", backend.operations());
+    assert_clean(&backend);
+}
+
+#[tokio::test]
+async fn an_anchored_child_whose_moment_never_comes_is_skipped_and_says_why() {
+    let backend = backend().image("api:2.0", FakeService::crash_on_start(3));
+    let result = run(&with_stack(ANCHORED), &backend).await;
+    // The failed release deviates the run (nothing accepts it); the skip does not.
+    assert_eq!(result.status, RunStatus::Deviated, "{:?}", result.error);
+    assert!(result.error.is_none(), "{:?}", result.error);
+    let failed: Vec<_> = statuses(&result)
+        .into_iter()
+        .filter(|(_, status, _)| *status == CheckStatus::Failed)
+        .map(|(name, _, why)| format!("{name}: {why}"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("upgrade api"), "{failed:?}");
+    let (outcome, error) = step_end(&result, "freeze db").expect("recorded");
+    assert_eq!(outcome, Outcome::Skipped);
+    let error = error.unwrap_or_default();
+    assert!(error.contains("`upgrade api` healthy, which never came"), "{error}");
+    assert!(error.contains("never became healthy"), "{error}");
+    // Nothing was paused: the fault never ran.
+    assert!(
+        !backend.operations().iter().any(|op| op.starts_with("pause")),
+        "{:?}",
+        backend.operations()
+    );
+    assert_clean(&backend);
+}

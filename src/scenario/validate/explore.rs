@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::walk::{Services, Walk};
 use crate::scenario::keys;
-use crate::scenario::model::{Action, ActionKind, Step};
+use crate::scenario::model::{Action, ActionKind, Step, StepMoment};
 use crate::scenario::space::{FaultChoice, Space};
 use crate::scenario::suggest;
 use crate::scenario::tree::{Node, ScalarKind};
@@ -54,6 +54,45 @@ impl Walk<'_> {
             }
         };
 
+        let from = match (fields.get("from"), &at) {
+            (None, _) => Some(StepMoment::Started),
+            (Some(node), at) => self.moment(node).and_then(|moment| {
+                let step = match at {
+                    Some((_, index)) => steps.and_then(|steps| steps.get(*index)),
+                    None if fields.get("at").is_some() => return None,
+                    None => {
+                        self.r
+                            .error(node.span, "`from` without `at`", "a moment of which step?")
+                            .help("name the step with `at`, or leave `from` out");
+                        return None;
+                    }
+                };
+                let fits = match (moment, step.map(|s| &s.action)) {
+                    (StepMoment::Switched | StepMoment::Healthy, Some(action)) => {
+                        matches!(action, Action::Upgrade(_))
+                    }
+                    (StepMoment::RolledBack, Some(action)) => {
+                        matches!(action, Action::Upgrade(_) | Action::Rollback { .. } | Action::Human(_))
+                    }
+                    _ => true,
+                };
+                if !fits {
+                    let name = step.map_or("", |s| s.name.as_str());
+                    self.r
+                        .error(
+                            node.span,
+                            format!("`{}` is not a moment of `{name}`", moment.name()),
+                            "no such moment",
+                        )
+                        .help("`switched` and `healthy` are an upgrade's moments; use `started` or `ended`");
+                    return None;
+                }
+                Some(moment)
+            }),
+        };
+        if from.is_none() {
+            ok = false;
+        }
         let window = self.r.require(&fields, "window").and_then(|node| self.range(node, true));
         let resolution = match fields.get("resolution") {
             Some(node) => self.r.duration(node),
@@ -171,6 +210,7 @@ impl Walk<'_> {
         let max_faults = max_faults?;
         Some(Space {
             at,
+            from: from?,
             window: window?,
             min_faults: min_faults?,
             max_faults,

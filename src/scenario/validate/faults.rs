@@ -558,7 +558,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::scenario::model::{Action, Scenario};
+    use crate::scenario::model::{Action, Scenario, StepMoment};
 
     const HEAD: &str = "name: t
 stack:
@@ -665,6 +665,79 @@ stack:
         let Action::Parallel(children) = &scenario.steps[1].action else { panic!() };
         let delays: Vec<Duration> = children.iter().map(|c| c.delay).collect();
         assert_eq!(delays, [Duration::ZERO, Duration::from_secs(2), Duration::ZERO]);
+    }
+
+    #[test]
+    fn a_child_may_start_at_a_moment_of_its_upgrading_sibling() {
+        let scenario = parse(
+            "  - parallel:
+      - upgrade: { service: billing, image: b2 }
+      - at: { step: upgrade billing, event: healthy }
+        delay: 500ms
+        pause: { service: db, for: 2s }
+      - at: { step: upgrade billing }
+        wait: 1s
+",
+        )
+        .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let Action::Parallel(children) = &scenario.steps[0].action else { panic!() };
+        let anchors: Vec<Option<(&str, StepMoment)>> =
+            children.iter().map(|c| c.at.as_ref().map(|a| (a.step.as_str(), a.event))).collect();
+        assert_eq!(
+            anchors,
+            [
+                None,
+                Some(("upgrade billing", StepMoment::Healthy)),
+                Some(("upgrade billing", StepMoment::Started)),
+            ]
+        );
+        assert_eq!(children[1].delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn at_mistakes_are_all_reported_with_their_place() {
+        let invalid = crate::scenario::parse(
+            &format!(
+                "{HEAD}steps:
+  - name: first
+    wait: 1s
+  - at: {{ step: first }}
+    wait: 1s
+  - parallel:
+      - name: chaos
+        kill: {{ service: db }}
+      - at: {{ step: first }}
+        wait: 1s
+      - at: {{ step: chaos, event: healthy }}
+        wait: 1s
+      - name: me
+        at: {{ step: me }}
+        wait: 1s
+      - at: {{ step: me, event: soon }}
+        wait: 2s
+      - at: {{ step: cahos }}
+        wait: 3s
+"
+            ),
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        let mut got: Vec<(usize, usize, &str)> =
+            invalid.diagnostics.iter().map(|d| (d.line, d.column, d.message.as_str())).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                (9, 5, "`at` outside a `parallel` group"),
+                (14, 21, "`first` is not a step of this `parallel` group"),
+                (16, 35, "`healthy` is a moment of an upgrade, and `chaos` is a `kill` step"),
+                (19, 21, "`me` starts at a moment of itself"),
+                (21, 32, "unknown step event `soon`"),
+                (23, 21, "`cahos` is not a step of this `parallel` group"),
+            ]
+        );
+        let cahos = invalid.diagnostics.iter().find(|d| d.message.contains("cahos")).unwrap();
+        assert_eq!(cahos.help.as_deref(), Some("did you mean `chaos`?"));
     }
 
     #[test]

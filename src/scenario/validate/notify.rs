@@ -7,7 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::expect::Refs;
-use super::walk::Walk;
+use super::walk::{StepKind, Walk};
 use crate::scenario::model::{
     Channel, ChannelDeadline, ExpectationKind, MaintenanceNotice, Notify, Resolved, SinkKind,
     StepMoment, Trigger,
@@ -183,7 +183,25 @@ impl Walk<'_> {
                     None => Some(StepMoment::Started),
                     Some(event) => self.moment(&event.value),
                 };
-                Some(Trigger::Step { step: step?, event: moment? })
+                let (step, moment) = (step?, moment?);
+                let upgrade_only = matches!(moment, StepMoment::Switched | StepMoment::Healthy);
+                if let (true, Some(event), Some(Some(kind))) =
+                    (upgrade_only, event, refs.steps.names.get(&step))
+                    && !matches!(kind, StepKind::Upgrade(_))
+                {
+                    self.r
+                        .error(
+                            event.value.span,
+                            format!(
+                                "`{}` is a moment of an upgrade, and `{step}` is not one",
+                                moment.name()
+                            ),
+                            "no such moment",
+                        )
+                        .help("use `started`, `ended` or `restored`, or name an upgrade step");
+                    return None;
+                }
+                Some(Trigger::Step { step, event: moment })
             }
             "unhealthy" => {
                 let service = self.r.text(value, "a service name")?;
@@ -214,7 +232,7 @@ impl Walk<'_> {
         }
     }
 
-    fn moment(&mut self, node: &Node) -> Option<StepMoment> {
+    pub(super) fn moment(&mut self, node: &Node) -> Option<StepMoment> {
         let text = self.r.text(node, "a step moment")?;
         let moment = StepMoment::from_name(&text);
         if moment.is_none() {

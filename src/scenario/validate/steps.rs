@@ -8,10 +8,10 @@ use indexmap::IndexMap;
 
 use super::traffic::TrafficTable;
 use super::upgrade::EarlierUpgrades;
-use super::walk::{Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
+use super::walk::{AtDraft, Naming, Services, StepDraft, StepKind, StepTable, UpgradeInfo, Walk};
 use crate::scenario::model::{
-    Action, ActionKind, ContainerAction, ContainerOp, KillProcess, ParallelChild, Probe, ProbeKind,
-    Step, TcpExchange,
+    Action, ActionKind, Anchor, ContainerAction, ContainerOp, KillProcess, ParallelChild, Probe,
+    ProbeKind, Step, StepMoment, TcpExchange,
 };
 use crate::scenario::read::Fields;
 use crate::scenario::report::Span;
@@ -243,8 +243,12 @@ impl Walk<'_> {
         let names = self.settle_names(namings, "step");
         let mut table = StepTable { names: IndexMap::new(), incomplete: false };
         let mut next = Numbering { names: names.into_iter(), index: 0 };
-        let steps = assemble(drafts, &mut next, &mut table)
-            .map(|steps| steps.into_iter().map(|(_, step)| step).collect());
+        let mut problems = Vec::new();
+        let (steps, _) = assemble(drafts, &mut next, &mut table, &mut problems);
+        for problem in problems {
+            self.r.error(problem.span, problem.message, problem.label).help(problem.help);
+        }
+        let steps = steps.map(|steps| steps.into_iter().map(|(_, _, step)| step).collect());
         (steps, table)
     }
 
@@ -265,6 +269,7 @@ impl Walk<'_> {
             fault: None,
             children: None,
             delay: Some(Duration::ZERO),
+            at: Ok(None),
         };
         self.step_fields(&mut draft, node, services, traffic, earlier, nested);
         match &draft.kind {
@@ -301,6 +306,9 @@ impl Walk<'_> {
         draft.explicit = self.explicit_name(&fields);
         if let Some(entry) = fields.entry("delay") {
             draft.delay = self.delay(&entry.value, entry.key.span, nested);
+        }
+        if let Some(entry) = fields.entry("at") {
+            draft.at = self.step_at(&entry.value, entry.key.span, nested).map(Some).ok_or(());
         }
         let (action_key, entry) = match fields.present(&actions).as_slice() {
             [] => {
@@ -408,6 +416,32 @@ impl Walk<'_> {
                 draft.action = action.map(Action::Container);
             }
         }
+    }
+
+    /// A `parallel` child's `at: { step, event }`; the sibling is checked in [`assemble`].
+    fn step_at(&mut self, node: &Node, key: Span, nested: bool) -> Option<AtDraft> {
+        if !nested {
+            self.r.error(key, "`at` outside a `parallel` group", "not allowed here").help(
+                "`at` starts a `parallel` child at a moment of a sibling; put this step and that one in a `parallel` group",
+            );
+            return None;
+        }
+        let fields = self.r.fields(
+            node,
+            key,
+            "`at`",
+            "a sibling's moment such as `{ step: upgrade billing, event: healthy }`",
+            &keys::STEP_AT,
+        )?;
+        let step = self.r.require(&fields, "step").and_then(|n| {
+            let span = n.span;
+            self.r.non_empty_text(n, "a step name").map(|name| (name, span))
+        });
+        let event = match fields.get("event") {
+            None => Some((StepMoment::Started, step.as_ref().map_or(key, |(_, span)| *span))),
+            Some(n) => self.moment(n).map(|moment| (moment, n.span)),
+        };
+        Some(AtDraft { step: step?, event: event? })
     }
 
     /// A `probe` step: a probe without `name` (the step's name names it).
@@ -620,41 +654,175 @@ fn flatten_namings(drafts: &[StepDraft], out: &mut Vec<Naming>) {
     }
 }
 
+/// A problem with a `parallel` child's `at`, found once names are settled.
+struct AtProblem {
+    span: Span,
+    message: String,
+    label: &'static str,
+    help: String,
+}
+
+/// A `parallel` child as assembled: its `delay`, its `at` and the step.
+type Child = (Duration, Option<Anchor>, Step);
+
 /// Drafts → steps with their delays, names and indexes taken in the order of
-/// [`flatten_namings`]; every name goes into the table even when a step is broken.
+/// [`flatten_namings`]; every name goes into the table even when a step is broken. Problems of
+/// a child's `at` (which names a sibling) go to `problems`. Also returns the names at this level.
 fn assemble(
     drafts: Vec<StepDraft>,
     next: &mut Numbering,
     table: &mut StepTable,
-) -> Option<Vec<(Duration, Step)>> {
+    problems: &mut Vec<AtProblem>,
+) -> (Option<Vec<Child>>, Vec<Option<String>>) {
     let mut steps = Some(Vec::with_capacity(drafts.len()));
-    for draft in drafts {
+    let mut level_names = Vec::with_capacity(drafts.len());
+    for mut draft in drafts {
         let index = next.index;
         next.index += 1;
         let name = next.names.next().flatten();
         match &name {
             Some(name) => {
-                table.names.insert(name.clone(), draft.kind);
+                table.names.insert(name.clone(), draft.kind.clone());
             }
             None => table.incomplete = true,
         }
-        let action = match draft.children {
-            Some(children) => assemble(children, next, table).map(|children| {
-                Action::Parallel(
-                    children
-                        .into_iter()
-                        .map(|(delay, step)| ParallelChild { delay, step })
-                        .collect(),
-                )
-            }),
+        level_names.push(name.clone());
+        let action = match draft.children.take() {
+            Some(mut children) => {
+                let kinds: Vec<Option<ActionKind>> =
+                    children.iter().map(|c| c.action_key.map(|(kind, _)| kind)).collect();
+                let ats: Vec<Result<Option<AtDraft>, ()>> =
+                    children.iter_mut().map(|c| std::mem::replace(&mut c.at, Ok(None))).collect();
+                let (assembled, names) = assemble(children, next, table, problems);
+                let anchors = anchors(ats, &names, &kinds, problems);
+                assembled.zip(anchors).map(|(children, anchors)| {
+                    Action::Parallel(
+                        children
+                            .into_iter()
+                            .zip(anchors)
+                            .map(|((delay, _, step), at)| ParallelChild { delay, at, step })
+                            .collect(),
+                    )
+                })
+            }
             None => draft.action,
         };
-        match (&mut steps, name, action, draft.delay) {
-            (Some(steps), Some(name), Some(action), Some(delay)) => {
-                steps.push((delay, Step { index, name, action }));
+        match (&mut steps, name, action, draft.delay, draft.at) {
+            (Some(steps), Some(name), Some(action), Some(delay), Ok(_)) => {
+                steps.push((delay, None, Step { index, name, action }));
             }
             _ => steps = None,
         }
     }
-    steps
+    (steps, level_names)
+}
+
+/// The children's `at`s checked against their siblings (`names`, `kinds`: the group's children
+/// in order): the sibling is another child of the same group, not itself anchored, and has the
+/// moment (`switched` and `healthy` are an upgrade's, `rolled-back` an upgrade's, a rollback's or
+/// a human step's). `None` when one is invalid.
+fn anchors(
+    ats: Vec<Result<Option<AtDraft>, ()>>,
+    names: &[Option<String>],
+    kinds: &[Option<ActionKind>],
+    problems: &mut Vec<AtProblem>,
+) -> Option<Vec<Option<Anchor>>> {
+    let anchored: Vec<bool> = ats.iter().map(|at| matches!(at, Ok(Some(_)))).collect();
+    let mut anchors = Some(Vec::with_capacity(ats.len()));
+    for (i, at) in ats.into_iter().enumerate() {
+        let anchor = match at {
+            Err(()) => None,
+            Ok(None) => Some(None),
+            Ok(Some(at)) => check_anchor(i, at, names, kinds, &anchored, problems).map(Some),
+        };
+        match (&mut anchors, anchor) {
+            (Some(anchors), Some(anchor)) => anchors.push(anchor),
+            _ => anchors = None,
+        }
+    }
+    anchors
+}
+
+fn check_anchor(
+    child: usize,
+    at: AtDraft,
+    names: &[Option<String>],
+    kinds: &[Option<ActionKind>],
+    anchored: &[bool],
+    problems: &mut Vec<AtProblem>,
+) -> Option<Anchor> {
+    let AtDraft { step: (step, span), event: (event, event_span) } = at;
+    let siblings = || {
+        names
+            .iter()
+            .enumerate()
+            .filter(move |(j, _)| *j != child)
+            .filter_map(|(_, name)| name.as_deref())
+    };
+    let Some(j) = names.iter().position(|name| name.as_deref() == Some(step.as_str())) else {
+        // A sibling without a settled name has a mistake of its own, reported already.
+        if names.iter().any(Option::is_none) {
+            return None;
+        }
+        let help = match suggest::closest(&step, siblings()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => match suggest::list(siblings()) {
+                list if list.is_empty() => {
+                    "the group has no other step to start at; add the step it should follow".into()
+                }
+                list => format!("`at` names a step of the same `parallel` group: {list}"),
+            },
+        };
+        problems.push(AtProblem {
+            span,
+            message: format!("`{step}` is not a step of this `parallel` group"),
+            label: "not a sibling",
+            help,
+        });
+        return None;
+    };
+    if j == child {
+        problems.push(AtProblem {
+            span,
+            message: format!("`{step}` starts at a moment of itself"),
+            label: "itself",
+            help: "`at` names another step of the same `parallel` group".into(),
+        });
+        return None;
+    }
+    if anchored[j] {
+        problems.push(AtProblem {
+            span,
+            message: format!("`{step}` itself starts `at` a moment of another step"),
+            label: "anchored too",
+            help: "anchor both on the same step, with different `delay`s".into(),
+        });
+        return None;
+    }
+    let fits = match (event, kinds[j]) {
+        (_, None) => return None,
+        (StepMoment::Switched | StepMoment::Healthy, Some(kind)) => kind == ActionKind::Upgrade,
+        (StepMoment::RolledBack, Some(kind)) => {
+            matches!(kind, ActionKind::Upgrade | ActionKind::Rollback | ActionKind::Human)
+        }
+        _ => true,
+    };
+    if !fits {
+        let kind = kinds[j].map_or("", ActionKind::key);
+        let of = match event {
+            StepMoment::RolledBack => "an upgrade, a rollback or a human step",
+            _ => "an upgrade",
+        };
+        problems.push(AtProblem {
+            span: event_span,
+            message: format!(
+                "`{}` is a moment of {of}, and `{step}` is a `{kind}` step",
+                event.name()
+            ),
+            label: "no such moment",
+            help: "use `started` or `ended`, or name an upgrade step".into(),
+        });
+        return None;
+    }
+    Some(Anchor { step, event })
 }

@@ -11,7 +11,7 @@ use super::sink_steps::SinkNames;
 use super::traffic::TrafficTable;
 use crate::calendar::{Policy, SentNotice};
 use crate::scenario::model::{
-    Action, ActionKind, BackendChoice, OnFailure, Reference, Scenario, Service, Stack,
+    Action, ActionKind, BackendChoice, OnFailure, Reference, Scenario, Service, Stack, StepMoment,
 };
 use crate::scenario::read::Reader;
 use crate::scenario::report::{Problems, Span};
@@ -230,6 +230,17 @@ pub(super) struct StepDraft {
     pub(super) children: Option<Vec<StepDraft>>,
     /// `delay` of a child of a `parallel` group (zero when absent; `None` when invalid).
     pub(super) delay: Option<Duration>,
+    /// `at` of a child of a `parallel` group: `Ok(None)` when absent, `Err(())` when invalid
+    /// (reported); the sibling it names is checked once names are settled.
+    pub(super) at: Result<Option<AtDraft>, ()>,
+}
+
+/// A `parallel` child's `at`, as written.
+pub(super) struct AtDraft {
+    /// The sibling's name and where it is written.
+    pub(super) step: (String, Span),
+    /// The moment and where it is written (the `step` value when `event` is absent).
+    pub(super) event: (StepMoment, Span),
 }
 
 /// What `expect` needs to know about a step, even when its action has mistakes.
