@@ -17,7 +17,7 @@ use crate::backend::RunScope;
 use crate::checks;
 use crate::engine::run::Context;
 use crate::engine::upgrade::ServiceState;
-use crate::journal::{Event, EventKind, Outcome};
+use crate::journal::{Event, EventKind, Journal, Outcome};
 use crate::scenario::model::{Action, Anchor, ParallelChild, Scenario};
 
 /// Run a `parallel` group: every child at once, each after its own `delay`; the group ends when
@@ -85,11 +85,8 @@ async fn moment(ctx: &Context, anchor: &Anchor) -> Moment {
     let mut moved = ctx.journal_moved.subscribe();
     let mut events: Vec<Event> = Vec::new();
     loop {
-        let seen = events.last().map_or(0, |e| e.seq + 1);
-        let new = ctx.journal.events_since(seen);
-        let relevant = events.is_empty() || new.iter().any(|e| may_place(&e.kind));
-        events.extend(new);
-        if relevant {
+        let first = events.is_empty();
+        if follow(&ctx.journal, &mut events) || first {
             match checks::trigger_moment(&events, &trigger) {
                 Ok(at_us) => return Moment::At(Duration::from_micros(at_us)),
                 Err(why) if ended(&events, &anchor.step) => return Moment::Never(why),
@@ -107,6 +104,18 @@ async fn moment(ctx: &Context, anchor: &Anchor) -> Moment {
             }
         }
     }
+}
+
+/// Append the journal's events after the last of `events` (all of them when it is empty); whether
+/// one of them can place a moment.
+fn follow(journal: &Journal, events: &mut Vec<Event>) -> bool {
+    let new = match events.last() {
+        None => journal.snapshot(),
+        Some(last) => journal.events_since(last.seq),
+    };
+    let relevant = new.iter().any(|e| may_place(&e.kind));
+    events.extend(new);
+    relevant
 }
 
 /// Whether an event can place a step's moment (the rest, requests and health polls, never does).
@@ -160,5 +169,34 @@ fn copy(state: &ServiceState) -> ServiceState {
         upgrades: state.upgrades.clone(),
         run_id: state.run_id.clone(),
         endpoints: state.endpoints.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn started(step: &str) -> EventKind {
+        EventKind::StepStarted { index: 0, step: step.into(), action: "wait".into() }
+    }
+
+    #[test]
+    fn following_the_journal_misses_no_event_and_wakes_only_for_moments() {
+        let journal = Journal::in_memory(Arc::new(ManualClock::new()));
+        let mut events = Vec::new();
+        assert!(!follow(&journal, &mut events), "nothing yet");
+        journal.record(started("a"));
+        assert!(follow(&journal, &mut events));
+        journal.record(EventKind::PhaseStarted { phase: crate::journal::Phase::Steps });
+        assert!(!follow(&journal, &mut events), "a phase places no moment of a step");
+        journal.record(started("b"));
+        journal.record(started("c"));
+        assert!(follow(&journal, &mut events));
+        assert!(!follow(&journal, &mut events), "nothing new");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3], "every event once, in order");
     }
 }
