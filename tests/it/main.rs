@@ -11,6 +11,7 @@
 //! the CLI itself does (exit codes, output, reports on disk, Ctrl-C, `--keep`, `--repeat`) run the
 //! binary (`support::firedrill`, `support::rehearse`).
 
+mod anchored;
 mod blue_green;
 mod clockskew;
 mod compose;
