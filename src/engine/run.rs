@@ -309,10 +309,11 @@ pub(super) async fn run_keeping(
     if let (None, Some(_)) = (&stop, &up.stack)
         && let Some(until_us) = crate::checks::observe_until_us(scenario, &ctx.journal.snapshot())
     {
-        // `healthy-within` must see the service stay healthy to its deadline: keep observing.
+        // `healthy-within` must see the service stay healthy to its deadline: keep observing. The
+        // scenario declared that window, so it counts as a declared wait, not as the harness's.
         let left = Duration::from_micros(until_us).saturating_sub(ctx.journal.offset());
         if !left.is_zero() {
-            let _ = ctx.interruptible(clock::sleep(left)).await;
+            let _ = ctx.declared_wait(left).await;
         }
     }
     if let Some(watch) = alert_watch {
@@ -322,7 +323,7 @@ pub(super) async fn run_keeping(
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !ctx.signals.interrupt.is_cancelled()
     {
-        super::metrics::ask_prometheus(&ctx, scenario, stack).await;
+        ctx.service_wait(super::metrics::ask_prometheus(&ctx, scenario, stack)).await;
     }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);

@@ -87,3 +87,43 @@ expect:
     assert!(harness_cpu_us.is_some());
     assert_clean(&backend);
 }
+
+#[tokio::test]
+async fn observing_until_a_checks_deadline_is_a_declared_wait() {
+    // No wait step: the only declared wait is the run staying up until `healthy-within`'s
+    // deadline, 300 ms after `start api` ended.
+    let backend = backend();
+    let scenario = with_stack(
+        "steps:
+  - name: kill api
+    kill: { service: api, signal: SIGKILL }
+  - name: start api
+    start: { service: api }
+expect:
+  - healthy-within: { service: api, after: start api, within: 300ms }
+",
+    );
+    let result = run(&scenario, &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?} {:?}", result.error, statuses(&result));
+    let started = offset_of(
+        &result,
+        |k| matches!(k, EventKind::StepEnded { step, .. } if step == "start api"),
+    );
+    let teardown = offset_of(&result, |k| {
+        matches!(k, EventKind::PhaseStarted { phase: crate::journal::Phase::Teardown })
+    });
+    assert!(teardown >= started + 300_000, "teardown at {teardown} µs, start api at {started} µs");
+    let Some(EventKind::TimeAccounting { declared_wait_us, waited: Some(waited), .. }) = result
+        .events
+        .iter()
+        .map(|e| &e.kind)
+        .find(|k| matches!(k, EventKind::TimeAccounting { .. }))
+        .cloned()
+    else {
+        panic!("no time-accounting with the union")
+    };
+    // Most of the 300 ms window is left when the steps end; none of it is the harness's.
+    assert!(declared_wait_us >= 200_000, "declared {declared_wait_us} µs");
+    assert_eq!(waited.declared_wait_us, declared_wait_us);
+    assert_clean(&backend);
+}
