@@ -684,7 +684,8 @@ pub enum EventKind {
         /// Durations of the waits on Docker calls (image checks and builds, create, start,
         /// actions, exec, inspect, removal), added up: waits side by side count each.
         docker_us: u64,
-        /// Durations of the declared waits (`wait` steps and `for` durations), added up.
+        /// Durations of the declared waits (`wait` steps, `for` durations, `delay`s, the run kept up
+        /// to a `healthy-within` deadline), added up.
         declared_wait_us: u64,
         /// Durations of the waits on services (health polls until ready, probes), added up.
         service_wait_us: u64,
