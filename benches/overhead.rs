@@ -1,5 +1,6 @@
-//! The harness's own overhead on `scenarios/smoke.yaml`: total wall time minus the time spent
-//! awaiting Docker, declared waits and waiting on services, as `report.json`'s `timing` states it.
+//! The harness's own overhead on `scenarios/smoke.yaml`: total wall time minus the time during
+//! which some wait (on Docker, a declared wait, on a service) was in progress, as `report.json`'s
+//! `timing` states it.
 //!
 //! Each iteration is one real run through the CLI against the Docker engine (the demo images must
 //! exist: `cargo run -- images`). Criterion's "time" is the overhead per run; the share of the

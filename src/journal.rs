@@ -680,16 +680,27 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "is_zero")]
         unverifiable: u64,
     },
-    /// Where the run's time went, recorded just before `run-ended`; the harness's own overhead is
-    /// the total minus these.
+    /// Where the run's time went, recorded just before `run-ended`. The harness's own overhead is
+    /// the event's offset minus `waited.any-us`; a journal without `waited` (written before waits
+    /// were intervals) gets the offset minus the three sums, which overlapping waits overcount.
     TimeAccounting {
-        /// Time spent awaiting Docker calls (image checks and builds, create, start, actions,
-        /// exec, inspect, removal).
+        /// Durations of the waits on Docker calls (image checks and builds, create, start,
+        /// actions, exec, inspect, removal), added up: waits side by side count each.
         docker_us: u64,
-        /// Time spent in declared waits (`wait` steps and `for` durations).
+        /// Durations of the declared waits (`wait` steps, `for` durations, `delay`s, the run kept up
+        /// to a `healthy-within` deadline), added up.
         declared_wait_us: u64,
-        /// Time spent waiting on services: health polls until ready, probes.
+        /// Durations of the waits on services (health polls until ready, probes), added up.
         service_wait_us: u64,
+        /// The same waits as wall time: how long at least one of each kind, and of any kind, was
+        /// in progress (absent in journals written before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited: Option<WaitUnion>,
+        /// The harness process's CPU time (user + system) over the run, all threads, from
+        /// `getrusage(RUSAGE_SELF)`: runs sharing the process count together (absent in journals
+        /// written before, or when the system would not say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        harness_cpu_us: Option<u64>,
     },
     /// Last event of a run that reached teardown.
     RunEnded {
@@ -775,6 +786,21 @@ pub struct AlertSeen {
     /// `startsAt` as Alertmanager wrote it.
     #[serde(default)]
     pub starts_at: String,
+}
+
+/// `time-accounting`'s wall times: per kind of wait, and over all of them, the time during which
+/// at least one such wait was in progress (the union of their intervals on the run's clock), µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WaitUnion {
+    /// Some Docker call was in progress.
+    pub docker_us: u64,
+    /// Some declared wait was in progress.
+    pub declared_wait_us: u64,
+    /// Some wait on a service was in progress.
+    pub service_wait_us: u64,
+    /// Some wait of any kind was in progress: the run's time outside it is the harness's own.
+    pub any_us: u64,
 }
 
 impl EventKind {

@@ -9,10 +9,8 @@
 //! does not know about), so teardown removes everything. The failing service's last log lines go
 //! to the journal.
 //!
-//! Time accounting: the waits overlap, so adding up each task's time would count the same second
-//! several times. [`Busy`] attributes wall time instead: to the backend while any instance is
-//! being created, otherwise to the services while any readiness wait is open, otherwise to the
-//! harness.
+//! Time accounting: the waits overlap, so each creation and each readiness wait is an interval
+//! in the run's accounting (`super::accounting`), which counts the wall time they cover once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,8 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::accounting::Wait;
 use super::health::{HealthState, spawn_aggregate, spawn_monitor};
-use super::run::{Accounting, Context, Stop, wait_ready};
+use super::run::{Context, Stop, wait_ready};
 use super::{Endpoints, EngineError, render_env};
 use crate::backend::RunScope;
 use crate::clock;
@@ -77,11 +76,9 @@ pub(super) async fn start_services(
         permits: Semaphore::new(jobs.max(1)),
         failed: CancellationToken::new(),
         first_failure: Mutex::new(None),
-        busy: Busy::new(),
     };
     let runs = order.iter().map(|service| shared.bring_up_one(service));
     futures_util::future::join_all(runs).await;
-    shared.busy.settle(&ctx.accounting);
     if ctx.signals.interrupt.is_cancelled() {
         return Err(Stop::Interrupted);
     }
@@ -104,7 +101,6 @@ struct Shared<'a> {
     /// Cancelled by the first failure: the rest give up.
     failed: CancellationToken,
     first_failure: Mutex<Option<Stop>>,
-    busy: Busy,
 }
 
 /// Why one service's bring-up ended without it being ready.
@@ -160,7 +156,7 @@ impl Shared<'_> {
         for key in service.replica_keys() {
             // Not cut short by another service's failure: a creation cut in half could leave an
             // instance behind that the scope does not know about. Only an interrupt stops it.
-            let creating = self.busy.enter(Activity::Backend);
+            let creating = ctx.accounting.begin(Wait::Backend);
             let container = ctx
                 .interruptible(async {
                     if replicated {
@@ -207,7 +203,7 @@ impl Shared<'_> {
         }
         for key in service.replica_keys() {
             let rx = lock(self.started).health[&key].clone();
-            let waiting = self.busy.enter(Activity::Service);
+            let waiting = ctx.accounting.begin(Wait::Service);
             let waited = self
                 .unless_stopped(wait_ready(
                     ctx.exits.subscribe(),
@@ -220,7 +216,7 @@ impl Shared<'_> {
                 .await?;
             drop(waiting);
             if let Err(reason) = waited {
-                let reading = self.busy.enter(Activity::Backend);
+                let reading = ctx.accounting.begin(Wait::Backend);
                 let logs = self.stack.logs_tail(&key, 20).await.unwrap_or_default();
                 drop(reading);
                 ctx.journal
@@ -238,89 +234,6 @@ impl Shared<'_> {
     }
 }
 
-/// What a bring-up task is waiting on.
-#[derive(Debug, Clone, Copy)]
-enum Activity {
-    Backend,
-    Service,
-}
-
-/// Wall time of overlapping waits, attributed once: to the backend while any creation is in
-/// flight, else to the services while any readiness wait is open.
-struct Busy {
-    state: Mutex<BusyState>,
-}
-
-struct BusyState {
-    backend: usize,
-    service: usize,
-    since: tokio::time::Instant,
-    backend_time: std::time::Duration,
-    service_time: std::time::Duration,
-}
-
-impl BusyState {
-    /// Attribute the time since the last change to whatever was active during it.
-    fn advance(&mut self) {
-        let now = clock::instant_now();
-        let elapsed = now.saturating_duration_since(self.since);
-        if self.backend > 0 {
-            self.backend_time += elapsed;
-        } else if self.service > 0 {
-            self.service_time += elapsed;
-        }
-        self.since = now;
-    }
-}
-
-struct BusyGuard<'a> {
-    busy: &'a Busy,
-    activity: Activity,
-}
-
-impl Busy {
-    fn new() -> Self {
-        Busy {
-            state: Mutex::new(BusyState {
-                backend: 0,
-                service: 0,
-                since: clock::instant_now(),
-                backend_time: std::time::Duration::ZERO,
-                service_time: std::time::Duration::ZERO,
-            }),
-        }
-    }
-
-    fn enter(&self, activity: Activity) -> BusyGuard<'_> {
-        let mut state = lock(&self.state);
-        state.advance();
-        match activity {
-            Activity::Backend => state.backend += 1,
-            Activity::Service => state.service += 1,
-        }
-        BusyGuard { busy: self, activity }
-    }
-
-    /// Add what was attributed to the run's accounting.
-    fn settle(&self, accounting: &Accounting) {
-        let mut state = lock(&self.state);
-        state.advance();
-        Accounting::add(&accounting.backend, state.backend_time);
-        Accounting::add(&accounting.service_wait, state.service_time);
-    }
-}
-
-impl Drop for BusyGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = lock(&self.busy.state);
-        state.advance();
-        match self.activity {
-            Activity::Backend => state.backend -= 1,
-            Activity::Service => state.service -= 1,
-        }
-    }
-}
-
 /// Lock a mutex that is never held across an `.await`.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -328,30 +241,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn overlapping_waits_are_counted_once_and_creation_wins_over_waiting() {
-        let busy = Busy::new();
-        let accounting = Accounting::default();
-        let a = busy.enter(Activity::Service);
-        let b = busy.enter(Activity::Service);
-        tokio::time::advance(Duration::from_millis(100)).await;
-        let creating = busy.enter(Activity::Backend);
-        tokio::time::advance(Duration::from_millis(30)).await;
-        drop(creating);
-        drop(a);
-        tokio::time::advance(Duration::from_millis(20)).await;
-        drop(b);
-        // Nothing active: the harness's own time.
-        tokio::time::advance(Duration::from_millis(50)).await;
-        busy.settle(&accounting);
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(load(&accounting.backend), 30_000);
-        assert_eq!(load(&accounting.service_wait), 120_000);
-    }
 
     #[test]
     fn default_jobs_stay_within_bounds() {

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use super::run::{Context, Stop, Up, phase, teardown, wait_ready};
 use super::steps::StepEnd;
@@ -85,13 +85,7 @@ impl Kept {
         self.ctx.signals = signals.clone();
         self.ctx.seed = seed;
         self.ctx.gameday = options.gameday.clone();
-        for counter in [
-            &self.ctx.accounting.backend,
-            &self.ctx.accounting.declared_wait,
-            &self.ctx.accounting.service_wait,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        self.ctx.accounting.restart(&self.ctx.journal);
         Ok(self)
     }
 }
@@ -208,12 +202,10 @@ pub(super) async fn reuse(
             (key.clone(), result)
         }
     });
-    let results =
-        ctx.interruptible(futures_util::future::join_all(waits)).await.ok_or(Stop::Interrupted)?;
-    super::run::Accounting::add(
-        &ctx.accounting.service_wait,
-        clock::instant_now().saturating_duration_since(since),
-    );
+    let results = ctx
+        .service_wait(ctx.interruptible(futures_util::future::join_all(waits)))
+        .await
+        .ok_or(Stop::Interrupted)?;
     let mut keys: Vec<String> = Vec::new();
     for (key, result) in results {
         if let Err(reason) = result {

@@ -7,6 +7,7 @@
 //! Docker, and never prints: progress is a journal listener the CLI installs.
 //! See `ARCHITECTURE.md` for the phase diagram and the checklist for adding a step kind.
 
+mod accounting;
 mod bring_up;
 mod faults;
 pub mod gameday;

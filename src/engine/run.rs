@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::accounting::{Accounting, Wait};
 use super::health::HealthState;
 use super::steps::{StepEnd, run_probe, run_step};
 use super::upgrade::ServiceState;
@@ -18,7 +19,7 @@ use super::{EngineError, RunOptions, RunResult, Signals};
 use crate::backend::{Backend, ImageStatus, Lifecycle, RunIdentity, RunScope, SweepScope};
 use crate::clock::{self, SegmentClock};
 use crate::journal::{
-    EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext,
+    EventKind, JOURNAL_FORMAT_VERSION, Journal, Listener, Outcome, Phase, ProbeContext, WaitUnion,
 };
 use crate::report::{self, RunStatus};
 use crate::scenario::model::{Scenario, SteadyPhase};
@@ -26,24 +27,6 @@ use crate::scenario::model::{Scenario, SteadyPhase};
 /// How long the start-of-run sweep of dead runs' leftovers may take before the run goes on
 /// without it.
 const SWEEP_BUDGET: Duration = Duration::from_secs(30);
-
-/// Where the main path's time went, in µs (background monitors are not counted).
-#[derive(Debug, Default)]
-pub struct Accounting {
-    /// Awaiting the backend.
-    pub backend: AtomicU64,
-    /// Declared waits.
-    pub declared_wait: AtomicU64,
-    /// Waiting on services (readiness, probes).
-    pub service_wait: AtomicU64,
-}
-
-impl Accounting {
-    /// Add `duration` to a counter.
-    pub fn add(counter: &AtomicU64, duration: Duration) {
-        counter.fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
-    }
-}
 
 /// What every phase and step needs.
 pub struct Context {
@@ -53,7 +36,7 @@ pub struct Context {
     pub signals: Signals,
     /// Client for HTTP probes and health checks.
     pub http: reqwest::Client,
-    /// Time accounting.
+    /// Time accounting: the main path's waits as intervals on the run's clock.
     pub accounting: Accounting,
     /// Instances the backend reported exited, as they happen: waits on health react to them at
     /// once instead of at their next poll.
@@ -86,24 +69,20 @@ impl Context {
 
     /// A declared wait; false when interrupted.
     pub async fn declared_wait(&self, duration: Duration) -> bool {
-        let started = clock::instant_now();
+        let waiting = self.accounting.begin(Wait::Declared);
         let done = self.interruptible(clock::sleep(duration)).await.is_some();
-        Accounting::add(
-            &self.accounting.declared_wait,
-            clock::instant_now().saturating_duration_since(started),
-        );
+        drop(waiting);
         done
     }
 
     /// Await a backend call, counting its time.
     pub async fn backend_call<F: Future>(&self, future: F) -> F::Output {
-        let started = clock::instant_now();
-        let output = future.await;
-        Accounting::add(
-            &self.accounting.backend,
-            clock::instant_now().saturating_duration_since(started),
-        );
-        output
+        self.accounting.time(Wait::Backend, future).await
+    }
+
+    /// Await a wait on services (readiness, health, probes, answers), counting its time.
+    pub async fn service_wait<F: Future>(&self, future: F) -> F::Output {
+        self.accounting.time(Wait::Service, future).await
     }
 }
 
@@ -330,10 +309,11 @@ pub(super) async fn run_keeping(
     if let (None, Some(_)) = (&stop, &up.stack)
         && let Some(until_us) = crate::checks::observe_until_us(scenario, &ctx.journal.snapshot())
     {
-        // `healthy-within` must see the service stay healthy to its deadline: keep observing.
+        // `healthy-within` must see the service stay healthy to its deadline: keep observing. The
+        // scenario declared that window, so it counts as a declared wait, not as the harness's.
         let left = Duration::from_micros(until_us).saturating_sub(ctx.journal.offset());
         if !left.is_zero() {
-            let _ = ctx.interruptible(clock::sleep(left)).await;
+            let _ = ctx.declared_wait(left).await;
         }
     }
     if let Some(watch) = alert_watch {
@@ -343,7 +323,7 @@ pub(super) async fn run_keeping(
     if let (None, Some(stack)) = (&stop, &up.stack)
         && !ctx.signals.interrupt.is_cancelled()
     {
-        super::metrics::ask_prometheus(&ctx, scenario, stack).await;
+        ctx.service_wait(super::metrics::ask_prometheus(&ctx, scenario, stack)).await;
     }
     if ctx.signals.interrupt.is_cancelled() && stop.is_none() {
         stop = Some(Stop::Interrupted);
@@ -375,11 +355,18 @@ pub(super) async fn run_keeping(
         tracing::warn!(%error, "failed to remove the fault ledger");
     }
     signal_recorder.abort();
-    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let time = ctx.accounting.summary();
     journal.record(EventKind::TimeAccounting {
-        docker_us: load(&ctx.accounting.backend),
-        declared_wait_us: load(&ctx.accounting.declared_wait),
-        service_wait_us: load(&ctx.accounting.service_wait),
+        docker_us: time.sums.backend_us,
+        declared_wait_us: time.sums.declared_us,
+        service_wait_us: time.sums.service_us,
+        waited: Some(WaitUnion {
+            docker_us: time.unions.backend_us,
+            declared_wait_us: time.unions.declared_us,
+            service_wait_us: time.unions.service_us,
+            any_us: time.waiting_us,
+        }),
+        harness_cpu_us: time.cpu_us,
     });
     let interrupted = ctx.signals.interrupt.is_cancelled();
     journal.record(EventKind::RunEnded {
@@ -434,11 +421,12 @@ pub(super) fn new_context(
     options: &RunOptions,
 ) -> Context {
     let journal_moved = journal_watch(&journal);
+    let accounting = Accounting::for_journal(&journal);
     Context {
         journal,
         signals: signals.clone(),
         http: crate::probe::http_client(),
-        accounting: Accounting::default(),
+        accounting,
         exits: tokio::sync::broadcast::channel(64).0,
         seed,
         ledger,
@@ -826,21 +814,16 @@ async fn finish_traffic(
 ) {
     // Every stream stops scheduling at once (`traffic-stopped`), then the requests due by then
     // settle: writes acknowledged by requests in flight at the stop count too.
-    let stopping = clock::instant_now();
     let (names, stops): (Vec<_>, Vec<_>) =
         traffic.into_iter().map(|(name, handle, http)| ((name, http), handle.stop())).unzip();
-    let stopped = futures_util::future::join_all(stops).await;
     // Waiting for the requests in flight to answer is time spent on the service.
-    Accounting::add(
-        &ctx.accounting.service_wait,
-        clock::instant_now().saturating_duration_since(stopping),
-    );
+    let stopped = ctx.service_wait(futures_util::future::join_all(stops)).await;
     for ((name, http), stats) in names.into_iter().zip(stopped) {
         let spec = &scenario.traffic[&name];
         if spec.verify_writes.is_none() || ctx.signals.interrupt.is_cancelled() {
             continue;
         }
-        let started = clock::instant_now();
+        let waiting = ctx.accounting.begin(Wait::Service);
         let resolve = port_resolver(stack, &spec.request.service, spec.request.port).await;
         let verified = crate::traffic::verify_writes_against(
             spec,
@@ -851,10 +834,7 @@ async fn finish_traffic(
             &http,
         );
         let _ = ctx.interruptible(verified).await;
-        Accounting::add(
-            &ctx.accounting.service_wait,
-            clock::instant_now().saturating_duration_since(started),
-        );
+        drop(waiting);
     }
 }
 

@@ -228,7 +228,8 @@ impl RunEntry {
 }
 
 /// The run's key figures as named numbers, in the report's order: faults, upgrades, traffic,
-/// notifications, the harness's overhead. A name seen twice keeps its first value.
+/// notifications, the harness's overhead (wall time outside every wait) and CPU time. A name seen
+/// twice keeps its first value.
 pub fn figures_of(events: &[Event], report: &Report) -> Vec<Figure> {
     let mut figures: Vec<Figure> = Vec::new();
     let mut push = |name: String, value: f64, unit: Unit, better: Better| {
@@ -318,6 +319,9 @@ pub fn figures_of(events: &[Event], report: &Report) -> Vec<Figure> {
     }
     if let Some(timing) = &report.timing {
         push("harness-overhead".to_owned(), timing.overhead_ms as f64, Unit::Ms, Better::Lower);
+        if let Some(cpu_ms) = timing.harness_cpu_ms {
+            push("harness-cpu".to_owned(), cpu_ms as f64, Unit::Ms, Better::Lower);
+        }
     }
     figures
 }
@@ -422,6 +426,22 @@ pub(crate) mod tests {
         let entry = RunEntry::from_record(&record, Origin::Imported, None).unwrap();
         assert_eq!(entry.scenario, "db-pause");
         assert_eq!(entry.verdicts.len(), record.report.checks.len());
+    }
+
+    #[test]
+    fn the_harness_figures_follow_the_reports_timing() {
+        let record = replayed("db-pause.jsonl");
+        // A journal written before wall times: the overhead as it computed it, no CPU figure.
+        let figures = figures_of(&record.events, &record.report);
+        assert!(!figures.iter().any(|f| f.name == "harness-cpu"));
+        let mut report = record.report.clone();
+        let timing = report.timing.as_mut().unwrap();
+        (timing.waiting_ms, timing.overhead_ms, timing.harness_cpu_ms) =
+            (Some(14_900), 291, Some(812));
+        let figures = figures_of(&record.events, &report);
+        let value = |name: &str| figures.iter().find(|f| f.name == name).map(|f| (f.value, f.unit));
+        assert_eq!(value("harness-overhead"), Some((291.0, Unit::Ms)));
+        assert_eq!(value("harness-cpu"), Some((812.0, Unit::Ms)));
     }
 
     #[test]

@@ -73,14 +73,26 @@ pub enum RunStatus {
 ///   "counts": { "passed": 3, "failed": 1, "not-evaluated": 0 },
 ///   "timing": {                           // left out when the journal has no time-accounting
 ///     "total-ms": 23300, "docker-ms": 9100, "declared-wait-ms": 10000,
-///     "service-wait-ms": 3000, "overhead-ms": 1200,
-///     "overhead-percent": 5.2 },          // overhead-ms / total-ms, one decimal
+///     "service-wait-ms": 3000,
+///     "waiting-ms": 22100,                // absent for journals written before intervals
+///     "overhead-ms": 1200,                // total-ms − waiting-ms
+///     "overhead-percent": 5.2,            // overhead-ms / total-ms, one decimal
+///     "harness-cpu-ms": 410 },            // absent for journals written before
 ///   "error": null                         // the first failed phase's error
 /// }
 /// ```
 ///
-/// `overhead-ms` is the harness's own time: total − docker − declared waits − service waits,
-/// clamped at 0 (the parts may overlap when background work runs alongside).
+/// `timing` counts wall time. Every wait of the run's main path (a Docker call, a declared wait, a
+/// wait on a service) is an interval on the run's clock; `docker-ms`, `declared-wait-ms` and
+/// `service-wait-ms` are how long at least one wait of that kind was in progress, so waits side
+/// by side (a `parallel` group, bring-up, a fault beside an upgrade) count once, and the three may
+/// overlap each other. `waiting-ms` is how long at least one wait of any kind was in progress, and
+/// `overhead-ms` the rest of the run: the harness's own time. `harness-cpu-ms` is the CPU time
+/// (user + system, all threads) the firedrill process used over the run, traffic generation,
+/// sinks and proxies included; it is process-wide, so runs sharing one process at once (tests)
+/// count together. For a journal written before intervals, the three figures are the sums of the
+/// waits' durations, and `overhead-ms` is total − their sum, clamped at 0: once waits overlap,
+/// that hides the harness's time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -254,16 +266,25 @@ pub struct Counts {
 pub struct Timing {
     /// The run's time up to the accounting, ms.
     pub total_ms: u64,
-    /// Awaiting Docker calls, ms.
+    /// Awaiting Docker calls: wall time with at least one in progress, ms (older journals: the
+    /// sum of their durations).
     pub docker_ms: u64,
-    /// In declared waits (`wait` steps, `for` durations), ms.
+    /// In declared waits (`wait` steps, `for` durations), as wall time, ms.
     pub declared_wait_ms: u64,
-    /// Waiting on services (health polls, probes), ms.
+    /// Waiting on services (health polls, probes), as wall time, ms.
     pub service_wait_ms: u64,
+    /// Wall time with at least one wait of any kind in progress, ms (absent for journals written
+    /// before waits were intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_ms: Option<u64>,
     /// The rest: the harness's own time, ms (never below 0).
     pub overhead_ms: u64,
     /// `overhead-ms` as a percentage of `total-ms`, one decimal.
     pub overhead_percent: f64,
+    /// CPU time (user + system, all threads) of the harness process over the run, ms
+    /// (process-wide; absent for older journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_cpu_ms: Option<u64>,
 }
 
 /// Errors writing a report.
@@ -398,12 +419,28 @@ fn span_ms(start: &Event, end: &Event) -> u64 {
 
 fn timing(events: &[Event]) -> Option<Timing> {
     events.iter().find_map(|event| match event.kind {
-        EventKind::TimeAccounting { docker_us, declared_wait_us, service_wait_us } => {
+        EventKind::TimeAccounting {
+            docker_us,
+            declared_wait_us,
+            service_wait_us,
+            waited,
+            harness_cpu_us,
+        } => {
             let total_us = event.offset_us;
-            let overhead_us = total_us
-                .saturating_sub(docker_us)
-                .saturating_sub(declared_wait_us)
-                .saturating_sub(service_wait_us);
+            let (parts, overhead_us) = match waited {
+                Some(union) => (
+                    [union.docker_us, union.declared_wait_us, union.service_wait_us],
+                    total_us.saturating_sub(union.any_us),
+                ),
+                // Written before intervals: only the sums, which overlapping waits overcount.
+                None => (
+                    [docker_us, declared_wait_us, service_wait_us],
+                    total_us
+                        .saturating_sub(docker_us)
+                        .saturating_sub(declared_wait_us)
+                        .saturating_sub(service_wait_us),
+                ),
+            };
             let overhead_percent = if total_us == 0 {
                 0.0
             } else {
@@ -411,11 +448,13 @@ fn timing(events: &[Event]) -> Option<Timing> {
             };
             Some(Timing {
                 total_ms: total_us / 1_000,
-                docker_ms: docker_us / 1_000,
-                declared_wait_ms: declared_wait_us / 1_000,
-                service_wait_ms: service_wait_us / 1_000,
+                docker_ms: parts[0] / 1_000,
+                declared_wait_ms: parts[1] / 1_000,
+                service_wait_ms: parts[2] / 1_000,
+                waiting_ms: waited.map(|union| union.any_us / 1_000),
                 overhead_ms: overhead_us / 1_000,
                 overhead_percent,
+                harness_cpu_ms: harness_cpu_us.map(|us| us / 1_000),
             })
         }
         _ => None,
@@ -641,6 +680,8 @@ mod tests {
                     docker_us: 3_100_000,
                     declared_wait_us: 0,
                     service_wait_us: 8_400_000,
+                    waited: None,
+                    harness_cpu_us: None,
                 },
             ),
             (14_301, phase(Phase::Teardown)),
@@ -793,12 +834,92 @@ mod tests {
                     docker_us: 700_000,
                     declared_wait_us: 200_000,
                     service_wait_us: 300_000,
+                    waited: None,
+                    harness_cpu_us: None,
                 },
             )]),
             RunStatus::Completed,
         );
         let timing = report.timing.unwrap();
         assert_eq!((timing.total_ms, timing.overhead_ms, timing.overhead_percent), (1_000, 0, 0.0));
+        assert_eq!((timing.waiting_ms, timing.harness_cpu_ms), (None, None));
+    }
+
+    #[test]
+    fn with_wall_times_the_overhead_is_the_time_outside_every_wait() {
+        // The sums overcount (1.2 s of waits in a 1 s run); the union of the waits is 0.9 s.
+        let waited = crate::journal::WaitUnion {
+            docker_us: 500_000,
+            declared_wait_us: 200_000,
+            service_wait_us: 300_000,
+            any_us: 900_000,
+        };
+        let report = report_of(
+            &events(vec![(
+                1_000,
+                EventKind::TimeAccounting {
+                    docker_us: 700_000,
+                    declared_wait_us: 200_000,
+                    service_wait_us: 300_000,
+                    waited: Some(waited),
+                    harness_cpu_us: Some(123_456),
+                },
+            )]),
+            RunStatus::Completed,
+        );
+        let timing = report.timing.unwrap();
+        assert_eq!(
+            timing,
+            Timing {
+                total_ms: 1_000,
+                docker_ms: 500,
+                declared_wait_ms: 200,
+                service_wait_ms: 300,
+                waiting_ms: Some(900),
+                overhead_ms: 100,
+                overhead_percent: 10.0,
+                harness_cpu_ms: Some(123),
+            }
+        );
+        let text = serde_json::to_string(&timing).unwrap();
+        assert!(text.contains(r#""waiting-ms":900"#) && text.contains(r#""harness-cpu-ms":123"#));
+    }
+
+    #[test]
+    fn a_time_accounting_line_with_the_union_reads_back() {
+        // The event's own `wall` (its wall-clock time) and the union's keys must not collide.
+        let journal = Journal::in_memory(Arc::new(ManualClock::new()));
+        let waited = crate::journal::WaitUnion {
+            docker_us: 1,
+            declared_wait_us: 2,
+            service_wait_us: 3,
+            any_us: 4,
+        };
+        let event = journal.record(EventKind::TimeAccounting {
+            docker_us: 5,
+            declared_wait_us: 6,
+            service_wait_us: 7,
+            waited: Some(waited),
+            harness_cpu_us: Some(8),
+        });
+        let line = serde_json::to_string(&event).unwrap();
+        assert_eq!(line.matches(r#""wall""#).count(), 1, "{line}");
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+    }
+
+    #[test]
+    fn a_time_accounting_line_without_wall_times_still_reads() {
+        let line = r#"{"seq":50,"offset-us":17717332,"wall":"2026-12-06T02:45:41.053446791Z","event":"time-accounting","docker-us":4367114,"declared-wait-us":3011100,"service-wait-us":1399573}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let EventKind::TimeAccounting { waited, harness_cpu_us, docker_us, .. } = &event.kind
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!((*waited, *harness_cpu_us, *docker_us), (None, None, 4_367_114));
+        // Written back, it is the same line: nothing new appears in it.
+        assert_eq!(serde_json::to_string(&event).unwrap(), line);
+        let timing = report_of(&[event], RunStatus::Completed).timing.unwrap();
+        assert_eq!(timing.overhead_ms, 8_939); // 17.717 s − the three sums
     }
 
     #[test]

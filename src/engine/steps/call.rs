@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::backend::RunScope;
 use crate::clock;
-use crate::engine::run::{Accounting, Context};
+use crate::engine::run::Context;
 use crate::journal::EventKind;
 use crate::scenario::model::Call;
 
@@ -17,15 +17,16 @@ use crate::scenario::model::Call;
 pub(super) async fn run_call(ctx: &Context, stack: &Arc<dyn RunScope>, step: &str, call: &Call) {
     let started = clock::instant_now();
     let request = format!("{} {}", call.method, call.path);
-    let host_port = stack.host_port(&call.service, call.port).await;
-    let (status, body, error) = match host_port {
-        Err(error) => {
-            (None, String::new(), Some(format!("port {} is not reachable: {error}", call.port)))
+    let answer = async {
+        match stack.host_port(&call.service, call.port).await {
+            Err(error) => {
+                (None, String::new(), Some(format!("port {} is not reachable: {error}", call.port)))
+            }
+            Ok(host_port) => send_call(&ctx.http, host_port, call).await,
         }
-        Ok(host_port) => send_call(&ctx.http, host_port, call).await,
     };
+    let (status, body, error) = ctx.service_wait(answer).await;
     let latency = clock::instant_now().saturating_duration_since(started);
-    Accounting::add(&ctx.accounting.service_wait, latency);
     let expected = match call.status {
         Some(expected) => status == Some(expected),
         None => status.is_some_and(|status| (200..300).contains(&status)),

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::RunScope;
-use crate::clock;
-use crate::engine::run::{Accounting, Context};
+use crate::engine::run::Context;
 use crate::journal::{EventKind, ProbeContext};
 use crate::probe::{self, HttpExpectation, ProbeOutcome};
 use crate::scenario::model::{Probe, ProbeKind};
@@ -20,13 +19,8 @@ pub async fn run_probe(
     probe: &Probe,
     context: ProbeContext,
 ) {
-    let started = clock::instant_now();
     let service = probe.kind.service().to_string();
-    let outcome = observe(ctx, stack, probe).await;
-    Accounting::add(
-        &ctx.accounting.service_wait,
-        clock::instant_now().saturating_duration_since(started),
-    );
+    let outcome = ctx.service_wait(observe(ctx, stack, probe)).await;
     ctx.journal.record(EventKind::ProbeResult {
         probe: probe.name.clone(),
         context,

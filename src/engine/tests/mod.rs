@@ -5,6 +5,7 @@
 //! instances answer over real loopback sockets, and tokio's paused clock would jump past
 //! timeouts while a request is in flight (see the README's "The fake backend").
 
+mod accounting;
 mod blue_green;
 mod bring_up;
 mod faults;

@@ -53,8 +53,7 @@ pub(super) async fn switch_to_green(
     );
     let ready =
         wait_ready(exits, rx.clone(), stack.as_ref(), &green_key, release.deadline, start_time);
-    let healthy = ctx.interruptible(ready).await;
-    cx.waited_since(start_time);
+    let healthy = ctx.service_wait(ctx.interruptible(ready)).await;
     let detail = || format!("`{green_key}` healthy {} after its start", fmt(since(start_time)));
     super::judge_healthy(cx, release.deadline, healthy, detail)?;
 
@@ -208,9 +207,9 @@ async fn take_over(
     let shared = ctx.backend_call(async { stack.offer(service, candidate).await });
     shared.await.map_err(|error| TakeOverError::BeforeSwitch(error.to_string()))?;
     let shared_at = clock::instant_now();
-    let ready = wait_ready(exits, rx, stack.as_ref(), candidate, timeout, shared_at).await;
+    let ready = wait_ready(exits, rx, stack.as_ref(), candidate, timeout, shared_at);
+    let ready = ctx.service_wait(ready).await;
     monitor.cancel();
-    cx.waited_since(shared_at);
     ready.map_err(|reason| {
         TakeOverError::BeforeSwitch(format!(
             "`{candidate}` not healthy after taking the name: {reason}"
@@ -225,8 +224,8 @@ async fn take_over(
 
     // The service's own monitor follows the name: its first check after the switch must pass.
     let rx = cx.health(service);
-    let ready = wait_ready(exits, rx, stack.as_ref(), service, timeout, switch_time).await;
-    cx.waited_since(switch_time);
+    let ready = wait_ready(exits, rx, stack.as_ref(), service, timeout, switch_time);
+    let ready = ctx.service_wait(ready).await;
     ready.map_err(TakeOverError::AfterSwitch)?;
 
     let remaining = drain.saturating_sub(since(switch_time));

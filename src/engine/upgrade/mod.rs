@@ -123,11 +123,6 @@ impl UpgradeCtx<'_> {
         let env = super::render_env(self.scenario, def, &self.state.run_id, &self.state.endpoints);
         Release { def, env, deadline }
     }
-
-    /// Count the time since `started` as waiting on services.
-    fn waited_since(&self, started: tokio::time::Instant) {
-        super::run::Accounting::add(&self.ctx.accounting.service_wait, since(started));
-    }
 }
 
 /// A version of the service as it is started: its definition (the image to run), its rendered

@@ -45,8 +45,7 @@ pub(super) async fn replace(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Resul
 
     let rx = cx.health(cx.service);
     let ready = wait_ready(exits, rx, cx.stack.as_ref(), cx.service, release.deadline, switch_time);
-    let healthy = ctx.interruptible(ready).await;
-    cx.waited_since(switch_time);
+    let healthy = ctx.service_wait(ctx.interruptible(ready)).await;
     let detail = || format!("healthy {} after the switch", fmt(since(switch_time)));
     judge_healthy(cx, release.deadline, healthy, detail)
 }

@@ -113,8 +113,8 @@ async fn restore_previous(cx: &UpgradeCtx<'_>, upgrade: &UpgradeRecord) -> Resul
     super::recreate::recreate(cx, &release).await?;
     let started = clock::instant_now();
     let rx = cx.health(service);
-    let ready = wait_ready(exits, rx, stack.as_ref(), service, release.deadline, started).await;
-    cx.waited_since(started);
+    let ready = wait_ready(exits, rx, stack.as_ref(), service, release.deadline, started);
+    let ready = ctx.service_wait(ready).await;
     ready.map_err(|reason| format!("the previous version did not come back: {reason}"))?;
     Ok(format!(
         "{} healthy {} after its start",

@@ -134,8 +134,8 @@ async fn replace_replicas(
     for key in keys {
         let rx = cx.health(key);
         let exits = exits.remove(0);
-        let ready = wait_ready(exits, rx, stack.as_ref(), key, release.deadline, switch_time).await;
-        cx.waited_since(switch_time);
+        let ready = wait_ready(exits, rx, stack.as_ref(), key, release.deadline, switch_time);
+        let ready = ctx.service_wait(ready).await;
         ready.map_err(|reason| {
             Replace::Stage(UpgradeStage::Healthy, format!("`{key}`: {reason}"))
         })?;

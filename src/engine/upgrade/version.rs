@@ -7,15 +7,12 @@
 use std::time::Duration;
 
 use super::UpgradeCtx;
-use crate::clock;
 use crate::journal::EventKind;
 use crate::scenario::model::VersionEndpoint;
 
 /// Ask the service's version endpoint and record what it said at `moment`.
 pub(super) async fn observe(cx: &UpgradeCtx<'_>, endpoint: &VersionEndpoint, moment: &str) {
-    let started = clock::instant_now();
-    observe_once(cx, endpoint, moment).await;
-    cx.waited_since(started);
+    cx.ctx.service_wait(observe_once(cx, endpoint, moment)).await;
 }
 
 async fn observe_once(cx: &UpgradeCtx<'_>, endpoint: &VersionEndpoint, moment: &str) {
