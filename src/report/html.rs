@@ -392,14 +392,11 @@ fn figures(out: &mut String, report: &Report, figures: &KeyFigures) {
         Some(timing) => {
             let _ = writeln!(
                 out,
-                "<p>Harness overhead: <strong>{}</strong> of {} ({}%). The rest went to Docker \
-                 ({}), declared waits ({}) and waiting on services ({}).</p>",
+                "<p>Harness overhead: <strong>{}</strong> of {} ({}%). {}</p>",
                 duration(timing.overhead_ms * 1_000),
                 duration(timing.total_ms * 1_000),
                 timing.overhead_percent,
-                duration(timing.docker_ms * 1_000),
-                duration(timing.declared_wait_ms * 1_000),
-                duration(timing.service_wait_ms * 1_000)
+                html(&super::markdown::timing_rest(timing))
             );
         }
         None => out.push_str(

@@ -288,14 +288,11 @@ fn render_figures(out: &mut String, report: &Report, figures: &KeyFigures) {
         Some(timing) => {
             let _ = writeln!(
                 out,
-                "Harness overhead: {} of {} ({}%); the rest went to Docker ({}), declared waits \
-                 ({}) and waiting on services ({}).\n",
+                "Harness overhead: {} of {} ({}%). {}\n",
                 duration(timing.overhead_ms * 1_000),
                 duration(timing.total_ms * 1_000),
                 timing.overhead_percent,
-                duration(timing.docker_ms * 1_000),
-                duration(timing.declared_wait_ms * 1_000),
-                duration(timing.service_wait_ms * 1_000)
+                timing_rest(timing)
             );
         }
         None => out.push_str("Harness overhead: not measured (the run did not reach its end).\n\n"),
@@ -347,6 +344,32 @@ fn ending_word(ending: Ending) -> &'static str {
         Ending::NotFinished => "not finished",
         Ending::Skipped => "skipped",
     }
+}
+
+/// Where the rest of a run's time went, in one sentence: the waits overlap (a `parallel` group, traffic
+/// beside an upgrade), so each is wall time with at least one such wait in progress and they need
+/// not add up; older journals carry sums instead.
+pub(super) fn timing_rest(timing: &super::json::Timing) -> String {
+    let parts = format!(
+        "Docker {}, declared waits {}, waiting on services {}",
+        duration(timing.docker_ms * 1_000),
+        duration(timing.declared_wait_ms * 1_000),
+        duration(timing.service_wait_ms * 1_000)
+    );
+    let mut text = match timing.waiting_ms {
+        Some(waiting) => format!(
+            "The rest is waiting: {} with at least one wait in progress ({parts}; these overlap, so they need not add up).",
+            duration(waiting * 1_000)
+        ),
+        None => format!("The rest went to waits ({parts})."),
+    };
+    if let Some(cpu) = timing.harness_cpu_ms {
+        text.push_str(&format!(
+            " The harness process used {} of CPU over the run.",
+            duration(cpu * 1_000)
+        ));
+    }
+    text
 }
 
 /// A user string as a code span (`billing`), with a fence longer than any backtick run inside.
