@@ -6,7 +6,8 @@
 //! - no fault may be in force (the fault ledger is empty: every fault was reverted);
 //! - every service runs its original definition: a service an earlier run upgraded (or rolled
 //!   back to something else) is recreated at its original image first (`restore SERVICE`, an
-//!   ordinary `recreate` upgrade in the journal); a replicated one is not restored;
+//!   ordinary `recreate` upgrade in the journal; a replicated one a `rolling` upgrade of all its
+//!   replicas at once);
 //! - every service (every replica) is healthy by a check that began after the phase started,
 //!   within its `startup-timeout`.
 //!
@@ -145,23 +146,20 @@ pub(super) async fn reuse(
         if current.get(name) == Some(original) {
             continue;
         }
-        if original.replicas > 1 {
-            verdict.not_clean = Some(format!(
-                "`{name}` (replicated) no longer runs its original definition; replicas are not restored"
-            ));
-            return Ok(());
-        }
+        // A replicated service is rolled back to its original image all replicas at once: no
+        // traffic runs yet, and the health wait below judges every replica.
+        let strategy = if original.replicas > 1 { Strategy::Rolling } else { Strategy::Recreate };
         let spec = Upgrade {
             service: name.to_owned(),
             target: original.image.clone(),
-            strategy: Strategy::Recreate,
+            strategy,
             deadline: original.startup_timeout,
             migrate: None,
             watch: None,
             backup: None,
             on_failure: OnFailure::Abort,
             version: None,
-            max_unavailable: 1,
+            max_unavailable: original.replicas,
         };
         let mut state = ServiceState {
             health: up.health.clone(),

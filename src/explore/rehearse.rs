@@ -348,4 +348,60 @@ expect:
         assert_eq!(backend.shutdowns().len(), 2);
         assert!(backend.leftovers().is_empty(), "{:?}", backend.leftovers());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_replicated_service_is_restored_to_its_original_image_on_every_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rolling.yaml");
+        fs_err::write(
+            &path,
+            "name: fake-keep-replicas
+stack:
+  services:
+    web:
+      image: fake/web:1
+      replicas: 3
+      ports: [80]
+      health: { http: { port: 80, path: / }, interval: 100ms }
+steps:
+  - upgrade: { service: web, image: fake/web:2, strategy: rolling, deadline: 5s }
+  - wait: 200ms
+expect:
+  - upgrade-succeeds: upgrade web
+",
+        )
+        .unwrap();
+        let backend = Arc::new(FakeBackend::new());
+        let keeper = Arc::new(tokio::sync::Mutex::new(StackKeeper::default()));
+        for case in 1..=2 {
+            let outcome = Rehearsal::from_file(&path)
+                .unwrap()
+                .backend(backend.clone())
+                .report_dir(dir.path().join(format!("{case}")))
+                .keeper(keeper.clone())
+                .run()
+                .await
+                .unwrap();
+            assert_eq!(outcome.status(), RunStatus::Completed, "{}", outcome.summary());
+        }
+        let second = crate::journal::read_journal(&dir.path().join("2/journal.jsonl")).unwrap();
+        let reused = second
+            .iter()
+            .find_map(|e| match &e.kind {
+                crate::journal::EventKind::StackReused { restored, .. } => Some(restored.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("the second case reused the stack: {second:?}"));
+        assert_eq!(reused, ["web"], "web's replicas ran 2 after the first case");
+        // Every replica went back to 1 between the first case's upgrade and the second's.
+        let ops = backend.operations();
+        let first_upgrade = ops.iter().position(|op| op.ends_with("fake/web:2")).unwrap();
+        let restored: Vec<&String> = ops[first_upgrade..]
+            .iter()
+            .filter(|op| op.starts_with("start web.") && op.ends_with("fake/web:1"))
+            .collect();
+        assert_eq!(restored.len(), 3, "{ops:?}");
+        keeper.lock().await.close().await;
+        assert!(backend.leftovers().is_empty(), "{:?}", backend.leftovers());
+    }
 }
