@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::schedule::Schedule;
 use super::search::{Exploration, Phase, Verdict};
+use crate::scenario::model::StepMoment;
 use crate::scenario::space::Space;
 
 /// The page for `exploration` of `space` in scenario `name`.
@@ -37,13 +38,19 @@ pub fn render(name: &str, space: &Space, exploration: &Exploration, seed: u64) -
          <dl class=\"facts\"><div><dt>cases run</dt><dd>{}</dd></div>\
          <div><dt>kinds touched</dt><dd>{} of {}</dd></div>\
          <div><dt>(kind, target) pairs touched</dt><dd>{} of {}</dd></div>\
-         <div><dt>stopped</dt><dd>{}</dd></div></dl>",
+         <div><dt>stopped</dt><dd>{}</dd></div>\
+         <div><dt>fault starts (@) from</dt><dd>{}</dd></div></dl>",
         coverage.cases,
         coverage.kinds_touched,
         coverage.kinds_total,
         coverage.pairs_touched,
         coverage.pairs_total,
         escape(&format!("{:?}", exploration.stop).to_lowercase()),
+        escape(&match &space.at {
+            None => "the group after the last step".to_owned(),
+            Some((step, _)) if space.from == StepMoment::Started => format!("`{step}` started"),
+            Some((step, _)) => format!("`{step}` {}", space.from.name()),
+        }),
     );
     if let Some(found) = &exploration.found {
         let _ = write!(
