@@ -282,6 +282,34 @@ expect:
         }
     }
 
+    /// Two runs of `path` on one kept stack (`DIR/1`, `DIR/2`); their statuses and the services
+    /// the second restored (`None`: it did not reuse the stack).
+    async fn two_cases_on_a_kept_stack(
+        path: &Path,
+        dir: &Path,
+        backend: &Arc<FakeBackend>,
+        keeper: &Arc<tokio::sync::Mutex<StackKeeper>>,
+    ) -> (Vec<RunStatus>, Option<Vec<String>>) {
+        let mut statuses = Vec::new();
+        for case in 1..=2 {
+            let outcome = Rehearsal::from_file(path)
+                .unwrap()
+                .backend(backend.clone())
+                .report_dir(dir.join(format!("{case}")))
+                .keeper(keeper.clone())
+                .run()
+                .await
+                .unwrap();
+            statuses.push(outcome.status());
+        }
+        let second = crate::journal::read_journal(&dir.join("2/journal.jsonl")).unwrap();
+        let restored = second.iter().find_map(|e| match &e.kind {
+            crate::journal::EventKind::StackReused { restored, .. } => Some(restored.clone()),
+            _ => None,
+        });
+        (statuses, restored)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_kept_stack_is_restored_to_its_original_version_and_renewed_for_another_stack() {
         let dir = tempfile::tempdir().unwrap();
@@ -305,27 +333,10 @@ expect:
         .unwrap();
         let backend = Arc::new(FakeBackend::new());
         let keeper = Arc::new(tokio::sync::Mutex::new(StackKeeper::default()));
-        let mut statuses = Vec::new();
-        for case in 1..=2 {
-            let outcome = Rehearsal::from_file(&path)
-                .unwrap()
-                .backend(backend.clone())
-                .report_dir(dir.path().join(format!("{case}")))
-                .keeper(keeper.clone())
-                .run()
-                .await
-                .unwrap();
-            statuses.push(outcome.status());
-        }
+        let (statuses, restored) =
+            two_cases_on_a_kept_stack(&path, dir.path(), &backend, &keeper).await;
         assert_eq!(statuses, [RunStatus::Completed, RunStatus::Completed]);
-        let second = crate::journal::read_journal(&dir.path().join("2/journal.jsonl")).unwrap();
-        let reused = second
-            .iter()
-            .find_map(|e| match &e.kind {
-                crate::journal::EventKind::StackReused { restored, .. } => Some(restored.clone()),
-                _ => None,
-            })
-            .expect("the second case reused the stack");
+        let reused = restored.expect("the second case reused the stack");
         assert_eq!(reused, ["web"], "web ran 2 after the first case: recreated at 1");
         assert!(keeper.lock().await.is_keeping());
         // Another stack definition: the kept one goes, a fresh one comes up, journaled.
@@ -373,25 +384,10 @@ expect:
         .unwrap();
         let backend = Arc::new(FakeBackend::new());
         let keeper = Arc::new(tokio::sync::Mutex::new(StackKeeper::default()));
-        for case in 1..=2 {
-            let outcome = Rehearsal::from_file(&path)
-                .unwrap()
-                .backend(backend.clone())
-                .report_dir(dir.path().join(format!("{case}")))
-                .keeper(keeper.clone())
-                .run()
-                .await
-                .unwrap();
-            assert_eq!(outcome.status(), RunStatus::Completed, "{}", outcome.summary());
-        }
-        let second = crate::journal::read_journal(&dir.path().join("2/journal.jsonl")).unwrap();
-        let reused = second
-            .iter()
-            .find_map(|e| match &e.kind {
-                crate::journal::EventKind::StackReused { restored, .. } => Some(restored.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("the second case reused the stack: {second:?}"));
+        let (statuses, restored) =
+            two_cases_on_a_kept_stack(&path, dir.path(), &backend, &keeper).await;
+        assert_eq!(statuses, [RunStatus::Completed, RunStatus::Completed]);
+        let reused = restored.expect("the second case reused the stack");
         assert_eq!(reused, ["web"], "web's replicas ran 2 after the first case");
         // Every replica went back to 1 between the first case's upgrade and the second's.
         let ops = backend.operations();

@@ -291,6 +291,11 @@ pub(crate) static SERVICE: Section = Section {
             Shape::Duration,
             "Default 60s: bring-up fails if not healthy by then.",
         ),
+        key(
+            "stop-grace-period",
+            Shape::Duration,
+            "Between the stop signal and SIGKILL, for Docker, teardown and upgrades (default 10s; teardown 2s).",
+        ),
         key("depends-on", Shape::TextList, "Started and healthy first; cycles are errors."),
         key(
             "backup",
@@ -500,7 +505,11 @@ pub(crate) static STEP: Section = Section {
             Shape::Section(&KILL_PROCESS),
             "A signal to the processes called `name` inside each container, never its main process.",
         ),
-        choice("stop", Shape::Section(&STOP), "Graceful stop (default grace 10s)."),
+        choice(
+            "stop",
+            Shape::Section(&STOP),
+            "Graceful stop (default grace: the service's, else 10s).",
+        ),
         choice("start", Shape::Section(&SERVICE_ACTION), "Start a stopped service."),
         choice("restart", Shape::Section(&SERVICE_ACTION), "Stop then start."),
         choice(
@@ -715,9 +724,17 @@ pub(crate) static KILL_PROCESS: Section = Section {
 /// `stop`.
 pub(crate) static STOP: Section = Section {
     id: "stop",
-    doc: "Graceful stop: SIGTERM, then SIGKILL after `timeout`.",
+    doc: "Graceful stop: the stop signal, then SIGKILL after `timeout`.",
     one_choice: false,
-    keys: &[SERVICE_KEY, key("timeout", Shape::Duration, "Grace period, default 10s."), UNDO],
+    keys: &[
+        SERVICE_KEY,
+        key(
+            "timeout",
+            Shape::Duration,
+            "Grace period; default the service's `stop-grace-period`, else 10s.",
+        ),
+        UNDO,
+    ],
 };
 
 /// `start`, `restart`, `pause`, `unpause`.

@@ -90,6 +90,8 @@ struct Shared {
     shutdowns: Vec<Shutdown>,
     dropped: Vec<String>,
     operations: Vec<String>,
+    /// The grace of every `stop` and `retire`: (key or service, grace).
+    graces: Vec<(String, std::time::Duration)>,
     images_ensured: Vec<String>,
     /// The scope opened last, for commands.
     current: Option<std::sync::Weak<scope::ScopeInner>>,
@@ -176,6 +178,11 @@ impl FakeBackend {
         self.shared().operations.clone()
     }
 
+    /// The grace period every `stop` and `retire` was given, in order: (key or service, grace).
+    pub fn stop_graces(&self) -> Vec<(String, std::time::Duration)> {
+        self.shared().graces.clone()
+    }
+
     /// The images `ensure_image` was asked for, in order.
     pub fn images_ensured(&self) -> Vec<String> {
         self.shared().images_ensured.clone()
@@ -213,6 +220,10 @@ impl FakeBackend {
 
     fn record(&self, operation: String) {
         self.shared().operations.push(operation);
+    }
+
+    fn record_grace(&self, key: &str, grace: std::time::Duration) {
+        self.shared().graces.push((key.to_owned(), grace));
     }
 }
 

@@ -128,6 +128,10 @@ impl ScopeInner {
         self.backend.record(operation);
     }
 
+    fn record_grace(&self, key: &str, grace: Duration) {
+        self.backend.record_grace(key, grace);
+    }
+
     /// The instance of `key`; for a group, one replica in rotation, in turn.
     fn resolve(&self, key: &str) -> Result<(String, Arc<Instance>), BackendError> {
         let registry = self.registry();
@@ -450,8 +454,9 @@ impl RunScope for FakeScope {
         Ok(())
     }
 
-    async fn retire(&self, key: &str, _grace: Duration) -> Result<(), BackendError> {
+    async fn retire(&self, key: &str, grace: Duration) -> Result<(), BackendError> {
         self.inner.record(format!("retire {key}"));
+        self.inner.record_grace(key, grace);
         self.inner.remove_key(key, 0);
         Ok(())
     }
@@ -560,8 +565,9 @@ impl RunScope for FakeScope {
         Ok(())
     }
 
-    async fn stop(&self, service: &str, _timeout: Duration) -> Result<(), BackendError> {
+    async fn stop(&self, service: &str, timeout: Duration) -> Result<(), BackendError> {
         self.inner.record(format!("stop {service}"));
+        self.inner.record_grace(service, timeout);
         for (key, instance) in self.inner.each(service)? {
             if !matches!(instance.life().status, Status::Exited { .. }) {
                 self.inner.exit(&key, &instance, 0, false);

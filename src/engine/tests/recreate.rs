@@ -349,3 +349,36 @@ async fn a_migration_and_a_backup_that_work_are_stages_of_a_successful_upgrade()
     assert!(backend.operations().contains(&"start api.migrate api:2.0".to_owned()));
     assert_clean(&backend);
 }
+
+/// `scenario` with `api`'s `stop_grace_period` (what a compose file sets) at 45 s.
+fn with_grace(mut scenario: crate::scenario::model::Scenario) -> crate::scenario::model::Scenario {
+    let api = scenario.stack.services.get_mut("api").expect("api");
+    api.container.stop_grace_period = Some(std::time::Duration::from_secs(45));
+    scenario
+}
+
+#[tokio::test]
+async fn every_upgrade_stop_gives_the_services_own_grace_period() {
+    let grace = std::time::Duration::from_secs(45);
+    // Recreate: the old version's stop, and the failed release's stop in the rollback.
+    let broken = backend().image("api:2.0", FakeService::never_healthy());
+    let result = run(&with_grace(upgrade("", "upgrade-rolled-back")), &broken).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let graces = broken.stop_graces();
+    assert!(graces.len() >= 2, "{graces:?}");
+    assert!(graces.iter().all(|(_, g)| *g == grace), "{graces:?}");
+    // Blue-green: the old version retired after the watch.
+    let green = backend();
+    let blue_green = upgrade("      strategy: blue-green", "upgrade-succeeds");
+    let result = run(&with_grace(blue_green), &green).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let graces = green.stop_graces();
+    assert!(graces.iter().any(|(key, g)| key == "api.blue" && *g == grace), "{graces:?}");
+    // Without a grace period of its own, 10 s as before.
+    let plain = backend();
+    let result = run(&upgrade("", "upgrade-succeeds"), &plain).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let graces = plain.stop_graces();
+    assert!(!graces.is_empty());
+    assert!(graces.iter().all(|(key, g)| key == "api" && g.as_secs() == 10), "{graces:?}");
+}

@@ -193,3 +193,17 @@ async fn a_rollback_the_backend_never_carries_out_stops_the_run_instead_of_faili
     assert_eq!(stages.last(), Some(&(S::RollbackStarted, true)), "not judged: {stages:?}");
     assert_clean(&backend);
 }
+
+#[tokio::test]
+async fn each_replica_is_stopped_with_the_services_own_grace_period() {
+    let backend = backend();
+    let mut scenario = rolling("", "upgrade-succeeds");
+    let grace = std::time::Duration::from_secs(45);
+    scenario.stack.services.get_mut("api").expect("api").container.stop_grace_period = Some(grace);
+    let result = run(&scenario, &backend).await;
+    assert_eq!(result.status, RunStatus::Completed, "{:?}", result.error);
+    let graces = backend.stop_graces();
+    let keys: Vec<&str> = graces.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, ["api.1", "api.2", "api.3"]);
+    assert!(graces.iter().all(|(_, g)| *g == grace), "{graces:?}");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, Release, STOP_GRACE, UpgradeCtx, UpgradeRecord, fmt, since};
+use super::{Attempt, Release, UpgradeCtx, UpgradeRecord, fmt, since};
 use crate::backend::RunScope;
 use crate::clock;
 use crate::engine::health::{HealthState, spawn_monitor};
@@ -88,7 +88,8 @@ pub(super) async fn retire_blue(cx: &UpgradeCtx<'_>) -> Result<(), Attempt> {
     let blue = format!("{}.blue", cx.service);
     // Gracefully: the old version left the name a drain period ago, but a caller that
     // resolved it before may still be finishing a request.
-    let removed = cx.ctx.backend_call(async { cx.stack.retire(&blue, STOP_GRACE).await }).await;
+    let removed =
+        cx.ctx.backend_call(async { cx.stack.retire(&blue, cx.stop_grace()).await }).await;
     match removed {
         Err(error) => Err(Attempt::Failed(format!("could not remove the old version: {error}"))),
         Ok(_) => Ok(()),
@@ -133,7 +134,7 @@ pub(super) async fn switch_back(
     }
     // Stop the new version before touching the data it may be writing. Gracefully: before the
     // switch it never served; after it, the drain period has passed.
-    ctx.backend_call(async { stack.retire(&green, STOP_GRACE).await })
+    ctx.backend_call(async { stack.retire(&green, cx.stop_grace()).await })
         .await
         .map_err(|error| format!("could not remove the new version: {error}"))?;
     super::rollback::restore_data(cx, upgrade).await?;

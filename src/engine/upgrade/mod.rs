@@ -54,8 +54,16 @@ use crate::scenario::model::{
     MigrateWhen, OnFailure, Scenario, Service, Strategy, Upgrade, VersionEndpoint,
 };
 
-/// Grace period for stopping the old version.
+/// Grace period for stopping a version when its service sets none (`stop_grace_period`).
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long an upgrade gives a container of `service` between its stop signal and SIGKILL: the
+/// service's own `stop_grace_period` (a compose file's), as Docker and a teardown give it, else
+/// 10 s. A worker that needs 60 s to drain must not be killed by the harness after 10 s and its
+/// lost work blamed on the release.
+fn stop_grace(service: &Service) -> Duration {
+    service.container.stop_grace_period.unwrap_or(STOP_GRACE)
+}
 
 /// A service's rendered environment.
 type Env = BTreeMap<String, String>;
@@ -111,6 +119,12 @@ impl UpgradeCtx<'_> {
     /// Record one stage of the upgrade.
     fn record(&self, stage: UpgradeStage, ok: bool, detail: Option<String>) {
         record(self.ctx, self.step, self.service, stage, ok, detail);
+    }
+
+    /// The stop grace of the upgraded service (its definition before the upgrade: a release
+    /// changes the image, never the container settings).
+    fn stop_grace(&self) -> Duration {
+        self.state.current.get(self.service).map_or(STOP_GRACE, stop_grace)
     }
 
     /// The health of `key` (a service or a replica).

@@ -4,7 +4,7 @@
 //!
 //! Example: `upgrade: { service: billing, image: billing:2, strategy: recreate, deadline: 30s }`.
 
-use super::{Attempt, Release, STOP_GRACE, Trouble, UpgradeCtx, fmt, judge_healthy, since};
+use super::{Attempt, Release, Trouble, UpgradeCtx, fmt, judge_healthy, since, stop_grace};
 use crate::clock;
 use crate::engine::run::wait_ready;
 use crate::journal::UpgradeStage;
@@ -13,7 +13,9 @@ use crate::journal::UpgradeStage;
 pub(super) async fn stop_old(cx: &UpgradeCtx<'_>) -> Result<(), Attempt> {
     let stopped = cx
         .ctx
-        .interruptible(cx.ctx.backend_call(async { cx.stack.stop(cx.service, STOP_GRACE).await }))
+        .interruptible(
+            cx.ctx.backend_call(async { cx.stack.stop(cx.service, cx.stop_grace()).await }),
+        )
         .await;
     match stopped {
         None => Err(Attempt::Interrupted),
@@ -56,7 +58,7 @@ pub(super) async fn recreate(cx: &UpgradeCtx<'_>, release: &Release<'_>) -> Resu
     cx.ctx
         .backend_call(async {
             // A container that is gone or stopped already is fine: it is replaced either way.
-            let _ = stack.stop(&next.name, STOP_GRACE).await;
+            let _ = stack.stop(&next.name, stop_grace(next)).await;
             stack.start_service(next, &release.env).await
         })
         .await

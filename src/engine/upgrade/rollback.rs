@@ -103,7 +103,7 @@ pub(super) async fn rollback(
 async fn restore_previous(cx: &UpgradeCtx<'_>, upgrade: &UpgradeRecord) -> Result<String, Trouble> {
     let (ctx, stack, service) = (cx.ctx, cx.stack, cx.service);
     // Stop the new version before touching the data it may be writing.
-    let stopped = ctx.backend_call(async { stack.stop(service, super::STOP_GRACE).await });
+    let stopped = ctx.backend_call(async { stack.stop(service, cx.stop_grace()).await });
     if let Err(error) = stopped.await {
         return Err(Trouble::from_backend("could not stop the new version".to_owned(), &error));
     }

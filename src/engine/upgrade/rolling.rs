@@ -6,7 +6,7 @@
 //!
 //! Example: `upgrade: { service: web, image: web:2, strategy: rolling, max-unavailable: 1 }`.
 
-use super::{Attempt, Release, STOP_GRACE, Trouble, UpgradeCtx, UpgradeRecord, fmt, since};
+use super::{Attempt, Release, Trouble, UpgradeCtx, UpgradeRecord, fmt, since, stop_grace};
 use crate::backend::BackendError;
 use crate::clock;
 use crate::engine::run::wait_ready;
@@ -112,7 +112,7 @@ async fn replace_replicas(
             for key in keys {
                 // Graceful: requests in flight on the old version finish. A container that is
                 // gone already is replaced either way.
-                let _ = stack.stop(key, STOP_GRACE).await;
+                let _ = stack.stop(key, stop_grace(next)).await;
                 stack.start_replica(next, key, &release.env, false).await?;
             }
             Ok::<_, BackendError>(())

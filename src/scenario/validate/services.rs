@@ -106,6 +106,7 @@ impl Walk<'_> {
             Some(node) => self.r.duration(node),
             None => Some(Duration::from_secs(60)),
         };
+        let stop_grace_period = fields.get("stop-grace-period").map(|node| self.r.duration(node));
         let depends_on = fields.get("depends-on").map(|node| self.depends_on(node, &mut info));
         info.has_backup = fields.get("backup").is_some();
         info.has_restore = fields.get("restore").is_some();
@@ -140,7 +141,10 @@ impl Walk<'_> {
                 restore: restore.map_or(Some(None), |c| c.map(Some))?,
                 replicas: replicas?,
                 pull: pull?,
-                container: Default::default(),
+                container: crate::scenario::model::ContainerSettings {
+                    stop_grace_period: stop_grace_period.map_or(Some(None), |g| g.map(Some))?,
+                    ..Default::default()
+                },
             })
         })();
         info
@@ -640,5 +644,44 @@ mod tests {
         let found = cycles(&graph(&[("a", &["b", "c"]), ("b", &["a"]), ("c", &["a"])]));
         assert_eq!(found, [vec!["a", "b", "a"], vec!["a", "c", "a"]]);
         assert!(cycles(&graph(&[("a", &["b"]), ("b", &[]), ("c", &["a", "b"])])).is_empty());
+    }
+
+    #[test]
+    fn stop_grace_period_is_read_into_the_container_settings() {
+        let source = "name: t
+stack:
+  services:
+    worker: { image: w, stop-grace-period: 45s }
+    web: { image: n }
+";
+        let scenario = crate::scenario::parse(source, std::path::Path::new("t.yaml")).unwrap();
+        let grace = |name: &str| scenario.stack.services[name].container.stop_grace_period;
+        assert_eq!(grace("worker"), Some(Duration::from_secs(45)));
+        assert_eq!(grace("web"), None);
+        // A `stop` step without `timeout` gives the service's grace, as `docker stop` does.
+        let steps = format!(
+            "{source}steps:\n  - stop: {{ service: worker }}\n  - stop: {{ service: web }}\n"
+        );
+        let scenario = crate::scenario::parse(&steps, std::path::Path::new("t.yaml")).unwrap();
+        let timeouts: Vec<_> = scenario
+            .steps
+            .iter()
+            .map(|step| match &step.action {
+                crate::scenario::model::Action::Container(action) => action.op.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            timeouts,
+            [
+                crate::scenario::model::ContainerOp::Stop { timeout: Duration::from_secs(45) },
+                crate::scenario::model::ContainerOp::Stop { timeout: Duration::from_secs(10) },
+            ]
+        );
+        let invalid =
+            crate::scenario::parse(&source.replace("45s", "soon"), std::path::Path::new("t.yaml"))
+                .unwrap_err();
+        assert_eq!(invalid.diagnostics.len(), 1, "{:?}", invalid.diagnostics);
+        assert_eq!(invalid.diagnostics[0].line, 4);
     }
 }

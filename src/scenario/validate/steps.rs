@@ -515,10 +515,19 @@ impl Walk<'_> {
                 .get("signal")
                 .map_or(Some("SIGKILL".to_owned()), |n| self.signal(n))
                 .map(|signal| ContainerOp::Kill { signal }),
-            ActionKind::Stop => fields
-                .get("timeout")
-                .map_or(Some(Duration::from_secs(10)), |n| self.r.duration(n))
-                .map(|timeout| ContainerOp::Stop { timeout }),
+            ActionKind::Stop => {
+                // Without `timeout`, as `docker stop` does: the service's grace period, else 10 s.
+                let grace = service
+                    .as_ref()
+                    .and_then(|name| services.0.get(name))
+                    .and_then(|info| info.service.as_ref())
+                    .and_then(|service| service.container.stop_grace_period)
+                    .unwrap_or(Duration::from_secs(10));
+                fields
+                    .get("timeout")
+                    .map_or(Some(grace), |n| self.r.duration(n))
+                    .map(|timeout| ContainerOp::Stop { timeout })
+            }
             ActionKind::Start => Some(ContainerOp::Start),
             ActionKind::Restart => Some(ContainerOp::Restart),
             ActionKind::Pause => Some(ContainerOp::Pause),
