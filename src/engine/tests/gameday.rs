@@ -275,22 +275,25 @@ async fn a_decision_to_roll_back_rolls_the_upgrade_back_and_counts_as_the_answer
 async fn going_on_leaves_the_upgrade_and_a_decision_not_offered_is_refused() {
     let desk = Desk::default();
     let gameday = Gameday { responders: None, desk: Some(desk.clone()) };
-    let clicker = answer_when_open(desk.clone(), "page the on-call", Answer::Acknowledge);
-    // `PAGE` offers no decision: the desk refuses one while its prompt is open.
+    // `PAGE` offers no decision: the desk refuses one while its prompt is open; then the same
+    // person acknowledges (one task, so the acknowledgement cannot close the prompt before the
+    // refused decision was tried: two polling tasks raced, and the refuser then polled forever).
     let refuser = {
         let desk = desk.clone();
         tokio::spawn(async move {
-            loop {
+            let refused = loop {
                 match desk.answer("page the on-call", Answer::RollBack, "console") {
-                    Err(AnswerError::NotOffered(step)) => return step,
+                    Err(AnswerError::NotOffered(step)) => break step,
                     Err(AnswerError::NotOpen(_)) => crate::clock::sleep(ms(1)).await,
                     Ok(()) => panic!("a decision the prompt does not offer was taken"),
                 }
-            }
+            };
+            desk.answer("page the on-call", Answer::Acknowledge, "console")
+                .expect("the prompt is still open");
+            refused
         })
     };
     let (result, _) = run_gameday(PAGE, gameday).await;
-    clicker.await.unwrap();
     assert_eq!(refuser.await.unwrap(), "page the on-call");
     assert_eq!(result.status, RunStatus::Completed, "{:?}", statuses(&result));
     assert_eq!(count(&result, |k| matches!(k, EventKind::HumanDecided { .. })), 0);
