@@ -675,8 +675,7 @@ pub(crate) static STEP_AT: Section = Section {
 };
 
 /// The moments of a step, for triggers and `at`.
-const MOMENT: Shape =
-    Shape::Enum(&["started", "ended", "failed", "rolled-back", "restored", "switched", "healthy"]);
+const MOMENT: Shape = Shape::Enum(crate::scenario::model::StepMoment::NAMES);
 
 const SERVICE_KEY: Key = required("service", Shape::Text, "The service.");
 const UNDO: Key = key(

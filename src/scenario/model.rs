@@ -2042,6 +2042,27 @@ impl StepMoment {
         })
     }
 
+    /// Whether a step of `kind` can have this moment: `switched` and `healthy` are an upgrade's,
+    /// `rolled-back` an upgrade's, a rollback's or a human step's (which may decide one); the
+    /// others every step has.
+    pub fn fits(self, kind: ActionKind) -> bool {
+        match self {
+            StepMoment::Switched | StepMoment::Healthy => kind == ActionKind::Upgrade,
+            StepMoment::RolledBack => {
+                matches!(kind, ActionKind::Upgrade | ActionKind::Rollback | ActionKind::Human)
+            }
+            _ => true,
+        }
+    }
+
+    /// What kind of step has this moment, for messages ("a moment of an upgrade").
+    pub fn of(self) -> &'static str {
+        match self {
+            StepMoment::RolledBack => "an upgrade, a rollback or a human step",
+            _ => "an upgrade",
+        }
+    }
+
     /// As written in a scenario.
     pub fn name(self) -> &'static str {
         match self {

@@ -67,16 +67,7 @@ impl Walk<'_> {
                         return None;
                     }
                 };
-                let fits = match (moment, step.map(|s| &s.action)) {
-                    (StepMoment::Switched | StepMoment::Healthy, Some(action)) => {
-                        matches!(action, Action::Upgrade(_))
-                    }
-                    (StepMoment::RolledBack, Some(action)) => {
-                        matches!(action, Action::Upgrade(_) | Action::Rollback { .. } | Action::Human(_))
-                    }
-                    _ => true,
-                };
-                if !fits {
+                if step.is_some_and(|step| !moment.fits(step.action.kind())) {
                     let name = step.map_or("", |s| s.name.as_str());
                     self.r
                         .error(
@@ -84,7 +75,11 @@ impl Walk<'_> {
                             format!("`{}` is not a moment of `{name}`", moment.name()),
                             "no such moment",
                         )
-                        .help("`switched` and `healthy` are an upgrade's moments; use `started` or `ended`");
+                        .help(format!(
+                            "`{}` is a moment of {}; use `started` or `ended`",
+                            moment.name(),
+                            moment.of()
+                        ));
                     return None;
                 }
                 Some(moment)

@@ -808,25 +808,16 @@ fn check_anchor(
         });
         return None;
     }
-    let fits = match (event, kinds[j]) {
-        (_, None) => return None,
-        (StepMoment::Switched | StepMoment::Healthy, Some(kind)) => kind == ActionKind::Upgrade,
-        (StepMoment::RolledBack, Some(kind)) => {
-            matches!(kind, ActionKind::Upgrade | ActionKind::Rollback | ActionKind::Human)
-        }
-        _ => true,
-    };
-    if !fits {
-        let kind = kinds[j].map_or("", ActionKind::key);
-        let of = match event {
-            StepMoment::RolledBack => "an upgrade, a rollback or a human step",
-            _ => "an upgrade",
-        };
+    // A sibling whose action could not be told has a mistake of its own, reported already.
+    let kind = kinds[j]?;
+    if !event.fits(kind) {
         problems.push(AtProblem {
             span: event_span,
             message: format!(
-                "`{}` is a moment of {of}, and `{step}` is a `{kind}` step",
-                event.name()
+                "`{}` is a moment of {}, and `{step}` is a `{}` step",
+                event.name(),
+                event.of(),
+                kind.key()
             ),
             label: "no such moment",
             help: "use `started` or `ended`, or name an upgrade step".into(),
